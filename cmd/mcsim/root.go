@@ -1,0 +1,95 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/rs/zerolog"
+	"github.com/spf13/cobra"
+
+	"github.com/mcsim/mcsim/internal/logging"
+	"github.com/mcsim/mcsim/internal/version"
+)
+
+// Exit codes scripts can rely on.
+const (
+	exitOK       = 0 // success
+	exitFailure  = 1 // the operation ran and failed (API error envelope on stderr, failed check)
+	exitUsage    = 2 // bad flags or arguments; nothing was done
+	exitTransprt = 3 // the service could not be reached
+)
+
+// exitError carries an exit code out of a command; main prints msg (if any)
+// to stderr and exits with code.
+type exitError struct {
+	code int
+	msg  string
+}
+
+func (e *exitError) Error() string { return e.msg }
+
+func usageErr(format string, args ...any) error {
+	return &exitError{code: exitUsage, msg: "mcsim: " + fmt.Sprintf(format, args...)}
+}
+
+func newRootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "mcsim",
+		Short: "Simulate the multiconnect cluster of the WhatsApp Business On-Premises API",
+		Long: `mcsim simulates the multiconnect cluster of the WhatsApp Business On-Premises
+API: a settings service implementing /v1/settings/application, masters that
+heartbeat coreapps over gRPC and fail their shards over, coreapps, and a
+gateway that witnesses every shard session.`,
+		Example: `  # run the settings service on the embedded defaults
+  mcsim settings serve
+
+  # read and change settings (in another terminal)
+  mcsim settings get
+  mcsim settings patch '{"heartbeat_interval": 1, "unhealthy_interval": 3}'`,
+		Version:       version.Version,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return usageErr("%v (see '%s --help')", err, c.CommandPath())
+	})
+	root.AddCommand(newSettingsCommand())
+	return root
+}
+
+// logFlags are the logging flags shared by every long-running command.
+type logFlags struct {
+	format string
+	level  string
+}
+
+func (f *logFlags) register(c *cobra.Command) {
+	c.Flags().StringVar(&f.format, "log-format", "json", `log format on stderr: "json" or "console"`)
+	c.Flags().StringVar(&f.level, "log-level", "info", `log level: "debug", "info", "warning", "error"`)
+}
+
+func (f *logFlags) logger(w io.Writer) (zerolog.Logger, error) {
+	format, err := logging.ParseFormat(f.format)
+	if err != nil {
+		return zerolog.Nop(), usageErr("%v", err)
+	}
+	var level zerolog.Level
+	switch f.level {
+	case "debug":
+		level = zerolog.DebugLevel
+	case "info", "warning", "error":
+		level = logging.Level(f.level, false)
+	default:
+		return zerolog.Nop(), usageErr(`--log-level: must be one of "debug", "info", "warning", "error", got %q`, f.level)
+	}
+	return logging.New(w, format, level), nil
+}
+
+// envOr returns the environment variable's value, or def when it is unset.
+func envOr(name, def string) string {
+	if v, ok := os.LookupEnv(name); ok {
+		return v
+	}
+	return def
+}

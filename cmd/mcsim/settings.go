@@ -1,0 +1,202 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mcsim/mcsim/settings/client"
+	"github.com/mcsim/mcsim/settings/service"
+)
+
+const passwordEnv = "MCSIM_ADMIN_PASSWORD"
+
+func newSettingsCommand() *cobra.Command {
+	c := &cobra.Command{
+		Use:   "settings",
+		Short: "Run the settings service, or read and change its settings",
+		Long: `The settings service is the cluster's shared source of truth: it serves the
+/v1/settings/application API over HTTP and the settings, lease and shard map
+over gRPC. The client commands log in as admin and print the JSON answer.`,
+	}
+	c.AddCommand(newSettingsServeCommand(), newSettingsGetCommand(), newSettingsPatchCommand(), newSettingsResetCommand())
+	return c
+}
+
+func newSettingsServeCommand() *cobra.Command {
+	cfg := service.DefaultConfig()
+	var logs logFlags
+	c := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the settings service (HTTP API and gRPC) on a bbolt data dir",
+		Long: `Run the settings service. Every change is on disk (fsync) before it is
+acknowledged. The admin password comes from --admin-password or the
+MCSIM_ADMIN_PASSWORD environment variable; the default "secret" is accepted
+only when every listener is on a loopback address.`,
+		Example: `  # on the embedded defaults: HTTP 127.0.0.1:9090, gRPC 127.0.0.1:9091, data ./.mcsim
+  mcsim settings serve
+
+  # other ports and data dir, human-readable logs
+  mcsim settings serve --http 127.0.0.1:8080 --grpc 127.0.0.1:8081 --data /tmp/mc --log-format console
+
+  # on every interface: a password is required
+  MCSIM_ADMIN_PASSWORD=s3cret mcsim settings serve --http 0.0.0.0:9090`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := logs.logger(os.Stderr)
+			if err != nil {
+				return err
+			}
+			cfg.Logger = log
+			if !cmd.Flags().Changed("admin-password") {
+				cfg.AdminPassword = envOr(passwordEnv, cfg.AdminPassword)
+			}
+			if err := cfg.Validate(); err != nil {
+				return usageErr("%v", err)
+			}
+			err = service.Run(cmd.Context(), cfg, func(httpAddr, grpcAddr string) {
+				fmt.Fprintf(cmd.OutOrStdout(), "settings service ready: http://%s (gRPC %s, data %s)\n", httpAddr, grpcAddr, cfg.DataDir)
+			})
+			if err != nil {
+				return &exitError{code: exitFailure, msg: "mcsim: " + err.Error()}
+			}
+			return nil
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&cfg.HTTPAddr, "http", cfg.HTTPAddr, "HTTP listen address (host:port)")
+	f.StringVar(&cfg.GRPCAddr, "grpc", cfg.GRPCAddr, "gRPC listen address (host:port)")
+	f.StringVar(&cfg.DataDir, "data", cfg.DataDir, "data directory (bbolt store)")
+	f.StringVar(&cfg.WAID, "wa-id", cfg.WAID, "the account's wa_id, shown read-only in the settings")
+	f.StringVar(&cfg.AdminPassword, "admin-password", cfg.AdminPassword, "admin password (or "+passwordEnv+")")
+	logs.register(c)
+	return c
+}
+
+// clientFlags are the flags of every command that talks to the HTTP API.
+type clientFlags struct {
+	url      string
+	password string
+	timeout  time.Duration
+}
+
+func (f *clientFlags) register(c *cobra.Command) {
+	c.Flags().StringVar(&f.url, "url", "http://127.0.0.1:9090", "base URL of the settings service")
+	c.Flags().StringVar(&f.password, "admin-password", "secret", "admin password (or "+passwordEnv+")")
+	c.Flags().DurationVar(&f.timeout, "timeout", 10*time.Second, "give up after this long")
+}
+
+func (f *clientFlags) client(cmd *cobra.Command) *client.Client {
+	pw := f.password
+	if !cmd.Flags().Changed("admin-password") {
+		pw = envOr(passwordEnv, pw)
+	}
+	return client.New(f.url, pw, &http.Client{Timeout: f.timeout})
+}
+
+// printResult writes an API answer to stdout, indented, or turns an API
+// error into its envelope on stderr with exit code 1 and a transport error
+// into exit code 3.
+func printResult(out io.Writer, body []byte, err error) error {
+	if err != nil {
+		var apiErr *client.APIError
+		if errors.As(err, &apiErr) {
+			return &exitError{code: exitFailure, msg: string(bytes.TrimSpace(apiErr.Body))}
+		}
+		return &exitError{code: exitTransprt, msg: "mcsim: " + err.Error()}
+	}
+	var buf bytes.Buffer
+	if json.Indent(&buf, body, "", "  ") != nil {
+		buf.Reset()
+		buf.Write(body)
+	}
+	buf.WriteByte('\n')
+	_, werr := out.Write(buf.Bytes())
+	return werr
+}
+
+func newSettingsGetCommand() *cobra.Command {
+	var cf clientFlags
+	c := &cobra.Command{
+		Use:   "get",
+		Short: "Print every current application setting (GET /v1/settings/application)",
+		Example: `  mcsim settings get
+  mcsim settings get --url http://127.0.0.1:8080 | jq .settings.application.heartbeat_interval`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			body, err := cf.client(cmd).Get(cmd.Context())
+			return printResult(cmd.OutOrStdout(), body, err)
+		},
+	}
+	cf.register(c)
+	return c
+}
+
+func newSettingsPatchCommand() *cobra.Command {
+	var cf clientFlags
+	var file string
+	c := &cobra.Command{
+		Use:   "patch ['<json>']",
+		Short: "Change the settings present in a JSON object (PATCH /v1/settings/application)",
+		Long: `Change the settings present in a JSON object, leaving the rest. Nested objects
+merge, arrays are replaced whole. The change is all or nothing: on any bad
+field the error envelope (one error per field) goes to stderr, nothing
+changes and the exit code is 1.`,
+		Example: `  mcsim settings patch '{"heartbeat_interval": 1, "unhealthy_interval": 3}'
+  mcsim settings patch '{"webhooks": {"message": {"read": false}}}'
+  mcsim settings patch -f change.json
+  echo '{"log_level": "warning"}' | mcsim settings patch -f -`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var body []byte
+			switch {
+			case len(args) == 1 && file != "":
+				return usageErr("give the JSON as an argument or with -f, not both")
+			case len(args) == 1:
+				body = []byte(args[0])
+			case file == "-":
+				b, err := io.ReadAll(cmd.InOrStdin())
+				if err != nil {
+					return usageErr("reading stdin: %v", err)
+				}
+				body = b
+			case file != "":
+				b, err := os.ReadFile(file)
+				if err != nil {
+					return usageErr("-f: %v", err)
+				}
+				body = b
+			default:
+				return usageErr("patch needs a JSON object: mcsim settings patch '{\"heartbeat_interval\": 1}' (or -f FILE)")
+			}
+			resp, err := cf.client(cmd).Patch(cmd.Context(), body)
+			return printResult(cmd.OutOrStdout(), resp, err)
+		},
+	}
+	c.Flags().StringVarP(&file, "file", "f", "", `read the JSON object from FILE ("-" for stdin)`)
+	cf.register(c)
+	return c
+}
+
+func newSettingsResetCommand() *cobra.Command {
+	var cf clientFlags
+	c := &cobra.Command{
+		Use:     "reset",
+		Short:   "Reset every setting to its default (DELETE /v1/settings/application)",
+		Example: `  mcsim settings reset`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			body, err := cf.client(cmd).Reset(cmd.Context())
+			return printResult(cmd.OutOrStdout(), body, err)
+		},
+	}
+	cf.register(c)
+	return c
+}
