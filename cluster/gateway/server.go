@@ -1,0 +1,169 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	mcsimv1 "github.com/mcsim/mcsim/proto/mcsim/v1"
+)
+
+// Server is the gateway's gRPC service around a Log. It is passive (it only
+// answers requests), so one mutex guards the log; no lock is held while
+// sending on a stream.
+type Server struct {
+	mcsimv1.UnimplementedGatewayServiceServer
+
+	logger zerolog.Logger
+
+	mu  sync.Mutex
+	log *Log
+	// replaced gets a message for a session's stream when a newer epoch
+	// takes its shard. Buffered (1): the one message is never lost and the
+	// gateway never blocks on a slow stream.
+	replaced map[SessionID]chan *mcsimv1.SessionResponse
+	// changed is closed (and replaced) whenever an event is appended, so
+	// watchers read the log at their own pace instead of being fed.
+	changed chan struct{}
+}
+
+// New returns a gateway whose clock starts now.
+func New(logger zerolog.Logger) *Server {
+	return &Server{
+		logger:   logger.With().Str("role", "gateway").Logger(),
+		log:      NewLog(time.Now()),
+		replaced: make(map[SessionID]chan *mcsimv1.SessionResponse),
+		changed:  make(chan struct{}),
+	}
+}
+
+// Register adds the gateway service to s.
+func (s *Server) Register(g *grpc.Server) {
+	mcsimv1.RegisterGatewayServiceServer(g, s)
+}
+
+// Sessions returns the session holding each shard now.
+func (s *Server) Sessions() map[int32]Session {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.log.Holders()
+}
+
+// Log returns the events with seq ≥ since (0: all).
+func (s *Server) Log(since uint64) []*mcsimv1.GatewayEvent {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.log.Since(since)
+}
+
+// notifyLocked wakes every watcher. Callers hold s.mu.
+func (s *Server) notifyLocked() {
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+// Session implements mcsimv1.GatewayServiceServer.
+func (s *Server) Session(req *mcsimv1.SessionRequest, stream grpc.ServerStreamingServer[mcsimv1.SessionResponse]) error {
+	if err := ValidateRequest(req.GetCoreappId(), req.GetShard(), req.GetEpoch()); err != nil {
+		return status.Error(codes.InvalidArgument, err.Error())
+	}
+	lg := s.logger.With().Str("coreapp", req.GetCoreappId()).Int32("shard", req.GetShard()).
+		Uint64("epoch", req.GetEpoch()).Logger()
+
+	s.mu.Lock()
+	d := s.log.Open(time.Now(), req.GetCoreappId(), req.GetShard(), req.GetEpoch())
+	var mine chan *mcsimv1.SessionResponse
+	if d.Accepted {
+		if d.HasReplaced {
+			if ch, ok := s.replaced[d.Replaced.ID]; ok {
+				ch <- &mcsimv1.SessionResponse{
+					State: mcsimv1.SessionState_SESSION_STATE_REPLACED,
+					Reason: fmt.Sprintf("shard %d taken by coreapp %q with newer epoch %d",
+						req.GetShard(), req.GetCoreappId(), req.GetEpoch()),
+				}
+				delete(s.replaced, d.Replaced.ID)
+			}
+		}
+		mine = make(chan *mcsimv1.SessionResponse, 1)
+		s.replaced[d.Session.ID] = mine
+	}
+	s.notifyLocked()
+	s.mu.Unlock()
+
+	if !d.Accepted {
+		lg.Info().Str("reason", d.Reason).Msg("session rejected")
+		return stream.Send(&mcsimv1.SessionResponse{State: mcsimv1.SessionState_SESSION_STATE_REJECTED, Reason: d.Reason})
+	}
+	if d.HasReplaced {
+		lg.Info().Str("replaced_coreapp", d.Replaced.CoreappID).Uint64("replaced_epoch", d.Replaced.Epoch).
+			Msg("session replaced an older one")
+	} else {
+		lg.Info().Msg("session connected")
+	}
+
+	if err := stream.Send(&mcsimv1.SessionResponse{State: mcsimv1.SessionState_SESSION_STATE_ACCEPTED}); err != nil {
+		s.close(d.Session.ID, lg)
+		return err
+	}
+	select {
+	case msg := <-mine:
+		// The REPLACE event is already logged; the shard is no longer
+		// ours, so there is nothing to close.
+		lg.Info().Str("reason", msg.GetReason()).Msg("session closed: replaced")
+		return stream.Send(msg)
+	case <-stream.Context().Done():
+		s.close(d.Session.ID, lg)
+		return nil
+	}
+}
+
+// close ends a session whose stream ended.
+func (s *Server) close(id SessionID, lg zerolog.Logger) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.replaced, id)
+	if _, ok := s.log.Close(time.Now(), id); ok {
+		s.notifyLocked()
+		lg.Info().Msg("session disconnected")
+	}
+}
+
+// Events implements mcsimv1.GatewayServiceServer.
+func (s *Server) Events(_ context.Context, req *mcsimv1.EventsRequest) (*mcsimv1.EventsResponse, error) {
+	return &mcsimv1.EventsResponse{Events: s.Log(req.GetSinceSeq())}, nil
+}
+
+// WatchEvents implements mcsimv1.GatewayServiceServer. Each watcher reads
+// the log at its own pace, so a slow watcher never blocks the gateway.
+func (s *Server) WatchEvents(req *mcsimv1.WatchEventsRequest, stream grpc.ServerStreamingServer[mcsimv1.WatchEventsResponse]) error {
+	next := req.GetSinceSeq()
+	if next == 0 {
+		next = 1
+	}
+	for {
+		s.mu.Lock()
+		evs := s.log.Since(next)
+		changed := s.changed
+		s.mu.Unlock()
+		for _, ev := range evs {
+			if err := stream.Send(&mcsimv1.WatchEventsResponse{Event: ev}); err != nil {
+				return err
+			}
+			next = ev.GetSeq() + 1
+		}
+		if len(evs) > 0 {
+			continue // more may have come while sending
+		}
+		select {
+		case <-changed:
+		case <-stream.Context().Done():
+			return nil
+		}
+	}
+}

@@ -1,0 +1,395 @@
+// Package inproc runs a whole mcsim cluster in one process: the settings
+// store and its gRPC services, the gateway, masters and coreapps, each with
+// its own gRPC server, over an in-memory network (for tests in
+// testing/synctest bubbles, where five hours of heartbeats take a fraction
+// of a second) or over real loopback TCP (for measurements). It is the
+// test harness's vocabulary: Start, KillCoreapp, StopCoreapp,
+// RestartCoreapp, KillMaster, FreezeMaster, Patch, GatewayLog.
+package inproc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+	"google.golang.org/grpc"
+
+	"github.com/mcsim/mcsim/cluster/gateway"
+	"github.com/mcsim/mcsim/coreapp"
+	"github.com/mcsim/mcsim/master"
+	"github.com/mcsim/mcsim/master/failover"
+	mcsimv1 "github.com/mcsim/mcsim/proto/mcsim/v1"
+	"github.com/mcsim/mcsim/settings"
+	"github.com/mcsim/mcsim/settings/grpcapi"
+	"github.com/mcsim/mcsim/settings/store"
+)
+
+// Options shape the cluster.
+type Options struct {
+	// Masters and Coreapps count the nodes (ids master-1.., coreapp-1..).
+	Masters, Coreapps int
+	// Shards is the shard count (1, 2, 4, 8, 16, 32).
+	Shards int
+	// HeartbeatInterval and UnhealthyInterval are written to the settings
+	// before any node starts (whole seconds, as the settings API has them).
+	HeartbeatInterval, UnhealthyInterval time.Duration
+	// Network: NewBufconn() (default) or TCP{}.
+	Network Network
+	// DataDir holds the settings store. Required.
+	DataDir string
+	// Logger receives every node's logs (each with its node_id).
+	Logger zerolog.Logger
+	// Observe, when set, sees every action of every master's core.
+	Observe func(masterID string, at time.Time, a failover.Action)
+	// LeaseTTL and RenewInterval override the masters' lease timing.
+	LeaseTTL, RenewInterval time.Duration
+}
+
+// Cluster is a running in-process cluster.
+type Cluster struct {
+	opts    Options
+	net     Network
+	Store   *store.Store
+	Gateway *gateway.Server
+
+	settingsAddr, gatewayAddr string
+	settingsSrv, gatewaySrv   *grpc.Server
+	settingsSvc               *grpcapi.Services
+	settingsConn, gwConn      *grpc.ClientConn
+
+	mu       sync.Mutex
+	masters  map[string]*runningMaster
+	coreapps map[string]*runningCoreapp
+	wg       sync.WaitGroup
+}
+
+type runningMaster struct {
+	node   *master.Node
+	srv    *grpc.Server
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+type runningCoreapp struct {
+	node   *coreapp.Node
+	srv    *grpc.Server
+	addr   string
+	conns  []*grpc.ClientConn
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// Start builds and starts the cluster. Close stops it.
+func Start(opts Options) (*Cluster, error) {
+	if opts.Network == nil {
+		opts.Network = NewBufconn()
+	}
+	if opts.Shards == 0 {
+		opts.Shards = 1
+	}
+	st, err := store.Open(opts.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	c := &Cluster{opts: opts, net: opts.Network, Store: st,
+		masters: map[string]*runningMaster{}, coreapps: map[string]*runningCoreapp{}}
+	if err := c.configure(); err != nil {
+		st.Close()
+		return nil, err
+	}
+
+	if c.settingsSrv, c.settingsAddr, err = c.serve("settings", func(s *grpc.Server) {
+		c.settingsSvc = grpcapi.Register(s, grpcapi.Config{Store: st, WAID: "16315551019", Logger: c.nodeLogger("settings")})
+	}); err != nil {
+		return nil, errors.Join(err, c.Close())
+	}
+	c.Gateway = gateway.New(c.nodeLogger("gateway"))
+	if c.gatewaySrv, c.gatewayAddr, err = c.serve("gateway", c.Gateway.Register); err != nil {
+		return nil, errors.Join(err, c.Close())
+	}
+	if c.settingsConn, err = c.net.Dial(c.settingsAddr); err != nil {
+		return nil, errors.Join(err, c.Close())
+	}
+	if c.gwConn, err = c.net.Dial(c.gatewayAddr); err != nil {
+		return nil, errors.Join(err, c.Close())
+	}
+	for i := 1; i <= opts.Coreapps; i++ {
+		if err := c.StartCoreapp(fmt.Sprintf("coreapp-%d", i)); err != nil {
+			return nil, errors.Join(err, c.Close())
+		}
+	}
+	for i := 1; i <= opts.Masters; i++ {
+		if err := c.StartMaster(fmt.Sprintf("master-%d", i)); err != nil {
+			return nil, errors.Join(err, c.Close())
+		}
+	}
+	return c, nil
+}
+
+// configure writes the intervals and the shard count to the store.
+func (c *Cluster) configure() error {
+	patch := fmt.Sprintf(`{"heartbeat_interval": %d, "unhealthy_interval": %d}`,
+		int(c.opts.HeartbeatInterval/time.Second), int(c.opts.UnhealthyInterval/time.Second))
+	if c.opts.HeartbeatInterval > 0 || c.opts.UnhealthyInterval > 0 {
+		if err := c.Patch(patch); err != nil {
+			return err
+		}
+	}
+	if _, err := c.Store.SetShards(c.opts.Shards); err != nil {
+		return err
+	}
+	return nil
+}
+
+// Patch applies a settings PATCH body as the HTTP API would.
+func (c *Cluster) Patch(body string) error {
+	_, err := c.Store.UpdateApplication(func(cur []byte) ([]byte, error) {
+		app := settings.Defaults("16315551019")
+		if cur != nil {
+			var err error
+			if app, err = settings.Decode(cur, "16315551019"); err != nil {
+				return nil, err
+			}
+		}
+		next, errs := settings.Patch(app, []byte(body))
+		if len(errs) > 0 {
+			return nil, errs
+		}
+		return next.Encode(), nil
+	})
+	return err
+}
+
+// SetShards changes the shard count live.
+func (c *Cluster) SetShards(n int) error {
+	if e := settings.ValidateShards(n); e != nil {
+		return e
+	}
+	_, err := c.Store.SetShards(n)
+	return err
+}
+
+func (c *Cluster) nodeLogger(id string) zerolog.Logger {
+	return c.opts.Logger.With().Str("node_id", id).Logger()
+}
+
+func (c *Cluster) serve(name string, register func(*grpc.Server)) (*grpc.Server, string, error) {
+	l, addr, err := c.net.Listen(name)
+	if err != nil {
+		return nil, "", err
+	}
+	s := grpc.NewServer()
+	register(s)
+	c.wg.Add(1)
+	go func() { defer c.wg.Done(); _ = s.Serve(l) }()
+	return s, addr, nil
+}
+
+// StartCoreapp starts (or restarts, as a fresh process would) coreapp id and
+// announces it to every master.
+func (c *Cluster) StartCoreapp(id string) error {
+	gw, err := c.net.Dial(c.gatewayAddr)
+	if err != nil {
+		return err
+	}
+	node, err := coreapp.New(coreapp.Config{
+		ID:            id,
+		GatewayClient: mcsimv1.NewGatewayServiceClient(gw),
+		Settings:      mcsimv1.NewSettingsServiceClient(c.settingsConn),
+		Logger:        c.nodeLogger(id),
+		OnLeave: func(context.Context, []*mcsimv1.ServedShard) {
+			c.forMasters(func(m *master.Node) { m.CoreappLeft(id) })
+		},
+	})
+	if err != nil {
+		gw.Close()
+		return err
+	}
+	srv, addr, err := c.serve(id, node.Register)
+	if err != nil {
+		gw.Close()
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	rc := &runningCoreapp{node: node, srv: srv, addr: addr, conns: []*grpc.ClientConn{gw}, cancel: cancel, done: make(chan struct{})}
+	c.wg.Add(1)
+	go func() { defer c.wg.Done(); defer close(rc.done); _ = node.Run(ctx) }()
+	c.mu.Lock()
+	c.coreapps[id] = rc
+	c.mu.Unlock()
+	c.forMasters(func(m *master.Node) { m.CoreappJoined(id, addr) })
+	return nil
+}
+
+// KillCoreapp makes coreapp id vanish as in a crash: its server and its
+// connections close at once, without a graceful leave.
+func (c *Cluster) KillCoreapp(id string) error {
+	c.mu.Lock()
+	rc := c.coreapps[id]
+	delete(c.coreapps, id)
+	c.mu.Unlock()
+	if rc == nil {
+		return fmt.Errorf("inproc: no running coreapp %q", id)
+	}
+	rc.srv.Stop()
+	for _, conn := range rc.conns {
+		conn.Close()
+	}
+	rc.cancel()
+	<-rc.done
+	return nil
+}
+
+// StopCoreapp stops coreapp id gracefully (rule 5: its shards are handed
+// over at once).
+func (c *Cluster) StopCoreapp(ctx context.Context, id string) error {
+	c.mu.Lock()
+	rc := c.coreapps[id]
+	delete(c.coreapps, id)
+	c.mu.Unlock()
+	if rc == nil {
+		return fmt.Errorf("inproc: no running coreapp %q", id)
+	}
+	err := rc.node.Stop(ctx)
+	rc.srv.Stop()
+	for _, conn := range rc.conns {
+		conn.Close()
+	}
+	rc.cancel()
+	<-rc.done
+	return err
+}
+
+// Coreapp returns the running coreapp id (nil if none), for fault hooks.
+func (c *Cluster) Coreapp(id string) *coreapp.Node {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if rc := c.coreapps[id]; rc != nil {
+		return rc.node
+	}
+	return nil
+}
+
+// StartMaster starts master id and tells it about every running coreapp.
+func (c *Cluster) StartMaster(id string) error {
+	var observe func(time.Time, failover.Action)
+	if c.opts.Observe != nil {
+		observe = func(at time.Time, a failover.Action) { c.opts.Observe(id, at, a) }
+	}
+	node, err := master.New(master.Config{
+		ID:            id,
+		Address:       id,
+		Settings:      mcsimv1.NewSettingsServiceClient(c.settingsConn),
+		Coordination:  mcsimv1.NewCoordinationServiceClient(c.settingsConn),
+		Dial:          c.net.Dial,
+		LeaseTTL:      c.opts.LeaseTTL,
+		RenewInterval: c.opts.RenewInterval,
+		Logger:        c.nodeLogger(id),
+		Observe:       observe,
+	})
+	if err != nil {
+		return err
+	}
+	srv, _, err := c.serve(id, node.Register)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	rm := &runningMaster{node: node, srv: srv, cancel: cancel, done: make(chan struct{})}
+	c.wg.Add(1)
+	go func() { defer c.wg.Done(); defer close(rm.done); _ = node.Run(ctx) }()
+	c.mu.Lock()
+	c.masters[id] = rm
+	ids := sortedKeys(c.coreapps)
+	addrs := make([]string, len(ids))
+	for i, cid := range ids {
+		addrs[i] = c.coreapps[cid].addr
+	}
+	c.mu.Unlock()
+	for i, cid := range ids {
+		node.CoreappJoined(cid, addrs[i])
+	}
+	return nil
+}
+
+// Master returns the running master id (nil if none).
+func (c *Cluster) Master(id string) *master.Node {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if rm := c.masters[id]; rm != nil {
+		return rm.node
+	}
+	return nil
+}
+
+// KillMaster stops master id abruptly: no lease release, no goodbye.
+func (c *Cluster) KillMaster(id string) error {
+	c.mu.Lock()
+	rm := c.masters[id]
+	delete(c.masters, id)
+	c.mu.Unlock()
+	if rm == nil {
+		return fmt.Errorf("inproc: no running master %q", id)
+	}
+	rm.srv.Stop()
+	rm.node.Crash()
+	rm.cancel()
+	<-rm.done
+	return nil
+}
+
+func (c *Cluster) forMasters(f func(*master.Node)) {
+	c.mu.Lock()
+	var ms []*master.Node
+	for _, id := range sortedKeys(c.masters) {
+		ms = append(ms, c.masters[id].node)
+	}
+	c.mu.Unlock()
+	for _, m := range ms {
+		f(m)
+	}
+}
+
+// GatewayLog returns the gateway's whole event log.
+func (c *Cluster) GatewayLog() []*mcsimv1.GatewayEvent { return c.Gateway.Log(0) }
+
+// Close stops every node and the services, then closes the store.
+func (c *Cluster) Close() error {
+	c.mu.Lock()
+	masters, coreapps := sortedKeys(c.masters), sortedKeys(c.coreapps)
+	c.mu.Unlock()
+	for _, id := range masters {
+		_ = c.KillMaster(id)
+	}
+	for _, id := range coreapps {
+		_ = c.KillCoreapp(id)
+	}
+	if c.settingsSvc != nil {
+		c.settingsSvc.Shutdown()
+	}
+	for _, s := range []*grpc.Server{c.settingsSrv, c.gatewaySrv} {
+		if s != nil {
+			s.Stop()
+		}
+	}
+	for _, conn := range []*grpc.ClientConn{c.settingsConn, c.gwConn} {
+		if conn != nil {
+			conn.Close()
+		}
+	}
+	c.wg.Wait()
+	return c.Store.Close()
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

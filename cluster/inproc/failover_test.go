@@ -1,0 +1,152 @@
+package inproc_test
+
+import (
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/mcsim/mcsim/cluster/inproc"
+)
+
+// A coreapp killed at t0 has its shard served again by another coreapp
+// inside rule 1's window [t0+unhealthy, t0+unhealthy+heartbeat]. In virtual
+// time round trips cost nothing, so the bound is exact.
+func TestCrashedCoreappFailsOverWithinRule1(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const hb, ui = time.Second, 3 * time.Second
+		c := startCluster(t, inproc.Options{Masters: 1, Coreapps: 3, Shards: 2, HeartbeatInterval: hb, UnhealthyInterval: ui})
+		waitUntil(t, 10*time.Second, "both shards served", allServed(c, 2))
+
+		// Kill at an arbitrary phase of the heartbeat cycle.
+		time.Sleep(3300 * time.Millisecond)
+		victim := holder(c, 0)
+		t0 := time.Now()
+		if err := c.KillCoreapp(victim); err != nil {
+			t.Fatal(err)
+		}
+		waitUntil(t, ui+hb+time.Second, "shard 0 served by another coreapp", func() bool {
+			h := holder(c, 0)
+			return h != "" && h != victim
+		})
+		at, by, _ := servedAgainAt(c, 0, victim)
+		earliest, latest := t0.Add(ui), t0.Add(ui+hb)
+		if at.Before(earliest) || at.After(latest) {
+			t.Errorf("shard 0 served again by %s at t0+%v; rule 1 allows [t0+%v, t0+%v]", by, at.Sub(t0), ui, ui+hb)
+		}
+		if by == holder(c, 1) {
+			t.Errorf("shard 0 went to %s, which already serves shard 1: it must go to a standby", by)
+		}
+		assertWitnessClean(t, c)
+	})
+}
+
+// Answers slower than the heartbeat interval but inside the unhealthy
+// interval never cause a failover (rule 4's first half), over a long run.
+func TestSlowAnswersBelowThresholdNeverFailOver(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var log actionLog
+		c := startCluster(t, inproc.Options{Masters: 1, Coreapps: 3, Shards: 2,
+			HeartbeatInterval: time.Second, UnhealthyInterval: 3 * time.Second, Observe: log.observe})
+		waitUntil(t, 10*time.Second, "both shards served", allServed(c, 2))
+		before := len(c.GatewayLog())
+		for _, id := range []string{"coreapp-1", "coreapp-2", "coreapp-3"} {
+			c.Coreapp(id).SetHeartbeatDelay(2500 * time.Millisecond)
+		}
+		time.Sleep(10 * time.Minute)
+		if n := log.count(isUnhealthy); n != 0 {
+			t.Errorf("%d coreapps declared unhealthy although every answer came within unhealthy_interval", n)
+		}
+		if after := len(c.GatewayLog()); after != before {
+			t.Errorf("the gateway saw %d session changes during slow answers; want none", after-before)
+		}
+		assertWitnessClean(t, c)
+	})
+}
+
+// Answers that come just past the unhealthy interval are too late: the
+// coreapp is declared unhealthy and its shard fails over.
+func TestAnswersPastThresholdFailOver(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var log actionLog
+		c := startCluster(t, inproc.Options{Masters: 1, Coreapps: 3, Shards: 1,
+			HeartbeatInterval: time.Second, UnhealthyInterval: 3 * time.Second, Observe: log.observe})
+		waitUntil(t, 10*time.Second, "shard served", allServed(c, 1))
+		victim := holder(c, 0)
+		c.Coreapp(victim).SetHeartbeatDelay(3100 * time.Millisecond)
+		waitUntil(t, 10*time.Second, "shard 0 moved", func() bool { h := holder(c, 0); return h != "" && h != victim })
+		if log.count(isUnhealthy) == 0 {
+			t.Error("no coreapp declared unhealthy")
+		}
+		assertWitnessClean(t, c)
+	})
+}
+
+// After a live change of unhealthy_interval, the next failover follows the
+// new value.
+func TestLiveUnhealthyIntervalChangeApplies(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const hb = time.Second
+		c := startCluster(t, inproc.Options{Masters: 1, Coreapps: 2, Shards: 1, HeartbeatInterval: hb, UnhealthyInterval: 3 * time.Second})
+		waitUntil(t, 10*time.Second, "shard served", allServed(c, 1))
+		const ui = 7 * time.Second
+		if err := c.Patch(`{"unhealthy_interval": 7}`); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * hb) // the watch delivers at once; let a heartbeat go by
+		victim := holder(c, 0)
+		t0 := time.Now()
+		if err := c.KillCoreapp(victim); err != nil {
+			t.Fatal(err)
+		}
+		waitUntil(t, ui+hb+time.Second, "shard 0 moved", func() bool { h := holder(c, 0); return h != "" && h != victim })
+		at, _, _ := servedAgainAt(c, 0, victim)
+		if at.Before(t0.Add(ui)) || at.After(t0.Add(ui+hb)) {
+			t.Errorf("served again at t0+%v; with unhealthy_interval=7s rule 1 allows [t0+7s, t0+8s]", at.Sub(t0))
+		}
+		assertWitnessClean(t, c)
+	})
+}
+
+// A coreapp that stops gracefully hands its shard over at once (rule 5),
+// long before any deadline.
+func TestGracefulStopHandsOverAtOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := startCluster(t, inproc.Options{Masters: 1, Coreapps: 2, Shards: 1, HeartbeatInterval: time.Second, UnhealthyInterval: 30 * time.Second})
+		waitUntil(t, 10*time.Second, "shard served", allServed(c, 1))
+		victim := holder(c, 0)
+		t0 := time.Now()
+		if err := c.StopCoreapp(t.Context(), victim); err != nil {
+			t.Fatal(err)
+		}
+		waitUntil(t, time.Second, "shard 0 handed over", func() bool { h := holder(c, 0); return h != "" && h != victim })
+		if at, _, _ := servedAgainAt(c, 0, victim); at.Sub(t0) > 0 {
+			t.Errorf("handover took %v of virtual time; a graceful stop must not wait for a timer", at.Sub(t0))
+		}
+		assertWitnessClean(t, c)
+	})
+}
+
+// With every standby gone the shard stays unassigned; it is served as soon
+// as a coreapp comes back, which comes back as a standby (no failback).
+func TestEveryStandbyGoneThenOneReturns(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := startCluster(t, inproc.Options{Masters: 1, Coreapps: 2, Shards: 1, HeartbeatInterval: time.Second, UnhealthyInterval: 3 * time.Second})
+		waitUntil(t, 10*time.Second, "shard served", allServed(c, 1))
+		first := holder(c, 0)
+		other := "coreapp-1"
+		if first == other {
+			other = "coreapp-2"
+		}
+		_ = c.KillCoreapp(other) // the only standby
+		_ = c.KillCoreapp(first) // and the owner
+		time.Sleep(20 * time.Second)
+		if h := holder(c, 0); h != "" {
+			t.Fatalf("shard 0 served by %q with every coreapp dead", h)
+		}
+		if err := c.StartCoreapp(first); err != nil {
+			t.Fatal(err)
+		}
+		waitUntil(t, 2*time.Second, "shard 0 served by the returning coreapp", func() bool { return holder(c, 0) == first })
+		assertWitnessClean(t, c)
+	})
+}

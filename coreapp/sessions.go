@@ -1,0 +1,200 @@
+package coreapp
+
+import (
+	"context"
+	"fmt"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	mcsimv1 "github.com/mcsim/mcsim/proto/mcsim/v1"
+)
+
+// validateAssign checks an AssignRequest's fields. shards may be 0 (unknown
+// to the sender); when set, shard must fall inside it.
+func validateAssign(req *mcsimv1.AssignRequest) error {
+	switch {
+	case req.GetShard() < 0:
+		return fmt.Errorf("shard: must be ≥ 0, got %d", req.GetShard())
+	case req.GetEpoch() == 0:
+		return fmt.Errorf("epoch: must be ≥ 1, got 0")
+	case req.GetShards() < 0:
+		return fmt.Errorf("shards: must be ≥ 0, got %d", req.GetShards())
+	case req.GetShards() > 0 && req.GetShard() >= req.GetShards():
+		return fmt.Errorf("shard: must be < shards (%d), got %d", req.GetShards(), req.GetShard())
+	}
+	return nil
+}
+
+// Assign implements mcsimv1.CoreAppServiceServer. It answers once the
+// gateway has accepted the shard's session, so a successful answer means the
+// shard is served. If the caller gives up first, the session keeps opening;
+// the master learns the outcome from the next heartbeat answer.
+func (n *Node) Assign(ctx context.Context, req *mcsimv1.AssignRequest) (*mcsimv1.AssignResponse, error) {
+	if err := validateAssign(req); err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	shard, epoch := req.GetShard(), req.GetEpoch()
+	lg := n.logger.With().Int32("shard", shard).Uint64("epoch", epoch).
+		Str("master_id", req.GetMasterId()).Uint64("lease_epoch", req.GetLeaseEpoch()).Logger()
+
+	n.mu.Lock()
+	if n.stopped {
+		n.mu.Unlock()
+		return nil, status.Error(codes.Unavailable, "coreapp is stopping")
+	}
+	if err := n.fenceLocked(req.GetLeaseEpoch()); err != nil {
+		n.mu.Unlock()
+		lg.Warn().Err(err).Msg("assign refused")
+		return nil, err
+	}
+	if seen := n.shardEpochs[shard]; epoch <= seen {
+		n.mu.Unlock()
+		err := status.Errorf(codes.FailedPrecondition,
+			"shard %d epoch %d is not newer than epoch %d already seen", shard, epoch, seen)
+		lg.Warn().Err(err).Msg("assign refused")
+		return nil, err
+	}
+	n.leaseEpoch = max(n.leaseEpoch, req.GetLeaseEpoch())
+	n.shardEpochs[shard] = epoch
+	n.everAssigned = true
+	sctx, cancel := context.WithCancel(n.ctx)
+	s := &session{shard: shard, epoch: epoch, state: mcsimv1.GatewayStatus_GATEWAY_STATUS_CONNECTING, cancel: cancel}
+	// An older session of the same shard on this node is left to the
+	// gateway, which replaces it when this one is accepted.
+	n.sessions[shard] = s
+	result := make(chan error, 1)
+	n.wg.Add(1)
+	n.mu.Unlock()
+
+	lg.Info().Msg("assigned: opening gateway session")
+	go n.runSession(sctx, s, result)
+	select {
+	case err := <-result:
+		if err != nil {
+			lg.Warn().Err(err).Msg("assign failed")
+			return nil, err
+		}
+		lg.Info().Msg("shard served")
+		return &mcsimv1.AssignResponse{}, nil
+	case <-ctx.Done():
+		return nil, status.FromContextError(ctx.Err()).Err()
+	}
+}
+
+// fenceLocked refuses a request from a master older than one already seen.
+func (n *Node) fenceLocked(leaseEpoch uint64) error {
+	if leaseEpoch < n.leaseEpoch {
+		return status.Errorf(codes.FailedPrecondition,
+			"lease epoch %d is older than lease epoch %d already seen", leaseEpoch, n.leaseEpoch)
+	}
+	return nil
+}
+
+// Release implements mcsimv1.CoreAppServiceServer. It is fenced on the lease
+// epoch like Assign, and the epoch must be the one the shard is held with.
+// Releasing a shard the node does not hold succeeds and does nothing (it may
+// already have been dropped, for example replaced). It returns once the
+// session's stream is closed on this side; the gateway logs the disconnect
+// when it sees the stream end.
+func (n *Node) Release(_ context.Context, req *mcsimv1.ReleaseRequest) (*mcsimv1.ReleaseResponse, error) {
+	shard, epoch := req.GetShard(), req.GetEpoch()
+	if shard < 0 {
+		return nil, status.Errorf(codes.InvalidArgument, "shard: must be ≥ 0, got %d", shard)
+	}
+	lg := n.logger.With().Int32("shard", shard).Uint64("epoch", epoch).
+		Str("master_id", req.GetMasterId()).Uint64("lease_epoch", req.GetLeaseEpoch()).Logger()
+
+	n.mu.Lock()
+	if err := n.fenceLocked(req.GetLeaseEpoch()); err != nil {
+		n.mu.Unlock()
+		lg.Warn().Err(err).Msg("release refused")
+		return nil, err
+	}
+	s, ok := n.sessions[shard]
+	if ok && s.epoch != epoch {
+		n.mu.Unlock()
+		err := status.Errorf(codes.FailedPrecondition,
+			"shard %d is held with epoch %d, not %d", shard, s.epoch, epoch)
+		lg.Warn().Err(err).Msg("release refused")
+		return nil, err
+	}
+	n.leaseEpoch = max(n.leaseEpoch, req.GetLeaseEpoch())
+	if ok {
+		delete(n.sessions, shard)
+		s.cancel()
+	}
+	n.mu.Unlock()
+
+	if ok {
+		lg.Info().Msg("released: session closed")
+	} else {
+		lg.Info().Msg("release of a shard not held: nothing to do")
+	}
+	return &mcsimv1.ReleaseResponse{}, nil
+}
+
+// runSession holds one shard's gateway session until it ends. It reports the
+// gateway's first answer on result (nil: accepted), then keeps reading so it
+// sees a REPLACED message or the stream breaking, and drops the shard then.
+func (n *Node) runSession(ctx context.Context, s *session, result chan<- error) {
+	defer n.wg.Done()
+	defer s.cancel()
+	lg := n.logger.With().Int32("shard", s.shard).Uint64("epoch", s.epoch).Logger()
+
+	stream, err := n.cfg.GatewayClient.Session(ctx, &mcsimv1.SessionRequest{
+		CoreappId: n.cfg.ID, Shard: s.shard, Epoch: s.epoch,
+	})
+	var first *mcsimv1.SessionResponse
+	if err == nil {
+		first, err = stream.Recv()
+	}
+	switch {
+	case err != nil:
+		n.drop(s)
+		result <- status.Errorf(codes.Unavailable, "gateway session for shard %d: %v", s.shard, err)
+		return
+	case first.GetState() == mcsimv1.SessionState_SESSION_STATE_REJECTED:
+		n.drop(s)
+		result <- status.Errorf(codes.FailedPrecondition, "gateway rejected shard %d epoch %d: %s",
+			s.shard, s.epoch, first.GetReason())
+		return
+	case first.GetState() != mcsimv1.SessionState_SESSION_STATE_ACCEPTED:
+		n.drop(s)
+		result <- status.Errorf(codes.Internal, "gateway answered %v for shard %d, want ACCEPTED",
+			first.GetState(), s.shard)
+		return
+	}
+	n.mu.Lock()
+	s.state = mcsimv1.GatewayStatus_GATEWAY_STATUS_CONNECTED
+	n.mu.Unlock()
+	result <- nil
+
+	for {
+		msg, err := stream.Recv()
+		if err != nil {
+			if n.drop(s) {
+				lg.Warn().Err(err).Msg("gateway session ended: shard dropped")
+			}
+			return
+		}
+		if msg.GetState() == mcsimv1.SessionState_SESSION_STATE_REPLACED {
+			if n.drop(s) {
+				lg.Warn().Str("reason", msg.GetReason()).Msg("gateway session replaced: shard dropped")
+			}
+		}
+	}
+}
+
+// drop forgets s if it is still the shard's session (a Release or a newer
+// assignment of the same shard may have taken its place). It reports
+// whether it did.
+func (n *Node) drop(s *session) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.sessions[s.shard] != s {
+		return false
+	}
+	delete(n.sessions, s.shard)
+	return true
+}

@@ -1,0 +1,268 @@
+package master
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/mcsim/mcsim/master/failover"
+	mcsimv1 "github.com/mcsim/mcsim/proto/mcsim/v1"
+)
+
+// renew sends one lease acquire/renew request in the background.
+func (n *Node) renew(ctx context.Context, wg *sync.WaitGroup, now time.Time) {
+	ttl, every := n.leaseTimes()
+	n.renewing = true
+	n.nextRenew = now.Add(every)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		rctx, cancel := context.WithTimeout(ctx, every)
+		defer cancel()
+		sentAt := time.Now()
+		resp, err := n.cfg.Coordination.AcquireLease(rctx, &mcsimv1.AcquireLeaseRequest{
+			MasterId: n.cfg.ID, TtlMs: ttl.Milliseconds(), Address: n.cfg.Address})
+		n.post(leaseResult{sentAt: sentAt, ttl: ttl, resp: resp, err: err})
+	}()
+}
+
+func (n *Node) onLease(ctx context.Context, wg *sync.WaitGroup, now time.Time, r leaseResult) {
+	n.renewing = false
+	if r.err != nil {
+		// Not fatal by itself: the lease runs out by our own clock if the
+		// store stays unreachable, and checkLease steps down then.
+		n.log.Warn().Err(r.err).Msg("lease renewal failed")
+		return
+	}
+	n.holder = r.resp.GetHolder()
+	n.m.leaseEpoch.Set(float64(r.resp.GetLeaseEpoch()))
+	if !r.resp.GetGranted() {
+		if n.core != nil {
+			n.stepDown("lease held by " + r.resp.GetHolder())
+		}
+		n.lease.epoch = r.resp.GetLeaseEpoch()
+		return
+	}
+	n.lease.granted(r.resp.GetLeaseEpoch(), r.sentAt, r.ttl)
+	if !n.lease.held(now) {
+		return // the answer came back after the lease it granted had run out
+	}
+	if n.core == nil {
+		n.becomePrimary(ctx, wg, now)
+	}
+}
+
+// becomePrimary loads the shard map from the store and starts a fresh core.
+func (n *Node) becomePrimary(ctx context.Context, wg *sync.WaitGroup, now time.Time) {
+	gctx, cancel := context.WithTimeout(ctx, n.lease.remaining(now))
+	resp, err := n.cfg.Coordination.GetShardMap(gctx, &mcsimv1.GetShardMapRequest{})
+	cancel()
+	if err != nil {
+		n.log.Error().Err(err).Msg("took the lease but cannot load the shard map; staying secondary")
+		return
+	}
+	hb, ui := n.intervals()
+	core, err := failover.New(failover.Config{
+		HeartbeatInterval: hb,
+		UnhealthyInterval: ui,
+		Shards:            int(n.snap.GetShards()),
+		StallThreshold:    n.cfg.StallThreshold,
+	}, shardMapFromProto(resp.GetShardMap()), time.Now())
+	if err != nil {
+		n.log.Error().Err(err).Msg("took the lease but cannot build the failover core; staying secondary")
+		return
+	}
+	n.core = core
+	n.term++
+	n.m.leaseHolder.Set(1)
+	n.log.Info().Uint64("lease_epoch", n.lease.epoch).Uint64("max_epoch", resp.GetShardMap().GetMaxEpoch()).
+		Msg("became primary master")
+	now = time.Now()
+	for _, id := range sortedKeys(n.peers) {
+		n.step(ctx, wg, now, failover.CoreappJoined{ID: id})
+	}
+	n.step(ctx, wg, now, failover.Tick{})
+}
+
+// execute carries out a batch of the core's actions in order.
+func (n *Node) execute(ctx context.Context, wg *sync.WaitGroup, now time.Time, actions []failover.Action) {
+	for _, a := range actions {
+		if n.cfg.Observe != nil {
+			n.cfg.Observe(now, a)
+		}
+		if n.core == nil {
+			return // stepped down mid-batch: nothing more may be sent
+		}
+		switch a := a.(type) {
+		case failover.SendHeartbeat:
+			n.sendHeartbeat(ctx, wg, a)
+		case failover.PersistShardMap:
+			if !n.persist(ctx, now, a.Map) {
+				return
+			}
+		case failover.Assign:
+			n.sendAssign(ctx, wg, a)
+		case failover.Release:
+			n.sendRelease(ctx, wg, a)
+		case failover.DeclaredUnhealthy:
+			n.m.unhealthy.Inc()
+			n.log.Warn().Str("coreapp", a.Coreapp).Time("deadline", a.Deadline).
+				Time("earliest_unanswered_sent_at", a.EarliestUnansweredSentAt).Msg("coreapp declared unhealthy")
+		case failover.Recovered:
+			n.log.Info().Str("coreapp", a.Coreapp).Msg("coreapp recovered; it is a standby now")
+		case failover.ShardLost:
+			n.log.Warn().Int("shard", a.Shard).Str("coreapp", a.Coreapp).Uint64("epoch", a.Epoch).
+				Str("reason", string(a.Reason)).Msg("shard lost its owner")
+		case failover.ShardUnassigned:
+			n.log.Error().Int("shard", a.Shard).Msg("shard unassigned: no healthy standby")
+		case failover.Failover:
+			n.m.failovers.Inc()
+			n.failingOver[a.Shard] = failoverStart{lostAt: a.LostAt, epoch: a.Epoch}
+			n.log.Info().Int("shard", a.Shard).Str("from", a.From).Str("to", a.To).Uint64("epoch", a.Epoch).Msg("failing shard over")
+		case failover.StallDetected:
+			n.m.stalls.Inc()
+			n.log.Warn().Dur("gap", a.Gap).Str("source", a.Source).Msg("master was stalled; unhealthy clocks restart now (rule 4)")
+		}
+	}
+	n.m.shardsUnassigned.Set(float64(countUnassigned(n.core)))
+}
+
+// persist writes the shard map, fenced by the lease, before any assignment
+// of the batch goes out. Any failure ends this term as primary.
+func (n *Node) persist(ctx context.Context, now time.Time, m failover.ShardMap) bool {
+	if !n.lease.held(now) {
+		n.stepDown("lease expired before the shard map could be written")
+		return false
+	}
+	pctx, cancel := context.WithTimeout(ctx, n.lease.remaining(now))
+	defer cancel()
+	_, err := n.cfg.Coordination.WriteShardMap(pctx, &mcsimv1.WriteShardMapRequest{
+		LeaseEpoch: n.lease.epoch, MasterId: n.cfg.ID, ShardMap: shardMapToProto(m)})
+	if err != nil {
+		reason := "shard map write failed: " + err.Error()
+		if status.Code(err) == codes.FailedPrecondition {
+			reason = "shard map write fenced: " + status.Convert(err).Message()
+		}
+		n.stepDown(reason)
+		return false
+	}
+	return true
+}
+
+func (n *Node) sendHeartbeat(ctx context.Context, wg *sync.WaitGroup, a failover.SendHeartbeat) {
+	n.m.heartbeatsSent.Inc()
+	p := n.peers[a.Coreapp]
+	term := n.term
+	if p == nil || p.client == nil {
+		// A coreapp the map names but membership never showed us: its
+		// heartbeat fails now and rule 1 decides.
+		n.events <- heartbeatResult{term: term, id: a.Coreapp, seq: a.Seq, err: errors.New("no address known for coreapp")}
+		return
+	}
+	_, ui := n.intervals()
+	req := &mcsimv1.HeartbeatRequest{MasterId: n.cfg.ID, LeaseEpoch: n.lease.epoch, Seq: a.Seq}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		hctx, cancel := context.WithTimeout(ctx, ui)
+		defer cancel()
+		start := time.Now()
+		resp, err := p.client.Heartbeat(hctx, req)
+		n.post(heartbeatResult{term: term, id: a.Coreapp, seq: a.Seq, rtt: time.Since(start), resp: resp, err: err})
+	}()
+}
+
+func (n *Node) onHeartbeat(ctx context.Context, wg *sync.WaitGroup, now time.Time, r heartbeatResult) {
+	if n.core == nil || r.term != n.term {
+		return // an answer to a heartbeat of an earlier term as primary
+	}
+	if r.err != nil {
+		n.m.heartbeatsFailed.Inc()
+		n.log.Debug().Err(r.err).Str("coreapp", r.id).Uint64("seq", r.seq).Msg("heartbeat failed")
+		n.step(ctx, wg, now, failover.HeartbeatFailed{ID: r.id, Seq: r.seq})
+		return
+	}
+	n.m.heartbeatRTT.Observe(r.rtt.Seconds())
+	served := make([]failover.ServedShard, 0, len(r.resp.GetShards()))
+	for _, s := range r.resp.GetShards() {
+		served = append(served, failover.ServedShard{Shard: int(s.GetShard()), Epoch: s.GetEpoch()})
+	}
+	n.step(ctx, wg, now, failover.HeartbeatAnswered{ID: r.id, Seq: r.seq, Shards: served})
+}
+
+func (n *Node) sendAssign(ctx context.Context, wg *sync.WaitGroup, a failover.Assign) {
+	p := n.peers[a.Coreapp]
+	term := n.term
+	if p == nil || p.client == nil {
+		n.events <- assignResult{term: term, a: a, err: errors.New("no address known for coreapp")}
+		return
+	}
+	_, ui := n.intervals()
+	req := &mcsimv1.AssignRequest{MasterId: n.cfg.ID, LeaseEpoch: n.lease.epoch, Shard: int32(a.Shard),
+		Epoch: a.Epoch, Shards: int32(a.Shards)}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		actx, cancel := context.WithTimeout(ctx, ui)
+		defer cancel()
+		_, err := p.client.Assign(actx, req)
+		n.post(assignResult{term: term, a: a, err: err})
+	}()
+}
+
+func (n *Node) onAssign(ctx context.Context, wg *sync.WaitGroup, now time.Time, r assignResult) {
+	if n.core == nil || r.term != n.term {
+		return
+	}
+	ok := r.err == nil
+	if ok {
+		if f, found := n.failingOver[r.a.Shard]; found && f.epoch == r.a.Epoch {
+			d := now.Sub(f.lostAt)
+			n.m.failoverDuration.Observe(d.Seconds())
+			delete(n.failingOver, r.a.Shard)
+			n.log.Info().Int("shard", r.a.Shard).Str("coreapp", r.a.Coreapp).Uint64("epoch", r.a.Epoch).
+				Dur("failover_duration", d).Msg("shard served again")
+		} else {
+			n.log.Info().Int("shard", r.a.Shard).Str("coreapp", r.a.Coreapp).Uint64("epoch", r.a.Epoch).Msg("shard assigned")
+		}
+	} else {
+		n.m.assignmentsRefused.Inc()
+		n.log.Warn().Err(r.err).Int("shard", r.a.Shard).Str("coreapp", r.a.Coreapp).Uint64("epoch", r.a.Epoch).Msg("assignment refused or failed")
+	}
+	n.step(ctx, wg, now, failover.AssignDone{Shard: r.a.Shard, Coreapp: r.a.Coreapp, Epoch: r.a.Epoch, OK: ok})
+}
+
+func (n *Node) sendRelease(ctx context.Context, wg *sync.WaitGroup, a failover.Release) {
+	p := n.peers[a.Coreapp]
+	if p == nil || p.client == nil {
+		return // best effort: fencing makes a missed release harmless
+	}
+	_, ui := n.intervals()
+	req := &mcsimv1.ReleaseRequest{MasterId: n.cfg.ID, LeaseEpoch: n.lease.epoch, Shard: int32(a.Shard), Epoch: a.Epoch}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		rctx, cancel := context.WithTimeout(ctx, ui)
+		defer cancel()
+		if _, err := p.client.Release(rctx, req); err != nil {
+			n.log.Debug().Err(err).Int("shard", a.Shard).Str("coreapp", a.Coreapp).Msg("release failed (harmless: fenced)")
+		}
+	}()
+}
+
+func countUnassigned(c *failover.Core) int {
+	if c == nil {
+		return 0
+	}
+	k := 0
+	for _, a := range c.ShardMap().Assignments {
+		if a.Coreapp == "" {
+			k++
+		}
+	}
+	return k
+}

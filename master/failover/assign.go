@@ -1,0 +1,104 @@
+package failover
+
+import "time"
+
+// The shard assigner: rules 2, 5 and 6. Every change to the map marks the
+// batch dirty, so Step emits one PersistShardMap before the Assign/Release
+// actions that depend on it (fencing: an epoch is never used before it is
+// durable).
+
+// loseShard takes shard s from its owner. It is reassigned by
+// assignUnassigned in the same Step if a healthy standby exists.
+func (c *Core) loseShard(now time.Time, s int, reason LostReason) {
+	a := c.sm.Assignments[s]
+	c.reports = append(c.reports, ShardLost{Shard: s, Coreapp: a.Coreapp, Epoch: a.Epoch, Reason: reason, At: now})
+	c.sm.Assignments[s] = Assignment{Shard: s}
+	c.shards[s] = shardState{lostFrom: a.Coreapp, lostAt: now}
+	c.dirty = true
+}
+
+// standbys are the healthy coreapps that own no shard and are not benched
+// after a refused assignment.
+func (c *Core) standbys() []Candidate {
+	owns := map[string]bool{}
+	for _, a := range c.sm.Assignments {
+		owns[a.Coreapp] = true
+	}
+	var out []Candidate
+	for _, id := range c.ids() {
+		if ca := c.coreapps[id]; ca.healthy && !ca.benched && !owns[id] {
+			out = append(out, Candidate{ID: id, TroubleAt: ca.troubleAt})
+		}
+	}
+	return out
+}
+
+// assignUnassigned gives every unassigned shard, lowest number first, to
+// the standby ChooseStandby picks, with epoch MaxEpoch+1. A shard with no
+// standby is reported once and retried every Step.
+func (c *Core) assignUnassigned(now time.Time) {
+	for s, a := range c.sm.Assignments {
+		if a.Coreapp != "" {
+			continue
+		}
+		st := &c.shards[s]
+		id, ok := ChooseStandby(c.standbys())
+		if !ok {
+			if !st.stuck {
+				st.stuck = true
+				c.reports = append(c.reports, ShardUnassigned{Shard: s, At: now})
+			}
+			continue
+		}
+		from, lostAt := st.lostFrom, st.lostAt
+		epoch := c.give(s, id) // resets the shard's state
+		if from != "" {
+			c.reports = append(c.reports, Failover{Shard: s, From: from, To: id, Epoch: epoch, LostAt: lostAt})
+		}
+	}
+}
+
+// give assigns shard s to id at a fresh epoch.
+func (c *Core) give(s int, id string) uint64 {
+	c.sm.MaxEpoch++
+	e := c.sm.MaxEpoch
+	c.sm.Assignments[s] = Assignment{Shard: s, Coreapp: id, Epoch: e}
+	c.shards[s] = shardState{}
+	c.rpcs = append(c.rpcs, Assign{Shard: s, Coreapp: id, Epoch: e, Shards: len(c.sm.Assignments)})
+	c.dirty = true
+	return e
+}
+
+// remap is rule 6. A shard number means a different key range under a
+// different count, so every surviving assignment gets a new epoch: shard s
+// < min(old, new) stays with its owner, re-assigned at a new epoch (and
+// the new shard count); shards that no longer exist are released; new
+// shards go to standbys (assignUnassigned). No coreapp is given a shard
+// another one holds, and the gateway's epoch fencing retires the old
+// sessions, so no shard is served twice at once.
+func (c *Core) remap(n int) {
+	old := c.sm.Assignments
+	if n == len(old) {
+		return
+	}
+	c.sm.Assignments = make([]Assignment, n)
+	oldStates := c.shards
+	c.shards = make([]shardState, n)
+	for s := range c.sm.Assignments {
+		c.sm.Assignments[s].Shard = s
+		if s < len(old) && old[s].Coreapp == "" {
+			c.shards[s] = oldStates[s] // keeps lostFrom for the Failover report
+		}
+	}
+	for s, a := range old {
+		switch {
+		case a.Coreapp == "":
+		case s < n:
+			c.give(s, a.Coreapp)
+		default:
+			c.rpcs = append(c.rpcs, Release{Shard: s, Coreapp: a.Coreapp, Epoch: a.Epoch})
+		}
+	}
+	c.cfg.Shards = n
+	c.dirty = true
+}

@@ -1,0 +1,443 @@
+package failover
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+)
+
+// Core is the failure detector and shard assigner of one primary master.
+// It is not safe for concurrent use: one driver goroutine owns it.
+type Core struct {
+	cfg       Config
+	sm        ShardMap
+	shards    []shardState
+	coreapps  map[string]*coreapp
+	resumedAt time.Time // last stall resume (rule 4); zero if none
+	now       time.Time // now of the last Step (or New)
+	wantWake  time.Time // NextWake after the last Step, for stall detection
+
+	// The batch being built; New may leave one for the first Step.
+	reports []Action // reports and heartbeats, in the order they happened
+	rpcs    []Action // Assign/Release, executed after the persist
+	dirty   bool     // the map changed: a PersistShardMap goes first
+}
+
+type coreapp struct {
+	id          string
+	healthy     bool
+	lastSeq     uint64
+	lastSentAt  time.Time
+	nextHB      time.Time
+	outstanding []sentHB // ascending seq; answered ones are dropped
+	troubleAt   time.Time
+	// benched: it refused (or failed) an assignment and is no standby
+	// until it answers a heartbeat with seq > benchedAfterSeq. This bounds
+	// reassignment retries to one per heartbeat interval per coreapp.
+	benched         bool
+	benchedAfterSeq uint64
+}
+
+type sentHB struct {
+	seq    uint64
+	sentAt time.Time
+}
+
+type shardState struct {
+	// confirmed: the owner confirmed serving the current assignment (or it
+	// came from the persisted map); heartbeats it answers with seq >
+	// confirmedAfterSeq must then list the shard.
+	confirmed         bool
+	confirmedAfterSeq uint64
+	lostFrom          string // previous owner while unassigned after a loss
+	lostAt            time.Time
+	stuck             bool // ShardUnassigned already reported
+}
+
+// New builds the core of a master that just became primary, from the
+// persisted shard map (empty if none yet). Every owner in the map becomes a
+// known healthy coreapp with a fresh unhealthy clock, so taking over causes
+// no failover by itself; its shards count as confirmed. If the map's shard
+// count differs from cfg.Shards, it is re-mapped as in ShardCountChanged.
+// Nothing is output here: the driver must call Step(now, Tick{}) next
+// (NextWake returns now), which sends the first heartbeats.
+func New(cfg Config, m ShardMap, now time.Time) (*Core, error) {
+	if err := errors.Join(cfg.Validate(), m.validate()); err != nil {
+		return nil, err
+	}
+	c := &Core{cfg: cfg, coreapps: map[string]*coreapp{}, now: now, wantWake: now}
+	if len(m.Assignments) == 0 {
+		c.sm = ShardMap{MaxEpoch: m.MaxEpoch, Assignments: make([]Assignment, cfg.Shards)}
+		for i := range c.sm.Assignments {
+			c.sm.Assignments[i].Shard = i
+		}
+	} else {
+		c.sm = m.Clone()
+	}
+	c.shards = make([]shardState, len(c.sm.Assignments))
+	for i, a := range c.sm.Assignments {
+		if a.Coreapp == "" {
+			c.sm.Assignments[i].Epoch = 0
+			continue
+		}
+		c.shards[i].confirmed = true
+		if c.coreapps[a.Coreapp] == nil {
+			c.coreapps[a.Coreapp] = &coreapp{id: a.Coreapp, healthy: true, nextHB: now}
+		}
+	}
+	if len(c.sm.Assignments) != cfg.Shards {
+		c.remap(cfg.Shards)
+	}
+	return c, nil
+}
+
+// Step feeds one event at time now and returns the actions, in the order
+// the driver must execute them: reports and SendHeartbeat first, then at
+// most one PersistShardMap, then Assign/Release (which must wait for the
+// persist). now must not go backwards. Bad input returns an error naming
+// the field and changes nothing.
+//
+// Within a Step: stall detection first (rule 4), then the event, then
+// deadlines due at or before now (so an answer stepped at exactly the
+// deadline still counts), then due heartbeats, then assignment of
+// unassigned shards to healthy standbys.
+func (c *Core) Step(now time.Time, ev Event) ([]Action, error) {
+	if now.Before(c.now) {
+		return nil, fmt.Errorf("failover: now: must not go backwards, got %s after %s", now.Format(time.RFC3339Nano), c.now.Format(time.RFC3339Nano))
+	}
+	if err := c.validate(ev); err != nil {
+		return nil, err
+	}
+	if IsStall(c.wantWake, now, c.cfg.stallThreshold()) {
+		c.stall(now, now.Sub(c.wantWake), "late-step")
+	}
+	c.apply(now, ev)
+	c.expire(now)
+	c.sendHeartbeats(now)
+	c.assignUnassigned(now)
+
+	out := c.reports
+	if c.dirty {
+		out = append(out, PersistShardMap{Map: c.sm.Clone()})
+	}
+	out = append(out, c.rpcs...)
+	c.reports, c.rpcs, c.dirty = nil, nil, false
+	c.now = now
+	c.wantWake = c.NextWake()
+	return out, nil
+}
+
+// NextWake is the exact time the driver must Step again (a Tick, unless
+// another event comes first): the earliest heartbeat due or rule-1
+// deadline. Zero when nothing is pending (no coreapps).
+func (c *Core) NextWake() time.Time {
+	if len(c.reports) > 0 || len(c.rpcs) > 0 || c.dirty {
+		return c.now
+	}
+	var w time.Time
+	min := func(t time.Time) {
+		if !t.IsZero() && (w.IsZero() || t.Before(w)) {
+			w = t
+		}
+	}
+	for _, id := range c.ids() {
+		ca := c.coreapps[id]
+		min(ca.nextHB)
+		min(c.deadline(ca))
+	}
+	return w
+}
+
+// ShardMap returns a copy of the current map (what the last
+// PersistShardMap carried, or the map given to New).
+func (c *Core) ShardMap() ShardMap { return c.sm.Clone() }
+
+// Config returns the config in force (live settings applied).
+func (c *Core) Config() Config { return c.cfg }
+
+// CoreappStatus is one coreapp as the core sees it, for status pages.
+type CoreappStatus struct {
+	ID          string
+	Healthy     bool
+	Shards      []int     // shards it owns in the map
+	LastSeq     uint64    // last heartbeat seq sent
+	Outstanding int       // heartbeats sent and not cleared by an answer
+	Deadline    time.Time // rule-1 deadline; zero if none or unhealthy
+}
+
+// Coreapps returns every known coreapp, sorted by ID.
+func (c *Core) Coreapps() []CoreappStatus {
+	var out []CoreappStatus
+	for _, id := range c.ids() {
+		ca := c.coreapps[id]
+		st := CoreappStatus{ID: id, Healthy: ca.healthy, LastSeq: ca.lastSeq, Outstanding: len(ca.outstanding), Deadline: c.deadline(ca)}
+		for s, a := range c.sm.Assignments {
+			if a.Coreapp == id {
+				st.Shards = append(st.Shards, s)
+			}
+		}
+		out = append(out, st)
+	}
+	return out
+}
+
+func (c *Core) ids() []string {
+	ids := make([]string, 0, len(c.coreapps))
+	for id := range c.coreapps {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+// clockFrom is rule 1's t for a coreapp with outstanding heartbeats.
+func (c *Core) clockFrom(ca *coreapp) (earliest, from time.Time, ok bool) {
+	if len(ca.outstanding) == 0 {
+		return time.Time{}, time.Time{}, false
+	}
+	earliest = ca.outstanding[0].sentAt
+	return earliest, ClockFrom(earliest, c.resumedAt), true
+}
+
+// deadline is the rule-1 deadline of a healthy coreapp; zero if none.
+func (c *Core) deadline(ca *coreapp) time.Time {
+	if !ca.healthy {
+		return time.Time{}
+	}
+	_, from, ok := c.clockFrom(ca)
+	if !ok {
+		return time.Time{}
+	}
+	return UnhealthyAt(from, c.cfg.UnhealthyInterval)
+}
+
+// ErrUnknownCoreapp is wrapped by Step's error for an event about a
+// coreapp the core does not know, typically a reply that raced with its
+// CoreappLeft. Drivers may ignore it (nothing changed).
+var ErrUnknownCoreapp = errors.New("unknown coreapp")
+
+func (c *Core) validate(ev Event) error {
+	known := func(field, id string) error {
+		if id == "" {
+			return fmt.Errorf("failover: %s: must be a coreapp id, got \"\"", field)
+		}
+		if c.coreapps[id] == nil {
+			return fmt.Errorf("failover: %s: %w %q", field, ErrUnknownCoreapp, id)
+		}
+		return nil
+	}
+	seq := func(field, id string, seq uint64) error {
+		if last := c.coreapps[id].lastSeq; seq < 1 || seq > last {
+			return fmt.Errorf("failover: %s: must be a sent heartbeat seq in 1..%d for %q, got %d", field, last, id, seq)
+		}
+		return nil
+	}
+	switch ev := ev.(type) {
+	case Tick:
+	case CoreappJoined:
+		if ev.ID == "" {
+			return errors.New("failover: CoreappJoined.ID: must be a coreapp id, got \"\"")
+		}
+	case CoreappLeft:
+		return known("CoreappLeft.ID", ev.ID)
+	case HeartbeatAnswered:
+		if err := known("HeartbeatAnswered.ID", ev.ID); err != nil {
+			return err
+		}
+		if err := seq("HeartbeatAnswered.Seq", ev.ID, ev.Seq); err != nil {
+			return err
+		}
+		for i, s := range ev.Shards {
+			if s.Shard < 0 {
+				return fmt.Errorf("failover: HeartbeatAnswered.Shards[%d].Shard: must be >= 0, got %d", i, s.Shard)
+			}
+		}
+	case HeartbeatFailed:
+		if err := known("HeartbeatFailed.ID", ev.ID); err != nil {
+			return err
+		}
+		return seq("HeartbeatFailed.Seq", ev.ID, ev.Seq)
+	case AssignDone:
+		if ev.Coreapp == "" {
+			return errors.New("failover: AssignDone.Coreapp: must be a coreapp id, got \"\"")
+		}
+		if ev.Shard < 0 {
+			return fmt.Errorf("failover: AssignDone.Shard: must be >= 0, got %d", ev.Shard)
+		}
+		if ev.Epoch == 0 {
+			return errors.New("failover: AssignDone.Epoch: must be >= 1, got 0")
+		}
+	case SettingsChanged:
+		if ev.HeartbeatInterval <= 0 {
+			return fmt.Errorf("failover: SettingsChanged.HeartbeatInterval: must be > 0, got %v", ev.HeartbeatInterval)
+		}
+		if ev.UnhealthyInterval <= 0 {
+			return fmt.Errorf("failover: SettingsChanged.UnhealthyInterval: must be > 0, got %v", ev.UnhealthyInterval)
+		}
+	case ShardCountChanged:
+		if err := ValidShardCount(ev.N); err != nil {
+			return fmt.Errorf("failover: ShardCountChanged.N: %w", err)
+		}
+	case Stalled:
+		if ev.Gap < 0 {
+			return fmt.Errorf("failover: Stalled.Gap: must be >= 0, got %v", ev.Gap)
+		}
+	case nil:
+		return errors.New("failover: event: must not be nil")
+	default:
+		return fmt.Errorf("failover: event: unknown type %T", ev)
+	}
+	return nil
+}
+
+func (c *Core) apply(now time.Time, ev Event) {
+	switch ev := ev.(type) {
+	case CoreappJoined:
+		ca := c.coreapps[ev.ID]
+		switch {
+		case ca == nil:
+			c.coreapps[ev.ID] = &coreapp{id: ev.ID, healthy: true, nextHB: now}
+		case !ca.healthy:
+			ca.outstanding = nil
+			ca.nextHB = now
+			ca.benched = false
+			c.recover(now, ca)
+		}
+	case CoreappLeft:
+		for s, a := range c.sm.Assignments {
+			if a.Coreapp == ev.ID {
+				c.loseShard(now, s, LostLeft)
+			}
+		}
+		delete(c.coreapps, ev.ID)
+	case HeartbeatAnswered:
+		c.answered(now, ev)
+	case AssignDone:
+		if ev.Shard >= len(c.sm.Assignments) {
+			return
+		}
+		a := c.sm.Assignments[ev.Shard]
+		if a.Coreapp != ev.Coreapp || a.Epoch != ev.Epoch {
+			return // stale: the map moved on
+		}
+		if ev.OK {
+			c.shards[ev.Shard].confirmed = true
+			c.shards[ev.Shard].confirmedAfterSeq = c.coreapps[ev.Coreapp].lastSeq
+			return
+		}
+		ca := c.coreapps[ev.Coreapp]
+		ca.troubleAt = now
+		ca.benched, ca.benchedAfterSeq = true, ca.lastSeq
+		c.loseShard(now, ev.Shard, LostRefused)
+	case SettingsChanged:
+		c.cfg.HeartbeatInterval = ev.HeartbeatInterval
+		c.cfg.UnhealthyInterval = ev.UnhealthyInterval
+		for _, id := range c.ids() {
+			ca := c.coreapps[id]
+			if ca.lastSeq > 0 {
+				ca.nextHB = NextHeartbeatAt(ca.lastSentAt, ev.HeartbeatInterval, now)
+			}
+		}
+		// Deadlines derive from UnhealthyInterval, so they move with it;
+		// any now past fire in expire, at now (PendingDeadline).
+	case ShardCountChanged:
+		c.remap(ev.N)
+	case Stalled:
+		c.stall(now, ev.Gap, "driver")
+	}
+}
+
+// answered applies rule 1's clearing, recovery, and reconciles what the
+// coreapp says it serves with the map.
+func (c *Core) answered(now time.Time, ev HeartbeatAnswered) {
+	ca := c.coreapps[ev.ID]
+	i := 0
+	for i < len(ca.outstanding) && ca.outstanding[i].seq <= ev.Seq {
+		i++
+	}
+	ca.outstanding = ca.outstanding[i:]
+	if ca.benched && ev.Seq > ca.benchedAfterSeq {
+		ca.benched = false
+	}
+	if !ca.healthy {
+		if _, from, ok := c.clockFrom(ca); !ok || UnhealthyAt(from, c.cfg.UnhealthyInterval).After(now) {
+			c.recover(now, ca)
+		}
+	}
+	reported := map[int]uint64{}
+	for _, s := range ev.Shards {
+		reported[s.Shard] = s.Epoch
+		if c.sm.Owner(s.Shard) != ev.ID {
+			// It serves a shard that is no longer its own: fencing already
+			// stops it at the gateway; tell it to let go.
+			c.rpcs = append(c.rpcs, Release{Shard: s.Shard, Coreapp: ev.ID, Epoch: s.Epoch})
+		}
+	}
+	for s, a := range c.sm.Assignments {
+		st := c.shards[s]
+		if a.Coreapp != ev.ID || !st.confirmed || ev.Seq <= st.confirmedAfterSeq {
+			continue
+		}
+		if e, ok := reported[s]; !ok || e != a.Epoch {
+			ca.troubleAt = now
+			c.loseShard(now, s, LostNotServed)
+		}
+	}
+}
+
+func (c *Core) recover(now time.Time, ca *coreapp) {
+	ca.healthy = true
+	c.reports = append(c.reports, Recovered{Coreapp: ca.id, At: now})
+}
+
+// stall is rule 4: the clock of every coreapp restarts at now and every
+// coreapp is heartbeated at once.
+func (c *Core) stall(now time.Time, gap time.Duration, source string) {
+	if c.resumedAt.Equal(now) {
+		return // already applied in this Step
+	}
+	c.resumedAt = now
+	for _, ca := range c.coreapps {
+		ca.nextHB = now
+	}
+	c.reports = append(c.reports, StallDetected{At: now, Gap: gap, Source: source})
+}
+
+// expire declares every healthy coreapp whose deadline is at or before now.
+func (c *Core) expire(now time.Time) {
+	for _, id := range c.ids() {
+		ca := c.coreapps[id]
+		d := c.deadline(ca)
+		if d.IsZero() || d.After(now) {
+			continue
+		}
+		earliest, from, _ := c.clockFrom(ca)
+		ca.healthy = false
+		ca.troubleAt = now
+		c.reports = append(c.reports, DeclaredUnhealthy{Coreapp: id, At: now, Deadline: d, EarliestUnansweredSentAt: earliest, ClockFrom: from})
+		for s, a := range c.sm.Assignments {
+			if a.Coreapp == id {
+				c.loseShard(now, s, LostUnhealthy)
+			}
+		}
+	}
+}
+
+// sendHeartbeats sends every heartbeat due, healthy or not (an unhealthy
+// coreapp must be able to prove it recovered). One per interval, whether
+// or not earlier ones are outstanding: an answer to a later seq proves
+// liveness.
+func (c *Core) sendHeartbeats(now time.Time) {
+	for _, id := range c.ids() {
+		ca := c.coreapps[id]
+		if ca.nextHB.After(now) {
+			continue
+		}
+		ca.lastSeq++
+		ca.lastSentAt = now
+		ca.nextHB = now.Add(c.cfg.HeartbeatInterval)
+		ca.outstanding = append(ca.outstanding, sentHB{seq: ca.lastSeq, sentAt: now})
+		c.reports = append(c.reports, SendHeartbeat{Coreapp: id, Seq: ca.lastSeq})
+	}
+}

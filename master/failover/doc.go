@@ -1,0 +1,107 @@
+// Package failover is the pure core of the primary master: the failure
+// detector (which coreapp is unhealthy, rules 1 and 4 of DESIGN.md) and the
+// shard assigner (which coreapp serves which shard at which epoch, rules 2,
+// 5 and 6) as one deterministic state machine, in the style of etcd-io/raft's
+// RawNode. It has no goroutines, timers, clock, I/O, logging or randomness:
+// time is an argument, inputs are Events, outputs are Actions plus the time
+// the core wants to be woken (NextWake). The same inputs give the same
+// outputs byte for byte, so the real driver (master/) and the discrete-event
+// simulator drive the same code.
+//
+// # Driving it
+//
+//	c, err := failover.New(cfg, storedMap, now) // on becoming primary
+//	loop:
+//	    acts, err := c.Step(now, ev)            // ev: an Event, or Tick{} when the timer fires
+//	    execute(acts)                           // see below
+//	    timer.Reset(c.NextWake() - now)         // zero NextWake: no timer
+//
+// Rules for the driver:
+//   - One goroutine owns the Core. gRPC callbacks, memberlist and settings
+//     watchers post events to it; they never call it.
+//   - Right after New, Step(now, Tick{}): it sends the first heartbeats (and
+//     the re-map, if the stored map has another shard count).
+//   - Set a timer at exactly NextWake and Step a Tick when it fires; deadlines
+//     fire on time, not at the next heartbeat. When the timer and replies are
+//     both ready, step the replies first (an answer that arrived before a
+//     deadline counts).
+//   - now must never go backwards (use the monotonic clock).
+//   - Execute a batch in order: reports (log/metrics) and SendHeartbeat
+//     first, send those at once (the Step's now is their send time). Then at
+//     most one PersistShardMap: write it to the store and wait; only if it
+//     succeeded execute the Assign/Release that follow it, in order per
+//     coreapp. If the write fails (lost lease), execute none of them and stop
+//     acting as primary: drop the Core; the next primary builds a new one
+//     from the stored map. Fencing relies on this: no epoch is used before it
+//     is durable.
+//   - Post every heartbeat outcome (HeartbeatAnswered with exactly the shards
+//     the answer lists, or HeartbeatFailed) and every assign outcome
+//     (AssignDone; OK=false for a refusal or an RPC error). Release has no
+//     outcome. A coreapp must ignore a Release whose epoch is not the one it
+//     holds.
+//   - Post CoreappJoined when a coreapp appears (and again when it restarts),
+//     CoreappLeft only for a graceful stop, SettingsChanged on every change of
+//     heartbeat_interval/unhealthy_interval, ShardCountChanged on a shard
+//     count change, and Stalled if the driver itself measures a stall.
+//   - Step errors mean bad input and change nothing; errors wrapping
+//     ErrUnknownCoreapp are expected for replies racing a CoreappLeft.
+//
+// # Decisions
+//
+// Rule 1 (heartbeats). Each known coreapp, healthy or not, gets one
+// heartbeat per heartbeat_interval, whether or not earlier ones are
+// outstanding (so an unhealthy one can prove it recovered). An answer to seq
+// n clears every outstanding seq <= n. A failure clears nothing and declares
+// nothing. A healthy coreapp is declared unhealthy at the first Step with
+// now >= ClockFrom + unhealthy_interval (UnhealthyAt), ClockFrom being the
+// send time of its earliest outstanding heartbeat, or the last stall resume
+// if later. Within a Step the event is applied before due deadlines, so an
+// answer stepped at exactly the deadline counts. Heartbeat seqs start at 1
+// per Core and per coreapp (again after a leave and re-join).
+//
+// Rule 2 (assignment). Unassigned shards, lowest first, go to standbys:
+// healthy coreapps owning no shard. ChooseStandby picks the least recently
+// troubled (declared unhealthy, refused an assignment, lost a shard), then
+// the smallest ID. Every assignment takes epoch MaxEpoch+1. A shard without
+// a standby is reported once (ShardUnassigned) and assigned in the first
+// Step that finds one. An unhealthy coreapp recovers (Recovered) when it
+// re-joins, or when after an answer its rule-1 deadline lies in the future;
+// it comes back as a standby (no failback). A coreapp that refuses an
+// assignment (AssignDone OK=false) loses the shard and is benched (no
+// standby) until it answers a heartbeat sent after the refusal, so retries
+// happen at most once per heartbeat interval.
+//
+// Reconciliation from heartbeat answers. A coreapp that lists a shard it
+// does not own in the map is sent a Release for it. A coreapp that owns a
+// confirmed shard (AssignDone OK, or owned in the map given to New) but
+// answers a heartbeat sent after the confirmation without listing it at
+// its epoch has lost it (it restarted): the shard is reassigned at once
+// (ShardLost reason not-served).
+//
+// Rule 3 (live settings). heartbeat_interval: each coreapp's next heartbeat
+// is at its last send + the new interval, or at once if that is past
+// (NextHeartbeatAt). unhealthy_interval: pending deadlines are recomputed
+// from the same ClockFrom with the new value; one already past fires in the
+// Step that applies the change (PendingDeadline).
+//
+// Rule 4 (stalls). A Step whose now is later than the previous NextWake by
+// more than StallThreshold (IsStall; default heartbeat_interval/2), or a
+// Stalled event, is a stall: the resume time becomes the earliest ClockFrom
+// for every outstanding heartbeat, and every coreapp is heartbeated at once.
+// So no coreapp is declared within unhealthy_interval of the resume for
+// heartbeats sent (or answers received) around the stall; the cost is that
+// a real crash overlapping a stall is detected up to the stall's length
+// later.
+//
+// Rule 5 (graceful leave). CoreappLeft hands the coreapp's shards to
+// standbys in the same Step and forgets the coreapp.
+//
+// Rule 6 (shard count). Shard s < min(old, new) keeps its owner, re-assigned
+// at a new epoch with the new count; shards >= new are released; new
+// shards go to standbys. Each shard has one owner in the map at all times,
+// and the gateway's epoch fencing retires old sessions.
+//
+// New: every owner in the stored map becomes a healthy known coreapp with a
+// fresh clock (its first heartbeat is sent at the first Step), so a takeover
+// causes no failover by itself; epochs continue from the stored MaxEpoch.
+package failover

@@ -1,0 +1,151 @@
+package failover
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+)
+
+// rule1Model recomputes rule 1 independently of the core: per coreapp, the
+// send time of each seq and the highest seq answered.
+type rule1Model struct {
+	sent     map[string]map[uint64]time.Time
+	answered map[string]uint64
+	resumed  time.Time
+	ui       time.Duration
+}
+
+func (m *rule1Model) observe(t *testing.T, c *Core, at time.Time, ev Event, acts []Action) {
+	switch ev := ev.(type) {
+	case HeartbeatAnswered:
+		if ev.Seq > m.answered[ev.ID] {
+			m.answered[ev.ID] = ev.Seq
+		}
+	case CoreappLeft:
+		delete(m.sent, ev.ID)
+		delete(m.answered, ev.ID)
+	case CoreappJoined:
+		// A re-joining unhealthy coreapp's outstanding heartbeats are
+		// forgiven: as if all sent so far were answered.
+		for _, a := range acts {
+			if r, ok := a.(Recovered); ok && r.Coreapp == ev.ID {
+				for seq := range m.sent[ev.ID] {
+					m.answered[ev.ID] = max(m.answered[ev.ID], seq)
+				}
+			}
+		}
+	case SettingsChanged:
+		m.ui = ev.UnhealthyInterval
+	}
+	for _, a := range acts {
+		switch a := a.(type) {
+		case StallDetected:
+			m.resumed = a.At
+		case SendHeartbeat:
+			if m.sent[a.Coreapp] == nil {
+				m.sent[a.Coreapp] = map[uint64]time.Time{}
+			}
+			m.sent[a.Coreapp][a.Seq] = at
+		case DeclaredUnhealthy:
+			sentAt, ok := m.sent[a.Coreapp][m.answered[a.Coreapp]+1]
+			if !ok {
+				t.Fatalf("t=%s: %s declared with no unanswered heartbeat", at.Sub(base), a.Coreapp)
+			}
+			if !a.EarliestUnansweredSentAt.Equal(sentAt) {
+				t.Fatalf("t=%s: %s declared with earliest unanswered %s, model says %s", at.Sub(base), a.Coreapp, a.EarliestUnansweredSentAt.Sub(base), sentAt.Sub(base))
+			}
+			from := ClockFrom(sentAt, m.resumed)
+			if at.Before(from.Add(m.ui)) {
+				t.Fatalf("t=%s: %s declared before %s + %s", at.Sub(base), a.Coreapp, from.Sub(base), m.ui)
+			}
+		}
+	}
+}
+
+// TestRandomRuns drives the core through random seeded runs. The harness
+// checks after every Step: one owner per shard with distinct epochs, every
+// owner a healthy known coreapp, Assign epochs strictly growing, every
+// Assign preceded in its batch by a PersistShardMap that covers it,
+// NextWake never in the past; the rule-1 model checks every declaration.
+// Each run is done twice and must produce the same transcript.
+func TestRandomRuns(t *testing.T) {
+	for seed := uint64(1); seed <= 60; seed++ {
+		a := randomRun(t, seed)
+		b := randomRun(t, seed)
+		if a != b {
+			t.Fatalf("seed %d: two runs differ", seed)
+		}
+	}
+}
+
+func randomRun(t *testing.T, seed uint64) string {
+	r := rand.New(rand.NewPCG(seed, 0xfa11))
+	cfg := Config{
+		HeartbeatInterval: time.Duration(1+r.IntN(5)) * time.Second,
+		UnhealthyInterval: time.Duration(5+r.IntN(30)) * time.Second,
+		Shards:            []int{1, 2, 4}[r.IntN(3)],
+	}
+	h, err := newHarness(t, cfg, ShardMap{}, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	model := &rule1Model{sent: map[string]map[uint64]time.Time{}, answered: map[string]uint64{}, ui: cfg.UnhealthyInterval}
+	h.onStep = func(at time.Time, ev Event, acts []Action) { model.observe(t, h.c, at, ev, acts) }
+	var out []string
+	ids := []string{"c1", "c2", "c3", "c4", "c5", "c6"}
+	known := map[string]bool{}
+	step := func(ev Event) {
+		l, err := h.step(h.now, ev, false)
+		if err != nil {
+			out = append(out, "error: "+err.Error())
+			return
+		}
+		out = append(out, l...)
+	}
+	for i := 0; i < 300; i++ {
+		id := ids[r.IntN(len(ids))]
+		switch k := r.IntN(20); {
+		case k < 7:
+			out = append(out, h.run(h.now.Add(time.Duration(r.IntN(10_000))*time.Millisecond), true)...)
+		case k < 9:
+			known[id] = true
+			if b := h.behaviourOf(id); b.crashed {
+				b.down, b.crashed = false, false
+			}
+			step(CoreappJoined{ID: id})
+		case k < 10:
+			if known[id] {
+				delete(known, id)
+				step(CoreappLeft{ID: id})
+				h.crash(id)
+			}
+		case k < 12:
+			h.crash(id)
+		case k < 14:
+			b := h.behaviourOf(id)
+			if !b.crashed {
+				b.silent, b.failing = r.IntN(3) == 0, r.IntN(3) == 0
+				b.rtt = time.Duration(r.IntN(int(2*cfg.UnhealthyInterval/time.Millisecond))) * time.Millisecond
+			}
+		case k < 15:
+			hb := time.Duration(1+r.IntN(5)) * time.Second
+			ui := time.Duration(5+r.IntN(30)) * time.Second
+			model.ui = ui
+			step(SettingsChanged{HeartbeatInterval: hb, UnhealthyInterval: ui})
+		case k < 16:
+			step(ShardCountChanged{N: []int{1, 2, 4, 8}[r.IntN(4)]})
+		case k < 17:
+			h.pause(h.now.Add(time.Duration(r.IntN(60_000)) * time.Millisecond))
+		case k < 18:
+			step(Stalled{Gap: time.Duration(r.IntN(5000)) * time.Millisecond})
+		default:
+			// A stray or late AssignDone for a random shard and epoch.
+			m := h.c.ShardMap()
+			s := r.IntN(len(m.Assignments))
+			step(AssignDone{Shard: s, Coreapp: id, Epoch: 1 + uint64(r.IntN(int(m.MaxEpoch)+1)), OK: r.IntN(2) == 0})
+		}
+	}
+	return fmt.Sprintf("%+v\n%s", cfg, strings.Join(out, "\n"))
+}

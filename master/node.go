@@ -1,0 +1,427 @@
+// Package master is the master node of an mcsim cluster: one loop
+// goroutine around the pure failover core (package master/failover), plus
+// the master lease, the settings watch and the gRPC clients to coreapps.
+//
+// Everything that happens (a heartbeat answered, a settings change, a
+// coreapp joining, a lease renewal coming back, a timer) is an event posted
+// to the loop; gRPC handlers and RPC goroutines never touch the core or the
+// loop's state. The loop sets one timer at the earliest of the core's
+// NextWake, the next lease renewal and the lease's end by its own clock, so
+// rule-1 deadlines fire on time, not at the next tick.
+//
+// Lease (rule 3): every master tries to acquire or renew the lease in the
+// settings store every renew interval (default heartbeat_interval) with a
+// TTL (default unhealthy_interval). A master acts as primary only while its
+// own clock says the lease holds, measured from the send time of its last
+// successful renewal; the check runs before every batch of actions, so a
+// master resumed after a pause stops before it sends anything. A new
+// primary loads the shard map from the store and builds a fresh core, in
+// which every owner starts with a fresh unhealthy clock: taking over causes
+// no failover by itself.
+package master
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/mcsim/mcsim/master/failover"
+	mcsimv1 "github.com/mcsim/mcsim/proto/mcsim/v1"
+)
+
+// Config configures a master node.
+type Config struct {
+	// ID names the master (node_id in logs, the lease holder). Required.
+	ID string
+	// Address is the master's own gRPC address, published with the lease.
+	Address string
+	// Settings is the settings service's SettingsService client. Required.
+	Settings mcsimv1.SettingsServiceClient
+	// Coordination is the settings service's lease and shard-map client.
+	// Required.
+	Coordination mcsimv1.CoordinationServiceClient
+	// Dial opens a client connection to a coreapp's gRPC address. Default:
+	// grpc.NewClient with insecure credentials. Tests pass a bufconn dialer.
+	Dial func(addr string) (*grpc.ClientConn, error)
+	// LeaseTTL overrides the lease TTL; 0 means unhealthy_interval (live).
+	LeaseTTL time.Duration
+	// RenewInterval overrides how often the lease is renewed (and how often
+	// a secondary tries to take it); 0 means heartbeat_interval (live).
+	RenewInterval time.Duration
+	// StallThreshold is passed to the core (rule 4); 0 is the core's
+	// default (half the heartbeat interval).
+	StallThreshold time.Duration
+	// Logger is the node's logger; New adds node_id and role.
+	Logger zerolog.Logger
+	// Registry receives the node's metrics; nil means a private registry.
+	Registry prometheus.Registerer
+	// PID is reported in Status (the OS process id; 0 in tests).
+	PID int
+	// RestartRequired holds the restart-required settings the node started
+	// with; nil means the first snapshot is the baseline.
+	RestartRequired map[string]string
+	// Observe, when not nil, is called on the loop goroutine with every
+	// action of the core and the time it was produced, before the action is
+	// executed. Tests and measurements use it; it must not block.
+	Observe func(at time.Time, a failover.Action)
+}
+
+// Validate reports every problem of the configuration.
+func (c Config) Validate() error {
+	var errs []error
+	if c.ID == "" {
+		errs = append(errs, errors.New("master: ID: must not be empty"))
+	}
+	if c.Settings == nil {
+		errs = append(errs, errors.New("master: Settings: must not be nil"))
+	}
+	if c.Coordination == nil {
+		errs = append(errs, errors.New("master: Coordination: must not be nil"))
+	}
+	if c.LeaseTTL < 0 {
+		errs = append(errs, fmt.Errorf("master: LeaseTTL: must be >= 0, got %v", c.LeaseTTL))
+	}
+	if c.RenewInterval < 0 {
+		errs = append(errs, fmt.Errorf("master: RenewInterval: must be >= 0, got %v", c.RenewInterval))
+	}
+	if c.StallThreshold < 0 {
+		errs = append(errs, fmt.Errorf("master: StallThreshold: must be >= 0, got %v", c.StallThreshold))
+	}
+	return errors.Join(errs...)
+}
+
+// FastReconnect caps gRPC's reconnect backoff (default up to 120 s) at one
+// second, so a healed partition or a restarted coreapp is heartbeated again
+// within a heartbeat interval instead of being blamed for gRPC's backoff.
+func FastReconnect() grpc.ConnectParams {
+	return grpc.ConnectParams{
+		Backoff:           backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
+		MinConnectTimeout: time.Second,
+	}
+}
+
+// Node is a running master.
+type Node struct {
+	cfg     Config
+	log     zerolog.Logger
+	m       *metrics
+	events  chan any
+	done    chan struct{} // closed when Run returns
+	crashed atomic.Bool   // Crash was called: stop without a goodbye
+
+	// Everything below is owned by the loop goroutine.
+	snap        *mcsimv1.Snapshot
+	started     map[string]string // restart-required values at start
+	core        *failover.Core
+	term        uint64 // grows every time this node becomes primary; tags RPC results
+	lease       leaseClock
+	holder      string // the lease holder as last seen
+	renewing    bool
+	nextRenew   time.Time
+	peers       map[string]*peer
+	failingOver map[int]failoverStart
+}
+
+type peer struct {
+	addr   string
+	conn   *grpc.ClientConn
+	client mcsimv1.CoreAppServiceClient
+}
+
+type failoverStart struct {
+	lostAt time.Time
+	epoch  uint64
+}
+
+// New builds a master node. Run starts it.
+func New(cfg Config) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Dial == nil {
+		cfg.Dial = func(addr string) (*grpc.ClientConn, error) {
+			return grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+				grpc.WithConnectParams(FastReconnect()))
+		}
+	}
+	if cfg.Registry == nil {
+		cfg.Registry = prometheus.NewRegistry()
+	}
+	return &Node{
+		cfg:         cfg,
+		log:         cfg.Logger.With().Str("node_id", cfg.ID).Str("role", "master").Logger(),
+		m:           newMetrics(cfg.Registry),
+		events:      make(chan any, 4096),
+		done:        make(chan struct{}),
+		started:     cfg.RestartRequired,
+		peers:       map[string]*peer{},
+		failingOver: map[int]failoverStart{},
+	}, nil
+}
+
+// Events posted to the loop.
+type (
+	snapshotEvent struct{ snap *mcsimv1.Snapshot }
+	coreappJoined struct{ id, addr string }
+	coreappLeft   struct{ id string }
+	leaseResult   struct {
+		sentAt time.Time
+		ttl    time.Duration
+		resp   *mcsimv1.AcquireLeaseResponse
+		err    error
+	}
+	heartbeatResult struct {
+		term uint64
+		id   string
+		seq  uint64
+		rtt  time.Duration
+		resp *mcsimv1.HeartbeatResponse
+		err  error
+	}
+	assignResult struct {
+		term uint64
+		a    failover.Assign
+		err  error
+	}
+	statusQuery struct {
+		reply chan *mcsimv1.MasterServiceStatusResponse
+	}
+	freezeEvent struct{ d time.Duration }
+)
+
+// post hands an event to the loop; it gives up once the loop has ended.
+func (n *Node) post(ev any) {
+	select {
+	case n.events <- ev:
+	case <-n.done:
+	}
+}
+
+// CoreappJoined tells the master that coreapp id serves gRPC at addr (a
+// new member, a recovered one, or a new address). Safe from any goroutine.
+func (n *Node) CoreappJoined(id, addr string) { n.post(coreappJoined{id: id, addr: addr}) }
+
+// CoreappLeft tells the master that coreapp id stopped gracefully: its
+// shards are handed over at once (rule 5). Never call it for a failure.
+func (n *Node) CoreappLeft(id string) { n.post(coreappLeft{id: id}) }
+
+// Crash makes the next stop of Run abrupt, as a SIGKILL would: the lease is
+// not released, so a secondary must wait for it to expire. A fault hook
+// for tests and chaos.
+func (n *Node) Crash() { n.crashed.Store(true) }
+
+// Freeze stops the loop for d, as a SIGSTOP would: timers fire late and
+// answers queue up. A fault hook for tests of rules 3 and 4.
+func (n *Node) Freeze(d time.Duration) { n.post(freezeEvent{d: d}) }
+
+// Run runs the loop until ctx ends. On the way out a primary releases the
+// lease so a secondary can take over at once.
+func (n *Node) Run(ctx context.Context) error {
+	// RPC goroutines post their results; closing done first (defers run
+	// last-in first-out) lets any of them blocked on a full queue return
+	// before Wait.
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer close(n.done)
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	wg.Add(1)
+	go func() { defer wg.Done(); n.watchSettings(watchCtx) }()
+
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	n.log.Info().Msg("master starting; waiting for the first settings snapshot")
+	for {
+		select {
+		case <-ctx.Done():
+			n.shutdown()
+			return nil
+		case ev := <-n.events:
+			n.handle(ctx, &wg, ev)
+		case <-timer.C:
+			n.onTimer(ctx, &wg)
+		}
+		if wake := n.nextWake(); !wake.IsZero() {
+			timer.Reset(max(time.Until(wake), 0))
+		}
+	}
+}
+
+// nextWake is the earliest of the core's wake-up, the next renewal and the
+// end of the lease by our own clock.
+func (n *Node) nextWake() time.Time {
+	if n.snap == nil {
+		return time.Time{}
+	}
+	w := n.nextRenew
+	earliest := func(t time.Time) {
+		if !t.IsZero() && (w.IsZero() || t.Before(w)) {
+			w = t
+		}
+	}
+	if n.core != nil {
+		earliest(n.core.NextWake())
+		earliest(n.lease.validUntil)
+	}
+	return w
+}
+
+func (n *Node) handle(ctx context.Context, wg *sync.WaitGroup, ev any) {
+	now := time.Now()
+	n.checkLease(now)
+	switch ev := ev.(type) {
+	case snapshotEvent:
+		n.applySnapshot(ctx, wg, now, ev.snap)
+	case leaseResult:
+		n.onLease(ctx, wg, now, ev)
+	case coreappJoined:
+		n.setPeer(ev.id, ev.addr)
+		n.step(ctx, wg, now, failover.CoreappJoined{ID: ev.id})
+	case coreappLeft:
+		n.log.Info().Str("coreapp", ev.id).Msg("coreapp left gracefully; handing its shards over")
+		n.step(ctx, wg, now, failover.CoreappLeft{ID: ev.id})
+	case heartbeatResult:
+		n.onHeartbeat(ctx, wg, now, ev)
+	case assignResult:
+		n.onAssign(ctx, wg, now, ev)
+	case statusQuery:
+		ev.reply <- n.status()
+	case freezeEvent:
+		n.log.Warn().Dur("for", ev.d).Msg("frozen by a fault hook")
+		time.Sleep(ev.d)
+	}
+}
+
+func (n *Node) onTimer(ctx context.Context, wg *sync.WaitGroup) {
+	now := time.Now()
+	n.checkLease(now)
+	if n.snap == nil {
+		return
+	}
+	if !n.renewing && !now.Before(n.nextRenew) {
+		n.renew(ctx, wg, now)
+	}
+	if n.core != nil {
+		if w := n.core.NextWake(); !w.IsZero() && !now.Before(w) {
+			n.step(ctx, wg, now, failover.Tick{})
+		}
+	}
+}
+
+// checkLease is rule 3: a primary whose lease ran out by its own clock
+// stops acting at once, before anything else is processed.
+func (n *Node) checkLease(now time.Time) {
+	if n.core != nil && !n.lease.held(now) {
+		n.stepDown("lease expired by the master's own clock")
+	}
+}
+
+func (n *Node) stepDown(reason string) {
+	if n.core == nil {
+		return
+	}
+	n.log.Warn().Uint64("lease_epoch", n.lease.epoch).Str("reason", reason).Msg("stepping down: no longer primary")
+	n.core = nil
+	n.lease.lost()
+	n.failingOver = map[int]failoverStart{}
+	n.m.leaseHolder.Set(0)
+	n.m.leaseLostOwnClock.Inc()
+}
+
+func (n *Node) intervals() (hb, ui time.Duration) {
+	return time.Duration(n.snap.GetHeartbeatIntervalSeconds()) * time.Second,
+		time.Duration(n.snap.GetUnhealthyIntervalSeconds()) * time.Second
+}
+
+func (n *Node) leaseTimes() (ttl, renewEvery time.Duration) {
+	hb, ui := n.intervals()
+	ttl, renewEvery = ui, hb
+	if n.cfg.LeaseTTL > 0 {
+		ttl = n.cfg.LeaseTTL
+	}
+	if n.cfg.RenewInterval > 0 {
+		renewEvery = n.cfg.RenewInterval
+	}
+	return ttl, renewEvery
+}
+
+func (n *Node) applySnapshot(ctx context.Context, wg *sync.WaitGroup, now time.Time, s *mcsimv1.Snapshot) {
+	if n.snap != nil && s.GetRevision() <= n.snap.GetRevision() {
+		return
+	}
+	old := n.snap
+	n.snap = s
+	n.m.settingsRevision.Set(float64(s.GetRevision()))
+	if n.started == nil {
+		n.started = s.GetRestartRequired()
+	}
+	hb, ui := n.intervals()
+	if old == nil {
+		n.log.Info().Uint64("revision", s.GetRevision()).Dur("heartbeat_interval", hb).Dur("unhealthy_interval", ui).
+			Int32("shards", s.GetShards()).Msg("settings received; competing for the master lease")
+		n.renew(ctx, wg, now)
+		return
+	}
+	if old.GetHeartbeatIntervalSeconds() != s.GetHeartbeatIntervalSeconds() || old.GetUnhealthyIntervalSeconds() != s.GetUnhealthyIntervalSeconds() {
+		n.log.Info().Dur("heartbeat_interval", hb).Dur("unhealthy_interval", ui).Msg("live settings changed")
+		n.step(ctx, wg, now, failover.SettingsChanged{HeartbeatInterval: hb, UnhealthyInterval: ui})
+	}
+	if old.GetShards() != s.GetShards() {
+		n.log.Info().Int32("shards", s.GetShards()).Msg("shard count changed")
+		n.step(ctx, wg, now, failover.ShardCountChanged{N: int(s.GetShards())})
+	}
+}
+
+// step feeds the core (only while primary) and executes what it returns.
+func (n *Node) step(ctx context.Context, wg *sync.WaitGroup, now time.Time, ev failover.Event) {
+	if n.core == nil {
+		return
+	}
+	actions, err := n.core.Step(now, ev)
+	if err != nil {
+		n.log.Error().Err(err).Str("event", fmt.Sprintf("%T", ev)).Msg("core refused an event")
+		return
+	}
+	n.execute(ctx, wg, now, actions)
+}
+
+// setPeer (re)dials a coreapp that joined. Always a fresh connection: a
+// re-join is usually a restarted process, and the old connection may sit in
+// gRPC's reconnect backoff.
+func (n *Node) setPeer(id, addr string) {
+	p := n.peers[id]
+	if p != nil && p.conn != nil {
+		p.conn.Close()
+	}
+	conn, err := n.cfg.Dial(addr)
+	if err != nil {
+		n.log.Error().Err(err).Str("coreapp", id).Str("addr", addr).Msg("cannot dial coreapp")
+		n.peers[id] = &peer{addr: addr}
+		return
+	}
+	n.peers[id] = &peer{addr: addr, conn: conn, client: mcsimv1.NewCoreAppServiceClient(conn)}
+}
+
+func (n *Node) shutdown() {
+	if n.core != nil && !n.crashed.Load() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_, err := n.cfg.Coordination.ReleaseLease(ctx, &mcsimv1.ReleaseLeaseRequest{MasterId: n.cfg.ID, LeaseEpoch: n.lease.epoch})
+		cancel()
+		n.log.Info().Err(err).Uint64("lease_epoch", n.lease.epoch).Msg("master stopping; lease released")
+		n.core = nil
+	}
+	for _, p := range n.peers {
+		if p.conn != nil {
+			p.conn.Close()
+		}
+	}
+}
