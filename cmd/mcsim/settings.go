@@ -113,6 +113,7 @@ func printResult(out io.Writer, body []byte, err error) error {
 		return &exitError{code: exitTransprt, msg: "mcsim: " + err.Error()}
 	}
 	var buf bytes.Buffer
+	body = bytes.TrimSpace(body)
 	if json.Indent(&buf, body, "", "  ") != nil {
 		buf.Reset()
 		buf.Write(body)

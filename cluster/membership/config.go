@@ -1,0 +1,236 @@
+package membership
+
+import (
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+	"github.com/rs/zerolog"
+)
+
+// Role is what kind of mcsim node a member is. Masters look for RoleCoreapp.
+type Role string
+
+// The roles of mcsim nodes.
+const (
+	RoleSettings Role = "settings"
+	RoleMaster   Role = "master"
+	RoleCoreapp  Role = "coreapp"
+	RoleGateway  Role = "gateway"
+)
+
+func (r Role) valid() bool {
+	switch r {
+	case RoleSettings, RoleMaster, RoleCoreapp, RoleGateway:
+		return true
+	}
+	return false
+}
+
+// Node is one member of the gossip cluster as the others see it.
+type Node struct {
+	// ID is the memberlist node name; it must be unique in the cluster. A
+	// process restarted with the same ID is the same logical node.
+	ID string
+	// Role says what the node is.
+	Role Role
+	// GRPCAddr is where the node serves gRPC (host:port); empty if it
+	// serves none.
+	GRPCAddr string
+	// GossipAddr is the host:port memberlist advertises. It is set by the
+	// package (from the transport), never read from Config.Node.
+	GossipAddr string
+	// PID is the process id, for the cluster tooling (kill, pause). Zero in
+	// Config.Node means os.Getpid().
+	PID int
+}
+
+// Tuning picks memberlist's timings.
+type Tuning string
+
+const (
+	// TuningLAN is memberlist's DefaultLANConfig: for nodes on a real
+	// network. The zero Tuning means TuningLAN.
+	TuningLAN Tuning = "lan"
+	// TuningLocal is for clusters on one host (loopback) and tests: probes,
+	// gossip and push/pull run several times faster than on a LAN, so joins
+	// and departures show up within a second or so.
+	TuningLocal Tuning = "local"
+)
+
+// DefaultRejoinInterval is how often the rejoin loop retries lost peers when
+// Config.RejoinInterval is zero.
+const DefaultRejoinInterval = time.Second
+
+// Config configures one member. Only Node.ID, Node.Role and (without a
+// Transport) BindAddr are required.
+type Config struct {
+	// Node is this node. GossipAddr is ignored here; LocalNode reports it
+	// after Start. PID 0 means os.Getpid().
+	Node Node
+	// BindAddr is host:port for gossip, TCP and UDP on the same port. Port 0
+	// picks a free port. Ignored when Transport is set.
+	BindAddr string
+	// Join lists seed addresses (host:port) to join at Start. Empty for the
+	// first node. At least one seed must answer or Start fails: a node that
+	// cannot get in (wrong cluster key, wrong address) should say so at
+	// once. Seeds are also retried by the rejoin loop whenever no live
+	// member is at that address.
+	Join []string
+	// ClusterKey encrypts and authenticates all gossip (AES-GCM). Nil means
+	// no encryption; otherwise 16, 24 or 32 bytes. See KeyFromPassphrase.
+	ClusterKey []byte
+	// RejoinInterval is how often to retry seeds and peers that are not
+	// alive (default DefaultRejoinInterval).
+	RejoinInterval time.Duration
+	// Tuning picks memberlist's timings (default TuningLAN).
+	Tuning Tuning
+	// Logger receives this package's logs and memberlist's own (with
+	// component=memberlist).
+	Logger zerolog.Logger
+	// Transport replaces the UDP/TCP sockets, e.g. with an in-memory
+	// network in tests. Nil means real sockets on BindAddr.
+	Transport memberlist.NodeAwareTransport
+}
+
+// KeyFromPassphrase turns the CLI's --cluster-key passphrase into a 32-byte
+// AES key (SHA-256 of the passphrase), so every node given the same phrase
+// gets the same key. The empty passphrase gives nil: no encryption.
+func KeyFromPassphrase(s string) []byte {
+	if s == "" {
+		return nil
+	}
+	sum := sha256.Sum256([]byte(s))
+	return sum[:]
+}
+
+// Validate reports every problem with the configuration; it changes nothing.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Node.ID == "" {
+		errs = append(errs, errors.New("Node.ID: must not be empty"))
+	}
+	if !c.Node.Role.valid() {
+		errs = append(errs, fmt.Errorf("Node.Role: must be %q, %q, %q or %q, got %q",
+			RoleSettings, RoleMaster, RoleCoreapp, RoleGateway, c.Node.Role))
+	}
+	if c.Node.GRPCAddr != "" {
+		if _, _, err := splitHostPort(c.Node.GRPCAddr); err != nil {
+			errs = append(errs, fmt.Errorf("Node.GRPCAddr: must be host:port, got %q: %v", c.Node.GRPCAddr, err))
+		}
+	}
+	if c.Node.PID < 0 {
+		errs = append(errs, fmt.Errorf("Node.PID: must be >= 0, got %d", c.Node.PID))
+	}
+	if c.Transport == nil {
+		if _, _, err := splitHostPort(c.BindAddr); err != nil {
+			errs = append(errs, fmt.Errorf("BindAddr: must be host:port (port 0 picks one), got %q: %v", c.BindAddr, err))
+		}
+	}
+	for i, s := range c.Join {
+		if _, _, err := splitHostPort(s); err != nil {
+			errs = append(errs, fmt.Errorf("Join[%d]: must be host:port, got %q: %v", i, s, err))
+		}
+	}
+	switch len(c.ClusterKey) {
+	case 0, 16, 24, 32:
+	default:
+		errs = append(errs, fmt.Errorf("ClusterKey: must be 16, 24 or 32 bytes (or none), got %d bytes", len(c.ClusterKey)))
+	}
+	if c.RejoinInterval < 0 {
+		errs = append(errs, fmt.Errorf("RejoinInterval: must be >= 0 (0 means %v), got %v", DefaultRejoinInterval, c.RejoinInterval))
+	}
+	switch c.Tuning {
+	case "", TuningLAN, TuningLocal:
+	default:
+		errs = append(errs, fmt.Errorf("Tuning: must be %q or %q, got %q", TuningLAN, TuningLocal, c.Tuning))
+	}
+	if len(errs) == 0 {
+		if _, err := encodeMeta(c.Node, true); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func splitHostPort(s string) (string, int, error) {
+	host, portStr, err := net.SplitHostPort(s)
+	if err != nil {
+		return "", 0, err
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil || port < 0 || port > 65535 {
+		return "", 0, fmt.Errorf("port %q is not a number in 0..65535", portStr)
+	}
+	return host, port, nil
+}
+
+// memberlistConfig builds memberlist's configuration for the tuning. The
+// delegates, name, addresses and key are filled in by Start.
+func memberlistConfig(t Tuning) *memberlist.Config {
+	var c *memberlist.Config
+	switch t {
+	case TuningLocal:
+		c = memberlist.DefaultLocalConfig()
+		c.ProbeInterval = 200 * time.Millisecond
+		c.ProbeTimeout = 100 * time.Millisecond
+		c.GossipInterval = 50 * time.Millisecond
+		c.PushPullInterval = 5 * time.Second
+		c.GossipToTheDeadTime = 5 * time.Second
+		c.TCPTimeout = time.Second
+		// A restarted process (same ID, new port) may take its name back
+		// soon after it was declared dead.
+		c.DeadNodeReclaimTime = time.Second
+	default:
+		c = memberlist.DefaultLANConfig()
+		c.DeadNodeReclaimTime = 5 * time.Second
+	}
+	return c
+}
+
+// meta is what a node publishes in memberlist's NodeMeta. ID and gossip
+// address are not in it: memberlist already carries them.
+// Leaving is the node's announcement, made by Leave just before
+// memberlist's own leave, that it is going away on purpose: memberlist
+// v0.7.0 does not tell NotifyLeave whether a node left or died (its
+// Node.State is always StateAlive there; hashicorp/memberlist#293), so this
+// flag is how the others tell LeftGracefully from Failed.
+type meta struct {
+	Role     Role   `json:"role"`
+	GRPCAddr string `json:"grpc_addr,omitempty"`
+	PID      int    `json:"pid,omitempty"`
+	Leaving  bool   `json:"leaving,omitempty"`
+}
+
+func encodeMeta(n Node, leaving bool) ([]byte, error) {
+	b, err := json.Marshal(meta{Role: n.Role, GRPCAddr: n.GRPCAddr, PID: n.PID, Leaving: leaving})
+	if err != nil {
+		return nil, fmt.Errorf("Node: encoding metadata: %w", err)
+	}
+	if len(b) > memberlist.MetaMaxSize {
+		return nil, fmt.Errorf("Node: metadata is %d bytes encoded, memberlist allows at most %d (shorten GRPCAddr)",
+			len(b), memberlist.MetaMaxSize)
+	}
+	return b, nil
+}
+
+// nodeFrom converts memberlist's view of a node and reports whether it
+// announced that it is leaving. Metadata that does not decode (a foreign
+// memberlist node) leaves Role empty rather than hiding the node.
+func nodeFrom(n *memberlist.Node) (node Node, leaving bool, err error) {
+	node = Node{ID: n.Name, GossipAddr: n.Address()}
+	if len(n.Meta) == 0 {
+		return node, false, fmt.Errorf("node %q has no metadata", n.Name)
+	}
+	var m meta
+	if err := json.Unmarshal(n.Meta, &m); err != nil {
+		return node, false, fmt.Errorf("node %q: bad metadata %q: %w", n.Name, n.Meta, err)
+	}
+	node.Role, node.GRPCAddr, node.PID = m.Role, m.GRPCAddr, m.PID
+	return node, m.Leaving, nil
+}

@@ -1,0 +1,311 @@
+// Package membership puts every mcsim node (settings service, masters,
+// coreapps, gateway) into one gossip cluster, built on
+// github.com/hashicorp/memberlist, so that masters learn which coreapps
+// exist and where their gRPC servers listen without asking the settings
+// service.
+//
+// Each node publishes its Role, gRPC address and PID as memberlist metadata.
+// Start joins the cluster; Events delivers Joined, Updated, LeftGracefully
+// and Failed in order, never dropping one however slow the reader is; Members
+// is the current set of alive nodes.
+//
+// Gossip is never what declares a coreapp unhealthy. memberlist's failure
+// detector only produces Failed, which is informational: the master decides
+// failures from its own gRPC heartbeats (DESIGN.md, rule 1), so a gossip
+// hiccup cannot cause a false failover (rule 4). LeftGracefully is different:
+// the node said goodbye itself (Leave), so the master may hand its shards
+// over at once (rule 5). memberlist v0.7.0 does not tell its NotifyLeave
+// callback whether a node left or died (hashicorp/memberlist#293), so Leave
+// first republishes the node's metadata marked "leaving" and only then
+// leaves; a peer that missed the mark reports Failed, the safe side.
+//
+// memberlist never contacts a node again once it considers it dead, so after
+// a partition two halves of a cluster would stay apart. A rejoin loop
+// remembers the address of every node ever seen, plus the seeds, and every
+// RejoinInterval calls Join on those that are not alive; a healed partition
+// thus heals membership within a few intervals.
+//
+// With a ClusterKey all gossip is encrypted and authenticated; a node with
+// no key or another key cannot join (Start fails) and never appears in
+// anyone's Members.
+package membership
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+	"github.com/rs/zerolog"
+)
+
+// Member is this process's membership in the gossip cluster. Its methods are
+// safe for concurrent use.
+type Member struct {
+	log      zerolog.Logger
+	id       string
+	ml       *memberlist.Memberlist
+	local    Node
+	seeds    []string
+	interval time.Duration
+	queue    *eventQueue
+	meta     *metaDelegate
+
+	mu sync.Mutex
+	// alive is kept from memberlist's callbacks (which run under its node
+	// lock) rather than read from memberlist.Members, whose *Node values
+	// memberlist keeps mutating; it also keeps Members consistent with the
+	// order of Events.
+	alive map[string]Node
+	// known maps the ID of every peer ever seen, except those that left
+	// gracefully, to its last gossip address: what the rejoin loop retries
+	// when the peer is not alive.
+	known map[string]string
+
+	stopOnce sync.Once
+	stop     chan struct{}
+	loopDone chan struct{}
+
+	// lifecycle serialises Leave and Shutdown: memberlist panics on a
+	// Leave after Shutdown, and a second UpdateNode after Leave would wait
+	// out its whole timeout.
+	lifecycle   sync.Mutex
+	left        bool
+	shutdown    bool
+	shutdownErr error
+}
+
+// Start validates cfg, starts memberlist and joins the seeds in cfg.Join. If
+// seeds were given and none could be contacted, Start shuts everything down
+// and returns the error. The first event on Events is this node's own
+// Joined.
+func Start(cfg Config) (*Member, error) {
+	if cfg.Node.PID == 0 {
+		cfg.Node.PID = os.Getpid()
+	}
+	if cfg.RejoinInterval == 0 {
+		cfg.RejoinInterval = DefaultRejoinInterval
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("membership: invalid config: %w", err)
+	}
+	metaBytes, err := encodeMeta(cfg.Node, false)
+	if err != nil {
+		return nil, fmt.Errorf("membership: %w", err)
+	}
+
+	log := cfg.Logger.With().Str("node_id", cfg.Node.ID).Str("role", string(cfg.Node.Role)).Logger()
+	m := &Member{
+		log:      log,
+		id:       cfg.Node.ID,
+		seeds:    slices.Clone(cfg.Join),
+		interval: cfg.RejoinInterval,
+		queue:    newEventQueue(),
+		meta:     &metaDelegate{},
+		alive:    make(map[string]Node),
+		known:    make(map[string]string),
+		stop:     make(chan struct{}),
+		loopDone: make(chan struct{}),
+	}
+
+	mlc := memberlistConfig(cfg.Tuning)
+	mlc.Name = cfg.Node.ID
+	if cfg.Transport != nil {
+		mlc.Transport = cfg.Transport
+	} else {
+		host, port, _ := splitHostPort(cfg.BindAddr) // validated above
+		mlc.BindAddr, mlc.BindPort = host, port
+		mlc.AdvertisePort = port // memberlist replaces both when port is 0
+	}
+	if len(cfg.ClusterKey) > 0 {
+		mlc.SecretKey = slices.Clone(cfg.ClusterKey)
+		mlc.GossipVerifyIncoming = true
+		mlc.GossipVerifyOutgoing = true
+	}
+	m.meta.set(metaBytes)
+	mlc.Delegate = m.meta
+	mlc.Events = eventDelegate{m: m}
+	mlc.Logger = newMemberlistLogger(log)
+
+	ml, err := memberlist.Create(mlc)
+	if err != nil {
+		m.queue.close()
+		return nil, fmt.Errorf("membership: starting memberlist on %q: %w", cfg.BindAddr, err)
+	}
+	m.ml = ml
+
+	// memberlist announced us to ourselves during Create; that NotifyJoin
+	// carries the address the transport settled on (port 0 resolved).
+	m.mu.Lock()
+	self, ok := m.alive[cfg.Node.ID]
+	m.mu.Unlock()
+	if !ok {
+		_ = ml.Shutdown()
+		m.queue.close()
+		return nil, errors.New("membership: memberlist did not report the local node alive")
+	}
+	m.local = self
+
+	if len(m.seeds) > 0 {
+		if _, err := ml.Join(m.seeds); err != nil {
+			_ = ml.Shutdown()
+			m.queue.close()
+			return nil, fmt.Errorf("membership: joining seeds %v (wrong address or cluster key?): %w", m.seeds, err)
+		}
+	}
+	m.log.Info().Str("gossip_addr", self.GossipAddr).Strs("seeds", m.seeds).
+		Bool("encrypted", len(cfg.ClusterKey) > 0).Msg("joined gossip cluster")
+
+	go m.rejoinLoop()
+	return m, nil
+}
+
+// Events returns the membership changes in the order this node saw them,
+// starting with its own Joined. Nothing is dropped while the Member runs; the
+// channel is closed by Shutdown, which discards what was not yet received.
+func (m *Member) Events() <-chan Event { return m.queue.out }
+
+// Members returns the alive nodes, this one included, sorted by ID.
+func (m *Member) Members() []Node {
+	m.mu.Lock()
+	out := make([]Node, 0, len(m.alive))
+	for _, n := range m.alive {
+		out = append(out, n)
+	}
+	m.mu.Unlock()
+	slices.SortFunc(out, func(a, b Node) int { return cmp.Compare(a.ID, b.ID) })
+	return out
+}
+
+// LocalNode returns this node, with the GossipAddr memberlist advertises.
+func (m *Member) LocalNode() Node { return m.local }
+
+// Leave announces that this node is going away and stops the rejoin loop;
+// the others see LeftGracefully. It takes two gossip rounds, each waited for
+// up to timeout: first the node republishes its metadata marked "leaving"
+// (memberlist itself does not tell the others a leave from a death), then
+// memberlist broadcasts the leave. Call Shutdown afterwards.
+func (m *Member) Leave(timeout time.Duration) error {
+	m.lifecycle.Lock()
+	defer m.lifecycle.Unlock()
+	if m.shutdown {
+		return errors.New("membership: leave: already shut down")
+	}
+	if m.left {
+		return nil
+	}
+	m.left = true
+	m.stopRejoin()
+	b, err := encodeMeta(m.local, true)
+	if err != nil {
+		return fmt.Errorf("membership: leave: %w", err)
+	}
+	m.meta.set(b)
+	if err := m.ml.UpdateNode(timeout); err != nil {
+		// Peers that missed it will report Failed: safe, only slower.
+		m.log.Warn().Err(err).Msg("leave: announcing intent timed out; some peers may report failed")
+	}
+	if err := m.ml.Leave(timeout); err != nil {
+		return fmt.Errorf("membership: leave: %w", err)
+	}
+	m.log.Info().Msg("left gossip cluster")
+	return nil
+}
+
+// Shutdown stops gossip without saying goodbye (others will eventually see
+// Failed), stops the rejoin loop and closes Events. It may wait for one
+// rejoin attempt in flight (at most memberlist's TCP timeout). Safe to call
+// more than once.
+func (m *Member) Shutdown() error {
+	m.lifecycle.Lock()
+	defer m.lifecycle.Unlock()
+	if m.shutdown {
+		return m.shutdownErr
+	}
+	m.shutdown = true
+	m.stopRejoin()
+	if err := m.ml.Shutdown(); err != nil {
+		m.shutdownErr = fmt.Errorf("membership: shutdown: %w", err)
+	}
+	m.queue.close()
+	return m.shutdownErr
+}
+
+func (m *Member) stopRejoin() {
+	m.stopOnce.Do(func() { close(m.stop) })
+	<-m.loopDone
+}
+
+// metaDelegate publishes our metadata, which changes once (Leave).
+// mcsim sends no user messages over gossip, so the rest is empty.
+type metaDelegate struct{ meta atomic.Pointer[[]byte] }
+
+func (d *metaDelegate) set(b []byte) { d.meta.Store(&b) }
+
+func (d *metaDelegate) NodeMeta(limit int) []byte {
+	b := *d.meta.Load()
+	if len(b) > limit { // checked in Start; memberlist would reject it
+		return nil
+	}
+	return b
+}
+func (*metaDelegate) NotifyMsg([]byte)                           {}
+func (*metaDelegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
+func (*metaDelegate) LocalState(join bool) []byte                { return nil }
+func (*metaDelegate) MergeRemoteState(buf []byte, join bool)     {}
+
+// eventDelegate turns memberlist's callbacks into Events. memberlist calls
+// it with its node lock held, so it only updates maps and queues.
+type eventDelegate struct{ m *Member }
+
+func (d eventDelegate) NotifyJoin(n *memberlist.Node)   { d.m.observe(Joined, n) }
+func (d eventDelegate) NotifyUpdate(n *memberlist.Node) { d.m.observe(Updated, n) }
+func (d eventDelegate) NotifyLeave(n *memberlist.Node)  { d.m.observe(Failed, n) }
+
+// observe records a callback and queues its event. A departure is
+// LeftGracefully if the node had announced it was leaving (or if a future
+// memberlist fills in Node.State); Failed otherwise.
+func (m *Member) observe(kind EventKind, mn *memberlist.Node) {
+	n, leaving, err := nodeFrom(mn)
+	if err != nil {
+		m.log.Warn().Err(err).Str("peer", mn.Name).Msg("peer metadata unreadable; role unknown")
+	}
+	if kind == Failed && (leaving || mn.State == memberlist.StateLeft) {
+		kind = LeftGracefully
+	}
+	m.mu.Lock()
+	switch kind {
+	case Joined, Updated:
+		prev, wasAlive := m.alive[n.ID]
+		if kind == Updated && wasAlive && prev == n {
+			// Only the leaving flag changed: nothing for the consumer.
+			m.mu.Unlock()
+			return
+		}
+		m.alive[n.ID] = n
+		if n.ID != m.id {
+			m.known[n.ID] = n.GossipAddr
+		}
+	case LeftGracefully:
+		delete(m.alive, n.ID)
+		// It said goodbye: do not knock on its door every second. If it
+		// comes back it joins through its own seeds.
+		delete(m.known, n.ID)
+	case Failed:
+		delete(m.alive, n.ID)
+	}
+	m.mu.Unlock()
+	m.queue.push(Event{Kind: kind, Node: n})
+
+	ev := m.log.Info()
+	if kind == Failed {
+		ev = m.log.Warn()
+	}
+	ev.Str("peer", n.ID).Str("peer_role", string(n.Role)).Str("grpc_addr", n.GRPCAddr).
+		Str("gossip_addr", n.GossipAddr).Stringer("event", kind).Msg("membership changed")
+}

@@ -1,0 +1,142 @@
+// Package service runs the whole settings service process: the bbolt store,
+// the HTTP settings API (/v1/users/login, /v1/settings/application) and the
+// gRPC services (settings watch, master lease, shard map, health), started
+// and stopped together. cmd/mcsim and the local cluster launcher call Run.
+package service
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+
+	"github.com/rs/zerolog"
+)
+
+// DefaultAdminPassword is the admin password used when none is given. It is
+// public knowledge, so Validate allows it only on loopback listeners.
+const DefaultAdminPassword = "secret"
+
+// Config is the settings service's configuration.
+type Config struct {
+	// HTTPAddr is the host:port of the HTTP settings API. Port 0 picks a
+	// free port (Run reports the actual address through ready).
+	HTTPAddr string
+	// GRPCAddr is the host:port of the gRPC services; port 0 as above.
+	GRPCAddr string
+	// DataDir holds settings.db. One service per data dir: a second one
+	// fails at once.
+	DataDir string
+	// WAID is the account's phone number (wa_id), shown read-only in the
+	// application settings.
+	WAID string
+	// AdminPassword is the password of the admin account.
+	AdminPassword string
+	// Logger receives the service's logs; the caller adds node_id and role.
+	Logger zerolog.Logger
+}
+
+// DefaultConfig is a service for one developer's machine: loopback only,
+// so the well-known default password is acceptable.
+func DefaultConfig() Config {
+	return Config{
+		// Loopback: nothing off this machine can reach the service, which is
+		// what makes the default password acceptable.
+		HTTPAddr: "127.0.0.1:9090",
+		// The next port up, also loopback.
+		GRPCAddr: "127.0.0.1:9091",
+		// Relative to the working directory, hidden, like a tool's cache.
+		DataDir: "./.mcsim",
+		// A made-up US test number (+1 631 555 1019, a 555 number): it
+		// looks like a real wa_id and belongs to nobody.
+		WAID: "16315551019",
+		// Allowed only while every listener is on loopback (SETTINGS.md).
+		AdminPassword: DefaultAdminPassword,
+		// Discards everything; callers pass their own.
+		Logger: zerolog.Nop(),
+	}
+}
+
+// Validate reports every problem of c, each with its value, or nil. It only
+// checks; it changes nothing and touches neither the network nor the disk.
+func (c Config) Validate() error {
+	var errs []error
+	httpHost, httpPort, httpErr := checkAddr("http_addr", c.HTTPAddr)
+	grpcHost, grpcPort, grpcErr := checkAddr("grpc_addr", c.GRPCAddr)
+	for _, err := range []error{httpErr, grpcErr} {
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if httpPort != 0 && httpPort == grpcPort && httpHost == grpcHost {
+		errs = append(errs, fmt.Errorf("grpc_addr: must differ from http_addr, both are %q", c.GRPCAddr))
+	}
+	if strings.TrimSpace(c.DataDir) == "" {
+		errs = append(errs, fmt.Errorf("data_dir: must be a directory path, got %q", c.DataDir))
+	}
+	if !validWAID(c.WAID) {
+		errs = append(errs, fmt.Errorf("wa_id: must be 1 to 15 digits (country code and number, no +), got %q", c.WAID))
+	}
+	switch {
+	case c.AdminPassword == "":
+		errs = append(errs, errors.New("admin_password: must not be empty; set --admin-password or MCSIM_ADMIN_PASSWORD"))
+	case c.AdminPassword == DefaultAdminPassword:
+		for _, l := range []struct {
+			name, addr, host string
+			err              error
+		}{
+			{"http_addr", c.HTTPAddr, httpHost, httpErr}, {"grpc_addr", c.GRPCAddr, grpcHost, grpcErr},
+		} {
+			// An unparsable address was reported above; judging its host
+			// would only add noise.
+			if l.err == nil && !isLoopback(l.host) {
+				errs = append(errs, fmt.Errorf("admin_password: the default password %q is allowed only on loopback listeners, but %s is %q (%s); set --admin-password or MCSIM_ADMIN_PASSWORD",
+					DefaultAdminPassword, l.name, l.addr, hostDesc(l.host)))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// checkAddr parses a listen address; the host may be empty (all interfaces).
+func checkAddr(field, addr string) (host string, port int, err error) {
+	host, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, fmt.Errorf("%s: must be host:port (for example 127.0.0.1:9090), got %q: %v", field, addr, err)
+	}
+	port, err = strconv.Atoi(p)
+	if err != nil || port < 0 || port > 65535 {
+		return "", 0, fmt.Errorf("%s: port must be a number from 0 to 65535, got %q in %q", field, p, addr)
+	}
+	return host, port, nil
+}
+
+// isLoopback: 127.0.0.0/8, ::1 or localhost. An empty host listens on all
+// interfaces, so it is not loopback.
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func hostDesc(host string) string {
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		return "all interfaces"
+	}
+	return "not loopback"
+}
+
+func validWAID(s string) bool {
+	if len(s) < 1 || len(s) > 15 {
+		return false
+	}
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
+}

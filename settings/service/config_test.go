@@ -1,0 +1,70 @@
+package service
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestDefaultConfigIsValid(t *testing.T) {
+	if err := DefaultConfig().Validate(); err != nil {
+		t.Fatalf("DefaultConfig().Validate() = %v, want nil", err)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		edit func(c *Config)
+		want []string // each must appear in the error; none means valid
+	}{
+		{"loopback v4 with default password", func(c *Config) { c.HTTPAddr, c.GRPCAddr = "127.0.0.5:0", "127.0.0.1:0" }, nil},
+		{"loopback v6 and localhost", func(c *Config) { c.HTTPAddr, c.GRPCAddr = "[::1]:9090", "localhost:9091" }, nil},
+		{"all interfaces with default password", func(c *Config) { c.HTTPAddr = ":9090" },
+			[]string{`http_addr is ":9090" (all interfaces)`, "--admin-password", "MCSIM_ADMIN_PASSWORD"}},
+		{"0.0.0.0 gRPC with default password", func(c *Config) { c.GRPCAddr = "0.0.0.0:9091" },
+			[]string{`grpc_addr is "0.0.0.0:9091"`, "--admin-password"}},
+		{"public host with default password, both", func(c *Config) { c.HTTPAddr, c.GRPCAddr = "10.0.0.1:9090", "example.com:9091" },
+			[]string{`http_addr is "10.0.0.1:9090" (not loopback)`, `grpc_addr is "example.com:9091" (not loopback)`}},
+		{"all interfaces with an explicit password", func(c *Config) { c.HTTPAddr, c.GRPCAddr, c.AdminPassword = ":9090", ":9091", "hunter2-long" }, nil},
+		{"empty password", func(c *Config) { c.AdminPassword = "" }, []string{"admin_password: must not be empty"}},
+		{"no port", func(c *Config) { c.HTTPAddr = "127.0.0.1" }, []string{`http_addr: must be host:port`, `"127.0.0.1"`}},
+		{"bad port", func(c *Config) { c.GRPCAddr = "127.0.0.1:http" }, []string{`grpc_addr: port must be a number from 0 to 65535, got "http"`}},
+		{"port too big", func(c *Config) { c.GRPCAddr = "127.0.0.1:70000" }, []string{`grpc_addr: port must be a number`, `"70000"`}},
+		{"same address twice", func(c *Config) { c.GRPCAddr = c.HTTPAddr }, []string{`grpc_addr: must differ from http_addr, both are "127.0.0.1:9090"`}},
+		{"no data dir", func(c *Config) { c.DataDir = " " }, []string{`data_dir: must be a directory path, got " "`}},
+		{"bad wa_id", func(c *Config) { c.WAID = "+1 631" }, []string{`wa_id: must be 1 to 15 digits`, `"+1 631"`}},
+		{"every problem at once", func(c *Config) {
+			*c = Config{HTTPAddr: "nope", GRPCAddr: "0.0.0.0:9091", AdminPassword: DefaultAdminPassword}
+		}, []string{"http_addr: must be host:port", "grpc_addr is \"0.0.0.0:9091\"", "data_dir:", "wa_id:"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := DefaultConfig()
+			tc.edit(&c)
+			err := c.Validate()
+			if len(tc.want) == 0 {
+				if err != nil {
+					t.Fatalf("Validate() = %v, want nil", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("Validate() = nil, want an error mentioning %q", tc.want)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("Validate() = %v\nwant it to mention %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+// An unparsable address is reported once, not also as "not loopback".
+func TestValidateBadAddressNotAlsoLoopbackError(t *testing.T) {
+	c := DefaultConfig()
+	c.HTTPAddr = "garbage"
+	err := c.Validate()
+	if err == nil || strings.Contains(err.Error(), "admin_password") {
+		t.Fatalf("Validate() = %v, want only the http_addr problem", err)
+	}
+}

@@ -1,0 +1,159 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	stdlog "log"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/keepalive"
+
+	"github.com/mcsim/mcsim/settings/grpcapi"
+	"github.com/mcsim/mcsim/settings/httpapi"
+	"github.com/mcsim/mcsim/settings/store"
+)
+
+// HTTP server limits. The API takes small JSON bodies from a handful of
+// admins and nodes, so anything slow is a stuck or hostile client.
+const (
+	readHeaderTimeout = 5 * time.Second
+	readTimeout       = 30 * time.Second
+	writeTimeout      = 30 * time.Second
+	idleTimeout       = 2 * time.Minute
+	maxHeaderBytes    = 64 << 10
+)
+
+// shutdownGrace is how long a stop waits for requests in flight before
+// cutting connections.
+const shutdownGrace = 5 * time.Second
+
+// grpcOptions: keepalive pings make the server notice dead watchers (a
+// killed node's Watch stream) instead of holding them forever; the
+// enforcement policy lets nodes ping idle connections as often as every 5 s
+// so they notice a dead service just as fast.
+func grpcOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+	}
+}
+
+// Run validates cfg, opens the store, serves HTTP and gRPC until ctx is
+// cancelled, then stops both gracefully and closes the store. ready, if not
+// nil, is called once both listeners are open, with their actual addresses
+// (useful with port 0). Run returns nil after a stop by ctx, or the first
+// error that kept it from starting or serving.
+func Run(ctx context.Context, cfg Config, ready func(httpAddr, grpcAddr string)) (err error) {
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("settings service: invalid configuration:\n%w", err)
+	}
+	log := cfg.Logger
+
+	st, err := store.Open(cfg.DataDir)
+	if err != nil {
+		if errors.Is(err, store.ErrLocked) {
+			return fmt.Errorf("settings service: %w; stop that service or choose another --data dir", err)
+		}
+		return fmt.Errorf("settings service: open store in %s: %w", cfg.DataDir, err)
+	}
+	defer func() {
+		if cerr := st.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("settings service: close store: %w", cerr)
+		}
+	}()
+
+	handler, err := httpapi.New(httpapi.Config{
+		Store: st, WAID: cfg.WAID, AdminPassword: cfg.AdminPassword, Logger: log, Now: time.Now,
+	})
+	if err != nil {
+		return fmt.Errorf("settings service: %w", err)
+	}
+
+	var lc net.ListenConfig
+	httpLn, err := lc.Listen(ctx, "tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("settings service: http_addr %s: %w", cfg.HTTPAddr, err)
+	}
+	grpcLn, err := lc.Listen(ctx, "tcp", cfg.GRPCAddr)
+	if err != nil {
+		_ = httpLn.Close()
+		return fmt.Errorf("settings service: grpc_addr %s: %w", cfg.GRPCAddr, err)
+	}
+
+	httpSrv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		// net/http's own errors (TLS handshakes, panics) go to our logger,
+		// not to the standard library's global one.
+		ErrorLog: stdlog.New(log.With().Str("component", "http").Logger(), "", 0),
+	}
+	grpcSrv := grpc.NewServer(grpcOptions()...)
+	services := grpcapi.Register(grpcSrv, grpcapi.Config{Store: st, WAID: cfg.WAID, Logger: log, Now: time.Now})
+
+	// Both servers report into failed; the first error (or ctx) stops all.
+	failed := make(chan error, 2)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := httpSrv.Serve(httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			failed <- fmt.Errorf("settings service: http: %w", err)
+		}
+	})
+	wg.Go(func() {
+		if err := grpcSrv.Serve(grpcLn); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			failed <- fmt.Errorf("settings service: grpc: %w", err)
+		}
+	})
+
+	httpAddr, grpcAddr := httpLn.Addr().String(), grpcLn.Addr().String()
+	log.Info().Str("http_addr", httpAddr).Str("grpc_addr", grpcAddr).Str("data_dir", cfg.DataDir).
+		Uint64("revision", st.State().Revision).Msg("settings service started")
+	if ready != nil {
+		ready(httpAddr, grpcAddr)
+	}
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-failed:
+	}
+	log.Info().Msg("settings service stopping")
+	stop(httpSrv, grpcSrv, services)
+	wg.Wait()
+	log.Info().Msg("settings service stopped")
+	return runErr
+}
+
+// stop shuts both servers down, giving requests in flight shutdownGrace
+// to finish. Watch streams are ended first (they never end on their own).
+func stop(httpSrv *http.Server, grpcSrv *grpc.Server, services *grpcapi.Services) {
+	services.Shutdown()
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := httpSrv.Shutdown(ctx); err != nil {
+			_ = httpSrv.Close()
+		}
+	})
+	wg.Go(func() {
+		done := make(chan struct{})
+		go func() { grpcSrv.GracefulStop(); close(done) }()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			grpcSrv.Stop()
+			<-done
+		}
+	})
+	wg.Wait()
+}
