@@ -3,6 +3,7 @@ package master
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -44,8 +45,16 @@ func (n *Node) onLease(ctx context.Context, wg *sync.WaitGroup, now time.Time, r
 		if n.core != nil {
 			n.stepDown("lease held by " + r.resp.GetHolder())
 		}
+		n.lease.lost()
 		n.lease.epoch = r.resp.GetLeaseEpoch()
+		n.retryAtExpiry(now, r)
 		return
+	}
+	if n.core != nil && r.resp.GetLeaseEpoch() != n.lease.epoch {
+		// The store let our lease lapse and granted it again at a new epoch:
+		// in the gap another master may have acted, so this core's view is
+		// stale. Start a new term from the stored map.
+		n.stepDown(fmt.Sprintf("lease re-granted at epoch %d after it lapsed in the store", r.resp.GetLeaseEpoch()))
 	}
 	n.lease.granted(r.resp.GetLeaseEpoch(), r.sentAt, r.ttl)
 	if !n.lease.held(now) {
@@ -56,6 +65,13 @@ func (n *Node) onLease(ctx context.Context, wg *sync.WaitGroup, now time.Time, r
 	}
 }
 
+// retryAtExpiry moves a secondary's next attempt to the moment the
+// holder's lease lapses in the store, if that is before the next poll.
+func (n *Node) retryAtExpiry(now time.Time, r leaseResult) {
+	remaining := time.Duration(r.resp.GetRemainingMs()) * time.Millisecond
+	n.nextRenew = nextAttempt(now, n.nextRenew, remaining)
+}
+
 // becomePrimary loads the shard map from the store and starts a fresh core.
 func (n *Node) becomePrimary(ctx context.Context, wg *sync.WaitGroup, now time.Time) {
 	gctx, cancel := context.WithTimeout(ctx, n.lease.remaining(now))
@@ -63,6 +79,12 @@ func (n *Node) becomePrimary(ctx context.Context, wg *sync.WaitGroup, now time.T
 	cancel()
 	if err != nil {
 		n.log.Error().Err(err).Msg("took the lease but cannot load the shard map; staying secondary")
+		return
+	}
+	if !n.lease.held(time.Now()) {
+		// The load outlasted the lease: acting now would be acting after
+		// validUntil (rule 3).
+		n.log.Warn().Msg("lease ran out while loading the shard map; staying secondary")
 		return
 	}
 	hb, ui := n.intervals()
@@ -91,17 +113,25 @@ func (n *Node) becomePrimary(ctx context.Context, wg *sync.WaitGroup, now time.T
 // execute carries out a batch of the core's actions in order.
 func (n *Node) execute(ctx context.Context, wg *sync.WaitGroup, now time.Time, actions []failover.Action) {
 	for _, a := range actions {
-		if n.cfg.Observe != nil {
-			n.cfg.Observe(now, a)
-		}
 		if n.core == nil {
 			return // stepped down mid-batch: nothing more may be sent
+		}
+		if n.cfg.Observe != nil {
+			// Only actions that are carried out are observed, so a test that
+			// sees none knows none went out.
+			n.cfg.Observe(now, a)
 		}
 		switch a := a.(type) {
 		case failover.SendHeartbeat:
 			n.sendHeartbeat(ctx, wg, a)
 		case failover.PersistShardMap:
 			if !n.persist(ctx, now, a.Map) {
+				return
+			}
+			// The write blocked; the assignments after it may go out only if
+			// the lease still holds by our clock now, not at the batch's now.
+			if !n.lease.held(time.Now()) {
+				n.stepDown("lease ran out while the shard map was being written")
 				return
 			}
 		case failover.Assign:
@@ -160,7 +190,7 @@ func (n *Node) sendHeartbeat(ctx context.Context, wg *sync.WaitGroup, a failover
 	if p == nil || p.client == nil {
 		// A coreapp the map names but membership never showed us: its
 		// heartbeat fails now and rule 1 decides.
-		n.events <- heartbeatResult{term: term, id: a.Coreapp, seq: a.Seq, err: errors.New("no address known for coreapp")}
+		n.postAsync(wg, heartbeatResult{term: term, id: a.Coreapp, seq: a.Seq, err: errors.New("no address known for coreapp")})
 		return
 	}
 	_, ui := n.intervals()
@@ -198,7 +228,7 @@ func (n *Node) sendAssign(ctx context.Context, wg *sync.WaitGroup, a failover.As
 	p := n.peers[a.Coreapp]
 	term := n.term
 	if p == nil || p.client == nil {
-		n.events <- assignResult{term: term, a: a, err: errors.New("no address known for coreapp")}
+		n.postAsync(wg, assignResult{term: term, a: a, err: errors.New("no address known for coreapp")})
 		return
 	}
 	_, ui := n.intervals()
@@ -252,6 +282,13 @@ func (n *Node) sendRelease(ctx context.Context, wg *sync.WaitGroup, a failover.R
 			n.log.Debug().Err(err).Int("shard", a.Shard).Str("coreapp", a.Coreapp).Msg("release failed (harmless: fenced)")
 		}
 	}()
+}
+
+// postAsync posts an outcome from the loop to itself without blocking
+// it: a direct send would deadlock once the queue is full.
+func (n *Node) postAsync(wg *sync.WaitGroup, ev any) {
+	wg.Add(1)
+	go func() { defer wg.Done(); n.post(ev) }()
 }
 
 func countUnassigned(c *failover.Core) int {

@@ -35,3 +35,24 @@ func (l *leaseClock) remaining(now time.Time) time.Duration {
 	}
 	return l.validUntil.Sub(now)
 }
+
+// expiryMargin is added to the store's "remaining" (whole milliseconds,
+// rounded down) so that a retry lands after the lease has lapsed rather
+// than a fraction of a millisecond before it.
+const expiryMargin = time.Millisecond
+
+// nextAttempt is when a secondary refused at now tries again: at its
+// regular renewal time, or as soon as the holder's lease lapses by the
+// store's clock (now + remaining), whichever is first. Retrying at the
+// lapse rather than at the next poll cuts takeover after a crash from up
+// to TTL + renew interval to about TTL; the store still decides, so the
+// hint can only make a try early (refused, and retried), never unsafe.
+func nextAttempt(now, scheduled time.Time, remaining time.Duration) time.Time {
+	if remaining < 0 {
+		remaining = 0
+	}
+	if at := now.Add(remaining + expiryMargin); scheduled.IsZero() || at.Before(scheduled) {
+		return at
+	}
+	return scheduled
+}

@@ -17,7 +17,11 @@
 // master resumed after a pause stops before it sends anything. A new
 // primary loads the shard map from the store and builds a fresh core, in
 // which every owner starts with a fresh unhealthy clock: taking over causes
-// no failover by itself.
+// no failover by itself. A refused secondary tries again when the store
+// says the holder's lease lapses, if that comes before its next poll, so a
+// crashed primary is replaced within about the TTL, not TTL + renew
+// interval. A lease granted again at a new epoch (it lapsed in the store)
+// ends the current term: another master may have acted in the gap.
 package master
 
 import (
@@ -70,8 +74,10 @@ type Config struct {
 	// with; nil means the first snapshot is the baseline.
 	RestartRequired map[string]string
 	// Observe, when not nil, is called on the loop goroutine with every
-	// action of the core and the time it was produced, before the action is
-	// executed. Tests and measurements use it; it must not block.
+	// action of the core that is carried out and the time it was produced,
+	// just before it is executed; actions dropped because the master
+	// stepped down mid-batch are not observed. Tests and measurements use
+	// it; it must not block.
 	Observe func(at time.Time, a failover.Action)
 }
 
@@ -248,6 +254,17 @@ func (n *Node) Run(ctx context.Context) error {
 		case ev := <-n.events:
 			n.handle(ctx, &wg, ev)
 		case <-timer.C:
+			// Answers that arrived before the deadline count (rule 1), so
+			// everything already queued is stepped before the timer's Tick;
+			// select alone would pick between them at random.
+			for drained := false; !drained; {
+				select {
+				case ev := <-n.events:
+					n.handle(ctx, &wg, ev)
+				default:
+					drained = true
+				}
+			}
 			n.onTimer(ctx, &wg)
 		}
 		if wake := n.nextWake(); !wake.IsZero() {
@@ -296,8 +313,22 @@ func (n *Node) handle(ctx context.Context, wg *sync.WaitGroup, ev any) {
 	case statusQuery:
 		ev.reply <- n.status()
 	case freezeEvent:
-		n.log.Warn().Dur("for", ev.d).Msg("frozen by a fault hook")
-		time.Sleep(ev.d)
+		n.freeze(ctx, ev.d)
+	}
+}
+
+// freeze blocks the loop for d, as SIGSTOP would; like SIGKILL on a
+// stopped process, ending ctx ends it at once (so Run never outlives its
+// context by the length of a pause). Nothing is checked or sent here: the
+// lease check at the next event or timer decides what the resumed master
+// may still do.
+func (n *Node) freeze(ctx context.Context, d time.Duration) {
+	n.log.Warn().Dur("for", d).Msg("frozen by a fault hook")
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
 	}
 }
 

@@ -4,7 +4,7 @@
 // testing/synctest bubbles, where five hours of heartbeats take a fraction
 // of a second) or over real loopback TCP (for measurements). It is the
 // test harness's vocabulary: Start, KillCoreapp, StopCoreapp,
-// RestartCoreapp, KillMaster, FreezeMaster, Patch, GatewayLog.
+// RestartCoreapp, KillMaster, StopMaster, FreezeMaster, Patch, GatewayLog.
 package inproc
 
 import (
@@ -340,6 +340,40 @@ func (c *Cluster) KillMaster(id string) error {
 	rm.cancel()
 	<-rm.done
 	return nil
+}
+
+// StopMaster stops master id gracefully, as SIGTERM would: a primary
+// releases the lease on the way out, so a secondary need not wait for it
+// to expire.
+func (c *Cluster) StopMaster(id string) error {
+	c.mu.Lock()
+	rm := c.masters[id]
+	delete(c.masters, id)
+	c.mu.Unlock()
+	if rm == nil {
+		return fmt.Errorf("inproc: no running master %q", id)
+	}
+	rm.cancel()
+	<-rm.done
+	rm.srv.Stop()
+	return nil
+}
+
+// FreezeMaster pauses master id's loop for d, as SIGSTOP then SIGCONT
+// would. It returns at once; the pause starts when the loop takes it.
+func (c *Cluster) FreezeMaster(id string, d time.Duration) error {
+	m := c.Master(id)
+	if m == nil {
+		return fmt.Errorf("inproc: no running master %q", id)
+	}
+	m.Freeze(d)
+	return nil
+}
+
+// Coordination is a client of the settings service's lease and shard-map
+// service, for tests that act as a (stale) master would.
+func (c *Cluster) Coordination() mcsimv1.CoordinationServiceClient {
+	return mcsimv1.NewCoordinationServiceClient(c.settingsConn)
 }
 
 func (c *Cluster) forMasters(f func(*master.Node)) {
