@@ -196,6 +196,9 @@ func (c *Cluster) StartCoreapp(id string) error {
 	if err != nil {
 		return err
 	}
+	// Connect now, not on the first session: a standby's first session is
+	// a failover, and a cold HTTP/2 handshake would add to its ε.
+	gw.Connect()
 	node, err := coreapp.New(coreapp.Config{
 		ID:            id,
 		GatewayClient: mcsimv1.NewGatewayServiceClient(gw),

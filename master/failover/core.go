@@ -14,6 +14,7 @@ type Core struct {
 	sm        ShardMap
 	shards    []shardState
 	coreapps  map[string]*coreapp
+	sortedIDs []string  // ids of coreapps, sorted; nil when stale
 	resumedAt time.Time // last stall resume (rule 4); zero if none
 	now       time.Time // now of the last Step (or New)
 	wantWake  time.Time // NextWake after the last Step, for stall detection
@@ -84,6 +85,7 @@ func New(cfg Config, m ShardMap, now time.Time) (*Core, error) {
 		c.shards[i].confirmed = true
 		if c.coreapps[a.Coreapp] == nil {
 			c.coreapps[a.Coreapp] = &coreapp{id: a.Coreapp, healthy: true, nextHB: now}
+			c.sortedIDs = nil
 		}
 	}
 	if len(c.sm.Assignments) != cfg.Shards {
@@ -183,12 +185,17 @@ func (c *Core) Coreapps() []CoreappStatus {
 }
 
 func (c *Core) ids() []string {
-	ids := make([]string, 0, len(c.coreapps))
-	for id := range c.coreapps {
-		ids = append(ids, id)
+	// Sorted once per membership change, not per Step: with 1,000
+	// coreapps the Step rate is ~1,000/s and sorting each time cost most of
+	// a core. Callers only read the slice.
+	if c.sortedIDs == nil {
+		c.sortedIDs = make([]string, 0, len(c.coreapps))
+		for id := range c.coreapps {
+			c.sortedIDs = append(c.sortedIDs, id)
+		}
+		sort.Strings(c.sortedIDs)
 	}
-	sort.Strings(ids)
-	return ids
+	return c.sortedIDs
 }
 
 // clockFrom is rule 1's t for a coreapp with outstanding heartbeats.
@@ -298,6 +305,7 @@ func (c *Core) apply(now time.Time, ev Event) {
 		switch {
 		case ca == nil:
 			c.coreapps[ev.ID] = &coreapp{id: ev.ID, healthy: true, nextHB: now}
+			c.sortedIDs = nil
 		case !ca.healthy:
 			ca.outstanding = nil
 			ca.nextHB = now
@@ -311,6 +319,7 @@ func (c *Core) apply(now time.Time, ev Event) {
 			}
 		}
 		delete(c.coreapps, ev.ID)
+		c.sortedIDs = nil
 	case HeartbeatAnswered:
 		c.answered(now, ev)
 	case AssignDone:

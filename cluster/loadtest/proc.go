@@ -1,0 +1,94 @@
+// Package loadtest holds mcsim's scale measurements: benchmarks that run
+// one node as a separate OS process against many in-process peers and
+// measure that process alone (CPU from /proc, RSS, heartbeat throughput),
+// plus the small /proc readers they need.
+//
+// The measurements are benchmarks, not tests: they take real time and
+// report numbers; they fail only on a broken invariant (a false failover).
+package loadtest
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// clockTicks is USER_HZ, the unit of utime and stime in /proc/PID/stat. It
+// is 100 on every Linux architecture Go supports (the kernel fixes it for
+// user space), so no cgo sysconf is needed.
+const clockTicks = 100
+
+// CPUTime returns the user+system CPU time process pid has used so far,
+// from /proc/PID/stat (fields 14 and 15).
+func CPUTime(pid int) (time.Duration, error) {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	return parseStatCPU(raw)
+}
+
+// parseStatCPU reads utime+stime from a /proc/PID/stat line. The command
+// name (field 2) is in parentheses and may hold spaces, so fields are
+// counted from the last ')'.
+func parseStatCPU(raw []byte) (time.Duration, error) {
+	i := bytes.LastIndexByte(raw, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("/proc stat: no ')' closing the command name in %q", raw)
+	}
+	f := strings.Fields(string(raw[i+1:]))
+	// f[0] is field 3 (state), so field k is f[k-3].
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc stat: want at least 15 fields, got %d", len(f)+2)
+	}
+	var ticks int64
+	for _, k := range []int{14, 15} {
+		v, err := strconv.ParseInt(f[k-3], 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc stat: field %d: want an integer, got %q", k, f[k-3])
+		}
+		ticks += v
+	}
+	return time.Duration(ticks) * time.Second / clockTicks, nil
+}
+
+// Memory returns the resident set size of process pid now and at its peak
+// (VmRSS and VmHWM from /proc/PID/status), in bytes.
+func Memory(pid int) (rss, peak int64, err error) {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	return parseStatusMemory(raw)
+}
+
+func parseStatusMemory(raw []byte) (rss, peak int64, err error) {
+	found := 0
+	for line := range strings.SplitSeq(string(raw), "\n") {
+		key, val, ok := strings.Cut(line, ":")
+		if !ok || (key != "VmRSS" && key != "VmHWM") {
+			continue
+		}
+		f := strings.Fields(val)
+		if len(f) != 2 || f[1] != "kB" {
+			return 0, 0, fmt.Errorf("/proc status: %s: want \"N kB\", got %q", key, strings.TrimSpace(val))
+		}
+		kb, err := strconv.ParseInt(f[0], 10, 64)
+		if err != nil {
+			return 0, 0, fmt.Errorf("/proc status: %s: want an integer, got %q", key, f[0])
+		}
+		if key == "VmRSS" {
+			rss = kb << 10
+		} else {
+			peak = kb << 10
+		}
+		found++
+	}
+	if found != 2 {
+		return 0, 0, fmt.Errorf("/proc status: want VmRSS and VmHWM, found %d of them", found)
+	}
+	return rss, peak, nil
+}
