@@ -34,6 +34,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -68,6 +69,9 @@ type Config struct {
 	// SettingsRetry is how long Run waits before re-opening a broken
 	// settings watch. Default 1s.
 	SettingsRetry time.Duration
+	// Registry receives the node's metrics (see metrics.go); nil means a
+	// private registry nobody reads.
+	Registry prometheus.Registerer
 }
 
 // Validate reports every problem of the configuration.
@@ -102,6 +106,7 @@ type Node struct {
 	cfg    Config
 	logger zerolog.Logger
 	health *health.Server
+	m      *metrics
 
 	// ctx lives as long as the node; sessions derive from it so that they
 	// outlive the Assign call that opened them.
@@ -133,9 +138,13 @@ func New(cfg Config) (*Node, error) {
 	if cfg.SettingsRetry == 0 {
 		cfg.SettingsRetry = time.Second
 	}
+	if cfg.Registry == nil {
+		cfg.Registry = prometheus.NewRegistry()
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	n := &Node{
 		cfg:         cfg,
+		m:           newMetrics(cfg.Registry),
 		logger:      cfg.Logger.With().Str("node_id", cfg.ID).Str("role", "coreapp").Logger(),
 		health:      health.NewServer(),
 		ctx:         ctx,
@@ -206,6 +215,7 @@ func (n *Node) Heartbeat(ctx context.Context, req *mcsimv1.HeartbeatRequest) (*m
 		case <-t.C:
 		}
 	}
+	n.m.heartbeats.Inc()
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return &mcsimv1.HeartbeatResponse{CoreappId: n.cfg.ID, Shards: n.servedLocked()}, nil

@@ -30,7 +30,14 @@ func validateAssign(req *mcsimv1.AssignRequest) error {
 // gateway has accepted the shard's session, so a successful answer means the
 // shard is served. If the caller gives up first, the session keeps opening;
 // the master learns the outcome from the next heartbeat answer.
-func (n *Node) Assign(ctx context.Context, req *mcsimv1.AssignRequest) (*mcsimv1.AssignResponse, error) {
+func (n *Node) Assign(ctx context.Context, req *mcsimv1.AssignRequest) (resp *mcsimv1.AssignResponse, err error) {
+	defer func() {
+		if err != nil {
+			n.m.assignsRefused.Inc()
+		} else {
+			n.m.assignsAccepted.Inc()
+		}
+	}()
 	if err := validateAssign(req); err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
@@ -63,6 +70,7 @@ func (n *Node) Assign(ctx context.Context, req *mcsimv1.AssignRequest) (*mcsimv1
 	// An older session of the same shard on this node is left to the
 	// gateway, which replaces it when this one is accepted.
 	n.sessions[shard] = s
+	n.m.shardsServed.Set(float64(len(n.sessions)))
 	result := make(chan error, 1)
 	n.wg.Add(1)
 	n.mu.Unlock()
@@ -122,6 +130,8 @@ func (n *Node) Release(_ context.Context, req *mcsimv1.ReleaseRequest) (*mcsimv1
 	n.leaseEpoch = max(n.leaseEpoch, req.GetLeaseEpoch())
 	if ok {
 		delete(n.sessions, shard)
+		n.m.shardsServed.Set(float64(len(n.sessions)))
+		n.m.releases.Inc()
 		s.cancel()
 	}
 	n.mu.Unlock()
@@ -168,6 +178,8 @@ func (n *Node) runSession(ctx context.Context, s *session, result chan<- error) 
 	n.mu.Lock()
 	s.state = mcsimv1.GatewayStatus_GATEWAY_STATUS_CONNECTED
 	n.mu.Unlock()
+	n.m.sessionsOpened.Inc()
+	defer n.m.sessionsEnded.Inc()
 	result <- nil
 
 	for {
@@ -196,5 +208,6 @@ func (n *Node) drop(s *session) bool {
 		return false
 	}
 	delete(n.sessions, s.shard)
+	n.m.shardsServed.Set(float64(len(n.sessions)))
 	return true
 }

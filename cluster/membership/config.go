@@ -48,6 +48,9 @@ type Node struct {
 	// PID is the process id, for the cluster tooling (kill, pause). Zero in
 	// Config.Node means os.Getpid().
 	PID int
+	// MetricsAddr is the host:port where the node serves HTTP /metrics;
+	// empty if it serves none. The health view links to it.
+	MetricsAddr string
 }
 
 // Tuning picks memberlist's timings.
@@ -122,6 +125,11 @@ func (c Config) Validate() error {
 	if c.Node.GRPCAddr != "" {
 		if _, _, err := splitHostPort(c.Node.GRPCAddr); err != nil {
 			errs = append(errs, fmt.Errorf("Node.GRPCAddr: must be host:port, got %q: %v", c.Node.GRPCAddr, err))
+		}
+	}
+	if c.Node.MetricsAddr != "" {
+		if _, _, err := splitHostPort(c.Node.MetricsAddr); err != nil {
+			errs = append(errs, fmt.Errorf("Node.MetricsAddr: must be host:port, got %q: %v", c.Node.MetricsAddr, err))
 		}
 	}
 	if c.Node.PID < 0 {
@@ -204,11 +212,12 @@ type meta struct {
 	Role     Role   `json:"role"`
 	GRPCAddr string `json:"grpc_addr,omitempty"`
 	PID      int    `json:"pid,omitempty"`
+	Metrics  string `json:"metrics_addr,omitempty"`
 	Leaving  bool   `json:"leaving,omitempty"`
 }
 
 func encodeMeta(n Node, leaving bool) ([]byte, error) {
-	b, err := json.Marshal(meta{Role: n.Role, GRPCAddr: n.GRPCAddr, PID: n.PID, Leaving: leaving})
+	b, err := json.Marshal(meta{Role: n.Role, GRPCAddr: n.GRPCAddr, PID: n.PID, Metrics: n.MetricsAddr, Leaving: leaving})
 	if err != nil {
 		return nil, fmt.Errorf("Node: encoding metadata: %w", err)
 	}
@@ -231,6 +240,6 @@ func nodeFrom(n *memberlist.Node) (node Node, leaving bool, err error) {
 	if err := json.Unmarshal(n.Meta, &m); err != nil {
 		return node, false, fmt.Errorf("node %q: bad metadata %q: %w", n.Name, n.Meta, err)
 	}
-	node.Role, node.GRPCAddr, node.PID = m.Role, m.GRPCAddr, m.PID
+	node.Role, node.GRPCAddr, node.PID, node.MetricsAddr = m.Role, m.GRPCAddr, m.PID, m.Metrics
 	return node, m.Leaving, nil
 }

@@ -25,12 +25,13 @@ func newTestNet(t *testing.T) *memNet {
 
 // nodeSpec is what a test node is started with.
 type nodeSpec struct {
-	id    string
-	role  Role
-	grpc  string
-	seeds []string
-	key   []byte
-	addr  string // "" = a fresh address
+	id      string
+	role    Role
+	grpc    string
+	metrics string
+	seeds   []string
+	key     []byte
+	addr    string // "" = a fresh address
 }
 
 // startNode starts a member on the in-memory network and shuts it down at
@@ -42,7 +43,7 @@ func startNode(t *testing.T, mn *memNet, s nodeSpec) (*Member, error) {
 		tr = mn.transportAt(s.addr)
 	}
 	m, err := Start(Config{
-		Node:       Node{ID: s.id, Role: s.role, GRPCAddr: s.grpc, PID: 4242},
+		Node:       Node{ID: s.id, Role: s.role, GRPCAddr: s.grpc, MetricsAddr: s.metrics, PID: 4242},
 		Join:       s.seeds,
 		ClusterKey: s.key,
 		Tuning:     TuningLocal,

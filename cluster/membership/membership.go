@@ -4,8 +4,8 @@
 // exist and where their gRPC servers listen without asking the settings
 // service.
 //
-// Each node publishes its Role, gRPC address and PID as memberlist metadata.
-// Start joins the cluster; Events delivers Joined, Updated, LeftGracefully
+// Each node publishes its Role, gRPC address, metrics address and PID as
+// memberlist metadata. Start joins the cluster; Events delivers Joined, Updated, LeftGracefully
 // and Failed in order, never dropping one however slow the reader is; Members
 // is the current set of alive nodes.
 //
@@ -210,6 +210,17 @@ func (m *Member) Leave(timeout time.Duration) error {
 		// Peers that missed it will report Failed: safe, only slower.
 		m.log.Warn().Err(err).Msg("leave: announcing intent timed out; some peers may report failed")
 	}
+	// Gossip gives no order between two broadcasts: a peer may hear of the
+	// leave before the "leaving" mark and report Failed, which costs the
+	// cluster a whole unhealthy_interval (seen on loopback with a handful
+	// of nodes). A push/pull with every live peer (memberlist's Join) hands
+	// each one the marked metadata over TCP before the leave goes out.
+	if peers := m.peerAddrs(); len(peers) > 0 {
+		if n, err := m.ml.Join(peers); err != nil {
+			m.log.Warn().Err(err).Int("reached", n).Int("peers", len(peers)).
+				Msg("leave: some peers not told directly; they may report failed")
+		}
+	}
 	if err := m.ml.Leave(timeout); err != nil {
 		return fmt.Errorf("membership: leave: %w", err)
 	}
@@ -234,6 +245,19 @@ func (m *Member) Shutdown() error {
 	}
 	m.queue.close()
 	return m.shutdownErr
+}
+
+// peerAddrs lists the gossip addresses of the live peers, not this node.
+func (m *Member) peerAddrs() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]string, 0, len(m.alive))
+	for id, n := range m.alive {
+		if id != m.id && n.GossipAddr != "" {
+			out = append(out, n.GossipAddr)
+		}
+	}
+	return out
 }
 
 func (m *Member) stopRejoin() {

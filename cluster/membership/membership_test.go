@@ -16,7 +16,7 @@ func startThree(t *testing.T, mn *memNet, key []byte) (a, b, c *Member) {
 	a = mustStart(t, mn, nodeSpec{id: "a", role: RoleSettings, grpc: "127.0.0.1:9000", key: key})
 	seed := []string{a.LocalNode().GossipAddr}
 	b = mustStart(t, mn, nodeSpec{id: "b", role: RoleMaster, grpc: "127.0.0.1:9001", seeds: seed, key: key})
-	c = mustStart(t, mn, nodeSpec{id: "c", role: RoleCoreapp, grpc: "127.0.0.1:9002", seeds: seed, key: key})
+	c = mustStart(t, mn, nodeSpec{id: "c", role: RoleCoreapp, grpc: "127.0.0.1:9002", metrics: "127.0.0.1:9102", seeds: seed, key: key})
 	for _, m := range []*Member{a, b, c} {
 		waitJoinedAll(t, m, "a", "b", "c")
 	}
@@ -33,7 +33,7 @@ func TestThreeNodesSeeEachOtherWithMetadata(t *testing.T) {
 				t.Fatalf("LocalNode %d = %+v: want GossipAddr set and PID 4242", i, n)
 			}
 		}
-		if want[2].Role != RoleCoreapp || want[2].GRPCAddr != "127.0.0.1:9002" {
+		if want[2].Role != RoleCoreapp || want[2].GRPCAddr != "127.0.0.1:9002" || want[2].MetricsAddr != "127.0.0.1:9102" {
 			t.Fatalf("c.LocalNode() = %+v", want[2])
 		}
 		for _, m := range []*Member{a, b, c} {
@@ -230,13 +230,13 @@ func TestStartRejectsBadConfig(t *testing.T) {
 	}{
 		{"empty", Config{}, []string{"Node.ID", "Node.Role", "BindAddr"}},
 		{"bad fields", Config{
-			Node:           Node{ID: "x", Role: "boss", GRPCAddr: "nope"},
+			Node:           Node{ID: "x", Role: "boss", GRPCAddr: "nope", MetricsAddr: "nope"},
 			BindAddr:       "127.0.0.1:99999",
 			Join:           []string{"host-without-port"},
 			ClusterKey:     []byte("short"),
 			RejoinInterval: -time.Second,
 			Tuning:         "wan",
-		}, []string{"Node.Role", "Node.GRPCAddr", "BindAddr", "Join[0]", "ClusterKey", "RejoinInterval", "Tuning"}},
+		}, []string{"Node.Role", "Node.GRPCAddr", "Node.MetricsAddr", "BindAddr", "Join[0]", "ClusterKey", "RejoinInterval", "Tuning"}},
 		{"meta too big", Config{
 			Node:     Node{ID: "x", Role: RoleCoreapp, GRPCAddr: strings.Repeat("h", 600) + ":1"},
 			BindAddr: "127.0.0.1:0",

@@ -7,17 +7,22 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/mcsim/mcsim/cluster/gateway"
+	"github.com/mcsim/mcsim/cluster/membership"
 	"github.com/mcsim/mcsim/cluster/procs"
 	"github.com/mcsim/mcsim/coreapp"
 	"github.com/mcsim/mcsim/internal/logging"
@@ -28,12 +33,21 @@ import (
 // nodeFlags are the flags every node process (gateway, coreapp, master)
 // shares.
 type nodeFlags struct {
-	id        string
-	grpcAddr  string
-	settings  string
-	logFile   string
-	logFormat string
+	id         string
+	grpcAddr   string
+	settings   string
+	logFile    string
+	logFormat  string
+	gossip     string
+	join       []string
+	clusterKey string
+	metrics    string
 }
+
+// clusterKeyEnv names the environment variable read when --cluster-key is
+// not given; `mcsim up` passes the key to its children this way so it does
+// not show in ps.
+const clusterKeyEnv = "MCSIM_CLUSTER_KEY"
 
 func (f *nodeFlags) register(c *cobra.Command, role string) {
 	c.Flags().StringVar(&f.id, "id", role, "node id (node_id in logs, the name other nodes know it by)")
@@ -42,7 +56,91 @@ func (f *nodeFlags) register(c *cobra.Command, role string) {
 	c.Flags().StringVar(&f.logFormat, "log-format", "json", `log format: "json" or "console"`)
 	if role != "gateway" {
 		c.Flags().StringVar(&f.settings, "settings", "127.0.0.1:9091", "gRPC address of the settings service")
+		c.Flags().StringVar(&f.gossip, "gossip", "127.0.0.1:0", "gossip (memberlist) listen address, TCP and UDP (port 0: pick a free one and announce it)")
+		c.Flags().StringArrayVar(&f.join, "join", nil, "gossip address of a cluster member to join, usually the settings service's --gossip (repeatable)")
+		c.Flags().StringVar(&f.clusterKey, "cluster-key", "", "passphrase that encrypts gossip; every node needs the same one (default: $"+clusterKeyEnv+")")
+		c.Flags().StringVar(&f.metrics, "metrics", "127.0.0.1:0", "HTTP listen address serving this node's Prometheus /metrics (port 0: pick a free one and announce it)")
 	}
+}
+
+// nodeRuntime is what every master and coreapp process runs besides its
+// gRPC service: a metrics endpoint and a gossip membership.
+type nodeRuntime struct {
+	registry    *prometheus.Registry
+	metricsAddr string
+	metricsSrv  *http.Server
+	member      *membership.Member
+}
+
+// listenMetrics serves the node's own registry on --metrics. Go runtime and
+// process collectors come along: RSS and goroutines per node are what one
+// looks at first when a cluster of 30 processes misbehaves.
+func (f *nodeFlags) listenMetrics() (*nodeRuntime, error) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	l, err := net.Listen("tcp", f.metrics)
+	if err != nil {
+		return nil, fmt.Errorf("--metrics %s: %w", f.metrics, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(l) }()
+	return &nodeRuntime{registry: reg, metricsAddr: l.Addr().String(), metricsSrv: srv}, nil
+}
+
+// join starts gossip with this node's metadata. Loopback addresses get
+// memberlist's fast local timings (joins and leaves seen within a second).
+func (f *nodeFlags) joinCluster(rt *nodeRuntime, base zerolog.Logger, role membership.Role, grpcAddr string) error {
+	key := f.clusterKey
+	if key == "" {
+		key = os.Getenv(clusterKeyEnv)
+	}
+	tuning := membership.TuningLAN
+	if host, _, err := net.SplitHostPort(f.gossip); err == nil {
+		if ip := net.ParseIP(host); host == "localhost" || (ip != nil && ip.IsLoopback()) {
+			tuning = membership.TuningLocal
+		}
+	}
+	m, err := membership.Start(membership.Config{
+		Node:       membership.Node{ID: f.id, Role: role, GRPCAddr: grpcAddr, MetricsAddr: rt.metricsAddr, PID: os.Getpid()},
+		BindAddr:   f.gossip,
+		Join:       f.join,
+		ClusterKey: membership.KeyFromPassphrase(key),
+		Tuning:     tuning,
+		Logger:     base,
+	})
+	if err != nil {
+		return fmt.Errorf("--gossip %s / --join %v: %w", f.gossip, f.join, err)
+	}
+	rt.member = m
+	return nil
+}
+
+// ready announces the node's addresses once everything listens.
+func (rt *nodeRuntime) ready(out io.Writer, id, grpcAddr string) error {
+	return procs.WriteReady(out, procs.Ready{NodeID: id, GRPC: grpcAddr,
+		Gossip: rt.member.LocalNode().GossipAddr, HTTP: rt.metricsAddr, PID: os.Getpid()})
+}
+
+// leave says goodbye to the gossip cluster (peers see LeftGracefully) and
+// stops it; then the metrics endpoint.
+func (rt *nodeRuntime) close(log zerolog.Logger, leave bool) {
+	if rt.member != nil {
+		if leave {
+			if err := rt.member.Leave(time.Second); err != nil {
+				log.Warn().Err(err).Msg("gossip leave incomplete")
+			}
+		}
+		_ = rt.member.Shutdown()
+	}
+	_ = rt.metricsSrv.Close()
+}
+
+// tagged is base with the fields every line of a node carries, for the
+// command's own lines.
+func (f *nodeFlags) tagged(base zerolog.Logger, role string) zerolog.Logger {
+	return base.With().Str("node_id", f.id).Str("role", role).Logger()
 }
 
 // logger opens the node's log at the level the settings give (log_level,
@@ -71,7 +169,9 @@ func (f *nodeFlags) logger(role string, snap *mcsimv1.Snapshot) (zerolog.Logger,
 		_ = json.Unmarshal([]byte(snap.GetRestartRequired()["log_level"]), &lvl)
 		level = logging.Level(lvl, snap.GetRestartRequired()["verbose_logging"] == "true")
 	}
-	return logging.New(w, format, level).With().Str("node_id", f.id).Str("role", role).Logger(), closer, nil
+	// Without node_id and role: the node packages (coreapp, master,
+	// membership) add both themselves, and zerolog would repeat them.
+	return logging.New(w, format, level), closer, nil
 }
 
 func dial(addr string) (*grpc.ClientConn, error) {
@@ -122,12 +222,12 @@ disconnect. It prints one ready line (JSON) on stdout once it serves.`,
 		Example: `  mcsim gateway --grpc 127.0.0.1:9300`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, closer, err := f.logger("gateway", nil)
+			base, closer, err := f.logger("gateway", nil)
 			if err != nil {
 				return err
 			}
 			defer closer.Close()
-			gw := gateway.New(log)
+			gw := gateway.New(base.With().Str("node_id", f.id).Logger())
 			s := grpc.NewServer()
 			gw.Register(s)
 			stop, err := serveNode(cmd.Context(), &f, s, cmd.OutOrStdout(), procs.Ready{})
@@ -152,10 +252,15 @@ func newCoreappCommand() *cobra.Command {
 		Short: "Run a coreapp node: serves the shards the primary master assigns",
 		Long: `Run a coreapp. It starts as a standby, answers the primary master's heartbeats,
 and serves each assigned shard through one gateway session. SIGTERM (or
-Ctrl-C) stops it gracefully: its shards are handed over at once. It prints
-one ready line (JSON) on stdout once it serves.`,
-		Example: `  mcsim coreapp --id coreapp-1 --settings 127.0.0.1:9091 --gateway 127.0.0.1:9300 --grpc 127.0.0.1:9401`,
-		Args:    cobra.NoArgs,
+Ctrl-C) stops it gracefully: it leaves the gossip cluster first, so the
+primary hands its shards over at once, then closes its sessions. It joins
+the gossip cluster (--join, usually the settings service's gossip address)
+so masters learn its gRPC address, and serves its metrics on --metrics. It
+prints one ready line (JSON) on stdout once it serves:
+  {"ready":{"node_id":"coreapp-1","grpc":"…","gossip":"…","http":"<metrics>","pid":…}}`,
+		Example: `  mcsim coreapp --id coreapp-1 --settings 127.0.0.1:9091 --gateway 127.0.0.1:9300 \
+    --join 127.0.0.1:9092 --grpc 127.0.0.1:9401 --metrics 127.0.0.1:9501`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			if gatewayAddr == "" {
@@ -171,44 +276,82 @@ one ready line (JSON) on stdout once it serves.`,
 			if err != nil {
 				return &exitError{code: exitTransprt, msg: "mcsim coreapp: " + err.Error()}
 			}
-			log, closer, err := f.logger("coreapp", snap)
+			base, closer, err := f.logger("coreapp", snap)
 			if err != nil {
 				return err
 			}
+			log := f.tagged(base, "coreapp")
 			defer closer.Close()
 			gconn, err := dial(gatewayAddr)
 			if err != nil {
 				return usageErr("--gateway %q: %v", gatewayAddr, err)
 			}
 			defer gconn.Close()
-			node, err := coreapp.New(coreapp.Config{
+			rt, err := f.listenMetrics()
+			if err != nil {
+				return &exitError{code: exitFailure, msg: "mcsim coreapp: " + err.Error()}
+			}
+			left := false
+			defer func() { rt.close(log, !left) }()
+			var node *coreapp.Node
+			node, err = coreapp.New(coreapp.Config{
 				ID:              f.id,
 				GatewayClient:   mcsimv1.NewGatewayServiceClient(gconn),
 				Settings:        settingsClient,
-				Logger:          log,
+				Logger:          base,
 				PID:             os.Getpid(),
 				RestartRequired: snap.GetRestartRequired(),
+				Registry:        rt.registry,
+				// Rule 5: leaving the gossip cluster makes the primary hand
+				// the shards over at once; waiting (briefly) until the
+				// successors' sessions replaced ours leaves no gap at the
+				// gateway.
+				OnLeave: func(ctx context.Context, served []*mcsimv1.ServedShard) {
+					if rt.member == nil {
+						return
+					}
+					left = true
+					if err := rt.member.Leave(time.Second); err != nil {
+						log.Warn().Err(err).Msg("gossip leave incomplete: masters will wait for the heartbeat rule")
+						return
+					}
+					if len(served) > 0 {
+						awaitHandover(ctx, node, handoverWait, log)
+					}
+				},
 			})
 			if err != nil {
 				return usageErr("%v", err)
 			}
+			l, err := net.Listen("tcp", f.grpcAddr)
+			if err != nil {
+				return &exitError{code: exitFailure, msg: fmt.Sprintf("mcsim coreapp: --grpc %s: %v", f.grpcAddr, err)}
+			}
 			s := grpc.NewServer()
 			node.Register(s)
+			go func() { _ = s.Serve(l) }()
+			defer s.Stop()
 			runCtx, cancelRun := context.WithCancel(context.Background())
 			defer cancelRun()
 			go func() { _ = node.Run(runCtx) }()
-			_, err = serveNode(ctx, &f, s, cmd.OutOrStdout(), procs.Ready{})
-			if err != nil {
+			if err := f.joinCluster(rt, base, membership.RoleCoreapp, l.Addr().String()); err != nil {
 				return &exitError{code: exitFailure, msg: "mcsim coreapp: " + err.Error()}
 			}
-			log.Info().Msg("coreapp serving")
+			// A coreapp needs no one's address; drain so the queue stays empty.
+			go func() {
+				for range rt.member.Events() {
+				}
+			}()
+			if err := rt.ready(cmd.OutOrStdout(), f.id, l.Addr().String()); err != nil {
+				return err
+			}
+			log.Info().Str("metrics_addr", rt.metricsAddr).Msg("coreapp serving")
 			<-ctx.Done()
 			stopCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			if err := node.Stop(stopCtx); err != nil {
 				log.Warn().Err(err).Msg("graceful stop incomplete")
 			}
-			s.Stop()
 			return nil
 		},
 	}
@@ -227,9 +370,16 @@ func newMasterCommand() *cobra.Command {
 		Long: `Run a master. It competes for the master lease in the settings store; the
 primary heartbeats every coreapp each heartbeat_interval, declares one
 unhealthy after unhealthy_interval without an answer, and moves its shards
-to standbys. Secondaries take over when the primary's lease expires. It
-prints one ready line (JSON) on stdout once it serves.`,
-		Example: `  # two coreapps known statically
+to standbys. Secondaries take over when the primary's lease expires, or at
+once when the primary stops (SIGTERM releases the lease). Coreapps are
+learned from the gossip cluster (--join; a graceful leave hands shards over
+at once, a gossip failure is only logged) and from --coreapp. Metrics are
+served on --metrics. It prints one ready line (JSON) on stdout once it
+serves, like the coreapp's.`,
+		Example: `  # coreapps learned through gossip
+  mcsim master --id master-1 --settings 127.0.0.1:9091 --join 127.0.0.1:9092
+
+  # two coreapps known statically
   mcsim master --id master-1 --settings 127.0.0.1:9091 \
     --coreapp coreapp-1=127.0.0.1:9401 --coreapp coreapp-2=127.0.0.1:9402`,
 		Args: cobra.NoArgs,
@@ -249,11 +399,17 @@ prints one ready line (JSON) on stdout once it serves.`,
 			if err != nil {
 				return &exitError{code: exitTransprt, msg: "mcsim master: " + err.Error()}
 			}
-			log, closer, err := f.logger("master", snap)
+			base, closer, err := f.logger("master", snap)
 			if err != nil {
 				return err
 			}
+			log := f.tagged(base, "master")
 			defer closer.Close()
+			rt, err := f.listenMetrics()
+			if err != nil {
+				return &exitError{code: exitFailure, msg: "mcsim master: " + err.Error()}
+			}
+			defer rt.close(log, true)
 			l, err := net.Listen("tcp", f.grpcAddr)
 			if err != nil {
 				return &exitError{code: exitFailure, msg: fmt.Sprintf("mcsim master: --grpc %s: %v", f.grpcAddr, err)}
@@ -265,9 +421,10 @@ prints one ready line (JSON) on stdout once it serves.`,
 				Coordination:    mcsimv1.NewCoordinationServiceClient(sconn),
 				LeaseTTL:        leaseTTL,
 				RenewInterval:   renew,
-				Logger:          log,
+				Logger:          base,
 				PID:             os.Getpid(),
 				RestartRequired: snap.GetRestartRequired(),
+				Registry:        rt.registry,
 			})
 			if err != nil {
 				l.Close()
@@ -276,15 +433,20 @@ prints one ready line (JSON) on stdout once it serves.`,
 			s := grpc.NewServer()
 			node.Register(s)
 			go func() { _ = s.Serve(l) }()
+			defer s.Stop()
 			for _, ca := range static {
 				node.CoreappJoined(ca.id, ca.addr)
 			}
-			if err := procs.WriteReady(cmd.OutOrStdout(), procs.Ready{NodeID: f.id, GRPC: l.Addr().String(), PID: os.Getpid()}); err != nil {
+			if err := f.joinCluster(rt, base, membership.RoleMaster, l.Addr().String()); err != nil {
+				return &exitError{code: exitFailure, msg: "mcsim master: " + err.Error()}
+			}
+			go followCoreapps(rt.member.Events(), node, log)
+			if err := rt.ready(cmd.OutOrStdout(), f.id, l.Addr().String()); err != nil {
 				return err
 			}
-			err = node.Run(ctx)
-			s.Stop()
-			return err
+			// Run returns when ctx ends, releasing the lease; the deferred
+			// close then leaves the gossip cluster.
+			return node.Run(ctx)
 		},
 	}
 	f.register(c, "master")
@@ -292,6 +454,53 @@ prints one ready line (JSON) on stdout once it serves.`,
 	c.Flags().DurationVar(&leaseTTL, "lease-ttl", 0, "master lease TTL (0: unhealthy_interval, live)")
 	c.Flags().DurationVar(&renew, "lease-renew", 0, "lease renewal interval (0: heartbeat_interval, live)")
 	return c
+}
+
+// followCoreapps feeds the master what gossip says about coreapps until the
+// membership shuts down. Failed is only logged: memberlist must never
+// declare a coreapp unhealthy, the heartbeat rule does (rules 1 and 4).
+func followCoreapps(events <-chan membership.Event, node *master.Node, log zerolog.Logger) {
+	for ev := range events {
+		if ev.Node.Role != membership.RoleCoreapp {
+			continue
+		}
+		switch ev.Kind {
+		case membership.Joined, membership.Updated:
+			if ev.Node.GRPCAddr != "" {
+				node.CoreappJoined(ev.Node.ID, ev.Node.GRPCAddr)
+			}
+		case membership.LeftGracefully:
+			node.CoreappLeft(ev.Node.ID)
+		case membership.Failed:
+			log.Info().Str("coreapp", ev.Node.ID).Msg("gossip reports coreapp failed; the heartbeat rule decides")
+		}
+	}
+}
+
+// handoverWait bounds how long a stopping coreapp keeps its sessions open
+// for successors to replace them; with no standby nobody will.
+const handoverWait = 2 * time.Second
+
+// awaitHandover waits until node serves no shard (each was replaced by a
+// successor's newer epoch), or for d, or ctx.
+func awaitHandover(ctx context.Context, node *coreapp.Node, d time.Duration, log zerolog.Logger) {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		st, err := node.Status(ctx, &mcsimv1.StatusRequest{})
+		if err == nil && len(st.GetShards()) == 0 {
+			log.Info().Msg("every shard handed over")
+			return
+		}
+		select {
+		case <-ctx.Done():
+			log.Warn().Int("shards", len(st.GetShards())).Msg("shards not handed over in time: closing their sessions anyway")
+			return
+		case <-tick.C:
+		}
+	}
 }
 
 type staticCoreapp struct{ id, addr string }

@@ -54,7 +54,8 @@ gateway that witnesses every shard session.`,
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageErr("%v (see '%s --help')", err, c.CommandPath())
 	})
-	root.AddCommand(newSettingsCommand(), newGatewayCommand(), newCoreappCommand(), newMasterCommand())
+	root.AddCommand(newSettingsCommand(), newGatewayCommand(), newCoreappCommand(), newMasterCommand(), newUpCommand())
+	root.AddCommand(newStatusCommand())
 	return root
 }
 

@@ -12,11 +12,15 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/mcsim/mcsim/cluster/membership"
 	"github.com/mcsim/mcsim/settings/client"
 	"github.com/mcsim/mcsim/settings/service"
 )
 
 const passwordEnv = "MCSIM_ADMIN_PASSWORD"
+
+// serveClusterKeyEnv holds the gossip passphrase when --cluster-key is not given.
+const serveClusterKeyEnv = "MCSIM_CLUSTER_KEY"
 
 func newSettingsCommand() *cobra.Command {
 	c := &cobra.Command{
@@ -33,6 +37,7 @@ over gRPC. The client commands log in as admin and print the JSON answer.`,
 func newSettingsServeCommand() *cobra.Command {
 	cfg := service.DefaultConfig()
 	var logs logFlags
+	var clusterKey string
 	c := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the settings service (HTTP API and gRPC) on a bbolt data dir",
@@ -58,11 +63,19 @@ only when every listener is on a loopback address.`,
 			if !cmd.Flags().Changed("admin-password") {
 				cfg.AdminPassword = envOr(passwordEnv, cfg.AdminPassword)
 			}
+			if !cmd.Flags().Changed("cluster-key") {
+				clusterKey = envOr(serveClusterKeyEnv, clusterKey)
+			}
+			cfg.ClusterKey = membership.KeyFromPassphrase(clusterKey)
 			if err := cfg.Validate(); err != nil {
 				return usageErr("%v", err)
 			}
-			err = service.Run(cmd.Context(), cfg, func(httpAddr, grpcAddr string) {
-				fmt.Fprintf(cmd.OutOrStdout(), "settings service ready: http://%s (gRPC %s, data %s)\n", httpAddr, grpcAddr, cfg.DataDir)
+			err = service.Run(cmd.Context(), cfg, func(a service.Addrs) {
+				gossip := a.Gossip
+				if gossip == "" {
+					gossip = "off"
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "settings service ready: http://%s (gRPC %s, gossip %s, data %s)\n", a.HTTP, a.GRPC, gossip, cfg.DataDir)
 			})
 			if err != nil {
 				return &exitError{code: exitFailure, msg: "mcsim: " + err.Error()}
@@ -76,6 +89,8 @@ only when every listener is on a loopback address.`,
 	f.StringVar(&cfg.DataDir, "data", cfg.DataDir, "data directory (bbolt store)")
 	f.StringVar(&cfg.WAID, "wa-id", cfg.WAID, "the account's wa_id, shown read-only in the settings")
 	f.StringVar(&cfg.AdminPassword, "admin-password", cfg.AdminPassword, "admin password (or "+passwordEnv+")")
+	f.StringVar(&cfg.GossipAddr, "gossip", cfg.GossipAddr, `gossip (memberlist) address, the --join seed of every node; port 0 picks one, "" turns membership off`)
+	f.StringVar(&clusterKey, "cluster-key", "", "passphrase encrypting gossip; every node needs the same (or "+serveClusterKeyEnv+")")
 	logs.register(c)
 	return c
 }

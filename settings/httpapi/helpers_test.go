@@ -72,6 +72,12 @@ type env struct {
 
 func newEnv(t testing.TB) *env {
 	t.Helper()
+	return newEnvWith(t, nil)
+}
+
+// newEnvWith is newEnv with edit applied to the configuration first.
+func newEnvWith(t testing.TB, edit func(*httpapi.Config)) *env {
+	t.Helper()
 	st, err := store.Open(t.TempDir())
 	if err != nil {
 		t.Fatalf("store.Open: %v", err)
@@ -81,13 +87,17 @@ func newEnv(t testing.TB) *env {
 	// housekeeping (pruning expired tokens by wall clock) agrees with it.
 	c := &clock{t: time.Now().UTC().Truncate(time.Second)}
 	logs := &syncBuffer{}
-	h, err := httpapi.New(httpapi.Config{
+	cfg := httpapi.Config{
 		Store:         st,
 		WAID:          testWAID,
 		AdminPassword: testPassword,
 		Logger:        zerolog.New(logs),
 		Now:           c.Now,
-	})
+	}
+	if edit != nil {
+		edit(&cfg)
+	}
+	h, err := httpapi.New(cfg)
 	if err != nil {
 		t.Fatalf("httpapi.New: %v", err)
 	}

@@ -1,6 +1,8 @@
 // Package httpapi is the HTTP side of the settings service: the
 // /v1/users/login and /v1/settings/application endpoints of SETTINGS.md,
-// served from a settings/store.Store.
+// served from a settings/store.Store, plus the cluster endpoints of the
+// local cluster: GET /v1/health (from Config.Health), GET and POST
+// /v1/account/shards, and GET /metrics (Prometheus text, no token).
 //
 // The rules of the settings document (schema, validation, merge, the error
 // catalogue) live in package settings; this package only turns requests into
@@ -20,9 +22,20 @@
 //   - GET lists providers sorted by name.
 //   - The request Content-Type is not checked: the body is judged on what it
 //     holds.
+//   - GET /v1/health without a Config.Health answers {"health": {}}; a
+//     failing source is 500/1014. Entries always carry "shards" and
+//     "pending_restart" as arrays, never null.
+//   - POST /v1/account/shards takes exactly {"shards": N} with N an integer
+//     literal; unknown fields are 1010, a missing "shards" 1008, any other
+//     value 1009, all reported together. Setting the current count is a
+//     no-op 200.
+//   - /metrics needs no token: scrapers do not log in, and it holds counts
+//     and master ids only. Request metrics are labelled by route pattern
+//     ("none" for misses) so unknown paths cannot grow the label set.
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -31,6 +44,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/mcsim/mcsim/internal/version"
@@ -61,6 +75,17 @@ type Config struct {
 	Logger zerolog.Logger
 	// Now is the clock for token issue and expiry; nil means time.Now.
 	Now func() time.Time
+	// Health answers GET /v1/health: the cluster's nodes keyed
+	// "<grpc host>:<node-id>", as they are at the moment of the call. Nil
+	// means the service knows no cluster: GET /v1/health answers an empty
+	// "health" object. An error becomes a 500 envelope (details logged).
+	Health func(ctx context.Context) (map[string]HealthEntry, error)
+	// Metrics is the registry New registers the HTTP metrics in (requests
+	// by route and status, durations, settings revision, shard count, lease
+	// holder and epoch) and that GET /metrics serves, with whatever else the
+	// caller registered in it (the service adds its Watch stream gauge).
+	// Nil means a fresh private registry, never prometheus' global one.
+	Metrics *prometheus.Registry
 }
 
 // server holds the handlers' shared dependencies.
@@ -70,6 +95,8 @@ type server struct {
 	password string
 	log      zerolog.Logger
 	now      func() time.Time
+	health   func(context.Context) (map[string]HealthEntry, error)
+	metrics  *metrics
 	mux      *http.ServeMux
 }
 
@@ -87,11 +114,21 @@ func New(cfg Config) (http.Handler, error) {
 		password: cfg.AdminPassword,
 		log:      cfg.Logger,
 		now:      cfg.Now,
+		health:   cfg.Health,
 		mux:      http.NewServeMux(),
 	}
 	if s.now == nil {
 		s.now = time.Now
 	}
+	reg := cfg.Metrics
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	m, err := newMetrics(reg, cfg.Store, s.now)
+	if err != nil {
+		return nil, fmt.Errorf("httpapi: registering metrics: %w", err)
+	}
+	s.metrics = m
 	s.mux.HandleFunc("POST /v1/users/login", s.login)
 	s.mux.Handle("GET /v1/settings/application", s.authed(s.getApplication))
 	s.mux.Handle("PATCH /v1/settings/application", s.authed(s.patchApplication))
@@ -99,6 +136,12 @@ func New(cfg Config) (http.Handler, error) {
 	s.mux.Handle("GET /v1/settings/application/media/providers", s.authed(s.getProviders))
 	s.mux.Handle("POST /v1/settings/application/media/providers", s.authed(s.postProviders))
 	s.mux.Handle("DELETE /v1/settings/application/media/providers/{name}", s.authed(s.deleteProvider))
+	s.mux.Handle("GET /v1/health", s.authed(s.getHealth))
+	s.mux.Handle("GET /v1/account/shards", s.authed(s.getShards))
+	s.mux.Handle("POST /v1/account/shards", s.authed(s.postShards))
+	// Unauthenticated, as Prometheus scrapers expect: it holds counts and
+	// node ids, no settings and no secrets.
+	s.mux.Handle("GET /metrics", s.metrics.handler)
 	return s, nil
 }
 
@@ -107,6 +150,7 @@ func New(cfg Config) (http.Handler, error) {
 func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := &statusWriter{ResponseWriter: w}
+	route := routeNone
 	defer func() {
 		// A bug in a handler must not leave the client with a torn
 		// connection and no envelope, nor go unlogged.
@@ -128,24 +172,27 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			Float64("duration_ms", float64(time.Since(start).Microseconds())/1000).
 			Str("remote_addr", r.RemoteAddr).
 			Msg("http request")
+		s.metrics.observe(route, rec.status(), time.Since(start))
 	}()
-	s.route(rec, r)
+	route = s.route(rec, r)
 }
 
-func (s *server) route(w http.ResponseWriter, r *http.Request) {
+// route serves the request and returns the pattern that matched, or
+// routeNone.
+func (s *server) route(w http.ResponseWriter, r *http.Request) string {
 	// The mux answers an unclean path ("/v1//x", "/v1/./x") with an HTML
 	// redirect; a client of this API sends clean paths, so it is a 404 with
 	// the envelope instead.
 	if r.Method != http.MethodConnect && !isClean(r.URL.EscapedPath()) {
 		s.writeErrors(w, settings.Errors{settings.NotFound(fmt.Sprintf("no resource at %s", r.URL.Path))})
-		return
+		return routeNone
 	}
 	h, pattern := s.mux.Handler(r)
 	if pattern != "" {
 		// Served through the mux itself (not the returned handler), which
 		// is what fills r.PathValue.
 		s.mux.ServeHTTP(w, r)
-		return
+		return pattern
 	}
 	// No pattern matched. Ask the mux's own miss handler what it would have
 	// said (it alone knows the Allow set for a wrong method) without letting
@@ -157,9 +204,10 @@ func (s *server) route(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Allow", allow)
 		}
 		s.writeErrors(w, settings.Errors{settings.MethodNotAllowed(r.Method, r.URL.Path)})
-		return
+		return routeNone
 	}
 	s.writeErrors(w, settings.Errors{settings.NotFound(fmt.Sprintf("no resource at %s", r.URL.Path))})
+	return routeNone
 }
 
 // isClean reports whether p is already in the form the mux matches against

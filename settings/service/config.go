@@ -1,7 +1,9 @@
 // Package service runs the whole settings service process: the bbolt store,
-// the HTTP settings API (/v1/users/login, /v1/settings/application) and the
-// gRPC services (settings watch, master lease, shard map, health), started
-// and stopped together. cmd/mcsim and the local cluster launcher call Run.
+// the HTTP settings API (/v1/users/login, /v1/settings/application,
+// /v1/health, /v1/account/shards, /metrics), the gRPC services (settings
+// watch, master lease, shard map, health) and its membership in the gossip
+// cluster, of which it is the seed (node id "settings"), started and stopped
+// together. cmd/mcsim and the local cluster launcher call Run.
 package service
 
 import (
@@ -33,6 +35,14 @@ type Config struct {
 	WAID string
 	// AdminPassword is the password of the admin account.
 	AdminPassword string
+	// GossipAddr is the host:port where the service joins the memberlist
+	// cluster as its seed (role "settings"): every master and coreapp passes
+	// this address as --join. Port 0 picks a free port; "" runs without
+	// membership (then /v1/health lists nothing).
+	GossipAddr string
+	// ClusterKey encrypts gossip (16, 24 or 32 bytes, see
+	// membership.KeyFromPassphrase); nil means no encryption.
+	ClusterKey []byte
 	// Logger receives the service's logs; the caller adds node_id and role.
 	Logger zerolog.Logger
 }
@@ -46,6 +56,8 @@ func DefaultConfig() Config {
 		HTTPAddr: "127.0.0.1:9090",
 		// The next port up, also loopback.
 		GRPCAddr: "127.0.0.1:9091",
+		// And the next one: the seed address of the gossip cluster.
+		GossipAddr: "127.0.0.1:9092",
 		// Relative to the working directory, hidden, like a tool's cache.
 		DataDir: "./.mcsim",
 		// A made-up US test number (+1 631 555 1019, a 555 number): it
@@ -71,6 +83,22 @@ func (c Config) Validate() error {
 	}
 	if httpPort != 0 && httpPort == grpcPort && httpHost == grpcHost {
 		errs = append(errs, fmt.Errorf("grpc_addr: must differ from http_addr, both are %q", c.GRPCAddr))
+	}
+	if c.GossipAddr != "" {
+		// Gossip uses TCP and UDP on its port; clashing with the HTTP or
+		// gRPC TCP port would fail at listen time with a vaguer message.
+		gHost, gPort, gErr := checkAddr("gossip_addr", c.GossipAddr)
+		switch {
+		case gErr != nil:
+			errs = append(errs, gErr)
+		case gPort != 0 && ((gPort == httpPort && gHost == httpHost) || (gPort == grpcPort && gHost == grpcHost)):
+			errs = append(errs, fmt.Errorf("gossip_addr: must differ from http_addr and grpc_addr, got %q", c.GossipAddr))
+		}
+	}
+	switch len(c.ClusterKey) {
+	case 0, 16, 24, 32:
+	default:
+		errs = append(errs, fmt.Errorf("cluster_key: must be 16, 24 or 32 bytes (or none), got %d bytes", len(c.ClusterKey)))
 	}
 	if strings.TrimSpace(c.DataDir) == "" {
 		errs = append(errs, fmt.Errorf("data_dir: must be a directory path, got %q", c.DataDir))

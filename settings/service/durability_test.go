@@ -42,8 +42,8 @@ func runChild() int {
 	cfg.Logger = zerolog.New(os.Stderr).With().Timestamp().Str("role", "settings").Logger()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	err := Run(ctx, cfg, func(httpAddr, grpcAddr string) {
-		fmt.Printf("%shttp=%s grpc=%s\n", readyPrefix, httpAddr, grpcAddr)
+	err := Run(ctx, cfg, func(a Addrs) {
+		fmt.Printf("%shttp=%s grpc=%s\n", readyPrefix, a.HTTP, a.GRPC)
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

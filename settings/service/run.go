@@ -10,9 +10,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/keepalive"
 
+	"github.com/mcsim/mcsim/cluster/membership"
 	"github.com/mcsim/mcsim/settings/grpcapi"
 	"github.com/mcsim/mcsim/settings/httpapi"
 	"github.com/mcsim/mcsim/settings/store"
@@ -43,12 +45,25 @@ func grpcOptions() []grpc.ServerOption {
 	}
 }
 
-// Run validates cfg, opens the store, serves HTTP and gRPC until ctx is
-// cancelled, then stops both gracefully and closes the store. ready, if not
-// nil, is called once both listeners are open, with their actual addresses
-// (useful with port 0). Run returns nil after a stop by ctx, or the first
-// error that kept it from starting or serving.
-func Run(ctx context.Context, cfg Config, ready func(httpAddr, grpcAddr string)) (err error) {
+// NodeID is the settings service's name in the gossip cluster.
+const NodeID = "settings"
+
+// leaveTimeout bounds each of the two gossip rounds of a graceful leave.
+const leaveTimeout = time.Second
+
+// Addrs are the addresses the service actually listens on (port 0
+// resolved). Gossip is empty when Config.GossipAddr is "".
+type Addrs struct {
+	HTTP, GRPC, Gossip string
+}
+
+// Run validates cfg, opens the store, serves HTTP and gRPC and (with a
+// GossipAddr) joins the gossip cluster as its seed, until ctx is cancelled;
+// then it leaves the cluster, stops both servers gracefully and closes the
+// store. ready, if not nil, is called once everything is listening, with the
+// actual addresses (useful with port 0). Run returns nil after a stop by
+// ctx, or the first error that kept it from starting or serving.
+func Run(ctx context.Context, cfg Config, ready func(Addrs)) (err error) {
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("settings service: invalid configuration:\n%w", err)
 	}
@@ -67,13 +82,6 @@ func Run(ctx context.Context, cfg Config, ready func(httpAddr, grpcAddr string))
 		}
 	}()
 
-	handler, err := httpapi.New(httpapi.Config{
-		Store: st, WAID: cfg.WAID, AdminPassword: cfg.AdminPassword, Logger: log, Now: time.Now,
-	})
-	if err != nil {
-		return fmt.Errorf("settings service: %w", err)
-	}
-
 	var lc net.ListenConfig
 	httpLn, err := lc.Listen(ctx, "tcp", cfg.HTTPAddr)
 	if err != nil {
@@ -83,6 +91,48 @@ func Run(ctx context.Context, cfg Config, ready func(httpAddr, grpcAddr string))
 	if err != nil {
 		_ = httpLn.Close()
 		return fmt.Errorf("settings service: grpc_addr %s: %w", cfg.GRPCAddr, err)
+	}
+	addrs := Addrs{HTTP: httpLn.Addr().String(), GRPC: grpcLn.Addr().String()}
+
+	// Membership starts before the servers: its metadata needs the actual
+	// gRPC address, and the health endpoint needs the member list.
+	var member *membership.Member
+	if cfg.GossipAddr != "" {
+		member, err = startMembership(cfg, addrs.GRPC, log)
+		if err != nil {
+			_ = httpLn.Close()
+			_ = grpcLn.Close()
+			return fmt.Errorf("settings service: %w", err)
+		}
+		addrs.Gossip = member.LocalNode().GossipAddr
+	}
+	// One private registry for the whole service, served on HTTP /metrics.
+	reg := prometheus.NewRegistry()
+	hcfg := httpapi.Config{
+		Store: st, WAID: cfg.WAID, AdminPassword: cfg.AdminPassword, Logger: log, Now: time.Now, Metrics: reg,
+	}
+	agg, err := newHealth(member, log)
+	var handler http.Handler
+	var watches grpc.StreamServerInterceptor
+	if err == nil {
+		if agg != nil {
+			hcfg.Health = healthFunc(agg)
+		}
+		handler, err = httpapi.New(hcfg)
+	}
+	if err == nil {
+		watches, err = watchGauge(reg)
+	}
+	if err != nil {
+		_ = httpLn.Close()
+		_ = grpcLn.Close()
+		if agg != nil {
+			agg.Close()
+		}
+		if member != nil {
+			_ = member.Shutdown()
+		}
+		return fmt.Errorf("settings service: %w", err)
 	}
 
 	httpSrv := &http.Server{
@@ -96,7 +146,7 @@ func Run(ctx context.Context, cfg Config, ready func(httpAddr, grpcAddr string))
 		// not to the standard library's global one.
 		ErrorLog: stdlog.New(log.With().Str("component", "http").Logger(), "", 0),
 	}
-	grpcSrv := grpc.NewServer(grpcOptions()...)
+	grpcSrv := grpc.NewServer(append(grpcOptions(), grpc.ChainStreamInterceptor(watches))...)
 	services := grpcapi.Register(grpcSrv, grpcapi.Config{Store: st, WAID: cfg.WAID, Logger: log, Now: time.Now})
 
 	// Both servers report into failed; the first error (or ctx) stops all.
@@ -113,11 +163,10 @@ func Run(ctx context.Context, cfg Config, ready func(httpAddr, grpcAddr string))
 		}
 	})
 
-	httpAddr, grpcAddr := httpLn.Addr().String(), grpcLn.Addr().String()
-	log.Info().Str("http_addr", httpAddr).Str("grpc_addr", grpcAddr).Str("data_dir", cfg.DataDir).
-		Uint64("revision", st.State().Revision).Msg("settings service started")
+	log.Info().Str("http_addr", addrs.HTTP).Str("grpc_addr", addrs.GRPC).Str("gossip_addr", addrs.Gossip).
+		Str("data_dir", cfg.DataDir).Uint64("revision", st.State().Revision).Msg("settings service started")
 	if ready != nil {
-		ready(httpAddr, grpcAddr)
+		ready(addrs)
 	}
 
 	var runErr error
@@ -126,8 +175,19 @@ func Run(ctx context.Context, cfg Config, ready func(httpAddr, grpcAddr string))
 	case runErr = <-failed:
 	}
 	log.Info().Msg("settings service stopping")
+	if member != nil {
+		// Leave first, so the nodes stop counting on the seed before its
+		// servers go away; a failed leave only makes them notice later.
+		if err := member.Leave(leaveTimeout); err != nil {
+			log.Warn().Err(err).Msg("leaving the gossip cluster")
+		}
+		_ = member.Shutdown()
+	}
 	stop(httpSrv, grpcSrv, services)
 	wg.Wait()
+	if agg != nil {
+		agg.Close()
+	}
 	log.Info().Msg("settings service stopped")
 	return runErr
 }

@@ -17,7 +17,7 @@ import (
 // testConfig is a loopback service on free ports in dir.
 func testConfig(dir string) Config {
 	c := DefaultConfig()
-	c.HTTPAddr, c.GRPCAddr, c.DataDir = "127.0.0.1:0", "127.0.0.1:0", dir
+	c.HTTPAddr, c.GRPCAddr, c.GossipAddr, c.DataDir = "127.0.0.1:0", "127.0.0.1:0", "", dir
 	return c
 }
 
@@ -34,7 +34,7 @@ func start(t *testing.T, cfg Config) (*running, error) {
 	type addrs struct{ http, grpc string }
 	ready := make(chan addrs, 1)
 	done := make(chan error, 1)
-	go func() { done <- Run(ctx, cfg, func(h, g string) { ready <- addrs{h, g} }) }()
+	go func() { done <- Run(ctx, cfg, func(a Addrs) { ready <- addrs{a.HTTP, a.GRPC} }) }()
 	select {
 	case a := <-ready:
 		r := &running{httpAddr: a.http, grpcAddr: a.grpc, stop: func() error { cancel(); return <-done }}
@@ -138,7 +138,7 @@ func TestSecondRunOnSameDataDirFails(t *testing.T) {
 func TestRunRefusesInvalidConfig(t *testing.T) {
 	c := testConfig(t.TempDir())
 	c.HTTPAddr = "0.0.0.0:0"
-	err := Run(t.Context(), c, func(string, string) { t.Error("ready called for an invalid config") })
+	err := Run(t.Context(), c, func(Addrs) { t.Error("ready called for an invalid config") })
 	if err == nil || !strings.Contains(err.Error(), "MCSIM_ADMIN_PASSWORD") {
 		t.Fatalf("Run = %v, want the loopback-password error", err)
 	}

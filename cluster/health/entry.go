@@ -1,0 +1,140 @@
+package health
+
+import (
+	"net"
+	"slices"
+	"strings"
+
+	"github.com/mcsim/mcsim/cluster/membership"
+	mcsimv1 "github.com/mcsim/mcsim/proto/mcsim/v1"
+)
+
+// The role names of the health answer.
+const (
+	RolePrimaryMaster   = "primary_master"
+	RoleSecondaryMaster = "secondary_master"
+	RoleCoreapp         = "coreapp"
+	// RoleUnknown is the role of a node that did not answer: its metadata
+	// says master or coreapp, but only the node itself knows whether a
+	// master is primary, and guessing would mislead a failover script.
+	RoleUnknown = "unknown"
+)
+
+// The gateway_status names of the health answer.
+const (
+	GatewayConnected     = "connected"
+	GatewayConnecting    = "connecting"
+	GatewayDisconnected  = "disconnected"
+	GatewayUninitialized = "uninitialized"
+)
+
+// Entry is one node in the health answer. Its fields match
+// settings/httpapi.HealthEntry one for one, so the service converts with
+// httpapi.HealthEntry(e).
+type Entry struct {
+	Role           string   `json:"role"`
+	GatewayStatus  string   `json:"gateway_status"`
+	Shards         []int    `json:"shards"`
+	PID            int      `json:"pid"`
+	PendingRestart []string `json:"pending_restart"`
+	Metrics        string   `json:"metrics,omitempty"`
+	Error          string   `json:"error,omitempty"`
+}
+
+// Key is the health answer's key of a node: "<grpc host>:<node-id>", e.g.
+// "127.0.0.1:coreapp-2". A node without a gRPC address falls back to its
+// gossip host, so it is still listed under a stable name.
+func Key(n membership.Node) string {
+	return hostOf(n.GRPCAddr, n.GossipAddr) + ":" + n.ID
+}
+
+func hostOf(addrs ...string) string {
+	for _, a := range addrs {
+		if h, _, err := net.SplitHostPort(a); err == nil && h != "" {
+			return h
+		}
+	}
+	return "unknown"
+}
+
+// MasterRoleName names a master's role. A master that has not decided
+// yet (unspecified) does not hold the lease, so it is a secondary.
+func MasterRoleName(r mcsimv1.MasterRole) string {
+	if r == mcsimv1.MasterRole_MASTER_ROLE_PRIMARY {
+		return RolePrimaryMaster
+	}
+	return RoleSecondaryMaster
+}
+
+// GatewayStatusName is the enum name lower-cased without its prefix
+// (GATEWAY_STATUS_CONNECTED → "connected"). Unspecified, and any value
+// newer than this code, is "uninitialized": the node reported no session.
+func GatewayStatusName(s mcsimv1.GatewayStatus) string {
+	switch s {
+	case mcsimv1.GatewayStatus_GATEWAY_STATUS_CONNECTED,
+		mcsimv1.GatewayStatus_GATEWAY_STATUS_CONNECTING,
+		mcsimv1.GatewayStatus_GATEWAY_STATUS_DISCONNECTED,
+		mcsimv1.GatewayStatus_GATEWAY_STATUS_UNINITIALIZED:
+		return strings.ToLower(strings.TrimPrefix(s.String(), "GATEWAY_STATUS_"))
+	}
+	return GatewayUninitialized
+}
+
+// FromMaster is a master's entry. Masters hold no gateway session, so
+// their gateway_status is always "disconnected" and they serve no shards.
+// The PID is the master's own answer, or its gossip metadata's if it
+// reported none.
+func FromMaster(n membership.Node, r *mcsimv1.MasterServiceStatusResponse) Entry {
+	e := base(n)
+	e.Role = MasterRoleName(r.GetRole())
+	e.GatewayStatus = GatewayDisconnected
+	if pid := int(r.GetPid()); pid != 0 {
+		e.PID = pid
+	}
+	e.PendingRestart = sortedStrings(r.GetPendingRestart())
+	return e
+}
+
+// FromCoreapp is a coreapp's entry: its shards (ascending, including those
+// still connecting), its overall gateway status and pending restarts.
+func FromCoreapp(n membership.Node, r *mcsimv1.StatusResponse) Entry {
+	e := base(n)
+	e.Role = RoleCoreapp
+	e.GatewayStatus = GatewayStatusName(r.GetGatewayStatus())
+	for _, s := range r.GetShards() {
+		e.Shards = append(e.Shards, int(s.GetShard()))
+	}
+	slices.Sort(e.Shards)
+	if pid := int(r.GetPid()); pid != 0 {
+		e.PID = pid
+	}
+	e.PendingRestart = sortedStrings(r.GetPendingRestart())
+	return e
+}
+
+// Unreachable is the entry of a node that did not answer in time: what
+// gossip knows (PID, metrics URL) and why. Its gateway_status is
+// "disconnected": whatever the node last had, nobody can count on it now.
+func Unreachable(n membership.Node, err error) Entry {
+	e := base(n)
+	e.Role = RoleUnknown
+	e.GatewayStatus = GatewayDisconnected
+	e.Error = "unreachable: " + err.Error()
+	return e
+}
+
+// base is what membership metadata alone says about a node. Shards and
+// PendingRestart are empty, not nil, so the JSON shows [] rather than null.
+func base(n membership.Node) Entry {
+	e := Entry{PID: n.PID, Shards: []int{}, PendingRestart: []string{}}
+	if n.MetricsAddr != "" {
+		e.Metrics = "http://" + n.MetricsAddr + "/metrics"
+	}
+	return e
+}
+
+func sortedStrings(s []string) []string {
+	out := append([]string{}, s...)
+	slices.Sort(out)
+	return out
+}

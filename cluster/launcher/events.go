@@ -1,0 +1,376 @@
+package launcher
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mcsim/mcsim/cluster/procs"
+	mcsimv1 "github.com/mcsim/mcsim/proto/mcsim/v1"
+)
+
+// Event is one line of `mcsim up --json`: a JSON object with "time"
+// (RFC 3339, UTC, nanoseconds) and "event", plus the fields of its kind.
+// Fields that do not apply are omitted.
+//
+//	urls               http, grpc, gossip, gateway: where the cluster is (always first)
+//	node_started       node, role, pid, grpc, gossip, metrics (URL)
+//	node_exited        node, role, pid, error (how it ended, "" for a clean exit)
+//	cluster_started    every node is up (after all node_started)
+//	gateway_connect    shard, epoch, coreapp: the gateway accepted a session
+//	gateway_replace    shard, epoch, coreapp, from, from_epoch: a newer epoch replaced a session
+//	gateway_reject     shard, epoch, coreapp, reason
+//	gateway_disconnect shard, epoch, coreapp: a session holding its shard ended
+//	role_change        node, from, to (roles as in /v1/health; from "" on first sight)
+//	failover           shard, from, to, epoch, duration_ms: a shard moved to another
+//	                   coreapp after its first assignment; duration_ms is the gap in
+//	                   service the gateway saw (0 when the new session replaced a live one)
+//	takeover           node, from: a master became primary_master after another held it
+//	health_error       error: GET /v1/health failed
+type Event struct {
+	Time       string `json:"time"`
+	Event      string `json:"event"`
+	HTTP       string `json:"http,omitempty"`
+	GRPC       string `json:"grpc,omitempty"`
+	Gossip     string `json:"gossip,omitempty"`
+	Gateway    string `json:"gateway,omitempty"`
+	Node       string `json:"node,omitempty"`
+	Role       string `json:"role,omitempty"`
+	PID        int    `json:"pid,omitempty"`
+	Metrics    string `json:"metrics,omitempty"`
+	Shard      *int32 `json:"shard,omitempty"`
+	Epoch      uint64 `json:"epoch,omitempty"`
+	Coreapp    string `json:"coreapp,omitempty"`
+	From       string `json:"from,omitempty"`
+	FromEpoch  uint64 `json:"from_epoch,omitempty"`
+	To         string `json:"to,omitempty"`
+	Reason     string `json:"reason,omitempty"`
+	DurationMS *int64 `json:"duration_ms,omitempty"`
+	Error      string `json:"error,omitempty"`
+}
+
+// nodeView is what the status view shows of one node.
+type nodeView struct {
+	role, status, metrics, err string
+	shards                     []int
+	pid                        int
+	exited                     bool
+	exit                       string
+}
+
+type holder struct {
+	coreapp string
+	epoch   uint64
+}
+
+// emitter keeps the cluster's state as seen from outside (health and the
+// gateway log) and reports each change: as JSON lines, plain lines, or a
+// view redrawn in place.
+type emitter struct {
+	cfg   Config
+	mu    sync.Mutex
+	addrs Addrs
+	nodes map[string]*nodeView
+	procs map[string]*procs.Proc
+	// shards: who holds each shard now per the gateway; lastOwner and
+	// endedAt remember a shard's previous holder once its session ended,
+	// to time the failover when another coreapp connects it.
+	shards    map[int32]holder
+	lastOwner map[int32]string
+	endedAt   map[int32]time.Time
+	recent    []string
+	dirty     bool
+	now       func() time.Time
+}
+
+func newEmitter(cfg Config) *emitter {
+	return &emitter{
+		cfg: cfg, nodes: map[string]*nodeView{}, procs: map[string]*procs.Proc{},
+		shards: map[int32]holder{}, lastOwner: map[int32]string{}, endedAt: map[int32]time.Time{},
+		now: time.Now,
+	}
+}
+
+func roleOf(id string) string {
+	role, _, _ := strings.Cut(id, "-")
+	return role
+}
+
+// emit writes ev in JSON mode, or its plain line when not on a terminal.
+// Callers hold mu.
+func (e *emitter) emitLocked(ev Event, at time.Time) {
+	e.dirty = true
+	ev.Time = at.UTC().Format(time.RFC3339Nano)
+	switch {
+	case e.cfg.JSON:
+		b, _ := json.Marshal(ev)
+		_, _ = e.cfg.Out.Write(append(b, '\n'))
+	case !e.cfg.Terminal:
+		fmt.Fprintln(e.cfg.Out, at.Format("15:04:05.000"), plain(ev))
+	}
+}
+
+func plain(ev Event) string {
+	shard := func() string {
+		if ev.Shard == nil {
+			return ""
+		}
+		return fmt.Sprintf("shard %d", *ev.Shard)
+	}
+	switch ev.Event {
+	case "node_started":
+		return fmt.Sprintf("%s started: pid %d, metrics %s", ev.Node, ev.PID, ev.Metrics)
+	case "node_exited":
+		return fmt.Sprintf("%s exited (pid %d) %s", ev.Node, ev.PID, ev.Error)
+	case "cluster_started":
+		return "all nodes started"
+	case "gateway_connect":
+		return fmt.Sprintf("gateway: %s connected by %s (epoch %d)", shard(), ev.Coreapp, ev.Epoch)
+	case "gateway_replace":
+		return fmt.Sprintf("gateway: %s: %s (epoch %d) replaced %s (epoch %d)", shard(), ev.Coreapp, ev.Epoch, ev.From, ev.FromEpoch)
+	case "gateway_reject":
+		return fmt.Sprintf("gateway: %s: rejected %s (epoch %d): %s", shard(), ev.Coreapp, ev.Epoch, ev.Reason)
+	case "gateway_disconnect":
+		return fmt.Sprintf("gateway: %s: %s (epoch %d) disconnected", shard(), ev.Coreapp, ev.Epoch)
+	case "role_change":
+		return fmt.Sprintf("%s: role %s → %s", ev.Node, orDash(ev.From), ev.To)
+	case "failover":
+		return fmt.Sprintf("FAILOVER %s: %s → %s (epoch %d), %d ms without service", shard(), ev.From, ev.To, ev.Epoch, *ev.DurationMS)
+	case "takeover":
+		return fmt.Sprintf("TAKEOVER: %s is primary (was %s)", ev.Node, ev.From)
+	case "health_error":
+		return "health: " + ev.Error
+	}
+	b, _ := json.Marshal(ev)
+	return string(b)
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func (e *emitter) urls(a Addrs) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.addrs = a
+	if e.cfg.JSON {
+		e.emitLocked(Event{Event: "urls", HTTP: "http://" + a.HTTP, GRPC: a.GRPC, Gossip: a.Gossip, Gateway: a.Gateway}, e.now())
+		return
+	}
+	fmt.Fprint(e.cfg.Out, e.headerLocked())
+}
+
+func (e *emitter) headerLocked() string {
+	a := e.addrs
+	var b strings.Builder
+	fmt.Fprintf(&b, "mcsim cluster (data %s, logs in %s/logs)\n", e.cfg.DataDir, e.cfg.DataDir)
+	fmt.Fprintf(&b, "  HTTP API  http://%s   (GET /v1/health, /v1/settings/application; admin password set by --admin-password)\n", a.HTTP)
+	fmt.Fprintf(&b, "  gRPC      %s\n  gateway   %s\n  gossip    %s\n", a.GRPC, a.Gateway, a.Gossip)
+	return b.String()
+}
+
+func (e *emitter) nodeStarted(p *procs.Proc) {
+	r := p.Ready()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.procs[p.Name()] = p
+	metrics := ""
+	if r.HTTP != "" {
+		metrics = "http://" + r.HTTP + "/metrics"
+	}
+	e.nodes[p.Name()] = &nodeView{pid: p.PID(), metrics: metrics, role: roleOf(p.Name())}
+	e.emitLocked(Event{Event: "node_started", Node: p.Name(), Role: roleOf(p.Name()), PID: p.PID(),
+		GRPC: r.GRPC, Gossip: r.Gossip, Metrics: metrics}, e.now())
+}
+
+// nodesListed ends the start-up: the metrics URLs in text mode.
+func (e *emitter) nodesListed(ps []*procs.Proc) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.emitLocked(Event{Event: "cluster_started"}, e.now())
+}
+
+// pollExits reports processes that ended since the last call.
+func (e *emitter) pollExits(ps []*procs.Proc) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, p := range ps {
+		n := e.nodes[p.Name()]
+		if n == nil || n.exited || !p.Exited() {
+			continue
+		}
+		n.exited = true
+		if err := p.ExitErr(); err != nil {
+			n.exit = err.Error()
+		}
+		e.emitLocked(Event{Event: "node_exited", Node: p.Name(), Role: roleOf(p.Name()), PID: n.pid, Error: n.exit}, e.now())
+	}
+}
+
+// gateway folds the gateway's new events into the shard map and derives
+// failovers: a shard's session taken over by another coreapp (REPLACE), or
+// a shard connected again by another coreapp after its session ended.
+func (e *emitter) gateway(evs []*mcsimv1.GatewayEvent) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, g := range evs {
+		at := time.Unix(0, g.GetUnixNs())
+		shard := g.GetShard()
+		ev := Event{Shard: &shard, Epoch: g.GetEpoch(), Coreapp: g.GetCoreappId()}
+		switch g.GetKind() {
+		case mcsimv1.GatewayEventKind_GATEWAY_EVENT_KIND_CONNECT:
+			ev.Event = "gateway_connect"
+			e.emitLocked(ev, at)
+			if prev, ok := e.lastOwner[shard]; ok && prev != g.GetCoreappId() {
+				d := at.Sub(e.endedAt[shard]).Milliseconds()
+				e.failoverLocked(shard, prev, g.GetCoreappId(), g.GetEpoch(), d, at)
+			}
+			e.shards[shard] = holder{g.GetCoreappId(), g.GetEpoch()}
+			delete(e.lastOwner, shard)
+		case mcsimv1.GatewayEventKind_GATEWAY_EVENT_KIND_REPLACE:
+			ev.Event, ev.From, ev.FromEpoch = "gateway_replace", g.GetReplacedCoreappId(), g.GetReplacedEpoch()
+			e.emitLocked(ev, at)
+			if g.GetReplacedCoreappId() != g.GetCoreappId() {
+				e.failoverLocked(shard, g.GetReplacedCoreappId(), g.GetCoreappId(), g.GetEpoch(), 0, at)
+			}
+			e.shards[shard] = holder{g.GetCoreappId(), g.GetEpoch()}
+			delete(e.lastOwner, shard)
+		case mcsimv1.GatewayEventKind_GATEWAY_EVENT_KIND_REJECT:
+			ev.Event, ev.Reason = "gateway_reject", g.GetReason()
+			e.emitLocked(ev, at)
+		case mcsimv1.GatewayEventKind_GATEWAY_EVENT_KIND_DISCONNECT:
+			ev.Event = "gateway_disconnect"
+			e.emitLocked(ev, at)
+			delete(e.shards, shard)
+			e.lastOwner[shard], e.endedAt[shard] = g.GetCoreappId(), at
+		}
+	}
+}
+
+func (e *emitter) failoverLocked(shard int32, from, to string, epoch uint64, ms int64, at time.Time) {
+	e.emitLocked(Event{Event: "failover", Shard: &shard, From: from, To: to, Epoch: epoch, DurationMS: &ms}, at)
+	e.noteLocked(at, fmt.Sprintf("shard %d: %s → %s (epoch %d), %d ms without service", shard, from, to, epoch, ms))
+}
+
+func (e *emitter) noteLocked(at time.Time, s string) {
+	e.recent = append(e.recent, at.Format("15:04:05.000")+"  "+s)
+	if len(e.recent) > 8 {
+		e.recent = e.recent[len(e.recent)-8:]
+	}
+}
+
+// health folds one /v1/health answer in: role changes and takeovers are
+// reported; the rest only feeds the view.
+func (e *emitter) health(entries map[string]healthEntry, err error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	at := e.now()
+	if err != nil {
+		e.emitLocked(Event{Event: "health_error", Error: err.Error()}, at)
+		return
+	}
+	prevPrimary := ""
+	for id, n := range e.nodes {
+		if n.role == "primary_master" {
+			prevPrimary = id
+		}
+	}
+	for key, h := range entries {
+		id := key[strings.LastIndex(key, ":")+1:]
+		n := e.nodes[id]
+		if n == nil {
+			n = &nodeView{role: roleOf(id)}
+			e.nodes[id] = n
+		}
+		role := h.Role
+		if role != n.role && !(n.role == roleOf(id) && role == "coreapp") {
+			from := n.role
+			if from == roleOf(id) {
+				from = ""
+			}
+			e.emitLocked(Event{Event: "role_change", Node: id, From: from, To: role}, at)
+			if role == "primary_master" && prevPrimary != "" && prevPrimary != id {
+				e.emitLocked(Event{Event: "takeover", Node: id, From: prevPrimary}, at)
+				e.noteLocked(at, fmt.Sprintf("takeover: %s is primary (was %s)", id, prevPrimary))
+			}
+		}
+		if n.status != h.GatewayStatus || !slices.Equal(n.shards, h.Shards) || n.err != h.Error {
+			e.dirty = true
+		}
+		n.role, n.status, n.shards, n.err = role, h.GatewayStatus, h.Shards, h.Error
+		if h.PID != 0 {
+			n.pid = h.PID
+		}
+		if h.Metrics != "" {
+			n.metrics = h.Metrics
+		}
+	}
+}
+
+// render redraws the view on a terminal when something changed.
+func (e *emitter) render() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.cfg.Terminal || e.cfg.JSON || !e.dirty {
+		return
+	}
+	e.dirty = false
+	var b strings.Builder
+	b.WriteString("\x1b[H\x1b[2J")
+	b.WriteString(e.headerLocked())
+	b.WriteString("\nshards (per the gateway)\n")
+	for _, s := range slices.Sorted(maps.Keys(e.shards)) {
+		h := e.shards[s]
+		fmt.Fprintf(&b, "  %2d → %-12s epoch %d\n", s, h.coreapp, h.epoch)
+	}
+	for s := int32(0); s < int32(e.cfg.Shards); s++ {
+		if _, ok := e.shards[s]; !ok {
+			fmt.Fprintf(&b, "  %2d → (none)\n", s)
+		}
+	}
+	b.WriteString("\nnodes\n")
+	ids := slices.Collect(maps.Keys(e.nodes))
+	sort.Strings(ids)
+	for _, id := range ids {
+		n := e.nodes[id]
+		state := n.status
+		if n.exited {
+			state = "EXITED " + n.exit
+		} else if n.err != "" {
+			state = n.err
+		}
+		fmt.Fprintf(&b, "  %-12s %-17s %-14s shards %-10s pid %-7d %s\n", id, n.role, state, fmtShards(n.shards), n.pid, n.metrics)
+	}
+	b.WriteString("\nrecent failovers and takeovers\n")
+	if len(e.recent) == 0 {
+		b.WriteString("  (none)\n")
+	}
+	for _, r := range e.recent {
+		b.WriteString("  " + r + "\n")
+	}
+	b.WriteString("\nCtrl-C stops the cluster.\n")
+	_, _ = io.WriteString(e.cfg.Out, b.String())
+}
+
+func fmtShards(s []int) string {
+	if len(s) == 0 {
+		return "-"
+	}
+	parts := make([]string, len(s))
+	for i, v := range s {
+		parts[i] = fmt.Sprint(v)
+	}
+	return strings.Join(parts, ",")
+}
+
+// flush draws the final state.
+func (e *emitter) flush() { e.render() }

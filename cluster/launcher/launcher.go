@@ -1,0 +1,287 @@
+package launcher
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+	"google.golang.org/grpc"
+
+	"github.com/mcsim/mcsim/cluster/gateway"
+	"github.com/mcsim/mcsim/cluster/membership"
+	"github.com/mcsim/mcsim/cluster/procs"
+	"github.com/mcsim/mcsim/internal/logging"
+	"github.com/mcsim/mcsim/settings/client"
+	"github.com/mcsim/mcsim/settings/service"
+)
+
+// ConfigError is returned by Run when the configuration is invalid:
+// nothing was started. The CLI maps it to exit code 2.
+type ConfigError struct{ Err error }
+
+func (e *ConfigError) Error() string { return e.Err.Error() }
+func (e *ConfigError) Unwrap() error { return e.Err }
+
+// stopGrace is how long a child gets after SIGTERM before SIGKILL. A
+// coreapp's graceful stop (gossip leave, then closing sessions) takes
+// about a second on loopback.
+const stopGrace = 5 * time.Second
+
+// Addrs are where the running cluster can be reached.
+type Addrs struct {
+	// HTTP is the settings service's HTTP API (host:port).
+	HTTP string `json:"http"`
+	// GRPC is the settings service's gRPC address.
+	GRPC string `json:"grpc"`
+	// Gossip is the seed every node joins.
+	Gossip string `json:"gossip"`
+	// Gateway is the gateway's gRPC address.
+	Gateway string `json:"gateway"`
+}
+
+// cluster is one running cluster; Run owns it.
+type cluster struct {
+	cfg    Config
+	log    zerolog.Logger
+	addrs  Addrs
+	api    *client.Client
+	gw     *gateway.Server
+	sup    *procs.Supervisor
+	files  []io.Closer
+	events *emitter
+	// nextSeq is the first gateway event not yet shown.
+	nextSeq uint64
+}
+
+// Run starts the cluster, shows its status until ctx ends, then stops it:
+// coreapps first (gracefully, so nothing waits on a timeout), then masters,
+// then the gateway and the settings service. A configuration problem is a
+// *ConfigError; a data dir already in use fails before any process starts.
+func Run(ctx context.Context, cfg Config) (err error) {
+	if cfg.Out == nil {
+		cfg.Out = io.Discard
+	}
+	if cfg.Err == nil {
+		cfg.Err = io.Discard
+	}
+	if cfg.PollInterval == 0 {
+		cfg.PollInterval = 250 * time.Millisecond
+	}
+	if cfg.AdminPassword == "" {
+		cfg.AdminPassword = service.DefaultAdminPassword
+	}
+	if err := cfg.Validate(); err != nil {
+		return &ConfigError{Err: err}
+	}
+	for _, w := range cfg.Warnings() {
+		fmt.Fprintln(cfg.Err, "mcsim up: warning:", w)
+	}
+	if cfg.Binary == "" {
+		if cfg.Binary, err = os.Executable(); err != nil {
+			return fmt.Errorf("mcsim up: finding the mcsim binary: %w", err)
+		}
+	}
+	c := &cluster{cfg: cfg}
+	defer c.closeFiles()
+	logDir := filepath.Join(cfg.DataDir, "logs")
+	if err := os.MkdirAll(logDir, 0o755); err != nil {
+		return fmt.Errorf("mcsim up: --data %s: %w", cfg.DataDir, err)
+	}
+	if c.log, err = c.openLog(filepath.Join(logDir, "launcher.log"), "launcher", "launcher"); err != nil {
+		return err
+	}
+
+	// The settings service runs until everything else has stopped.
+	svcCtx, stopSvc := context.WithCancel(context.Background())
+	svcDone := make(chan error, 1)
+	defer func() {
+		stopSvc()
+		if serr := <-svcDone; serr != nil && err == nil {
+			err = serr
+		}
+	}()
+	if err := c.startSettings(ctx, svcCtx, svcDone, logDir); err != nil {
+		return err
+	}
+	if err := c.configure(ctx); err != nil {
+		return err
+	}
+
+	stopGateway, err := c.startGateway(logDir)
+	if err != nil {
+		return err
+	}
+	defer stopGateway()
+
+	c.sup = procs.New(c.log)
+	defer func() { _ = c.sup.Close(stopGrace) }()
+	c.events = newEmitter(cfg)
+	c.events.urls(c.addrs)
+	if err := c.startNodes(ctx, logDir); err != nil {
+		return err
+	}
+	c.events.nodesListed(c.sup.Procs())
+
+	c.watch(ctx)
+
+	c.stopNodes("coreapp")
+	c.stopNodes("master")
+	c.drainGateway()
+	c.events.flush()
+	return nil
+}
+
+// openLog opens DATA/logs/<name>.log for an in-process component.
+func (c *cluster) openLog(path, nodeID, role string) (zerolog.Logger, error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return zerolog.Nop(), fmt.Errorf("mcsim up: opening log %s: %w", path, err)
+	}
+	c.files = append(c.files, f)
+	return logging.New(f, logging.JSON, zerolog.InfoLevel).With().
+		Str("node_id", nodeID).Str("role", role).Logger(), nil
+}
+
+func (c *cluster) closeFiles() {
+	for _, f := range c.files {
+		_ = f.Close()
+	}
+}
+
+// startSettings runs the settings service in a goroutine and waits until
+// it listens. A locked data dir (another `mcsim up`) fails here, before
+// any child exists.
+func (c *cluster) startSettings(ctx, svcCtx context.Context, done chan<- error, logDir string) error {
+	log, err := c.openLog(filepath.Join(logDir, "settings.log"), service.NodeID, "settings")
+	if err != nil {
+		return err
+	}
+	scfg := service.DefaultConfig()
+	scfg.HTTPAddr = c.cfg.HTTPAddr
+	scfg.GRPCAddr = "127.0.0.1:0"
+	scfg.GossipAddr = "127.0.0.1:0"
+	scfg.DataDir = c.cfg.DataDir
+	scfg.AdminPassword = c.cfg.AdminPassword
+	scfg.Logger = log
+	if c.cfg.ClusterKey != "" {
+		scfg.ClusterKey = membership.KeyFromPassphrase(c.cfg.ClusterKey)
+	}
+	ready := make(chan service.Addrs, 1)
+	runErr := make(chan error, 1)
+	go func() {
+		err := service.Run(svcCtx, scfg, func(a service.Addrs) { ready <- a })
+		runErr <- err
+		done <- err
+	}()
+	select {
+	case a := <-ready:
+		c.addrs.HTTP, c.addrs.GRPC, c.addrs.Gossip = a.HTTP, a.GRPC, a.Gossip
+	case err := <-runErr:
+		return fmt.Errorf("mcsim up: %w", err)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	c.api = client.New("http://"+c.addrs.HTTP, c.cfg.AdminPassword, &http.Client{Timeout: 2 * time.Second})
+	return nil
+}
+
+// configure writes the intervals and the shard count before any node
+// starts, so the first primary begins with the wanted map.
+func (c *cluster) configure(ctx context.Context) error {
+	patch := map[string]int{}
+	if c.cfg.HeartbeatInterval > 0 {
+		patch["heartbeat_interval"] = int(c.cfg.HeartbeatInterval / time.Second)
+	}
+	if c.cfg.UnhealthyInterval > 0 {
+		patch["unhealthy_interval"] = int(c.cfg.UnhealthyInterval / time.Second)
+	}
+	if len(patch) > 0 {
+		b, _ := json.Marshal(patch)
+		if _, err := c.api.Patch(ctx, b); err != nil {
+			return fmt.Errorf("mcsim up: setting intervals %s: %w", b, err)
+		}
+	}
+	b, _ := json.Marshal(map[string]int{"shards": c.cfg.Shards})
+	if _, err := c.api.Do(ctx, "POST", "/v1/account/shards", b); err != nil {
+		return fmt.Errorf("mcsim up: setting the shard count to %d: %w", c.cfg.Shards, err)
+	}
+	return nil
+}
+
+// startGateway serves the gateway in this process on a free port.
+func (c *cluster) startGateway(logDir string) (stop func(), err error) {
+	log, err := c.openLog(filepath.Join(logDir, "gateway.log"), "gateway", "gateway")
+	if err != nil {
+		return nil, err
+	}
+	c.gw = gateway.New(log)
+	s := grpc.NewServer()
+	c.gw.Register(s)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("mcsim up: gateway listen: %w", err)
+	}
+	go func() { _ = s.Serve(l) }()
+	c.addrs.Gateway = l.Addr().String()
+	return s.Stop, nil
+}
+
+// startNodes starts every master and coreapp at once: the slowest part of
+// a start is each process's own start-up, which overlaps.
+func (c *cluster) startNodes(ctx context.Context, logDir string) error {
+	var specs []procs.Spec
+	var env []string
+	if c.cfg.ClusterKey != "" {
+		env = []string{"MCSIM_CLUSTER_KEY=" + c.cfg.ClusterKey}
+	}
+	add := func(role string, n int, extra ...string) {
+		for i := 1; i <= n; i++ {
+			id := role + "-" + strconv.Itoa(i)
+			logFile := filepath.Join(logDir, id+".log")
+			args := append([]string{role, "--id", id, "--settings", c.addrs.GRPC,
+				"--join", c.addrs.Gossip, "--log-file", logFile}, extra...)
+			specs = append(specs, procs.Spec{Name: id, Path: c.cfg.Binary, Args: args, Env: env, LogFile: logFile})
+		}
+	}
+	add("master", c.cfg.Masters)
+	add("coreapp", c.cfg.Coreapps, "--gateway", c.addrs.Gateway)
+	errs := make([]error, len(specs))
+	var wg sync.WaitGroup
+	for i, spec := range specs {
+		wg.Go(func() {
+			p, err := c.sup.Start(ctx, spec)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			c.events.nodeStarted(p)
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("mcsim up: starting nodes: %w", err)
+	}
+	return nil
+}
+
+// stopNodes stops every live process of a role in parallel and waits.
+func (c *cluster) stopNodes(role string) {
+	var wg sync.WaitGroup
+	for _, p := range c.sup.Procs() {
+		if roleOf(p.Name()) == role {
+			wg.Go(func() { _ = p.Stop(stopGrace) })
+		}
+	}
+	wg.Wait()
+	c.events.pollExits(c.sup.Procs())
+}

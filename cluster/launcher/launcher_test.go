@@ -1,0 +1,135 @@
+package launcher
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	mcsimv1 "github.com/mcsim/mcsim/proto/mcsim/v1"
+)
+
+func TestValidateNamesEveryBadFlag(t *testing.T) {
+	ok := DefaultConfig()
+	if err := ok.Validate(); err != nil {
+		t.Fatalf("DefaultConfig: %v", err)
+	}
+	bad := ok
+	bad.Shards, bad.Masters, bad.Coreapps, bad.HTTPAddr = 3, 0, 1, "nope"
+	bad.HeartbeatInterval, bad.UnhealthyInterval = 1500*time.Millisecond, -time.Second
+	err := bad.Validate()
+	for _, want := range []string{
+		"--shards: must be one of 1, 2, 4, 8, 16, 32, got 3",
+		"--masters: must be ≥ 1, got 0",
+		"--coreapps: must be ≥ --shards (3)",
+		"--http: must be host:port",
+		"--heartbeat-interval: must be a whole number of seconds",
+		"--unhealthy-interval: must be a whole number of seconds",
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate() = %v, want it to contain %q", err, want)
+		}
+	}
+	order := ok
+	order.HeartbeatInterval, order.UnhealthyInterval = 3*time.Second, 3*time.Second
+	if err := order.Validate(); err == nil || !strings.Contains(err.Error(), "--unhealthy-interval: must be > --heartbeat-interval") {
+		t.Errorf("unhealthy == heartbeat: Validate() = %v", err)
+	}
+	noStandby := ok
+	noStandby.Coreapps = noStandby.Shards
+	if w := noStandby.Warnings(); len(w) != 1 || !strings.Contains(w[0], "no standby") {
+		t.Errorf("Warnings() = %q, want one about no standby", w)
+	}
+	if w := ok.Warnings(); len(w) != 0 {
+		t.Errorf("default Warnings() = %q, want none", w)
+	}
+}
+
+func TestRunRefusesBadConfigBeforeTouchingTheDisk(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.DataDir = filepath.Join(t.TempDir(), "data")
+	cfg.Shards = 3
+	err := Run(context.Background(), cfg)
+	var ce *ConfigError
+	if !errors.As(err, &ce) {
+		t.Fatalf("Run = %v, want a *ConfigError", err)
+	}
+	if _, err := os.Stat(cfg.DataDir); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("data dir: %v, want it not created", err)
+	}
+}
+
+func gwEvent(seq uint64, at time.Time, kind mcsimv1.GatewayEventKind, shard int32, epoch uint64, coreapp string) *mcsimv1.GatewayEvent {
+	return &mcsimv1.GatewayEvent{Seq: seq, UnixNs: at.UnixNano(), Kind: kind, Shard: shard, Epoch: epoch, CoreappId: coreapp}
+}
+
+// The gateway log alone tells failovers apart from first assignments: a
+// crash (disconnect, then another coreapp connects) is timed from the
+// disconnect; a handover (replace) had no gap.
+func TestFailoversDerivedFromTheGatewayLog(t *testing.T) {
+	var out bytes.Buffer
+	cfg := DefaultConfig()
+	cfg.JSON, cfg.Out = true, &out
+	e := newEmitter(cfg)
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	const (
+		connect    = mcsimv1.GatewayEventKind_GATEWAY_EVENT_KIND_CONNECT
+		replace    = mcsimv1.GatewayEventKind_GATEWAY_EVENT_KIND_REPLACE
+		disconnect = mcsimv1.GatewayEventKind_GATEWAY_EVENT_KIND_DISCONNECT
+	)
+	rep := gwEvent(5, t0.Add(5*time.Second), replace, 1, 4, "c")
+	rep.ReplacedCoreappId, rep.ReplacedEpoch = "b", 2
+	e.gateway([]*mcsimv1.GatewayEvent{
+		gwEvent(1, t0, connect, 0, 1, "a"),
+		gwEvent(2, t0, connect, 1, 2, "b"),
+		gwEvent(3, t0.Add(time.Second), disconnect, 0, 1, "a"),
+		gwEvent(4, t0.Add(4200*time.Millisecond), connect, 0, 3, "c"),
+		rep,
+	})
+	var failovers []Event
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		var ev Event
+		if err := json.Unmarshal([]byte(line), &ev); err != nil {
+			t.Fatalf("line %q: %v", line, err)
+		}
+		if ev.Event == "failover" {
+			failovers = append(failovers, ev)
+		}
+	}
+	if len(failovers) != 2 {
+		t.Fatalf("failovers = %+v, want 2", failovers)
+	}
+	f0, f1 := failovers[0], failovers[1]
+	if *f0.Shard != 0 || f0.From != "a" || f0.To != "c" || f0.Epoch != 3 || *f0.DurationMS != 3200 {
+		t.Errorf("crash failover = %+v, want shard 0 a→c epoch 3 in 3200 ms", f0)
+	}
+	if *f1.Shard != 1 || f1.From != "b" || f1.To != "c" || *f1.DurationMS != 0 {
+		t.Errorf("handover = %+v, want shard 1 b→c in 0 ms", f1)
+	}
+	if h := e.shards[0]; h.coreapp != "c" || h.epoch != 3 {
+		t.Errorf("shard 0 holder = %+v", h)
+	}
+}
+
+func TestTakeoverFromHealth(t *testing.T) {
+	var out bytes.Buffer
+	cfg := DefaultConfig()
+	cfg.Out = &out
+	e := newEmitter(cfg)
+	e.health(map[string]healthEntry{
+		"127.0.0.1:master-1": {Role: "primary_master"},
+		"127.0.0.1:master-2": {Role: "secondary_master"},
+	}, nil)
+	e.health(map[string]healthEntry{"127.0.0.1:master-2": {Role: "primary_master"}}, nil)
+	got := out.String()
+	for _, want := range []string{"master-1: role - → primary_master", "master-2: role secondary_master → primary_master", "TAKEOVER: master-2 is primary (was master-1)"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("output %q lacks %q", got, want)
+		}
+	}
+}

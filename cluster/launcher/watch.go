@@ -1,0 +1,74 @@
+package launcher
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// healthEntry is the part of a GET /v1/health entry the view uses.
+type healthEntry struct {
+	Role          string `json:"role"`
+	GatewayStatus string `json:"gateway_status"`
+	Shards        []int  `json:"shards"`
+	PID           int    `json:"pid"`
+	Metrics       string `json:"metrics"`
+	Error         string `json:"error"`
+}
+
+// watch feeds the emitter until ctx ends: the gateway log, /v1/health and
+// process exits, every PollInterval.
+func (c *cluster) watch(ctx context.Context) {
+	t := time.NewTicker(c.cfg.PollInterval)
+	defer t.Stop()
+	lastErr := ""
+	for {
+		c.drainGateway()
+		entries, err := c.health(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		// A failing health endpoint is reported once per distinct error,
+		// not every 250 ms.
+		switch {
+		case err != nil && err.Error() != lastErr:
+			lastErr = err.Error()
+			c.events.health(nil, err)
+		case err == nil:
+			lastErr = ""
+			c.events.health(entries, nil)
+		}
+		c.events.pollExits(c.sup.Procs())
+		c.events.render()
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// drainGateway shows the gateway events not yet shown.
+func (c *cluster) drainGateway() {
+	if evs := c.gw.Log(max(c.nextSeq, 1)); len(evs) > 0 {
+		c.events.gateway(evs)
+		c.nextSeq = evs[len(evs)-1].GetSeq() + 1
+	}
+}
+
+func (c *cluster) health(ctx context.Context) (map[string]healthEntry, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	b, err := c.api.Do(ctx, "GET", "/v1/health", nil)
+	if err != nil {
+		return nil, err
+	}
+	var resp struct {
+		Health map[string]healthEntry `json:"health"`
+	}
+	if err := json.Unmarshal(b, &resp); err != nil {
+		return nil, fmt.Errorf("GET /v1/health: decoding %q: %w", b, err)
+	}
+	return resp.Health, nil
+}

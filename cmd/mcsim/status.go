@@ -1,0 +1,145 @@
+package main
+
+import (
+	"bytes"
+	"cmp"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+)
+
+// healthPath is the settings service's cluster health endpoint.
+const healthPath = "/v1/health"
+
+func newStatusCommand() *cobra.Command {
+	var cf clientFlags
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   "status",
+		Short: "Print the cluster table: every master and coreapp, its role, gateway status and shards (GET /v1/health)",
+		Long: `Print one line per cluster node, as the settings service sees it at this
+moment: masters first (primary, then secondary), then coreapps, by node id.
+A node that did not answer its Status call in time is listed with role
+"unknown" and the reason. --json prints the /v1/health answer unchanged.`,
+		Example: `  mcsim status
+  mcsim status --json | jq '.health | to_entries[] | select(.value.shards | index(0)) | .key'`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			body, err := cf.client(cmd).Do(cmd.Context(), http.MethodGet, healthPath, nil)
+			if err != nil || asJSON {
+				return printResult(cmd.OutOrStdout(), body, err)
+			}
+			table, err := formatStatus(body)
+			if err != nil {
+				return &exitError{code: exitFailure, msg: "mcsim: " + err.Error()}
+			}
+			_, err = io.WriteString(cmd.OutOrStdout(), table)
+			return err
+		},
+	}
+	c.Flags().BoolVar(&asJSON, "json", false, "print the raw /v1/health JSON")
+	cf.register(c)
+	return c
+}
+
+// statusEntry is one node of the /v1/health answer.
+type statusEntry struct {
+	Role           string   `json:"role"`
+	GatewayStatus  string   `json:"gateway_status"`
+	Shards         []int    `json:"shards"`
+	PID            int      `json:"pid"`
+	PendingRestart []string `json:"pending_restart"`
+	Error          string   `json:"error"`
+}
+
+// roleOrder puts masters first, the primary on top; nodes that did not
+// answer go last, whatever they are.
+func roleOrder(role string) int {
+	switch role {
+	case "primary_master":
+		return 0
+	case "secondary_master":
+		return 1
+	case "coreapp":
+		return 2
+	}
+	return 3
+}
+
+// nodeID is the node id part of a health key "<grpc host>:<node-id>". The
+// host may itself hold colons (IPv6); node ids do not.
+func nodeID(key string) string {
+	return key[strings.LastIndexByte(key, ':')+1:]
+}
+
+// formatStatus renders a /v1/health answer as an aligned table.
+func formatStatus(body []byte) (string, error) {
+	var ans struct {
+		Health map[string]statusEntry `json:"health"`
+	}
+	if err := json.Unmarshal(body, &ans); err != nil || ans.Health == nil {
+		return "", fmt.Errorf("the service's /v1/health answer is not a health object: %.200q", bytes.TrimSpace(body))
+	}
+	keys := make([]string, 0, len(ans.Health))
+	for k := range ans.Health {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b string) int {
+		return cmp.Or(
+			cmp.Compare(roleOrder(ans.Health[a].Role), roleOrder(ans.Health[b].Role)),
+			cmp.Compare(nodeID(a), nodeID(b)),
+			cmp.Compare(a, b))
+	})
+
+	var buf bytes.Buffer
+	tw := tabwriter.NewWriter(&buf, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE\tROLE\tGATEWAY\tSHARDS\tPID\tPENDING_RESTART\tERROR")
+	for _, k := range keys {
+		e := ans.Health[k]
+		errText := e.Error
+		if errText == "" {
+			errText = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
+			k, e.Role, e.GatewayStatus, intList(e.Shards), pidText(e.PID), strList(e.PendingRestart), errText)
+	}
+	if len(keys) == 0 {
+		fmt.Fprintln(tw, "(no masters or coreapps have joined the cluster)")
+	}
+	if err := tw.Flush(); err != nil {
+		return "", err
+	}
+	return buf.String(), nil
+}
+
+func intList(xs []int) string {
+	if len(xs) == 0 {
+		return "-"
+	}
+	parts := make([]string, len(xs))
+	for i, x := range xs {
+		parts[i] = strconv.Itoa(x)
+	}
+	return strings.Join(parts, ",")
+}
+
+func strList(xs []string) string {
+	if len(xs) == 0 {
+		return "-"
+	}
+	return strings.Join(xs, ",")
+}
+
+func pidText(pid int) string {
+	if pid == 0 {
+		return "-"
+	}
+	return strconv.Itoa(pid)
+}

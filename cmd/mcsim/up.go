@@ -1,0 +1,107 @@
+package main
+
+import (
+	"errors"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/mcsim/mcsim/cluster/launcher"
+)
+
+func newUpCommand() *cobra.Command {
+	cfg := launcher.DefaultConfig()
+	var pollMS int
+	c := &cobra.Command{
+		Use:   "up",
+		Short: "Run a whole local cluster: settings service, gateway, masters and coreapps",
+		Long: `Run a local mcsim cluster. The settings service and the gateway run in this
+process; every master (master-1..N) and coreapp (coreapp-1..N) is a child
+process of this binary. Ports other than --http are picked free. Each node
+logs to DATA/logs/<node-id>.log (settings.log, gateway.log, launcher.log for
+the parts in this process). Each master and coreapp serves its own
+Prometheus metrics; their URLs are printed at start (and listed in
+GET /v1/health as "metrics").
+
+Before any node starts, the shard count is set (POST /v1/account/shards) and,
+when given, heartbeat_interval and unhealthy_interval are PATCHed into the
+settings. Then it prints the URLs and a live status view (shard → coreapp and
+epoch, per the gateway; each node's role and gateway status, per
+GET /v1/health, polled every 250 ms; recent failovers and takeovers). On a
+terminal the view is redrawn in place; otherwise one plain line is printed
+per change.
+
+Ctrl-C or SIGTERM stops the cluster: coreapps first (gracefully), then
+masters, then the gateway and the settings service; exit status 0. If the
+launcher is killed (even by SIGKILL) the kernel kills every child. A second
+'mcsim up' on the same --data fails before starting anything.
+
+--json prints one JSON object per line per cluster event instead of the
+view. Every object has "time" (RFC 3339, UTC) and "event"; the kinds:
+
+  urls               http, grpc, gossip, gateway  (always the first line)
+  node_started       node, role, pid, grpc, gossip, metrics (URL of /metrics)
+  node_exited        node, role, pid, error ("" for a clean exit)
+  cluster_started    every node announced itself ready
+  gateway_connect    shard, epoch, coreapp
+  gateway_replace    shard, epoch, coreapp, from, from_epoch
+  gateway_reject     shard, epoch, coreapp, reason
+  gateway_disconnect shard, epoch, coreapp
+  role_change        node, from ("" on first sight), to  (roles as in /v1/health)
+  failover           shard, from, to, epoch, duration_ms: the shard moved to
+                     another coreapp after its first assignment; duration_ms is
+                     the gap without a session the gateway saw (0 when the new
+                     session replaced a live one)
+  takeover           node, from: another master became primary_master
+  health_error       error: GET /v1/health failed (once per distinct error)
+
+Exit status: 0 after a stop by signal, 1 when the cluster could not start
+(for example the data dir is in use), 2 for bad flags (nothing started).`,
+		Example: `  # the default cluster: 2 masters, 3 coreapps, 2 shards, HTTP on 127.0.0.1:9090
+  mcsim up
+
+  # 32 shards, one standby, fast failover, events for a script
+  mcsim up --shards 32 --coreapps 33 --heartbeat-interval 1s --unhealthy-interval 3s --json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if cfg.ClusterKey == "" {
+				cfg.ClusterKey = os.Getenv(clusterKeyEnv)
+			}
+			cfg.Out, cfg.Err = cmd.OutOrStdout(), cmd.ErrOrStderr()
+			if f, ok := cfg.Out.(*os.File); ok {
+				cfg.Terminal = term.IsTerminal(int(f.Fd()))
+			}
+			if pollMS < 10 {
+				return usageErr("--poll-ms: must be ≥ 10, got %d", pollMS)
+			}
+			cfg.PollInterval = msDuration(pollMS)
+			err := launcher.Run(cmd.Context(), cfg)
+			var ce *launcher.ConfigError
+			switch {
+			case err == nil:
+				return nil
+			case errors.As(err, &ce):
+				return usageErr("up: %v", ce.Err)
+			default:
+				return &exitError{code: exitFailure, msg: err.Error()}
+			}
+		},
+	}
+	fl := c.Flags()
+	fl.IntVar(&cfg.Masters, "masters", cfg.Masters, "number of masters (≥ 1)")
+	fl.IntVar(&cfg.Coreapps, "coreapps", cfg.Coreapps, "number of coreapps (≥ --shards; the extra ones are standbys)")
+	fl.IntVar(&cfg.Shards, "shards", cfg.Shards, "number of shards: 1, 2, 4, 8, 16 or 32")
+	fl.StringVar(&cfg.DataDir, "data", cfg.DataDir, "data directory (settings store, logs/)")
+	fl.StringVar(&cfg.HTTPAddr, "http", cfg.HTTPAddr, "settings service HTTP address (port 0: pick a free one; see the first output line)")
+	fl.StringVar(&cfg.AdminPassword, "admin-password", "", "settings service admin password (default: the service's default, loopback only)")
+	fl.StringVar(&cfg.ClusterKey, "cluster-key", "", "passphrase that encrypts gossip (default: $"+clusterKeyEnv+")")
+	fl.DurationVar(&cfg.HeartbeatInterval, "heartbeat-interval", 0, "set heartbeat_interval before nodes start (whole seconds; 0: keep the stored setting)")
+	fl.DurationVar(&cfg.UnhealthyInterval, "unhealthy-interval", 0, "set unhealthy_interval before nodes start (whole seconds; 0: keep the stored setting)")
+	fl.BoolVar(&cfg.JSON, "json", false, "print cluster events as JSON lines instead of the status view")
+	fl.IntVar(&pollMS, "poll-ms", 250, "how often to read /v1/health and the gateway log, in milliseconds")
+	return c
+}
+
+func msDuration(ms int) time.Duration { return time.Duration(ms) * time.Millisecond }

@@ -1,0 +1,220 @@
+package httpapi_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mcsim/mcsim/settings/httpapi"
+)
+
+func TestHealth(t *testing.T) {
+	calls := 0
+	e := newEnvWith(t, func(c *httpapi.Config) {
+		c.Health = func(context.Context) (map[string]httpapi.HealthEntry, error) {
+			calls++
+			return map[string]httpapi.HealthEntry{
+				"127.0.0.1:coreapp-1": {Role: "coreapp", GatewayStatus: "connected", Shards: []int{0, 1}, PID: 1234,
+					PendingRestart: []string{"log_level"}, Metrics: "http://127.0.0.1:9100/metrics"},
+				"127.0.0.1:master-1": {Role: "primary_master", GatewayStatus: "disconnected", PID: 1235},
+				"127.0.0.1:coreapp-2": {Role: "unknown", GatewayStatus: "disconnected", PID: 1236,
+					Error: "unreachable: context deadline exceeded"},
+			}, nil
+		}
+	})
+	if a := e.request(http.MethodGet, "/v1/health", "", nil); a.status != http.StatusUnauthorized {
+		t.Fatalf("GET /v1/health without a token = %d, want 401: %s", a.status, a.body)
+	} else {
+		wantError(t, a, http.StatusUnauthorized, 1005, "Bearer")
+	}
+	if calls != 0 {
+		t.Fatalf("health source asked %d times for unauthenticated requests, want 0", calls)
+	}
+
+	a := e.do(http.MethodGet, "/v1/health", "")
+	if a.status != http.StatusOK {
+		t.Fatalf("GET /v1/health = %d: %s", a.status, a.body)
+	}
+	want := mustJSON(t, `{
+		"127.0.0.1:coreapp-1": {"role": "coreapp", "gateway_status": "connected", "shards": [0, 1], "pid": 1234,
+			"pending_restart": ["log_level"], "metrics": "http://127.0.0.1:9100/metrics"},
+		"127.0.0.1:master-1": {"role": "primary_master", "gateway_status": "disconnected", "shards": [], "pid": 1235,
+			"pending_restart": []},
+		"127.0.0.1:coreapp-2": {"role": "unknown", "gateway_status": "disconnected", "shards": [], "pid": 1236,
+			"pending_restart": [], "error": "unreachable: context deadline exceeded"}
+	}`)
+	var got struct {
+		Health any `json:"health"`
+	}
+	if err := json.Unmarshal(a.body, &got); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got.Health, want) {
+		t.Errorf("health =\n%s\nwant\n%s", pretty(got.Health), pretty(want))
+	}
+	e.do(http.MethodGet, "/v1/health", "")
+	if calls != 2 {
+		t.Errorf("health source asked %d times for 2 requests, want 2 (no caching)", calls)
+	}
+}
+
+func TestHealthSourceFailure(t *testing.T) {
+	e := newEnvWith(t, func(c *httpapi.Config) {
+		c.Health = func(context.Context) (map[string]httpapi.HealthEntry, error) {
+			return nil, errors.New("membership at /secret/path is gone")
+		}
+	})
+	a := e.do(http.MethodGet, "/v1/health", "")
+	wantError(t, a, http.StatusInternalServerError, 1014, "cluster health")
+	if strings.Contains(string(a.body), "/secret/path") {
+		t.Errorf("the internal error leaked to the client: %s", a.body)
+	}
+	if !strings.Contains(e.logs.String(), "/secret/path") {
+		t.Errorf("the internal error was not logged: %s", e.logs.String())
+	}
+}
+
+func TestHealthWithoutSourceIsEmpty(t *testing.T) {
+	e := newEnv(t)
+	a := e.do(http.MethodGet, "/v1/health", "")
+	if a.status != http.StatusOK || !strings.Contains(string(a.body), `"health":{}`) {
+		t.Fatalf("GET /v1/health without a source = %d %s, want 200 with an empty health object", a.status, a.body)
+	}
+}
+
+func (e *env) shards() int {
+	e.t.Helper()
+	a := e.do(http.MethodGet, "/v1/account/shards", "")
+	if a.status != http.StatusOK {
+		e.t.Fatalf("GET /v1/account/shards = %d: %s", a.status, a.body)
+	}
+	var v struct {
+		Account struct {
+			Shards *int `json:"shards"`
+		} `json:"account"`
+	}
+	if err := json.Unmarshal(a.body, &v); err != nil || v.Account.Shards == nil {
+		e.t.Fatalf("GET /v1/account/shards: %v: %s", err, a.body)
+	}
+	return *v.Account.Shards
+}
+
+func TestAccountShards(t *testing.T) {
+	e := newEnv(t)
+	if got := e.shards(); got != 1 {
+		t.Fatalf("shards of a new store = %d, want 1", got)
+	}
+	if a := e.request(http.MethodPost, "/v1/account/shards", "", []byte(`{"shards": 2}`)); a.status != http.StatusUnauthorized {
+		t.Fatalf("POST without a token = %d, want 401", a.status)
+	}
+	if a := e.request(http.MethodGet, "/v1/account/shards", "", nil); a.status != http.StatusUnauthorized {
+		t.Fatalf("GET without a token = %d, want 401", a.status)
+	}
+	for _, n := range []int{2, 32, 1, 4} {
+		body, _ := json.Marshal(map[string]int{"shards": n})
+		if a := e.do(http.MethodPost, "/v1/account/shards", string(body)); a.status != http.StatusOK {
+			t.Fatalf("POST shards %d = %d: %s", n, a.status, a.body)
+		}
+		if got := e.shards(); got != n {
+			t.Fatalf("after POST %d: GET = %d", n, got)
+		}
+	}
+	rev := e.store.State().Revision
+
+	for _, tc := range []struct {
+		body    string
+		code    int
+		mention []string
+	}{
+		{`{"shards": 3}`, 1009, []string{"shards", "1, 2, 4, 8, 16, 32", "got 3"}},
+		{`{"shards": 0}`, 1009, []string{"shards", "got 0"}},
+		{`{"shards": -2}`, 1009, []string{"shards", "got -2"}},
+		{`{"shards": 64}`, 1009, []string{"shards", "got 64"}},
+		{`{"shards": 2.0}`, 1009, []string{"shards", "got 2.0"}},
+		{`{"shards": 2.5}`, 1009, []string{"shards"}},
+		{`{"shards": "2"}`, 1009, []string{"shards", `got "2"`}},
+		{`{"shards": null}`, 1009, []string{"shards", "got null"}},
+		{`{"shards": true}`, 1009, []string{"shards"}},
+		{`{"shards": [2]}`, 1009, []string{"shards"}},
+		{`{"shards": 99999999999999999999}`, 1009, []string{"shards"}},
+		{`{}`, 1008, []string{"shards"}},
+		{`{"shards": 2, "extra": 1}`, 1010, []string{"extra", "unknown field"}},
+		{`not json`, 1025, []string{"JSON object"}},
+		{`[2]`, 1025, []string{"JSON object"}},
+		{`null`, 1025, []string{"JSON object"}},
+		{``, 1025, []string{"JSON object"}},
+	} {
+		t.Run(tc.body, func(t *testing.T) {
+			a := e.do(http.MethodPost, "/v1/account/shards", tc.body)
+			wantError(t, a, http.StatusBadRequest, tc.code, tc.mention...)
+			if got := e.shards(); got != 4 {
+				t.Errorf("shards after a refused POST = %d, want 4 unchanged", got)
+			}
+			if got := e.store.State().Revision; got != rev {
+				t.Errorf("revision after a refused POST = %d, want %d unchanged", got, rev)
+			}
+		})
+	}
+
+	// Several problems are reported together.
+	a := e.do(http.MethodPost, "/v1/account/shards", `{"shards": 3, "b": 1, "a": 2}`)
+	errs := errorsOf(t, a)
+	var codes []int
+	for _, x := range errs {
+		codes = append(codes, x.Code)
+	}
+	if a.status != http.StatusBadRequest || !reflect.DeepEqual(codes, []int{1010, 1010, 1009}) {
+		t.Errorf("POST with three problems = %d %v, want 400 with 1010, 1010, 1009: %s", a.status, codes, a.body)
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	e := newEnvWith(t, func(c *httpapi.Config) { c.Metrics = reg })
+	e.do(http.MethodPost, "/v1/account/shards", `{"shards": 2}`)
+	e.do(http.MethodGet, "/v1/account/shards", "")
+	e.request(http.MethodGet, "/no/such/path", "", nil)
+	if _, err := e.store.AcquireLease("master-1", "127.0.0.1:1", 3600e9, e.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+
+	resp, err := e.srv.Client().Get(e.srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /metrics = %d: %s", resp.StatusCode, b)
+	}
+	text := string(b)
+	for _, want := range []string{
+		`mcsim_settings_revision 1`,
+		`mcsim_settings_shards 2`,
+		`mcsim_settings_http_requests_total{route="POST /v1/account/shards",status="200"} 1`,
+		`mcsim_settings_http_requests_total{route="GET /v1/account/shards",status="200"} 1`,
+		`mcsim_settings_http_requests_total{route="none",status="404"} 1`,
+		`mcsim_settings_http_request_duration_seconds_count{route="GET /v1/account/shards"} 1`,
+		`mcsim_settings_lease_epoch 1`,
+		`mcsim_settings_lease_holder{holder="master-1"} 1`,
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	if t.Failed() {
+		t.Logf("/metrics:\n%s", text)
+	}
+	// The caller's registry is the one served (the service adds its own
+	// metrics to it).
+	if mfs, err := reg.Gather(); err != nil || len(mfs) == 0 {
+		t.Errorf("caller's registry gathered %d families, %v", len(mfs), err)
+	}
+}

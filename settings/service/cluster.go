@@ -1,0 +1,82 @@
+package service
+
+import (
+	"context"
+	"net"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+	"google.golang.org/grpc"
+
+	"github.com/mcsim/mcsim/cluster/health"
+	"github.com/mcsim/mcsim/cluster/membership"
+	mcsimv1 "github.com/mcsim/mcsim/proto/mcsim/v1"
+	"github.com/mcsim/mcsim/settings/httpapi"
+)
+
+// startMembership joins the gossip cluster as its seed. No Join list: the
+// service is the node everybody else joins. Loopback clusters (one
+// machine, mcsim up) get memberlist's fast local timings.
+func startMembership(cfg Config, grpcAddr string, log zerolog.Logger) (*membership.Member, error) {
+	tuning := membership.TuningLAN
+	if host, _, err := net.SplitHostPort(cfg.GossipAddr); err == nil && isLoopback(host) {
+		tuning = membership.TuningLocal
+	}
+	return membership.Start(membership.Config{
+		Node:       membership.Node{ID: NodeID, Role: membership.RoleSettings, GRPCAddr: grpcAddr},
+		BindAddr:   cfg.GossipAddr,
+		ClusterKey: cfg.ClusterKey,
+		Tuning:     tuning,
+		Logger:     log,
+	})
+}
+
+// newHealth is the /v1/health source over the gossip members, or nil
+// without membership (then the endpoint answers an empty object).
+func newHealth(m *membership.Member, log zerolog.Logger) (*health.Aggregator, error) {
+	if m == nil {
+		return nil, nil
+	}
+	return health.New(health.Config{Members: m, Logger: log})
+}
+
+// healthFunc adapts the aggregator to httpapi.Config.Health; the entry
+// types have the same fields, so each converts directly.
+func healthFunc(a *health.Aggregator) func(context.Context) (map[string]httpapi.HealthEntry, error) {
+	return func(ctx context.Context) (map[string]httpapi.HealthEntry, error) {
+		got, err := a.Health(ctx)
+		if err != nil {
+			return nil, err
+		}
+		out := make(map[string]httpapi.HealthEntry, len(got))
+		for k, e := range got {
+			out[k] = httpapi.HealthEntry(e)
+		}
+		return out, nil
+	}
+}
+
+// watchMethod is the full gRPC name of the settings Watch stream.
+const watchMethod = mcsimv1.SettingsService_Watch_FullMethodName
+
+// watchGauge counts open settings Watch streams: one per master and coreapp
+// that follows the settings, so a drop shows nodes that lost the service.
+// It is a stream interceptor rather than code in grpcapi so the count
+// covers every way a stream ends.
+func watchGauge(reg prometheus.Registerer) (grpc.StreamServerInterceptor, error) {
+	g := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "mcsim_settings_watch_streams_open",
+		Help: "Settings Watch streams open now (about one per master and coreapp).",
+	})
+	if err := reg.Register(g); err != nil {
+		return nil, err
+	}
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		if info.FullMethod != watchMethod {
+			return handler(srv, ss)
+		}
+		g.Inc()
+		defer g.Dec()
+		return handler(srv, ss)
+	}, nil
+}
