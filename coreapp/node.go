@@ -6,13 +6,13 @@
 //
 // # Gateway status
 //
-// The node's overall gateway_status is decided in one place, gatewayStatus:
-//   - UNINITIALIZED: no shard has been assigned since the node started (a
-//     fresh standby; the proto defines it so).
+// The node's overall gateway_status is decided in one place, gatewayStatusLocked:
+//   - UNINITIALIZED: the node has just started: no master has heartbeated
+//     it and no shard has been assigned to it yet.
 //   - CONNECTING: at least one assigned shard is still opening its session.
 //   - CONNECTED: it serves shards and every one has an accepted session.
-//   - DISCONNECTED: it served or was assigned shards before and serves none
-//     now (a standby after a failover, a release or a rejected assignment).
+//   - DISCONNECTED: it serves no shard but is part of the cluster (a master
+//     heartbeats it): a standby, as the issue's /v1/health describes it.
 //
 // # Sessions that end
 //
@@ -120,6 +120,7 @@ type Node struct {
 	shardEpochs  map[int32]uint64 // newest epoch seen per shard (passed fencing)
 	sessions     map[int32]*session
 	everAssigned bool
+	heartbeated  bool              // a master has heartbeated it: it is part of the cluster
 	baseline     map[string]string // restart-required values at start
 	latest       map[string]string // from the newest settings snapshot
 	latestRev    uint64
@@ -194,6 +195,7 @@ func (n *Node) SetUnresponsive(v bool) {
 func (n *Node) Heartbeat(ctx context.Context, req *mcsimv1.HeartbeatRequest) (*mcsimv1.HeartbeatResponse, error) {
 	n.mu.Lock()
 	n.leaseEpoch = max(n.leaseEpoch, req.GetLeaseEpoch())
+	n.heartbeated = true
 	delay, unresponsive, unblock := n.hbDelay, n.unresponsive, n.unblock
 	n.mu.Unlock()
 
@@ -252,7 +254,7 @@ func (n *Node) servedLocked() []*mcsimv1.ServedShard {
 // gatewayStatusLocked is the one place the node's gateway status is decided
 // (see the package comment).
 func (n *Node) gatewayStatusLocked() mcsimv1.GatewayStatus {
-	if !n.everAssigned {
+	if !n.everAssigned && !n.heartbeated {
 		return mcsimv1.GatewayStatus_GATEWAY_STATUS_UNINITIALIZED
 	}
 	if len(n.sessions) == 0 {

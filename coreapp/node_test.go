@@ -459,3 +459,17 @@ func TestGatewayBreakDropsShard(t *testing.T) {
 		wantServed(t, statusOf(t, c), stDisconnected)
 	})
 }
+
+// A fresh coreapp is uninitialized; once a master heartbeats it, it is a
+// standby, which /v1/health shows as disconnected.
+func TestStandbyIsDisconnectedOnceHeartbeated(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t)
+		_, c, _ := h.coreapp("a", nil)
+		wantServed(t, statusOf(t, c), stUninit)
+		if _, err := c.Heartbeat(t.Context(), &mcsimv1.HeartbeatRequest{MasterId: "m", LeaseEpoch: 1, Seq: 1}); err != nil {
+			t.Fatal(err)
+		}
+		wantServed(t, statusOf(t, c), mcsimv1.GatewayStatus_GATEWAY_STATUS_DISCONNECTED)
+	})
+}

@@ -287,6 +287,9 @@ prints one ready line (JSON) on stdout once it serves:
 				return usageErr("--gateway %q: %v", gatewayAddr, err)
 			}
 			defer gconn.Close()
+			// Connect now, not at the first session: a standby's first
+			// session is a failover, and a cold handshake would add to it.
+			gconn.Connect()
 			rt, err := f.listenMetrics()
 			if err != nil {
 				return &exitError{code: exitFailure, msg: "mcsim coreapp: " + err.Error()}
