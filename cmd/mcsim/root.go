@@ -41,10 +41,11 @@ func newRootCommand() *cobra.Command {
 API: a settings service implementing /v1/settings/application, masters that
 heartbeat coreapps over gRPC and fail their shards over, coreapps, and a
 gateway that witnesses every shard session.`,
-		Example: `  # run the settings service on the embedded defaults
-  mcsim settings serve
+		Example: `  # a local cluster: settings service, gateway, 2 masters, 3 coreapps, 2 shards
+  mcsim up
 
-  # read and change settings (in another terminal)
+  # in another terminal: the cluster table, then read and change settings
+  mcsim status
   mcsim settings get
   mcsim settings patch '{"heartbeat_interval": 1, "unhealthy_interval": 3}'`,
 		Version:       version.Version,
