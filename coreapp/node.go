@@ -43,6 +43,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	mcsimv1 "github.com/mcsim/mcsim/proto/mcsim/v1"
+	"github.com/mcsim/mcsim/settings"
 )
 
 // Config configures a coreapp node.
@@ -235,7 +236,7 @@ func (n *Node) Status(context.Context, *mcsimv1.StatusRequest) (*mcsimv1.StatusR
 		LeaseEpoch:    n.leaseEpoch,
 	}
 	if n.baseline != nil && n.latest != nil {
-		resp.PendingRestart = PendingRestart(n.baseline, n.latest)
+		resp.PendingRestart = settings.PendingRestart(n.baseline, n.latest)
 	}
 	return resp, nil
 }

@@ -387,22 +387,6 @@ func TestBaselineFromFirstSnapshot(t *testing.T) {
 	})
 }
 
-func TestPendingRestart(t *testing.T) {
-	for _, tc := range []struct {
-		started, now map[string]string
-		want         []string
-	}{
-		{nil, nil, []string{}},
-		{map[string]string{"a": "1"}, map[string]string{"a": "1"}, []string{}},
-		{map[string]string{"a": "1", "b": "2"}, map[string]string{"a": "1", "b": "3"}, []string{"b"}},
-		{map[string]string{"b": "1"}, map[string]string{"a": "1"}, []string{"a", "b"}},
-	} {
-		if got := PendingRestart(tc.started, tc.now); !reflect.DeepEqual(got, tc.want) {
-			t.Errorf("PendingRestart(%v, %v) = %v, want %v", tc.started, tc.now, got, tc.want)
-		}
-	}
-}
-
 func TestConfigValidate(t *testing.T) {
 	_, err := New(Config{SettingsRetry: -1})
 	if err == nil {

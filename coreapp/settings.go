@@ -3,31 +3,10 @@ package coreapp
 import (
 	"context"
 	"maps"
-	"slices"
 	"time"
 
 	mcsimv1 "github.com/mcsim/mcsim/proto/mcsim/v1"
 )
-
-// PendingRestart lists, sorted, the keys whose value in now differs from
-// started; a key missing on either side counts as different. It has the
-// semantics of settings.PendingRestart (kept here so the node does not
-// depend on the settings package).
-func PendingRestart(started, now map[string]string) []string {
-	out := []string{}
-	for k, v := range now {
-		if sv, ok := started[k]; !ok || sv != v {
-			out = append(out, k)
-		}
-	}
-	for k := range started {
-		if _, ok := now[k]; !ok {
-			out = append(out, k)
-		}
-	}
-	slices.Sort(out)
-	return out
-}
 
 // Run watches the settings service (when Config.Settings is set) to keep the
 // latest restart-required values for Status.pending_restart, re-opening the

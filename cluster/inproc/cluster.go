@@ -231,25 +231,18 @@ func (c *Cluster) StartCoreapp(id string) error {
 // KillCoreapp makes coreapp id vanish as in a crash: its server and its
 // connections close at once, without a graceful leave.
 func (c *Cluster) KillCoreapp(id string) error {
-	c.mu.Lock()
-	rc := c.coreapps[id]
-	delete(c.coreapps, id)
-	c.mu.Unlock()
-	if rc == nil {
-		return fmt.Errorf("inproc: no running coreapp %q", id)
-	}
-	rc.srv.Stop()
-	for _, conn := range rc.conns {
-		conn.Close()
-	}
-	rc.cancel()
-	<-rc.done
-	return nil
+	return c.removeCoreapp(id, nil)
 }
 
 // StopCoreapp stops coreapp id gracefully (rule 5: its shards are handed
 // over at once).
 func (c *Cluster) StopCoreapp(ctx context.Context, id string) error {
+	return c.removeCoreapp(id, func(n *coreapp.Node) error { return n.Stop(ctx) })
+}
+
+// removeCoreapp takes coreapp id out of the cluster: first the optional
+// goodbye, then its server, its connections and its loop.
+func (c *Cluster) removeCoreapp(id string, goodbye func(*coreapp.Node) error) error {
 	c.mu.Lock()
 	rc := c.coreapps[id]
 	delete(c.coreapps, id)
@@ -257,7 +250,10 @@ func (c *Cluster) StopCoreapp(ctx context.Context, id string) error {
 	if rc == nil {
 		return fmt.Errorf("inproc: no running coreapp %q", id)
 	}
-	err := rc.node.Stop(ctx)
+	var err error
+	if goodbye != nil {
+		err = goodbye(rc.node)
+	}
 	rc.srv.Stop()
 	for _, conn := range rc.conns {
 		conn.Close()
