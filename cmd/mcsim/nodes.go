@@ -143,6 +143,41 @@ func (f *nodeFlags) tagged(base zerolog.Logger, role string) zerolog.Logger {
 	return base.With().Str("node_id", f.id).Str("role", role).Logger()
 }
 
+// nodeStart is what a master or coreapp reads before it starts: the
+// settings service's connection and first snapshot, and the logger at the
+// level that snapshot gives.
+type nodeStart struct {
+	conn     *grpc.ClientConn
+	settings mcsimv1.SettingsServiceClient
+	snap     *mcsimv1.Snapshot
+	base     zerolog.Logger // without node fields, for packages that add their own
+	log      zerolog.Logger // with node_id and role
+	closer   io.Closer
+}
+
+func (f *nodeFlags) start(ctx context.Context, role string) (*nodeStart, error) {
+	conn, err := dial(f.settings)
+	if err != nil {
+		return nil, usageErr("--settings %q: %v", f.settings, err)
+	}
+	st := &nodeStart{conn: conn, settings: mcsimv1.NewSettingsServiceClient(conn)}
+	if st.snap, err = firstSnapshot(ctx, st.settings, f.settings); err != nil {
+		conn.Close()
+		return nil, &exitError{code: exitTransprt, msg: "mcsim " + role + ": " + err.Error()}
+	}
+	if st.base, st.closer, err = f.logger(role, st.snap); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	st.log = f.tagged(st.base, role)
+	return st, nil
+}
+
+func (st *nodeStart) close() {
+	st.closer.Close()
+	st.conn.Close()
+}
+
 // logger opens the node's log at the level the settings give (log_level,
 // or debug with verbose_logging), read once at start: both are
 // restart-required.
@@ -266,22 +301,12 @@ prints one ready line (JSON) on stdout once it serves:
 			if gatewayAddr == "" {
 				return usageErr("--gateway: the gateway's gRPC address is required")
 			}
-			sconn, err := dial(f.settings)
-			if err != nil {
-				return usageErr("--settings %q: %v", f.settings, err)
-			}
-			defer sconn.Close()
-			settingsClient := mcsimv1.NewSettingsServiceClient(sconn)
-			snap, err := firstSnapshot(ctx, settingsClient, f.settings)
-			if err != nil {
-				return &exitError{code: exitTransprt, msg: "mcsim coreapp: " + err.Error()}
-			}
-			base, closer, err := f.logger("coreapp", snap)
+			st, err := f.start(ctx, "coreapp")
 			if err != nil {
 				return err
 			}
-			log := f.tagged(base, "coreapp")
-			defer closer.Close()
+			defer st.close()
+			settingsClient, snap, base, log := st.settings, st.snap, st.base, st.log
 			gconn, err := dial(gatewayAddr)
 			if err != nil {
 				return usageErr("--gateway %q: %v", gatewayAddr, err)
@@ -392,22 +417,12 @@ serves, like the coreapp's.`,
 			if err != nil {
 				return err
 			}
-			sconn, err := dial(f.settings)
-			if err != nil {
-				return usageErr("--settings %q: %v", f.settings, err)
-			}
-			defer sconn.Close()
-			settingsClient := mcsimv1.NewSettingsServiceClient(sconn)
-			snap, err := firstSnapshot(ctx, settingsClient, f.settings)
-			if err != nil {
-				return &exitError{code: exitTransprt, msg: "mcsim master: " + err.Error()}
-			}
-			base, closer, err := f.logger("master", snap)
+			st, err := f.start(ctx, "master")
 			if err != nil {
 				return err
 			}
-			log := f.tagged(base, "master")
-			defer closer.Close()
+			defer st.close()
+			settingsClient, snap, base, log := st.settings, st.snap, st.base, st.log
 			rt, err := f.listenMetrics()
 			if err != nil {
 				return &exitError{code: exitFailure, msg: "mcsim master: " + err.Error()}
@@ -421,7 +436,7 @@ serves, like the coreapp's.`,
 				ID:              f.id,
 				Address:         l.Addr().String(),
 				Settings:        settingsClient,
-				Coordination:    mcsimv1.NewCoordinationServiceClient(sconn),
+				Coordination:    mcsimv1.NewCoordinationServiceClient(st.conn),
 				LeaseTTL:        leaseTTL,
 				RenewInterval:   renew,
 				Logger:          base,
