@@ -150,3 +150,42 @@ func TestEveryStandbyGoneThenOneReturns(t *testing.T) {
 		assertWitnessClean(t, c)
 	})
 }
+
+// A live change of the shard count (POST /v1/account/shards writes the
+// store; masters see it on the settings Watch) re-maps shards with new
+// epochs and never serves one twice at once.
+func TestShardCountChangesLive(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := startCluster(t, inproc.Options{Masters: 1, Coreapps: 5, Shards: 2, HeartbeatInterval: time.Second, UnhealthyInterval: 3 * time.Second})
+		waitUntil(t, 10*time.Second, "both shards served", allServed(c, 2))
+		before := c.Gateway.Sessions()
+
+		if err := c.SetShards(4); err != nil {
+			t.Fatal(err)
+		}
+		waitUntil(t, 5*time.Second, "four shards served at new epochs", func() bool {
+			now := c.Gateway.Sessions()
+			if len(now) != 4 {
+				return false
+			}
+			for s, old := range before {
+				if now[s].Epoch <= old.Epoch {
+					return false
+				}
+			}
+			return true
+		})
+		if err := c.SetShards(1); err != nil {
+			t.Fatal(err)
+		}
+		waitUntil(t, 5*time.Second, "only shard 0 served", func() bool {
+			now := c.Gateway.Sessions()
+			_, ok := now[0]
+			return len(now) == 1 && ok
+		})
+		if err := c.SetShards(3); err == nil {
+			t.Error("SetShards(3) accepted; only 1, 2, 4, 8, 16, 32 are valid")
+		}
+		assertWitnessClean(t, c)
+	})
+}
