@@ -1,53 +1,19 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-
 	"github.com/mcsim/mcsim/cluster/gateway"
-	mcsimv1 "github.com/mcsim/mcsim/proto/mcsim/v1"
-	"github.com/mcsim/mcsim/settings/client"
-	"github.com/mcsim/mcsim/settings/service"
 )
-
-// buildMcsim builds the binary under test once per test (the Go build
-// cache makes the later builds cheap). It is built without -race: the
-// children are many and their RSS and start-up time are part of what is
-// measured.
-func buildMcsim(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "mcsim")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
-func exitCode(err error) int {
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		return ee.ExitCode()
-	}
-	if err == nil {
-		return 0
-	}
-	return -1
-}
 
 func TestUpRefusesBadFlagsBeforeStartingAnything(t *testing.T) {
 	bin := buildMcsim(t)
@@ -79,64 +45,6 @@ func TestUpRefusesBadFlagsBeforeStartingAnything(t *testing.T) {
 	}
 }
 
-// upEvent is the part of `mcsim up --json` lines the test reads.
-type upEvent struct {
-	Event   string `json:"event"`
-	HTTP    string `json:"http"`
-	Gateway string `json:"gateway"`
-	Node    string `json:"node"`
-	PID     int    `json:"pid"`
-}
-
-type healthEntry struct {
-	Role          string `json:"role"`
-	GatewayStatus string `json:"gateway_status"`
-	Shards        []int  `json:"shards"`
-	PID           int    `json:"pid"`
-}
-
-func readHealth(ctx context.Context, api *client.Client) (map[string]healthEntry, error) {
-	b, err := api.Do(ctx, "GET", "/v1/health", nil)
-	if err != nil {
-		return nil, err
-	}
-	var resp struct {
-		Health map[string]healthEntry `json:"health"`
-	}
-	return resp.Health, json.Unmarshal(b, &resp)
-}
-
-// holderOf returns the connected coreapp serving shard, if any.
-func holderOf(h map[string]healthEntry, shard int) (key string, e healthEntry, ok bool) {
-	for k, e := range h {
-		if e.Role == "coreapp" && e.GatewayStatus == "connected" && slices.Contains(e.Shards, shard) {
-			return k, e, true
-		}
-	}
-	return "", healthEntry{}, false
-}
-
-// pollHealth reads /v1/health every 20 ms until done says so or ctx ends.
-func pollHealth(ctx context.Context, t *testing.T, api *client.Client, what string, done func(map[string]healthEntry) bool) map[string]healthEntry {
-	t.Helper()
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	var last map[string]healthEntry
-	var lastErr error
-	for {
-		h, err := readHealth(ctx, api)
-		if err == nil && done(h) {
-			return h
-		}
-		last, lastErr = h, err
-		select {
-		case <-ctx.Done():
-			t.Fatalf("waiting for %s: %v; last health %+v (err %v)", what, ctx.Err(), last, lastErr)
-		case <-tick.C:
-		}
-	}
-}
-
 // TestUpFailoverEndToEnd runs the issue's end-to-end check on real
 // processes: SIGKILL the coreapp serving shard 0 and time, from outside,
 // until /v1/health shows shard 0 on another coreapp.
@@ -154,60 +62,13 @@ func TestUpFailoverEndToEnd(t *testing.T) {
 	defer cancel()
 	data := t.TempDir()
 
-	up := exec.Command(bin, "up", "--data", data, "--http", "127.0.0.1:0", "--json",
+	c := startUp(ctx, t, bin, data,
 		"--masters", "2", "--coreapps", "3", "--shards", "2",
 		"--heartbeat-interval", heartbeat.String(), "--unhealthy-interval", unhealthy.String())
-	stdout, err := up.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
+	if len(c.nodes) != 5 {
+		t.Fatalf("%d nodes started, want 5: %v", len(c.nodes), c.nodes)
 	}
-	var stderr bytes.Buffer
-	up.Stderr = &stderr
-	if err := up.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- up.Wait() }()
-	t.Cleanup(func() {
-		_ = up.Process.Kill() // children die with it (Pdeathsig)
-		<-exited
-	})
-
-	events := make(chan upEvent, 1024)
-	go func() {
-		defer close(events)
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			var ev upEvent
-			if json.Unmarshal(sc.Bytes(), &ev) == nil {
-				events <- ev
-			}
-		}
-	}()
-	var urls upEvent
-	var pids []int
-	for started := false; !started; {
-		select {
-		case ev, ok := <-events:
-			if !ok {
-				t.Fatalf("up ended before the cluster started; stderr %q", stderr.String())
-			}
-			switch ev.Event {
-			case "urls":
-				urls = ev
-			case "node_started":
-				pids = append(pids, ev.PID)
-			case "cluster_started":
-				started = true
-			}
-		case <-ctx.Done():
-			t.Fatalf("cluster did not start: %v; stderr %q", ctx.Err(), stderr.String())
-		}
-	}
-	if urls.HTTP == "" || urls.Gateway == "" || len(pids) != 5 {
-		t.Fatalf("urls %+v, %d node pids: want both addresses and 5 nodes", urls, len(pids))
-	}
-	api := client.New(urls.HTTP, service.DefaultAdminPassword, nil)
+	api := c.api
 
 	// A second cluster on the same data dir fails before starting a node.
 	second := exec.CommandContext(ctx, bin, "up", "--data", data, "--http", "127.0.0.1:0", "--json")
@@ -244,34 +105,8 @@ func TestUpFailoverEndToEnd(t *testing.T) {
 		t.Errorf("failover took %v, want ≤ %v (unhealthy %v + heartbeat %v + tolerance %v)", elapsed, bound, unhealthy, heartbeat, tolerance)
 	}
 
-	conn, err := grpc.NewClient(urls.Gateway, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	log, err := mcsimv1.NewGatewayServiceClient(conn).Events(ctx, &mcsimv1.EventsRequest{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if v := gateway.CheckLog(log.GetEvents()); len(v) > 0 {
+	if v := gateway.CheckLog(gatewayLog(ctx, t, c.urls.Gateway)); len(v) > 0 {
 		t.Errorf("gateway log violations: %v", v)
 	}
-
-	if err := up.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-exited:
-		exited <- err // for the cleanup
-		if code := exitCode(err); code != 0 {
-			t.Errorf("up after SIGTERM: exit %d (%v), want 0; stderr %q", code, err, stderr.String())
-		}
-	case <-ctx.Done():
-		t.Fatalf("up did not stop after SIGTERM: %v", ctx.Err())
-	}
-	for _, pid := range pids {
-		if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
-			t.Errorf("child pid %d still exists after up stopped (kill 0: %v)", pid, err)
-		}
-	}
+	c.stop(ctx, t)
 }
