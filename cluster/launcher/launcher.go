@@ -64,8 +64,8 @@ type cluster struct {
 }
 
 // Run starts the cluster, shows its status until ctx ends, then stops it:
-// coreapps first (gracefully, so nothing waits on a timeout), then masters,
-// then the gateway and the settings service. A configuration problem is a
+// masters first (so stopping coreapps have nobody to wait for), then
+// coreapps, then the gateway and the settings service. A configuration problem is a
 // *ConfigError; a data dir already in use fails before any process starts.
 func Run(ctx context.Context, cfg Config) (err error) {
 	if cfg.Out == nil {
@@ -134,8 +134,11 @@ func Run(ctx context.Context, cfg Config) (err error) {
 
 	c.watch(ctx)
 
-	c.stopNodes("coreapp")
+	// Masters first: with no master left, stopping coreapps have nobody to
+	// hand their shards to and close their sessions at once instead of
+	// waiting for a handover (coreapps keep serving while no master is up).
 	c.stopNodes("master")
+	c.stopNodes("coreapp")
 	c.drainGateway()
 	c.events.flush()
 	return nil

@@ -343,7 +343,7 @@ prints one ready line (JSON) on stdout once it serves:
 						log.Warn().Err(err).Msg("gossip leave incomplete: masters will wait for the heartbeat rule")
 						return
 					}
-					if len(served) > 0 {
+					if len(served) > 0 && masterAlive(rt.member.Members()) {
 						awaitHandover(ctx, node, handoverWait, log)
 					}
 				},
@@ -493,6 +493,18 @@ func followCoreapps(events <-chan membership.Event, node *master.Node, log zerol
 			log.Info().Str("coreapp", ev.Node.ID).Msg("gossip reports coreapp failed; the heartbeat rule decides")
 		}
 	}
+}
+
+// masterAlive says whether any master is still a gossip member: without
+// one, nobody will take our shards over, so there is nothing to wait for
+// (as when a whole cluster stops, masters first).
+func masterAlive(members []membership.Node) bool {
+	for _, m := range members {
+		if m.Role == membership.RoleMaster {
+			return true
+		}
+	}
+	return false
 }
 
 // handoverWait bounds how long a stopping coreapp keeps its sessions open

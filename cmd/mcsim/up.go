@@ -33,8 +33,8 @@ GET /v1/health, polled every 250 ms; recent failovers and takeovers). On a
 terminal the view is redrawn in place; otherwise one plain line is printed
 per change.
 
-Ctrl-C or SIGTERM stops the cluster: coreapps first (gracefully), then
-masters, then the gateway and the settings service; exit status 0. If the
+Ctrl-C or SIGTERM stops the cluster: masters first (coreapps keep serving),
+then coreapps, then the gateway and the settings service; exit status 0. If the
 launcher is killed (even by SIGKILL) the kernel kills every child. A second
 'mcsim up' on the same --data fails before starting anything.
 
