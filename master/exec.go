@@ -100,6 +100,7 @@ func (n *Node) becomePrimary(ctx context.Context, wg *sync.WaitGroup, now time.T
 	}
 	n.core = core
 	n.term++
+	n.startMapWriter(wg, resp.GetShardMap().GetMaxEpoch())
 	n.m.leaseHolder.Set(1)
 	n.log.Info().Uint64("lease_epoch", n.lease.epoch).Uint64("max_epoch", resp.GetShardMap().GetMaxEpoch()).
 		Msg("became primary master")
@@ -153,6 +154,9 @@ func (n *Node) execute(ctx context.Context, wg *sync.WaitGroup, now time.Time, a
 			n.m.failovers.Inc()
 			n.failingOver[a.Shard] = failoverStart{lostAt: a.LostAt, epoch: a.Epoch}
 			n.log.Info().Int("shard", a.Shard).Str("from", a.From).Str("to", a.To).Uint64("epoch", a.Epoch).Msg("failing shard over")
+		case failover.ShardAdopted:
+			n.log.Warn().Int("shard", a.Shard).Str("coreapp", a.Coreapp).Uint64("epoch", a.Epoch).
+				Str("from", a.From).Uint64("from_epoch", a.FromEpoch).Msg("stored map was behind: adopting the newer owner a coreapp reports")
 		case failover.StallDetected:
 			n.m.stalls.Inc()
 			n.log.Warn().Dur("gap", a.Gap).Str("source", a.Source).Msg("master was stalled; unhealthy clocks restart now (rule 4)")
@@ -161,18 +165,26 @@ func (n *Node) execute(ctx context.Context, wg *sync.WaitGroup, now time.Time, a
 	n.m.shardsUnassigned.Set(float64(countUnassigned(n.core)))
 }
 
-// persist writes the shard map, fenced by the lease, before any assignment
-// of the batch goes out. Any failure ends this term as primary.
+// persist makes the epochs of the batch's assignments durable, fenced by
+// the lease, before any of them goes out. Within the reserved block the map
+// is written in the background (in order; a failure ends the term); past
+// it, the write that reserves the next block is waited for. Any failure
+// ends this term as primary.
 func (n *Node) persist(ctx context.Context, now time.Time, m failover.ShardMap) bool {
 	if !n.lease.held(now) {
 		n.stepDown("lease expired before the shard map could be written")
 		return false
 	}
+	p := shardMapToProto(m)
+	if m.MaxEpoch <= n.reserved {
+		p.MaxEpoch = n.reserved
+		n.writer.background(p)
+		return true
+	}
+	p.MaxEpoch = m.MaxEpoch + epochBlock
 	pctx, cancel := context.WithTimeout(ctx, n.lease.remaining(now))
 	defer cancel()
-	_, err := n.cfg.Coordination.WriteShardMap(pctx, &mcsimv1.WriteShardMapRequest{
-		LeaseEpoch: n.lease.epoch, MasterId: n.cfg.ID, ShardMap: shardMapToProto(m)})
-	if err != nil {
+	if err := n.writer.wait(pctx, p); err != nil {
 		reason := "shard map write failed: " + err.Error()
 		if status.Code(err) == codes.FailedPrecondition {
 			reason = "shard map write fenced: " + status.Convert(err).Message()
@@ -180,7 +192,44 @@ func (n *Node) persist(ctx context.Context, now time.Time, m failover.ShardMap) 
 		n.stepDown(reason)
 		return false
 	}
+	n.reserved = p.MaxEpoch
 	return true
+}
+
+// startMapWriter starts this term's shard-map writer; the lease epoch and
+// id it writes with are fixed for the term. It lives until stopMapWriter,
+// not until Run's context ends: a graceful stop flushes the last map
+// after that.
+func (n *Node) startMapWriter(wg *sync.WaitGroup, storedMaxEpoch uint64) {
+	wctx, cancel := context.WithCancel(context.Background())
+	n.stopWriter, n.reserved = cancel, storedMaxEpoch
+	term, epoch := n.term, n.lease.epoch
+	_, ui := n.intervals()
+	write := func(ctx context.Context, m *mcsimv1.ShardMap) error {
+		ctx, cancel := context.WithTimeout(ctx, ui)
+		defer cancel()
+		_, err := n.cfg.Coordination.WriteShardMap(ctx, &mcsimv1.WriteShardMapRequest{
+			LeaseEpoch: epoch, MasterId: n.cfg.ID, ShardMap: m})
+		return err
+	}
+	n.writer = runMapWriter(wctx, wg, write, func(err error) { n.post(mapWriteFailed{term: term, err: err}) })
+}
+
+func (n *Node) stopMapWriter() {
+	if n.stopWriter != nil {
+		n.stopWriter()
+	}
+	n.writer, n.stopWriter = nil, nil
+}
+
+// flushMap writes the core's current map and waits for it (graceful stop).
+func (n *Node) flushMap(ctx context.Context) error {
+	if n.writer == nil || n.core == nil {
+		return nil
+	}
+	p := shardMapToProto(n.core.ShardMap())
+	p.MaxEpoch = max(p.MaxEpoch, n.reserved)
+	return n.writer.wait(ctx, p)
 }
 
 func (n *Node) sendHeartbeat(ctx context.Context, wg *sync.WaitGroup, a failover.SendHeartbeat) {

@@ -135,6 +135,9 @@ type Node struct {
 	nextRenew   time.Time
 	peers       map[string]*peer
 	failingOver map[int]failoverStart
+	writer      *mapWriter         // this term's shard-map writer (nil when secondary)
+	stopWriter  context.CancelFunc // ends writer
+	reserved    uint64             // shard epochs durably reserved in the store (see epochBlock)
 }
 
 type peer struct {
@@ -201,7 +204,11 @@ type (
 	statusQuery struct {
 		reply chan *mcsimv1.MasterServiceStatusResponse
 	}
-	freezeEvent struct{ d time.Duration }
+	freezeEvent    struct{ d time.Duration }
+	mapWriteFailed struct {
+		term uint64
+		err  error
+	}
 )
 
 // post hands an event to the loop; it gives up once the loop has ended.
@@ -312,6 +319,10 @@ func (n *Node) handle(ctx context.Context, wg *sync.WaitGroup, ev any) {
 		n.onAssign(ctx, wg, now, ev)
 	case statusQuery:
 		ev.reply <- n.status()
+	case mapWriteFailed:
+		if ev.term == n.term {
+			n.stepDown("background shard map write failed: " + ev.err.Error())
+		}
 	case freezeEvent:
 		n.freeze(ctx, ev.d)
 	}
@@ -362,6 +373,7 @@ func (n *Node) stepDown(reason string) {
 	}
 	n.log.Warn().Uint64("lease_epoch", n.lease.epoch).Str("reason", reason).Msg("stepping down: no longer primary")
 	n.core = nil
+	n.stopMapWriter()
 	n.lease.lost()
 	n.failingOver = map[int]failoverStart{}
 	n.m.leaseHolder.Set(0)
@@ -445,11 +457,17 @@ func (n *Node) setPeer(id, addr string) {
 func (n *Node) shutdown() {
 	if n.core != nil && !n.crashed.Load() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		// The last background map write must land before the lease goes:
+		// the next primary starts from the stored map.
+		if err := n.flushMap(ctx); err != nil {
+			n.log.Warn().Err(err).Msg("last shard map write failed; the next primary starts from an older map")
+		}
 		_, err := n.cfg.Coordination.ReleaseLease(ctx, &mcsimv1.ReleaseLeaseRequest{MasterId: n.cfg.ID, LeaseEpoch: n.lease.epoch})
 		cancel()
 		n.log.Info().Err(err).Uint64("lease_epoch", n.lease.epoch).Msg("master stopping; lease released")
 		n.core = nil
 	}
+	n.stopMapWriter()
 	for _, p := range n.peers {
 		if p.conn != nil {
 			p.conn.Close()

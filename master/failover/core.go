@@ -359,6 +359,29 @@ func (c *Core) apply(now time.Time, ev Event) {
 
 // answered applies rule 1's clearing, recovery, and reconciles what the
 // coreapp says it serves with the map.
+// adopt takes a reported shard as the truth when the map is older than
+// what was handed out: another coreapp owns it in the map at a lower epoch,
+// and the reported epoch is one that was reserved (<= MaxEpoch) but is
+// missing from the map. That happens only across masters: a primary that
+// wrote the map in the background (see master's epochBlock) died before
+// the write landed. The gateway holds the newest epoch, so the reporter is
+// the one serving it; releasing it would leave the shard unserved until
+// the stale owner's deadline.
+func (c *Core) adopt(now time.Time, id string, s ServedShard) bool {
+	if s.Shard < 0 || s.Shard >= len(c.sm.Assignments) || !c.coreapps[id].healthy {
+		return false
+	}
+	a := c.sm.Assignments[s.Shard]
+	if a.Coreapp == "" || s.Epoch <= a.Epoch || s.Epoch > c.sm.MaxEpoch {
+		return false
+	}
+	c.reports = append(c.reports, ShardAdopted{Shard: s.Shard, Coreapp: id, Epoch: s.Epoch, From: a.Coreapp, FromEpoch: a.Epoch, At: now})
+	c.sm.Assignments[s.Shard] = Assignment{Shard: s.Shard, Coreapp: id, Epoch: s.Epoch}
+	c.shards[s.Shard] = shardState{confirmed: true, confirmedAfterSeq: c.coreapps[id].lastSeq}
+	c.dirty = true
+	return true
+}
+
 func (c *Core) answered(now time.Time, ev HeartbeatAnswered) {
 	ca := c.coreapps[ev.ID]
 	i := 0
@@ -378,6 +401,9 @@ func (c *Core) answered(now time.Time, ev HeartbeatAnswered) {
 	for _, s := range ev.Shards {
 		reported[s.Shard] = s.Epoch
 		if c.sm.Owner(s.Shard) != ev.ID {
+			if c.adopt(now, ev.ID, s) {
+				continue
+			}
 			// It serves a shard that is no longer its own: fencing already
 			// stops it at the gateway; tell it to let go.
 			c.rpcs = append(c.rpcs, Release{Shard: s.Shard, Coreapp: ev.ID, Epoch: s.Epoch})

@@ -28,12 +28,16 @@
 //   - now must never go backwards (use the monotonic clock).
 //   - Execute a batch in order: reports (log/metrics) and SendHeartbeat
 //     first, send those at once (the Step's now is their send time). Then at
-//     most one PersistShardMap: write it to the store and wait; only if it
-//     succeeded execute the Assign/Release that follow it, in order per
-//     coreapp. If the write fails (lost lease), execute none of them and stop
-//     acting as primary: drop the Core; the next primary builds a new one
-//     from the stored map. Fencing relies on this: no epoch is used before it
-//     is durable.
+//     most one PersistShardMap: the epochs up to its MaxEpoch must be
+//     durable in the store before the Assign/Release that follow it go out
+//     (in order per coreapp). Simplest: write the map and wait. The real
+//     driver reserves a block of epochs durably instead (it stores a larger
+//     max_epoch) and writes maps inside the block in the background, in
+//     order; the core's adoption rule (ShardAdopted) repairs the map a
+//     successor loads if such a write was lost with its master. If a write
+//     fails (lost lease), execute nothing more and stop acting as primary:
+//     drop the Core; the next primary builds a new one from the stored map.
+//     Fencing relies on this: no epoch is used before it is durable.
 //   - Post every heartbeat outcome (HeartbeatAnswered with exactly the shards
 //     the answer lists, or HeartbeatFailed) and every assign outcome
 //     (AssignDone; OK=false for a refusal or an RPC error). Release has no

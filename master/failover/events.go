@@ -99,9 +99,11 @@ type SendHeartbeat struct {
 
 // PersistShardMap: write Map to the store (fenced by the lease). It comes
 // before every Assign/Release of the same batch; the driver must not
-// execute those until the write succeeded. If it fails, the driver must
-// not execute them and must stop acting as primary (drop this Core; a new
-// one is built from the stored map on the next takeover).
+// execute those until the epochs they use (up to Map.MaxEpoch) are durable
+// — by waiting for this write, or because it reserved them earlier (see
+// the package doc). If a write fails, the driver must not execute them and
+// must stop acting as primary (drop this Core; a new one is built from the
+// stored map on the next takeover).
 type PersistShardMap struct{ Map ShardMap }
 
 // Assign: tell Coreapp to serve Shard at Epoch (Shards is the total shard
@@ -182,6 +184,20 @@ type Failover struct {
 	LostAt time.Time
 }
 
+// ShardAdopted reports that the stored map was older than what had been
+// handed out (a primary died before its background map write landed):
+// Coreapp answered serving Shard at Epoch, newer than From's FromEpoch in
+// the map, so the map now names Coreapp. No RPC follows; the map is
+// persisted.
+type ShardAdopted struct {
+	Shard     int
+	Coreapp   string
+	Epoch     uint64
+	From      string
+	FromEpoch uint64
+	At        time.Time
+}
+
 // StallDetected reports rule 4: the master was stalled; Gap is how late
 // the Step was beyond the wanted wake-up (or the driver's Stalled gap).
 // Every coreapp's unhealthy clock restarts at At and each is heartbeated.
@@ -201,6 +217,7 @@ func (ShardLost) isAction()         {}
 func (ShardUnassigned) isAction()   {}
 func (Failover) isAction()          {}
 func (StallDetected) isAction()     {}
+func (ShardAdopted) isAction()      {}
 
 // FormatAction renders an action on one line, times as offsets from base;
 // the transcripts use it and drivers may log it.
@@ -234,6 +251,8 @@ func FormatAction(a Action, base time.Time) string {
 		return fmt.Sprintf("shard-unassigned shard=%d (no healthy standby)", a.Shard)
 	case Failover:
 		return fmt.Sprintf("failover shard=%d from=%s to=%s epoch=%d lost_at=%s", a.Shard, a.From, a.To, a.Epoch, rel(a.LostAt))
+	case ShardAdopted:
+		return fmt.Sprintf("shard-adopted shard=%d by=%s epoch=%d (map had %s@%d)", a.Shard, a.Coreapp, a.Epoch, a.From, a.FromEpoch)
 	case StallDetected:
 		return fmt.Sprintf("stall-detected gap=%s source=%s", a.Gap, a.Source)
 	}
