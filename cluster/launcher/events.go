@@ -87,6 +87,11 @@ type emitter struct {
 	recent    []string
 	dirty     bool
 	now       func() time.Time
+	// lastPrimary is the last master seen as primary_master. It outlives
+	// that master's entry: a killed primary shows up as unreachable
+	// ("unknown") before the successor is primary, and the takeover must
+	// still name it.
+	lastPrimary string
 }
 
 func newEmitter(cfg Config) *emitter {
@@ -278,12 +283,6 @@ func (e *emitter) health(entries map[string]healthEntry, err error) {
 		e.emitLocked(Event{Event: "health_error", Error: err.Error()}, at)
 		return
 	}
-	prevPrimary := ""
-	for id, n := range e.nodes {
-		if n.role == "primary_master" {
-			prevPrimary = id
-		}
-	}
 	for key, h := range entries {
 		id := key[strings.LastIndex(key, ":")+1:]
 		n := e.nodes[id]
@@ -298,10 +297,13 @@ func (e *emitter) health(entries map[string]healthEntry, err error) {
 				from = ""
 			}
 			e.emitLocked(Event{Event: "role_change", Node: id, From: from, To: role}, at)
-			if role == "primary_master" && prevPrimary != "" && prevPrimary != id {
-				e.emitLocked(Event{Event: "takeover", Node: id, From: prevPrimary}, at)
-				e.noteLocked(at, fmt.Sprintf("takeover: %s is primary (was %s)", id, prevPrimary))
+			if role == "primary_master" && e.lastPrimary != "" && e.lastPrimary != id {
+				e.emitLocked(Event{Event: "takeover", Node: id, From: e.lastPrimary}, at)
+				e.noteLocked(at, fmt.Sprintf("takeover: %s is primary (was %s)", id, e.lastPrimary))
 			}
+		}
+		if role == "primary_master" {
+			e.lastPrimary = id
 		}
 		if n.status != h.GatewayStatus || !slices.Equal(n.shards, h.Shards) || n.err != h.Error {
 			e.dirty = true
@@ -342,13 +344,14 @@ func (e *emitter) render() {
 	sort.Strings(ids)
 	for _, id := range ids {
 		n := e.nodes[id]
-		state := n.status
-		if n.exited {
-			state = "EXITED " + n.exit
-		} else if n.err != "" {
-			state = n.err
+		role, state, tail := n.role, n.status, n.metrics
+		switch {
+		case n.exited:
+			role, state, tail = "-", "EXITED", strings.TrimSpace("process exited "+n.exit)
+		case n.err != "":
+			state, tail = "-", n.err
 		}
-		fmt.Fprintf(&b, "  %-12s %-17s %-14s shards %-10s pid %-7d %s\n", id, n.role, state, fmtShards(n.shards), n.pid, n.metrics)
+		fmt.Fprintf(&b, "  %-12s %-17s %-14s shards %-10s pid %-7d %s\n", id, role, state, fmtShards(n.shards), n.pid, tail)
 	}
 	b.WriteString("\nrecent failovers and takeovers\n")
 	if len(e.recent) == 0 {

@@ -133,3 +133,24 @@ func TestTakeoverFromHealth(t *testing.T) {
 		}
 	}
 }
+
+// A killed primary is first seen unreachable ("unknown"), and only in a
+// later poll is the successor primary: the takeover still names it.
+func TestTakeoverAfterPrimaryWentUnreachable(t *testing.T) {
+	var out bytes.Buffer
+	cfg := DefaultConfig()
+	cfg.Out = &out
+	e := newEmitter(cfg)
+	e.health(map[string]healthEntry{
+		"127.0.0.1:master-1": {Role: "primary_master"},
+		"127.0.0.1:master-2": {Role: "secondary_master"},
+	}, nil)
+	e.health(map[string]healthEntry{
+		"127.0.0.1:master-1": {Role: "unknown", Error: "unreachable"},
+		"127.0.0.1:master-2": {Role: "secondary_master"},
+	}, nil)
+	e.health(map[string]healthEntry{"127.0.0.1:master-2": {Role: "primary_master"}}, nil)
+	if want := "TAKEOVER: master-2 is primary (was master-1)"; !strings.Contains(out.String(), want) {
+		t.Errorf("output %q lacks %q", out.String(), want)
+	}
+}
