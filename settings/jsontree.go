@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"unicode/utf8"
 )
 
 // A node is one JSON value of a request body, parsed strictly: numbers keep
@@ -47,6 +48,12 @@ const maxDepth = 32
 func parseBody(body []byte) (*node, *Error) {
 	if len(bytes.TrimSpace(body)) == 0 {
 		e := InvalidRequest("request body is empty; expected a JSON document")
+		return nil, &e
+	}
+	// encoding/json would quietly turn invalid UTF-8 into U+FFFD, storing a
+	// value the client never sent (RFC 8259 requires UTF-8).
+	if !utf8.Valid(body) {
+		e := InvalidRequest("request body is not valid UTF-8")
 		return nil, &e
 	}
 	if !json.Valid(body) {

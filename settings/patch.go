@@ -22,7 +22,7 @@ const MaxBodyBytes = 1 << 20
 // bad field, with the field's full dotted path at the start of Details.
 //
 // Decisions where SETTINGS.md is silent:
-//   - A body that is not JSON, is empty, has trailing data, nests deeper than
+//   - A body that is not JSON, is not UTF-8, is empty, has trailing data, nests deeper than
 //     32 levels or repeats a key in any object is one 1025 error (a repeated
 //     key is ambiguous, so the body is refused rather than last-one-wins).
 //   - A body that is JSON but not an object is one 1025 error.
@@ -205,6 +205,11 @@ func parseLeaf(f field, n *node) (any, string) {
 		}
 		return out, ""
 	case kindWebhookURL:
+		if n.kind == kindString && len(n.str) > maxURLLen {
+			// Otherwise a well-formed but long URL would be refused with
+			// a message that does not say why.
+			return nil, fmt.Sprintf("%s, of at most %d bytes (this one has %d)", f.expected(), maxURLLen, len(n.str))
+		}
 		if n.kind != kindString || !validWebhookURL(n.str) {
 			return nil, f.expected()
 		}

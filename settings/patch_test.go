@@ -1,6 +1,7 @@
 package settings
 
 import (
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -193,5 +194,40 @@ func TestPatchTooLarge(t *testing.T) {
 	}
 	if _, errs := ParseProviders([]byte(body)); len(errs) != 1 || errs[0].Status != 413 {
 		t.Fatalf("providers errs = %v", errs)
+	}
+}
+
+// encoding/json turns invalid UTF-8 into U+FFFD; the body must be refused,
+// not stored as a value the client never sent.
+func TestPatchInvalidUTF8IsRefused(t *testing.T) {
+	cur := Defaults("1")
+	for _, body := range []string{
+		"{\"webhooks\":{\"url\":\"https://a.example/\xff\"}}",
+		"{\"log_level\":\"info\xc3\"}",
+	} {
+		next, errs := Patch(cur, []byte(body))
+		if len(errs) != 1 || errs[0].Code != CodeInvalidRequest || !strings.Contains(errs[0].Details, "UTF-8") {
+			t.Errorf("Patch(%q) errs = %v, want one 1025 naming UTF-8", body, errs)
+		}
+		if !reflect.DeepEqual(next, cur) {
+			t.Errorf("Patch(%q) changed the document", body)
+		}
+	}
+	if _, errs := ParseProviders([]byte("[{\"name\":\"a\",\"type\":\"www\",\"config\":{\"bearer\":\"t\xff\"}}]")); len(errs) != 1 || errs[0].Code != CodeInvalidRequest {
+		t.Errorf("ParseProviders with invalid UTF-8: errs = %v, want one 1025", errs)
+	}
+}
+
+// A well-formed URL over the length limit is refused with a message saying so.
+func TestPatchLongWebhookURLSaysWhy(t *testing.T) {
+	u := "https://a.example/" + strings.Repeat("x", maxURLLen)
+	_, errs := Patch(Defaults("1"), []byte(`{"webhooks":{"url":"`+u+`"}}`))
+	if len(errs) != 1 || !strings.HasPrefix(errs[0].Details, "webhooks.url: ") ||
+		!strings.Contains(errs[0].Details, fmt.Sprintf("at most %d bytes", maxURLLen)) {
+		t.Fatalf("errs = %v, want one webhooks.url error naming the %d-byte limit", errs, maxURLLen)
+	}
+	ok := "https://a.example/" + strings.Repeat("x", maxURLLen-len("https://a.example/"))
+	if _, errs := Patch(Defaults("1"), []byte(`{"webhooks":{"url":"`+ok+`"}}`)); errs != nil {
+		t.Fatalf("a URL of exactly %d bytes: errs = %v", maxURLLen, errs)
 	}
 }

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -108,12 +110,19 @@ func (f *clientFlags) register(c *cobra.Command) {
 	c.Flags().DurationVar(&f.timeout, "timeout", 10*time.Second, "give up after this long")
 }
 
-func (f *clientFlags) client(cmd *cobra.Command) *client.Client {
+func (f *clientFlags) client(cmd *cobra.Command) (*client.Client, error) {
+	if !strings.Contains(f.url, "://") {
+		f.url = "http://" + f.url // a bare host:port, as the client accepts
+	}
+	u, err := url.Parse(f.url)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, usageErr("--url: must be an http:// or https:// URL with a host, got %q", f.url)
+	}
 	pw := f.password
 	if !cmd.Flags().Changed("admin-password") {
 		pw = envOr(passwordEnv, pw)
 	}
-	return client.New(f.url, pw, &http.Client{Timeout: f.timeout})
+	return client.New(f.url, pw, &http.Client{Timeout: f.timeout}), nil
 }
 
 // printResult writes an API answer to stdout, indented, or turns an API
@@ -147,7 +156,11 @@ func newSettingsGetCommand() *cobra.Command {
   mcsim settings get --url http://127.0.0.1:8080 | jq .settings.application.heartbeat_interval`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			body, err := cf.client(cmd).Get(cmd.Context())
+			c, err := cf.client(cmd)
+			if err != nil {
+				return err
+			}
+			body, err := c.Get(cmd.Context())
 			return printResult(cmd.OutOrStdout(), body, err)
 		},
 	}
@@ -192,7 +205,11 @@ changes and the exit code is 1.`,
 			default:
 				return usageErr("patch needs a JSON object: mcsim settings patch '{\"heartbeat_interval\": 1}' (or -f FILE)")
 			}
-			resp, err := cf.client(cmd).Patch(cmd.Context(), body)
+			c, err := cf.client(cmd)
+			if err != nil {
+				return err
+			}
+			resp, err := c.Patch(cmd.Context(), body)
 			return printResult(cmd.OutOrStdout(), resp, err)
 		},
 	}
@@ -209,7 +226,11 @@ func newSettingsResetCommand() *cobra.Command {
 		Example: `  mcsim settings reset`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			body, err := cf.client(cmd).Reset(cmd.Context())
+			c, err := cf.client(cmd)
+			if err != nil {
+				return err
+			}
+			body, err := c.Reset(cmd.Context())
 			return printResult(cmd.OutOrStdout(), body, err)
 		},
 	}

@@ -32,7 +32,11 @@ A node that did not answer its Status call in time is listed with role
   mcsim status --json | jq '.health | to_entries[] | select(.value.shards | index(0)) | .key'`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			body, err := cf.client(cmd).Do(cmd.Context(), http.MethodGet, healthPath, nil)
+			c, err := cf.client(cmd)
+			if err != nil {
+				return err
+			}
+			body, err := c.Do(cmd.Context(), http.MethodGet, healthPath, nil)
 			if err != nil || asJSON {
 				return printResult(cmd.OutOrStdout(), body, err)
 			}

@@ -287,3 +287,44 @@ func nest(path string, v any) string {
 	}
 	return body
 }
+
+// Answers are not HTML-escaped: a webhook URL with & reads the same in GET
+// and in the "got" of an error as it was sent.
+func TestAnswersAreNotHTMLEscaped(t *testing.T) {
+	e := newEnv(t)
+	const url = "https://hooks.example/cb?auth=a<b>&x=1"
+	if a := e.do(http.MethodPatch, "/v1/settings/application", `{"webhooks":{"url":"`+url+`"}}`); a.status != http.StatusOK {
+		t.Fatalf("PATCH: HTTP %d: %s", a.status, a.body)
+	}
+	if a := e.do(http.MethodGet, "/v1/settings/application", ""); !strings.Contains(string(a.body), `"url":"`+url+`"`) {
+		t.Errorf("GET does not show the URL verbatim: %s", a.body)
+	}
+	a := e.do(http.MethodPatch, "/v1/settings/application", `{"webhooks":{"url":"http://hooks.example/?a=1&b=2"}}`)
+	if !strings.Contains(string(a.body), `?a=1&b=2`) {
+		t.Errorf("error details escape the rejected URL: %s", a.body)
+	}
+}
+
+// RFC 9110: every 401 names the scheme that would be accepted.
+func TestUnauthorizedCarriesWWWAuthenticate(t *testing.T) {
+	e := newEnv(t)
+	for _, c := range []struct{ method, path, auth, scheme string }{
+		{http.MethodGet, "/v1/settings/application", "", "Bearer"},
+		{http.MethodGet, "/v1/settings/application", "Bearer nope", "Bearer"},
+		{http.MethodPost, "/v1/settings/application/media/providers", "Basic YWRtaW46c2VjcmV0", "Bearer"},
+		{http.MethodPost, "/v1/users/login", "", "Basic"},
+		{http.MethodPost, "/v1/users/login", "Basic YWRtaW46d3Jvbmc=", "Basic"},
+	} {
+		a := e.request(c.method, c.path, c.auth, nil)
+		if a.status != http.StatusUnauthorized {
+			t.Errorf("%s %s [%s]: HTTP %d, want 401", c.method, c.path, c.auth, a.status)
+			continue
+		}
+		if h := a.header.Get("WWW-Authenticate"); !strings.HasPrefix(h, c.scheme+" ") {
+			t.Errorf("%s %s [%s]: WWW-Authenticate %q, want the %s scheme", c.method, c.path, c.auth, h, c.scheme)
+		}
+	}
+	if a := e.do(http.MethodGet, "/v1/settings/application", ""); a.header.Get("WWW-Authenticate") != "" {
+		t.Errorf("a 200 carries WWW-Authenticate %q", a.header.Get("WWW-Authenticate"))
+	}
+}

@@ -40,8 +40,13 @@ type loginAnswer struct {
 // reading it also means a login never fails on a body it does not need.
 func (s *server) login(w http.ResponseWriter, r *http.Request) {
 	user, pass, ok := r.BasicAuth()
+	deny := func(details string) {
+		// RFC 9110: a 401 must say which scheme would be accepted.
+		w.Header().Set("WWW-Authenticate", `Basic realm="mcsim", charset="UTF-8"`)
+		s.writeErrors(w, settings.Errors{settings.AccessDenied(details)})
+	}
 	if !ok {
-		s.writeErrors(w, settings.Errors{settings.AccessDenied("Authorization: expected Basic credentials of the admin account")})
+		deny("Authorization: expected Basic credentials of the admin account")
 		return
 	}
 	// Both checks always run, on fixed-length digests, so neither the
@@ -50,7 +55,7 @@ func (s *server) login(w http.ResponseWriter, r *http.Request) {
 	userOK := subtle.ConstantTimeCompare(digest(user), digest(adminUser))
 	passOK := subtle.ConstantTimeCompare(digest(pass), digest(s.password))
 	if userOK&passOK != 1 {
-		s.writeErrors(w, settings.Errors{settings.AccessDenied("bad user name or password")})
+		deny("bad user name or password")
 		return
 	}
 
@@ -77,8 +82,13 @@ func (s *server) login(w http.ResponseWriter, r *http.Request) {
 func (s *server) authed(next http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		token, ok := bearer(r)
+		deny := func(details string) {
+			// RFC 9110: a 401 must say which scheme would be accepted.
+			w.Header().Set("WWW-Authenticate", `Bearer realm="mcsim"`)
+			s.writeErrors(w, settings.Errors{settings.AccessDenied(details)})
+		}
 		if !ok {
-			s.writeErrors(w, settings.Errors{settings.AccessDenied("Authorization: expected a Bearer token from POST /v1/users/login")})
+			deny("Authorization: expected a Bearer token from POST /v1/users/login")
 			return
 		}
 		expires, found, err := s.store.TokenExpiry(digest(token))
@@ -87,11 +97,11 @@ func (s *server) authed(next http.HandlerFunc) http.Handler {
 			return
 		}
 		if !found {
-			s.writeErrors(w, settings.Errors{settings.AccessDenied("the token is not valid")})
+			deny("the token is not valid")
 			return
 		}
 		if !s.now().Before(expires) {
-			s.writeErrors(w, settings.Errors{settings.AccessDenied("the token has expired; log in again")})
+			deny("the token has expired; log in again")
 			return
 		}
 		next(w, r)

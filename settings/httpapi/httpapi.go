@@ -17,8 +17,11 @@
 //   - An unclean path ("/v1//x", "/v1/../x") is 404, not the mux's redirect.
 //   - The login body is ignored; only Basic auth counts. Tokens are 32
 //     random bytes, base64url without padding; only their SHA-256 is stored.
-//   - DELETE of a provider name that breaks the naming rule is 400/1009
-//     (naming the rule); a well-formed name that is not stored is 404/1006.
+//   - DELETE of a provider that is not stored is 404/1006, as SETTINGS.md
+//     says ("404 if absent"); when the name also breaks the naming rule,
+//     the details say so.
+//   - Every 401 carries WWW-Authenticate (RFC 9110 requires it): Basic on
+//     /v1/users/login, Bearer elsewhere.
 //   - GET lists providers sorted by name.
 //   - The request Content-Type is not checked: the body is judged on what it
 //     holds.
@@ -35,6 +38,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -234,15 +238,29 @@ func newMeta() meta { return meta{APIStatus: version.APIStatus, Version: version
 // writeJSON writes v with its status. v is always a value this package built,
 // so a marshal failure is a bug; it still gets an envelope, not a panic.
 func (s *server) writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
+	b, err := marshal(v)
 	if err != nil {
 		s.log.Error().Err(err).Msg("encoding an answer")
 		status = http.StatusInternalServerError
-		b, _ = json.Marshal(envelope{Errors: settings.Errors{settings.Internal("could not encode the answer")}, Meta: newMeta()})
+		b, _ = marshal(envelope{Errors: settings.Errors{settings.Internal("could not encode the answer")}, Meta: newMeta()})
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	_, _ = w.Write(append(b, '\n'))
+	_, _ = w.Write(b)
+}
+
+// marshal is json.Marshal without HTML escaping, newline-terminated.
+// json.Marshal would re-escape even a json.RawMessage, so a webhook URL
+// "…?a=1&b=2" would come back as "…?a=1\u0026b=2", and the same in the "got"
+// of error details, which package settings deliberately keeps readable.
+func marshal(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
 }
 
 // envelope is the error answer.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"sort"
+	"unicode/utf8"
 
 	"github.com/mcsim/mcsim/settings"
 	"github.com/mcsim/mcsim/settings/store"
@@ -78,13 +79,15 @@ func (s *server) postProviders(w http.ResponseWriter, r *http.Request) {
 	s.writeMeta(w)
 }
 
-// deleteProvider removes one provider. A name that could never be valid is
-// a 400 naming the rule (more useful than a bare 404); a valid name that is
-// not stored is 404/1006.
+// deleteProvider removes one provider. SETTINGS.md says 404 if absent, and
+// a name that breaks the naming rule is absent by construction: it is
+// 404/1006 too, with details naming the rule (more useful than a bare 404).
 func (s *server) deleteProvider(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	if e := settings.ValidateProviderName(name); e != nil {
-		s.writeErrors(w, settings.Errors{*e})
+		s.writeErrors(w, settings.Errors{settings.NotFound(fmt.Sprintf(
+			"media.providers: no provider named %q (a name is 1 to 200 characters, each a letter, digit, '-' or '_')",
+			shorten(name)))})
 		return
 	}
 	err := s.store.DeleteProvider(name)
@@ -96,4 +99,18 @@ func (s *server) deleteProvider(w http.ResponseWriter, r *http.Request) {
 	default:
 		s.writeMeta(w)
 	}
+}
+
+// shorten cuts a name from the request path for an error message, so a
+// long path does not become a long answer.
+func shorten(name string) string {
+	const limit = 100
+	if len(name) <= limit {
+		return name
+	}
+	cut := limit
+	for cut > 0 && !utf8.RuneStart(name[cut]) {
+		cut--
+	}
+	return name[:cut] + "…"
 }

@@ -92,8 +92,12 @@ func TestProviders(t *testing.T) {
 
 	// Delete it again: 404.
 	wantError(t, e.do(http.MethodDelete, providersPath+"/alpha", ""), http.StatusNotFound, 1006, "alpha")
-	// A name that can never exist: 400 naming the rule.
-	wantError(t, e.do(http.MethodDelete, providersPath+"/bad.name", ""), http.StatusBadRequest, 1009, "name")
+	// A name that can never exist is absent too: 404 (SETTINGS.md: "404 if
+	// absent"), naming the rule; a long one is not echoed whole.
+	wantError(t, e.do(http.MethodDelete, providersPath+"/bad.name", ""), http.StatusNotFound, 1006, `"bad.name"`, "letter, digit")
+	if a := e.do(http.MethodDelete, providersPath+"/"+strings.Repeat("n", 5000), ""); a.status != http.StatusNotFound || len(a.body) > 600 {
+		t.Errorf("DELETE of a 5000-char name: HTTP %d, %d bytes: want a short 404", a.status, len(a.body))
+	}
 
 	// A batch with one bad provider: nothing of it lands.
 	a := e.do(http.MethodPost, providersPath, `[

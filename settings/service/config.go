@@ -84,10 +84,13 @@ func (c Config) Validate() error {
 	if httpPort != 0 && httpPort == grpcPort && httpHost == grpcHost {
 		errs = append(errs, fmt.Errorf("grpc_addr: must differ from http_addr, both are %q", c.GRPCAddr))
 	}
+	var gHost string
+	var gErr error
 	if c.GossipAddr != "" {
 		// Gossip uses TCP and UDP on its port; clashing with the HTTP or
 		// gRPC TCP port would fail at listen time with a vaguer message.
-		gHost, gPort, gErr := checkAddr("gossip_addr", c.GossipAddr)
+		var gPort int
+		gHost, gPort, gErr = checkAddr("gossip_addr", c.GossipAddr)
 		switch {
 		case gErr != nil:
 			errs = append(errs, gErr)
@@ -110,12 +113,17 @@ func (c Config) Validate() error {
 	case c.AdminPassword == "":
 		errs = append(errs, errors.New("admin_password: must not be empty; set --admin-password or MCSIM_ADMIN_PASSWORD"))
 	case c.AdminPassword == DefaultAdminPassword:
-		for _, l := range []struct {
+		// SETTINGS.md: "only when every listener is on loopback", and the
+		// gossip seed is a listener too (off when GossipAddr is "").
+		type listener struct {
 			name, addr, host string
 			err              error
-		}{
-			{"http_addr", c.HTTPAddr, httpHost, httpErr}, {"grpc_addr", c.GRPCAddr, grpcHost, grpcErr},
-		} {
+		}
+		listeners := []listener{{"http_addr", c.HTTPAddr, httpHost, httpErr}, {"grpc_addr", c.GRPCAddr, grpcHost, grpcErr}}
+		if c.GossipAddr != "" {
+			listeners = append(listeners, listener{"gossip_addr", c.GossipAddr, gHost, gErr})
+		}
+		for _, l := range listeners {
 			// An unparsable address was reported above; judging its host
 			// would only add noise.
 			if l.err == nil && !isLoopback(l.host) {
