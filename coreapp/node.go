@@ -97,6 +97,9 @@ type session struct {
 	epoch  uint64
 	state  mcsimv1.GatewayStatus // CONNECTING or CONNECTED
 	cancel context.CancelFunc
+	// prev is the older session of the same shard on this node that this
+	// one took the place of; only this session's goroutine reads it.
+	prev *session
 }
 
 // Node is a coreapp. Its state is guarded by one mutex; gRPC handlers never

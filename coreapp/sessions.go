@@ -68,7 +68,9 @@ func (n *Node) Assign(ctx context.Context, req *mcsimv1.AssignRequest) (resp *mc
 	sctx, cancel := context.WithCancel(n.ctx)
 	s := &session{shard: shard, epoch: epoch, state: mcsimv1.GatewayStatus_GATEWAY_STATUS_CONNECTING, cancel: cancel}
 	// An older session of the same shard on this node is left to the
-	// gateway, which replaces it when this one is accepted.
+	// gateway, which replaces it when this one is accepted; runSession
+	// ends it whatever the gateway answers (see there).
+	s.prev = n.sessions[shard]
 	n.sessions[shard] = s
 	n.m.shardsServed.Set(float64(len(n.sessions)))
 	result := make(chan error, 1)
@@ -158,6 +160,14 @@ func (n *Node) runSession(ctx context.Context, s *session, result chan<- error) 
 	var first *mcsimv1.SessionResponse
 	if err == nil {
 		first, err = stream.Recv()
+	}
+	if s.prev != nil {
+		// The older session is no longer in the node's books (heartbeats do
+		// not list it, Release cannot reach it). If this one failed, it
+		// would stay open at the gateway as an orphan the master cannot see;
+		// if this one was accepted, the gateway has already replaced it.
+		s.prev.cancel()
+		s.prev = nil
 	}
 	switch {
 	case err != nil:

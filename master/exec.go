@@ -7,7 +7,9 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/status"
 
 	"github.com/mcsim/mcsim/master/failover"
@@ -47,6 +49,7 @@ func (n *Node) onLease(ctx context.Context, wg *sync.WaitGroup, now time.Time, r
 		}
 		n.lease.lost()
 		n.lease.epoch = r.resp.GetLeaseEpoch()
+		n.publishLease()
 		n.retryAtExpiry(now, r)
 		return
 	}
@@ -57,6 +60,7 @@ func (n *Node) onLease(ctx context.Context, wg *sync.WaitGroup, now time.Time, r
 		n.stepDown(fmt.Sprintf("lease re-granted at epoch %d after it lapsed in the store", r.resp.GetLeaseEpoch()))
 	}
 	n.lease.granted(r.resp.GetLeaseEpoch(), r.sentAt, r.ttl)
+	n.publishLease()
 	if !n.lease.held(now) {
 		return // the answer came back after the lease it granted had run out
 	}
@@ -206,8 +210,17 @@ func (n *Node) startMapWriter(wg *sync.WaitGroup, storedMaxEpoch uint64) {
 	term, epoch := n.term, n.lease.epoch
 	_, ui := n.intervals()
 	write := func(ctx context.Context, m *mcsimv1.ShardMap) error {
+		// Rule 3: the writer runs on its own, so it checks the lease by our
+		// own clock itself; a write queued in time may still wait behind a
+		// slow one past the lease's end, and must then not go out.
+		until := n.leaseEnd()
+		if !time.Now().Before(until) {
+			return status.Error(codes.FailedPrecondition, "lease ended by the master's own clock; shard map not written")
+		}
 		ctx, cancel := context.WithTimeout(ctx, ui)
 		defer cancel()
+		ctx, cancelAtEnd := context.WithDeadline(ctx, until)
+		defer cancelAtEnd()
 		_, err := n.cfg.Coordination.WriteShardMap(ctx, &mcsimv1.WriteShardMapRequest{
 			LeaseEpoch: epoch, MasterId: n.cfg.ID, ShardMap: m})
 		return err
@@ -250,27 +263,40 @@ func (n *Node) sendHeartbeat(ctx context.Context, wg *sync.WaitGroup, a failover
 		hctx, cancel := context.WithTimeout(ctx, ui)
 		defer cancel()
 		start := time.Now()
-		resp, err := p.client.Heartbeat(hctx, req)
+		// Wait for a connection in reconnect backoff (rule 4): failing at
+		// once would blame the coreapp for a heartbeat never sent, and after
+		// a short partition heals gRPC may still be backing off when the
+		// next heartbeats are due. The deadline still bounds the wait.
+		resp, err := p.client.Heartbeat(hctx, req, grpc.WaitForReady(true))
 		n.post(heartbeatResult{term: term, id: a.Coreapp, seq: a.Seq, rtt: time.Since(start), resp: resp, err: err})
 	}()
 }
 
-func (n *Node) onHeartbeat(ctx context.Context, wg *sync.WaitGroup, now time.Time, r heartbeatResult) {
+// applyHeartbeat applies a heartbeat outcome to the core without stepping
+// it (see handleQueued); the caller Steps a Tick at the same now after it.
+// It reports whether the core took it.
+func (n *Node) applyHeartbeat(now time.Time, r heartbeatResult) bool {
 	if n.core == nil || r.term != n.term {
-		return // an answer to a heartbeat of an earlier term as primary
+		return false // an answer to a heartbeat of an earlier term as primary
 	}
+	var ev failover.Event
 	if r.err != nil {
 		n.m.heartbeatsFailed.Inc()
 		n.log.Debug().Err(r.err).Str("coreapp", r.id).Uint64("seq", r.seq).Msg("heartbeat failed")
-		n.step(ctx, wg, now, failover.HeartbeatFailed{ID: r.id, Seq: r.seq})
-		return
+		ev = failover.HeartbeatFailed{ID: r.id, Seq: r.seq}
+	} else {
+		n.m.heartbeatRTT.Observe(r.rtt.Seconds())
+		served := make([]failover.ServedShard, 0, len(r.resp.GetShards()))
+		for _, s := range r.resp.GetShards() {
+			served = append(served, failover.ServedShard{Shard: int(s.GetShard()), Epoch: s.GetEpoch()})
+		}
+		ev = failover.HeartbeatAnswered{ID: r.id, Seq: r.seq, Shards: served}
 	}
-	n.m.heartbeatRTT.Observe(r.rtt.Seconds())
-	served := make([]failover.ServedShard, 0, len(r.resp.GetShards()))
-	for _, s := range r.resp.GetShards() {
-		served = append(served, failover.ServedShard{Shard: int(s.GetShard()), Epoch: s.GetEpoch()})
+	if err := n.core.Apply(now, ev); err != nil {
+		n.log.Error().Err(err).Str("event", fmt.Sprintf("%T", ev)).Msg("core refused an event")
+		return false
 	}
-	n.step(ctx, wg, now, failover.HeartbeatAnswered{ID: r.id, Seq: r.seq, Shards: served})
+	return true
 }
 
 func (n *Node) sendAssign(ctx context.Context, wg *sync.WaitGroup, a failover.Assign) {
@@ -286,11 +312,42 @@ func (n *Node) sendAssign(ctx context.Context, wg *sync.WaitGroup, a failover.As
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
+		if !n.readyWithinLease(ctx, p.conn) {
+			n.post(assignResult{term: term, a: a, err: errors.New("connection not up before the lease ended by our own clock; assign not sent")})
+			return
+		}
 		actx, cancel := context.WithTimeout(ctx, ui)
 		defer cancel()
+		// No WaitForReady here, unlike heartbeats: a standby whose
+		// connection is down is most likely dead, and failing at once
+		// hands the shard to the next standby instead of after the deadline.
 		_, err := p.client.Assign(actx, req)
 		n.post(assignResult{term: term, a: a, err: err})
 	}()
+}
+
+// readyWithinLease waits while conn is still connecting and reports
+// whether an RPC may go out on it: not once the lease has ended by our own
+// clock (rule 3; a renewal meanwhile extends the wait) or ctx has ended. A
+// connection in transient failure is reported usable so that the RPC
+// fails at once, as it would without the wait.
+func (n *Node) readyWithinLease(ctx context.Context, conn *grpc.ClientConn) bool {
+	for {
+		until := n.leaseEnd()
+		if ctx.Err() != nil || !time.Now().Before(until) {
+			return false
+		}
+		st := conn.GetState()
+		switch st {
+		case connectivity.Ready, connectivity.TransientFailure, connectivity.Shutdown:
+			return true
+		case connectivity.Idle:
+			conn.Connect()
+		}
+		wctx, cancel := context.WithDeadline(ctx, until)
+		conn.WaitForStateChange(wctx, st)
+		cancel()
+	}
 }
 
 func (n *Node) onAssign(ctx context.Context, wg *sync.WaitGroup, now time.Time, r assignResult) {
@@ -322,11 +379,16 @@ func (n *Node) sendRelease(ctx context.Context, wg *sync.WaitGroup, a failover.R
 	}
 	_, ui := n.intervals()
 	req := &mcsimv1.ReleaseRequest{MasterId: n.cfg.ID, LeaseEpoch: n.lease.epoch, Shard: int32(a.Shard), Epoch: a.Epoch}
+	until := n.lease.validUntil
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
+		// Rule 3: a Release still waiting for a connection when the lease
+		// ends by our own clock must not go out after it.
 		rctx, cancel := context.WithTimeout(ctx, ui)
 		defer cancel()
+		rctx, cancelAtEnd := context.WithDeadline(rctx, until)
+		defer cancelAtEnd()
 		if _, err := p.client.Release(rctx, req); err != nil {
 			n.log.Debug().Err(err).Int("shard", a.Shard).Str("coreapp", a.Coreapp).Msg("release failed (harmless: fenced)")
 		}

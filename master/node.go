@@ -138,6 +138,11 @@ type Node struct {
 	writer      *mapWriter         // this term's shard-map writer (nil when secondary)
 	stopWriter  context.CancelFunc // ends writer
 	reserved    uint64             // shard epochs durably reserved in the store (see epochBlock)
+
+	// leaseUntil mirrors lease.validUntil for the map writer's goroutine,
+	// which must not send a write once the lease has ended by our own
+	// clock (rule 3), even while the loop is blocked or not yet woken.
+	leaseUntil atomic.Pointer[time.Time]
 }
 
 type peer struct {
@@ -259,19 +264,12 @@ func (n *Node) Run(ctx context.Context) error {
 			n.shutdown()
 			return nil
 		case ev := <-n.events:
-			n.handle(ctx, &wg, ev)
+			n.handleQueued(ctx, &wg, n.drain([]any{ev}))
 		case <-timer.C:
 			// Answers that arrived before the deadline count (rule 1), so
 			// everything already queued is stepped before the timer's Tick;
 			// select alone would pick between them at random.
-			for drained := false; !drained; {
-				select {
-				case ev := <-n.events:
-					n.handle(ctx, &wg, ev)
-				default:
-					drained = true
-				}
-			}
+			n.handleQueued(ctx, &wg, n.drain(nil))
 			n.onTimer(ctx, &wg)
 		}
 		if wake := n.nextWake(); !wake.IsZero() {
@@ -299,6 +297,49 @@ func (n *Node) nextWake() time.Time {
 	return w
 }
 
+// drain appends every event already queued to evs.
+func (n *Node) drain(evs []any) []any {
+	for {
+		select {
+		case ev := <-n.events:
+			evs = append(evs, ev)
+		default:
+			return evs
+		}
+	}
+}
+
+// handleQueued handles events that were all queued when the loop woke.
+// Heartbeat outcomes go first and are applied to the core together, with
+// one Step after them: stepping them one at a time would let the first
+// Step fire the deadline of a coreapp whose answer, already here, is
+// queued behind it (rules 1 and 4: an answer that arrived in time counts).
+func (n *Node) handleQueued(ctx context.Context, wg *sync.WaitGroup, evs []any) {
+	var rest []any
+	applied := false
+	var now time.Time
+	for _, ev := range evs {
+		r, ok := ev.(heartbeatResult)
+		if !ok {
+			rest = append(rest, ev)
+			continue
+		}
+		if !applied {
+			now = time.Now()
+			n.checkLease(now)
+		}
+		if n.applyHeartbeat(now, r) {
+			applied = true
+		}
+	}
+	if applied {
+		n.step(ctx, wg, now, failover.Tick{})
+	}
+	for _, ev := range rest {
+		n.handle(ctx, wg, ev)
+	}
+}
+
 func (n *Node) handle(ctx context.Context, wg *sync.WaitGroup, ev any) {
 	now := time.Now()
 	n.checkLease(now)
@@ -313,8 +354,18 @@ func (n *Node) handle(ctx context.Context, wg *sync.WaitGroup, ev any) {
 	case coreappLeft:
 		n.log.Info().Str("coreapp", ev.id).Msg("coreapp left gracefully; handing its shards over")
 		n.step(ctx, wg, now, failover.CoreappLeft{ID: ev.id})
+		// Forget it as a peer too, also as a secondary: otherwise a later
+		// takeover would bring it back as a member (becomePrimary joins
+		// every peer), heartbeat it, declare it unhealthy and offer it
+		// shards.
+		if p := n.peers[ev.id]; p != nil && p.conn != nil {
+			p.conn.Close()
+		}
+		delete(n.peers, ev.id)
 	case heartbeatResult:
-		n.onHeartbeat(ctx, wg, now, ev)
+		if n.applyHeartbeat(now, ev) {
+			n.step(ctx, wg, now, failover.Tick{})
+		}
 	case assignResult:
 		n.onAssign(ctx, wg, now, ev)
 	case statusQuery:
@@ -375,9 +426,26 @@ func (n *Node) stepDown(reason string) {
 	n.core = nil
 	n.stopMapWriter()
 	n.lease.lost()
+	n.publishLease()
 	n.failingOver = map[int]failoverStart{}
 	n.m.leaseHolder.Set(0)
 	n.m.leaseLostOwnClock.Inc()
+}
+
+// publishLease makes the lease's end by our own clock visible to the map
+// writer's goroutine; call it after every change of n.lease.
+func (n *Node) publishLease() {
+	until := n.lease.validUntil
+	n.leaseUntil.Store(&until)
+}
+
+// leaseEnd is the lease's end by our own clock as last published; zero
+// when not held. Safe from any goroutine.
+func (n *Node) leaseEnd() time.Time {
+	if p := n.leaseUntil.Load(); p != nil {
+		return *p
+	}
+	return time.Time{}
 }
 
 func (n *Node) intervals() (hb, ui time.Duration) {
@@ -455,6 +523,9 @@ func (n *Node) setPeer(id, addr string) {
 }
 
 func (n *Node) shutdown() {
+	// Rule 3: ctx may end before the timer at the lease's end is served;
+	// a master whose lease ran out by its own clock writes no last map.
+	n.checkLease(time.Now())
 	if n.core != nil && !n.crashed.Load() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		// The last background map write must land before the lease goes:

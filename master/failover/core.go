@@ -130,6 +130,28 @@ func (c *Core) Step(now time.Time, ev Event) ([]Action, error) {
 	return out, nil
 }
 
+// Apply feeds one event at time now like Step, but leaves deadlines, due
+// heartbeats and assignment to the next Step; the actions it causes come
+// out of that Step. A driver that wakes to find several events queued
+// applies them all and then Steps a Tick at the same now, so that an
+// answer that arrived before a deadline counts even when another event
+// queued ahead of it (Step would fire the deadline while stepping that
+// first event). Errors are those of Step and change nothing.
+func (c *Core) Apply(now time.Time, ev Event) error {
+	if now.Before(c.now) {
+		return fmt.Errorf("failover: now: must not go backwards, got %s after %s", now.Format(time.RFC3339Nano), c.now.Format(time.RFC3339Nano))
+	}
+	if err := c.validate(ev); err != nil {
+		return err
+	}
+	if IsStall(c.wantWake, now, c.cfg.stallThreshold()) {
+		c.stall(now, now.Sub(c.wantWake), "late-step")
+	}
+	c.apply(now, ev)
+	c.now = now
+	return nil
+}
+
 // NextWake is the exact time the driver must Step again (a Tick, unless
 // another event comes first): the earliest heartbeat due or rule-1
 // deadline. Zero when nothing is pending (no coreapps).
@@ -360,7 +382,7 @@ func (c *Core) apply(now time.Time, ev Event) {
 // answered applies rule 1's clearing, recovery, and reconciles what the
 // coreapp says it serves with the map.
 // adopt takes a reported shard as the truth when the map is older than
-// what was handed out: another coreapp owns it in the map at a lower epoch,
+// what was handed out: a coreapp (another one, or the owner itself) owns it in the map at a lower epoch,
 // and the reported epoch is one that was reserved (<= MaxEpoch) but is
 // missing from the map. That happens only across masters: a primary that
 // wrote the map in the background (see master's epochBlock) died before
@@ -400,14 +422,19 @@ func (c *Core) answered(now time.Time, ev HeartbeatAnswered) {
 	reported := map[int]uint64{}
 	for _, s := range ev.Shards {
 		reported[s.Shard] = s.Epoch
-		if c.sm.Owner(s.Shard) != ev.ID {
-			if c.adopt(now, ev.ID, s) {
-				continue
-			}
-			// It serves a shard that is no longer its own: fencing already
-			// stops it at the gateway; tell it to let go.
-			c.rpcs = append(c.rpcs, Release{Shard: s.Shard, Coreapp: ev.ID, Epoch: s.Epoch})
+		if c.sm.Owner(s.Shard) == ev.ID {
+			// The owner at a newer reserved epoch than the map's: lost
+			// writes moved the shard away and back. Same shard, still
+			// served; failing it over would be a needless gap.
+			c.adopt(now, ev.ID, s)
+			continue
 		}
+		if c.adopt(now, ev.ID, s) {
+			continue
+		}
+		// It serves a shard that is no longer its own: fencing already
+		// stops it at the gateway; tell it to let go.
+		c.rpcs = append(c.rpcs, Release{Shard: s.Shard, Coreapp: ev.ID, Epoch: s.Epoch})
 	}
 	for s, a := range c.sm.Assignments {
 		st := c.shards[s]

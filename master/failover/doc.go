@@ -24,7 +24,10 @@
 //   - Set a timer at exactly NextWake and Step a Tick when it fires; deadlines
 //     fire on time, not at the next heartbeat. When the timer and replies are
 //     both ready, step the replies first (an answer that arrived before a
-//     deadline counts).
+//     deadline counts). When several replies are queued, Apply them all and
+//     then Step a Tick at the same now: each Step fires due deadlines, so
+//     stepping them one by one would blame a coreapp whose answer is queued
+//     behind another event.
 //   - now must never go backwards (use the monotonic clock).
 //   - Execute a batch in order: reports (log/metrics) and SendHeartbeat
 //     first, send those at once (the Step's now is their send time). Then at
