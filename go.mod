@@ -2,6 +2,8 @@ module github.com/mcsim/mcsim
 
 go 1.26.0
 
+toolchain go1.27.4
+
 require (
 	github.com/cockroachdb/datadriven v1.0.3
 	github.com/hashicorp/memberlist v0.7.0
