@@ -94,6 +94,7 @@ func (c Config) Validate() error {
 // fields are guarded by Node.mu.
 type session struct {
 	shard  int32
+	shards int32 // the assignment's shard count, sent to the gateway
 	epoch  uint64
 	state  mcsimv1.GatewayStatus // CONNECTING or CONNECTED
 	cancel context.CancelFunc

@@ -134,6 +134,8 @@ func TestFencing(t *testing.T) {
 		wantCode(t, err, codes.InvalidArgument, "shard: must be ≥ 0")
 		_, err = c.Assign(ctx, &mcsimv1.AssignRequest{LeaseEpoch: 3, Shard: 4, Epoch: 9, Shards: 4})
 		wantCode(t, err, codes.InvalidArgument, "shard: must be < shards (4)")
+		_, err = c.Assign(ctx, &mcsimv1.AssignRequest{LeaseEpoch: 3, Shard: 1, Epoch: 9, Shards: 3})
+		wantCode(t, err, codes.InvalidArgument, "shards: must be one of 1, 2, 4, 8, 16, 32")
 		_, err = c.Assign(ctx, &mcsimv1.AssignRequest{LeaseEpoch: 3, Shard: 1})
 		wantCode(t, err, codes.InvalidArgument, "epoch: must be ≥ 1")
 

@@ -11,19 +11,39 @@ import (
 )
 
 // validateAssign checks an AssignRequest's fields. shards may be 0 (unknown
-// to the sender); when set, shard must fall inside it.
+// to the sender, see sessionShards); when set, it is a count the gateway
+// accepts (a power of two up to maxShards) and shard falls inside it.
 func validateAssign(req *mcsimv1.AssignRequest) error {
 	switch {
 	case req.GetShard() < 0:
 		return fmt.Errorf("shard: must be ≥ 0, got %d", req.GetShard())
+	case req.GetShards() == 0 && req.GetShard() >= maxShards:
+		return fmt.Errorf("shard: must be < %d, got %d", maxShards, req.GetShard())
 	case req.GetEpoch() == 0:
 		return fmt.Errorf("epoch: must be ≥ 1, got 0")
 	case req.GetShards() < 0:
 		return fmt.Errorf("shards: must be ≥ 0, got %d", req.GetShards())
+	case req.GetShards() > maxShards || req.GetShards()&(req.GetShards()-1) != 0:
+		return fmt.Errorf("shards: must be one of 1, 2, 4, 8, 16, 32 (or 0: unknown), got %d", req.GetShards())
 	case req.GetShards() > 0 && req.GetShard() >= req.GetShards():
 		return fmt.Errorf("shard: must be < shards (%d), got %d", req.GetShards(), req.GetShard())
 	}
 	return nil
+}
+
+// maxShards is the largest shard count; the gateway splits the keys into
+// that many buckets.
+const maxShards = 32
+
+// sessionShards is the shard count a session is opened with. A sender that
+// does not know the count (0; the master always sends it) gets the finest,
+// under which distinct shard numbers never share a key: the gateway then
+// fences by shard number alone, as it did before counts were known.
+func sessionShards(shards int32) int32 {
+	if shards == 0 {
+		return maxShards
+	}
+	return shards
 }
 
 // Assign implements mcsimv1.CoreAppServiceServer. It answers once the
@@ -66,7 +86,7 @@ func (n *Node) Assign(ctx context.Context, req *mcsimv1.AssignRequest) (resp *mc
 	n.shardEpochs[shard] = epoch
 	n.everAssigned = true
 	sctx, cancel := context.WithCancel(n.ctx)
-	s := &session{shard: shard, epoch: epoch, state: mcsimv1.GatewayStatus_GATEWAY_STATUS_CONNECTING, cancel: cancel}
+	s := &session{shard: shard, shards: sessionShards(req.GetShards()), epoch: epoch, state: mcsimv1.GatewayStatus_GATEWAY_STATUS_CONNECTING, cancel: cancel}
 	// An older session of the same shard on this node is left to the
 	// gateway, which replaces it when this one is accepted; runSession
 	// ends it whatever the gateway answers (see there).
@@ -152,10 +172,10 @@ func (n *Node) Release(_ context.Context, req *mcsimv1.ReleaseRequest) (*mcsimv1
 func (n *Node) runSession(ctx context.Context, s *session, result chan<- error) {
 	defer n.wg.Done()
 	defer s.cancel()
-	lg := n.logger.With().Int32("shard", s.shard).Uint64("epoch", s.epoch).Logger()
+	lg := n.logger.With().Int32("shard", s.shard).Int32("shards", s.shards).Uint64("epoch", s.epoch).Logger()
 
 	stream, err := n.cfg.GatewayClient.Session(ctx, &mcsimv1.SessionRequest{
-		CoreappId: n.cfg.ID, Shard: s.shard, Epoch: s.epoch,
+		CoreappId: n.cfg.ID, Shard: s.shard, Shards: s.shards, Epoch: s.epoch,
 	})
 	var first *mcsimv1.SessionResponse
 	if err == nil {

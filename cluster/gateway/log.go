@@ -1,9 +1,10 @@
 // Package gateway is the simulated WhatsApp server of an mcsim cluster and
 // its impartial witness. Coreapps open one session per shard; the gateway
-// enforces fencing (only the newest shard epoch may hold a shard) and logs
-// every connect, replace, reject and disconnect with its time, so that
-// checks of double ownership and downtime are made from what the gateway
-// saw, not from what the nodes believe.
+// enforces fencing (only the newest shard epoch may hold a key, whatever the
+// shard counts of the sessions, so a live shard-count change never serves a
+// key twice at once) and logs every connect, replace, reject and disconnect
+// with its time, so that checks of double ownership and downtime are made
+// from what the gateway saw, not from what the nodes believe.
 //
 // The decisions live in Log, a pure state machine that takes the time as an
 // argument; Server wraps it in a gRPC service.
@@ -11,63 +12,99 @@ package gateway
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	mcsimv1 "github.com/mcsim/mcsim/proto/mcsim/v1"
 )
 
+// MaxShards is the largest shard count. Counts are powers of two up to it,
+// so the keys split into MaxShards buckets (hash(k) % MaxShards) and shard s
+// of count N covers exactly the buckets b with b % N == s: sessions of
+// different counts are compared bucket by bucket.
+const MaxShards = 32
+
+// ValidShardCount reports whether n is a shard count a session may have: a
+// power of two from 1 to MaxShards.
+func ValidShardCount(n int32) bool {
+	return n >= 1 && n <= MaxShards && n&(n-1) == 0
+}
+
+// buckets returns the buckets shard s of count n covers. s and n must be
+// valid (ValidateRequest).
+func buckets(s, n int32) []int32 {
+	out := make([]int32, 0, MaxShards/n)
+	for b := s; b < MaxShards; b += n {
+		out = append(out, b)
+	}
+	return out
+}
+
 // SessionID identifies one accepted session for the life of a Log.
 type SessionID uint64
 
-// Session is an accepted shard session.
+// Session is an accepted shard session: shard Shard of count Shards.
 type Session struct {
 	ID        SessionID
 	CoreappID string
 	Shard     int32
+	Shards    int32
 	Epoch     uint64
 }
 
 // Decision is the outcome of a session request.
 type Decision struct {
-	// Accepted says whether the session now holds the shard.
+	// Accepted says whether the session now holds its keys.
 	Accepted bool
 	// Session is the new session when Accepted.
 	Session Session
-	// Replaced is the session that lost the shard, when HasReplaced.
-	Replaced    Session
-	HasReplaced bool
+	// Replaced are the open sessions that shared a bucket with the new one
+	// and lost it, in the order of their REPLACE events.
+	Replaced []Session
 	// Reason says why a session was rejected.
 	Reason string
-	// Event is the log entry the request produced.
-	Event *mcsimv1.GatewayEvent
+	// Events are the log entries the request produced: one REJECT, one
+	// CONNECT, or one REPLACE per replaced session.
+	Events []*mcsimv1.GatewayEvent
 }
 
-// epochOwner remembers who was accepted with the newest epoch of a shard.
-type epochOwner struct {
-	epoch     uint64
-	coreappID string
+// assignment is what an epoch was first accepted for; an epoch names one
+// assignment, so only that one may reconnect with it.
+type assignment struct {
+	coreappID     string
+	shard, shards int32
 }
 
-// Log is the gateway's state: the session holding each shard, the newest
-// epoch accepted per shard, and the event log. It has no clock and no
-// goroutines; callers pass the time of every request. It is not safe for
+// Log is the gateway's state: the open session holding each bucket, the
+// newest epoch accepted per bucket, and the event log. It has no clock and
+// no goroutines; callers pass the time of every request. It is not safe for
 // concurrent use.
 //
-// Rules:
-//   - epoch > newest accepted for the shard: accepted; a session holding the
-//     shard is replaced (REPLACE event), otherwise CONNECT.
-//   - epoch < newest: rejected (REJECT event).
-//   - epoch == newest: the same assignment connecting again (for example after
-//     a broken stream). Accepted only when the shard is free and the coreapp
-//     is the one that was accepted with that epoch; rejected when a session
-//     with that epoch is still open (the new one must not silently replace
-//     it) or when another coreapp claims the epoch (an epoch names one
-//     assignment, so a second owner is a master bug worth seeing in the log).
+// Rules, for a session of shard s, count N, epoch e (it covers the buckets
+// b % N == s):
+//   - e > the newest epoch accepted on every bucket it covers: accepted.
+//     Every open session holding one of those buckets is replaced (one
+//     REPLACE event each, naming it); with none, CONNECT. The buckets'
+//     newest epoch becomes e. After 2→4, new shard 2 (epoch 9) replaces the
+//     open shard 0-of-2 (epoch 5); after 4→2, shard 0-of-2 replaces both
+//     0-of-4 and 2-of-4.
+//   - e < the newest on any of its buckets: rejected (REJECT event naming
+//     the newer epoch).
+//   - otherwise e equals the newest on some bucket: the same assignment
+//     connecting again (for example after a broken stream). Accepted only
+//     when e was first accepted for this coreapp, shard and count and no
+//     session is open on its buckets; rejected when one is (the new one must
+//     not silently replace it) or when e belongs to another assignment (a
+//     master bug worth seeing in the log).
+//
+// Since a session of shard s of count N overlaps every session of shard s
+// of any other count, open sessions have distinct shard numbers.
 type Log struct {
 	start    time.Time
 	nextID   SessionID
-	holders  map[int32]Session
-	newest   map[int32]epochOwner
+	owner    [MaxShards]SessionID // 0: no open session
+	newest   [MaxShards]uint64    // 0: never accepted (epochs are ≥ 1)
+	epochs   map[uint64]assignment
 	events   []*mcsimv1.GatewayEvent
 	sessions map[SessionID]Session
 }
@@ -76,8 +113,7 @@ type Log struct {
 func NewLog(start time.Time) *Log {
 	return &Log{
 		start:    start,
-		holders:  make(map[int32]Session),
-		newest:   make(map[int32]epochOwner),
+		epochs:   make(map[uint64]assignment),
 		sessions: make(map[SessionID]Session),
 	}
 }
@@ -85,85 +121,124 @@ func NewLog(start time.Time) *Log {
 // ValidateRequest checks a session request's fields. A request that fails it
 // must not reach Open: it is bad input, not a fencing decision, and is not
 // logged.
-func ValidateRequest(coreappID string, shard int32, epoch uint64) error {
+func ValidateRequest(coreappID string, shard, shards int32, epoch uint64) error {
 	switch {
 	case coreappID == "":
 		return fmt.Errorf("coreapp_id: must not be empty")
-	case shard < 0:
-		return fmt.Errorf("shard: must be ≥ 0, got %d", shard)
+	case !ValidShardCount(shards):
+		return fmt.Errorf("shards: must be one of 1, 2, 4, 8, 16, 32, got %d", shards)
+	case shard < 0 || shard >= shards:
+		return fmt.Errorf("shard: must be in [0, %d) for shards %d, got %d", shards, shards, shard)
 	case epoch == 0:
 		return fmt.Errorf("epoch: must be ≥ 1, got 0")
 	}
 	return nil
 }
 
-// Open decides a session request made at now and logs the outcome.
-func (l *Log) Open(now time.Time, coreappID string, shard int32, epoch uint64) Decision {
-	newest, seen := l.newest[shard]
-	holder, held := l.holders[shard]
+// Open decides a session request made at now and logs the outcome. The
+// request must pass ValidateRequest.
+func (l *Log) Open(now time.Time, coreappID string, shard, shards int32, epoch uint64) Decision {
+	bs := buckets(shard, shards)
 	reject := func(reason string) Decision {
 		ev := l.append(now, &mcsimv1.GatewayEvent{
 			Kind:      mcsimv1.GatewayEventKind_GATEWAY_EVENT_KIND_REJECT,
 			Shard:     shard,
+			Shards:    shards,
 			Epoch:     epoch,
 			CoreappId: coreappID,
 			Reason:    reason,
 		})
-		return Decision{Reason: reason, Event: ev}
+		return Decision{Reason: reason, Events: []*mcsimv1.GatewayEvent{ev}}
 	}
-	if seen {
-		switch {
-		case epoch < newest.epoch:
-			return reject(fmt.Sprintf("stale epoch %d for shard %d: newest is %d", epoch, shard, newest.epoch))
-		case epoch == newest.epoch && held:
-			return reject(fmt.Sprintf("epoch %d for shard %d is already open by coreapp %q", epoch, shard, holder.CoreappID))
-		case epoch == newest.epoch && coreappID != newest.coreappID:
-			return reject(fmt.Sprintf("epoch %d for shard %d belongs to coreapp %q", epoch, shard, newest.coreappID))
+	var newest uint64
+	var open []SessionID // open sessions on our buckets, in bucket order, once each
+	for _, b := range bs {
+		newest = max(newest, l.newest[b])
+		if id := l.owner[b]; id != 0 && !slices.Contains(open, id) {
+			open = append(open, id)
+		}
+	}
+	switch {
+	case epoch < newest:
+		return reject(fmt.Sprintf("stale epoch %d for shard %d of %d: newest is %d", epoch, shard, shards, newest))
+	case epoch == newest:
+		if a := l.epochs[epoch]; a != (assignment{coreappID, shard, shards}) {
+			return reject(fmt.Sprintf("epoch %d belongs to coreapp %q shard %d of %d", epoch, a.coreappID, a.shard, a.shards))
+		}
+		if len(open) > 0 {
+			h := l.sessions[open[0]]
+			return reject(fmt.Sprintf("epoch %d for shard %d of %d is already open by coreapp %q", epoch, shard, shards, h.CoreappID))
 		}
 	}
 	l.nextID++
-	s := Session{ID: l.nextID, CoreappID: coreappID, Shard: shard, Epoch: epoch}
-	l.holders[shard] = s
+	s := Session{ID: l.nextID, CoreappID: coreappID, Shard: shard, Shards: shards, Epoch: epoch}
 	l.sessions[s.ID] = s
-	l.newest[shard] = epochOwner{epoch: epoch, coreappID: coreappID}
+	if _, ok := l.epochs[epoch]; !ok {
+		l.epochs[epoch] = assignment{coreappID, shard, shards}
+	}
 	d := Decision{Accepted: true, Session: s}
-	ev := &mcsimv1.GatewayEvent{
-		Kind:      mcsimv1.GatewayEventKind_GATEWAY_EVENT_KIND_CONNECT,
-		Shard:     shard,
-		Epoch:     epoch,
-		CoreappId: coreappID,
+	for _, id := range open {
+		old := l.sessions[id]
+		l.release(old)
+		d.Replaced = append(d.Replaced, old)
+		d.Events = append(d.Events, l.append(now, &mcsimv1.GatewayEvent{
+			Kind:              mcsimv1.GatewayEventKind_GATEWAY_EVENT_KIND_REPLACE,
+			Shard:             shard,
+			Shards:            shards,
+			Epoch:             epoch,
+			CoreappId:         coreappID,
+			ReplacedCoreappId: old.CoreappID,
+			ReplacedEpoch:     old.Epoch,
+			ReplacedShard:     old.Shard,
+			ReplacedShards:    old.Shards,
+		}))
 	}
-	if held {
-		delete(l.sessions, holder.ID)
-		d.Replaced, d.HasReplaced = holder, true
-		ev.Kind = mcsimv1.GatewayEventKind_GATEWAY_EVENT_KIND_REPLACE
-		ev.ReplacedCoreappId = holder.CoreappID
-		ev.ReplacedEpoch = holder.Epoch
+	for _, b := range bs {
+		l.owner[b] = s.ID
+		l.newest[b] = epoch
 	}
-	d.Event = l.append(now, ev)
+	if len(open) == 0 {
+		d.Events = append(d.Events, l.append(now, &mcsimv1.GatewayEvent{
+			Kind:      mcsimv1.GatewayEventKind_GATEWAY_EVENT_KIND_CONNECT,
+			Shard:     shard,
+			Shards:    shards,
+			Epoch:     epoch,
+			CoreappId: coreappID,
+		}))
+	}
 	return d
 }
 
-// Close ends a session at now. It logs a DISCONNECT and frees the shard only
-// when the session still holds it; a replaced session already lost the shard
-// (its REPLACE event says so), so closing it logs nothing. It reports whether
-// an event was logged.
+// release forgets open session s and frees the buckets it holds.
+func (l *Log) release(s Session) {
+	delete(l.sessions, s.ID)
+	for _, b := range buckets(s.Shard, s.Shards) {
+		if l.owner[b] == s.ID {
+			l.owner[b] = 0
+		}
+	}
+}
+
+// Close ends a session at now. It logs a DISCONNECT and frees its buckets
+// only when the session is still open; a replaced session already lost them
+// (its REPLACE event says so), so closing it logs nothing. It reports
+// whether an event was logged.
 func (l *Log) Close(now time.Time, id SessionID) (*mcsimv1.GatewayEvent, bool) {
 	s, ok := l.sessions[id]
 	if !ok {
 		return nil, false
 	}
-	delete(l.sessions, id)
-	delete(l.holders, s.Shard)
+	l.release(s)
 	return l.append(now, &mcsimv1.GatewayEvent{
 		Kind:      mcsimv1.GatewayEventKind_GATEWAY_EVENT_KIND_DISCONNECT,
 		Shard:     s.Shard,
+		Shards:    s.Shards,
 		Epoch:     s.Epoch,
 		CoreappId: s.CoreappID,
 	}), true
 }
 
-// Holding reports whether session id still holds its shard.
+// Holding reports whether session id is still open.
 func (l *Log) Holding(id SessionID) bool {
 	_, ok := l.sessions[id]
 	return ok
@@ -187,11 +262,14 @@ func (l *Log) Since(seq uint64) []*mcsimv1.GatewayEvent {
 // Len returns the number of events logged.
 func (l *Log) Len() int { return len(l.events) }
 
-// Holders returns the session holding each shard.
+// Holders returns the open sessions by shard number. Open sessions never
+// share a shard number (see Log), so this is exact; callers that use one
+// shard count read it as "who serves shard s". During a count change it
+// may mix counts: Session.Shards says which.
 func (l *Log) Holders() map[int32]Session {
-	out := make(map[int32]Session, len(l.holders))
-	for k, v := range l.holders {
-		out[k] = v
+	out := make(map[int32]Session, len(l.sessions))
+	for _, s := range l.sessions {
+		out[s.Shard] = s
 	}
 	return out
 }

@@ -25,7 +25,7 @@ type Server struct {
 	mu  sync.Mutex
 	log *Log
 	// replaced gets a message for a session's stream when a newer epoch
-	// takes its shard. Buffered (1): the one message is never lost and the
+	// takes any of its keys. Buffered (1): the one message is never lost and the
 	// gateway never blocks on a slow stream.
 	replaced map[SessionID]chan *mcsimv1.SessionResponse
 	// changed is closed (and replaced) whenever an event is appended, so
@@ -48,7 +48,9 @@ func (s *Server) Register(g *grpc.Server) {
 	mcsimv1.RegisterGatewayServiceServer(g, s)
 }
 
-// Sessions returns the session holding each shard now.
+// Sessions returns the open sessions by shard number (see Log.Holders:
+// exact, as open sessions never share a shard number; with one shard count
+// in use it is the holder of each shard).
 func (s *Server) Sessions() map[int32]Session {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -70,24 +72,24 @@ func (s *Server) notifyLocked() {
 
 // Session implements mcsimv1.GatewayServiceServer.
 func (s *Server) Session(req *mcsimv1.SessionRequest, stream grpc.ServerStreamingServer[mcsimv1.SessionResponse]) error {
-	if err := ValidateRequest(req.GetCoreappId(), req.GetShard(), req.GetEpoch()); err != nil {
+	if err := ValidateRequest(req.GetCoreappId(), req.GetShard(), req.GetShards(), req.GetEpoch()); err != nil {
 		return status.Error(codes.InvalidArgument, err.Error())
 	}
 	lg := s.logger.With().Str("coreapp", req.GetCoreappId()).Int32("shard", req.GetShard()).
-		Uint64("epoch", req.GetEpoch()).Logger()
+		Int32("shards", req.GetShards()).Uint64("epoch", req.GetEpoch()).Logger()
 
 	s.mu.Lock()
-	d := s.log.Open(time.Now(), req.GetCoreappId(), req.GetShard(), req.GetEpoch())
+	d := s.log.Open(time.Now(), req.GetCoreappId(), req.GetShard(), req.GetShards(), req.GetEpoch())
 	var mine chan *mcsimv1.SessionResponse
 	if d.Accepted {
-		if d.HasReplaced {
-			if ch, ok := s.replaced[d.Replaced.ID]; ok {
+		for _, r := range d.Replaced {
+			if ch, ok := s.replaced[r.ID]; ok {
 				ch <- &mcsimv1.SessionResponse{
 					State: mcsimv1.SessionState_SESSION_STATE_REPLACED,
-					Reason: fmt.Sprintf("shard %d taken by coreapp %q with newer epoch %d",
-						req.GetShard(), req.GetCoreappId(), req.GetEpoch()),
+					Reason: fmt.Sprintf("shard %d of %d taken by coreapp %q with shard %d of %d at newer epoch %d",
+						r.Shard, r.Shards, req.GetCoreappId(), req.GetShard(), req.GetShards(), req.GetEpoch()),
 				}
-				delete(s.replaced, d.Replaced.ID)
+				delete(s.replaced, r.ID)
 			}
 		}
 		mine = make(chan *mcsimv1.SessionResponse, 1)
@@ -100,10 +102,12 @@ func (s *Server) Session(req *mcsimv1.SessionRequest, stream grpc.ServerStreamin
 		lg.Info().Str("reason", d.Reason).Msg("session rejected")
 		return stream.Send(&mcsimv1.SessionResponse{State: mcsimv1.SessionState_SESSION_STATE_REJECTED, Reason: d.Reason})
 	}
-	if d.HasReplaced {
-		lg.Info().Str("replaced_coreapp", d.Replaced.CoreappID).Uint64("replaced_epoch", d.Replaced.Epoch).
+	for _, r := range d.Replaced {
+		lg.Info().Str("replaced_coreapp", r.CoreappID).Int32("replaced_shard", r.Shard).
+			Int32("replaced_shards", r.Shards).Uint64("replaced_epoch", r.Epoch).
 			Msg("session replaced an older one")
-	} else {
+	}
+	if len(d.Replaced) == 0 {
 		lg.Info().Msg("session connected")
 	}
 

@@ -53,7 +53,7 @@ func open(t *testing.T, c mcsimv1.GatewayServiceClient, coreapp string, shard in
 	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
 	t.Cleanup(cancel)
-	st, err := c.Session(ctx, &mcsimv1.SessionRequest{CoreappId: coreapp, Shard: shard, Epoch: epoch})
+	st, err := c.Session(ctx, &mcsimv1.SessionRequest{CoreappId: coreapp, Shard: shard, Shards: 4, Epoch: epoch})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,7 +172,7 @@ func TestSameEpochReconnect(t *testing.T) {
 func TestSessionBadRequest(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		gw, c := newGateway(t)
-		st, err := c.Session(t.Context(), &mcsimv1.SessionRequest{CoreappId: "a", Shard: 0, Epoch: 0})
+		st, err := c.Session(t.Context(), &mcsimv1.SessionRequest{CoreappId: "a", Shard: 0, Shards: 4, Epoch: 0})
 		if err != nil {
 			t.Fatal(err)
 		}

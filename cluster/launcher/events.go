@@ -23,10 +23,12 @@ import (
 //	node_started       node, role, pid, grpc, gossip, metrics (URL)
 //	node_exited        node, role, pid, error (how it ended, "" for a clean exit)
 //	cluster_started    every node is up (after all node_started)
-//	gateway_connect    shard, epoch, coreapp: the gateway accepted a session
-//	gateway_replace    shard, epoch, coreapp, from, from_epoch: a newer epoch replaced a session
-//	gateway_reject     shard, epoch, coreapp, reason
-//	gateway_disconnect shard, epoch, coreapp: a session holding its shard ended
+//	gateway_connect    shard, shards, epoch, coreapp: the gateway accepted a session
+//	gateway_replace    shard, shards, epoch, coreapp, from, from_shard, from_shards, from_epoch:
+//	                   a newer epoch replaced a session (from_shard differs from shard
+//	                   after a shard-count change; one line per replaced session)
+//	gateway_reject     shard, shards, epoch, coreapp, reason
+//	gateway_disconnect shard, shards, epoch, coreapp: a session holding its shard ended
 //	role_change        node, from, to (roles as in /v1/health; from "" on first sight)
 //	failover           shard, from, to, epoch, duration_ms: a shard moved to another
 //	                   coreapp after its first assignment; duration_ms is the gap in
@@ -45,9 +47,12 @@ type Event struct {
 	PID        int    `json:"pid,omitempty"`
 	Metrics    string `json:"metrics,omitempty"`
 	Shard      *int32 `json:"shard,omitempty"`
+	Shards     int32  `json:"shards,omitempty"`
 	Epoch      uint64 `json:"epoch,omitempty"`
 	Coreapp    string `json:"coreapp,omitempty"`
 	From       string `json:"from,omitempty"`
+	FromShard  *int32 `json:"from_shard,omitempty"`
+	FromShards int32  `json:"from_shards,omitempty"`
 	FromEpoch  uint64 `json:"from_epoch,omitempty"`
 	To         string `json:"to,omitempty"`
 	Reason     string `json:"reason,omitempty"`
@@ -230,7 +235,7 @@ func (e *emitter) gateway(evs []*mcsimv1.GatewayEvent) {
 	for _, g := range evs {
 		at := time.Unix(0, g.GetUnixNs())
 		shard := g.GetShard()
-		ev := Event{Shard: &shard, Epoch: g.GetEpoch(), Coreapp: g.GetCoreappId()}
+		ev := Event{Shard: &shard, Shards: g.GetShards(), Epoch: g.GetEpoch(), Coreapp: g.GetCoreappId()}
 		switch g.GetKind() {
 		case mcsimv1.GatewayEventKind_GATEWAY_EVENT_KIND_CONNECT:
 			ev.Event = "gateway_connect"
@@ -243,8 +248,14 @@ func (e *emitter) gateway(evs []*mcsimv1.GatewayEvent) {
 			delete(e.lastOwner, shard)
 		case mcsimv1.GatewayEventKind_GATEWAY_EVENT_KIND_REPLACE:
 			ev.Event, ev.From, ev.FromEpoch = "gateway_replace", g.GetReplacedCoreappId(), g.GetReplacedEpoch()
+			from := g.GetReplacedShard()
+			ev.FromShard, ev.FromShards = &from, g.GetReplacedShards()
 			e.emitLocked(ev, at)
-			if g.GetReplacedCoreappId() != g.GetCoreappId() {
+			if from != shard {
+				// A shard-count change: the replaced session's shard number
+				// means other keys; it is gone, not failed over.
+				delete(e.shards, from)
+			} else if g.GetReplacedCoreappId() != g.GetCoreappId() {
 				e.failoverLocked(shard, g.GetReplacedCoreappId(), g.GetCoreappId(), g.GetEpoch(), 0, at)
 			}
 			e.shards[shard] = holder{g.GetCoreappId(), g.GetEpoch()}

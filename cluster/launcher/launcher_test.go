@@ -65,7 +65,7 @@ func TestRunRefusesBadConfigBeforeTouchingTheDisk(t *testing.T) {
 }
 
 func gwEvent(seq uint64, at time.Time, kind mcsimv1.GatewayEventKind, shard int32, epoch uint64, coreapp string) *mcsimv1.GatewayEvent {
-	return &mcsimv1.GatewayEvent{Seq: seq, UnixNs: at.UnixNano(), Kind: kind, Shard: shard, Epoch: epoch, CoreappId: coreapp}
+	return &mcsimv1.GatewayEvent{Seq: seq, UnixNs: at.UnixNano(), Kind: kind, Shard: shard, Shards: 2, Epoch: epoch, CoreappId: coreapp}
 }
 
 // The gateway log alone tells failovers apart from first assignments: a
@@ -83,7 +83,7 @@ func TestFailoversDerivedFromTheGatewayLog(t *testing.T) {
 		disconnect = mcsimv1.GatewayEventKind_GATEWAY_EVENT_KIND_DISCONNECT
 	)
 	rep := gwEvent(5, t0.Add(5*time.Second), replace, 1, 4, "c")
-	rep.ReplacedCoreappId, rep.ReplacedEpoch = "b", 2
+	rep.ReplacedCoreappId, rep.ReplacedEpoch, rep.ReplacedShard, rep.ReplacedShards = "b", 2, 1, 2
 	e.gateway([]*mcsimv1.GatewayEvent{
 		gwEvent(1, t0, connect, 0, 1, "a"),
 		gwEvent(2, t0, connect, 1, 2, "b"),
@@ -113,6 +113,20 @@ func TestFailoversDerivedFromTheGatewayLog(t *testing.T) {
 	}
 	if h := e.shards[0]; h.coreapp != "c" || h.epoch != 3 {
 		t.Errorf("shard 0 holder = %+v", h)
+	}
+
+	// 2→4: new shard 2 replacing 0-of-2 is no failover; shard 0 is gone
+	// until 0-of-4 connects.
+	out.Reset()
+	remap := gwEvent(6, t0.Add(6*time.Second), replace, 2, 5, "d")
+	remap.Shards = 4
+	remap.ReplacedCoreappId, remap.ReplacedEpoch, remap.ReplacedShard, remap.ReplacedShards = "c", 3, 0, 2
+	e.gateway([]*mcsimv1.GatewayEvent{remap})
+	if strings.Contains(out.String(), `"failover"`) || !strings.Contains(out.String(), `"from_shard":0,"from_shards":2`) {
+		t.Errorf("remap replace rendered %s", out.String())
+	}
+	if _, ok := e.shards[0]; ok || e.shards[2].coreapp != "d" {
+		t.Errorf("holders after remap = %+v", e.shards)
 	}
 }
 

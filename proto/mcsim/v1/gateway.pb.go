@@ -29,9 +29,9 @@ const (
 	SessionState_SESSION_STATE_UNSPECIFIED SessionState = 0
 	// The session is open.
 	SessionState_SESSION_STATE_ACCEPTED SessionState = 1
-	// The session was refused (stale epoch).
+	// The session was refused (stale epoch, or an epoch not its own).
 	SessionState_SESSION_STATE_REJECTED SessionState = 2
-	// A newer epoch took the shard; the session is closed.
+	// A newer epoch took some of the session's keys; the session is closed.
 	SessionState_SESSION_STATE_REPLACED SessionState = 3
 )
 
@@ -84,11 +84,15 @@ type GatewayEventKind int32
 const (
 	// Not set.
 	GatewayEventKind_GATEWAY_EVENT_KIND_UNSPECIFIED GatewayEventKind = 0
-	// A session was accepted for a free shard.
+	// A session was accepted and no open session held any of its keys.
 	GatewayEventKind_GATEWAY_EVENT_KIND_CONNECT GatewayEventKind = 1
-	// A session with a newer epoch took the shard from an older one.
+	// A session with a newer epoch took keys from an older one. One REPLACE
+	// is logged per replaced session; a session that replaces several (after
+	// a shard-count decrease) has several.
 	GatewayEventKind_GATEWAY_EVENT_KIND_REPLACE GatewayEventKind = 2
-	// A session was refused (its epoch was older than the newest seen).
+	// A session was refused (its epoch was older than the newest seen on one
+	// of its keys, or it was a reuse of an epoch that is not its own or is
+	// still open).
 	GatewayEventKind_GATEWAY_EVENT_KIND_REJECT GatewayEventKind = 3
 	// A session ended (the coreapp closed it or its connection broke).
 	GatewayEventKind_GATEWAY_EVENT_KIND_DISCONNECT GatewayEventKind = 4
@@ -147,7 +151,12 @@ type SessionRequest struct {
 	// The shard.
 	Shard int32 `protobuf:"varint,2,opt,name=shard,proto3" json:"shard,omitempty"`
 	// The shard epoch of the coreapp's assignment.
-	Epoch         uint64 `protobuf:"varint,3,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	Epoch uint64 `protobuf:"varint,3,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	// The shard count of the assignment: one of 1, 2, 4, 8, 16, 32. Shard s
+	// of count N serves the keys k with hash(k) % N == s, so sessions of
+	// different counts can overlap; the gateway fences on the keys, not on
+	// the shard number.
+	Shards        int32 `protobuf:"varint,4,opt,name=shards,proto3" json:"shards,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -199,6 +208,13 @@ func (x *SessionRequest) GetShard() int32 {
 func (x *SessionRequest) GetEpoch() uint64 {
 	if x != nil {
 		return x.Epoch
+	}
+	return 0
+}
+
+func (x *SessionRequest) GetShards() int32 {
+	if x != nil {
+		return x.Shards
 	}
 	return 0
 }
@@ -464,9 +480,17 @@ type GatewayEvent struct {
 	// For REPLACE: the epoch of the replaced session.
 	ReplacedEpoch uint64 `protobuf:"varint,9,opt,name=replaced_epoch,json=replacedEpoch,proto3" json:"replaced_epoch,omitempty"`
 	// Why, for REJECT.
-	Reason        string `protobuf:"bytes,10,opt,name=reason,proto3" json:"reason,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Reason string `protobuf:"bytes,10,opt,name=reason,proto3" json:"reason,omitempty"`
+	// The shard count of the session the event is about (with shard, the keys
+	// it covers).
+	Shards int32 `protobuf:"varint,11,opt,name=shards,proto3" json:"shards,omitempty"`
+	// For REPLACE: the shard of the replaced session (it may differ from
+	// shard when the two sessions' counts differ).
+	ReplacedShard int32 `protobuf:"varint,12,opt,name=replaced_shard,json=replacedShard,proto3" json:"replaced_shard,omitempty"`
+	// For REPLACE: the shard count of the replaced session.
+	ReplacedShards int32 `protobuf:"varint,13,opt,name=replaced_shards,json=replacedShards,proto3" json:"replaced_shards,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *GatewayEvent) Reset() {
@@ -569,16 +593,38 @@ func (x *GatewayEvent) GetReason() string {
 	return ""
 }
 
+func (x *GatewayEvent) GetShards() int32 {
+	if x != nil {
+		return x.Shards
+	}
+	return 0
+}
+
+func (x *GatewayEvent) GetReplacedShard() int32 {
+	if x != nil {
+		return x.ReplacedShard
+	}
+	return 0
+}
+
+func (x *GatewayEvent) GetReplacedShards() int32 {
+	if x != nil {
+		return x.ReplacedShards
+	}
+	return 0
+}
+
 var File_mcsim_v1_gateway_proto protoreflect.FileDescriptor
 
 const file_mcsim_v1_gateway_proto_rawDesc = "" +
 	"\n" +
-	"\x16mcsim/v1/gateway.proto\x12\bmcsim.v1\"[\n" +
+	"\x16mcsim/v1/gateway.proto\x12\bmcsim.v1\"s\n" +
 	"\x0eSessionRequest\x12\x1d\n" +
 	"\n" +
 	"coreapp_id\x18\x01 \x01(\tR\tcoreappId\x12\x14\n" +
 	"\x05shard\x18\x02 \x01(\x05R\x05shard\x12\x14\n" +
-	"\x05epoch\x18\x03 \x01(\x04R\x05epoch\"W\n" +
+	"\x05epoch\x18\x03 \x01(\x04R\x05epoch\x12\x16\n" +
+	"\x06shards\x18\x04 \x01(\x05R\x06shards\"W\n" +
 	"\x0fSessionResponse\x12,\n" +
 	"\x05state\x18\x01 \x01(\x0e2\x16.mcsim.v1.SessionStateR\x05state\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\",\n" +
@@ -589,7 +635,7 @@ const file_mcsim_v1_gateway_proto_rawDesc = "" +
 	"\x13WatchEventsResponse\x12,\n" +
 	"\x05event\x18\x01 \x01(\v2\x16.mcsim.v1.GatewayEventR\x05event\"@\n" +
 	"\x0eEventsResponse\x12.\n" +
-	"\x06events\x18\x01 \x03(\v2\x16.mcsim.v1.GatewayEventR\x06events\"\xbc\x02\n" +
+	"\x06events\x18\x01 \x03(\v2\x16.mcsim.v1.GatewayEventR\x06events\"\xa4\x03\n" +
 	"\fGatewayEvent\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x17\n" +
 	"\amono_ns\x18\x02 \x01(\x03R\x06monoNs\x12\x17\n" +
@@ -602,7 +648,10 @@ const file_mcsim_v1_gateway_proto_rawDesc = "" +
 	"\x13replaced_coreapp_id\x18\b \x01(\tR\x11replacedCoreappId\x12%\n" +
 	"\x0ereplaced_epoch\x18\t \x01(\x04R\rreplacedEpoch\x12\x16\n" +
 	"\x06reason\x18\n" +
-	" \x01(\tR\x06reason*\x81\x01\n" +
+	" \x01(\tR\x06reason\x12\x16\n" +
+	"\x06shards\x18\v \x01(\x05R\x06shards\x12%\n" +
+	"\x0ereplaced_shard\x18\f \x01(\x05R\rreplacedShard\x12'\n" +
+	"\x0freplaced_shards\x18\r \x01(\x05R\x0ereplacedShards*\x81\x01\n" +
 	"\fSessionState\x12\x1d\n" +
 	"\x19SESSION_STATE_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16SESSION_STATE_ACCEPTED\x10\x01\x12\x1a\n" +

@@ -33,11 +33,12 @@ const (
 // connect, replace, reject and disconnect.
 type GatewayServiceClient interface {
 	// Session opens a shard session and holds it for as long as the stream
-	// lives. The first message says ACCEPTED or REJECTED. A session is
-	// accepted only when its epoch is newer than or equal to the newest
-	// epoch seen for the shard; a newer epoch replaces the older session,
-	// whose stream then gets REPLACED and ends. Cancelling the stream is a
-	// disconnect.
+	// lives. The first message says ACCEPTED or REJECTED. A session covers
+	// the keys of its shard under its shard count; it is accepted only when
+	// its epoch is newer than the newest epoch seen on every key it covers
+	// (or the same assignment reconnecting); a newer epoch replaces every
+	// open session sharing a key with it, whose streams then get REPLACED and
+	// end. Cancelling the stream is a disconnect.
 	Session(ctx context.Context, in *SessionRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[SessionResponse], error)
 	// Events returns the event log from a sequence number on.
 	Events(ctx context.Context, in *EventsRequest, opts ...grpc.CallOption) (*EventsResponse, error)
@@ -111,11 +112,12 @@ type GatewayService_WatchEventsClient = grpc.ServerStreamingClient[WatchEventsRe
 // connect, replace, reject and disconnect.
 type GatewayServiceServer interface {
 	// Session opens a shard session and holds it for as long as the stream
-	// lives. The first message says ACCEPTED or REJECTED. A session is
-	// accepted only when its epoch is newer than or equal to the newest
-	// epoch seen for the shard; a newer epoch replaces the older session,
-	// whose stream then gets REPLACED and ends. Cancelling the stream is a
-	// disconnect.
+	// lives. The first message says ACCEPTED or REJECTED. A session covers
+	// the keys of its shard under its shard count; it is accepted only when
+	// its epoch is newer than the newest epoch seen on every key it covers
+	// (or the same assignment reconnecting); a newer epoch replaces every
+	// open session sharing a key with it, whose streams then get REPLACED and
+	// end. Cancelling the stream is a disconnect.
 	Session(*SessionRequest, grpc.ServerStreamingServer[SessionResponse]) error
 	// Events returns the event log from a sequence number on.
 	Events(context.Context, *EventsRequest) (*EventsResponse, error)
