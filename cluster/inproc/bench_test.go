@@ -88,6 +88,19 @@ func BenchmarkFailoverEpsilon(b *testing.B) {
 	})
 	benchPoll(b, 10*time.Second, "shard 0 served", func() bool { return holder(c, 0) != "" })
 	benchWaitHealthy(b, c, "coreapp-1", "coreapp-2", "coreapp-3")
+	// As after every failover below: the first kill must find the first
+	// holder confirmed (its Assign answered), or the shard moves at once as
+	// "refused" instead of through rule 1.
+	first, start := holder(c, 0), time.Now()
+	benchPoll(b, 10*time.Second, "two heartbeats to the first holder", func() bool {
+		n := 0
+		for _, o := range rec.since(0) {
+			if h, ok := o.action.(failover.SendHeartbeat); ok && h.Coreapp == first && o.at.After(start) {
+				n++
+			}
+		}
+		return n >= 2
+	})
 
 	var samples []failoverSample
 	for b.Loop() {
