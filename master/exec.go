@@ -41,7 +41,6 @@ func (n *Node) onLease(ctx context.Context, wg *sync.WaitGroup, now time.Time, r
 		n.log.Warn().Err(r.err).Msg("lease renewal failed")
 		return
 	}
-	n.holder = r.resp.GetHolder()
 	n.m.leaseEpoch.Set(float64(r.resp.GetLeaseEpoch()))
 	if !r.resp.GetGranted() {
 		if n.core != nil {

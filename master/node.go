@@ -130,7 +130,6 @@ type Node struct {
 	core        *failover.Core
 	term        uint64 // grows every time this node becomes primary; tags RPC results
 	lease       leaseClock
-	holder      string // the lease holder as last seen
 	renewing    bool
 	nextRenew   time.Time
 	peers       map[string]*peer
@@ -340,6 +339,8 @@ func (n *Node) handleQueued(ctx context.Context, wg *sync.WaitGroup, evs []any) 
 	}
 }
 
+// handle handles one event other than a heartbeatResult (handleQueued
+// applies those itself).
 func (n *Node) handle(ctx context.Context, wg *sync.WaitGroup, ev any) {
 	now := time.Now()
 	n.checkLease(now)
@@ -362,10 +363,6 @@ func (n *Node) handle(ctx context.Context, wg *sync.WaitGroup, ev any) {
 			p.conn.Close()
 		}
 		delete(n.peers, ev.id)
-	case heartbeatResult:
-		if n.applyHeartbeat(now, ev) {
-			n.step(ctx, wg, now, failover.Tick{})
-		}
 	case assignResult:
 		n.onAssign(ctx, wg, now, ev)
 	case statusQuery:

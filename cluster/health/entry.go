@@ -28,9 +28,9 @@ const (
 	GatewayUninitialized = "uninitialized"
 )
 
-// Entry is one node in the health answer. Its fields match
-// settings/httpapi.HealthEntry one for one, so the service converts with
-// httpapi.HealthEntry(e).
+// Entry is one node in the health answer (GET /v1/health); it is the one
+// definition of that JSON shape: settings/httpapi.HealthEntry is an alias
+// and `mcsim status` decodes into it.
 type Entry struct {
 	Role           string   `json:"role"`
 	GatewayStatus  string   `json:"gateway_status"`

@@ -327,12 +327,9 @@ func (c *Cluster) Master(id string) *master.Node {
 
 // KillMaster stops master id abruptly: no lease release, no goodbye.
 func (c *Cluster) KillMaster(id string) error {
-	c.mu.Lock()
-	rm := c.masters[id]
-	delete(c.masters, id)
-	c.mu.Unlock()
-	if rm == nil {
-		return fmt.Errorf("inproc: no running master %q", id)
+	rm, err := c.takeMaster(id)
+	if err != nil {
+		return err
 	}
 	rm.srv.Stop()
 	rm.node.Crash()
@@ -345,17 +342,27 @@ func (c *Cluster) KillMaster(id string) error {
 // releases the lease on the way out, so a secondary need not wait for it
 // to expire.
 func (c *Cluster) StopMaster(id string) error {
-	c.mu.Lock()
-	rm := c.masters[id]
-	delete(c.masters, id)
-	c.mu.Unlock()
-	if rm == nil {
-		return fmt.Errorf("inproc: no running master %q", id)
+	rm, err := c.takeMaster(id)
+	if err != nil {
+		return err
 	}
 	rm.cancel()
 	<-rm.done
 	rm.srv.Stop()
 	return nil
+}
+
+// takeMaster removes master id from the cluster's list and returns it for
+// the caller to stop.
+func (c *Cluster) takeMaster(id string) (*runningMaster, error) {
+	c.mu.Lock()
+	rm := c.masters[id]
+	delete(c.masters, id)
+	c.mu.Unlock()
+	if rm == nil {
+		return nil, fmt.Errorf("inproc: no running master %q", id)
+	}
+	return rm, nil
 }
 
 // FreezeMaster pauses master id's loop for d, as SIGSTOP then SIGCONT

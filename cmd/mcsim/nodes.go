@@ -45,8 +45,8 @@ type nodeFlags struct {
 }
 
 // clusterKeyEnv names the environment variable read when --cluster-key is
-// not given; `mcsim up` passes the key to its children this way so it does
-// not show in ps.
+// not given (by every node and by settings serve); `mcsim up` passes the key
+// to its children this way so it does not show in ps.
 const clusterKeyEnv = "MCSIM_CLUSTER_KEY"
 
 func (f *nodeFlags) register(c *cobra.Command, role string) {
@@ -89,7 +89,7 @@ func (f *nodeFlags) listenMetrics() (*nodeRuntime, error) {
 	return &nodeRuntime{registry: reg, metricsAddr: l.Addr().String(), metricsSrv: srv}, nil
 }
 
-// join starts gossip with this node's metadata. Loopback addresses get
+// joinCluster starts gossip with this node's metadata. Loopback addresses get
 // memberlist's fast local timings (joins and leaves seen within a second).
 func (f *nodeFlags) joinCluster(rt *nodeRuntime, base zerolog.Logger, role membership.Role, grpcAddr string) error {
 	key := f.clusterKey
@@ -123,8 +123,8 @@ func (rt *nodeRuntime) ready(out io.Writer, id, grpcAddr string) error {
 		Gossip: rt.member.LocalNode().GossipAddr, HTTP: rt.metricsAddr, PID: os.Getpid()})
 }
 
-// leave says goodbye to the gossip cluster (peers see LeftGracefully) and
-// stops it; then the metrics endpoint.
+// close stops gossip, first saying goodbye (peers see LeftGracefully) when
+// leave is set, then the metrics endpoint.
 func (rt *nodeRuntime) close(log zerolog.Logger, leave bool) {
 	if rt.member != nil {
 		if leave {

@@ -21,9 +21,6 @@ import (
 
 const passwordEnv = "MCSIM_ADMIN_PASSWORD"
 
-// serveClusterKeyEnv holds the gossip passphrase when --cluster-key is not given.
-const serveClusterKeyEnv = "MCSIM_CLUSTER_KEY"
-
 func newSettingsCommand() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "settings",
@@ -66,7 +63,7 @@ only when every listener is on a loopback address.`,
 				cfg.AdminPassword = envOr(passwordEnv, cfg.AdminPassword)
 			}
 			if !cmd.Flags().Changed("cluster-key") {
-				clusterKey = envOr(serveClusterKeyEnv, clusterKey)
+				clusterKey = envOr(clusterKeyEnv, clusterKey)
 			}
 			cfg.ClusterKey = membership.KeyFromPassphrase(clusterKey)
 			if err := cfg.Validate(); err != nil {
@@ -92,7 +89,7 @@ only when every listener is on a loopback address.`,
 	f.StringVar(&cfg.WAID, "wa-id", cfg.WAID, "the account's wa_id, shown read-only in the settings")
 	f.StringVar(&cfg.AdminPassword, "admin-password", cfg.AdminPassword, "admin password (or "+passwordEnv+")")
 	f.StringVar(&cfg.GossipAddr, "gossip", cfg.GossipAddr, `gossip (memberlist) address, the --join seed of every node; port 0 picks one, "" turns membership off`)
-	f.StringVar(&clusterKey, "cluster-key", "", "passphrase encrypting gossip; every node needs the same (or "+serveClusterKeyEnv+")")
+	f.StringVar(&clusterKey, "cluster-key", "", "passphrase encrypting gossip; every node needs the same (or "+clusterKeyEnv+")")
 	logs.register(c)
 	return c
 }

@@ -13,6 +13,8 @@ import (
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+
+	"github.com/mcsim/mcsim/cluster/health"
 )
 
 // healthPath is the settings service's cluster health endpoint.
@@ -53,25 +55,15 @@ A node that did not answer its Status call in time is listed with role
 	return c
 }
 
-// statusEntry is one node of the /v1/health answer.
-type statusEntry struct {
-	Role           string   `json:"role"`
-	GatewayStatus  string   `json:"gateway_status"`
-	Shards         []int    `json:"shards"`
-	PID            int      `json:"pid"`
-	PendingRestart []string `json:"pending_restart"`
-	Error          string   `json:"error"`
-}
-
 // roleOrder puts masters first, the primary on top; nodes that did not
 // answer go last, whatever they are.
 func roleOrder(role string) int {
 	switch role {
-	case "primary_master":
+	case health.RolePrimaryMaster:
 		return 0
-	case "secondary_master":
+	case health.RoleSecondaryMaster:
 		return 1
-	case "coreapp":
+	case health.RoleCoreapp:
 		return 2
 	}
 	return 3
@@ -86,7 +78,7 @@ func nodeID(key string) string {
 // formatStatus renders a /v1/health answer as an aligned table.
 func formatStatus(body []byte) (string, error) {
 	var ans struct {
-		Health map[string]statusEntry `json:"health"`
+		Health map[string]health.Entry `json:"health"`
 	}
 	if err := json.Unmarshal(body, &ans); err != nil || ans.Health == nil {
 		return "", fmt.Errorf("the service's /v1/health answer is not a health object: %.200q", bytes.TrimSpace(body))

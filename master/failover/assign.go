@@ -1,6 +1,9 @@
 package failover
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // The shard assigner: rules 2, 5 and 6. Every change to the map marks the
 // batch dirty, so Step emits one PersistShardMap before the Assign/Release
@@ -37,12 +40,20 @@ func (c *Core) standbys() []Candidate {
 // the standby ChooseStandby picks, with epoch MaxEpoch+1. A shard with no
 // standby is reported once and retried every Step.
 func (c *Core) assignUnassigned(now time.Time) {
+	// The standbys are listed once, when the first unassigned shard is
+	// found; give changes nothing they depend on except that the chosen
+	// one now owns a shard, so it is dropped from the list.
+	var cands []Candidate
+	listed := false
 	for s, a := range c.sm.Assignments {
 		if a.Coreapp != "" {
 			continue
 		}
 		st := &c.shards[s]
-		id, ok := ChooseStandby(c.standbys())
+		if !listed {
+			cands, listed = c.standbys(), true
+		}
+		id, ok := ChooseStandby(cands)
 		if !ok {
 			if !st.stuck {
 				st.stuck = true
@@ -52,6 +63,7 @@ func (c *Core) assignUnassigned(now time.Time) {
 		}
 		from, lostAt := st.lostFrom, st.lostAt
 		epoch := c.give(s, id) // resets the shard's state
+		cands = slices.DeleteFunc(cands, func(x Candidate) bool { return x.ID == id })
 		if from != "" {
 			c.reports = append(c.reports, Failover{Shard: s, From: from, To: id, Epoch: epoch, LostAt: lostAt})
 		}

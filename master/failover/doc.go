@@ -85,7 +85,7 @@
 // its epoch has lost it (it restarted): the shard is reassigned at once
 // (ShardLost reason not-served).
 //
-// Rule 3 (live settings). heartbeat_interval: each coreapp's next heartbeat
+// Rule 6 (live settings). heartbeat_interval: each coreapp's next heartbeat
 // is at its last send + the new interval, or at once if that is past
 // (NextHeartbeatAt). unhealthy_interval: pending deadlines are recomputed
 // from the same ClockFrom with the new value; one already past fires in the
@@ -103,10 +103,10 @@
 // Rule 5 (graceful leave). CoreappLeft hands the coreapp's shards to
 // standbys in the same Step and forgets the coreapp.
 //
-// Rule 6 (shard count). Shard s < min(old, new) keeps its owner, re-assigned
-// at a new epoch with the new count; shards >= new are released; new
-// shards go to standbys. Each shard has one owner in the map at all times,
-// and the gateway's epoch fencing retires old sessions.
+// Shard count (live too, rule 6). Shard s < min(old, new) keeps its
+// owner, re-assigned at a new epoch with the new count; shards >= new are
+// released; new shards go to standbys. Each shard has one owner in the
+// map at all times, and the gateway's epoch fencing retires old sessions.
 //
 // New: every owner in the stored map becomes a healthy known coreapp with a
 // fresh clock (its first heartbeat is sent at the first Step), so a takeover

@@ -27,7 +27,7 @@ func ClockFrom(earliestUnansweredSentAt, resumedAt time.Time) time.Time {
 	return earliestUnansweredSentAt
 }
 
-// PendingDeadline is rule 3 for unhealthy_interval changes: the deadline is
+// PendingDeadline is rule 6 for unhealthy_interval changes: the deadline is
 // recomputed with the new interval from the same clock start, and if that
 // is already past it fires at now (the Step that applies the change).
 func PendingDeadline(clockFrom time.Time, unhealthyInterval time.Duration, now time.Time) time.Time {
@@ -38,7 +38,7 @@ func PendingDeadline(clockFrom time.Time, unhealthyInterval time.Duration, now t
 	return d
 }
 
-// NextHeartbeatAt is rule 3 for heartbeat_interval: the next heartbeat goes
+// NextHeartbeatAt is rule 6 for heartbeat_interval: the next heartbeat goes
 // one (current) interval after the previous one, or at once if that is
 // already past (after a shortened interval or a stall).
 func NextHeartbeatAt(lastSentAt time.Time, heartbeatInterval time.Duration, now time.Time) time.Time {

@@ -109,12 +109,10 @@ func (s *settingsServer) watchResponse(st store.State) (*mcsimv1.WatchResponse, 
 
 // buildSnapshot renders one store state as the wire snapshot.
 func buildSnapshot(st store.State, waID string) (*mcsimv1.Snapshot, error) {
-	app := settings.Defaults(waID)
-	if st.Application != nil {
-		var err error
-		if app, err = settings.Decode(st.Application, waID); err != nil {
-			return nil, err
-		}
+	// Decode gives the defaults for a store that was never written.
+	app, err := settings.Decode(st.Application, waID)
+	if err != nil {
+		return nil, err
 	}
 	return &mcsimv1.Snapshot{
 		Revision:                 st.Revision,

@@ -18,17 +18,9 @@ type getAnswer struct {
 	Meta meta `json:"meta"`
 }
 
-// current decodes a stored document, substituting the defaults for a store
-// that was never written.
-func (s *server) current(stored []byte) (settings.Application, error) {
-	if stored == nil {
-		return settings.Defaults(s.waID), nil
-	}
-	return settings.Decode(stored, s.waID)
-}
-
 func (s *server) getApplication(w http.ResponseWriter, r *http.Request) {
-	app, err := s.current(s.store.State().Application)
+	// Decode gives the defaults for a store that was never written.
+	app, err := settings.Decode(s.store.State().Application, s.waID)
 	if err != nil {
 		s.writeInternal(w, r, "could not read the stored settings", err)
 		return
@@ -49,7 +41,7 @@ func (s *server) patchApplication(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	_, err := s.store.UpdateApplication(func(cur []byte) ([]byte, error) {
-		app, err := s.current(cur)
+		app, err := settings.Decode(cur, s.waID)
 		if err != nil {
 			// %v, not %w: a broken stored document is a 500, never
 			// mistaken for the client's validation errors.

@@ -8,29 +8,14 @@ import (
 	"slices"
 	"strconv"
 
+	"github.com/mcsim/mcsim/cluster/health"
 	"github.com/mcsim/mcsim/settings"
 )
 
-// HealthEntry is one node in the GET /v1/health answer.
-type HealthEntry struct {
-	// Role is "primary_master", "secondary_master", "coreapp", or
-	// "unknown" when the node did not answer.
-	Role string `json:"role"`
-	// GatewayStatus is "connected", "connecting", "disconnected" or
-	// "uninitialized".
-	GatewayStatus string `json:"gateway_status"`
-	// Shards are the shards the node serves, ascending; never null.
-	Shards []int `json:"shards"`
-	// PID is the node's OS process id.
-	PID int `json:"pid"`
-	// PendingRestart lists the restart-required settings changed since the
-	// node started; never null.
-	PendingRestart []string `json:"pending_restart"`
-	// Metrics is the URL of the node's own /metrics, when it publishes one.
-	Metrics string `json:"metrics,omitempty"`
-	// Error says why the entry is incomplete ("unreachable: ...").
-	Error string `json:"error,omitempty"`
-}
+// HealthEntry is one node in the GET /v1/health answer. It is the health
+// aggregator's own entry type, so the JSON shape has one definition and the
+// service passes the aggregator's answer through unconverted.
+type HealthEntry = health.Entry
 
 // healthAnswer is GET /v1/health.
 type healthAnswer struct {

@@ -1,7 +1,6 @@
 package service
 
 import (
-	"context"
 	"net"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -11,7 +10,6 @@ import (
 	"github.com/mcsim/mcsim/cluster/health"
 	"github.com/mcsim/mcsim/cluster/membership"
 	mcsimv1 "github.com/mcsim/mcsim/proto/mcsim/v1"
-	"github.com/mcsim/mcsim/settings/httpapi"
 )
 
 // startMembership joins the gossip cluster as its seed. No Join list: the
@@ -38,22 +36,6 @@ func newHealth(m *membership.Member, log zerolog.Logger) (*health.Aggregator, er
 		return nil, nil
 	}
 	return health.New(health.Config{Members: m, Logger: log})
-}
-
-// healthFunc adapts the aggregator to httpapi.Config.Health; the entry
-// types have the same fields, so each converts directly.
-func healthFunc(a *health.Aggregator) func(context.Context) (map[string]httpapi.HealthEntry, error) {
-	return func(ctx context.Context) (map[string]httpapi.HealthEntry, error) {
-		got, err := a.Health(ctx)
-		if err != nil {
-			return nil, err
-		}
-		out := make(map[string]httpapi.HealthEntry, len(got))
-		for k, e := range got {
-			out[k] = httpapi.HealthEntry(e)
-		}
-		return out, nil
-	}
 }
 
 // watchMethod is the full gRPC name of the settings Watch stream.

@@ -116,7 +116,7 @@ func Run(ctx context.Context, cfg Config, ready func(Addrs)) (err error) {
 	var watches grpc.StreamServerInterceptor
 	if err == nil {
 		if agg != nil {
-			hcfg.Health = healthFunc(agg)
+			hcfg.Health = agg.Health
 		}
 		handler, err = httpapi.New(hcfg)
 	}
