@@ -107,11 +107,29 @@ func (n *Node) becomePrimary(ctx context.Context, wg *sync.WaitGroup, now time.T
 	n.m.leaseHolder.Set(1)
 	n.log.Info().Uint64("lease_epoch", n.lease.epoch).Uint64("max_epoch", resp.GetShardMap().GetMaxEpoch()).
 		Msg("became primary master")
+	n.dialStoredOwners(resp.GetShardMap())
 	now = time.Now()
 	for _, id := range sortedKeys(n.peers) {
 		n.step(ctx, wg, now, failover.CoreappJoined{ID: id})
 	}
 	n.step(ctx, wg, now, failover.Tick{})
+}
+
+// dialStoredOwners dials every owner in the stored map that gossip has not
+// shown us yet, at the address the previous primary stored. Gossip can lag
+// a takeover by a push-pull interval or more (a secondary that joined
+// before a coreapp may not have heard of it); without an address the new
+// primary's heartbeats to a live owner would fail and rule 1 would move its
+// shards: a failover caused by the takeover alone.
+func (n *Node) dialStoredOwners(m *mcsimv1.ShardMap) {
+	for _, a := range m.GetAssignments() {
+		id, addr := a.GetCoreappId(), a.GetCoreappAddress()
+		if id == "" || addr == "" || n.peers[id] != nil {
+			continue
+		}
+		n.log.Info().Str("coreapp", id).Str("addr", addr).Msg("dialing a shard owner at its stored address; gossip has not shown it yet")
+		n.setPeer(id, addr)
+	}
 }
 
 // execute carries out a batch of the core's actions in order.
@@ -178,7 +196,7 @@ func (n *Node) persist(ctx context.Context, now time.Time, m failover.ShardMap) 
 		n.stepDown("lease expired before the shard map could be written")
 		return false
 	}
-	p := shardMapToProto(m)
+	p := shardMapToProto(m, n.peers)
 	if m.MaxEpoch <= n.reserved {
 		p.MaxEpoch = n.reserved
 		n.writer.background(p)
@@ -239,7 +257,7 @@ func (n *Node) flushMap(ctx context.Context) error {
 	if n.writer == nil || n.core == nil {
 		return nil
 	}
-	p := shardMapToProto(n.core.ShardMap())
+	p := shardMapToProto(n.core.ShardMap(), n.peers)
 	p.MaxEpoch = max(p.MaxEpoch, n.reserved)
 	return n.writer.wait(ctx, p)
 }

@@ -502,11 +502,18 @@ func (n *Node) step(ctx context.Context, wg *sync.WaitGroup, now time.Time, ev f
 	n.execute(ctx, wg, now, actions)
 }
 
-// setPeer (re)dials a coreapp that joined. Always a fresh connection: a
-// re-join is usually a restarted process, and the old connection may sit in
-// gRPC's reconnect backoff.
+// setPeer dials a coreapp that joined, or re-joined at a new address. A
+// re-join at the same address (a gossip flap, or a restart on a fixed
+// port) keeps the connection, so heartbeats and assignments in flight on
+// it are not cancelled (a flap would otherwise fail them, and an assignment
+// failed that way costs a needless failover); only its reconnect backoff is
+// reset, so a restarted process is reached at once.
 func (n *Node) setPeer(id, addr string) {
 	p := n.peers[id]
+	if p != nil && p.conn != nil && p.addr == addr {
+		p.conn.ResetConnectBackoff()
+		return
+	}
 	if p != nil && p.conn != nil {
 		p.conn.Close()
 	}

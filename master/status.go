@@ -69,7 +69,7 @@ func (n *Node) status() *mcsimv1.MasterServiceStatusResponse {
 	}
 	if n.core != nil && n.lease.held(time.Now()) {
 		r.Role = mcsimv1.MasterRole_MASTER_ROLE_PRIMARY
-		r.ShardMap = shardMapToProto(n.core.ShardMap())
+		r.ShardMap = shardMapToProto(n.core.ShardMap(), n.peers)
 		for _, c := range n.core.Coreapps() {
 			if c.Healthy {
 				r.HealthyCoreapps = append(r.HealthyCoreapps, c.ID)
@@ -81,10 +81,16 @@ func (n *Node) status() *mcsimv1.MasterServiceStatusResponse {
 	return r
 }
 
-func shardMapToProto(m failover.ShardMap) *mcsimv1.ShardMap {
+// shardMapToProto converts the core's map for the store, with each owner's
+// gRPC address from peers (see ShardAssignment.coreapp_address).
+func shardMapToProto(m failover.ShardMap, peers map[string]*peer) *mcsimv1.ShardMap {
 	p := &mcsimv1.ShardMap{MaxEpoch: m.MaxEpoch, Shards: int32(len(m.Assignments))}
 	for _, a := range m.Assignments {
-		p.Assignments = append(p.Assignments, &mcsimv1.ShardAssignment{Shard: int32(a.Shard), CoreappId: a.Coreapp, Epoch: a.Epoch})
+		pa := &mcsimv1.ShardAssignment{Shard: int32(a.Shard), CoreappId: a.Coreapp, Epoch: a.Epoch}
+		if pr := peers[a.Coreapp]; a.Coreapp != "" && pr != nil {
+			pa.CoreappAddress = pr.addr
+		}
+		p.Assignments = append(p.Assignments, pa)
 	}
 	return p
 }

@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -274,7 +275,19 @@ func (c *Cluster) Coreapp(id string) *coreapp.Node {
 }
 
 // StartMaster starts master id and tells it about every running coreapp.
-func (c *Cluster) StartMaster(id string) error {
+func (c *Cluster) StartMaster(id string) error { return c.startMaster(id, true, nil) }
+
+// StartMasterSeeing starts master id and tells it only about the listed
+// coreapps, as when gossip has not yet shown it the others (a master that
+// joined before them can wait a push-pull interval to hear of them).
+// Coreapps started later are announced to it as to every master.
+func (c *Cluster) StartMasterSeeing(id string, coreapps ...string) error {
+	return c.startMaster(id, false, coreapps)
+}
+
+// startMaster starts master id and announces the running coreapps to it:
+// all of them, or those in seeing.
+func (c *Cluster) startMaster(id string, all bool, seeing []string) error {
 	var observe func(time.Time, failover.Action)
 	if c.opts.Observe != nil {
 		observe = func(at time.Time, a failover.Action) { c.opts.Observe(id, at, a) }
@@ -304,6 +317,9 @@ func (c *Cluster) StartMaster(id string) error {
 	c.mu.Lock()
 	c.masters[id] = rm
 	ids := sortedKeys(c.coreapps)
+	if !all {
+		ids = slices.DeleteFunc(ids, func(cid string) bool { return !slices.Contains(seeing, cid) })
+	}
 	addrs := make([]string, len(ids))
 	for i, cid := range ids {
 		addrs[i] = c.coreapps[cid].addr

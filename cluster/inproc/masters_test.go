@@ -163,6 +163,49 @@ func TestKilledPrimaryReplacedWithoutFailover(t *testing.T) {
 	})
 }
 
+// A secondary that gossip has not told about the shard owners yet (it
+// joined before them, and memberlist's push-pull has not come round) still
+// takes over without a failover: it dials the owners at the addresses the
+// old primary stored with the shard map. Without them its heartbeats had
+// nowhere to go, and rule 1 moved the shards of live owners (seen in the
+// end-to-end test on a loaded machine).
+func TestTakeoverBeforeGossipShowsTheOwnersFailsNothingOver(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var log actionLog
+		c, _, old := haCluster(t, 1, &log)
+		if err := c.StartMasterSeeing("master-2"); err != nil {
+			t.Fatal(err)
+		}
+		ids := []string{old, "master-2"}
+		time.Sleep(2 * haRenew) // master-2 is a secondary now
+		gwBefore, unhealthyBefore, failoversBefore := len(c.GatewayLog()), log.count(isUnhealthy), log.count(isFailover)
+		holders := []string{holder(c, 0), holder(c, 1)}
+
+		t0 := time.Now()
+		if err := c.KillMaster(old); err != nil {
+			t.Fatal(err)
+		}
+		next, _ := takeover(t, c, &log, ids, old, t0, haTTL+haRenew+time.Second)
+		if next != "master-2" {
+			t.Fatalf("primary after the kill is %s, want master-2", next)
+		}
+		time.Sleep(2*haUnhealthy + haHeartbeat)
+		if n := log.count(isUnhealthy) - unhealthyBefore; n != 0 {
+			t.Errorf("%d coreapps declared unhealthy because of the takeover", n)
+		}
+		if n := log.count(isFailover) - failoversBefore; n != 0 {
+			t.Errorf("%d shards failed over because of the takeover", n)
+		}
+		if n := len(c.GatewayLog()) - gwBefore; n != 0 {
+			t.Errorf("the gateway saw %d session changes during the takeover; want none", n)
+		}
+		if got := []string{holder(c, 0), holder(c, 1)}; !slices.Equal(got, holders) {
+			t.Errorf("holders %v after the takeover, want %v", got, holders)
+		}
+		assertWitnessClean(t, c)
+	})
+}
+
 // A primary paused past its TTL (SIGSTOP) while a coreapp crashes: the
 // secondary takes over and fails the shard over; when the old primary
 // resumes it steps down before it sends anything, so none of its

@@ -188,7 +188,11 @@ func memberlistConfig(t Tuning) *memberlist.Config {
 		c.ProbeInterval = 200 * time.Millisecond
 		c.ProbeTimeout = 100 * time.Millisecond
 		c.GossipInterval = 50 * time.Millisecond
-		c.PushPullInterval = 5 * time.Second
+		// Gossip can miss a node that joined while the others were still
+		// joining; the full-state push-pull repairs that. On one machine it
+		// is one small TCP exchange per node per interval, so do it every
+		// second: the views converge within about a second of a start.
+		c.PushPullInterval = time.Second
 		c.GossipToTheDeadTime = 5 * time.Second
 		c.TCPTimeout = time.Second
 		// A restarted process (same ID, new port) may take its name back

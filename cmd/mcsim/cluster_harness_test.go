@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -193,6 +194,9 @@ func startUp(ctx context.Context, t testing.TB, bin, data string, args ...string
 	t.Cleanup(func() {
 		_ = up.Process.Kill()
 		<-c.exited
+		if t.Failed() {
+			dumpNodeLogs(t, data)
+		}
 	})
 	for started := false; !started; {
 		select {
@@ -280,4 +284,28 @@ func scrapeMetric(ctx context.Context, hc *http.Client, url, name string) (float
 		}
 	}
 	return 0, fmt.Errorf("GET %s: no sample %q", url, name)
+}
+
+// dumpNodeLogs logs the warnings and errors of every node's log file (and
+// the master logs' info lines, where takeovers and failovers are told), so
+// a failure on CI explains itself.
+func dumpNodeLogs(t testing.TB, data string) {
+	files, _ := filepath.Glob(filepath.Join(data, "logs", "*.log"))
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		master := strings.Contains(filepath.Base(f), "master")
+		var keep []string
+		for _, line := range strings.Split(string(b), "\n") {
+			if master || strings.Contains(line, `"level":"warn"`) || strings.Contains(line, `"level":"error"`) {
+				keep = append(keep, line)
+			}
+		}
+		if len(keep) > 200 {
+			keep = keep[len(keep)-200:]
+		}
+		t.Logf("%s:\n%s", f, strings.Join(keep, "\n"))
+	}
 }

@@ -543,9 +543,16 @@ type ShardAssignment struct {
 	// The coreapp serving it ("" when unassigned).
 	CoreappId string `protobuf:"bytes,2,opt,name=coreapp_id,json=coreappId,proto3" json:"coreapp_id,omitempty"`
 	// The epoch of the assignment.
-	Epoch         uint64 `protobuf:"varint,3,opt,name=epoch,proto3" json:"epoch,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Epoch uint64 `protobuf:"varint,3,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	// The owner's gRPC address as the writing master knew it ("" when
+	// unassigned or unknown). A master that takes over dials the owners at
+	// these addresses at once, so it can heartbeat them before gossip has
+	// told it about them: otherwise a live owner it cannot reach yet would be
+	// declared unhealthy and its shards moved by the takeover alone. Gossip
+	// stays the source of truth: an address it announces replaces this one.
+	CoreappAddress string `protobuf:"bytes,4,opt,name=coreapp_address,json=coreappAddress,proto3" json:"coreapp_address,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *ShardAssignment) Reset() {
@@ -599,6 +606,13 @@ func (x *ShardAssignment) GetEpoch() uint64 {
 	return 0
 }
 
+func (x *ShardAssignment) GetCoreappAddress() string {
+	if x != nil {
+		return x.CoreappAddress
+	}
+	return ""
+}
+
 var File_mcsim_v1_coordination_proto protoreflect.FileDescriptor
 
 const file_mcsim_v1_coordination_proto_rawDesc = "" +
@@ -635,12 +649,13 @@ const file_mcsim_v1_coordination_proto_rawDesc = "" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\x12\x1b\n" +
 	"\tmax_epoch\x18\x02 \x01(\x04R\bmaxEpoch\x12;\n" +
 	"\vassignments\x18\x03 \x03(\v2\x19.mcsim.v1.ShardAssignmentR\vassignments\x12\x16\n" +
-	"\x06shards\x18\x04 \x01(\x05R\x06shards\"\\\n" +
+	"\x06shards\x18\x04 \x01(\x05R\x06shards\"\x85\x01\n" +
 	"\x0fShardAssignment\x12\x14\n" +
 	"\x05shard\x18\x01 \x01(\x05R\x05shard\x12\x1d\n" +
 	"\n" +
 	"coreapp_id\x18\x02 \x01(\tR\tcoreappId\x12\x14\n" +
-	"\x05epoch\x18\x03 \x01(\x04R\x05epoch2\xd1\x02\n" +
+	"\x05epoch\x18\x03 \x01(\x04R\x05epoch\x12'\n" +
+	"\x0fcoreapp_address\x18\x04 \x01(\tR\x0ecoreappAddress2\xd1\x02\n" +
 	"\x13CoordinationService\x12M\n" +
 	"\fAcquireLease\x12\x1d.mcsim.v1.AcquireLeaseRequest\x1a\x1e.mcsim.v1.AcquireLeaseResponse\x12M\n" +
 	"\fReleaseLease\x12\x1d.mcsim.v1.ReleaseLeaseRequest\x1a\x1e.mcsim.v1.ReleaseLeaseResponse\x12J\n" +
