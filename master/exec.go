@@ -28,7 +28,7 @@ func (n *Node) renew(ctx context.Context, wg *sync.WaitGroup, now time.Time) {
 		defer cancel()
 		sentAt := time.Now()
 		resp, err := n.cfg.Coordination.AcquireLease(rctx, &mcsimv1.AcquireLeaseRequest{
-			MasterId: n.cfg.ID, TtlMs: ttl.Milliseconds(), Address: n.cfg.Address})
+			MasterId: n.cfg.ID, Incarnation: n.incarnation, TtlMs: ttl.Milliseconds(), Address: n.cfg.Address})
 		n.post(leaseResult{sentAt: sentAt, ttl: ttl, resp: resp, err: err})
 	}()
 }

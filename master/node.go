@@ -26,6 +26,7 @@ package master
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"sync"
@@ -117,12 +118,15 @@ func FastReconnect() grpc.ConnectParams {
 
 // Node is a running master.
 type Node struct {
-	cfg     Config
-	log     zerolog.Logger
-	m       *metrics
-	events  chan any
-	done    chan struct{} // closed when Run returns
-	crashed atomic.Bool   // Crash was called: stop without a goodbye
+	cfg Config
+	// incarnation names this Node (this process run) to the lease: a
+	// restarted master with the same id is a new holder (rule 3).
+	incarnation string
+	log         zerolog.Logger
+	m           *metrics
+	events      chan any
+	done        chan struct{} // closed when Run returns
+	crashed     atomic.Bool   // Crash was called: stop without a goodbye
 
 	// Everything below is owned by the loop goroutine.
 	snap        *mcsimv1.Snapshot
@@ -171,6 +175,7 @@ func New(cfg Config) (*Node, error) {
 	}
 	return &Node{
 		cfg:         cfg,
+		incarnation: rand.Text(),
 		log:         cfg.Logger.With().Str("node_id", cfg.ID).Str("role", "master").Logger(),
 		m:           newMetrics(cfg.Registry),
 		events:      make(chan any, 4096),

@@ -206,6 +206,45 @@ func TestTakeoverBeforeGossipShowsTheOwnersFailsNothingOver(t *testing.T) {
 	})
 }
 
+// A master restarted under its own id while its old lease still runs is a
+// new holder (a new incarnation): it acts only once that lease has lapsed,
+// and under a larger lease epoch, so the old process (had it been paused
+// rather than killed) and the new one never share an epoch (rule 3).
+func TestRestartedMasterWaitsForItsOldLeaseAndTakesANewEpoch(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var log actionLog
+		c, _, id := haCluster(t, 1, &log)
+		sleepToPhase(500 * time.Millisecond) // mid-way between renewals
+		before := masterStatus(t, c, id).GetLeaseEpoch()
+		holders := []string{holder(c, 0), holder(c, 1)}
+
+		t0 := time.Now()
+		if err := c.KillMaster(id); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.StartMaster(id); err != nil {
+			t.Fatal(err)
+		}
+		waitUntil(t, haTTL+haRenew+time.Second, "the restarted master is primary", func() bool { return primary(t, c, id) == id })
+		e, ok := log.firstBy(id, "", t0, isHeartbeat)
+		if !ok {
+			t.Fatal("the restarted master is primary but sent no heartbeat")
+		}
+		// The old lease was renewed at most one renew interval before t0.
+		if earliest := t0.Add(haTTL - haRenew); e.at.Before(earliest) {
+			t.Errorf("the restarted master acted at t0+%v, before its old lease could have lapsed (t0+%v)", e.at.Sub(t0), earliest.Sub(t0))
+		}
+		if after := masterStatus(t, c, id).GetLeaseEpoch(); after <= before {
+			t.Errorf("lease epoch %d after the restart, want > %d", after, before)
+		}
+		time.Sleep(2*haUnhealthy + haHeartbeat)
+		if got := []string{holder(c, 0), holder(c, 1)}; !slices.Equal(got, holders) {
+			t.Errorf("holders %v after the restart, want %v", got, holders)
+		}
+		assertWitnessClean(t, c)
+	})
+}
+
 // A primary paused past its TTL (SIGSTOP) while a coreapp crashes: the
 // secondary takes over and fails the shard over; when the old primary
 // resumes it steps down before it sends anything, so none of its

@@ -31,7 +31,7 @@ func (c *coordinationServer) AcquireLease(ctx context.Context, req *mcsimv1.Acqu
 		return nil, invalid("ttl_ms", "a lease duration in milliseconds > 0", req.GetTtlMs())
 	}
 	now := c.cfg.Now()
-	res, err := c.cfg.Store.AcquireLease(req.GetMasterId(), req.GetAddress(), time.Duration(req.GetTtlMs())*time.Millisecond, now)
+	res, err := c.cfg.Store.AcquireLease(req.GetMasterId(), req.GetIncarnation(), req.GetAddress(), time.Duration(req.GetTtlMs())*time.Millisecond, now)
 	if err != nil {
 		return nil, c.internal("acquire lease", err)
 	}

@@ -181,7 +181,7 @@ func TestMetrics(t *testing.T) {
 	e.do(http.MethodPost, "/v1/account/shards", `{"shards": 2}`)
 	e.do(http.MethodGet, "/v1/account/shards", "")
 	e.request(http.MethodGet, "/no/such/path", "", nil)
-	if _, err := e.store.AcquireLease("master-1", "127.0.0.1:1", 3600e9, e.clock.Now()); err != nil {
+	if _, err := e.store.AcquireLease("master-1", "", "127.0.0.1:1", 3600e9, e.clock.Now()); err != nil {
 		t.Fatal(err)
 	}
 

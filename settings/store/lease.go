@@ -23,6 +23,8 @@ type Lease struct {
 	Holder string
 	// Address is the holder's published gRPC address.
 	Address string
+	// Incarnation names the holder's process run; only it may renew.
+	Incarnation string
 	// Epoch grows by one with every new holder and never goes down, not even
 	// on release, so a later holder always gets a larger epoch.
 	Epoch uint64
@@ -47,15 +49,19 @@ func leaseLapsed(l Lease, now time.Time) bool {
 // decideAcquire is the acquire/renew rule. A lapsed lease goes to masterID
 // with Epoch+1 (even if masterID held it before it lapsed: in between
 // another master may have acted on the gap, so the old epoch is not
-// trusted). The live holder renews: same epoch, Expires = now+ttl, address
-// updated. Anyone else is refused and gets the current lease.
-func decideAcquire(cur Lease, masterID, address string, ttl time.Duration, now time.Time) LeaseResult {
+// trusted). The live holder, the same master id and incarnation, renews:
+// same epoch, Expires = now+ttl, address updated. Anyone else is refused
+// and gets the current lease; that includes the holder's id with another
+// incarnation (the master restarted while its old lease runs: the old
+// process may be paused rather than dead, so the new one waits for the
+// lease to lapse like any other master and then gets a new epoch).
+func decideAcquire(cur Lease, masterID, incarnation, address string, ttl time.Duration, now time.Time) LeaseResult {
 	expires := now.Add(ttl).Round(0).UTC()
 	switch {
 	case leaseLapsed(cur, now):
-		return LeaseResult{Lease: Lease{Holder: masterID, Address: address, Epoch: cur.Epoch + 1, Expires: expires}, Granted: true}
-	case cur.Holder == masterID:
-		return LeaseResult{Lease: Lease{Holder: masterID, Address: address, Epoch: cur.Epoch, Expires: expires}, Granted: true}
+		return LeaseResult{Lease: Lease{Holder: masterID, Incarnation: incarnation, Address: address, Epoch: cur.Epoch + 1, Expires: expires}, Granted: true}
+	case cur.Holder == masterID && cur.Incarnation == incarnation:
+		return LeaseResult{Lease: Lease{Holder: masterID, Incarnation: incarnation, Address: address, Epoch: cur.Epoch, Expires: expires}, Granted: true}
 	default:
 		return LeaseResult{Lease: cur, Granted: false}
 	}
@@ -125,7 +131,7 @@ func validateShardMap(m *mcsimv1.ShardMap) error {
 // AcquireLease takes, renews or is refused the master lease by the rules of
 // decideAcquire, judged at now (the caller's clock). A granted lease is on
 // disk (fsynced) before this returns; a refusal writes nothing.
-func (s *Store) AcquireLease(masterID, address string, ttl time.Duration, now time.Time) (LeaseResult, error) {
+func (s *Store) AcquireLease(masterID, incarnation, address string, ttl time.Duration, now time.Time) (LeaseResult, error) {
 	if masterID == "" {
 		return LeaseResult{}, fmt.Errorf("store: master_id: must not be empty")
 	}
@@ -137,7 +143,7 @@ func (s *Store) AcquireLease(masterID, address string, ttl time.Duration, now ti
 	if s.closed {
 		return LeaseResult{}, ErrClosed
 	}
-	res := decideAcquire(s.lease, masterID, address, ttl, now)
+	res := decideAcquire(s.lease, masterID, incarnation, address, ttl, now)
 	if !res.Granted {
 		return res, nil
 	}
@@ -235,13 +241,14 @@ func (s *Store) WriteShardMap(masterID string, leaseEpoch uint64, m *mcsimv1.Sha
 // with bbolt's CLI). Expires is Unix nanoseconds, 0 for the zero time.
 type leaseRecord struct {
 	Holder          string `json:"holder"`
+	Incarnation     string `json:"incarnation,omitempty"`
 	Address         string `json:"address"`
 	Epoch           uint64 `json:"epoch"`
 	ExpiresUnixNano int64  `json:"expires_unix_nano"`
 }
 
 func encodeLease(l Lease) ([]byte, error) {
-	r := leaseRecord{Holder: l.Holder, Address: l.Address, Epoch: l.Epoch}
+	r := leaseRecord{Holder: l.Holder, Incarnation: l.Incarnation, Address: l.Address, Epoch: l.Epoch}
 	if !l.Expires.IsZero() {
 		r.ExpiresUnixNano = l.Expires.UnixNano()
 	}
@@ -256,7 +263,7 @@ func decodeLease(b []byte) (Lease, error) {
 	if err := json.Unmarshal(b, &r); err != nil {
 		return Lease{}, err
 	}
-	l := Lease{Holder: r.Holder, Address: r.Address, Epoch: r.Epoch}
+	l := Lease{Holder: r.Holder, Incarnation: r.Incarnation, Address: r.Address, Epoch: r.Epoch}
 	if r.ExpiresUnixNano != 0 {
 		l.Expires = time.Unix(0, r.ExpiresUnixNano).UTC()
 	}

@@ -14,26 +14,29 @@ func t0() time.Time { return time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC) }
 
 func TestDecideAcquire(t *testing.T) {
 	const ttl = 5 * time.Second
-	held := Lease{Holder: "m1", Address: "a1", Epoch: 4, Expires: t0().Add(3 * time.Second)}
+	held := Lease{Holder: "m1", Incarnation: "i1", Address: "a1", Epoch: 4, Expires: t0().Add(3 * time.Second)}
 	for _, tc := range []struct {
 		name    string
 		cur     Lease
 		who     string
+		inc     string // the caller's incarnation
 		now     time.Time
 		granted bool
 		want    Lease
 	}{
-		{"free (never taken)", Lease{}, "m1", t0(), true, Lease{Holder: "m1", Address: "addr", Epoch: 1, Expires: t0().Add(ttl)}},
-		{"free (released at epoch 4)", Lease{Epoch: 4}, "m2", t0(), true, Lease{Holder: "m2", Address: "addr", Epoch: 5, Expires: t0().Add(ttl)}},
-		{"held by other", held, "m2", t0(), false, held},
-		{"held by other, one ns before expiry", held, "m2", held.Expires.Add(-1), false, held},
-		{"expired exactly at now", held, "m2", held.Expires, true, Lease{Holder: "m2", Address: "addr", Epoch: 5, Expires: held.Expires.Add(ttl)}},
-		{"expired long ago", held, "m2", t0().Add(time.Hour), true, Lease{Holder: "m2", Address: "addr", Epoch: 5, Expires: t0().Add(time.Hour + ttl)}},
-		{"renew by holder", held, "m1", t0().Add(time.Second), true, Lease{Holder: "m1", Address: "addr", Epoch: 4, Expires: t0().Add(time.Second + ttl)}},
-		{"holder after its own expiry gets a new epoch", held, "m1", held.Expires, true, Lease{Holder: "m1", Address: "addr", Epoch: 5, Expires: held.Expires.Add(ttl)}},
+		{"free (never taken)", Lease{}, "m1", "i1", t0(), true, Lease{Holder: "m1", Incarnation: "i1", Address: "addr", Epoch: 1, Expires: t0().Add(ttl)}},
+		{"free (released at epoch 4)", Lease{Epoch: 4}, "m2", "i1", t0(), true, Lease{Holder: "m2", Incarnation: "i1", Address: "addr", Epoch: 5, Expires: t0().Add(ttl)}},
+		{"held by other", held, "m2", "i1", t0(), false, held},
+		{"held by other, one ns before expiry", held, "m2", "i1", held.Expires.Add(-1), false, held},
+		{"expired exactly at now", held, "m2", "i1", held.Expires, true, Lease{Holder: "m2", Incarnation: "i1", Address: "addr", Epoch: 5, Expires: held.Expires.Add(ttl)}},
+		{"expired long ago", held, "m2", "i1", t0().Add(time.Hour), true, Lease{Holder: "m2", Incarnation: "i1", Address: "addr", Epoch: 5, Expires: t0().Add(time.Hour + ttl)}},
+		{"renew by holder", held, "m1", "i1", t0().Add(time.Second), true, Lease{Holder: "m1", Incarnation: "i1", Address: "addr", Epoch: 4, Expires: t0().Add(time.Second + ttl)}},
+		{"holder after its own expiry gets a new epoch", held, "m1", "i1", held.Expires, true, Lease{Holder: "m1", Incarnation: "i1", Address: "addr", Epoch: 5, Expires: held.Expires.Add(ttl)}},
+		{"same id, another incarnation, while the lease runs", held, "m1", "i2", t0().Add(time.Second), false, held},
+		{"same id, another incarnation, once it lapsed", held, "m1", "i2", held.Expires, true, Lease{Holder: "m1", Incarnation: "i2", Address: "addr", Epoch: 5, Expires: held.Expires.Add(ttl)}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := decideAcquire(tc.cur, tc.who, "addr", ttl, tc.now)
+			got := decideAcquire(tc.cur, tc.who, tc.inc, "addr", ttl, tc.now)
 			if got.Granted != tc.granted || !leaseEqual(got.Lease, tc.want) {
 				t.Fatalf("decideAcquire = %+v, want granted=%v %+v", got, tc.granted, tc.want)
 			}
@@ -119,14 +122,14 @@ func TestAdmitShardMapWrite(t *testing.T) {
 func TestStoreLeaseLifecycle(t *testing.T) {
 	s, _ := openTemp(t)
 	const ttl = 5 * time.Second
-	r, err := s.AcquireLease("m1", "a1", ttl, t0())
+	r, err := s.AcquireLease("m1", "", "a1", ttl, t0())
 	if err != nil || !r.Granted || r.Lease.Epoch != 1 {
 		t.Fatalf("first acquire: %+v %v", r, err)
 	}
-	if r, _ = s.AcquireLease("m2", "a2", ttl, t0().Add(time.Second)); r.Granted || r.Lease.Holder != "m1" || r.Lease.Address != "a1" {
+	if r, _ = s.AcquireLease("m2", "", "a2", ttl, t0().Add(time.Second)); r.Granted || r.Lease.Holder != "m1" || r.Lease.Address != "a1" {
 		t.Fatalf("other master while held: %+v", r)
 	}
-	if r, _ = s.AcquireLease("m1", "a1", ttl, t0().Add(2*time.Second)); !r.Granted || r.Lease.Epoch != 1 || !r.Lease.Expires.Equal(t0().Add(7*time.Second)) {
+	if r, _ = s.AcquireLease("m1", "", "a1", ttl, t0().Add(2*time.Second)); !r.Granted || r.Lease.Epoch != 1 || !r.Lease.Expires.Equal(t0().Add(7*time.Second)) {
 		t.Fatalf("renew: %+v", r)
 	}
 	if ok, err := s.ReleaseLease("m1", 0); ok || err != nil {
@@ -138,17 +141,17 @@ func TestStoreLeaseLifecycle(t *testing.T) {
 	if l := s.CurrentLease(); l.Holder != "" || l.Epoch != 1 {
 		t.Fatalf("after release: %+v", l)
 	}
-	if r, _ = s.AcquireLease("m2", "a2", ttl, t0().Add(3*time.Second)); !r.Granted || r.Lease.Epoch != 2 {
+	if r, _ = s.AcquireLease("m2", "", "a2", ttl, t0().Add(3*time.Second)); !r.Granted || r.Lease.Epoch != 2 {
 		t.Fatalf("acquire after release: %+v", r)
 	}
 	// m2 stalls past expiry; m1 takes over with a larger epoch.
-	if r, _ = s.AcquireLease("m1", "a1", ttl, t0().Add(8*time.Second)); !r.Granted || r.Lease.Epoch != 3 || r.Lease.Holder != "m1" {
+	if r, _ = s.AcquireLease("m1", "", "a1", ttl, t0().Add(8*time.Second)); !r.Granted || r.Lease.Epoch != 3 || r.Lease.Holder != "m1" {
 		t.Fatalf("takeover after expiry: %+v", r)
 	}
-	if _, err := s.AcquireLease("", "a", ttl, t0()); err == nil || !strings.Contains(err.Error(), "master_id") {
+	if _, err := s.AcquireLease("", "", "a", ttl, t0()); err == nil || !strings.Contains(err.Error(), "master_id") {
 		t.Fatalf("empty master_id: %v", err)
 	}
-	if _, err := s.AcquireLease("m1", "a", 0, t0()); err == nil || !strings.Contains(err.Error(), "ttl") {
+	if _, err := s.AcquireLease("m1", "", "a", 0, t0()); err == nil || !strings.Contains(err.Error(), "ttl") {
 		t.Fatalf("zero ttl: %v", err)
 	}
 }
@@ -159,7 +162,7 @@ func TestWriteShardMapFencing(t *testing.T) {
 	if m, err := s.ShardMap(); err != nil || m.GetVersion() != 0 || len(m.GetAssignments()) != 0 {
 		t.Fatalf("initial shard map %v %v", m, err)
 	}
-	r1, _ := s.AcquireLease("m1", "a1", ttl, t0())
+	r1, _ := s.AcquireLease("m1", "", "a1", ttl, t0())
 	m := &mcsimv1.ShardMap{MaxEpoch: 1, Shards: 1, Assignments: []*mcsimv1.ShardAssignment{{Shard: 0, CoreappId: "c1", Epoch: 1}}}
 	v, err := s.WriteShardMap("m1", r1.Lease.Epoch, m, t0().Add(time.Second))
 	if err != nil || v != 1 || m.Version != 1 {
@@ -167,7 +170,7 @@ func TestWriteShardMapFencing(t *testing.T) {
 	}
 
 	// m1 lapses; m2 takes over at epoch 2.
-	r2, _ := s.AcquireLease("m2", "a2", ttl, t0().Add(6*time.Second))
+	r2, _ := s.AcquireLease("m2", "", "a2", ttl, t0().Add(6*time.Second))
 	if !r2.Granted || r2.Lease.Epoch != 2 {
 		t.Fatalf("takeover: %+v", r2)
 	}
@@ -211,5 +214,5 @@ func TestWriteShardMapFencing(t *testing.T) {
 }
 
 func leaseEqual(a, b Lease) bool {
-	return a.Holder == b.Holder && a.Address == b.Address && a.Epoch == b.Epoch && a.Expires.Equal(b.Expires)
+	return a.Holder == b.Holder && a.Incarnation == b.Incarnation && a.Address == b.Address && a.Epoch == b.Epoch && a.Expires.Equal(b.Expires)
 }

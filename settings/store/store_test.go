@@ -232,7 +232,7 @@ func TestReopenKeepsEverything(t *testing.T) {
 	if err := s.PutToken(hash, tokExp); err != nil {
 		t.Fatal(err)
 	}
-	lr, err := s.AcquireLease("m1", "127.0.0.1:9000", 10*time.Second, now)
+	lr, err := s.AcquireLease("m1", "", "127.0.0.1:9000", 10*time.Second, now)
 	if err != nil || !lr.Granted {
 		t.Fatalf("AcquireLease: %+v, %v", lr, err)
 	}

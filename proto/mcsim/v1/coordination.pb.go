@@ -29,7 +29,13 @@ type AcquireLeaseRequest struct {
 	// How long the lease lasts from now, in milliseconds.
 	TtlMs int64 `protobuf:"varint,2,opt,name=ttl_ms,json=ttlMs,proto3" json:"ttl_ms,omitempty"`
 	// The master's gRPC address, published with the lease.
-	Address       string `protobuf:"bytes,3,opt,name=address,proto3" json:"address,omitempty"`
+	Address string `protobuf:"bytes,3,opt,name=address,proto3" json:"address,omitempty"`
+	// Names this run of the master process (random per start). Only the
+	// incarnation that was granted the lease may renew it: a master restarted
+	// with the same id is a new holder and waits for the old lease to lapse,
+	// then gets a new lease epoch, so no two processes ever act under one
+	// epoch (rule 3). "" is an incarnation like any other.
+	Incarnation   string `protobuf:"bytes,4,opt,name=incarnation,proto3" json:"incarnation,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -81,6 +87,13 @@ func (x *AcquireLeaseRequest) GetTtlMs() int64 {
 func (x *AcquireLeaseRequest) GetAddress() string {
 	if x != nil {
 		return x.Address
+	}
+	return ""
+}
+
+func (x *AcquireLeaseRequest) GetIncarnation() string {
+	if x != nil {
+		return x.Incarnation
 	}
 	return ""
 }
@@ -617,11 +630,12 @@ var File_mcsim_v1_coordination_proto protoreflect.FileDescriptor
 
 const file_mcsim_v1_coordination_proto_rawDesc = "" +
 	"\n" +
-	"\x1bmcsim/v1/coordination.proto\x12\bmcsim.v1\"c\n" +
+	"\x1bmcsim/v1/coordination.proto\x12\bmcsim.v1\"\x85\x01\n" +
 	"\x13AcquireLeaseRequest\x12\x1b\n" +
 	"\tmaster_id\x18\x01 \x01(\tR\bmasterId\x12\x15\n" +
 	"\x06ttl_ms\x18\x02 \x01(\x03R\x05ttlMs\x12\x18\n" +
-	"\aaddress\x18\x03 \x01(\tR\aaddress\"\xb3\x01\n" +
+	"\aaddress\x18\x03 \x01(\tR\aaddress\x12 \n" +
+	"\vincarnation\x18\x04 \x01(\tR\vincarnation\"\xb3\x01\n" +
 	"\x14AcquireLeaseResponse\x12\x18\n" +
 	"\agranted\x18\x01 \x01(\bR\agranted\x12\x16\n" +
 	"\x06holder\x18\x02 \x01(\tR\x06holder\x12\x1f\n" +
