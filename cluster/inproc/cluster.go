@@ -355,8 +355,9 @@ func (c *Cluster) KillMaster(id string) error {
 }
 
 // StopMaster stops master id gracefully, as SIGTERM would: a primary
-// releases the lease on the way out, so a secondary need not wait for it
-// to expire.
+// releases the lease on the way out, then leaves the cluster, and the
+// other masters hear of the leave (as from gossip) and try for the lease
+// at once.
 func (c *Cluster) StopMaster(id string) error {
 	rm, err := c.takeMaster(id)
 	if err != nil {
@@ -365,6 +366,7 @@ func (c *Cluster) StopMaster(id string) error {
 	rm.cancel()
 	<-rm.done
 	rm.srv.Stop()
+	c.forMasters(func(m *master.Node) { m.MasterLeft(id) })
 	return nil
 }
 

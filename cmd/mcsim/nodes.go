@@ -476,9 +476,15 @@ serves, like the coreapp's.`,
 
 // followCoreapps feeds the master what gossip says about coreapps until the
 // membership shuts down. Failed is only logged: memberlist must never
-// declare a coreapp unhealthy, the heartbeat rule does (rules 1 and 4).
+// declare a coreapp unhealthy, the heartbeat rule does (rules 1 and 4). A
+// master that left gracefully has released the lease first, so the others
+// are told to try for it at once.
 func followCoreapps(events <-chan membership.Event, node *master.Node, log zerolog.Logger) {
 	for ev := range events {
+		if ev.Node.Role == membership.RoleMaster && ev.Kind == membership.LeftGracefully {
+			node.MasterLeft(ev.Node.ID)
+			continue
+		}
 		if ev.Node.Role != membership.RoleCoreapp {
 			continue
 		}
