@@ -122,6 +122,30 @@ func takeover(t *testing.T, c *inproc.Cluster, log *actionLog, ids []string, old
 	return next, e.at
 }
 
+// expectNoFailover records the cluster (2 shards) now; the check it
+// returns fails the test if, since then, cause declared a coreapp
+// unhealthy, failed a shard over, changed a session at the gateway or moved
+// a shard to another holder.
+func expectNoFailover(c *inproc.Cluster, log *actionLog, cause string) func(*testing.T) {
+	gw, unhealthy, failovers := len(c.GatewayLog()), log.count(isUnhealthy), log.count(isFailover)
+	holders := []string{holder(c, 0), holder(c, 1)}
+	return func(t *testing.T) {
+		t.Helper()
+		if n := log.count(isUnhealthy) - unhealthy; n != 0 {
+			t.Errorf("%d coreapps declared unhealthy because of %s", n, cause)
+		}
+		if n := log.count(isFailover) - failovers; n != 0 {
+			t.Errorf("%d shards failed over because of %s", n, cause)
+		}
+		if n := len(c.GatewayLog()) - gw; n != 0 {
+			t.Errorf("the gateway saw %d session changes during %s; want none", n, cause)
+		}
+		if got := []string{holder(c, 0), holder(c, 1)}; !slices.Equal(got, holders) {
+			t.Errorf("holders %v after %s, want %v", got, cause, holders)
+		}
+	}
+}
+
 // A killed primary (no lease release) is replaced within TTL + renew
 // interval of the kill, and taking over alone fails nothing over.
 func TestKilledPrimaryReplacedWithoutFailover(t *testing.T) {
@@ -129,8 +153,7 @@ func TestKilledPrimaryReplacedWithoutFailover(t *testing.T) {
 		var log actionLog
 		c, ids, old := haCluster(t, 3, &log)
 		sleepToPhase(700 * time.Millisecond)
-		gwBefore, unhealthyBefore, failoversBefore := len(c.GatewayLog()), log.count(isUnhealthy), log.count(isFailover)
-		holders := []string{holder(c, 0), holder(c, 1)}
+		noFailover := expectNoFailover(c, &log, "the takeover")
 
 		t0 := time.Now()
 		if err := c.KillMaster(old); err != nil {
@@ -147,18 +170,7 @@ func TestKilledPrimaryReplacedWithoutFailover(t *testing.T) {
 		if p := primary(t, c, ids...); p != next {
 			t.Errorf("primary is %q, want %s to stay primary", p, next)
 		}
-		if n := log.count(isUnhealthy) - unhealthyBefore; n != 0 {
-			t.Errorf("%d coreapps declared unhealthy because of the takeover", n)
-		}
-		if n := log.count(isFailover) - failoversBefore; n != 0 {
-			t.Errorf("%d shards failed over because of the takeover", n)
-		}
-		if n := len(c.GatewayLog()) - gwBefore; n != 0 {
-			t.Errorf("the gateway saw %d session changes during the takeover; want none", n)
-		}
-		if got := []string{holder(c, 0), holder(c, 1)}; !slices.Equal(got, holders) {
-			t.Errorf("holders %v after the takeover, want %v", got, holders)
-		}
+		noFailover(t)
 		assertWitnessClean(t, c)
 	})
 }
@@ -178,8 +190,7 @@ func TestTakeoverBeforeGossipShowsTheOwnersFailsNothingOver(t *testing.T) {
 		}
 		ids := []string{old, "master-2"}
 		time.Sleep(2 * haRenew) // master-2 is a secondary now
-		gwBefore, unhealthyBefore, failoversBefore := len(c.GatewayLog()), log.count(isUnhealthy), log.count(isFailover)
-		holders := []string{holder(c, 0), holder(c, 1)}
+		noFailover := expectNoFailover(c, &log, "the takeover")
 
 		t0 := time.Now()
 		if err := c.KillMaster(old); err != nil {
@@ -190,18 +201,7 @@ func TestTakeoverBeforeGossipShowsTheOwnersFailsNothingOver(t *testing.T) {
 			t.Fatalf("primary after the kill is %s, want master-2", next)
 		}
 		time.Sleep(2*haUnhealthy + haHeartbeat)
-		if n := log.count(isUnhealthy) - unhealthyBefore; n != 0 {
-			t.Errorf("%d coreapps declared unhealthy because of the takeover", n)
-		}
-		if n := log.count(isFailover) - failoversBefore; n != 0 {
-			t.Errorf("%d shards failed over because of the takeover", n)
-		}
-		if n := len(c.GatewayLog()) - gwBefore; n != 0 {
-			t.Errorf("the gateway saw %d session changes during the takeover; want none", n)
-		}
-		if got := []string{holder(c, 0), holder(c, 1)}; !slices.Equal(got, holders) {
-			t.Errorf("holders %v after the takeover, want %v", got, holders)
-		}
+		noFailover(t)
 		assertWitnessClean(t, c)
 	})
 }
@@ -216,7 +216,7 @@ func TestRestartedMasterWaitsForItsOldLeaseAndTakesANewEpoch(t *testing.T) {
 		c, _, id := haCluster(t, 1, &log)
 		sleepToPhase(500 * time.Millisecond) // mid-way between renewals
 		before := masterStatus(t, c, id).GetLeaseEpoch()
-		holders := []string{holder(c, 0), holder(c, 1)}
+		noFailover := expectNoFailover(c, &log, "the restart")
 
 		t0 := time.Now()
 		if err := c.KillMaster(id); err != nil {
@@ -238,9 +238,7 @@ func TestRestartedMasterWaitsForItsOldLeaseAndTakesANewEpoch(t *testing.T) {
 			t.Errorf("lease epoch %d after the restart, want > %d", after, before)
 		}
 		time.Sleep(2*haUnhealthy + haHeartbeat)
-		if got := []string{holder(c, 0), holder(c, 1)}; !slices.Equal(got, holders) {
-			t.Errorf("holders %v after the restart, want %v", got, holders)
-		}
+		noFailover(t)
 		assertWitnessClean(t, c)
 	})
 }
