@@ -332,7 +332,7 @@ func benchUpTakeover(b *testing.B, sig syscall.Signal) {
 		wg.Wait()
 		d := s.at.Sub(killed)
 		took = append(took, d)
-		b.Logf("kill %d: %s (pid %d) sent %v %v + %v after the last takeover was seen; %s sent its first heartbeat %v later",
+		b.Logf("kill %d: %s (pid %d) signalled (%v) %v + %v after the last takeover was seen; %s sent its first heartbeat %v later",
 			i, victim.Node, victim.PID, sig, heartbeat, phase.Round(time.Millisecond), s.id, d.Round(time.Millisecond))
 		primary = s.id
 	}
