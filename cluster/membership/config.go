@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -65,6 +66,27 @@ const (
 	// and departures show up within a second or so.
 	TuningLocal Tuning = "local"
 )
+
+// TuningFor picks the tuning for a node gossiping on bindAddr (host:port):
+// TuningLocal on a loopback host, where every node is on this machine,
+// TuningLAN otherwise (also when bindAddr does not parse).
+func TuningFor(bindAddr string) Tuning {
+	if host, _, err := net.SplitHostPort(bindAddr); err == nil && IsLoopbackHost(host) {
+		return TuningLocal
+	}
+	return TuningLAN
+}
+
+// IsLoopbackHost reports whether host (an IP or a name, no port) is this
+// machine only: 127.0.0.0/8, ::1 or "localhost" (any case). An empty host
+// listens on every interface, so it is not loopback.
+func IsLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
 
 // DefaultRejoinInterval is how often the rejoin loop retries lost peers when
 // Config.RejoinInterval is zero.

@@ -143,3 +143,25 @@ func TestRealSocketsJoinAndLogRouting(t *testing.T) {
 		t.Fatalf("no memberlist debug line with component=memberlist and node_id in:\n%v", buf.lines(t))
 	}
 }
+
+func TestTuningFor(t *testing.T) {
+	for _, tc := range []struct {
+		bind string
+		want Tuning
+	}{
+		{"127.0.0.1:7946", TuningLocal},
+		{"127.0.0.2:0", TuningLocal},
+		{"[::1]:7946", TuningLocal},
+		{"localhost:7946", TuningLocal},
+		{"LocalHost:7946", TuningLocal},
+		{"0.0.0.0:7946", TuningLAN},
+		{":7946", TuningLAN},
+		{"10.0.0.5:7946", TuningLAN},
+		{"node-1.example:7946", TuningLAN},
+		{"127.0.0.1", TuningLAN}, // no port: does not parse
+	} {
+		if got := TuningFor(tc.bind); got != tc.want {
+			t.Errorf("TuningFor(%q) = %q, want %q", tc.bind, got, tc.want)
+		}
+	}
+}

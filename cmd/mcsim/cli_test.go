@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"testing"
+
+	"github.com/spf13/cobra"
 )
 
 // run executes the CLI in-process and returns its exit code as main would
@@ -45,5 +47,42 @@ func TestClientExitCodes(t *testing.T) {
 		if got, _ := run(t, tc.args...); got != tc.want {
 			t.Errorf("mcsim %v: exit %d, want %d", tc.args, got, tc.want)
 		}
+	}
+}
+
+// A flag given on the command line wins, even as ""; otherwise the
+// environment variable; otherwise the flag's default.
+func TestFlagOrEnv(t *testing.T) {
+	const env = "MCSIM_TEST_FLAG_OR_ENV"
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		envSet bool
+		want   string
+	}{
+		{"default", nil, false, "dflt"},
+		{"env over default", nil, true, "from-env"},
+		{"flag over env", []string{"--key", "from-flag"}, true, "from-flag"},
+		{"empty flag over env", []string{"--key", ""}, true, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.envSet {
+				t.Setenv(env, "from-env")
+			}
+			var got string
+			cmd := &cobra.Command{Use: "x", RunE: func(cmd *cobra.Command, _ []string) error {
+				v, _ := cmd.Flags().GetString("key")
+				got = flagOrEnv(cmd, "key", v, env)
+				return nil
+			}}
+			cmd.Flags().String("key", "dflt", "")
+			cmd.SetArgs(tc.args)
+			if err := cmd.Execute(); err != nil {
+				t.Fatal(err)
+			}
+			if got != tc.want {
+				t.Errorf("flagOrEnv = %q, want %q", got, tc.want)
+			}
+		})
 	}
 }

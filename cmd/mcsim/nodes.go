@@ -91,23 +91,14 @@ func (f *nodeFlags) listenMetrics() (*nodeRuntime, error) {
 
 // joinCluster starts gossip with this node's metadata. Loopback addresses get
 // memberlist's fast local timings (joins and leaves seen within a second).
-func (f *nodeFlags) joinCluster(rt *nodeRuntime, base zerolog.Logger, role membership.Role, grpcAddr string) error {
-	key := f.clusterKey
-	if key == "" {
-		key = os.Getenv(clusterKeyEnv)
-	}
-	tuning := membership.TuningLAN
-	if host, _, err := net.SplitHostPort(f.gossip); err == nil {
-		if ip := net.ParseIP(host); host == "localhost" || (ip != nil && ip.IsLoopback()) {
-			tuning = membership.TuningLocal
-		}
-	}
+func (f *nodeFlags) joinCluster(cmd *cobra.Command, rt *nodeRuntime, base zerolog.Logger, role membership.Role, grpcAddr string) error {
+	key := flagOrEnv(cmd, "cluster-key", f.clusterKey, clusterKeyEnv)
 	m, err := membership.Start(membership.Config{
 		Node:       membership.Node{ID: f.id, Role: role, GRPCAddr: grpcAddr, MetricsAddr: rt.metricsAddr, PID: os.Getpid()},
 		BindAddr:   f.gossip,
 		Join:       f.join,
 		ClusterKey: membership.KeyFromPassphrase(key),
-		Tuning:     tuning,
+		Tuning:     membership.TuningFor(f.gossip),
 		Logger:     base,
 	})
 	if err != nil {
@@ -362,7 +353,7 @@ prints one ready line (JSON) on stdout once it serves:
 			runCtx, cancelRun := context.WithCancel(context.Background())
 			defer cancelRun()
 			go func() { _ = node.Run(runCtx) }()
-			if err := f.joinCluster(rt, base, membership.RoleCoreapp, l.Addr().String()); err != nil {
+			if err := f.joinCluster(cmd, rt, base, membership.RoleCoreapp, l.Addr().String()); err != nil {
 				return &exitError{code: exitFailure, msg: "mcsim coreapp: " + err.Error()}
 			}
 			// A coreapp needs no one's address; drain so the queue stays empty.
@@ -455,7 +446,7 @@ serves, like the coreapp's.`,
 			for _, ca := range static {
 				node.CoreappJoined(ca.id, ca.addr)
 			}
-			if err := f.joinCluster(rt, base, membership.RoleMaster, l.Addr().String()); err != nil {
+			if err := f.joinCluster(cmd, rt, base, membership.RoleMaster, l.Addr().String()); err != nil {
 				return &exitError{code: exitFailure, msg: "mcsim master: " + err.Error()}
 			}
 			go followCoreapps(rt.member.Events(), node, log)

@@ -89,6 +89,16 @@ func (f *logFlags) logger(w io.Writer) (zerolog.Logger, error) {
 }
 
 // envOr returns the environment variable's value, or def when it is unset.
+// flagOrEnv is the one rule for flags that an environment variable can
+// also set: the flag when given on the command line (even as ""), else the
+// variable when set, else the flag's default.
+func flagOrEnv(cmd *cobra.Command, flag, value, env string) string {
+	if cmd.Flags().Changed(flag) {
+		return value
+	}
+	return envOr(env, value)
+}
+
 func envOr(name, def string) string {
 	if v, ok := os.LookupEnv(name); ok {
 		return v

@@ -59,13 +59,8 @@ only when every listener is on a loopback address.`,
 				return err
 			}
 			cfg.Logger = log
-			if !cmd.Flags().Changed("admin-password") {
-				cfg.AdminPassword = envOr(passwordEnv, cfg.AdminPassword)
-			}
-			if !cmd.Flags().Changed("cluster-key") {
-				clusterKey = envOr(clusterKeyEnv, clusterKey)
-			}
-			cfg.ClusterKey = membership.KeyFromPassphrase(clusterKey)
+			cfg.AdminPassword = flagOrEnv(cmd, "admin-password", cfg.AdminPassword, passwordEnv)
+			cfg.ClusterKey = membership.KeyFromPassphrase(flagOrEnv(cmd, "cluster-key", clusterKey, clusterKeyEnv))
 			if err := cfg.Validate(); err != nil {
 				return usageErr("%v", err)
 			}

@@ -66,9 +66,7 @@ Exit status: 0 after a stop by signal, 1 when the cluster could not start
   mcsim up --shards 32 --coreapps 33 --heartbeat-interval 1s --unhealthy-interval 3s --json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if cfg.ClusterKey == "" {
-				cfg.ClusterKey = os.Getenv(clusterKeyEnv)
-			}
+			cfg.ClusterKey = flagOrEnv(cmd, "cluster-key", cfg.ClusterKey, clusterKeyEnv)
 			cfg.Out, cfg.Err = cmd.OutOrStdout(), cmd.ErrOrStderr()
 			if f, ok := cfg.Out.(*os.File); ok {
 				cfg.Terminal = term.IsTerminal(int(f.Fd()))

@@ -1,7 +1,6 @@
 package service
 
 import (
-	"net"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
@@ -16,15 +15,11 @@ import (
 // service is the node everybody else joins. Loopback clusters (one
 // machine, mcsim up) get memberlist's fast local timings.
 func startMembership(cfg Config, grpcAddr string, log zerolog.Logger) (*membership.Member, error) {
-	tuning := membership.TuningLAN
-	if host, _, err := net.SplitHostPort(cfg.GossipAddr); err == nil && isLoopback(host) {
-		tuning = membership.TuningLocal
-	}
 	return membership.Start(membership.Config{
 		Node:       membership.Node{ID: NodeID, Role: membership.RoleSettings, GRPCAddr: grpcAddr},
 		BindAddr:   cfg.GossipAddr,
 		ClusterKey: cfg.ClusterKey,
-		Tuning:     tuning,
+		Tuning:     membership.TuningFor(cfg.GossipAddr),
 		Logger:     log,
 	})
 }

@@ -14,6 +14,8 @@ import (
 	"strings"
 
 	"github.com/rs/zerolog"
+
+	"github.com/mcsim/mcsim/cluster/membership"
 )
 
 // DefaultAdminPassword is the admin password used when none is given. It is
@@ -148,15 +150,9 @@ func checkAddr(field, addr string) (host string, port int, err error) {
 	return host, port, nil
 }
 
-// isLoopback: 127.0.0.0/8, ::1 or localhost. An empty host listens on all
-// interfaces, so it is not loopback.
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
+// isLoopback is the one loopback rule of the project, shared with the
+// choice of gossip timings (membership.IsLoopbackHost).
+func isLoopback(host string) bool { return membership.IsLoopbackHost(host) }
 
 func hostDesc(host string) string {
 	if host == "" || host == "0.0.0.0" || host == "::" {
