@@ -1,7 +1,6 @@
 package service
 
 import (
-
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 	"google.golang.org/grpc"
