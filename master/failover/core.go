@@ -18,6 +18,10 @@ type Core struct {
 	resumedAt time.Time // last stall resume (rule 4); zero if none
 	now       time.Time // now of the last Step (or New)
 	wantWake  time.Time // NextWake after the last Step, for stall detection
+	// wakeValid: no Apply since the last Step, so NextWake is wantWake.
+	// The driver asks for NextWake several times per wake-up, and with
+	// 1,000 coreapps each computation is a scan of all of them.
+	wakeValid bool
 
 	// The batch being built; New may leave one for the first Step.
 	reports []Action // reports and heartbeats, in the order they happened
@@ -126,7 +130,8 @@ func (c *Core) Step(now time.Time, ev Event) ([]Action, error) {
 	out = append(out, c.rpcs...)
 	c.reports, c.rpcs, c.dirty = nil, nil, false
 	c.now = now
-	c.wantWake = c.NextWake()
+	c.wantWake = c.nextWake()
+	c.wakeValid = true
 	return out, nil
 }
 
@@ -149,6 +154,7 @@ func (c *Core) Apply(now time.Time, ev Event) error {
 	}
 	c.apply(now, ev)
 	c.now = now
+	c.wakeValid = false
 	return nil
 }
 
@@ -156,6 +162,13 @@ func (c *Core) Apply(now time.Time, ev Event) error {
 // another event comes first): the earliest heartbeat due or rule-1
 // deadline. Zero when nothing is pending (no coreapps).
 func (c *Core) NextWake() time.Time {
+	if c.wakeValid {
+		return c.wantWake
+	}
+	return c.nextWake()
+}
+
+func (c *Core) nextWake() time.Time {
 	if len(c.reports) > 0 || len(c.rpcs) > 0 || c.dirty {
 		return c.now
 	}

@@ -51,6 +51,9 @@ func (k *checker) check(c *Core, now time.Time, acts []Action) error {
 			}
 		}
 	}
+	if cached, fresh := c.NextWake(), c.nextWake(); !cached.Equal(fresh) {
+		return fmt.Errorf("NextWake() %v differs from a fresh computation %v", cached, fresh)
+	}
 	m := c.ShardMap()
 	if persisted && !equalMaps(m, k.durable) {
 		return fmt.Errorf("ShardMap() %v differs from the persisted %v", m, k.durable)
