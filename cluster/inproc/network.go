@@ -7,7 +7,6 @@ import (
 	"sync"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/mcsim/mcsim/master"
@@ -44,9 +43,7 @@ func (b *Bufconn) Listen(name string) (net.Listener, string, error) {
 // Dial connects lazily: each new transport looks the listener up again, so
 // a restarted node is reached at its new listener.
 func (b *Bufconn) Dial(addr string) (*grpc.ClientConn, error) {
-	return grpc.NewClient("passthrough:///"+addr,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithConnectParams(master.FastReconnect()),
+	return grpc.NewClient("passthrough:///"+addr, append(master.CoreappDialOptions(),
 		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
 			b.mu.Lock()
 			l := b.listeners[addr]
@@ -55,7 +52,7 @@ func (b *Bufconn) Dial(addr string) (*grpc.ClientConn, error) {
 				return nil, fmt.Errorf("bufconn: no listener %q", addr)
 			}
 			return l.DialContext(ctx)
-		}))
+		}))...)
 }
 
 // TCP is real loopback TCP on free ports.
@@ -70,8 +67,5 @@ func (TCP) Listen(string) (net.Listener, string, error) {
 	return l, l.Addr().String(), nil
 }
 
-// Dial connects to addr over TCP.
-func (TCP) Dial(addr string) (*grpc.ClientConn, error) {
-	return grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithConnectParams(master.FastReconnect()))
-}
+// Dial connects to addr over TCP, as a master does (master.DialCoreapp).
+func (TCP) Dial(addr string) (*grpc.ClientConn, error) { return master.DialCoreapp(addr) }
