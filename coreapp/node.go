@@ -198,6 +198,9 @@ func (n *Node) SetUnresponsive(v bool) {
 // nothing), while refusing would only make a deposed master blame a live
 // coreapp. The lease epoch is still remembered for fencing Assign/Release.
 func (n *Node) Heartbeat(ctx context.Context, req *mcsimv1.HeartbeatRequest) (*mcsimv1.HeartbeatResponse, error) {
+	if err := n.checkTarget(req.GetCoreappId()); err != nil {
+		return nil, err
+	}
 	n.mu.Lock()
 	n.leaseEpoch = max(n.leaseEpoch, req.GetLeaseEpoch())
 	n.heartbeated = true

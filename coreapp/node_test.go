@@ -164,6 +164,41 @@ func TestFencing(t *testing.T) {
 	})
 }
 
+// A request meant for another coreapp (the master dialed an address that
+// has changed hands) is refused and changes nothing: no heartbeat answer
+// that would count for the other coreapp, no shard dropped or taken.
+func TestRequestsForAnotherCoreappRefused(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t)
+		_, c, _ := h.coreapp("a", nil)
+		ctx := t.Context()
+		if _, err := c.Assign(ctx, &mcsimv1.AssignRequest{LeaseEpoch: 2, Shard: 0, Epoch: 3, CoreappId: "a"}); err != nil {
+			t.Fatal(err)
+		}
+		before := statusOf(t, c)
+
+		_, err := c.Heartbeat(ctx, &mcsimv1.HeartbeatRequest{LeaseEpoch: 5, Seq: 1, CoreappId: "b"})
+		wantCode(t, err, codes.FailedPrecondition, `this is coreapp "a", not "b"`)
+		_, err = c.Release(ctx, &mcsimv1.ReleaseRequest{LeaseEpoch: 5, Shard: 0, Epoch: 3, CoreappId: "b"})
+		wantCode(t, err, codes.FailedPrecondition, `this is coreapp "a", not "b"`)
+		_, err = c.Assign(ctx, &mcsimv1.AssignRequest{LeaseEpoch: 5, Shard: 1, Epoch: 4, CoreappId: "b"})
+		wantCode(t, err, codes.FailedPrecondition, `this is coreapp "a", not "b"`)
+
+		synctest.Wait()
+		after := statusOf(t, c)
+		if !reflect.DeepEqual(served(after.GetShards()), served(before.GetShards())) || after.GetLeaseEpoch() != 2 {
+			t.Fatalf("refused requests changed the state: %v → %v", before, after)
+		}
+		// Its own id, and no id at all, are served.
+		if resp, err := c.Heartbeat(ctx, &mcsimv1.HeartbeatRequest{LeaseEpoch: 2, Seq: 2, CoreappId: "a"}); err != nil || resp.GetCoreappId() != "a" {
+			t.Fatalf("heartbeat for a: %v, %v", resp, err)
+		}
+		if _, err := c.Heartbeat(ctx, &mcsimv1.HeartbeatRequest{LeaseEpoch: 2, Seq: 3}); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
 func TestRelease(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := newHarness(t)

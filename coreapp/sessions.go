@@ -61,6 +61,9 @@ func (n *Node) Assign(ctx context.Context, req *mcsimv1.AssignRequest) (resp *mc
 	if err := validateAssign(req); err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
+	if err := n.checkTarget(req.GetCoreappId()); err != nil {
+		return nil, err
+	}
 	shard, epoch := req.GetShard(), req.GetEpoch()
 	lg := n.logger.With().Int32("shard", shard).Uint64("epoch", epoch).
 		Str("master_id", req.GetMasterId()).Uint64("lease_epoch", req.GetLeaseEpoch()).Logger()
@@ -112,6 +115,16 @@ func (n *Node) Assign(ctx context.Context, req *mcsimv1.AssignRequest) (resp *mc
 	}
 }
 
+// checkTarget refuses a request meant for another coreapp ("" means any):
+// the caller dialed an address that is no longer that coreapp's.
+func (n *Node) checkTarget(id string) error {
+	if id != "" && id != n.cfg.ID {
+		return status.Errorf(codes.FailedPrecondition,
+			"coreapp_id: this is coreapp %q, not %q (the address changed hands)", n.cfg.ID, id)
+	}
+	return nil
+}
+
 // fenceLocked refuses a request from a master older than one already seen.
 func (n *Node) fenceLocked(leaseEpoch uint64) error {
 	if leaseEpoch < n.leaseEpoch {
@@ -131,6 +144,9 @@ func (n *Node) Release(_ context.Context, req *mcsimv1.ReleaseRequest) (*mcsimv1
 	shard, epoch := req.GetShard(), req.GetEpoch()
 	if shard < 0 {
 		return nil, status.Errorf(codes.InvalidArgument, "shard: must be ≥ 0, got %d", shard)
+	}
+	if err := n.checkTarget(req.GetCoreappId()); err != nil {
+		return nil, err
 	}
 	lg := n.logger.With().Int32("shard", shard).Uint64("epoch", epoch).
 		Str("master_id", req.GetMasterId()).Uint64("lease_epoch", req.GetLeaseEpoch()).Logger()

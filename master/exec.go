@@ -273,7 +273,7 @@ func (n *Node) sendHeartbeat(ctx context.Context, wg *sync.WaitGroup, a failover
 		return
 	}
 	_, ui := n.intervals()
-	req := &mcsimv1.HeartbeatRequest{MasterId: n.cfg.ID, LeaseEpoch: n.lease.epoch, Seq: a.Seq}
+	req := &mcsimv1.HeartbeatRequest{MasterId: n.cfg.ID, LeaseEpoch: n.lease.epoch, Seq: a.Seq, CoreappId: a.Coreapp}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -285,6 +285,13 @@ func (n *Node) sendHeartbeat(ctx context.Context, wg *sync.WaitGroup, a failover
 		// a short partition heals gRPC may still be backing off when the
 		// next heartbeats are due. The deadline still bounds the wait.
 		resp, err := p.client.Heartbeat(hctx, req, grpc.WaitForReady(true))
+		if err == nil && resp.GetCoreappId() != a.Coreapp {
+			// Belt and braces for a coreapp that does not check
+			// HeartbeatRequest.coreapp_id: an answer from another coreapp
+			// says nothing about this one.
+			err = fmt.Errorf("answer from coreapp %q, not %q: the address changed hands", resp.GetCoreappId(), a.Coreapp)
+			resp = nil
+		}
 		n.post(heartbeatResult{term: term, id: a.Coreapp, seq: a.Seq, rtt: time.Since(start), resp: resp, err: err})
 	}()
 }
@@ -325,7 +332,7 @@ func (n *Node) sendAssign(ctx context.Context, wg *sync.WaitGroup, a failover.As
 	}
 	_, ui := n.intervals()
 	req := &mcsimv1.AssignRequest{MasterId: n.cfg.ID, LeaseEpoch: n.lease.epoch, Shard: int32(a.Shard),
-		Epoch: a.Epoch, Shards: int32(a.Shards)}
+		Epoch: a.Epoch, Shards: int32(a.Shards), CoreappId: a.Coreapp}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -395,7 +402,7 @@ func (n *Node) sendRelease(ctx context.Context, wg *sync.WaitGroup, a failover.R
 		return // best effort: fencing makes a missed release harmless
 	}
 	_, ui := n.intervals()
-	req := &mcsimv1.ReleaseRequest{MasterId: n.cfg.ID, LeaseEpoch: n.lease.epoch, Shard: int32(a.Shard), Epoch: a.Epoch}
+	req := &mcsimv1.ReleaseRequest{MasterId: n.cfg.ID, LeaseEpoch: n.lease.epoch, Shard: int32(a.Shard), Epoch: a.Epoch, CoreappId: a.Coreapp}
 	until := n.lease.validUntil
 	wg.Add(1)
 	go func() {

@@ -37,6 +37,7 @@ import (
 	"github.com/rs/zerolog"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/mcsim/mcsim/master/failover"
@@ -541,16 +542,17 @@ func (n *Node) step(ctx context.Context, wg *sync.WaitGroup, now time.Time, ev f
 	n.execute(ctx, wg, now, actions)
 }
 
-// setPeer dials a coreapp that joined, or re-joined at a new address. A
-// re-join at the same address (a gossip flap, or a restart on a fixed
-// port) keeps the connection, so heartbeats and assignments in flight on
-// it are not cancelled (a flap would otherwise fail them, and an assignment
-// failed that way costs a needless failover); only its reconnect backoff is
-// reset, so a restarted process is reached at once.
+// setPeer dials a coreapp that joined, or re-joined. A re-join at the same
+// address of a coreapp that is answering (a gossip flap: memberlist
+// declared it dead and it refuted) keeps the connection, so heartbeats and
+// assignments in flight on it are not cancelled; an assignment failed that
+// way costs a needless failover. Otherwise the connection is replaced: a
+// restarted process, or a connection that may be half-open after a
+// partition, is dialed afresh rather than left to gRPC's backoff.
 func (n *Node) setPeer(id, addr string) {
 	p := n.peers[id]
-	if p != nil && p.conn != nil && p.addr == addr {
-		p.conn.ResetConnectBackoff()
+	if p != nil && p.conn != nil && p.addr == addr && p.conn.GetState() == connectivity.Ready &&
+		n.core != nil && n.core.Healthy(id) {
 		return
 	}
 	if p != nil && p.conn != nil {

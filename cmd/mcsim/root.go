@@ -88,7 +88,6 @@ func (f *logFlags) logger(w io.Writer) (zerolog.Logger, error) {
 	return logging.New(w, format, level), nil
 }
 
-// envOr returns the environment variable's value, or def when it is unset.
 // flagOrEnv is the one rule for flags that an environment variable can
 // also set: the flag when given on the command line (even as ""), else the
 // variable when set, else the flag's default.
@@ -99,6 +98,7 @@ func flagOrEnv(cmd *cobra.Command, flag, value, env string) string {
 	return envOr(env, value)
 }
 
+// envOr returns the environment variable's value, or def when it is unset.
 func envOr(name, def string) string {
 	if v, ok := os.LookupEnv(name); ok {
 		return v

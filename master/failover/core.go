@@ -190,6 +190,13 @@ func (c *Core) nextWake() time.Time {
 // PersistShardMap carried, or the map given to New).
 func (c *Core) ShardMap() ShardMap { return c.sm.Clone() }
 
+// Healthy reports whether id is a known coreapp the core considers
+// healthy (answering within rule 1's bound).
+func (c *Core) Healthy(id string) bool {
+	ca := c.coreapps[id]
+	return ca != nil && ca.healthy
+}
+
 // Config returns the config in force (live settings applied).
 func (c *Core) Config() Config { return c.cfg }
 

@@ -91,6 +91,8 @@ func randomRun(t *testing.T, seed uint64) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Even seeds apply simultaneous replies as one batch, as the driver does.
+	h.batch = seed%2 == 0
 	model := &rule1Model{sent: map[string]map[uint64]time.Time{}, answered: map[string]uint64{}, ui: cfg.UnhealthyInterval}
 	h.onStep = func(at time.Time, ev Event, acts []Action) { model.observe(t, h.c, at, ev, acts) }
 	var out []string

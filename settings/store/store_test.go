@@ -232,7 +232,7 @@ func TestReopenKeepsEverything(t *testing.T) {
 	if err := s.PutToken(hash, tokExp); err != nil {
 		t.Fatal(err)
 	}
-	lr, err := s.AcquireLease("m1", "", "127.0.0.1:9000", 10*time.Second, now)
+	lr, err := s.AcquireLease("m1", "inc-1", "127.0.0.1:9000", 10*time.Second, now)
 	if err != nil || !lr.Granted {
 		t.Fatalf("AcquireLease: %+v, %v", lr, err)
 	}
@@ -258,8 +258,17 @@ func TestReopenKeepsEverything(t *testing.T) {
 		t.Fatalf("reopened state %+v, want %+v", got, wantState)
 	}
 	gl := s2.CurrentLease()
-	if gl.Holder != wantLease.Holder || gl.Address != wantLease.Address || gl.Epoch != wantLease.Epoch || !gl.Expires.Equal(wantLease.Expires) {
+	if gl.Holder != wantLease.Holder || gl.Incarnation != "inc-1" || gl.Address != wantLease.Address ||
+		gl.Epoch != wantLease.Epoch || !gl.Expires.Equal(wantLease.Expires) {
 		t.Fatalf("reopened lease %+v, want %+v", gl, wantLease)
+	}
+	// The holder's process renews across the store's restart at the same
+	// epoch; the same id from another process does not.
+	if r, err := s2.AcquireLease("m1", "inc-2", "127.0.0.1:9000", 10*time.Second, now.Add(time.Second)); err != nil || r.Granted {
+		t.Fatalf("another incarnation of m1 after reopen: %+v, %v; want refused", r, err)
+	}
+	if r, err := s2.AcquireLease("m1", "inc-1", "127.0.0.1:9000", 10*time.Second, now.Add(time.Second)); err != nil || !r.Granted || r.Lease.Epoch != wantLease.Epoch {
+		t.Fatalf("renewal by m1 inc-1 after reopen: %+v, %v; want granted at epoch %d", r, err, wantLease.Epoch)
 	}
 	p, err := s2.Providers()
 	if err != nil || string(p["p1"]) != `{"name":"p1"}` || len(p) != 1 {

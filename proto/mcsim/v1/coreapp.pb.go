@@ -90,7 +90,13 @@ type HeartbeatRequest struct {
 	// The master's lease epoch.
 	LeaseEpoch uint64 `protobuf:"varint,2,opt,name=lease_epoch,json=leaseEpoch,proto3" json:"lease_epoch,omitempty"`
 	// The master's sequence number for this coreapp, for its logs.
-	Seq           uint64 `protobuf:"varint,3,opt,name=seq,proto3" json:"seq,omitempty"`
+	Seq uint64 `protobuf:"varint,3,opt,name=seq,proto3" json:"seq,omitempty"`
+	// The coreapp the request is meant for ("" for any). A coreapp refuses a
+	// request for another id with FAILED_PRECONDITION: the address a master
+	// dialed may by now belong to another coreapp (a dead coreapp's port
+	// taken by a restarted one), which must not answer, drop or take shards
+	// in its place.
+	CoreappId     string `protobuf:"bytes,4,opt,name=coreapp_id,json=coreappId,proto3" json:"coreapp_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -144,6 +150,13 @@ func (x *HeartbeatRequest) GetSeq() uint64 {
 		return x.Seq
 	}
 	return 0
+}
+
+func (x *HeartbeatRequest) GetCoreappId() string {
+	if x != nil {
+		return x.CoreappId
+	}
+	return ""
 }
 
 // HeartbeatResponse answers a heartbeat.
@@ -277,7 +290,13 @@ type AssignRequest struct {
 	// The shard's new epoch.
 	Epoch uint64 `protobuf:"varint,4,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	// The total number of shards.
-	Shards        int32 `protobuf:"varint,5,opt,name=shards,proto3" json:"shards,omitempty"`
+	Shards int32 `protobuf:"varint,5,opt,name=shards,proto3" json:"shards,omitempty"`
+	// The coreapp the request is meant for ("" for any). A coreapp refuses a
+	// request for another id with FAILED_PRECONDITION: the address a master
+	// dialed may by now belong to another coreapp (a dead coreapp's port
+	// taken by a restarted one), which must not answer, drop or take shards
+	// in its place.
+	CoreappId     string `protobuf:"bytes,6,opt,name=coreapp_id,json=coreappId,proto3" json:"coreapp_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -347,6 +366,13 @@ func (x *AssignRequest) GetShards() int32 {
 	return 0
 }
 
+func (x *AssignRequest) GetCoreappId() string {
+	if x != nil {
+		return x.CoreappId
+	}
+	return ""
+}
+
 // AssignResponse answers Assign once the gateway session is open.
 type AssignResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -394,7 +420,13 @@ type ReleaseRequest struct {
 	// The shard.
 	Shard int32 `protobuf:"varint,3,opt,name=shard,proto3" json:"shard,omitempty"`
 	// The epoch the coreapp holds it with.
-	Epoch         uint64 `protobuf:"varint,4,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	Epoch uint64 `protobuf:"varint,4,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	// The coreapp the request is meant for ("" for any). A coreapp refuses a
+	// request for another id with FAILED_PRECONDITION: the address a master
+	// dialed may by now belong to another coreapp (a dead coreapp's port
+	// taken by a restarted one), which must not answer, drop or take shards
+	// in its place.
+	CoreappId     string `protobuf:"bytes,5,opt,name=coreapp_id,json=coreappId,proto3" json:"coreapp_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -455,6 +487,13 @@ func (x *ReleaseRequest) GetEpoch() uint64 {
 		return x.Epoch
 	}
 	return 0
+}
+
+func (x *ReleaseRequest) GetCoreappId() string {
+	if x != nil {
+		return x.CoreappId
+	}
+	return ""
 }
 
 // ReleaseResponse answers Release.
@@ -626,12 +665,14 @@ var File_mcsim_v1_coreapp_proto protoreflect.FileDescriptor
 
 const file_mcsim_v1_coreapp_proto_rawDesc = "" +
 	"\n" +
-	"\x16mcsim/v1/coreapp.proto\x12\bmcsim.v1\"b\n" +
+	"\x16mcsim/v1/coreapp.proto\x12\bmcsim.v1\"\x81\x01\n" +
 	"\x10HeartbeatRequest\x12\x1b\n" +
 	"\tmaster_id\x18\x01 \x01(\tR\bmasterId\x12\x1f\n" +
 	"\vlease_epoch\x18\x02 \x01(\x04R\n" +
 	"leaseEpoch\x12\x10\n" +
-	"\x03seq\x18\x03 \x01(\x04R\x03seq\"a\n" +
+	"\x03seq\x18\x03 \x01(\x04R\x03seq\x12\x1d\n" +
+	"\n" +
+	"coreapp_id\x18\x04 \x01(\tR\tcoreappId\"a\n" +
 	"\x11HeartbeatResponse\x12\x1d\n" +
 	"\n" +
 	"coreapp_id\x18\x01 \x01(\tR\tcoreappId\x12-\n" +
@@ -639,21 +680,25 @@ const file_mcsim_v1_coreapp_proto_rawDesc = "" +
 	"\vServedShard\x12\x14\n" +
 	"\x05shard\x18\x01 \x01(\x05R\x05shard\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12>\n" +
-	"\x0egateway_status\x18\x03 \x01(\x0e2\x17.mcsim.v1.GatewayStatusR\rgatewayStatus\"\x91\x01\n" +
+	"\x0egateway_status\x18\x03 \x01(\x0e2\x17.mcsim.v1.GatewayStatusR\rgatewayStatus\"\xb0\x01\n" +
 	"\rAssignRequest\x12\x1b\n" +
 	"\tmaster_id\x18\x01 \x01(\tR\bmasterId\x12\x1f\n" +
 	"\vlease_epoch\x18\x02 \x01(\x04R\n" +
 	"leaseEpoch\x12\x14\n" +
 	"\x05shard\x18\x03 \x01(\x05R\x05shard\x12\x14\n" +
 	"\x05epoch\x18\x04 \x01(\x04R\x05epoch\x12\x16\n" +
-	"\x06shards\x18\x05 \x01(\x05R\x06shards\"\x10\n" +
-	"\x0eAssignResponse\"z\n" +
+	"\x06shards\x18\x05 \x01(\x05R\x06shards\x12\x1d\n" +
+	"\n" +
+	"coreapp_id\x18\x06 \x01(\tR\tcoreappId\"\x10\n" +
+	"\x0eAssignResponse\"\x99\x01\n" +
 	"\x0eReleaseRequest\x12\x1b\n" +
 	"\tmaster_id\x18\x01 \x01(\tR\bmasterId\x12\x1f\n" +
 	"\vlease_epoch\x18\x02 \x01(\x04R\n" +
 	"leaseEpoch\x12\x14\n" +
 	"\x05shard\x18\x03 \x01(\x05R\x05shard\x12\x14\n" +
-	"\x05epoch\x18\x04 \x01(\x04R\x05epoch\"\x11\n" +
+	"\x05epoch\x18\x04 \x01(\x04R\x05epoch\x12\x1d\n" +
+	"\n" +
+	"coreapp_id\x18\x05 \x01(\tR\tcoreappId\"\x11\n" +
 	"\x0fReleaseResponse\"\x0f\n" +
 	"\rStatusRequest\"\xfa\x01\n" +
 	"\x0eStatusResponse\x12\x1d\n" +
