@@ -13,6 +13,7 @@ import (
 
 	"github.com/mcsim/mcsim/cluster/procs"
 	mcsimv1 "github.com/mcsim/mcsim/proto/mcsim/v1"
+	"github.com/mcsim/mcsim/settings/service"
 )
 
 // Event is one line of `mcsim up --json`: a JSON object with "time"
@@ -183,7 +184,12 @@ func (e *emitter) headerLocked() string {
 	a := e.addrs
 	var b strings.Builder
 	fmt.Fprintf(&b, "mcsim cluster (data %s, logs in %s/logs)\n", e.cfg.DataDir, e.cfg.DataDir)
-	fmt.Fprintf(&b, "  HTTP API  http://%s   (GET /v1/health, /v1/settings/application; admin password set by --admin-password)\n", a.HTTP)
+	// A password the user chose is not echoed; the public default is.
+	password := "admin password from --admin-password or MCSIM_ADMIN_PASSWORD"
+	if e.cfg.AdminPassword == "" || e.cfg.AdminPassword == service.DefaultAdminPassword {
+		password = fmt.Sprintf("admin password %q, the default", service.DefaultAdminPassword)
+	}
+	fmt.Fprintf(&b, "  HTTP API  http://%s   (GET /v1/health, /v1/settings/application; %s)\n", a.HTTP, password)
 	fmt.Fprintf(&b, "  gRPC      %s\n  gateway   %s\n  gossip    %s\n", a.GRPC, a.Gateway, a.Gossip)
 	return b.String()
 }

@@ -67,6 +67,7 @@ Exit status: 0 after a stop by signal, 1 when the cluster could not start
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg.ClusterKey = flagOrEnv(cmd, "cluster-key", cfg.ClusterKey, clusterKeyEnv)
+			cfg.AdminPassword = flagOrEnv(cmd, "admin-password", cfg.AdminPassword, passwordEnv)
 			cfg.Out, cfg.Err = cmd.OutOrStdout(), cmd.ErrOrStderr()
 			if f, ok := cfg.Out.(*os.File); ok {
 				cfg.Terminal = term.IsTerminal(int(f.Fd()))
@@ -93,7 +94,7 @@ Exit status: 0 after a stop by signal, 1 when the cluster could not start
 	fl.IntVar(&cfg.Shards, "shards", cfg.Shards, "number of shards: 1, 2, 4, 8, 16 or 32")
 	fl.StringVar(&cfg.DataDir, "data", cfg.DataDir, "data directory (settings store, logs/)")
 	fl.StringVar(&cfg.HTTPAddr, "http", cfg.HTTPAddr, "settings service HTTP address (port 0: pick a free one; see the first output line)")
-	fl.StringVar(&cfg.AdminPassword, "admin-password", "", "settings service admin password (default: the service's default, loopback only)")
+	fl.StringVar(&cfg.AdminPassword, "admin-password", "", "settings service admin password (or "+passwordEnv+"; default: the service's default, loopback only)")
 	fl.StringVar(&cfg.ClusterKey, "cluster-key", "", "passphrase that encrypts gossip (default: $"+clusterKeyEnv+")")
 	fl.DurationVar(&cfg.HeartbeatInterval, "heartbeat-interval", 0, "set heartbeat_interval before nodes start (whole seconds; 0: keep the stored setting)")
 	fl.DurationVar(&cfg.UnhealthyInterval, "unhealthy-interval", 0, "set unhealthy_interval before nodes start (whole seconds; 0: keep the stored setting)")
