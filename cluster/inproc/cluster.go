@@ -229,6 +229,20 @@ func (c *Cluster) StartCoreapp(id string) error {
 	return nil
 }
 
+// RejoinCoreapp tells every master that coreapp id joined again at its
+// address, as gossip does after memberlist wrongly declared a live node
+// dead and the node refuted (a flap on a loaded machine).
+func (c *Cluster) RejoinCoreapp(id string) error {
+	c.mu.Lock()
+	rc := c.coreapps[id]
+	c.mu.Unlock()
+	if rc == nil {
+		return fmt.Errorf("inproc: no running coreapp %q", id)
+	}
+	c.forMasters(func(m *master.Node) { m.CoreappJoined(id, rc.addr) })
+	return nil
+}
+
 // KillCoreapp makes coreapp id vanish as in a crash: its server and its
 // connections close at once, without a graceful leave.
 func (c *Cluster) KillCoreapp(id string) error {

@@ -65,6 +65,36 @@ func TestSlowAnswersBelowThresholdNeverFailOver(t *testing.T) {
 	})
 }
 
+// Gossip flaps (memberlist declares a live coreapp dead, it refutes, the
+// master sees it join again) while its answers are slow must not cost a
+// failover: the master keeps the connection, so answers in flight arrive.
+// Redialing on every re-join would cancel each heartbeat before its
+// 1.5 s answer, and rule 1 would declare the coreapp after 3 s.
+func TestGossipFlapsDoNotCancelHeartbeats(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var log actionLog
+		c := startCluster(t, inproc.Options{Masters: 1, Coreapps: 3, Shards: 2,
+			HeartbeatInterval: time.Second, UnhealthyInterval: 3 * time.Second, Observe: log.observe})
+		waitUntil(t, 10*time.Second, "both shards served", allServed(c, 2))
+		victim := holder(c, 0)
+		before := len(c.GatewayLog())
+		c.Coreapp(victim).SetHeartbeatDelay(1500 * time.Millisecond)
+		for range 40 { // 20 s of a flap every 500 ms
+			time.Sleep(500 * time.Millisecond)
+			if err := c.RejoinCoreapp(victim); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n := log.count(isUnhealthy); n != 0 {
+			t.Errorf("%d coreapps declared unhealthy during gossip flaps of a live coreapp", n)
+		}
+		if after := len(c.GatewayLog()); after != before {
+			t.Errorf("the gateway saw %d session changes during gossip flaps; want none", after-before)
+		}
+		assertWitnessClean(t, c)
+	})
+}
+
 // Answers that come just past the unhealthy interval are too late: the
 // coreapp is declared unhealthy and its shard fails over.
 func TestAnswersPastThresholdFailOver(t *testing.T) {
