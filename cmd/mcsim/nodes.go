@@ -143,7 +143,6 @@ type nodeStart struct {
 	snap     *mcsimv1.Snapshot
 	base     zerolog.Logger // without node fields, for packages that add their own
 	log      zerolog.Logger // with node_id and role
-	closer   io.Closer
 }
 
 func (f *nodeFlags) start(ctx context.Context, role string) (*nodeStart, error) {
@@ -156,7 +155,7 @@ func (f *nodeFlags) start(ctx context.Context, role string) (*nodeStart, error) 
 		conn.Close()
 		return nil, &exitError{code: exitTransprt, msg: "mcsim " + role + ": " + err.Error()}
 	}
-	if st.base, st.closer, err = f.logger(role, st.snap); err != nil {
+	if st.base, err = f.logger(st.snap); err != nil {
 		conn.Close()
 		return nil, err
 	}
@@ -164,30 +163,28 @@ func (f *nodeFlags) start(ctx context.Context, role string) (*nodeStart, error) 
 	return st, nil
 }
 
-func (st *nodeStart) close() {
-	st.closer.Close()
-	st.conn.Close()
-}
+func (st *nodeStart) close() { st.conn.Close() }
 
 // logger opens the node's log at the level the settings give (log_level,
 // or debug with verbose_logging), read once at start: both are
-// restart-required.
-func (f *nodeFlags) logger(role string, snap *mcsimv1.Snapshot) (zerolog.Logger, io.Closer, error) {
+// restart-required. The log file stays open until the process exits:
+// goroutines that outlive the command (the gossip event follower,
+// memberlist's own) may log a last line, which a closed file would lose.
+func (f *nodeFlags) logger(snap *mcsimv1.Snapshot) (zerolog.Logger, error) {
 	format, err := logging.ParseFormat(f.logFormat)
 	if err != nil {
-		return zerolog.Nop(), nil, usageErr("%v", err)
+		return zerolog.Nop(), usageErr("%v", err)
 	}
 	var w io.Writer = os.Stderr
-	var closer io.Closer = io.NopCloser(nil)
 	if f.logFile != "" {
 		if err := os.MkdirAll(filepath.Dir(f.logFile), 0o755); err != nil {
-			return zerolog.Nop(), nil, err
+			return zerolog.Nop(), err
 		}
 		file, err := os.OpenFile(f.logFile, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 		if err != nil {
-			return zerolog.Nop(), nil, err
+			return zerolog.Nop(), err
 		}
-		w, closer = file, file
+		w = file
 	}
 	level := zerolog.InfoLevel
 	if snap != nil {
@@ -197,7 +194,7 @@ func (f *nodeFlags) logger(role string, snap *mcsimv1.Snapshot) (zerolog.Logger,
 	}
 	// Without node_id and role: the node packages (coreapp, master,
 	// membership) add both themselves, and zerolog would repeat them.
-	return logging.New(w, format, level), closer, nil
+	return logging.New(w, format, level), nil
 }
 
 func dial(addr string) (*grpc.ClientConn, error) {
@@ -248,11 +245,10 @@ disconnect. It prints one ready line (JSON) on stdout once it serves.`,
 		Example: `  mcsim gateway --grpc 127.0.0.1:9300`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			base, closer, err := f.logger("gateway", nil)
+			base, err := f.logger(nil)
 			if err != nil {
 				return err
 			}
-			defer closer.Close()
 			gw := gateway.New(base.With().Str("node_id", f.id).Logger())
 			s := grpc.NewServer()
 			gw.Register(s)
@@ -351,8 +347,9 @@ prints one ready line (JSON) on stdout once it serves:
 			go func() { _ = s.Serve(l) }()
 			defer s.Stop()
 			runCtx, cancelRun := context.WithCancel(context.Background())
-			defer cancelRun()
-			go func() { _ = node.Run(runCtx) }()
+			runDone := make(chan struct{})
+			go func() { defer close(runDone); _ = node.Run(runCtx) }()
+			defer func() { cancelRun(); <-runDone }()
 			if err := f.joinCluster(cmd, rt, base, membership.RoleCoreapp, l.Addr().String()); err != nil {
 				return &exitError{code: exitFailure, msg: "mcsim coreapp: " + err.Error()}
 			}
