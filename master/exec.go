@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -109,7 +111,7 @@ func (n *Node) becomePrimary(ctx context.Context, wg *sync.WaitGroup, now time.T
 		Msg("became primary master")
 	n.dialStoredOwners(resp.GetShardMap())
 	now = time.Now()
-	for _, id := range sortedKeys(n.peers) {
+	for _, id := range slices.Sorted(maps.Keys(n.peers)) {
 		n.step(ctx, wg, now, failover.CoreappJoined{ID: id})
 	}
 	n.step(ctx, wg, now, failover.Tick{})
@@ -183,7 +185,11 @@ func (n *Node) execute(ctx context.Context, wg *sync.WaitGroup, now time.Time, a
 			n.log.Warn().Dur("gap", a.Gap).Str("source", a.Source).Msg("master was stalled; unhealthy clocks restart now (rule 4)")
 		}
 	}
-	n.m.shardsUnassigned.Set(float64(countUnassigned(n.core)))
+	if n.core != nil {
+		n.m.shardsUnassigned.Set(float64(n.core.Unassigned()))
+	} else {
+		n.m.shardsUnassigned.Set(0)
+	}
 }
 
 // persist makes the epochs of the batch's assignments durable, fenced by
@@ -424,17 +430,4 @@ func (n *Node) sendRelease(ctx context.Context, wg *sync.WaitGroup, a failover.R
 func (n *Node) postAsync(wg *sync.WaitGroup, ev any) {
 	wg.Add(1)
 	go func() { defer wg.Done(); n.post(ev) }()
-}
-
-func countUnassigned(c *failover.Core) int {
-	if c == nil {
-		return 0
-	}
-	k := 0
-	for _, a := range c.ShardMap().Assignments {
-		if a.Coreapp == "" {
-			k++
-		}
-	}
-	return k
 }

@@ -2,8 +2,6 @@ package master
 
 import (
 	"context"
-	"maps"
-	"slices"
 	"time"
 
 	"google.golang.org/grpc"
@@ -104,8 +102,4 @@ func shardMapFromProto(p *mcsimv1.ShardMap) failover.ShardMap {
 		m.Assignments = append(m.Assignments, failover.Assignment{Shard: int(a.GetShard()), Coreapp: a.GetCoreappId(), Epoch: a.GetEpoch()})
 	}
 	return m
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	return slices.Sorted(maps.Keys(m))
 }

@@ -238,12 +238,6 @@ func (l *Log) Close(now time.Time, id SessionID) (*mcsimv1.GatewayEvent, bool) {
 	}), true
 }
 
-// Holding reports whether session id is still open.
-func (l *Log) Holding(id SessionID) bool {
-	_, ok := l.sessions[id]
-	return ok
-}
-
 // Since returns the events with seq ≥ seq (0 and 1 both mean from the
 // start). The events are shared, not copied: logged events are never
 // changed, and callers must not change them either.
@@ -258,9 +252,6 @@ func (l *Log) Since(seq uint64) []*mcsimv1.GatewayEvent {
 	copy(out, l.events[seq:])
 	return out
 }
-
-// Len returns the number of events logged.
-func (l *Log) Len() int { return len(l.events) }
 
 // Holders returns the open sessions by shard number. Open sessions never
 // share a shard number (see Log), so this is exact; callers that use one

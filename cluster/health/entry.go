@@ -1,8 +1,11 @@
 package health
 
 import (
+	"encoding/json"
+	"errors"
 	"net"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/mcsim/mcsim/cluster/membership"
@@ -46,6 +49,38 @@ type Entry struct {
 // gossip host, so it is still listed under a stable name.
 func Key(n membership.Node) string {
 	return hostOf(n.GRPCAddr, n.GossipAddr) + ":" + n.ID
+}
+
+// NodeID is the node id part of a health key (the inverse of Key). The
+// host may itself hold colons (IPv6); node ids do not.
+func NodeID(key string) string {
+	return key[strings.LastIndexByte(key, ':')+1:]
+}
+
+// Decode reads a GET /v1/health answer into its entries by key.
+func Decode(body []byte) (map[string]Entry, error) {
+	var ans struct {
+		Health map[string]Entry `json:"health"`
+	}
+	if err := json.Unmarshal(body, &ans); err != nil {
+		return nil, err
+	}
+	if ans.Health == nil {
+		return nil, errors.New(`no "health" object`)
+	}
+	return ans.Health, nil
+}
+
+// FormatShards renders a shard list for people: "0,1", or "-" for none.
+func FormatShards(shards []int) string {
+	if len(shards) == 0 {
+		return "-"
+	}
+	parts := make([]string, len(shards))
+	for i, s := range shards {
+		parts[i] = strconv.Itoa(s)
+	}
+	return strings.Join(parts, ",")
 }
 
 func hostOf(addrs ...string) string {

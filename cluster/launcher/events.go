@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mcsim/mcsim/cluster/health"
 	"github.com/mcsim/mcsim/cluster/procs"
 	mcsimv1 "github.com/mcsim/mcsim/proto/mcsim/v1"
 	"github.com/mcsim/mcsim/settings/service"
@@ -83,7 +84,6 @@ type emitter struct {
 	mu    sync.Mutex
 	addrs Addrs
 	nodes map[string]*nodeView
-	procs map[string]*procs.Proc
 	// shards: who holds each shard now per the gateway; lastOwner and
 	// endedAt remember a shard's previous holder once its session ended,
 	// to time the failover when another coreapp connects it.
@@ -102,7 +102,7 @@ type emitter struct {
 
 func newEmitter(cfg Config) *emitter {
 	return &emitter{
-		cfg: cfg, nodes: map[string]*nodeView{}, procs: map[string]*procs.Proc{},
+		cfg: cfg, nodes: map[string]*nodeView{},
 		shards: map[int32]holder{}, lastOwner: map[int32]string{}, endedAt: map[int32]time.Time{},
 		now: time.Now,
 	}
@@ -198,7 +198,6 @@ func (e *emitter) nodeStarted(p *procs.Proc) {
 	r := p.Ready()
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.procs[p.Name()] = p
 	metrics := ""
 	if r.HTTP != "" {
 		metrics = "http://" + r.HTTP + "/metrics"
@@ -208,8 +207,8 @@ func (e *emitter) nodeStarted(p *procs.Proc) {
 		GRPC: r.GRPC, Gossip: r.Gossip, Metrics: metrics}, e.now())
 }
 
-// nodesListed ends the start-up: the metrics URLs in text mode.
-func (e *emitter) nodesListed(ps []*procs.Proc) {
+// clusterStarted ends the start-up: every node announced itself ready.
+func (e *emitter) clusterStarted() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.emitLocked(Event{Event: "cluster_started"}, e.now())
@@ -292,7 +291,7 @@ func (e *emitter) noteLocked(at time.Time, s string) {
 
 // health folds one /v1/health answer in: role changes and takeovers are
 // reported; the rest only feeds the view.
-func (e *emitter) health(entries map[string]healthEntry, err error) {
+func (e *emitter) health(entries map[string]health.Entry, err error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	at := e.now()
@@ -301,7 +300,7 @@ func (e *emitter) health(entries map[string]healthEntry, err error) {
 		return
 	}
 	for key, h := range entries {
-		id := key[strings.LastIndex(key, ":")+1:]
+		id := health.NodeID(key)
 		n := e.nodes[id]
 		if n == nil {
 			n = &nodeView{role: roleOf(id)}
@@ -368,7 +367,7 @@ func (e *emitter) render() {
 		case n.err != "":
 			state, tail = "-", n.err
 		}
-		fmt.Fprintf(&b, "  %-12s %-17s %-14s shards %-10s pid %-7d %s\n", id, role, state, fmtShards(n.shards), n.pid, tail)
+		fmt.Fprintf(&b, "  %-12s %-17s %-14s shards %-10s pid %-7d %s\n", id, role, state, health.FormatShards(n.shards), n.pid, tail)
 	}
 	b.WriteString("\nrecent failovers and takeovers\n")
 	if len(e.recent) == 0 {
@@ -380,17 +379,3 @@ func (e *emitter) render() {
 	b.WriteString("\nCtrl-C stops the cluster.\n")
 	_, _ = io.WriteString(e.cfg.Out, b.String())
 }
-
-func fmtShards(s []int) string {
-	if len(s) == 0 {
-		return "-"
-	}
-	parts := make([]string, len(s))
-	for i, v := range s {
-		parts[i] = fmt.Sprint(v)
-	}
-	return strings.Join(parts, ",")
-}
-
-// flush draws the final state.
-func (e *emitter) flush() { e.render() }

@@ -130,7 +130,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	if err := c.startNodes(ctx, logDir); err != nil {
 		return err
 	}
-	c.events.nodesListed(c.sup.Procs())
+	c.events.clusterStarted()
 
 	c.watch(ctx)
 
@@ -140,7 +140,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	c.stopNodes("master")
 	c.stopNodes("coreapp")
 	c.drainGateway()
-	c.events.flush()
+	c.events.render() // the final state
 	return nil
 }
 
@@ -194,7 +194,7 @@ func (c *cluster) startSettings(ctx, svcCtx context.Context, done chan<- error, 
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	c.api = client.New("http://"+c.addrs.HTTP, c.cfg.AdminPassword, &http.Client{Timeout: 2 * time.Second})
+	c.api = client.New(c.addrs.HTTP, c.cfg.AdminPassword, &http.Client{Timeout: 2 * time.Second})
 	return nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mcsim/mcsim/cluster/health"
 	mcsimv1 "github.com/mcsim/mcsim/proto/mcsim/v1"
 )
 
@@ -135,11 +136,11 @@ func TestTakeoverFromHealth(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Out = &out
 	e := newEmitter(cfg)
-	e.health(map[string]healthEntry{
+	e.health(map[string]health.Entry{
 		"127.0.0.1:master-1": {Role: "primary_master"},
 		"127.0.0.1:master-2": {Role: "secondary_master"},
 	}, nil)
-	e.health(map[string]healthEntry{"127.0.0.1:master-2": {Role: "primary_master"}}, nil)
+	e.health(map[string]health.Entry{"127.0.0.1:master-2": {Role: "primary_master"}}, nil)
 	got := out.String()
 	for _, want := range []string{"master-1: role - → primary_master", "master-2: role secondary_master → primary_master", "TAKEOVER: master-2 is primary (was master-1)"} {
 		if !strings.Contains(got, want) {
@@ -155,15 +156,15 @@ func TestTakeoverAfterPrimaryWentUnreachable(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Out = &out
 	e := newEmitter(cfg)
-	e.health(map[string]healthEntry{
+	e.health(map[string]health.Entry{
 		"127.0.0.1:master-1": {Role: "primary_master"},
 		"127.0.0.1:master-2": {Role: "secondary_master"},
 	}, nil)
-	e.health(map[string]healthEntry{
+	e.health(map[string]health.Entry{
 		"127.0.0.1:master-1": {Role: "unknown", Error: "unreachable"},
 		"127.0.0.1:master-2": {Role: "secondary_master"},
 	}, nil)
-	e.health(map[string]healthEntry{"127.0.0.1:master-2": {Role: "primary_master"}}, nil)
+	e.health(map[string]health.Entry{"127.0.0.1:master-2": {Role: "primary_master"}}, nil)
 	if want := "TAKEOVER: master-2 is primary (was master-1)"; !strings.Contains(out.String(), want) {
 		t.Errorf("output %q lacks %q", out.String(), want)
 	}

@@ -2,20 +2,11 @@ package launcher
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
-)
 
-// healthEntry is the part of a GET /v1/health entry the view uses.
-type healthEntry struct {
-	Role          string `json:"role"`
-	GatewayStatus string `json:"gateway_status"`
-	Shards        []int  `json:"shards"`
-	PID           int    `json:"pid"`
-	Metrics       string `json:"metrics"`
-	Error         string `json:"error"`
-}
+	"github.com/mcsim/mcsim/cluster/health"
+)
 
 // watch feeds the emitter until ctx ends: the gateway log, /v1/health and
 // process exits, every PollInterval.
@@ -57,18 +48,16 @@ func (c *cluster) drainGateway() {
 	}
 }
 
-func (c *cluster) health(ctx context.Context) (map[string]healthEntry, error) {
+func (c *cluster) health(ctx context.Context) (map[string]health.Entry, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	b, err := c.api.Do(ctx, "GET", "/v1/health", nil)
 	if err != nil {
 		return nil, err
 	}
-	var resp struct {
-		Health map[string]healthEntry `json:"health"`
-	}
-	if err := json.Unmarshal(b, &resp); err != nil {
+	entries, err := health.Decode(b)
+	if err != nil {
 		return nil, fmt.Errorf("GET /v1/health: decoding %q: %w", b, err)
 	}
-	return resp.Health, nil
+	return entries, nil
 }

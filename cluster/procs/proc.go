@@ -38,14 +38,6 @@ type Proc struct {
 // Name is the node id the process was started as (Spec.Name).
 func (p *Proc) Name() string { return p.spec.Name }
 
-// Spec is the spec the process was started with, defaults filled in.
-func (p *Proc) Spec() Spec {
-	s := p.spec
-	s.Args = append([]string(nil), s.Args...)
-	s.Env = append([]string(nil), s.Env...)
-	return s
-}
-
 // Ready is what the child announced. PID is the child's own pid if it
 // reported one, else the pid the Supervisor started.
 func (p *Proc) Ready() Ready { return p.ready }

@@ -28,6 +28,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/mcsim/mcsim/cluster/health"
 	mcsimv1 "github.com/mcsim/mcsim/proto/mcsim/v1"
 	"github.com/mcsim/mcsim/settings/client"
 	"github.com/mcsim/mcsim/settings/service"
@@ -69,41 +70,30 @@ type upEvent struct {
 	Metrics string `json:"metrics"`
 }
 
-type healthEntry struct {
-	Role          string `json:"role"`
-	GatewayStatus string `json:"gateway_status"`
-	Shards        []int  `json:"shards"`
-	PID           int    `json:"pid"`
-	Metrics       string `json:"metrics"`
-}
-
-func readHealth(ctx context.Context, api *client.Client) (map[string]healthEntry, error) {
+func readHealth(ctx context.Context, api *client.Client) (map[string]health.Entry, error) {
 	b, err := api.Do(ctx, "GET", "/v1/health", nil)
 	if err != nil {
 		return nil, err
 	}
-	var resp struct {
-		Health map[string]healthEntry `json:"health"`
-	}
-	return resp.Health, json.Unmarshal(b, &resp)
+	return health.Decode(b)
 }
 
 // holderOf returns the connected coreapp serving shard, if any.
-func holderOf(h map[string]healthEntry, shard int) (key string, e healthEntry, ok bool) {
+func holderOf(h map[string]health.Entry, shard int) (key string, e health.Entry, ok bool) {
 	for k, e := range h {
 		if e.Role == "coreapp" && e.GatewayStatus == "connected" && slices.Contains(e.Shards, shard) {
 			return k, e, true
 		}
 	}
-	return "", healthEntry{}, false
+	return "", health.Entry{}, false
 }
 
 // pollHealth reads /v1/health every 20 ms until done says so or ctx ends.
-func pollHealth(ctx context.Context, t testing.TB, api *client.Client, what string, done func(map[string]healthEntry) bool) map[string]healthEntry {
+func pollHealth(ctx context.Context, t testing.TB, api *client.Client, what string, done func(map[string]health.Entry) bool) map[string]health.Entry {
 	t.Helper()
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
-	var last map[string]healthEntry
+	var last map[string]health.Entry
 	var lastErr error
 	for {
 		h, err := readHealth(ctx, api)

@@ -26,13 +26,14 @@ import (
 	"time"
 
 	"github.com/mcsim/mcsim/cluster/gateway"
+	"github.com/mcsim/mcsim/cluster/health"
 	mcsimv1 "github.com/mcsim/mcsim/proto/mcsim/v1"
 )
 
 const heartbeatsSentMetric = "mcsim_master_heartbeats_sent_total"
 
 // mastersByRole returns the master health keys with role, sorted.
-func mastersByRole(h map[string]healthEntry, role string) []string {
+func mastersByRole(h map[string]health.Entry, role string) []string {
 	var out []string
 	for k, e := range h {
 		if e.Role == role {
@@ -96,7 +97,7 @@ func TestUpPrimaryKilledEndToEnd(t *testing.T) {
 		"--masters", "2", "--coreapps", fmt.Sprint(coreapps), "--shards", "2",
 		"--heartbeat-interval", heartbeat.String(), "--unhealthy-interval", unhealthy.String())
 
-	h := pollHealth(ctx, t, c.api, "both shards connected and one primary_master", func(h map[string]healthEntry) bool {
+	h := pollHealth(ctx, t, c.api, "both shards connected and one primary_master", func(h map[string]health.Entry) bool {
 		_, _, ok0 := holderOf(h, 0)
 		_, _, ok1 := holderOf(h, 1)
 		return ok0 && ok1 && len(mastersByRole(h, "primary_master")) == 1 && len(mastersByRole(h, "secondary_master")) == 1
@@ -115,7 +116,7 @@ func TestUpPrimaryKilledEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	killed := time.Now()
-	h = pollHealth(ctx, t, c.api, secondaryKey+" primary_master", func(h map[string]healthEntry) bool {
+	h = pollHealth(ctx, t, c.api, secondaryKey+" primary_master", func(h map[string]health.Entry) bool {
 		return h[secondaryKey].Role == "primary_master"
 	})
 	took := time.Since(killed)
@@ -150,7 +151,7 @@ func TestUpPrimaryKilledEndToEnd(t *testing.T) {
 	if len(after) > 0 {
 		t.Errorf("the takeover touched shard sessions (want no gateway event after the kill):%s", describeEvents(after))
 	}
-	h = pollHealth(ctx, t, c.api, "both shards connected", func(h map[string]healthEntry) bool {
+	h = pollHealth(ctx, t, c.api, "both shards connected", func(h map[string]health.Entry) bool {
 		_, _, ok0 := holderOf(h, 0)
 		_, _, ok1 := holderOf(h, 1)
 		return ok0 && ok1
@@ -169,7 +170,7 @@ func TestUpPrimaryKilledEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	killed = time.Now()
-	h = pollHealth(ctx, t, c.api, "shard 0 on another coreapp", func(h map[string]healthEntry) bool {
+	h = pollHealth(ctx, t, c.api, "shard 0 on another coreapp", func(h map[string]health.Entry) bool {
 		k, _, ok := holderOf(h, 0)
 		return ok && k != victimKey
 	})
@@ -262,7 +263,7 @@ func benchUpTakeover(b *testing.B, sig syscall.Signal) {
 		return out
 	}
 	var primary string
-	pollHealth(ctx, b, c.api, "one master sending heartbeats", func(map[string]healthEntry) bool {
+	pollHealth(ctx, b, c.api, "one master sending heartbeats", func(map[string]health.Entry) bool {
 		var sending []string
 		for id, v := range baseline() {
 			if v > 0 {

@@ -110,10 +110,7 @@ func (f *clientFlags) client(cmd *cobra.Command) (*client.Client, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, usageErr("--url: must be an http:// or https:// URL with a host, got %q", f.url)
 	}
-	pw := f.password
-	if !cmd.Flags().Changed("admin-password") {
-		pw = envOr(passwordEnv, pw)
-	}
+	pw := flagOrEnv(cmd, "admin-password", f.password, passwordEnv)
 	return client.New(f.url, pw, &http.Client{Timeout: f.timeout}), nil
 }
 

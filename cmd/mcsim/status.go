@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"cmp"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -69,28 +68,20 @@ func roleOrder(role string) int {
 	return 3
 }
 
-// nodeID is the node id part of a health key "<grpc host>:<node-id>". The
-// host may itself hold colons (IPv6); node ids do not.
-func nodeID(key string) string {
-	return key[strings.LastIndexByte(key, ':')+1:]
-}
-
 // formatStatus renders a /v1/health answer as an aligned table.
 func formatStatus(body []byte) (string, error) {
-	var ans struct {
-		Health map[string]health.Entry `json:"health"`
-	}
-	if err := json.Unmarshal(body, &ans); err != nil || ans.Health == nil {
+	entries, err := health.Decode(body)
+	if err != nil {
 		return "", fmt.Errorf("the service's /v1/health answer is not a health object: %.200q", bytes.TrimSpace(body))
 	}
-	keys := make([]string, 0, len(ans.Health))
-	for k := range ans.Health {
+	keys := make([]string, 0, len(entries))
+	for k := range entries {
 		keys = append(keys, k)
 	}
 	slices.SortFunc(keys, func(a, b string) int {
 		return cmp.Or(
-			cmp.Compare(roleOrder(ans.Health[a].Role), roleOrder(ans.Health[b].Role)),
-			cmp.Compare(nodeID(a), nodeID(b)),
+			cmp.Compare(roleOrder(entries[a].Role), roleOrder(entries[b].Role)),
+			cmp.Compare(health.NodeID(a), health.NodeID(b)),
 			cmp.Compare(a, b))
 	})
 
@@ -98,13 +89,13 @@ func formatStatus(body []byte) (string, error) {
 	tw := tabwriter.NewWriter(&buf, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "NODE\tROLE\tGATEWAY\tSHARDS\tPID\tPENDING_RESTART\tERROR")
 	for _, k := range keys {
-		e := ans.Health[k]
+		e := entries[k]
 		errText := e.Error
 		if errText == "" {
 			errText = "-"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
-			k, e.Role, e.GatewayStatus, intList(e.Shards), pidText(e.PID), strList(e.PendingRestart), errText)
+			k, e.Role, e.GatewayStatus, health.FormatShards(e.Shards), pidText(e.PID), strList(e.PendingRestart), errText)
 	}
 	if len(keys) == 0 {
 		fmt.Fprintln(tw, "(no masters or coreapps have joined the cluster)")
@@ -113,17 +104,6 @@ func formatStatus(body []byte) (string, error) {
 		return "", err
 	}
 	return buf.String(), nil
-}
-
-func intList(xs []int) string {
-	if len(xs) == 0 {
-		return "-"
-	}
-	parts := make([]string, len(xs))
-	for i, x := range xs {
-		parts[i] = strconv.Itoa(x)
-	}
-	return strings.Join(parts, ",")
 }
 
 func strList(xs []string) string {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/mcsim/mcsim/cluster/gateway"
+	"github.com/mcsim/mcsim/cluster/health"
 )
 
 func TestUpRefusesBadFlagsBeforeStartingAnything(t *testing.T) {
@@ -81,7 +82,7 @@ func TestUpFailoverEndToEnd(t *testing.T) {
 		t.Errorf("second up: stderr %q (want a lock error), stdout %q (want no node started)", err2.String(), out2.String())
 	}
 
-	h := pollHealth(ctx, t, api, "both shards connected", func(h map[string]healthEntry) bool {
+	h := pollHealth(ctx, t, api, "both shards connected", func(h map[string]health.Entry) bool {
 		_, _, ok0 := holderOf(h, 0)
 		_, _, ok1 := holderOf(h, 1)
 		return ok0 && ok1
@@ -94,7 +95,7 @@ func TestUpFailoverEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	killed := time.Now()
-	h = pollHealth(ctx, t, api, "shard 0 on another coreapp", func(h map[string]healthEntry) bool {
+	h = pollHealth(ctx, t, api, "shard 0 on another coreapp", func(h map[string]health.Entry) bool {
 		k, _, ok := holderOf(h, 0)
 		return ok && k != victimKey
 	})

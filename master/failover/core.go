@@ -109,16 +109,9 @@ func New(cfg Config, m ShardMap, now time.Time) (*Core, error) {
 // deadline still counts), then due heartbeats, then assignment of
 // unassigned shards to healthy standbys.
 func (c *Core) Step(now time.Time, ev Event) ([]Action, error) {
-	if now.Before(c.now) {
-		return nil, fmt.Errorf("failover: now: must not go backwards, got %s after %s", now.Format(time.RFC3339Nano), c.now.Format(time.RFC3339Nano))
-	}
-	if err := c.validate(ev); err != nil {
+	if err := c.begin(now, ev); err != nil {
 		return nil, err
 	}
-	if IsStall(c.wantWake, now, c.cfg.stallThreshold()) {
-		c.stall(now, now.Sub(c.wantWake), "late-step")
-	}
-	c.apply(now, ev)
 	c.expire(now)
 	c.sendHeartbeats(now)
 	c.assignUnassigned(now)
@@ -143,6 +136,17 @@ func (c *Core) Step(now time.Time, ev Event) ([]Action, error) {
 // queued ahead of it (Step would fire the deadline while stepping that
 // first event). Errors are those of Step and change nothing.
 func (c *Core) Apply(now time.Time, ev Event) error {
+	if err := c.begin(now, ev); err != nil {
+		return err
+	}
+	c.now = now
+	c.wakeValid = false
+	return nil
+}
+
+// begin is what Step and Apply share: check now and the event (an error
+// changes nothing), detect a stall (rule 4), apply the event.
+func (c *Core) begin(now time.Time, ev Event) error {
 	if now.Before(c.now) {
 		return fmt.Errorf("failover: now: must not go backwards, got %s after %s", now.Format(time.RFC3339Nano), c.now.Format(time.RFC3339Nano))
 	}
@@ -153,8 +157,6 @@ func (c *Core) Apply(now time.Time, ev Event) error {
 		c.stall(now, now.Sub(c.wantWake), "late-step")
 	}
 	c.apply(now, ev)
-	c.now = now
-	c.wakeValid = false
 	return nil
 }
 
@@ -189,6 +191,17 @@ func (c *Core) nextWake() time.Time {
 // ShardMap returns a copy of the current map (what the last
 // PersistShardMap carried, or the map given to New).
 func (c *Core) ShardMap() ShardMap { return c.sm.Clone() }
+
+// Unassigned counts the shards without an owner, without copying the map.
+func (c *Core) Unassigned() int {
+	n := 0
+	for _, a := range c.sm.Assignments {
+		if a.Coreapp == "" {
+			n++
+		}
+	}
+	return n
+}
 
 // Healthy reports whether id is a known coreapp the core considers
 // healthy (answering within rule 1's bound).
@@ -391,7 +404,7 @@ func (c *Core) apply(now time.Time, ev Event) {
 			}
 		}
 		// Deadlines derive from UnhealthyInterval, so they move with it;
-		// any now past fire in expire, at now (PendingDeadline).
+		// any now past fire in expire, at now (the formula is PendingDeadline).
 	case ShardCountChanged:
 		c.remap(ev.N)
 	case Stalled:
@@ -399,11 +412,9 @@ func (c *Core) apply(now time.Time, ev Event) {
 	}
 }
 
-// answered applies rule 1's clearing, recovery, and reconciles what the
-// coreapp says it serves with the map.
 // adopt takes a reported shard as the truth when the map is older than
-// what was handed out: a coreapp (another one, or the owner itself) owns it in the map at a lower epoch,
-// and the reported epoch is one that was reserved (<= MaxEpoch) but is
+// what was handed out: a coreapp (another one, or the owner itself) owns
+// it in the map at a lower epoch, and the reported epoch is one that was reserved (<= MaxEpoch) but is
 // missing from the map. That happens only across masters: a primary that
 // wrote the map in the background (see master's epochBlock) died before
 // the write landed. The gateway holds the newest epoch, so the reporter is
@@ -424,6 +435,8 @@ func (c *Core) adopt(now time.Time, id string, s ServedShard) bool {
 	return true
 }
 
+// answered applies rule 1's clearing, recovery, and reconciles what the
+// coreapp says it serves with the map.
 func (c *Core) answered(now time.Time, ev HeartbeatAnswered) {
 	ca := c.coreapps[ev.ID]
 	i := 0

@@ -86,8 +86,7 @@ type State struct {
 // Store is the open settings database. Its methods are safe for concurrent
 // use.
 type Store struct {
-	db   *bolt.DB
-	path string
+	db *bolt.DB
 
 	// wmu serializes every write from "read the current value" to "publish
 	// the committed value", so concurrent read-modify-writes never lose one
@@ -145,7 +144,7 @@ func Open(dir string) (*Store, error) {
 		}
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
-	s := &Store{db: db, path: path, now: time.Now, changed: make(chan struct{})}
+	s := &Store{db: db, now: time.Now, changed: make(chan struct{})}
 	if err := s.load(); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("store: load %s: %w", path, err)
@@ -195,9 +194,6 @@ func (s *Store) load() error {
 		return nil
 	})
 }
-
-// Path is the database file.
-func (s *Store) Path() string { return s.path }
 
 // Close waits for a write in progress and closes the file, releasing the
 // lock. State and Latest keep answering from memory afterwards; writes
