@@ -3,17 +3,35 @@ package settings
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/mcsim/mcsim/internal/loopback"
 )
 
 // MaxBodyBytes is the largest request body the API accepts (SETTINGS.md:
 // over 1 MiB is 413).
 const MaxBodyBytes = 1 << 20
+
+// PatchStored applies a PATCH body to a stored document (nil: never
+// written, the defaults) and returns the document to store. A body that
+// breaks the rules returns its Errors (as the error); a stored document
+// that does not decode returns a plain error (%v, not %w), so it is never
+// mistaken for the client's validation errors.
+func PatchStored(stored []byte, waID string, body []byte) ([]byte, error) {
+	cur, err := Decode(stored, waID)
+	if err != nil {
+		return nil, fmt.Errorf("decoding the stored settings: %v", err)
+	}
+	next, errs := Patch(cur, body)
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	return next.Encode(), nil
+}
 
 // Patch applies a PATCH body to cur: the fields present are set, objects
 // merge deeply, arrays are replaced whole.
@@ -270,17 +288,9 @@ func validWebhookURL(s string) bool {
 	case "https":
 		return true
 	case "http":
-		return isLoopbackHost(u.Hostname())
+		return loopback.Host(u.Hostname())
 	}
 	return false
-}
-
-func isLoopbackHost(h string) bool {
-	if strings.EqualFold(h, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(h)
-	return ip != nil && ip.IsLoopback()
 }
 
 // crossChecks applies orderRules to the merged document.

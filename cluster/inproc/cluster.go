@@ -29,6 +29,9 @@ import (
 	"github.com/mcsim/mcsim/settings/store"
 )
 
+// waID is the WhatsApp account id of every in-process cluster.
+const waID = "16315551019"
+
 // Options shape the cluster.
 type Options struct {
 	// Masters and Coreapps count the nodes (ids master-1.., coreapp-1..).
@@ -104,7 +107,7 @@ func Start(opts Options) (*Cluster, error) {
 	}
 
 	if c.settingsSrv, c.settingsAddr, err = c.serve("settings", func(s *grpc.Server) {
-		c.settingsSvc = grpcapi.Register(s, grpcapi.Config{Store: st, WAID: "16315551019", Logger: c.nodeLogger("settings")})
+		c.settingsSvc = grpcapi.Register(s, grpcapi.Config{Store: st, WAID: waID, Logger: c.nodeLogger("settings")})
 	}); err != nil {
 		return nil, errors.Join(err, c.Close())
 	}
@@ -149,18 +152,7 @@ func (c *Cluster) configure() error {
 // Patch applies a settings PATCH body as the HTTP API would.
 func (c *Cluster) Patch(body string) error {
 	_, err := c.Store.UpdateApplication(func(cur []byte) ([]byte, error) {
-		app := settings.Defaults("16315551019")
-		if cur != nil {
-			var err error
-			if app, err = settings.Decode(cur, "16315551019"); err != nil {
-				return nil, err
-			}
-		}
-		next, errs := settings.Patch(app, []byte(body))
-		if len(errs) > 0 {
-			return nil, errs
-		}
-		return next.Encode(), nil
+		return settings.PatchStored(cur, waID, []byte(body))
 	})
 	return err
 }

@@ -252,18 +252,7 @@ func startSettings(b *testing.B, dir string) string {
 	b.Cleanup(func() { st.Close() })
 	patch := fmt.Sprintf(`{"heartbeat_interval": 1, "unhealthy_interval": %d}`, *scaleUnhealthy)
 	if _, err := st.UpdateApplication(func(cur []byte) ([]byte, error) {
-		app := settings.Defaults(scaleWAID)
-		if cur != nil {
-			var err error
-			if app, err = settings.Decode(cur, scaleWAID); err != nil {
-				return nil, err
-			}
-		}
-		next, errs := settings.Patch(app, []byte(patch))
-		if len(errs) > 0 {
-			return nil, errs
-		}
-		return next.Encode(), nil
+		return settings.PatchStored(cur, scaleWAID, []byte(patch))
 	}); err != nil {
 		b.Fatalf("settings %s: %v", patch, err)
 	}

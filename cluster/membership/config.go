@@ -7,11 +7,12 @@ import (
 	"fmt"
 	"net"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/hashicorp/memberlist"
 	"github.com/rs/zerolog"
+
+	"github.com/mcsim/mcsim/internal/loopback"
 )
 
 // Role is what kind of mcsim node a member is. Masters look for RoleCoreapp.
@@ -71,21 +72,10 @@ const (
 // TuningLocal on a loopback host, where every node is on this machine,
 // TuningLAN otherwise (also when bindAddr does not parse).
 func TuningFor(bindAddr string) Tuning {
-	if host, _, err := net.SplitHostPort(bindAddr); err == nil && IsLoopbackHost(host) {
+	if host, _, err := net.SplitHostPort(bindAddr); err == nil && loopback.Host(host) {
 		return TuningLocal
 	}
 	return TuningLAN
-}
-
-// IsLoopbackHost reports whether host (an IP or a name, no port) is this
-// machine only: 127.0.0.0/8, ::1 or "localhost" (any case). An empty host
-// listens on every interface, so it is not loopback.
-func IsLoopbackHost(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // DefaultRejoinInterval is how often the rejoin loop retries lost peers when

@@ -93,18 +93,7 @@ func setMax(tb testing.TB, st *store.Store, v int) store.State {
 func patch(tb testing.TB, st *store.Store, body []byte) store.State {
 	tb.Helper()
 	next, err := st.UpdateApplication(func(cur []byte) ([]byte, error) {
-		app := settings.Defaults(testWAID)
-		if cur != nil {
-			var err error
-			if app, err = settings.Decode(cur, testWAID); err != nil {
-				return nil, err
-			}
-		}
-		out, errs := settings.Patch(app, body)
-		if len(errs) > 0 {
-			return nil, errs
-		}
-		return out.Encode(), nil
+		return settings.PatchStored(cur, testWAID, body)
 	})
 	if err != nil {
 		tb.Fatalf("UpdateApplication(%s): %v", body, err)

@@ -3,7 +3,6 @@ package httpapi
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 
@@ -41,17 +40,7 @@ func (s *server) patchApplication(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	_, err := s.store.UpdateApplication(func(cur []byte) ([]byte, error) {
-		app, err := settings.Decode(cur, s.waID)
-		if err != nil {
-			// %v, not %w: a broken stored document is a 500, never
-			// mistaken for the client's validation errors.
-			return nil, fmt.Errorf("decoding the stored settings: %v", err)
-		}
-		next, errs := settings.Patch(app, body)
-		if len(errs) > 0 {
-			return nil, errs
-		}
-		return next.Encode(), nil
+		return settings.PatchStored(cur, s.waID, body)
 	})
 	if err != nil {
 		if es, ok := asErrors(err); ok {

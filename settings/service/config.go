@@ -15,7 +15,7 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/mcsim/mcsim/cluster/membership"
+	"github.com/mcsim/mcsim/internal/loopback"
 )
 
 // DefaultAdminPassword is the admin password used when none is given. It is
@@ -128,7 +128,7 @@ func (c Config) Validate() error {
 		for _, l := range listeners {
 			// An unparsable address was reported above; judging its host
 			// would only add noise.
-			if l.err == nil && !isLoopback(l.host) {
+			if l.err == nil && !loopback.Host(l.host) {
 				errs = append(errs, fmt.Errorf("admin_password: the default password %q is allowed only on loopback listeners, but %s is %q (%s); set --admin-password or MCSIM_ADMIN_PASSWORD",
 					DefaultAdminPassword, l.name, l.addr, hostDesc(l.host)))
 			}
@@ -149,10 +149,6 @@ func checkAddr(field, addr string) (host string, port int, err error) {
 	}
 	return host, port, nil
 }
-
-// isLoopback is the one loopback rule of the project, shared with the
-// choice of gossip timings (membership.IsLoopbackHost).
-func isLoopback(host string) bool { return membership.IsLoopbackHost(host) }
 
 func hostDesc(host string) string {
 	if host == "" || host == "0.0.0.0" || host == "::" {
