@@ -86,3 +86,18 @@ func TestFlagOrEnv(t *testing.T) {
 		})
 	}
 }
+
+// Every command a user can run shows examples in its --help (help itself
+// excepted: cobra's, with nothing to show).
+func TestEveryCommandHasExamples(t *testing.T) {
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		if c.Name() != "help" && c.Example == "" {
+			t.Errorf("%q has no examples in --help", c.CommandPath())
+		}
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(newRootCommand())
+}

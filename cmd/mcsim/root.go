@@ -57,6 +57,26 @@ gateway that witnesses every shard session.`,
 	})
 	root.AddCommand(newSettingsCommand(), newGatewayCommand(), newCoreappCommand(), newMasterCommand(), newUpCommand())
 	root.AddCommand(newStatusCommand())
+	// cobra adds its completion commands at Execute; add them now so that
+	// they get examples like every other command.
+	root.InitDefaultCompletionCmd()
+	for _, c := range root.Commands() {
+		if c.Name() != "completion" {
+			continue
+		}
+		c.Example = `  source <(mcsim completion bash)
+  mcsim completion zsh > "${fpath[1]}/_mcsim"
+  mcsim completion fish > ~/.config/fish/completions/mcsim.fish`
+		examples := map[string]string{
+			"bash":       `  source <(mcsim completion bash)`,
+			"zsh":        `  mcsim completion zsh > "${fpath[1]}/_mcsim"`,
+			"fish":       `  mcsim completion fish > ~/.config/fish/completions/mcsim.fish`,
+			"powershell": `  mcsim completion powershell | Out-String | Invoke-Expression`,
+		}
+		for _, sub := range c.Commands() {
+			sub.Example = examples[sub.Name()]
+		}
+	}
 	return root
 }
 

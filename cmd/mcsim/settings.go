@@ -28,6 +28,10 @@ func newSettingsCommand() *cobra.Command {
 		Long: `The settings service is the cluster's shared source of truth: it serves the
 /v1/settings/application API over HTTP and the settings, lease and shard map
 over gRPC. The client commands log in as admin and print the JSON answer.`,
+		Example: `  mcsim settings serve --data ./.mcsim &
+  mcsim settings get
+  mcsim settings patch '{"heartbeat_interval": 1, "unhealthy_interval": 3}'
+  mcsim settings reset`,
 	}
 	c.AddCommand(newSettingsServeCommand(), newSettingsGetCommand(), newSettingsPatchCommand(), newSettingsResetCommand())
 	return c

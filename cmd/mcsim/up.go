@@ -29,7 +29,7 @@ Before any node starts, the shard count is set (POST /v1/account/shards) and,
 when given, heartbeat_interval and unhealthy_interval are PATCHed into the
 settings. Then it prints the URLs and a live status view (shard → coreapp and
 epoch, per the gateway; each node's role and gateway status, per
-GET /v1/health, polled every 250 ms; recent failovers and takeovers). On a
+GET /v1/health, polled every --poll-ms; recent failovers and takeovers). On a
 terminal the view is redrawn in place; otherwise one plain line is printed
 per change.
 
@@ -45,10 +45,12 @@ view. Every object has "time" (RFC 3339, UTC) and "event"; the kinds:
   node_started       node, role, pid, grpc, gossip, metrics (URL of /metrics)
   node_exited        node, role, pid, error ("" for a clean exit)
   cluster_started    every node announced itself ready
-  gateway_connect    shard, epoch, coreapp
-  gateway_replace    shard, epoch, coreapp, from, from_epoch
-  gateway_reject     shard, epoch, coreapp, reason
-  gateway_disconnect shard, epoch, coreapp
+  gateway_connect    shard, shards, epoch, coreapp
+  gateway_replace    shard, shards, epoch, coreapp, from, from_epoch,
+                     from_shard, from_shards (the session replaced; shards is
+                     the shard count a session was opened with)
+  gateway_reject     shard, shards, epoch, coreapp, reason
+  gateway_disconnect shard, shards, epoch, coreapp
   role_change        node, from ("" on first sight), to  (roles as in /v1/health)
   failover           shard, from, to, epoch, duration_ms: the shard moved to
                      another coreapp after its first assignment; duration_ms is
