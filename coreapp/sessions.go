@@ -167,8 +167,7 @@ func (n *Node) Release(_ context.Context, req *mcsimv1.ReleaseRequest) (*mcsimv1
 	}
 	n.leaseEpoch = max(n.leaseEpoch, req.GetLeaseEpoch())
 	if ok {
-		delete(n.sessions, shard)
-		n.m.shardsServed.Set(float64(len(n.sessions)))
+		n.forgetLocked(s)
 		n.m.releases.Inc()
 		s.cancel()
 	}
@@ -253,7 +252,12 @@ func (n *Node) drop(s *session) bool {
 	if n.sessions[s.shard] != s {
 		return false
 	}
+	n.forgetLocked(s)
+	return true
+}
+
+// forgetLocked removes s from the node's books. Caller holds mu.
+func (n *Node) forgetLocked(s *session) {
 	delete(n.sessions, s.shard)
 	n.m.shardsServed.Set(float64(len(n.sessions)))
-	return true
 }

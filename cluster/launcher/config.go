@@ -19,10 +19,9 @@ import (
 	"os"
 	"slices"
 	"time"
-)
 
-// validShards reports the shard counts the cluster supports (DESIGN.md).
-func validShards(n int) bool { return slices.Contains([]int{1, 2, 4, 8, 16, 32}, n) }
+	"github.com/mcsim/mcsim/settings"
+)
 
 // Config configures one local cluster.
 type Config struct {
@@ -83,7 +82,7 @@ func DefaultConfig() Config {
 // each field comes from. It changes nothing.
 func (c Config) Validate() error {
 	var errs []error
-	if !validShards(c.Shards) {
+	if !slices.Contains(settings.ShardCounts(), c.Shards) {
 		errs = append(errs, fmt.Errorf("--shards: must be one of 1, 2, 4, 8, 16, 32, got %d", c.Shards))
 	}
 	if c.Masters < 1 {
