@@ -33,10 +33,11 @@ type Server struct {
 	changed chan struct{}
 }
 
-// New returns a gateway whose clock starts now.
+// New returns a gateway whose clock starts now. logger is the node's
+// logger, already carrying node_id and role.
 func New(logger zerolog.Logger) *Server {
 	return &Server{
-		logger:   logger.With().Str("role", "gateway").Logger(),
+		logger:   logger,
 		log:      NewLog(time.Now()),
 		replaced: make(map[SessionID]chan *mcsimv1.SessionResponse),
 		changed:  make(chan struct{}),

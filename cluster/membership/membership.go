@@ -99,7 +99,9 @@ func Start(cfg Config) (*Member, error) {
 		return nil, fmt.Errorf("membership: %w", err)
 	}
 
-	log := cfg.Logger.With().Str("node_id", cfg.Node.ID).Str("role", string(cfg.Node.Role)).Logger()
+	// The node's logger carries node_id and role already: adding them
+	// again would write each key twice on every line.
+	log := cfg.Logger
 	m := &Member{
 		log:      log,
 		id:       cfg.Node.ID,

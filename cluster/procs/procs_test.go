@@ -162,7 +162,7 @@ func TestStartReadyAndStop(t *testing.T) {
 	}
 	log := readLog(t, spec.LogFile)
 	for _, line := range []string{
-		"=== procs: ",
+		StartMarker,
 		"child coreapp-1: mode ready on stderr",
 		"child coreapp-1: stdout before ready",
 		"child coreapp-1: stdout after ready",
@@ -374,7 +374,7 @@ func TestRestart(t *testing.T) {
 	if _, err := s.Restart(context.Background(), p1); err == nil {
 		t.Fatal("Restart of a replaced process succeeded")
 	}
-	if n := strings.Count(readLog(t, spec.LogFile), "=== procs: "); n != 3 {
+	if n := strings.Count(readLog(t, spec.LogFile), StartMarker); n != 3 {
 		t.Fatalf("log has %d run headers, want 3 (appended across restarts)", n)
 	}
 }

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/mcsim/mcsim/internal/logging"
 )
 
 const (
@@ -28,6 +30,10 @@ const (
 )
 
 // ErrClosed is returned by Start and Restart after Close.
+// StartMarker is the message of the line the supervisor writes at the top
+// of each run of a node in its log file.
+const StartMarker = "procs: starting a run of the node"
+
 var ErrClosed = errors.New("procs: supervisor is closed")
 
 // Spec says how to run one child.
@@ -204,9 +210,10 @@ func (s *Supervisor) start(ctx context.Context, spec Spec) (*Proc, error) {
 		return nil, fmt.Errorf("procs: start %s: spec.LogFile: %w", spec.Name, err)
 	}
 	// A header separates runs of the same node (Restart appends), and the
-	// offset after it is where a failed start's log tail begins.
-	_, _ = fmt.Fprintf(logf, "=== procs: %s starting %s %s ===\n",
-		time.Now().UTC().Format(time.RFC3339Nano), spec.Path, strings.Join(spec.Args, " "))
+	// offset after it is where a failed start's log tail begins. It is a
+	// JSON line like the node's own, so `jq . node.log` reads every line.
+	marker := logging.New(logf, logging.JSON, zerolog.InfoLevel)
+	marker.Info().Str("node_id", spec.Name).Str("path", spec.Path).Strs("args", spec.Args).Msg(StartMarker)
 	var offset int64
 	if fi, err := logf.Stat(); err == nil {
 		offset = fi.Size()
@@ -233,7 +240,7 @@ func (s *Supervisor) start(ctx context.Context, spec Spec) (*Proc, error) {
 	p := &Proc{
 		spec:   spec,
 		cmd:    cmd,
-		logger: s.logger.With().Str("node_id", spec.Name).Int("pid", pid).Logger(),
+		logger: s.logger.With().Str("proc", spec.Name).Int("pid", pid).Logger(),
 		done:   make(chan struct{}),
 	}
 	readyc := make(chan readyResult, 1)

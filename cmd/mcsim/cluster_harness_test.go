@@ -29,6 +29,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/mcsim/mcsim/cluster/health"
+	"github.com/mcsim/mcsim/internal/logging"
 	mcsimv1 "github.com/mcsim/mcsim/proto/mcsim/v1"
 	"github.com/mcsim/mcsim/settings/client"
 	"github.com/mcsim/mcsim/settings/service"
@@ -297,5 +298,31 @@ func dumpNodeLogs(t testing.TB, data string) {
 			keep = keep[len(keep)-200:]
 		}
 		t.Logf("%s:\n%s", f, strings.Join(keep, "\n"))
+	}
+}
+
+// checkNodeLogs fails the test for every line of every node log that a
+// script could not time a failover with: not JSON (jq . must read every
+// line), a key twice, or a timestamp without milliseconds.
+func checkNodeLogs(t testing.TB, data string) {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(data, "logs", "*.log"))
+	if len(files) == 0 {
+		t.Errorf("no node logs in %s", data)
+	}
+	bad := 0
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Error(err)
+			continue
+		}
+		for i, line := range bytes.Split(bytes.TrimSpace(b), []byte("\n")) {
+			if err := logging.CheckLine(line); err != nil {
+				if bad++; bad <= 10 {
+					t.Errorf("%s:%d: %v", filepath.Base(f), i+1, err)
+				}
+			}
+		}
 	}
 }

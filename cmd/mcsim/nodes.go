@@ -91,7 +91,7 @@ func (f *nodeFlags) listenMetrics() (*nodeRuntime, error) {
 
 // joinCluster starts gossip with this node's metadata. Loopback addresses get
 // memberlist's fast local timings (joins and leaves seen within a second).
-func (f *nodeFlags) joinCluster(cmd *cobra.Command, rt *nodeRuntime, base zerolog.Logger, role membership.Role, grpcAddr string) error {
+func (f *nodeFlags) joinCluster(cmd *cobra.Command, rt *nodeRuntime, log zerolog.Logger, role membership.Role, grpcAddr string) error {
 	key := flagOrEnv(cmd, "cluster-key", f.clusterKey, clusterKeyEnv)
 	m, err := membership.Start(membership.Config{
 		Node:       membership.Node{ID: f.id, Role: role, GRPCAddr: grpcAddr, MetricsAddr: rt.metricsAddr, PID: os.Getpid()},
@@ -99,7 +99,7 @@ func (f *nodeFlags) joinCluster(cmd *cobra.Command, rt *nodeRuntime, base zerolo
 		Join:       f.join,
 		ClusterKey: membership.KeyFromPassphrase(key),
 		Tuning:     membership.TuningFor(f.gossip),
-		Logger:     base,
+		Logger:     log,
 	})
 	if err != nil {
 		return fmt.Errorf("--gossip %s / --join %v: %w", f.gossip, f.join, err)
@@ -249,7 +249,7 @@ disconnect. It prints one ready line (JSON) on stdout once it serves.`,
 			if err != nil {
 				return err
 			}
-			gw := gateway.New(base.With().Str("node_id", f.id).Logger())
+			gw := gateway.New(f.tagged(base, "gateway"))
 			s := grpc.NewServer()
 			gw.Register(s)
 			stop, err := serveNode(cmd.Context(), &f, s, cmd.OutOrStdout(), procs.Ready{})
@@ -350,7 +350,7 @@ prints one ready line (JSON) on stdout once it serves:
 			runDone := make(chan struct{})
 			go func() { defer close(runDone); _ = node.Run(runCtx) }()
 			defer func() { cancelRun(); <-runDone }()
-			if err := f.joinCluster(cmd, rt, base, membership.RoleCoreapp, l.Addr().String()); err != nil {
+			if err := f.joinCluster(cmd, rt, log, membership.RoleCoreapp, l.Addr().String()); err != nil {
 				return &exitError{code: exitFailure, msg: "mcsim coreapp: " + err.Error()}
 			}
 			// A coreapp needs no one's address; drain so the queue stays empty.
@@ -443,7 +443,7 @@ serves, like the coreapp's.`,
 			for _, ca := range static {
 				node.CoreappJoined(ca.id, ca.addr)
 			}
-			if err := f.joinCluster(cmd, rt, base, membership.RoleMaster, l.Addr().String()); err != nil {
+			if err := f.joinCluster(cmd, rt, log, membership.RoleMaster, l.Addr().String()); err != nil {
 				return &exitError{code: exitFailure, msg: "mcsim master: " + err.Error()}
 			}
 			go followCoreapps(rt.member.Events(), node, log)

@@ -62,7 +62,7 @@ only when every listener is on a loopback address.`,
 			if err != nil {
 				return err
 			}
-			cfg.Logger = log
+			cfg.Logger = log.With().Str("node_id", service.NodeID).Str("role", "settings").Logger()
 			cfg.AdminPassword = flagOrEnv(cmd, "admin-password", cfg.AdminPassword, passwordEnv)
 			cfg.ClusterKey = membership.KeyFromPassphrase(flagOrEnv(cmd, "cluster-key", clusterKey, clusterKeyEnv))
 			if err := cfg.Validate(); err != nil {

@@ -110,4 +110,5 @@ func TestUpFailoverEndToEnd(t *testing.T) {
 		t.Errorf("gateway log violations: %v", v)
 	}
 	c.stop(ctx, t)
+	checkNodeLogs(t, data)
 }
