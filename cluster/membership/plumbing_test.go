@@ -108,6 +108,8 @@ func TestRealSocketsJoinAndLogRouting(t *testing.T) {
 	var buf syncBuffer
 	logger := zerolog.New(&buf).Level(zerolog.DebugLevel)
 	start := func(id string, seeds []string) *Member {
+		// The node's logger carries node_id; memberlist's lines must keep it.
+		logger := logger.With().Str("node_id", id).Logger()
 		m, err := Start(Config{
 			Node:     Node{ID: id, Role: RoleCoreapp, GRPCAddr: "127.0.0.1:1"},
 			BindAddr: "127.0.0.1:0",
