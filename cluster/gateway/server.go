@@ -9,6 +9,8 @@ import (
 	"github.com/rs/zerolog"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
 	mcsimv1 "github.com/mcsim/mcsim/proto/mcsim/v1"
@@ -44,9 +46,14 @@ func New(logger zerolog.Logger) *Server {
 	}
 }
 
-// Register adds the gateway service to s.
+// Register serves GatewayService and the standard gRPC health service on g.
 func (s *Server) Register(g *grpc.Server) {
 	mcsimv1.RegisterGatewayServiceServer(g, s)
+	// Every node serves grpc.health.v1, so grpc_health_probe works on all.
+	h := health.NewServer()
+	h.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	h.SetServingStatus(mcsimv1.GatewayService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+	healthpb.RegisterHealthServer(g, h)
 }
 
 // Sessions returns the open sessions by shard number (see Log.Holders:

@@ -20,7 +20,9 @@ import (
 	"slices"
 	"time"
 
+	"github.com/mcsim/mcsim/internal/loopback"
 	"github.com/mcsim/mcsim/settings"
+	"github.com/mcsim/mcsim/settings/service"
 )
 
 // Config configures one local cluster.
@@ -94,8 +96,13 @@ func (c Config) Validate() error {
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("--data: must not be empty"))
 	}
-	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+	if host, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
 		errs = append(errs, fmt.Errorf("--http: must be host:port, got %q: %v", c.HTTPAddr, err))
+	} else if (c.AdminPassword == "" || c.AdminPassword == service.DefaultAdminPassword) && !loopback.Host(host) {
+		// The settings service refuses it too, but only after the data dir
+		// exists; a usage error must leave nothing behind.
+		errs = append(errs, fmt.Errorf("--admin-password: the default password %q is allowed only on loopback, but --http is %q; set --admin-password or MCSIM_ADMIN_PASSWORD",
+			service.DefaultAdminPassword, c.HTTPAddr))
 	}
 	for _, d := range []struct {
 		flag string

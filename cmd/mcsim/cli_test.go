@@ -3,13 +3,16 @@ package main
 import (
 	"bytes"
 	"errors"
+	"os"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/spf13/cobra"
 )
 
 // run executes the CLI in-process and returns its exit code as main would
-// compute it, with stdout.
+// compute it, with what it printed and the error main would print.
 func run(t *testing.T, args ...string) (int, string) {
 	t.Helper()
 	root := newRootCommand()
@@ -23,9 +26,9 @@ func run(t *testing.T, args ...string) (int, string) {
 	}
 	var ex *exitError
 	if errors.As(err, &ex) {
-		return ex.code, out.String()
+		return ex.code, out.String() + ex.msg
 	}
-	return exitUsage, out.String()
+	return exitUsage, out.String() + err.Error()
 }
 
 // Usage errors exit 2 before anything is sent; an unreachable service
@@ -46,6 +49,68 @@ func TestClientExitCodes(t *testing.T) {
 	} {
 		if got, _ := run(t, tc.args...); got != tc.want {
 			t.Errorf("mcsim %v: exit %d, want %d", tc.args, got, tc.want)
+		}
+	}
+}
+
+// The CLI keeps the README's word: an unknown subcommand, a negative
+// duration, an address that is not host:port, or the default password off
+// loopback is exit 2 with the offending flag or word named, and nothing
+// is started, connected to or created.
+func TestUsageErrorsNameWhatIsWrong(t *testing.T) {
+	data := t.TempDir() + "/never-created"
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"settings", "bogus"}, `unknown command "bogus" for "mcsim settings"`},
+		{[]string{"settings", "gett"}, "did you mean get?"},
+		{[]string{"completion", "tcsh"}, `unknown command "tcsh" for "mcsim completion"`},
+		{[]string{"settings", "get", "--timeout", "-1s"}, `"--timeout" flag: must not be negative`},
+		{[]string{"master", "--lease-ttl", "-2s"}, `"--lease-ttl" flag: must not be negative`},
+		{[]string{"up", "--heartbeat-interval", "-1s", "--data", data}, `"--heartbeat-interval" flag: must not be negative`},
+		{[]string{"coreapp", "--gateway", "bogus"}, `--gateway: must be host:port`},
+		{[]string{"coreapp", "--gateway", "127.0.0.1:0"}, `--gateway: must name a host and a non-zero port`},
+		{[]string{"coreapp", "--gateway", "127.0.0.1:1", "--settings", "x"}, `--settings: must be host:port`},
+		{[]string{"master", "--join", "127.0.0.1"}, `--join: must be host:port`},
+		{[]string{"gateway", "--grpc", "127.0.0.1:99999"}, `--grpc: port must be a number 0-65535`},
+		{[]string{"up", "--http", "0.0.0.0:0", "--data", data}, `--admin-password: the default password`},
+	} {
+		code, out := run(t, tc.args...)
+		if code != exitUsage || !strings.Contains(out, tc.want) {
+			t.Errorf("mcsim %v: exit %d, output %q; want exit %d with %q", tc.args, code, out, exitUsage, tc.want)
+		}
+	}
+	if _, err := os.Stat(data); !os.IsNotExist(err) {
+		t.Errorf("a refused up created its data dir %s (stat: %v)", data, err)
+	}
+}
+
+// A group command without a subcommand prints its help and succeeds.
+func TestGroupCommandWithoutSubcommandPrintsHelp(t *testing.T) {
+	code, out := run(t, "settings")
+	if code != exitOK || !strings.Contains(out, "Available Commands") {
+		t.Errorf("mcsim settings: exit %d, output %q; want 0 and the help", code, out)
+	}
+}
+
+// Shell completion offers the values of enumerated flags.
+func TestCompletionOffersEnumeratedValues(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"up", "--shards", ""}, []string{"1", "2", "4", "8", "16", "32"}},
+		{[]string{"settings", "serve", "--log-format", ""}, []string{"json", "console"}},
+		{[]string{"settings", "serve", "--log-level", ""}, []string{"debug", "info", "warning", "error"}},
+		{[]string{"coreapp", "--log-format", ""}, []string{"json", "console"}},
+	} {
+		_, out := run(t, append([]string{cobra.ShellCompRequestCmd}, tc.args...)...)
+		got := strings.Fields(out)
+		for _, w := range tc.want {
+			if !slices.Contains(got, w) {
+				t.Errorf("completing mcsim %v: got %q, want %q among them", tc.args, out, w)
+			}
 		}
 	}
 }

@@ -42,6 +42,8 @@ type nodeFlags struct {
 	join       []string
 	clusterKey string
 	metrics    string
+
+	logOut io.Writer // --log-file opened once, or stderr
 }
 
 // clusterKeyEnv names the environment variable read when --cluster-key is
@@ -54,6 +56,7 @@ func (f *nodeFlags) register(c *cobra.Command, role string) {
 	c.Flags().StringVar(&f.grpcAddr, "grpc", "127.0.0.1:0", "gRPC listen address (port 0: pick a free one and announce it)")
 	c.Flags().StringVar(&f.logFile, "log-file", "", "append logs to this file instead of stderr")
 	c.Flags().StringVar(&f.logFormat, "log-format", "json", `log format: "json" or "console"`)
+	completeValues(c, "log-format", "json", "console")
 	if role != "gateway" {
 		c.Flags().StringVar(&f.settings, "settings", "127.0.0.1:9091", "gRPC address of the settings service")
 		c.Flags().StringVar(&f.gossip, "gossip", "127.0.0.1:0", "gossip (memberlist) listen address, TCP and UDP (port 0: pick a free one and announce it)")
@@ -61,6 +64,30 @@ func (f *nodeFlags) register(c *cobra.Command, role string) {
 		c.Flags().StringVar(&f.clusterKey, "cluster-key", "", "passphrase that encrypts gossip; every node needs the same one (default: $"+clusterKeyEnv+")")
 		c.Flags().StringVar(&f.metrics, "metrics", "127.0.0.1:0", "HTTP listen address serving this node's Prometheus /metrics (port 0: pick a free one and announce it)")
 	}
+}
+
+// check validates the address flags before anything connects or listens,
+// so a typo is exit 2 at once, not a dial that retries for 30 s.
+func (f *nodeFlags) check(role string) error {
+	var errs []string
+	add := func(err error) {
+		if err != nil {
+			errs = append(errs, err.Error())
+		}
+	}
+	add(checkHostPort("--grpc", f.grpcAddr, false))
+	if role != "gateway" {
+		add(checkHostPort("--settings", f.settings, true))
+		add(checkHostPort("--gossip", f.gossip, false))
+		add(checkHostPort("--metrics", f.metrics, false))
+		for _, j := range f.join {
+			add(checkHostPort("--join", j, true))
+		}
+	}
+	if len(errs) > 0 {
+		return usageErr("%s", strings.Join(errs, "; "))
+	}
+	return nil
 }
 
 // nodeRuntime is what every master and coreapp process runs besides its
@@ -151,7 +178,12 @@ func (f *nodeFlags) start(ctx context.Context, role string) (*nodeStart, error) 
 		return nil, usageErr("--settings %q: %v", f.settings, err)
 	}
 	st := &nodeStart{conn: conn, settings: mcsimv1.NewSettingsServiceClient(conn)}
-	if st.snap, err = firstSnapshot(ctx, st.settings, f.settings); err != nil {
+	early, err := f.logger(nil) // the settings decide the level; until then, info
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	if st.snap, err = firstSnapshot(ctx, st.settings, f.settings, f.tagged(early, role), f.waitNotice()); err != nil {
 		conn.Close()
 		return nil, &exitError{code: exitTransprt, msg: "mcsim " + role + ": " + err.Error()}
 	}
@@ -175,17 +207,20 @@ func (f *nodeFlags) logger(snap *mcsimv1.Snapshot) (zerolog.Logger, error) {
 	if err != nil {
 		return zerolog.Nop(), usageErr("%v", err)
 	}
-	var w io.Writer = os.Stderr
-	if f.logFile != "" {
-		if err := os.MkdirAll(filepath.Dir(f.logFile), 0o755); err != nil {
-			return zerolog.Nop(), err
+	if f.logOut == nil {
+		f.logOut = os.Stderr
+		if f.logFile != "" {
+			if err := os.MkdirAll(filepath.Dir(f.logFile), 0o755); err != nil {
+				return zerolog.Nop(), fmt.Errorf("--log-file: %w", err)
+			}
+			file, err := os.OpenFile(f.logFile, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+			if err != nil {
+				return zerolog.Nop(), fmt.Errorf("--log-file: %w", err)
+			}
+			f.logOut = file
 		}
-		file, err := os.OpenFile(f.logFile, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-		if err != nil {
-			return zerolog.Nop(), err
-		}
-		w = file
 	}
+	w := f.logOut
 	level := zerolog.InfoLevel
 	if snap != nil {
 		var lvl string
@@ -202,20 +237,69 @@ func dial(addr string) (*grpc.ClientConn, error) {
 		grpc.WithConnectParams(master.FastReconnect()))
 }
 
+// settingsWait is how long a node waits for the settings service in
+// silence, and then how often it says it is still waiting.
+const (
+	settingsWaitQuiet  = time.Second
+	settingsWaitRepeat = 5 * time.Second
+	settingsWaitGiveUp = 30 * time.Second
+)
+
 // firstSnapshot waits for the settings service (it may still be starting)
-// and returns its current snapshot.
-func firstSnapshot(ctx context.Context, client mcsimv1.SettingsServiceClient, addr string) (*mcsimv1.Snapshot, error) {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+// and returns its current snapshot. A node that cannot reach it says so
+// within a second, and again every few seconds, rather than sitting
+// silent until it gives up.
+func firstSnapshot(parent context.Context, client mcsimv1.SettingsServiceClient, addr string, log zerolog.Logger, notice io.Writer) (*mcsimv1.Snapshot, error) {
+	ctx, cancel := context.WithTimeout(parent, settingsWaitGiveUp)
 	defer cancel()
-	for {
-		resp, err := client.Get(ctx, &mcsimv1.GetRequest{}, grpc.WaitForReady(true))
-		if err == nil {
-			return resp.GetSnapshot(), nil
+	type answer struct {
+		snap *mcsimv1.Snapshot
+		err  error
+	}
+	got := make(chan answer, 1)
+	go func() {
+		for {
+			resp, err := client.Get(ctx, &mcsimv1.GetRequest{}, grpc.WaitForReady(true))
+			if err == nil || ctx.Err() != nil {
+				got <- answer{resp.GetSnapshot(), err}
+				return
+			}
 		}
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("settings service at %s not reachable: %w", addr, err)
+	}()
+	start := time.Now()
+	tick := time.NewTimer(settingsWaitQuiet)
+	defer tick.Stop()
+	for {
+		select {
+		case a := <-got:
+			switch {
+			case a.err != nil && parent.Err() != nil:
+				return nil, fmt.Errorf("stopped while waiting for the settings service at %s", addr)
+			case a.err != nil:
+				return nil, fmt.Errorf("settings service at %s not reachable after %v: %w", addr, settingsWaitGiveUp, a.err)
+			}
+			return a.snap, nil
+		case <-tick.C:
+			waited := time.Since(start).Round(time.Second)
+			log.Warn().Str("settings_addr", addr).Dur("waited_ms", waited).Dur("give_up_after_ms", settingsWaitGiveUp).
+				Msg("waiting for the settings service")
+			if notice != nil {
+				fmt.Fprintf(notice, "mcsim: waiting for the settings service at %s (%v so far; giving up after %v)\n", addr, waited, settingsWaitGiveUp)
+			}
+			tick.Reset(settingsWaitRepeat)
 		}
 	}
+}
+
+// waitNotice is where a node also tells a person that it is waiting for
+// the settings service: stderr, when the log goes to a file and stderr is
+// a terminal (otherwise the log line itself is on stderr, or stderr is a
+// file nobody watches, like the node logs of mcsim up).
+func (f *nodeFlags) waitNotice() io.Writer {
+	if f.logFile != "" && logging.IsTerminal(os.Stderr) {
+		return os.Stderr
+	}
+	return nil
 }
 
 // serveNode listens, announces the ready line on stdout, serves until ctx
@@ -245,6 +329,9 @@ disconnect. It prints one ready line (JSON) on stdout once it serves.`,
 		Example: `  mcsim gateway --grpc 127.0.0.1:9300`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := f.check("gateway"); err != nil {
+				return err
+			}
 			base, err := f.logger(nil)
 			if err != nil {
 				return err
@@ -287,6 +374,12 @@ prints one ready line (JSON) on stdout once it serves:
 			ctx := cmd.Context()
 			if gatewayAddr == "" {
 				return usageErr("--gateway: the gateway's gRPC address is required")
+			}
+			if err := checkHostPort("--gateway", gatewayAddr, true); err != nil {
+				return usageErr("%v", err)
+			}
+			if err := f.check("coreapp"); err != nil {
+				return err
 			}
 			st, err := f.start(ctx, "coreapp")
 			if err != nil {
@@ -401,6 +494,9 @@ serves, like the coreapp's.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
+			if err := f.check("master"); err != nil {
+				return err
+			}
 			static, err := parseCoreappFlags(coreapps)
 			if err != nil {
 				return err
@@ -457,8 +553,8 @@ serves, like the coreapp's.`,
 	}
 	f.register(c, "master")
 	c.Flags().StringArrayVar(&coreapps, "coreapp", nil, "a coreapp to heartbeat, as ID=HOST:PORT (repeatable)")
-	c.Flags().DurationVar(&leaseTTL, "lease-ttl", 0, "master lease TTL (0: unhealthy_interval, live)")
-	c.Flags().DurationVar(&renew, "lease-renew", 0, "lease renewal interval (0: heartbeat_interval, live)")
+	durationFlag(c.Flags(), &leaseTTL, "lease-ttl", 0, "master lease TTL (0: unhealthy_interval, live)")
+	durationFlag(c.Flags(), &renew, "lease-renew", 0, "lease renewal interval (0: heartbeat_interval, live)")
 	return c
 }
 

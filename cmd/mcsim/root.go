@@ -77,6 +77,7 @@ gateway that witnesses every shard session.`,
 			sub.Example = examples[sub.Name()]
 		}
 	}
+	refuseUnknownSubcommands(root)
 	return root
 }
 
@@ -89,6 +90,8 @@ type logFlags struct {
 func (f *logFlags) register(c *cobra.Command) {
 	c.Flags().StringVar(&f.format, "log-format", "json", `log format on stderr: "json" or "console"`)
 	c.Flags().StringVar(&f.level, "log-level", "info", `log level: "debug", "info", "warning", "error"`)
+	completeValues(c, "log-format", "json", "console")
+	completeValues(c, "log-level", "debug", "info", "warning", "error")
 }
 
 func (f *logFlags) logger(w io.Writer) (zerolog.Logger, error) {

@@ -103,7 +103,7 @@ type clientFlags struct {
 func (f *clientFlags) register(c *cobra.Command) {
 	c.Flags().StringVar(&f.url, "url", "http://127.0.0.1:9090", "base URL of the settings service")
 	c.Flags().StringVar(&f.password, "admin-password", "secret", "admin password (or "+passwordEnv+")")
-	c.Flags().DurationVar(&f.timeout, "timeout", 10*time.Second, "give up after this long")
+	durationFlag(c.Flags(), &f.timeout, "timeout", 10*time.Second, "give up after this long")
 }
 
 func (f *clientFlags) client(cmd *cobra.Command) (*client.Client, error) {

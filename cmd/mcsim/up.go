@@ -98,10 +98,11 @@ Exit status: 0 after a stop by signal, 1 when the cluster could not start
 	fl.StringVar(&cfg.HTTPAddr, "http", cfg.HTTPAddr, "settings service HTTP address (port 0: pick a free one; see the first output line)")
 	fl.StringVar(&cfg.AdminPassword, "admin-password", "", "settings service admin password (or "+passwordEnv+"; default: the service's default, loopback only)")
 	fl.StringVar(&cfg.ClusterKey, "cluster-key", "", "passphrase that encrypts gossip (default: $"+clusterKeyEnv+")")
-	fl.DurationVar(&cfg.HeartbeatInterval, "heartbeat-interval", 0, "set heartbeat_interval before nodes start (whole seconds; 0: keep the stored setting)")
-	fl.DurationVar(&cfg.UnhealthyInterval, "unhealthy-interval", 0, "set unhealthy_interval before nodes start (whole seconds; 0: keep the stored setting)")
+	durationFlag(fl, &cfg.HeartbeatInterval, "heartbeat-interval", 0, "set heartbeat_interval before nodes start (whole seconds; 0: keep the stored setting)")
+	durationFlag(fl, &cfg.UnhealthyInterval, "unhealthy-interval", 0, "set unhealthy_interval before nodes start (whole seconds; 0: keep the stored setting)")
 	fl.BoolVar(&cfg.JSON, "json", false, "print cluster events as JSON lines instead of the status view")
 	fl.IntVar(&pollMS, "poll-ms", 250, "how often to read /v1/health and the gateway log, in milliseconds")
+	completeValues(c, "shards", "1", "2", "4", "8", "16", "32")
 	return c
 }
 
