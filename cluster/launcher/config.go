@@ -55,9 +55,19 @@ type Config struct {
 	// JSON streams one JSON object per cluster event on Out instead of the
 	// status view.
 	JSON bool
-	// Terminal redraws the status view in place (ANSI clear + home);
-	// otherwise a plain line is printed per change.
+	// Terminal says Out is a terminal: the status view is then redrawn in
+	// place (cursor up over the previous frame, never clearing the screen)
+	// while Foreground says so; otherwise a plain line is printed per
+	// change.
 	Terminal bool
+	// Foreground reports whether this process is the terminal's foreground
+	// process group (nil: always). A backgrounded `mcsim up &` must not
+	// redraw over what the user is typing.
+	Foreground func() bool
+	// TermSize reports the terminal's columns and rows (nil or ok false:
+	// 80×24). Frames are cut to fit, so no line wraps and no frame scrolls
+	// into the scrollback.
+	TermSize func() (cols, rows int, ok bool)
 	// Out receives the URLs and the status view or event stream; Err
 	// receives warnings.
 	Out, Err io.Writer

@@ -3,10 +3,7 @@ package launcher
 import (
 	"encoding/json"
 	"fmt"
-	"io"
-	"maps"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -37,6 +34,9 @@ import (
 //	                   service the gateway saw (0 when the new session replaced a live one)
 //	takeover           node, from: a master became primary_master after another held it
 //	health_error       error: GET /v1/health failed
+//	stopping           Ctrl-C or SIGTERM arrived; the nodes are being stopped
+//	stopped            failovers, takeovers, longest_downtime_ms and its shard
+//	                   (these two only after a failover): the run's summary (last line)
 type Event struct {
 	Time       string `json:"time"`
 	Event      string `json:"event"`
@@ -60,6 +60,10 @@ type Event struct {
 	Reason     string `json:"reason,omitempty"`
 	DurationMS *int64 `json:"duration_ms,omitempty"`
 	Error      string `json:"error,omitempty"`
+	// The "stopped" summary.
+	Failovers         *int   `json:"failovers,omitempty"`
+	Takeovers         *int   `json:"takeovers,omitempty"`
+	LongestDowntimeMS *int64 `json:"longest_downtime_ms,omitempty"`
 }
 
 // nodeView is what the status view shows of one node.
@@ -98,6 +102,10 @@ type emitter struct {
 	// ("unknown") before the successor is primary, and the takeover must
 	// still name it.
 	lastPrimary string
+	// frameLines is how many lines the last frame drawn in place took (0:
+	// none on screen to draw over).
+	frameLines int
+	tally      tally
 }
 
 func newEmitter(cfg Config) *emitter {
@@ -122,8 +130,9 @@ func (e *emitter) emitLocked(ev Event, at time.Time) {
 	case e.cfg.JSON:
 		b, _ := json.Marshal(ev)
 		_, _ = e.cfg.Out.Write(append(b, '\n'))
-	case !e.cfg.Terminal:
+	case !e.inPlaceLocked():
 		fmt.Fprintln(e.cfg.Out, at.Format("15:04:05.000"), plain(ev))
+		e.frameLines = 0 // the next frame starts below this line
 	}
 }
 
@@ -177,6 +186,10 @@ func (e *emitter) urls(a Addrs) {
 		e.emitLocked(Event{Event: "urls", HTTP: "http://" + a.HTTP, GRPC: a.GRPC, Gossip: a.Gossip, Gateway: a.Gateway}, e.now())
 		return
 	}
+	if e.inPlaceLocked() {
+		e.dirty = true // the first frame starts with the header
+		return
+	}
 	fmt.Fprint(e.cfg.Out, e.headerLocked())
 }
 
@@ -185,11 +198,12 @@ func (e *emitter) headerLocked() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "mcsim cluster (data %s, logs in %s/logs)\n", e.cfg.DataDir, e.cfg.DataDir)
 	// A password the user chose is not echoed; the public default is.
-	password := "admin password from --admin-password or MCSIM_ADMIN_PASSWORD"
+	password := "from --admin-password or MCSIM_ADMIN_PASSWORD"
 	if e.cfg.AdminPassword == "" || e.cfg.AdminPassword == service.DefaultAdminPassword {
-		password = fmt.Sprintf("admin password %q, the default", service.DefaultAdminPassword)
+		password = fmt.Sprintf("%q (the default)", service.DefaultAdminPassword)
 	}
-	fmt.Fprintf(&b, "  HTTP API  http://%s   (GET /v1/health, /v1/settings/application; %s)\n", a.HTTP, password)
+	fmt.Fprintf(&b, "  HTTP API  http://%s   (GET /v1/health, /v1/settings/application)\n", a.HTTP)
+	fmt.Fprintf(&b, "  admin     password %s\n", password)
 	fmt.Fprintf(&b, "  gRPC      %s\n  gateway   %s\n  gossip    %s\n", a.GRPC, a.Gateway, a.Gossip)
 	return b.String()
 }
@@ -279,6 +293,7 @@ func (e *emitter) gateway(evs []*mcsimv1.GatewayEvent) {
 
 func (e *emitter) failoverLocked(shard int32, from, to string, epoch uint64, ms int64, at time.Time) {
 	e.emitLocked(Event{Event: "failover", Shard: &shard, From: from, To: to, Epoch: epoch, DurationMS: &ms}, at)
+	e.tally.failover(shard, ms)
 	e.noteLocked(at, fmt.Sprintf("shard %d: %s → %s (epoch %d), %d ms without service", shard, from, to, epoch, ms))
 }
 
@@ -315,6 +330,7 @@ func (e *emitter) health(entries map[string]health.Entry, err error) {
 			e.emitLocked(Event{Event: "role_change", Node: id, From: from, To: role}, at)
 			if role == "primary_master" && e.lastPrimary != "" && e.lastPrimary != id {
 				e.emitLocked(Event{Event: "takeover", Node: id, From: e.lastPrimary}, at)
+				e.tally.takeovers++
 				e.noteLocked(at, fmt.Sprintf("takeover: %s is primary (was %s)", id, e.lastPrimary))
 			}
 		}
@@ -332,50 +348,4 @@ func (e *emitter) health(entries map[string]health.Entry, err error) {
 			n.metrics = h.Metrics
 		}
 	}
-}
-
-// render redraws the view on a terminal when something changed.
-func (e *emitter) render() {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if !e.cfg.Terminal || e.cfg.JSON || !e.dirty {
-		return
-	}
-	e.dirty = false
-	var b strings.Builder
-	b.WriteString("\x1b[H\x1b[2J")
-	b.WriteString(e.headerLocked())
-	b.WriteString("\nshards (per the gateway)\n")
-	for _, s := range slices.Sorted(maps.Keys(e.shards)) {
-		h := e.shards[s]
-		fmt.Fprintf(&b, "  %2d → %-12s epoch %d\n", s, h.coreapp, h.epoch)
-	}
-	for s := int32(0); s < int32(e.cfg.Shards); s++ {
-		if _, ok := e.shards[s]; !ok {
-			fmt.Fprintf(&b, "  %2d → (none)\n", s)
-		}
-	}
-	b.WriteString("\nnodes\n")
-	ids := slices.Collect(maps.Keys(e.nodes))
-	sort.Strings(ids)
-	for _, id := range ids {
-		n := e.nodes[id]
-		role, state, tail := n.role, n.status, n.metrics
-		switch {
-		case n.exited:
-			role, state, tail = "-", "EXITED", strings.TrimSpace("process exited "+n.exit)
-		case n.err != "":
-			state, tail = "-", n.err
-		}
-		fmt.Fprintf(&b, "  %-12s %-17s %-14s shards %-10s pid %-7d %s\n", id, role, state, health.FormatShards(n.shards), n.pid, tail)
-	}
-	b.WriteString("\nrecent failovers and takeovers\n")
-	if len(e.recent) == 0 {
-		b.WriteString("  (none)\n")
-	}
-	for _, r := range e.recent {
-		b.WriteString("  " + r + "\n")
-	}
-	b.WriteString("\nCtrl-C stops the cluster.\n")
-	_, _ = io.WriteString(e.cfg.Out, b.String())
 }

@@ -133,6 +133,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	c.events.clusterStarted()
 
 	c.watch(ctx)
+	c.events.stopping()
 
 	// Masters first: with no master left, stopping coreapps have nobody to
 	// hand their shards to and close their sessions at once instead of
@@ -140,7 +141,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	c.stopNodes("master")
 	c.stopNodes("coreapp")
 	c.drainGateway()
-	c.events.render() // the final state
+	c.events.stopped()
 	return nil
 }
 

@@ -28,7 +28,8 @@ func newStatusCommand() *cobra.Command {
 		Long: `Print one line per cluster node, as the settings service sees it at this
 moment: masters first (primary, then secondary), then coreapps, by node id.
 A node that did not answer its Status call in time is listed with role
-"unknown" and the reason. --json prints the /v1/health answer unchanged.`,
+"unknown" and the reason. --json prints the /v1/health answer re-indented
+(the same content, two-space indent, for people and jq).`,
 		Example: `  mcsim status
   mcsim status --json | jq '.health | to_entries[] | select(.value.shards | index(0)) | .key'`,
 		Args: cobra.NoArgs,
@@ -49,7 +50,7 @@ A node that did not answer its Status call in time is listed with role
 			return err
 		},
 	}
-	c.Flags().BoolVar(&asJSON, "json", false, "print the raw /v1/health JSON")
+	c.Flags().BoolVar(&asJSON, "json", false, "print the /v1/health answer as JSON (re-indented, same content)")
 	cf.register(c)
 	return c
 }

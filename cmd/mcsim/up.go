@@ -30,8 +30,12 @@ when given, heartbeat_interval and unhealthy_interval are PATCHed into the
 settings. Then it prints the URLs and a live status view (shard → coreapp and
 epoch, per the gateway; each node's role and gateway status, per
 GET /v1/health, polled every --poll-ms; recent failovers and takeovers). On a
-terminal the view is redrawn in place; otherwise one plain line is printed
-per change.
+terminal, while 'mcsim up' is the foreground job, the view is redrawn in
+place below what the terminal showed (never clearing the screen, cut to the
+terminal's width and height, so no frame lands in the scrollback);
+otherwise (a pipe, a file, 'mcsim up &') one plain line is printed per
+change. On Ctrl-C it prints "stopping…" at once and, once every node has
+stopped, a summary: failovers, takeovers, the longest downtime.
 
 Ctrl-C or SIGTERM stops the cluster: masters first (coreapps keep serving),
 then coreapps, then the gateway and the settings service; exit status 0. If the
@@ -58,6 +62,9 @@ view. Every object has "time" (RFC 3339, UTC) and "event"; the kinds:
                      session replaced a live one)
   takeover           node, from: another master became primary_master
   health_error       error: GET /v1/health failed (once per distinct error)
+  stopping           Ctrl-C or SIGTERM arrived; the nodes are being stopped
+  stopped            failovers, takeovers, and after a failover
+                     longest_downtime_ms and its shard: the summary (last line)
 
 Exit status: 0 after a stop by signal, 1 when the cluster could not start
 (for example the data dir is in use), 2 for bad flags (nothing started).`,
@@ -71,8 +78,14 @@ Exit status: 0 after a stop by signal, 1 when the cluster could not start
 			cfg.ClusterKey = flagOrEnv(cmd, "cluster-key", cfg.ClusterKey, clusterKeyEnv)
 			cfg.AdminPassword = flagOrEnv(cmd, "admin-password", cfg.AdminPassword, passwordEnv)
 			cfg.Out, cfg.Err = cmd.OutOrStdout(), cmd.ErrOrStderr()
-			if f, ok := cfg.Out.(*os.File); ok {
-				cfg.Terminal = term.IsTerminal(int(f.Fd()))
+			if f, ok := cfg.Out.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+				fd := int(f.Fd())
+				cfg.Terminal = true
+				cfg.Foreground = func() bool { return foreground(fd) }
+				cfg.TermSize = func() (int, int, bool) {
+					w, h, err := term.GetSize(fd)
+					return w, h, err == nil
+				}
 			}
 			if pollMS < 10 {
 				return usageErr("--poll-ms: must be ≥ 10, got %d", pollMS)
