@@ -159,6 +159,7 @@ func (n *Node) execute(ctx context.Context, wg *sync.WaitGroup, now time.Time, a
 				return
 			}
 		case failover.Assign:
+			delete(n.unassigned, a.Shard)
 			n.sendAssign(ctx, wg, a)
 		case failover.Release:
 			n.sendRelease(ctx, wg, a)
@@ -169,9 +170,16 @@ func (n *Node) execute(ctx context.Context, wg *sync.WaitGroup, now time.Time, a
 		case failover.Recovered:
 			n.log.Info().Str("coreapp", a.Coreapp).Msg("coreapp recovered; it is a standby now")
 		case failover.ShardLost:
+			n.unassigned[a.Shard] = unassignedShard{since: now}
 			n.log.Warn().Int("shard", a.Shard).Str("coreapp", a.Coreapp).Uint64("epoch", a.Epoch).
 				Str("reason", string(a.Reason)).Msg("shard lost its owner")
 		case failover.ShardUnassigned:
+			u := n.unassigned[a.Shard]
+			if u.since.IsZero() {
+				u.since = a.At
+			}
+			u.noStandby = true
+			n.unassigned[a.Shard] = u
 			n.log.Error().Int("shard", a.Shard).Msg("shard unassigned: no healthy standby")
 		case failover.Failover:
 			n.m.failovers.Inc()

@@ -159,9 +159,13 @@ type Node struct {
 	nextRenew   time.Time
 	peers       map[string]*peer
 	failingOver map[int]failoverStart
-	writer      *mapWriter         // this term's shard-map writer (nil when secondary)
-	stopWriter  context.CancelFunc // ends writer
-	reserved    uint64             // shard epochs durably reserved in the store (see epochBlock)
+	// unassigned remembers, for `mcsim status`, since when each shard of
+	// the primary's map has had no owner and whether the assigner found no
+	// standby for it.
+	unassigned map[int]unassignedShard
+	writer     *mapWriter         // this term's shard-map writer (nil when secondary)
+	stopWriter context.CancelFunc // ends writer
+	reserved   uint64             // shard epochs durably reserved in the store (see epochBlock)
 
 	// leaseUntil mirrors lease.validUntil for the map writer's goroutine,
 	// which must not send a write once the lease has ended by our own
@@ -201,6 +205,7 @@ func New(cfg Config) (*Node, error) {
 		started:     cfg.RestartRequired,
 		peers:       map[string]*peer{},
 		failingOver: map[int]failoverStart{},
+		unassigned:  map[int]unassignedShard{},
 	}, nil
 }
 
@@ -465,6 +470,7 @@ func (n *Node) stepDown(reason string) {
 	n.lease.lost()
 	n.publishLease()
 	n.failingOver = map[int]failoverStart{}
+	n.unassigned = map[int]unassignedShard{}
 	n.m.leaseHolder.Set(0)
 	n.m.leaseLostOwnClock.Inc()
 }

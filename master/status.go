@@ -2,6 +2,7 @@ package master
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"google.golang.org/grpc"
@@ -68,6 +69,7 @@ func (n *Node) status() *mcsimv1.MasterServiceStatusResponse {
 	if n.core != nil && n.lease.held(time.Now()) {
 		r.Role = mcsimv1.MasterRole_MASTER_ROLE_PRIMARY
 		r.ShardMap = shardMapToProto(n.core.ShardMap(), n.peers)
+		r.UnassignedShards = n.unassignedShards(r.ShardMap)
 		for _, c := range n.core.Coreapps() {
 			if c.Healthy {
 				r.HealthyCoreapps = append(r.HealthyCoreapps, c.ID)
@@ -77,6 +79,39 @@ func (n *Node) status() *mcsimv1.MasterServiceStatusResponse {
 		}
 	}
 	return r
+}
+
+// unassignedShard is what the primary remembers of a shard without owner.
+type unassignedShard struct {
+	since     time.Time
+	noStandby bool
+}
+
+// The reasons of MasterServiceStatusResponse.unassigned_shards.
+const (
+	ReasonNoStandby     = "no healthy standby"
+	ReasonBeingAssigned = "being assigned"
+)
+
+// unassignedShards lists the shards of m without an owner, lowest first.
+func (n *Node) unassignedShards(m *mcsimv1.ShardMap) []*mcsimv1.UnassignedShard {
+	var out []*mcsimv1.UnassignedShard
+	for _, a := range m.GetAssignments() {
+		if a.GetCoreappId() != "" {
+			continue
+		}
+		u := n.unassigned[int(a.GetShard())]
+		us := &mcsimv1.UnassignedShard{Shard: a.GetShard(), Reason: ReasonBeingAssigned}
+		if !u.since.IsZero() {
+			us.SinceUnixMs = u.since.UnixMilli()
+		}
+		if u.noStandby {
+			us.Reason = ReasonNoStandby
+		}
+		out = append(out, us)
+	}
+	slices.SortFunc(out, func(a, b *mcsimv1.UnassignedShard) int { return int(a.GetShard() - b.GetShard()) })
+	return out
 }
 
 // shardMapToProto converts the core's map for the store, with each owner's

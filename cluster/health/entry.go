@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/mcsim/mcsim/cluster/membership"
 	mcsimv1 "github.com/mcsim/mcsim/proto/mcsim/v1"
@@ -42,7 +43,38 @@ type Entry struct {
 	PendingRestart []string `json:"pending_restart"`
 	Metrics        string   `json:"metrics,omitempty"`
 	Error          string   `json:"error,omitempty"`
+	// State is StateAlive for a node that answered; otherwise why it did
+	// not, and Since (RFC 3339, milliseconds) since when.
+	State string `json:"state,omitempty"`
+	Since string `json:"since,omitempty"`
+	// UnassignedShards (the primary master only) are the shards of its map
+	// without an owner.
+	UnassignedShards []UnassignedShard `json:"unassigned_shards,omitempty"`
 }
+
+// UnassignedShard is a shard the primary has no owner for: since when
+// (RFC 3339 ms; "" if the primary does not know) and why.
+type UnassignedShard struct {
+	Shard  int    `json:"shard"`
+	Since  string `json:"since,omitempty"`
+	Reason string `json:"reason"`
+}
+
+// The states of a health entry.
+const (
+	// StateAlive: in gossip, and it answered its Status call.
+	StateAlive = "alive"
+	// StateUnreachable: in gossip, but its Status call failed.
+	StateUnreachable = "unreachable"
+	// StateFailed: gossip's failure detector lost it (crash, kill, pause or
+	// partition); it is listed until it joins again.
+	StateFailed = "failed"
+	// StateLeft: it left the gossip cluster gracefully (SIGTERM).
+	StateLeft = "left"
+)
+
+// TimeFormat is the layout of Since: RFC 3339 with milliseconds, UTC.
+const TimeFormat = "2006-01-02T15:04:05.000Z07:00"
 
 // Key is the health answer's key of a node: "<grpc host>:<node-id>", e.g.
 // "127.0.0.1:coreapp-2". A node without a gRPC address falls back to its
@@ -127,6 +159,13 @@ func FromMaster(n membership.Node, r *mcsimv1.MasterServiceStatusResponse) Entry
 		e.PID = pid
 	}
 	e.PendingRestart = sortedStrings(r.GetPendingRestart())
+	for _, u := range r.GetUnassignedShards() {
+		us := UnassignedShard{Shard: int(u.GetShard()), Reason: u.GetReason()}
+		if ms := u.GetSinceUnixMs(); ms != 0 {
+			us.Since = time.UnixMilli(ms).UTC().Format(TimeFormat)
+		}
+		e.UnassignedShards = append(e.UnassignedShards, us)
+	}
 	return e
 }
 
@@ -155,13 +194,33 @@ func Unreachable(n membership.Node, err error) Entry {
 	e.Role = RoleUnknown
 	e.GatewayStatus = GatewayDisconnected
 	e.Error = "unreachable: " + err.Error()
+	e.State = StateUnreachable
+	return e
+}
+
+// Gone is the entry of a node gossip no longer has: failed or left since
+// the given time. A coreapp is still a coreapp; a master's role is
+// unknown (it is not primary, whatever it was).
+func Gone(n membership.Node, state string, since time.Time) Entry {
+	e := base(n)
+	e.Role = RoleUnknown
+	if n.Role == membership.RoleCoreapp {
+		e.Role = RoleCoreapp
+	}
+	e.GatewayStatus = GatewayDisconnected
+	e.State, e.Since = state, since.UTC().Format(TimeFormat)
+	if state == StateLeft {
+		e.Error = "left the gossip cluster"
+	} else {
+		e.Error = "lost by gossip (crashed, paused or cut off)"
+	}
 	return e
 }
 
 // base is what membership metadata alone says about a node. Shards and
 // PendingRestart are empty, not nil, so the JSON shows [] rather than null.
 func base(n membership.Node) Entry {
-	e := Entry{PID: n.PID, Shards: []int{}, PendingRestart: []string{}}
+	e := Entry{PID: n.PID, Shards: []int{}, PendingRestart: []string{}, State: StateAlive}
 	if n.MetricsAddr != "" {
 		e.Metrics = "http://" + n.MetricsAddr + "/metrics"
 	}

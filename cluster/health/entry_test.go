@@ -65,23 +65,28 @@ func TestEntries(t *testing.T) {
 			Role: mcsimv1.MasterRole_MASTER_ROLE_PRIMARY, Pid: 1234, PendingRestart: []string{"verbose_logging", "log_level"},
 			HealthyCoreapps: []string{"c1"},
 		}), Entry{Role: "primary_master", GatewayStatus: "disconnected", Shards: []int{}, PID: 1234,
-			PendingRestart: []string{"log_level", "verbose_logging"}, Metrics: metrics}},
+			PendingRestart: []string{"log_level", "verbose_logging"}, Metrics: metrics, State: "alive"}},
 		{"secondary master without pid uses gossip pid", FromMaster(node, &mcsimv1.MasterServiceStatusResponse{
 			Role: mcsimv1.MasterRole_MASTER_ROLE_SECONDARY,
 		}), Entry{Role: "secondary_master", GatewayStatus: "disconnected", Shards: []int{}, PID: 77,
-			PendingRestart: []string{}, Metrics: metrics}},
+			PendingRestart: []string{}, Metrics: metrics, State: "alive"}},
 		{"serving coreapp, shards sorted", FromCoreapp(bare, &mcsimv1.StatusResponse{
 			Shards:        []*mcsimv1.ServedShard{{Shard: 3, Epoch: 9}, {Shard: 0, Epoch: 2}},
 			GatewayStatus: mcsimv1.GatewayStatus_GATEWAY_STATUS_CONNECTED, Pid: 55, PendingRestart: []string{"log_level"},
-		}), Entry{Role: "coreapp", GatewayStatus: "connected", Shards: []int{0, 3}, PID: 55, PendingRestart: []string{"log_level"}}},
+		}), Entry{Role: "coreapp", GatewayStatus: "connected", Shards: []int{0, 3}, PID: 55, PendingRestart: []string{"log_level"}, State: "alive"}},
 		{"standby coreapp", FromCoreapp(bare, &mcsimv1.StatusResponse{
 			GatewayStatus: mcsimv1.GatewayStatus_GATEWAY_STATUS_DISCONNECTED, Pid: 56,
-		}), Entry{Role: "coreapp", GatewayStatus: "disconnected", Shards: []int{}, PID: 56, PendingRestart: []string{}}},
+		}), Entry{Role: "coreapp", GatewayStatus: "disconnected", Shards: []int{}, PID: 56, PendingRestart: []string{}, State: "alive"}},
 		{"nil response", FromCoreapp(bare, nil),
-			Entry{Role: "coreapp", GatewayStatus: "uninitialized", Shards: []int{}, PendingRestart: []string{}}},
+			Entry{Role: "coreapp", GatewayStatus: "uninitialized", Shards: []int{}, PendingRestart: []string{}, State: "alive"}},
 		{"unreachable", Unreachable(node, errors.New("context deadline exceeded")),
 			Entry{Role: "unknown", GatewayStatus: "disconnected", Shards: []int{}, PID: 77, PendingRestart: []string{},
-				Metrics: metrics, Error: "unreachable: context deadline exceeded"}},
+				Metrics: metrics, Error: "unreachable: context deadline exceeded", State: "unreachable"}},
+		{"primary master with a shard without owner", FromMaster(node, &mcsimv1.MasterServiceStatusResponse{
+			Role: mcsimv1.MasterRole_MASTER_ROLE_PRIMARY, Pid: 1,
+			UnassignedShards: []*mcsimv1.UnassignedShard{{Shard: 1, SinceUnixMs: 1796000043512, Reason: "no healthy standby"}, {Shard: 2, Reason: "being assigned"}},
+		}), Entry{Role: "primary_master", GatewayStatus: "disconnected", Shards: []int{}, PID: 1, PendingRestart: []string{}, Metrics: metrics, State: "alive",
+			UnassignedShards: []UnassignedShard{{Shard: 1, Since: "2026-11-30T00:54:03.512Z", Reason: "no healthy standby"}, {Shard: 2, Reason: "being assigned"}}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if !reflect.DeepEqual(tc.got, tc.want) {

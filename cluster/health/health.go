@@ -16,6 +16,10 @@
 //   - An unreachable node gets role "unknown" and gateway_status
 //     "disconnected", with the PID and metrics URL from its gossip
 //     metadata.
+//   - A node gossip lost (failed) or that left stays listed, with state
+//     "failed" or "left" and since when, until it joins again: `mcsim
+//     status` must show the dead, not hide them. An unreachable node
+//     carries the time of its first failed Status call in a row.
 //   - gRPC connections are cached by address and dropped when no alive
 //     member has that address any more, and after a failed call, so a node
 //     restarted on the same address is not stuck behind gRPC's reconnect
@@ -61,6 +65,19 @@ type Config struct {
 	Timeout time.Duration
 	// Logger receives connection failures at debug level.
 	Logger zerolog.Logger
+	// Events, when set, is the membership's event stream (Member.Events):
+	// the Aggregator reads it to remember nodes that failed or left. It
+	// must be the only reader.
+	Events <-chan membership.Event
+	// Now is the clock of the since times (nil: time.Now).
+	Now func() time.Time
+}
+
+// gone is a node gossip no longer lists.
+type gone struct {
+	node  membership.Node
+	state string
+	since time.Time
 }
 
 // Aggregator answers health requests. Safe for concurrent use.
@@ -70,9 +87,14 @@ type Aggregator struct {
 	timeout time.Duration
 	log     zerolog.Logger
 
+	now func() time.Time
+
 	mu     sync.Mutex
 	conns  map[string]*grpc.ClientConn
 	closed bool
+	// gone and unreachableSince are keyed by Key.
+	gone             map[string]gone
+	unreachableSince map[string]time.Time
 }
 
 // New returns an Aggregator; Close releases its connections.
@@ -89,6 +111,16 @@ func New(cfg Config) (*Aggregator, error) {
 		timeout: cfg.Timeout,
 		log:     cfg.Logger,
 		conns:   make(map[string]*grpc.ClientConn),
+		now:     cfg.Now,
+
+		gone:             map[string]gone{},
+		unreachableSince: map[string]time.Time{},
+	}
+	if a.now == nil {
+		a.now = time.Now
+	}
+	if cfg.Events != nil {
+		go a.follow(cfg.Events)
 	}
 	if a.dial == nil {
 		a.dial = func(addr string) (*grpc.ClientConn, error) {
@@ -129,10 +161,63 @@ func (a *Aggregator) Health(ctx context.Context) (map[string]Entry, error) {
 	wg.Wait()
 
 	out := make(map[string]Entry, len(targets))
+	now := a.now()
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	for i, n := range targets {
-		out[Key(n)] = entries[i]
+		key := Key(n)
+		e := entries[i]
+		if e.State == StateUnreachable {
+			since, ok := a.unreachableSince[key]
+			if !ok {
+				since = now
+				a.unreachableSince[key] = now
+			}
+			e.Since = since.UTC().Format(TimeFormat)
+		} else {
+			delete(a.unreachableSince, key)
+		}
+		out[key] = e
+	}
+	for key, g := range a.gone {
+		if _, alive := out[key]; !alive {
+			out[key] = Gone(g.node, g.state, g.since)
+		}
 	}
 	return out, nil
+}
+
+// follow remembers the masters and coreapps that fail or leave, and
+// forgets them when they join again.
+func (a *Aggregator) follow(events <-chan membership.Event) {
+	for ev := range events {
+		n := ev.Node
+		if n.Role != membership.RoleMaster && n.Role != membership.RoleCoreapp {
+			continue
+		}
+		key := Key(n)
+		a.mu.Lock()
+		switch ev.Kind {
+		case membership.Failed:
+			a.gone[key] = gone{node: n, state: StateFailed, since: a.now()}
+		case membership.LeftGracefully:
+			a.gone[key] = gone{node: n, state: StateLeft, since: a.now()}
+		default:
+			delete(a.gone, key)
+			a.forgetOtherKeysOf(n)
+		}
+		a.mu.Unlock()
+	}
+}
+
+// forgetOtherKeysOf drops the gone entry of a node id that joined again
+// under another address: one node, one line.
+func (a *Aggregator) forgetOtherKeysOf(n membership.Node) {
+	for key := range a.gone {
+		if NodeID(key) == n.ID {
+			delete(a.gone, key)
+		}
+	}
 }
 
 // query asks one node; any failure makes it unreachable and drops its

@@ -162,10 +162,10 @@ func TestHealthListsEveryNode(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := map[string]Entry{
-			"127.0.0.1:master-1":  {Role: "primary_master", GatewayStatus: "disconnected", Shards: []int{}, PID: 11, PendingRestart: []string{}},
-			"127.0.0.1:master-2":  {Role: "secondary_master", GatewayStatus: "disconnected", Shards: []int{}, PID: 12, PendingRestart: []string{"log_level"}},
-			"127.0.0.1:coreapp-1": {Role: "coreapp", GatewayStatus: "connected", Shards: []int{0, 1}, PID: 21, PendingRestart: []string{}},
-			"127.0.0.1:coreapp-2": {Role: "coreapp", GatewayStatus: "disconnected", Shards: []int{}, PID: 22, PendingRestart: []string{}},
+			"127.0.0.1:master-1":  {Role: "primary_master", GatewayStatus: "disconnected", Shards: []int{}, PID: 11, PendingRestart: []string{}, State: "alive"},
+			"127.0.0.1:master-2":  {Role: "secondary_master", GatewayStatus: "disconnected", Shards: []int{}, PID: 12, PendingRestart: []string{"log_level"}, State: "alive"},
+			"127.0.0.1:coreapp-1": {Role: "coreapp", GatewayStatus: "connected", Shards: []int{0, 1}, PID: 21, PendingRestart: []string{}, State: "alive"},
+			"127.0.0.1:coreapp-2": {Role: "coreapp", GatewayStatus: "disconnected", Shards: []int{}, PID: 22, PendingRestart: []string{}, State: "alive"},
 		}
 		if len(got) != len(want)+1 {
 			t.Errorf("got %d entries, want %d: %+v", len(got), len(want)+1, got)
@@ -303,4 +303,65 @@ func TestNewRequiresMembers(t *testing.T) {
 	if _, err := New(Config{Members: &members{}, Timeout: -1}); err == nil || !strings.Contains(err.Error(), "Timeout") {
 		t.Fatalf("New with negative timeout = %v, want an error naming Timeout", err)
 	}
+}
+
+// mcsim status lists the dead too: a node gossip lost or that left stays
+// listed with its state and since when until it joins again, and an
+// unreachable node keeps the time of its first failed answer.
+func TestHealthListsTheDeadAndTheUnreachableSinceWhen(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		nw := newNetwork(t)
+		ok := &fakeCoreapp{}
+		ok.set(&mcsimv1.StatusResponse{GatewayStatus: mcsimv1.GatewayStatus_GATEWAY_STATUS_CONNECTED, Pid: 21})
+		nw.serve("127.0.0.1:2001", func(s *grpc.Server) { mcsimv1.RegisterCoreAppServiceServer(s, ok) })
+		c1 := node("coreapp-1", membership.RoleCoreapp, "127.0.0.1:2001", 21)
+		c2 := node("coreapp-2", membership.RoleCoreapp, "127.0.0.1:2002", 22) // nothing listens
+		c3 := node("coreapp-3", membership.RoleCoreapp, "127.0.0.1:2003", 23)
+		m1 := node("master-1", membership.RoleMaster, "127.0.0.1:1001", 11)
+		ms := &members{}
+		ms.set(c1, c2)
+		events := make(chan membership.Event)
+		defer close(events) // as Member.Shutdown does
+		a, err := New(Config{Members: ms, Dial: nw.dial, Logger: zerolog.Nop(), Events: events})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer a.Close()
+		t0 := time.Now()
+		stamp := func(d time.Duration) string { return t0.Add(d).UTC().Format(TimeFormat) }
+
+		events <- membership.Event{Kind: membership.Failed, Node: c3}
+		time.Sleep(1500 * time.Millisecond)
+		events <- membership.Event{Kind: membership.LeftGracefully, Node: m1}
+		got, _ := a.Health(t.Context())
+		time.Sleep(time.Second)
+		got2, _ := a.Health(t.Context())
+
+		for _, tc := range []struct {
+			key, state, since, role string
+			in                      map[string]Entry
+		}{
+			{"127.0.0.1:coreapp-1", StateAlive, "", RoleCoreapp, got},
+			{"127.0.0.1:coreapp-2", StateUnreachable, stamp(1500 * time.Millisecond), RoleUnknown, got},
+			{"127.0.0.1:coreapp-2", StateUnreachable, stamp(1500 * time.Millisecond), RoleUnknown, got2}, // since the first failure
+			{"127.0.0.1:coreapp-3", StateFailed, stamp(0), RoleCoreapp, got2},
+			{"127.0.0.1:master-1", StateLeft, stamp(1500 * time.Millisecond), RoleUnknown, got2},
+		} {
+			e, listed := tc.in[tc.key]
+			if !listed || e.State != tc.state || e.Since != tc.since || e.Role != tc.role {
+				t.Errorf("%s: listed %v, %+v; want state %s since %q role %s", tc.key, listed, e, tc.state, tc.since, tc.role)
+			}
+		}
+
+		// Back in gossip: listed by what it answers, not as dead.
+		events <- membership.Event{Kind: membership.Joined, Node: c3}
+		synctest.Wait()
+		got3, _ := a.Health(t.Context())
+		if e, listed := got3["127.0.0.1:coreapp-3"]; listed {
+			t.Errorf("coreapp-3 joined again but is listed as %+v (it is not in Members: it must be gone from the answer)", e)
+		}
+		if _, listed := got3["127.0.0.1:master-1"]; !listed {
+			t.Errorf("master-1 left and was forgotten: %v", got3)
+		}
+	})
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/mcsim/mcsim/cluster/gateway"
 	"github.com/mcsim/mcsim/cluster/inproc"
+	"github.com/mcsim/mcsim/master"
 	mcsimv1 "github.com/mcsim/mcsim/proto/mcsim/v1"
 )
 
@@ -171,14 +172,32 @@ func TestEveryStandbyGoneThenOneReturns(t *testing.T) {
 		}
 		_ = c.KillCoreapp(other) // the only standby
 		_ = c.KillCoreapp(first) // and the owner
+		killed := time.Now()
 		time.Sleep(20 * time.Second)
 		if h := holder(c, 0); h != "" {
 			t.Fatalf("shard 0 served by %q with every coreapp dead", h)
+		}
+		// The primary says which shard has no owner, since when, and why
+		// (mcsim status prints it).
+		st, err := c.Master("master-1").Status(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		un := st.GetUnassignedShards()
+		if len(un) != 1 || un[0].GetShard() != 0 || un[0].GetReason() != master.ReasonNoStandby {
+			t.Fatalf("unassigned shards = %v, want shard 0 for lack of a standby", un)
+		}
+		// Rule 1: the owner is declared unhealthy 3-4 s after its crash.
+		if since := time.UnixMilli(un[0].GetSinceUnixMs()).Sub(killed); since < 3*time.Second || since > 4*time.Second {
+			t.Errorf("shard 0 unassigned since kill+%v, want kill+[3 s, 4 s]", since)
 		}
 		if err := c.StartCoreapp(first); err != nil {
 			t.Fatal(err)
 		}
 		waitUntil(t, 2*time.Second, "shard 0 served by the returning coreapp", func() bool { return holder(c, 0) == first })
+		if st, err = c.Master("master-1").Status(t.Context()); err != nil || len(st.GetUnassignedShards()) != 0 {
+			t.Errorf("after the coreapp returned: unassigned %v (%v), want none", st.GetUnassignedShards(), err)
+		}
 		assertWitnessClean(t, c)
 	})
 }

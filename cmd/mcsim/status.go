@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -27,8 +28,11 @@ func newStatusCommand() *cobra.Command {
 		Short: "Print the cluster table: every master and coreapp, its role, gateway status and shards (GET /v1/health)",
 		Long: `Print one line per cluster node, as the settings service sees it at this
 moment: masters first (primary, then secondary), then coreapps, by node id.
-A node that did not answer its Status call in time is listed with role
-"unknown" and the reason. --json prints the /v1/health answer re-indented
+STATE is "alive" for a node that answered; a node in gossip that did not
+answer its Status call in time is "unreachable" (role "unknown", with the
+reason); a node gossip lost is "failed" and one that left gracefully (SIGTERM)
+"left", each with the time it happened, listed until it joins again. Below
+the table, every shard the primary has no owner for: since when and why. --json prints the /v1/health answer re-indented
 (the same content, two-space indent, for people and jq).`,
 		Example: `  mcsim status
   mcsim status --json | jq '.health | to_entries[] | select(.value.shards | index(0)) | .key'`,
@@ -42,7 +46,7 @@ A node that did not answer its Status call in time is listed with role
 			if err != nil || asJSON {
 				return printResult(cmd.OutOrStdout(), body, err)
 			}
-			table, err := formatStatus(body)
+			table, err := formatStatus(body, time.Local)
 			if err != nil {
 				return &exitError{code: exitFailure, msg: "mcsim: " + err.Error()}
 			}
@@ -69,8 +73,9 @@ func roleOrder(role string) int {
 	return 3
 }
 
-// formatStatus renders a /v1/health answer as an aligned table.
-func formatStatus(body []byte) (string, error) {
+// formatStatus renders a /v1/health answer as an aligned table, times in
+// loc.
+func formatStatus(body []byte, loc *time.Location) (string, error) {
 	entries, err := health.Decode(body)
 	if err != nil {
 		return "", fmt.Errorf("the service's /v1/health answer is not a health object: %.200q", bytes.TrimSpace(body))
@@ -88,15 +93,19 @@ func formatStatus(body []byte) (string, error) {
 
 	var buf bytes.Buffer
 	tw := tabwriter.NewWriter(&buf, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE\tROLE\tGATEWAY\tSHARDS\tPID\tPENDING_RESTART\tERROR")
+	fmt.Fprintln(tw, "NODE\tROLE\tSTATE\tGATEWAY\tSHARDS\tPID\tPENDING_RESTART\tERROR")
+	var unassigned []health.UnassignedShard
 	for _, k := range keys {
 		e := entries[k]
 		errText := e.Error
 		if errText == "" {
 			errText = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
-			k, e.Role, e.GatewayStatus, health.FormatShards(e.Shards), pidText(e.PID), strList(e.PendingRestart), errText)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
+			k, e.Role, stateText(e, loc), e.GatewayStatus, health.FormatShards(e.Shards), pidText(e.PID), strList(e.PendingRestart), errText)
+		if e.Role == health.RolePrimaryMaster {
+			unassigned = append(unassigned, e.UnassignedShards...)
+		}
 	}
 	if len(keys) == 0 {
 		fmt.Fprintln(tw, "(no masters or coreapps have joined the cluster)")
@@ -104,7 +113,39 @@ func formatStatus(body []byte) (string, error) {
 	if err := tw.Flush(); err != nil {
 		return "", err
 	}
+	for _, u := range unassigned {
+		since := ""
+		if u.Since != "" {
+			since = " since " + clockText(u.Since, loc)
+		}
+		fmt.Fprintf(&buf, "shard %d: unassigned%s, %s\n", u.Shard, since, u.Reason)
+	}
 	return buf.String(), nil
+}
+
+// stateText is the STATE column: "alive", or what went wrong and since
+// when ("failed since 21:14:03.512"). Entries of older services carry no
+// state: an entry that answered is alive.
+func stateText(e health.Entry, loc *time.Location) string {
+	switch {
+	case e.State == "" && e.Error != "":
+		return health.StateUnreachable
+	case e.State == "":
+		return health.StateAlive
+	case e.Since == "":
+		return e.State
+	}
+	return e.State + " since " + clockText(e.Since, loc)
+}
+
+// clockText shows an RFC 3339 time as the wall clock of loc with
+// milliseconds, as the live view of mcsim up does.
+func clockText(rfc3339 string, loc *time.Location) string {
+	t, err := time.Parse(time.RFC3339, rfc3339)
+	if err != nil {
+		return rfc3339
+	}
+	return t.In(loc).Format("15:04:05.000")
 }
 
 func strList(xs []string) string {

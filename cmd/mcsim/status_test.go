@@ -7,36 +7,42 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 )
 
 const healthBody = `{"health": {
-	"127.0.0.1:coreapp-2": {"role": "coreapp", "gateway_status": "disconnected", "shards": [], "pid": 302, "pending_restart": []},
-	"127.0.0.1:coreapp-1": {"role": "coreapp", "gateway_status": "connected", "shards": [0, 1], "pid": 301, "pending_restart": ["log_level", "verbose_logging"]},
-	"127.0.0.1:master-2": {"role": "primary_master", "gateway_status": "disconnected", "shards": [], "pid": 202, "pending_restart": []},
+	"127.0.0.1:coreapp-2": {"role": "coreapp", "gateway_status": "disconnected", "shards": [], "pid": 302, "pending_restart": [], "state": "alive"},
+	"127.0.0.1:coreapp-1": {"role": "coreapp", "gateway_status": "connected", "shards": [0, 1], "pid": 301, "pending_restart": ["log_level", "verbose_logging"], "state": "alive"},
+	"127.0.0.1:master-2": {"role": "primary_master", "gateway_status": "disconnected", "shards": [], "pid": 202, "pending_restart": [], "state": "alive",
+		"unassigned_shards": [{"shard": 2, "since": "2026-12-01T21:14:03.512Z", "reason": "no healthy standby"}, {"shard": 3, "reason": "being assigned"}]},
 	"127.0.0.1:master-1": {"role": "secondary_master", "gateway_status": "disconnected", "shards": [], "pid": 201, "pending_restart": []},
-	"127.0.0.1:coreapp-0": {"role": "unknown", "gateway_status": "disconnected", "shards": [], "pid": 300, "pending_restart": [], "error": "unreachable: deadline"}
+	"127.0.0.1:coreapp-0": {"role": "unknown", "gateway_status": "disconnected", "shards": [], "pid": 300, "pending_restart": [], "error": "unreachable: deadline", "state": "unreachable", "since": "2026-12-01T21:14:01.004Z"},
+	"127.0.0.1:coreapp-3": {"role": "coreapp", "gateway_status": "disconnected", "shards": [], "pid": 303, "pending_restart": [], "error": "lost by gossip (crashed, paused or cut off)", "state": "failed", "since": "2026-12-01T21:14:00.250Z"}
 }, "meta": {"api_status": "stable", "version": "test"}}`
 
 func TestFormatStatus(t *testing.T) {
-	got, err := formatStatus([]byte(healthBody))
+	got, err := formatStatus([]byte(healthBody), time.UTC)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `NODE                 ROLE              GATEWAY       SHARDS  PID  PENDING_RESTART            ERROR
-127.0.0.1:master-2   primary_master    disconnected  -       202  -                          -
-127.0.0.1:master-1   secondary_master  disconnected  -       201  -                          -
-127.0.0.1:coreapp-1  coreapp           connected     0,1     301  log_level,verbose_logging  -
-127.0.0.1:coreapp-2  coreapp           disconnected  -       302  -                          -
-127.0.0.1:coreapp-0  unknown           disconnected  -       300  -                          unreachable: deadline
+	want := `NODE                 ROLE              STATE                           GATEWAY       SHARDS  PID  PENDING_RESTART            ERROR
+127.0.0.1:master-2   primary_master    alive                           disconnected  -       202  -                          -
+127.0.0.1:master-1   secondary_master  alive                           disconnected  -       201  -                          -
+127.0.0.1:coreapp-1  coreapp           alive                           connected     0,1     301  log_level,verbose_logging  -
+127.0.0.1:coreapp-2  coreapp           alive                           disconnected  -       302  -                          -
+127.0.0.1:coreapp-3  coreapp           failed since 21:14:00.250       disconnected  -       303  -                          lost by gossip (crashed, paused or cut off)
+127.0.0.1:coreapp-0  unknown           unreachable since 21:14:01.004  disconnected  -       300  -                          unreachable: deadline
+shard 2: unassigned since 21:14:03.512, no healthy standby
+shard 3: unassigned, being assigned
 `
 	if got != want {
 		t.Errorf("formatStatus =\n%s\nwant\n%s", got, want)
 	}
 
-	if got, err := formatStatus([]byte(`{"health": {}, "meta": {}}`)); err != nil || !strings.Contains(got, "no masters or coreapps") {
+	if got, err := formatStatus([]byte(`{"health": {}, "meta": {}}`), time.UTC); err != nil || !strings.Contains(got, "no masters or coreapps") {
 		t.Errorf("empty cluster = %q, %v", got, err)
 	}
-	if _, err := formatStatus([]byte(`<html>`)); err == nil {
+	if _, err := formatStatus([]byte(`<html>`), time.UTC); err == nil {
 		t.Error("formatStatus accepted a non-JSON answer")
 	}
 }
@@ -83,8 +89,8 @@ func TestStatusCommand(t *testing.T) {
 	if err != nil {
 		t.Fatalf("status: %v", err)
 	}
-	if lines := strings.Split(strings.TrimSpace(out), "\n"); len(lines) != 6 || !strings.HasPrefix(lines[1], "127.0.0.1:master-2") {
-		t.Errorf("status printed:\n%s\nwant a header and 5 rows, the primary master first", out)
+	if lines := strings.Split(strings.TrimSpace(out), "\n"); len(lines) != 9 || !strings.HasPrefix(lines[1], "127.0.0.1:master-2") {
+		t.Errorf("status printed:\n%s\nwant a header, 6 rows (the primary master first) and 2 unassigned shards", out)
 	}
 
 	out, err = runStatus(t, "--url", srv.URL, "--admin-password", "pw", "--json")

@@ -29,7 +29,7 @@ func newHealth(m *membership.Member, log zerolog.Logger) (*health.Aggregator, er
 	if m == nil {
 		return nil, nil
 	}
-	return health.New(health.Config{Members: m, Logger: log})
+	return health.New(health.Config{Members: m, Logger: log, Events: m.Events()})
 }
 
 // watchMethod is the full gRPC name of the settings Watch stream.

@@ -130,8 +130,11 @@ type MasterServiceStatusResponse struct {
 	HealthyCoreapps []string `protobuf:"bytes,7,rep,name=healthy_coreapps,json=healthyCoreapps,proto3" json:"healthy_coreapps,omitempty"`
 	// Coreapps the master has declared unhealthy (primary only).
 	UnhealthyCoreapps []string `protobuf:"bytes,8,rep,name=unhealthy_coreapps,json=unhealthyCoreapps,proto3" json:"unhealthy_coreapps,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// Shards without an owner in the primary's map, lowest first (primary
+	// only).
+	UnassignedShards []*UnassignedShard `protobuf:"bytes,9,rep,name=unassigned_shards,json=unassignedShards,proto3" json:"unassigned_shards,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *MasterServiceStatusResponse) Reset() {
@@ -220,12 +223,84 @@ func (x *MasterServiceStatusResponse) GetUnhealthyCoreapps() []string {
 	return nil
 }
 
+func (x *MasterServiceStatusResponse) GetUnassignedShards() []*UnassignedShard {
+	if x != nil {
+		return x.UnassignedShards
+	}
+	return nil
+}
+
+// UnassignedShard is a shard the primary has no owner for.
+type UnassignedShard struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Shard int32                  `protobuf:"varint,1,opt,name=shard,proto3" json:"shard,omitempty"`
+	// When it lost its owner (or was first found without one), Unix ms; 0
+	// when the master does not know.
+	SinceUnixMs int64 `protobuf:"varint,2,opt,name=since_unix_ms,json=sinceUnixMs,proto3" json:"since_unix_ms,omitempty"`
+	// Why: "no healthy standby" once the assigner found none, else
+	// "being assigned".
+	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UnassignedShard) Reset() {
+	*x = UnassignedShard{}
+	mi := &file_mcsim_v1_master_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UnassignedShard) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UnassignedShard) ProtoMessage() {}
+
+func (x *UnassignedShard) ProtoReflect() protoreflect.Message {
+	mi := &file_mcsim_v1_master_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UnassignedShard.ProtoReflect.Descriptor instead.
+func (*UnassignedShard) Descriptor() ([]byte, []int) {
+	return file_mcsim_v1_master_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *UnassignedShard) GetShard() int32 {
+	if x != nil {
+		return x.Shard
+	}
+	return 0
+}
+
+func (x *UnassignedShard) GetSinceUnixMs() int64 {
+	if x != nil {
+		return x.SinceUnixMs
+	}
+	return 0
+}
+
+func (x *UnassignedShard) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 var File_mcsim_v1_master_proto protoreflect.FileDescriptor
 
 const file_mcsim_v1_master_proto_rawDesc = "" +
 	"\n" +
 	"\x15mcsim/v1/master.proto\x12\bmcsim.v1\x1a\x1bmcsim/v1/coordination.proto\"\x1c\n" +
-	"\x1aMasterServiceStatusRequest\"\xcb\x02\n" +
+	"\x1aMasterServiceStatusRequest\"\x93\x03\n" +
 	"\x1bMasterServiceStatusResponse\x12\x1b\n" +
 	"\tmaster_id\x18\x01 \x01(\tR\bmasterId\x12(\n" +
 	"\x04role\x18\x02 \x01(\x0e2\x14.mcsim.v1.MasterRoleR\x04role\x12\x1f\n" +
@@ -235,7 +310,12 @@ const file_mcsim_v1_master_proto_rawDesc = "" +
 	"\x0fpending_restart\x18\x05 \x03(\tR\x0ependingRestart\x12/\n" +
 	"\tshard_map\x18\x06 \x01(\v2\x12.mcsim.v1.ShardMapR\bshardMap\x12)\n" +
 	"\x10healthy_coreapps\x18\a \x03(\tR\x0fhealthyCoreapps\x12-\n" +
-	"\x12unhealthy_coreapps\x18\b \x03(\tR\x11unhealthyCoreapps*]\n" +
+	"\x12unhealthy_coreapps\x18\b \x03(\tR\x11unhealthyCoreapps\x12F\n" +
+	"\x11unassigned_shards\x18\t \x03(\v2\x19.mcsim.v1.UnassignedShardR\x10unassignedShards\"c\n" +
+	"\x0fUnassignedShard\x12\x14\n" +
+	"\x05shard\x18\x01 \x01(\x05R\x05shard\x12\"\n" +
+	"\rsince_unix_ms\x18\x02 \x01(\x03R\vsinceUnixMs\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason*]\n" +
 	"\n" +
 	"MasterRole\x12\x1b\n" +
 	"\x17MASTER_ROLE_UNSPECIFIED\x10\x00\x12\x17\n" +
@@ -257,23 +337,25 @@ func file_mcsim_v1_master_proto_rawDescGZIP() []byte {
 }
 
 var file_mcsim_v1_master_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_mcsim_v1_master_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
+var file_mcsim_v1_master_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
 var file_mcsim_v1_master_proto_goTypes = []any{
 	(MasterRole)(0),                     // 0: mcsim.v1.MasterRole
 	(*MasterServiceStatusRequest)(nil),  // 1: mcsim.v1.MasterServiceStatusRequest
 	(*MasterServiceStatusResponse)(nil), // 2: mcsim.v1.MasterServiceStatusResponse
-	(*ShardMap)(nil),                    // 3: mcsim.v1.ShardMap
+	(*UnassignedShard)(nil),             // 3: mcsim.v1.UnassignedShard
+	(*ShardMap)(nil),                    // 4: mcsim.v1.ShardMap
 }
 var file_mcsim_v1_master_proto_depIdxs = []int32{
 	0, // 0: mcsim.v1.MasterServiceStatusResponse.role:type_name -> mcsim.v1.MasterRole
-	3, // 1: mcsim.v1.MasterServiceStatusResponse.shard_map:type_name -> mcsim.v1.ShardMap
-	1, // 2: mcsim.v1.MasterService.Status:input_type -> mcsim.v1.MasterServiceStatusRequest
-	2, // 3: mcsim.v1.MasterService.Status:output_type -> mcsim.v1.MasterServiceStatusResponse
-	3, // [3:4] is the sub-list for method output_type
-	2, // [2:3] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	4, // 1: mcsim.v1.MasterServiceStatusResponse.shard_map:type_name -> mcsim.v1.ShardMap
+	3, // 2: mcsim.v1.MasterServiceStatusResponse.unassigned_shards:type_name -> mcsim.v1.UnassignedShard
+	1, // 3: mcsim.v1.MasterService.Status:input_type -> mcsim.v1.MasterServiceStatusRequest
+	2, // 4: mcsim.v1.MasterService.Status:output_type -> mcsim.v1.MasterServiceStatusResponse
+	4, // [4:5] is the sub-list for method output_type
+	3, // [3:4] is the sub-list for method input_type
+	3, // [3:3] is the sub-list for extension type_name
+	3, // [3:3] is the sub-list for extension extendee
+	0, // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_mcsim_v1_master_proto_init() }
@@ -288,7 +370,7 @@ func file_mcsim_v1_master_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mcsim_v1_master_proto_rawDesc), len(file_mcsim_v1_master_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   2,
+			NumMessages:   3,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
