@@ -22,7 +22,7 @@ func (n *Node) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		n.logger.Warn().Err(err).Dur("retry_in", n.cfg.SettingsRetry).Msg("settings watch broke")
+		n.logger.Warn().Err(err).Dur("retry_in_ms", n.cfg.SettingsRetry).Msg("settings watch broke")
 		t := time.NewTimer(n.cfg.SettingsRetry)
 		select {
 		case <-ctx.Done():

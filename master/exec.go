@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/status"
 
+	"github.com/mcsim/mcsim/internal/logging"
 	"github.com/mcsim/mcsim/master/failover"
 	mcsimv1 "github.com/mcsim/mcsim/proto/mcsim/v1"
 )
@@ -165,8 +166,8 @@ func (n *Node) execute(ctx context.Context, wg *sync.WaitGroup, now time.Time, a
 			n.sendRelease(ctx, wg, a)
 		case failover.DeclaredUnhealthy:
 			n.m.unhealthy.Inc()
-			n.log.Warn().Str("coreapp", a.Coreapp).Time("deadline", a.Deadline).
-				Time("earliest_unanswered_sent_at", a.EarliestUnansweredSentAt).Msg("coreapp declared unhealthy")
+			n.log.Warn().Str("coreapp", a.Coreapp).Str("deadline", a.Deadline.UTC().Format(logging.TimeFormat)).
+				Str("earliest_unanswered_sent_at", a.EarliestUnansweredSentAt.UTC().Format(logging.TimeFormat)).Msg("coreapp declared unhealthy")
 		case failover.Recovered:
 			n.log.Info().Str("coreapp", a.Coreapp).Msg("coreapp recovered; it is a standby now")
 		case failover.ShardLost:
@@ -190,7 +191,7 @@ func (n *Node) execute(ctx context.Context, wg *sync.WaitGroup, now time.Time, a
 				Str("from", a.From).Uint64("from_epoch", a.FromEpoch).Msg("stored map was behind: adopting the newer owner a coreapp reports")
 		case failover.StallDetected:
 			n.m.stalls.Inc()
-			n.log.Warn().Dur("gap", a.Gap).Str("source", a.Source).Msg("master was stalled; unhealthy clocks restart now (rule 4)")
+			n.log.Warn().Dur("gap_ms", a.Gap).Str("source", a.Source).Msg("master was stalled; unhealthy clocks restart now (rule 4)")
 		}
 	}
 	if n.core != nil {
@@ -399,7 +400,7 @@ func (n *Node) onAssign(ctx context.Context, wg *sync.WaitGroup, now time.Time, 
 			n.m.failoverDuration.Observe(d.Seconds())
 			delete(n.failingOver, r.a.Shard)
 			n.log.Info().Int("shard", r.a.Shard).Str("coreapp", r.a.Coreapp).Uint64("epoch", r.a.Epoch).
-				Dur("failover_duration", d).Msg("shard served again")
+				Dur("failover_ms", d).Msg("shard served again")
 		} else {
 			n.log.Info().Int("shard", r.a.Shard).Str("coreapp", r.a.Coreapp).Uint64("epoch", r.a.Epoch).Msg("shard assigned")
 		}

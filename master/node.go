@@ -427,7 +427,7 @@ func (n *Node) handle(ctx context.Context, wg *sync.WaitGroup, ev any) {
 // lease check at the next event or timer decides what the resumed master
 // may still do.
 func (n *Node) freeze(ctx context.Context, d time.Duration) {
-	n.log.Warn().Dur("for", d).Msg("frozen by a fault hook")
+	n.log.Warn().Dur("for_ms", d).Msg("frozen by a fault hook")
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
@@ -520,13 +520,13 @@ func (n *Node) applySnapshot(ctx context.Context, wg *sync.WaitGroup, now time.T
 	}
 	hb, ui := n.intervals()
 	if old == nil {
-		n.log.Info().Uint64("revision", s.GetRevision()).Dur("heartbeat_interval", hb).Dur("unhealthy_interval", ui).
+		n.log.Info().Uint64("revision", s.GetRevision()).Dur("heartbeat_interval_ms", hb).Dur("unhealthy_interval_ms", ui).
 			Int32("shards", s.GetShards()).Msg("settings received; competing for the master lease")
 		n.renew(ctx, wg, now)
 		return
 	}
 	if old.GetHeartbeatIntervalSeconds() != s.GetHeartbeatIntervalSeconds() || old.GetUnhealthyIntervalSeconds() != s.GetUnhealthyIntervalSeconds() {
-		n.log.Info().Dur("heartbeat_interval", hb).Dur("unhealthy_interval", ui).Msg("live settings changed")
+		n.log.Info().Dur("heartbeat_interval_ms", hb).Dur("unhealthy_interval_ms", ui).Msg("live settings changed")
 		n.step(ctx, wg, now, failover.SettingsChanged{HeartbeatInterval: hb, UnhealthyInterval: ui})
 	}
 	if old.GetShards() != s.GetShards() {

@@ -94,7 +94,7 @@ func (p *Proc) Stop(grace time.Duration) error {
 		return nil
 	case <-t.C:
 	}
-	p.logger.Warn().Dur("grace", grace).Msg("process still running after SIGTERM; killing")
+	p.logger.Warn().Dur("grace_ms", grace).Msg("process still running after SIGTERM; killing")
 	return p.Kill()
 }
 
