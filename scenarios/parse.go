@@ -177,8 +177,8 @@ func (d *decoder) scenario(t *tree) {
 	}
 	if n := t.get("steps"); n == nil {
 		d.fail(t, "steps", "required: the list of steps")
-	} else if n.kind != kindList {
-		d.fail(n, "steps", "must be a list of steps, got %s", n.describe())
+	} else if n.kind != kindList || len(n.items) == 0 {
+		d.fail(n, "steps", "must be a non-empty list of steps, got %s", n.describe())
 	} else {
 		for i, s := range n.items {
 			d.step(i, s)
