@@ -1,9 +1,12 @@
 package settings
 
 import (
+	"bytes"
 	"encoding/json"
 	"reflect"
+	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // FuzzPatch: whatever the body, Patch never panics; a rejection leaves the
@@ -14,6 +17,7 @@ import (
 //	go test -fuzz=FuzzPatch ./settings
 func FuzzPatch(f *testing.F) {
 	f.Add([]byte(`{"webhooks":{"message":{"read":false}}}`))
+	f.Add([]byte(`{"webhooks":{"url":"https://example.com/\ud800"},"log_level":"\udc00"}`))
 	configured := Defaults("15550001111")
 	configured, errs := Patch(configured, []byte(`{"heartbeat_interval":2,"unhealthy_interval":4,
 		"db_garbagecollector_enable":false,"media":{"auto_download":["image"]},
@@ -41,9 +45,15 @@ func checkPatch(t *testing.T, cur Application, body []byte) {
 		if !reflect.DeepEqual(next, cur) || string(next.Encode()) != string(cur.Encode()) {
 			t.Fatalf("rejected PATCH %q changed the document", body)
 		}
+		// A U+FFFD in an answer is one the client sent, never one made of
+		// invalid UTF-8 or a lone surrogate.
+		sentFFFD := bytes.ContainsRune(body, utf8.RuneError) || bytes.Contains(bytes.ToLower(body), []byte(`\ufffd`))
 		for _, e := range errs {
 			if (e.Status != 400 && e.Status != 413) || e.Code == 0 || e.Title == "" || e.Details == "" {
 				t.Fatalf("malformed error %+v for %q", e, body)
+			}
+			if !sentFFFD && strings.ContainsRune(e.Details, utf8.RuneError) {
+				t.Fatalf("error %+v for %q shows a U+FFFD the client did not send", e, body)
 			}
 		}
 		if s := errs.Status(); s != 400 && s != 413 {

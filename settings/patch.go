@@ -43,6 +43,10 @@ func PatchStored(stored []byte, waID string, body []byte) ([]byte, error) {
 //   - A body that is not JSON, is not UTF-8, is empty, has trailing data, nests deeper than
 //     32 levels or repeats a key in any object is one 1025 error (a repeated
 //     key is ambiguous, so the body is refused rather than last-one-wins).
+//   - A string escaping a lone UTF-16 surrogate ("\ud800" alone, "\udc00"
+//     alone, a high one not followed by a low one) is not Unicode text: 1009
+//     naming the field (or the key, when the key holds it), with the
+//     literal echoed as sent.
 //   - A body that is JSON but not an object is one 1025 error.
 //   - Integer fields take integer literals only: 5.0, 5e0, 5.5 and 1e400 are
 //     1009. Numeric strings (callback delays only) are ASCII digits.
@@ -118,6 +122,10 @@ func (p *patcher) object(prefix string, obj *node) {
 		if m.key == "" {
 			shown = joinPath(prefix, `""`)
 		}
+		if m.lone != "" {
+			p.fail(path, badKey(path, m.lone))
+			continue
+		}
 		switch f, isLeaf := p.leaves[path]; {
 		case m.key == "" || strings.Contains(m.key, "."):
 			p.fail(path, NotRequired(shown, "unknown field (nested fields are spelled as objects)"))
@@ -143,6 +151,12 @@ func (p *patcher) object(prefix string, obj *node) {
 }
 
 func (p *patcher) leaf(f field, n *node) {
+	// Before the kind's own check, which would judge the U+FFFD that
+	// encoding/json made of the escape (and might even accept it).
+	if es := unicodeErrors(f.path, n); len(es) > 0 {
+		p.fail(f.path, es[0])
+		return
+	}
 	if n.kind == kindNull {
 		p.fail(f.path, InvalidValue(f.path, f.expected()+"; null is not accepted (use DELETE to reset to the defaults)", n))
 		return

@@ -88,6 +88,8 @@ func validateProviderName(field, name string) *Error {
 //     should win would be a guess).
 //   - Unknown keys are 1010; duplicate JSON keys, bad JSON or a body that is
 //     not an array are one 1025. An empty array is valid (and adds nothing).
+//   - A string (value or key) escaping a lone UTF-16 surrogate is 1009 at
+//     its path; the other rules are not applied to that provider.
 //   - Errors come in body order: provider by provider, and within one
 //     provider name, type, config, then unknown keys.
 func ParseProviders(body []byte) ([]Provider, Errors) {
@@ -106,6 +108,12 @@ func ParseProviders(body []byte) ([]Provider, Errors) {
 	seen := map[string]int{}
 	for i, el := range root.elems {
 		path := fmt.Sprintf("media.providers[%d]", i)
+		// Judged before the rules, which would see the U+FFFD encoding/json
+		// made of a lone surrogate, not what the client sent.
+		if es := unicodeErrors(path, el); len(es) > 0 {
+			errs = append(errs, es...)
+			continue
+		}
 		p, es := parseProvider(path, el)
 		if len(es) == 0 {
 			if j, dup := seen[p.Name]; dup {

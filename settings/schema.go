@@ -102,10 +102,16 @@ func schema() []field {
 		{path: "verbose_logging", kind: kindBool, def: false, restart: true,
 			ref: func(a *Application) any { return &a.VerboseLoggingEnabled }},
 		{path: "log_level", kind: kindStringChoice, def: "info", restart: true,
-			choices: []string{"info", "warning", "error", "fatal"},
+			choices: LogLevels(),
 			ref:     func(a *Application) any { return &a.LogLevelName }},
 	}
 }
+
+// LogLevels lists the values of log_level, as the seed gives them, from the
+// most output to the least. It is the one list: the settings schema and
+// every --log-level flag check against it, so a level that works in one
+// place works in the other (debug is verbose_logging, here and there).
+func LogLevels() []string { return []string{"info", "warning", "error", "fatal"} }
 
 // orderRule is a cross-field constraint checked on the merged document:
 // low < high (strict) or low ≤ high.

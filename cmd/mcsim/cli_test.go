@@ -102,7 +102,7 @@ func TestCompletionOffersEnumeratedValues(t *testing.T) {
 	}{
 		{[]string{"up", "--shards", ""}, []string{"1", "2", "4", "8", "16", "32"}},
 		{[]string{"settings", "serve", "--log-format", ""}, []string{"json", "console"}},
-		{[]string{"settings", "serve", "--log-level", ""}, []string{"debug", "info", "warning", "error"}},
+		{[]string{"settings", "serve", "--log-level", ""}, []string{"info", "warning", "error", "fatal"}},
 		{[]string{"coreapp", "--log-format", ""}, []string{"json", "console"}},
 	} {
 		_, out := run(t, append([]string{cobra.ShellCompRequestCmd}, tc.args...)...)

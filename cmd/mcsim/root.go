@@ -4,12 +4,16 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
 	"github.com/mcsim/mcsim/internal/logging"
 	"github.com/mcsim/mcsim/internal/version"
+	"github.com/mcsim/mcsim/settings"
 )
 
 // Exit codes scripts can rely on.
@@ -82,16 +86,21 @@ gateway that witnesses every shard session.`,
 }
 
 // logFlags are the logging flags shared by every long-running command.
+// --log-level takes the values of the log_level setting and
+// --verbose-logging is verbose_logging, so a level means the same on the
+// command line and in the API.
 type logFlags struct {
-	format string
-	level  string
+	format  string
+	level   string
+	verbose bool
 }
 
 func (f *logFlags) register(c *cobra.Command) {
 	c.Flags().StringVar(&f.format, "log-format", "json", `log format on stderr: "json" or "console"`)
-	c.Flags().StringVar(&f.level, "log-level", "info", `log level: "debug", "info", "warning", "error"`)
+	c.Flags().StringVar(&f.level, "log-level", "info", "log level, as the log_level setting: "+quotedList(settings.LogLevels()))
+	c.Flags().BoolVar(&f.verbose, "verbose-logging", false, "log at debug level, ignoring --log-level (as the verbose_logging setting)")
 	completeValues(c, "log-format", "json", "console")
-	completeValues(c, "log-level", "debug", "info", "warning", "error")
+	completeValues(c, "log-level", settings.LogLevels()...)
 }
 
 func (f *logFlags) logger(w io.Writer) (zerolog.Logger, error) {
@@ -99,16 +108,22 @@ func (f *logFlags) logger(w io.Writer) (zerolog.Logger, error) {
 	if err != nil {
 		return zerolog.Nop(), usageErr("%v", err)
 	}
-	var level zerolog.Level
-	switch f.level {
-	case "debug":
-		level = zerolog.DebugLevel
-	case "info", "warning", "error":
-		level = logging.Level(f.level, false)
-	default:
-		return zerolog.Nop(), usageErr(`--log-level: must be one of "debug", "info", "warning", "error", got %q`, f.level)
+	if !slices.Contains(settings.LogLevels(), f.level) {
+		return zerolog.Nop(), usageErr("--log-level: must be one of %s, got %q", quotedList(settings.LogLevels()), f.level)
 	}
-	return logging.New(w, format, level), nil
+	return logging.New(w, format, logging.Level(f.level, f.verbose)), nil
+}
+
+// quotedList renders values as "a", "b" or "c".
+func quotedList(values []string) string {
+	q := make([]string, len(values))
+	for i, v := range values {
+		q[i] = strconv.Quote(v)
+	}
+	if len(q) < 2 {
+		return strings.Join(q, "")
+	}
+	return strings.Join(q[:len(q)-1], ", ") + " or " + q[len(q)-1]
 }
 
 // flagOrEnv is the one rule for flags that an environment variable can

@@ -38,35 +38,67 @@ over gRPC. The client commands log in as admin and print the JSON answer.`,
 }
 
 func newSettingsServeCommand() *cobra.Command {
-	cfg := service.DefaultConfig()
-	var logs logFlags
-	var clusterKey string
+	c, _ := settingsServe()
+	return c
+}
+
+// serveFlags are the flags of settings serve.
+type serveFlags struct {
+	cfg        service.Config
+	logs       logFlags
+	clusterKey string
+}
+
+// config is the service configuration the command line gives, validated;
+// it touches neither the network nor the disk.
+func (f *serveFlags) config(cmd *cobra.Command) (service.Config, error) {
+	cfg := f.cfg
+	log, err := f.logs.logger(os.Stderr)
+	if err != nil {
+		return cfg, err
+	}
+	cfg.Logger = log.With().Str("node_id", service.NodeID).Str("role", "settings").Logger()
+	cfg.AdminPassword = flagOrEnv(cmd, "admin-password", cfg.AdminPassword, passwordEnv)
+	cfg.ClusterKey = membership.KeyFromPassphrase(flagOrEnv(cmd, "cluster-key", f.clusterKey, clusterKeyEnv))
+	fl := cmd.Flags()
+	cfg = cfg.Follow(fl.Changed("http"), fl.Changed("grpc"), fl.Changed("gossip"))
+	if err := cfg.Validate(); err != nil {
+		return cfg, usageErr("%v", err)
+	}
+	return cfg, nil
+}
+
+// settingsServe builds settings serve and returns its flags too, so a test
+// can see the configuration a command line gives without serving it.
+func settingsServe() (*cobra.Command, *serveFlags) {
+	f := &serveFlags{cfg: service.DefaultConfig()}
 	c := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the settings service (HTTP API and gRPC) on a bbolt data dir",
 		Long: `Run the settings service. Every change is on disk (fsync) before it is
 acknowledged. The admin password comes from --admin-password or the
 MCSIM_ADMIN_PASSWORD environment variable; the default "secret" is accepted
-only when every listener is on a loopback address.`,
-		Example: `  # on the embedded defaults: HTTP 127.0.0.1:9090, gRPC 127.0.0.1:9091, data ./.mcsim
+only when every listener is on a loopback address.
+
+The three listeners use consecutive ports (HTTP, gRPC = HTTP + 1, gossip =
+gRPC + 1); those not given follow those given, so a service moved to other
+ports binds none of the defaults and runs beside a default one: --http
+127.0.0.1:8080 alone means gRPC on 8081 and gossip on 8082. Port 0 (or a
+port the layout would push out of range) means a free port; the ready line
+prints the actual addresses.`,
+		Example: `  # on the embedded defaults: HTTP 127.0.0.1:9090, gRPC 127.0.0.1:9091, gossip 127.0.0.1:9092, data ./.mcsim
   mcsim settings serve
 
-  # other ports and data dir, human-readable logs
+  # other ports (gossip follows: 8082) and data dir, human-readable logs; runs beside a default service
   mcsim settings serve --http 127.0.0.1:8080 --grpc 127.0.0.1:8081 --data /tmp/mc --log-format console
 
   # on every interface: a password is required
   MCSIM_ADMIN_PASSWORD=s3cret mcsim settings serve --http 0.0.0.0:9090`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := logs.logger(os.Stderr)
+			cfg, err := f.config(cmd)
 			if err != nil {
 				return err
-			}
-			cfg.Logger = log.With().Str("node_id", service.NodeID).Str("role", "settings").Logger()
-			cfg.AdminPassword = flagOrEnv(cmd, "admin-password", cfg.AdminPassword, passwordEnv)
-			cfg.ClusterKey = membership.KeyFromPassphrase(flagOrEnv(cmd, "cluster-key", clusterKey, clusterKeyEnv))
-			if err := cfg.Validate(); err != nil {
-				return usageErr("%v", err)
 			}
 			err = service.Run(cmd.Context(), cfg, func(a service.Addrs) {
 				gossip := a.Gossip
@@ -81,16 +113,16 @@ only when every listener is on a loopback address.`,
 			return nil
 		},
 	}
-	f := c.Flags()
-	f.StringVar(&cfg.HTTPAddr, "http", cfg.HTTPAddr, "HTTP listen address (host:port)")
-	f.StringVar(&cfg.GRPCAddr, "grpc", cfg.GRPCAddr, "gRPC listen address (host:port)")
-	f.StringVar(&cfg.DataDir, "data", cfg.DataDir, "data directory (bbolt store)")
-	f.StringVar(&cfg.WAID, "wa-id", cfg.WAID, "the account's wa_id, shown read-only in the settings")
-	f.StringVar(&cfg.AdminPassword, "admin-password", cfg.AdminPassword, "admin password (or "+passwordEnv+")")
-	f.StringVar(&cfg.GossipAddr, "gossip", cfg.GossipAddr, `gossip (memberlist) address, the --join seed of every node; port 0 picks one, "" turns membership off`)
-	f.StringVar(&clusterKey, "cluster-key", "", "passphrase encrypting gossip; every node needs the same (or "+clusterKeyEnv+")")
-	logs.register(c)
-	return c
+	fs := c.Flags()
+	fs.StringVar(&f.cfg.HTTPAddr, "http", f.cfg.HTTPAddr, "HTTP listen address (host:port); not given while --grpc or --gossip is, it follows their port (-1, -2)")
+	fs.StringVar(&f.cfg.GRPCAddr, "grpc", f.cfg.GRPCAddr, "gRPC listen address (host:port); not given, it follows the port of --http (+1) or --gossip (-1)")
+	fs.StringVar(&f.cfg.DataDir, "data", f.cfg.DataDir, "data directory (bbolt store)")
+	fs.StringVar(&f.cfg.WAID, "wa-id", f.cfg.WAID, "the account's wa_id, shown read-only in the settings")
+	fs.StringVar(&f.cfg.AdminPassword, "admin-password", f.cfg.AdminPassword, "admin password (or "+passwordEnv+")")
+	fs.StringVar(&f.cfg.GossipAddr, "gossip", f.cfg.GossipAddr, `gossip (memberlist) address, the --join seed of every node; not given, it follows the port of --grpc (+1) or --http (+2); port 0 picks one, "" turns membership off`)
+	fs.StringVar(&f.clusterKey, "cluster-key", "", "passphrase encrypting gossip; every node needs the same (or "+clusterKeyEnv+")")
+	f.logs.register(c)
+	return c, f
 }
 
 // clientFlags are the flags of every command that talks to the HTTP API.

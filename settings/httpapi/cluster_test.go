@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -117,17 +118,34 @@ func TestAccountShards(t *testing.T) {
 	if a := e.request(http.MethodGet, "/v1/account/shards", "", nil); a.status != http.StatusUnauthorized {
 		t.Fatalf("GET without a token = %d, want 401", a.status)
 	}
-	for _, n := range []int{2, 32, 1, 4} {
-		body, _ := json.Marshal(map[string]int{"shards": n})
-		if a := e.do(http.MethodPost, "/v1/account/shards", string(body)); a.status != http.StatusOK {
-			t.Fatalf("POST shards %d = %d: %s", n, a.status, a.body)
+	// testWAID is "16315551019": cc "1", phone_number "6315551019".
+	for _, tc := range []struct {
+		body   string
+		status int // 201 when the count changed, 200 when it did not
+		shards int
+	}{
+		{`{"shards": 2}`, http.StatusCreated, 2},
+		{`{"shards": 2}`, http.StatusOK, 2},
+		{`{"cc": "1", "phone_number": "6315551019", "shards": 32}`, http.StatusCreated, 32},
+		{`{"cc": "1", "phone_number": "6315551019", "shards": 32, "pin": "123456", "cert": "Q2VydA=="}`, http.StatusOK, 32},
+		{`{"cc": "1", "phone_number": "6315551019", "shards": 1, "cert": "anything, unchecked"}`, http.StatusCreated, 1},
+		{`{"cc": "16", "phone_number": "315551019", "shards": 4, "pin": ""}`, http.StatusCreated, 4},
+		{`{"shards": 4, "pin": "000000"}`, http.StatusOK, 4},
+	} {
+		a := e.do(http.MethodPost, "/v1/account/shards", tc.body)
+		if a.status != tc.status {
+			t.Fatalf("POST %s = %d, want %d: %s", tc.body, a.status, tc.status, a.body)
 		}
-		if got := e.shards(); got != n {
-			t.Fatalf("after POST %d: GET = %d", n, got)
+		if !bytes.Contains(a.body, []byte(`"meta"`)) || bytes.Contains(a.body, []byte(`"errors"`)) {
+			t.Fatalf("POST %s answered %s, want only meta", tc.body, a.body)
+		}
+		if got := e.shards(); got != tc.shards {
+			t.Fatalf("after POST %s: GET = %d, want %d", tc.body, got, tc.shards)
 		}
 	}
 	rev := e.store.State().Revision
 
+	const realForm = `"cc": "1", "phone_number": "6315551019", `
 	for _, tc := range []struct {
 		body    string
 		code    int
@@ -145,11 +163,24 @@ func TestAccountShards(t *testing.T) {
 		{`{"shards": [2]}`, 1009, []string{"shards"}},
 		{`{"shards": 99999999999999999999}`, 1009, []string{"shards"}},
 		{`{}`, 1008, []string{"shards"}},
-		{`{"shards": 2, "extra": 1}`, 1010, []string{"extra", "unknown field"}},
-		{`not json`, 1025, []string{"JSON object"}},
-		{`[2]`, 1025, []string{"JSON object"}},
-		{`null`, 1025, []string{"JSON object"}},
-		{``, 1025, []string{"JSON object"}},
+		{`{"shards": 2, "extra": 1}`, 1010, []string{"extra", "unknown field", `"cc", "phone_number"`}},
+		{`{` + realForm + `"shards": 2, "extra": 1}`, 1010, []string{"extra", "unknown field"}},
+		{`{"cc": "1", "phone_number": "6315550000", "shards": 2}`, 1009,
+			[]string{`cc, phone_number: together must be this account's wa_id "16315551019", got "1" + "6315550000"`}},
+		{`{"cc": "44", "phone_number": "6315551019", "shards": 2}`, 1009, []string{"cc, phone_number:", `"44" + "6315551019"`}},
+		{`{"cc": "1", "shards": 2}`, 1008, []string{"phone_number: required parameter is missing", "cc was given"}},
+		{`{"phone_number": "6315551019", "shards": 2}`, 1008, []string{"cc: required parameter is missing", "phone_number was given"}},
+		{`{"cc": 1, "phone_number": "6315551019", "shards": 2}`, 1009, []string{"cc: must be the country code as a string", "got 1"}},
+		{`{"cc": "+1", "phone_number": "6315551019", "shards": 2}`, 1009, []string{"cc:", `got "+1"`}},
+		{`{"cc": "1", "phone_number": "631-555-1019", "shards": 2}`, 1009, []string{"phone_number: must be", `got "631-555-1019"`}},
+		{`{"cc": "1", "phone_number": 6315551019, "shards": 2}`, 1009, []string{"phone_number: must be", "got 6315551019"}},
+		{`{` + realForm + `"shards": 2, "pin": 123456}`, 1009, []string{"pin: must be a string", "got 123456"}},
+		{`{` + realForm + `"shards": 2, "cert": null}`, 1009, []string{"cert: must be a string", "got null"}},
+		{`not json`, 1025, []string{"request body is not valid JSON"}},
+		{`[2]`, 1025, []string{`must be a JSON object like {"shards": 2}, got an array`}},
+		{`null`, 1025, []string{"must be a JSON object", "got null"}},
+		{``, 1025, []string{"request body is empty"}},
+		{`{"shards": 2, "shards": 4}`, 1025, []string{`duplicate key "shards"`}},
 	} {
 		t.Run(tc.body, func(t *testing.T) {
 			a := e.do(http.MethodPost, "/v1/account/shards", tc.body)
@@ -163,15 +194,15 @@ func TestAccountShards(t *testing.T) {
 		})
 	}
 
-	// Several problems are reported together.
-	a := e.do(http.MethodPost, "/v1/account/shards", `{"shards": 3, "b": 1, "a": 2}`)
+	// Several problems are reported together, sorted by field.
+	a := e.do(http.MethodPost, "/v1/account/shards", `{"shards": 3, "b": 1, "a": 2, "cc": "1"}`)
 	errs := errorsOf(t, a)
 	var codes []int
 	for _, x := range errs {
 		codes = append(codes, x.Code)
 	}
-	if a.status != http.StatusBadRequest || !reflect.DeepEqual(codes, []int{1010, 1010, 1009}) {
-		t.Errorf("POST with three problems = %d %v, want 400 with 1010, 1010, 1009: %s", a.status, codes, a.body)
+	if a.status != http.StatusBadRequest || !reflect.DeepEqual(codes, []int{1010, 1010, 1008, 1009}) {
+		t.Errorf("POST with four problems = %d %v, want 400 with 1010, 1010, 1008, 1009: %s", a.status, codes, a.body)
 	}
 }
 
@@ -198,7 +229,7 @@ func TestMetrics(t *testing.T) {
 	for _, want := range []string{
 		`mcsim_settings_revision 1`,
 		`mcsim_settings_shards 2`,
-		`mcsim_settings_http_requests_total{route="POST /v1/account/shards",status="200"} 1`,
+		`mcsim_settings_http_requests_total{route="POST /v1/account/shards",status="201"} 1`,
 		`mcsim_settings_http_requests_total{route="GET /v1/account/shards",status="200"} 1`,
 		`mcsim_settings_http_requests_total{route="none",status="404"} 1`,
 		`mcsim_settings_http_request_duration_seconds_count{route="GET /v1/account/shards"} 1`,

@@ -1,12 +1,7 @@
 package httpapi
 
 import (
-	"bytes"
-	"encoding/json"
-	"maps"
 	"net/http"
-	"slices"
-	"strconv"
 
 	"github.com/mcsim/mcsim/cluster/health"
 	"github.com/mcsim/mcsim/settings"
@@ -65,50 +60,29 @@ func (s *server) getShards(w http.ResponseWriter, _ *http.Request) {
 
 // postShards changes the shard count. The masters see the new count in
 // their settings watch and re-map the shards with new epochs; this handler
-// only validates and stores (after fsync, like every write).
+// only validates and stores (after fsync, like every write). A change is
+// 201 Created, as the real API answers; the current count again is a no-op
+// 200 (the real API documents no answer for it, and nothing was created).
 func (s *server) postShards(w http.ResponseWriter, r *http.Request) {
 	body, ok := s.readBody(w, r)
 	if !ok {
 		return
 	}
-	n, errs := parseShardsBody(body)
+	n, errs := settings.ParseShardsRequest(body, s.waID)
 	if len(errs) > 0 {
 		s.writeErrors(w, errs)
 		return
 	}
-	if _, err := s.store.SetShards(n); err != nil {
+	_, changed, err := s.store.UpdateShards(n)
+	if err != nil {
 		s.writeInternal(w, r, "could not store the shard count", err)
 		return
 	}
-	s.writeMeta(w)
-}
-
-// parseShardsBody reads {"shards": N}. Every problem is reported at once:
-// not a JSON object (1025), an unknown field (1010 each), no "shards"
-// (1008), or a value that is not one of the allowed counts (1009). Only an
-// integer literal counts: 2.0, "2" and 2e0 are refused, as the settings
-// PATCH refuses them for integer fields.
-func parseShardsBody(body []byte) (int, settings.Errors) {
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(body, &fields); err != nil || fields == nil {
-		return 0, settings.Errors{settings.InvalidRequest(`the body must be a JSON object like {"shards": 2}`)}
+	status := http.StatusOK
+	if changed {
+		status = http.StatusCreated
 	}
-	var errs settings.Errors
-	for _, k := range slices.Sorted(maps.Keys(fields)) {
-		if k != "shards" {
-			errs = append(errs, settings.NotRequired(k, `unknown field (the body is {"shards": N})`))
-		}
-	}
-	raw, ok := fields["shards"]
-	if !ok {
-		return 0, append(errs, settings.MissingParameter("shards"))
-	}
-	n, err := strconv.Atoi(string(bytes.TrimSpace(raw)))
-	if err != nil {
-		return 0, append(errs, settings.InvalidValue("shards", "must be one of 1, 2, 4, 8, 16, 32", raw))
-	}
-	if e := settings.ValidateShards(n); e != nil {
-		errs = append(errs, *e)
-	}
-	return n, errs
+	s.writeJSON(w, status, struct {
+		Meta meta `json:"meta"`
+	}{newMeta()})
 }

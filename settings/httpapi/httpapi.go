@@ -28,10 +28,11 @@
 //   - GET /v1/health without a Config.Health answers {"health": {}}; a
 //     failing source is 500/1014. Entries always carry "shards" and
 //     "pending_restart" as arrays, never null.
-//   - POST /v1/account/shards takes exactly {"shards": N} with N an integer
-//     literal; unknown fields are 1010, a missing "shards" 1008, any other
-//     value 1009, all reported together. Setting the current count is a
-//     no-op 200.
+//   - POST /v1/account/shards takes the real API's body ("cc" and
+//     "phone_number" must together be the wa_id; "pin" and "cert" are not
+//     checked) or mcsim's short {"shards": N}; see
+//     settings.ParseShardsRequest. A change is 201 Created, as in the real
+//     API; setting the current count is a no-op 200.
 //   - /metrics needs no token: scrapers do not log in, and it holds counts
 //     and master ids only. Request metrics are labelled by route pattern
 //     ("none" for misses) so unknown paths cannot grow the label set.

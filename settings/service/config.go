@@ -72,6 +72,66 @@ func DefaultConfig() Config {
 	}
 }
 
+// Follow moves the listeners the caller did not set along with those it did,
+// keeping DefaultConfig's layout of consecutive ports (HTTP, gRPC = HTTP + 1,
+// gossip = gRPC + 1). A service given other ports then binds none of the
+// defaults and runs beside a default one, instead of failing on the one
+// port it was not told about. Each listener not set follows the nearest set
+// one before it in that order, else the nearest after it; it keeps its own
+// host. A port 0 (or one the layout would push out of range) gives port 0:
+// a free port. An unparsable or empty address is never followed (Validate
+// reports the first; "" is gossip turned off) and gossip turned off stays
+// off.
+func (c Config) Follow(httpSet, grpcSet, gossipSet bool) Config {
+	addrs := []*string{&c.HTTPAddr, &c.GRPCAddr, &c.GossipAddr}
+	set := []bool{httpSet, grpcSet, gossipSet}
+	anchor := func(i int) int {
+		for j := i - 1; j >= 0; j-- {
+			if set[j] && *addrs[j] != "" {
+				return j
+			}
+		}
+		for j := i + 1; j < len(addrs); j++ {
+			if set[j] && *addrs[j] != "" {
+				return j
+			}
+		}
+		return -1
+	}
+	for i, addr := range addrs {
+		if set[i] || *addr == "" {
+			continue
+		}
+		if a := anchor(i); a >= 0 {
+			*addr = shiftPort(*addr, *addrs[a], i-a)
+		}
+	}
+	return c
+}
+
+// shiftPort is addr's host with from's port moved by delta; port 0 when
+// from's port is 0 or the result is not a port. addr unchanged when either
+// does not parse.
+func shiftPort(addr, from string, delta int) string {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	_, p, err := net.SplitHostPort(from)
+	if err != nil {
+		return addr
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil || port < 0 || port > 65535 {
+		return addr
+	}
+	next := port + delta
+	if port == 0 || next < 1 || next > 65535 {
+		next = 0
+	}
+	return net.JoinHostPort(host, strconv.Itoa(next))
+}
+
 // Validate reports every problem of c, each with its value, or nil. It only
 // checks; it changes nothing and touches neither the network nor the disk.
 func (c Config) Validate() error {

@@ -72,3 +72,44 @@ func TestValidateBadAddressNotAlsoLoopbackError(t *testing.T) {
 		t.Fatalf("Validate() = %v, want only the http_addr problem", err)
 	}
 }
+
+// Listeners not given follow the ones given (DefaultConfig's layout of
+// consecutive ports), so no unset listener stays on a default port.
+func TestFollow(t *testing.T) {
+	type addrs struct{ http, grpc, gossip string }
+	for _, tc := range []struct {
+		name  string
+		given addrs // "-" for not given
+		want  addrs
+	}{
+		{"nothing given", addrs{"-", "-", "-"}, addrs{"127.0.0.1:9090", "127.0.0.1:9091", "127.0.0.1:9092"}},
+		{"http and grpc (the help example)", addrs{"127.0.0.1:8080", "127.0.0.1:8081", "-"}, addrs{"127.0.0.1:8080", "127.0.0.1:8081", "127.0.0.1:8082"}},
+		{"http only", addrs{"127.0.0.1:8080", "-", "-"}, addrs{"127.0.0.1:8080", "127.0.0.1:8081", "127.0.0.1:8082"}},
+		{"grpc only: http before it", addrs{"-", "127.0.0.1:7001", "-"}, addrs{"127.0.0.1:7000", "127.0.0.1:7001", "127.0.0.1:7002"}},
+		{"gossip only", addrs{"-", "-", "127.0.0.1:7002"}, addrs{"127.0.0.1:7000", "127.0.0.1:7001", "127.0.0.1:7002"}},
+		{"http and gossip apart", addrs{"127.0.0.1:8080", "-", "127.0.0.1:7000"}, addrs{"127.0.0.1:8080", "127.0.0.1:8081", "127.0.0.1:7000"}},
+		{"port 0 spreads", addrs{"127.0.0.1:0", "-", "-"}, addrs{"127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"}},
+		{"out of range is port 0", addrs{"127.0.0.1:65535", "-", "-"}, addrs{"127.0.0.1:65535", "127.0.0.1:0", "127.0.0.1:0"}},
+		{"below range is port 0", addrs{"-", "127.0.0.1:1", "-"}, addrs{"127.0.0.1:0", "127.0.0.1:1", "127.0.0.1:2"}},
+		{"hosts stay", addrs{"0.0.0.0:8080", "-", "-"}, addrs{"0.0.0.0:8080", "127.0.0.1:8081", "127.0.0.1:8082"}},
+		{"gossip off stays off", addrs{"127.0.0.1:8080", "-", ""}, addrs{"127.0.0.1:8080", "127.0.0.1:8081", ""}},
+		{"gossip off is no anchor", addrs{"-", "-", ""}, addrs{"127.0.0.1:9090", "127.0.0.1:9091", ""}},
+		{"unparsable is no anchor", addrs{"nope", "-", "-"}, addrs{"nope", "127.0.0.1:9091", "127.0.0.1:9092"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := DefaultConfig()
+			set := func(dst *string, v string) bool {
+				if v == "-" {
+					return false
+				}
+				*dst = v
+				return true
+			}
+			h, g, m := set(&c.HTTPAddr, tc.given.http), set(&c.GRPCAddr, tc.given.grpc), set(&c.GossipAddr, tc.given.gossip)
+			got := c.Follow(h, g, m)
+			if (addrs{got.HTTPAddr, got.GRPCAddr, got.GossipAddr}) != tc.want {
+				t.Errorf("Follow = %+v, want %+v", addrs{got.HTTPAddr, got.GRPCAddr, got.GossipAddr}, tc.want)
+			}
+		})
+	}
+}

@@ -278,20 +278,28 @@ func (s *Store) UpdateApplication(fn func(cur []byte) ([]byte, error)) (State, e
 // allowed values; here only n >= 1 is checked). Setting the current count
 // again changes nothing and does not move the revision.
 func (s *Store) SetShards(n int) (State, error) {
+	st, _, err := s.UpdateShards(n)
+	return st, err
+}
+
+// UpdateShards is SetShards that also reports whether the count changed,
+// decided under the write lock: comparing with an earlier State() would race
+// with a concurrent writer.
+func (s *Store) UpdateShards(n int) (st State, changed bool, err error) {
 	if n < 1 {
-		return State{}, fmt.Errorf("store: shards: must be >= 1, got %d", n)
+		return State{}, false, fmt.Errorf("store: shards: must be >= 1, got %d", n)
 	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	if s.closed {
-		return State{}, ErrClosed
+		return State{}, false, ErrClosed
 	}
 	cur := s.state
 	if cur.Shards == n {
-		return cur, nil
+		return cur, false, nil
 	}
 	next := State{Revision: cur.Revision + 1, Application: cur.Application, Shards: n}
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err = s.db.Update(func(tx *bolt.Tx) error {
 		meta := tx.Bucket([]byte(bucketMeta))
 		if err := meta.Put([]byte(keyShards), encodeUint64(uint64(n))); err != nil {
 			return err
@@ -299,10 +307,10 @@ func (s *Store) SetShards(n int) (State, error) {
 		return meta.Put([]byte(keyRevision), encodeUint64(next.Revision))
 	})
 	if err != nil {
-		return State{}, fmt.Errorf("store: set shards: %w", err)
+		return State{}, false, fmt.Errorf("store: set shards: %w", err)
 	}
 	s.publish(next)
-	return next, nil
+	return next, true, nil
 }
 
 func encodeUint64(v uint64) []byte {

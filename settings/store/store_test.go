@@ -319,3 +319,23 @@ func TestOpenRejectsEmptyDir(t *testing.T) {
 		t.Fatalf("Open(\"\") error = %v, want one naming the data dir", err)
 	}
 }
+
+// UpdateShards says whether the count changed, which the HTTP API turns
+// into 201 (changed) or 200 (the same count again).
+func TestUpdateShardsReportsChange(t *testing.T) {
+	s, _ := openTemp(t)
+	for _, step := range []struct {
+		n       int
+		changed bool
+		rev     uint64
+	}{{1, false, 0}, {4, true, 1}, {4, false, 1}, {2, true, 2}} {
+		st, changed, err := s.UpdateShards(step.n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if changed != step.changed || st.Shards != step.n || st.Revision != step.rev {
+			t.Fatalf("UpdateShards(%d) = %+v, changed %v; want shards %d, revision %d, changed %v",
+				step.n, st, changed, step.n, step.rev, step.changed)
+		}
+	}
+}
