@@ -1,0 +1,317 @@
+package scenarios
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// The bounds, resolved with the intervals in force at the mark (rule 6:
+// the intervals apply live, the lease included).
+//   - rule1: [unhealthy, unhealthy + heartbeat + ε]
+//   - lease: ≤ TTL + heartbeat + ε (TTL = unhealthy_interval)
+//   - rule5: ≤ heartbeat
+func (r *runner) resolveBound(b Bound, hb, ui time.Duration) (lo, hi time.Duration) {
+	switch b.Named {
+	case "rule1":
+		return ui, ui + hb + r.eps
+	case "lease":
+		return 0, ui + hb + r.eps
+	case "rule5":
+		return 0, hb
+	}
+	return b.Min, b.Max
+}
+
+func boundText(b Bound, lo, hi time.Duration) string {
+	if lo == 0 {
+		return fmt.Sprintf("%s: ≤ %v", b, hi)
+	}
+	return fmt.Sprintf("%s: [%v, %v]", b, lo, hi)
+}
+
+// expect judges one expectation and records it; a failed expectation does
+// not stop the run.
+func (r *runner) expect(ctx context.Context, st Step) {
+	res := ExpectResult{Index: st.Index, What: st.What}
+	var measured time.Duration
+	var ok bool
+	var err error
+	switch st.What {
+	case "failover":
+		measured, res.Bound, ok, res.Detail, err = r.expectFailover(ctx, st)
+		res.Measured = &measured
+	case "takeover":
+		measured, res.Bound, ok, res.Detail, err = r.expectTakeover(ctx, st)
+		res.Measured = &measured
+	case "served":
+		measured, res.Bound, ok, res.Detail, err = r.expectServed(ctx, st)
+		res.Measured = &measured
+	case "no_failover":
+		res.Bound, ok, res.Detail, err = r.expectNoFailover(ctx, st)
+	}
+	if err != nil {
+		ok, res.Detail = false, err.Error()
+	}
+	res.OK = ok
+	r.results = append(r.results, res)
+	ev := event{Event: "expect", Index: ptr(st.Index), What: st.What, Bound: res.Bound, OK: ptr(ok), Detail: res.Detail}
+	verdict := "ok"
+	if !ok {
+		verdict = "FAILED"
+	}
+	if res.Measured != nil && (ok || *res.Measured > 0) {
+		ev.MeasuredMS = ptr(ms(*res.Measured))
+		r.progress("expect %s: %s measured %.1f ms, bound %s %s", st.What, verdict, ms(*res.Measured), res.Bound, res.Detail)
+	} else {
+		r.progress("expect %s: %s, %s %s", st.What, verdict, res.Bound, res.Detail)
+	}
+	r.emit(ev)
+}
+
+// expectFailover: the shard is served by a coreapp other than its owner
+// at the mark, measured from the mark to the gateway's first sign of the
+// new owner.
+func (r *runner) expectFailover(ctx context.Context, st Step) (time.Duration, string, bool, string, error) {
+	m := r.marks[st.After]
+	lo, hi := r.resolveBound(*st.Within, m.hb, m.ui)
+	bound := boundText(*st.Within, lo, hi)
+	owner := m.served[st.Shard]
+	var found *FailoverSeen
+	_, err := r.until(ctx, m.at.Add(hi), func() (bool, error) {
+		for _, f := range r.t.Failovers() {
+			if f.Shard == st.Shard && f.To != owner && !f.ServedAgain.Before(m.at) {
+				found = &f
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		return 0, bound, false, "", err
+	}
+	if found == nil {
+		return 0, bound, false, fmt.Sprintf("shard %d not served by a coreapp other than %s within %v of %s", st.Shard, orNone(owner), hi, st.After), nil
+	}
+	d := found.ServedAgain.Sub(m.at)
+	detail := fmt.Sprintf("shard %d: %s → %s", st.Shard, orNone(owner), found.To)
+	return d, bound, d >= lo && d <= hi, detail, nil
+}
+
+// expectTakeover: the store grants the lease to a master other than the
+// primary at the mark, measured from the mark to the grant.
+func (r *runner) expectTakeover(ctx context.Context, st Step) (time.Duration, string, bool, string, error) {
+	m := r.marks[st.After]
+	lo, hi := r.resolveBound(*st.Within, m.hb, m.ui)
+	bound := boundText(*st.Within, lo, hi)
+	var found *LeaseGrant
+	_, err := r.until(ctx, m.at.Add(hi), func() (bool, error) {
+		for _, g := range r.t.Grants() {
+			if g.Master != m.primary && !g.At.Before(m.at) {
+				found = &g
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		return 0, bound, false, "", err
+	}
+	if found == nil {
+		return 0, bound, false, fmt.Sprintf("no master other than %s was granted the lease within %v of %s", orNone(m.primary), hi, st.After), nil
+	}
+	d := found.At.Sub(m.at)
+	return d, bound, d >= lo && d <= hi, fmt.Sprintf("%s → %s (lease epoch %d)", orNone(m.primary), found.Master, found.Epoch), nil
+}
+
+// expectServed: every shard served, measured from the mark (after) or
+// from the step's start.
+func (r *runner) expectServed(ctx context.Context, st Step) (time.Duration, string, bool, string, error) {
+	from := r.t.Now()
+	hb, ui := r.intervals()
+	if st.After != "" {
+		m := r.marks[st.After]
+		from, hb, ui = m.at, m.hb, m.ui
+	}
+	lo, hi := r.resolveBound(*st.Within, hb, ui)
+	bound := boundText(*st.Within, lo, hi)
+	ok, err := r.until(ctx, from.Add(hi), func() (bool, error) { return r.allServed(), nil })
+	if err != nil {
+		return 0, bound, false, "", err
+	}
+	if !ok {
+		return 0, bound, false, fmt.Sprintf("unserved shards %v after %v", r.unserved(), hi), nil
+	}
+	d := r.t.Now().Sub(from)
+	return d, bound, d >= lo, "", nil
+}
+
+func (r *runner) unserved() []int {
+	var out []int
+	served := r.t.Served()
+	for s := range r.shards {
+		if served[s] == "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// expectNoFailover: for the step's for (or until the next mark's step is
+// reached: then it is judged over the time since the step began), no
+// shard changes owner and no coreapp is declared unhealthy.
+func (r *runner) expectNoFailover(ctx context.Context, st Step) (string, bool, string, error) {
+	from := r.t.Now()
+	failovers, declared := len(r.t.Failovers()), len(r.t.Declarations())
+	d := st.For
+	if d == 0 {
+		_, ui := r.intervals()
+		d = ui
+	}
+	if err := r.sleep(ctx, d); err != nil {
+		return "", false, "", err
+	}
+	bound := fmt.Sprintf("no failover and no unhealthy declaration for %v", d)
+	var what []string
+	for _, f := range r.t.Failovers()[failovers:] {
+		what = append(what, fmt.Sprintf("shard %d moved %s → %s at +%v", f.Shard, f.From, f.To, f.ServedAgain.Sub(from).Round(time.Millisecond)))
+	}
+	for _, dcl := range r.t.Declarations()[declared:] {
+		what = append(what, fmt.Sprintf("%s declared %s unhealthy at +%v", dcl.Master, dcl.Coreapp, dcl.At.Sub(from).Round(time.Millisecond)))
+	}
+	return bound, len(what) == 0, strings.Join(what, "; "), nil
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return s
+}
+
+// judge checks every invariant of the scenario over the whole run.
+func (r *runner) judge(ctx context.Context) []Violation {
+	var out []Violation
+	for _, inv := range r.sc.Checks {
+		switch inv {
+		case "single_owner", "epoch_monotonic":
+			for _, v := range r.t.Violations() {
+				if v.Invariant == inv {
+					out = append(out, v)
+				}
+			}
+		case "single_primary":
+			out = append(out, checkSinglePrimary(r.t.Grants())...)
+		case "no_false_failover":
+			out = append(out, r.checkNoFalseFailover()...)
+		case "liveness":
+			out = append(out, r.checkLiveness(ctx)...)
+		}
+	}
+	return out
+}
+
+// checkSinglePrimary: the store never grants the lease to a master while
+// another's grant (or renewal) has not expired by the store's own clock.
+func checkSinglePrimary(grants []LeaseGrant) []Violation {
+	var out []Violation
+	last := map[string]LeaseGrant{} // the latest grant or renewal per master
+	for _, g := range grants {
+		for other, prev := range last {
+			if other != g.Master && g.At.Before(prev.Expires) {
+				out = append(out, Violation{Invariant: "single_primary", At: g.At,
+					Details: fmt.Sprintf("lease granted to %s (epoch %d) at %s while %s held it until %s (epoch %d)",
+						g.Master, g.Epoch, g.At.Format(timeLayout), other, prev.Expires.Format(timeLayout), prev.Epoch)})
+			}
+		}
+		last[g.Master] = g
+	}
+	return out
+}
+
+const timeLayout = "15:04:05.000"
+
+// checkNoFalseFailover: every unhealthy declaration is explained by a
+// fault that touched the coreapp or the master that declared it within
+// unhealthy_interval + heartbeat_interval (+ ε) before it.
+func (r *runner) checkNoFalseFailover() []Violation {
+	var out []Violation
+	for _, d := range r.t.Declarations() {
+		window := r.maxWindow(d.At)
+		explained := slices.ContainsFunc(r.faults, func(f fault) bool {
+			touches := f.node == d.Coreapp || f.node == d.Master
+			return touches && !f.start.After(d.At) && (f.end.IsZero() || !f.end.Before(d.At.Add(-window)))
+		})
+		if !explained {
+			out = append(out, Violation{Invariant: "no_false_failover", At: d.At,
+				Details: fmt.Sprintf("%s declared %s unhealthy at +%.3fs with no fault on either within %v before", d.Master, d.Coreapp, d.At.Sub(r.t0).Seconds(), window)})
+		}
+	}
+	return out
+}
+
+// maxWindow is unhealthy + heartbeat + ε with the largest intervals in
+// force during that window before at (a live change counts both ways).
+func (r *runner) maxWindow(at time.Time) time.Duration {
+	var w time.Duration
+	for i, s := range r.settings {
+		end := at
+		if i+1 < len(r.settings) {
+			end = r.settings[i+1].from
+		}
+		if s.from.After(at) || end.Before(at.Add(-(s.ui + s.hb + r.eps))) {
+			continue
+		}
+		w = max(w, s.ui+s.hb+r.eps)
+	}
+	return w
+}
+
+// checkLiveness: once every fault has ended, every shard is served again
+// within lease + rule1, while enough coreapps and a master are up. A
+// killed node that was never restarted ends its fault when it is killed.
+func (r *runner) checkLiveness(ctx context.Context) []Violation {
+	if len(r.faults) == 0 {
+		return nil
+	}
+	var last time.Time
+	for _, f := range r.faults {
+		end := f.end
+		if end.IsZero() {
+			end = f.start
+		}
+		if end.After(last) {
+			last = end
+		}
+	}
+	hb, ui := r.intervals()
+	deadline := last.Add(ui + hb + r.eps + ui + hb + r.eps)
+	ok, err := r.until(ctx, deadline, func() (bool, error) { return r.allServed(), nil })
+	if err != nil || ok {
+		return nil
+	}
+	nodes, err := r.t.Nodes(ctx)
+	if err != nil {
+		return nil
+	}
+	coreapps, masters := 0, 0
+	for _, n := range nodes {
+		if !n.Up {
+			continue
+		}
+		switch {
+		case n.Role == "coreapp":
+			coreapps++
+		case strings.HasSuffix(n.Role, "_master"):
+			masters++
+		}
+	}
+	if coreapps < r.shards || masters == 0 {
+		return nil // no healthy standby to serve with: liveness asks nothing
+	}
+	return []Violation{{Invariant: "liveness", At: r.t.Now(),
+		Details: fmt.Sprintf("shards %v unserved %v after the last fault ended (bound lease + rule1 = %v) with %d coreapps and %d masters up",
+			r.unserved(), r.t.Now().Sub(last).Round(time.Millisecond), deadline.Sub(last), coreapps, masters)}}
+}

@@ -1,0 +1,603 @@
+package scenarios
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Options are a run's knobs; the zero value is usable.
+type Options struct {
+	// Run is the 0-based number of this run (--runs), for the events.
+	Run int
+	// Seed seeds every random choice of the run (random and standby
+	// selectors, and in the simulator the network).
+	Seed uint64
+	// Epsilon is the allowance on rule1 and lease bounds (0: the
+	// target's default, 250ms on procs).
+	Epsilon time.Duration
+	// Poll is how often the runner looks at the witnesses while it waits
+	// (0: 20ms). Measured times come from the witnesses' own timestamps,
+	// not from when the runner looked.
+	Poll time.Duration
+	// Events receives the --json lines; Progress one line per step as it
+	// begins and ends. Either may be nil.
+	Events, Progress io.Writer
+}
+
+// DefaultEpsilon is ε on real processes: assign, connect and the
+// scheduler of a loaded 2-core machine.
+const DefaultEpsilon = 250 * time.Millisecond
+
+// Outcome is what one run found.
+type Outcome struct {
+	OK           bool
+	Seed         uint64
+	Duration     time.Duration
+	Expectations []ExpectResult
+	Violations   []Violation
+	// Aborted says why the steps stopped early ("" if they all ran).
+	Aborted string
+}
+
+// ExpectResult is the verdict on one expectation (or a failed wait).
+type ExpectResult struct {
+	Index    int
+	What     string
+	Measured *time.Duration
+	Bound    string
+	OK       bool
+	Detail   string
+}
+
+// ErrStart wraps a failure to start the cluster (exit 3).
+var ErrStart = errors.New("the cluster could not be started")
+
+// UnsupportedError says which step a target cannot run (exit 2, before
+// anything starts).
+type UnsupportedError struct {
+	File, Target string
+	Step         Step
+}
+
+func (e *UnsupportedError) Error() string {
+	return fmt.Sprintf("%s:%d: steps[%d].%s: not available on target %s yet: network faults, clock skew and the nemesis need the fault layer, which is not built (only process faults, changes, waits and expectations run today)",
+		e.File, e.Step.Line, e.Step.Index, e.Step.Action, e.Target)
+}
+
+// processOnly are the actions a target without a fault layer runs.
+var processOnly = []string{"wait", "sleep", "kill", "stop", "pause", "resume", "restart", "start", "set", "shards", "expect"}
+
+// CheckSupported returns an *UnsupportedError for the first step the
+// target cannot run.
+func CheckSupported(sc *Scenario, target string) error {
+	for _, st := range sc.Steps {
+		if !slices.Contains(processOnly, st.Action) {
+			file := sc.File
+			if file == "" {
+				file = sc.Name + ".yaml"
+			}
+			return &UnsupportedError{File: file, Target: target, Step: st}
+		}
+	}
+	return nil
+}
+
+// mark is a named moment and what the cluster looked like then.
+type mark struct {
+	at      time.Time
+	served  map[int]string
+	primary string
+	hb, ui  time.Duration
+}
+
+// fault is one window during which a node was faulted (killed, stopped or
+// paused), for no_false_failover and liveness.
+type fault struct {
+	node       string
+	kind       string
+	start, end time.Time // end zero: not undone
+}
+
+// intervals are the heartbeat and unhealthy intervals from a time on.
+type intervals struct {
+	from   time.Time
+	hb, ui time.Duration
+}
+
+type runner struct {
+	t    Target
+	sc   *Scenario
+	opt  Options
+	rng  *rand.Rand
+	t0   time.Time
+	eps  time.Duration
+	poll time.Duration
+
+	shards   int
+	settings []intervals
+	marks    map[string]mark
+	faults   []fault
+	paused   map[string]time.Time // node → scheduled resume (zero: by a resume step)
+	results  []ExpectResult
+
+	seenFailovers, seenGrants int
+	lastHolder                string
+	aborted                   string
+}
+
+// Run runs one scenario on a target: starts the cluster, runs the steps,
+// judges every invariant, and always closes the target. err is set only
+// when the run could not be made (the cluster did not start: ErrStart;
+// ctx ended); a failed expectation or a violation is an Outcome with OK
+// false.
+func Run(ctx context.Context, t Target, sc *Scenario, opt Options) (out Outcome, err error) {
+	if err := CheckSupported(sc, t.Name()); err != nil {
+		return Outcome{}, err
+	}
+	defer func() {
+		if cerr := t.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("stopping the cluster: %w", cerr)
+		}
+	}()
+	r := &runner{
+		t: t, sc: sc, opt: opt,
+		rng:    rand.New(rand.NewPCG(opt.Seed, opt.Seed^0x6d637369)),
+		eps:    opt.Epsilon,
+		poll:   opt.Poll,
+		shards: sc.Cluster.Shards,
+		marks:  map[string]mark{},
+		paused: map[string]time.Time{},
+	}
+	if r.eps == 0 {
+		r.eps = DefaultEpsilon
+	}
+	if r.poll == 0 {
+		r.poll = 20 * time.Millisecond
+	}
+	if err := t.Start(ctx, sc.Cluster, sc.Settings); err != nil {
+		return Outcome{}, fmt.Errorf("%w: %v", ErrStart, err)
+	}
+	r.t0 = t.Now()
+	hb, ui := startIntervals(sc.Settings)
+	r.settings = []intervals{{from: r.t0, hb: hb, ui: ui}}
+	r.emit(event{Event: "start", Scenario: sc.Name, Target: t.Name(), Seed: ptr(opt.Seed)})
+
+	for _, st := range sc.Steps {
+		if err := ctx.Err(); err != nil {
+			return Outcome{}, err
+		}
+		if err := r.step(ctx, st); err != nil {
+			if ctx.Err() != nil {
+				return Outcome{}, ctx.Err()
+			}
+			r.aborted = fmt.Sprintf("steps[%d] (%s): %v", st.Index, st.Action, err)
+			r.results = append(r.results, ExpectResult{Index: st.Index, What: st.Action, OK: false, Detail: err.Error()})
+			r.emit(event{Event: "expect", Index: ptr(st.Index), What: st.Action, OK: ptr(false), Detail: err.Error()})
+			r.progress("steps[%d] %s FAILED: %v", st.Index, st.Action, err)
+			break
+		}
+	}
+	if err := r.resumeAll(ctx); err != nil && ctx.Err() != nil {
+		return Outcome{}, ctx.Err()
+	}
+	vios := r.judge(ctx)
+	if ctx.Err() != nil {
+		return Outcome{}, ctx.Err()
+	}
+	r.observe()
+	out = Outcome{Seed: opt.Seed, Duration: t.Now().Sub(r.t0), Expectations: r.results, Violations: vios, Aborted: r.aborted}
+	failed := 0
+	for _, e := range r.results {
+		if !e.OK {
+			failed++
+		}
+	}
+	out.OK = failed == 0 && len(vios) == 0
+	for _, v := range vios {
+		r.emit(event{Event: "violation", Invariant: v.Invariant, Details: v.Details})
+	}
+	r.emit(event{Event: "summary", OK: ptr(out.OK), Seed: ptr(opt.Seed), DurationS: ptr(seconds(out.Duration)),
+		Expectations: ptr(len(r.results)), Failed: ptr(failed), Violations: ptr(len(vios))})
+	return out, nil
+}
+
+// startIntervals are the intervals a scenario starts with: its settings,
+// else the seed's defaults (5 s, 30 s).
+func startIntervals(body json.RawMessage) (hb, ui time.Duration) {
+	hb, ui = 5*time.Second, 30*time.Second
+	var s struct {
+		HB *int `json:"heartbeat_interval"`
+		UI *int `json:"unhealthy_interval"`
+	}
+	_ = json.Unmarshal(body, &s)
+	if s.HB != nil {
+		hb = time.Duration(*s.HB) * time.Second
+	}
+	if s.UI != nil {
+		ui = time.Duration(*s.UI) * time.Second
+	}
+	return hb, ui
+}
+
+func (r *runner) emit(ev event) {
+	ev.Run = r.opt.Run
+	ev.T = seconds(r.t.Now().Sub(r.t0))
+	writeEvent(r.opt.Events, ev)
+}
+
+func (r *runner) progress(format string, args ...any) {
+	if r.opt.Progress == nil {
+		return
+	}
+	fmt.Fprintf(r.opt.Progress, "[run %d %8.3fs] %s\n", r.opt.Run, r.t.Now().Sub(r.t0).Seconds(), fmt.Sprintf(format, args...))
+}
+
+// now returns the intervals in force now.
+func (r *runner) intervals() (hb, ui time.Duration) {
+	s := r.settings[len(r.settings)-1]
+	return s.hb, s.ui
+}
+
+// observe reports the failovers and takeovers the witnesses saw since the
+// last look.
+func (r *runner) observe() {
+	fs := r.t.Failovers()
+	for _, f := range fs[r.seenFailovers:] {
+		r.emit(event{Event: "failover", Shard: ptr(f.Shard), From: f.From, To: f.To, Epoch: f.Epoch,
+			DowntimeMS: ptr(max(0, f.ServedAgain.Sub(f.ServedUntil)).Milliseconds())})
+		r.progress("failover: shard %d %s → %s (epoch %d), %d ms without service", f.Shard, f.From, f.To, f.Epoch,
+			max(0, f.ServedAgain.Sub(f.ServedUntil)).Milliseconds())
+	}
+	r.seenFailovers = len(fs)
+	gs := r.t.Grants()
+	for _, g := range gs[r.seenGrants:] {
+		if g.Master != r.lastHolder {
+			if r.lastHolder != "" {
+				r.emit(event{Event: "takeover", From: r.lastHolder, To: g.Master, LeaseEpoch: g.Epoch})
+				r.progress("takeover: %s is primary (was %s), lease epoch %d", g.Master, r.lastHolder, g.Epoch)
+			}
+			r.lastHolder = g.Master
+		}
+	}
+	r.seenGrants = len(gs)
+}
+
+// sleep lets d pass on the target's clock, resuming paused nodes when
+// their time comes and reporting what the witnesses saw.
+func (r *runner) sleep(ctx context.Context, d time.Duration) error {
+	deadline := r.t.Now().Add(d)
+	for {
+		if err := r.resumeDue(ctx); err != nil {
+			return err
+		}
+		r.observe()
+		left := deadline.Sub(r.t.Now())
+		if left <= 0 {
+			return nil
+		}
+		if err := r.t.Sleep(ctx, min(left, r.poll)); err != nil {
+			return err
+		}
+	}
+}
+
+// until polls cond until it holds (true) or the deadline passes (false).
+func (r *runner) until(ctx context.Context, deadline time.Time, cond func() (bool, error)) (bool, error) {
+	for {
+		if err := r.resumeDue(ctx); err != nil {
+			return false, err
+		}
+		r.observe()
+		ok, err := cond()
+		if err != nil || ok {
+			return ok, err
+		}
+		if !r.t.Now().Before(deadline) {
+			return false, nil
+		}
+		if err := r.t.Sleep(ctx, min(r.poll, deadline.Sub(r.t.Now()))); err != nil {
+			return false, err
+		}
+	}
+}
+
+func (r *runner) resumeDue(ctx context.Context) error {
+	now := r.t.Now()
+	for _, id := range sortedKeys(r.paused) {
+		if at := r.paused[id]; !at.IsZero() && !now.Before(at) {
+			if err := r.resume(ctx, id); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// resumeAll ends every pause still in force: a run leaves no node frozen.
+func (r *runner) resumeAll(ctx context.Context) error {
+	for _, id := range sortedKeys(r.paused) {
+		if err := r.resume(ctx, id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *runner) resume(ctx context.Context, id string) error {
+	if err := r.t.Resume(ctx, id); err != nil {
+		return err
+	}
+	delete(r.paused, id)
+	r.endFault(id, "pause")
+	r.progress("resumed %s", id)
+	return nil
+}
+
+func (r *runner) endFault(id, kind string) {
+	now := r.t.Now()
+	for i := range r.faults {
+		f := &r.faults[i]
+		if f.node == id && f.end.IsZero() && (kind == "" || f.kind == kind) {
+			f.end = now
+		}
+	}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func (r *runner) step(ctx context.Context, st Step) error {
+	node := ""
+	if st.Node != nil {
+		id, err := r.resolve(ctx, *st.Node)
+		if err != nil {
+			return err
+		}
+		node = id
+	}
+	r.emit(event{Event: "step", Index: ptr(st.Index), Action: st.Action, Node: node, Phase: "begin"})
+	r.progress("steps[%d] %s %s", st.Index, st.Action, describeStep(st, node))
+	at := r.t.Now()
+	if st.As != "" {
+		r.setMark(ctx, st.As, at)
+	}
+	var err error
+	switch st.Action {
+	case "wait":
+		err = r.wait(ctx, st)
+	case "sleep":
+		err = r.sleep(ctx, st.Duration)
+	case "kill", "stop":
+		at = r.t.Now()
+		if st.As != "" {
+			r.setMark(ctx, st.As, at)
+		}
+		if st.Action == "kill" {
+			err = r.t.Kill(ctx, node)
+		} else {
+			err = r.t.Stop(ctx, node)
+		}
+		r.faults = append(r.faults, fault{node: node, kind: st.Action, start: at})
+	case "pause":
+		at = r.t.Now()
+		if st.As != "" {
+			r.setMark(ctx, st.As, at)
+		}
+		if err = r.t.Pause(ctx, node); err == nil {
+			r.faults = append(r.faults, fault{node: node, kind: "pause", start: at})
+			r.paused[node] = time.Time{}
+			if st.For > 0 {
+				r.paused[node] = at.Add(st.For)
+			}
+		}
+	case "resume":
+		err = r.resume(ctx, node)
+	case "restart":
+		if err = r.t.Restart(ctx, node); err == nil {
+			delete(r.paused, node)
+			r.endFault(node, "")
+		}
+	case "start":
+		node, err = r.t.StartNode(ctx, st.What)
+	case "set":
+		if err = r.t.Patch(ctx, st.Set); err == nil {
+			hb, ui := r.intervals()
+			nhb, nui := hb, ui
+			var s struct {
+				HB *int `json:"heartbeat_interval"`
+				UI *int `json:"unhealthy_interval"`
+			}
+			_ = json.Unmarshal(st.Set, &s)
+			if s.HB != nil {
+				nhb = time.Duration(*s.HB) * time.Second
+			}
+			if s.UI != nil {
+				nui = time.Duration(*s.UI) * time.Second
+			}
+			r.settings = append(r.settings, intervals{from: r.t.Now(), hb: nhb, ui: nui})
+			if st.As != "" {
+				m := r.marks[st.As]
+				m.hb, m.ui = nhb, nui
+				r.marks[st.As] = m
+			}
+		}
+	case "shards":
+		if err = r.t.SetShards(ctx, st.Shards); err == nil {
+			r.shards = st.Shards
+		}
+	case "expect":
+		r.expect(ctx, st)
+	}
+	if err != nil {
+		return err
+	}
+	r.emit(event{Event: "step", Index: ptr(st.Index), Action: st.Action, Node: node, Phase: "end"})
+	return nil
+}
+
+func describeStep(st Step, node string) string {
+	switch {
+	case node != "" && st.Node != nil && st.Node.Kind != SelID:
+		return fmt.Sprintf("%s (%s)", st.Node, node)
+	case node != "":
+		return node
+	case st.Action == "sleep":
+		return st.Duration.String()
+	case st.Action == "set":
+		return string(st.Set)
+	case st.Action == "shards":
+		return fmt.Sprint(st.Shards)
+	case st.Action == "expect" && st.Shard >= 0:
+		return fmt.Sprintf("%s shard %d", st.What, st.Shard)
+	}
+	return st.What
+}
+
+// setMark names a moment and remembers the cluster as it was.
+func (r *runner) setMark(ctx context.Context, name string, at time.Time) {
+	hb, ui := r.intervals()
+	m := mark{at: at, served: r.t.Served(), hb: hb, ui: ui}
+	if nodes, err := r.t.Nodes(ctx); err == nil {
+		for _, n := range nodes {
+			if n.Role == "primary_master" {
+				m.primary = n.ID
+			}
+		}
+	}
+	r.marks[name] = m
+}
+
+// resolve turns a selector into a node id when its step begins.
+func (r *runner) resolve(ctx context.Context, s Selector) (string, error) {
+	if s.Kind == SelID {
+		return s.ID, nil
+	}
+	if s.Kind == SelOwner {
+		if id := r.t.Served()[s.Shard]; id != "" {
+			return id, nil
+		}
+		return "", fmt.Errorf("owner(%d): nobody serves shard %d now", s.Shard, s.Shard)
+	}
+	nodes, err := r.t.Nodes(ctx)
+	if err != nil {
+		return "", fmt.Errorf("%s: reading the cluster: %w", s, err)
+	}
+	var pick []string
+	for _, id := range sortedKeys(nodes) {
+		n := nodes[id]
+		if !n.Up {
+			continue
+		}
+		switch {
+		case s.Kind == SelPrimary && n.Role == "primary_master",
+			s.Kind == SelSecondary && n.Role == "secondary_master",
+			s.Kind == SelStandby && n.Role == "coreapp" && len(n.Shards) == 0 && !slices.Contains(valuesOf(r.t.Served()), id),
+			s.Kind == SelRandom && strings.HasPrefix(id, s.Role+"-"):
+			pick = append(pick, id)
+		}
+	}
+	if len(pick) == 0 {
+		return "", fmt.Errorf("%s: no such node now", s)
+	}
+	return pick[r.rng.IntN(len(pick))], nil
+}
+
+func valuesOf(m map[int]string) []string {
+	out := make([]string, 0, len(m))
+	for _, v := range m {
+		out = append(out, v)
+	}
+	return out
+}
+
+// allServed says whether every shard is served now.
+func (r *runner) allServed() bool {
+	served := r.t.Served()
+	for s := range r.shards {
+		if served[s] == "" {
+			return false
+		}
+	}
+	return true
+}
+
+func (r *runner) hasPrimary(ctx context.Context) (bool, error) {
+	nodes, err := r.t.Nodes(ctx)
+	if err != nil {
+		return false, nil // the health endpoint may be busy; look again
+	}
+	for _, n := range nodes {
+		if n.Role == "primary_master" && n.Up {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+func (r *runner) wait(ctx context.Context, st Step) error {
+	timeout := st.Timeout
+	if timeout == 0 {
+		timeout = 30 * time.Second
+	}
+	deadline := r.t.Now().Add(timeout)
+	ready := func() (bool, error) {
+		switch st.What {
+		case "served":
+			return r.allServed(), nil
+		case "primary":
+			return r.hasPrimary(ctx)
+		}
+		if !r.allServed() {
+			return false, nil
+		}
+		return r.hasPrimary(ctx)
+	}
+	ok, err := r.until(ctx, deadline, ready)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("wait: %s: not after %v", st.What, timeout)
+	}
+	if st.What != "stable" {
+		return nil
+	}
+	// stable: both, and no failover for one unhealthy_interval.
+	for {
+		_, ui := r.intervals()
+		quietFrom, seen := r.t.Now(), len(r.t.Failovers())
+		ok, err := r.until(ctx, minTime(quietFrom.Add(ui), deadline), func() (bool, error) {
+			return len(r.t.Failovers()) != seen || !r.allServed(), nil
+		})
+		if err != nil {
+			return err
+		}
+		if !ok && !r.t.Now().Before(quietFrom.Add(ui)) {
+			return nil
+		}
+		if !r.t.Now().Before(deadline) {
+			return fmt.Errorf("wait: stable: the cluster did not stay served without a failover for %v within %v", ui, timeout)
+		}
+	}
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}

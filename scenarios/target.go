@@ -1,0 +1,98 @@
+package scenarios
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+)
+
+// Target is a cluster the runner drives: the real multi-process cluster
+// (procs) or, later, the simulator (sim). The runner decides and judges;
+// a Target only starts nodes, applies faults and reports what the
+// impartial witnesses saw (the gateway, the settings store) and what the
+// nodes said. Every time it reports is on its own clock (Now).
+type Target interface {
+	// Name is the --target name: "procs" or "sim".
+	Name() string
+	// Start runs the cluster: the shape, the settings applied before any
+	// node starts, every node ready. An error means the cluster could not
+	// be started (exit 3).
+	Start(ctx context.Context, c Cluster, settings json.RawMessage) error
+	// Close stops every process the target started and removes every
+	// fault, also after a failed Start. It must be safe to call twice.
+	Close() error
+	// Now is the target's clock; Sleep lets time pass on it.
+	Now() time.Time
+	Sleep(ctx context.Context, d time.Duration) error
+
+	// Nodes are the masters and coreapps now, by id.
+	Nodes(ctx context.Context) (map[string]NodeState, error)
+	// Served is who serves each shard now, as the gateway hears it.
+	Served() map[int]string
+	// Failovers are the shards the gateway saw pass between coreapps so far.
+	Failovers() []FailoverSeen
+	// Grants are the master lease grants the store made so far, in order
+	// (a renewal is not a grant).
+	Grants() []LeaseGrant
+	// Declarations are the coreapps the masters declared unhealthy so far.
+	Declarations() []Declaration
+	// Violations are the fencing invariants the gateway's log breaks so
+	// far (single_owner, epoch_monotonic).
+	Violations() []Violation
+
+	// Process faults and changes, by node id.
+	Kill(ctx context.Context, id string) error
+	Stop(ctx context.Context, id string) error
+	Pause(ctx context.Context, id string) error
+	Resume(ctx context.Context, id string) error
+	Restart(ctx context.Context, id string) error
+	// StartNode starts a new master or coreapp with the next free id.
+	StartNode(ctx context.Context, role string) (string, error)
+	Patch(ctx context.Context, body json.RawMessage) error
+	SetShards(ctx context.Context, n int) error
+	// Where is where the target keeps its files (data dir, logs), for
+	// --keep; "" if none.
+	Where() string
+}
+
+// NodeState is one node as the runner selects it.
+type NodeState struct {
+	ID string
+	// Role is primary_master, secondary_master, coreapp, or unknown.
+	Role   string
+	Shards []int
+	// Up: the process runs and is not paused.
+	Up bool
+}
+
+// FailoverSeen is a shard passing from one coreapp to another, as the
+// gateway saw it: From last served at ServedUntil, To first at
+// ServedAgain.
+type FailoverSeen struct {
+	Shard                    int
+	From, To                 string
+	Epoch                    uint64
+	ServedUntil, ServedAgain time.Time
+}
+
+// LeaseGrant is the store giving the master lease to a new holder.
+type LeaseGrant struct {
+	At      time.Time
+	Master  string
+	Epoch   uint64
+	Expires time.Time
+}
+
+// Declaration is a master declaring a coreapp unhealthy.
+type Declaration struct {
+	At      time.Time
+	Master  string
+	Coreapp string
+}
+
+// Violation is one broken invariant, with what shows it.
+type Violation struct {
+	Invariant string
+	At        time.Time
+	Details   string
+}
