@@ -65,7 +65,11 @@ func nextAttempt(now, scheduled time.Time, remaining time.Duration) time.Time {
 
 // leaseTiming is the lease's TTL and renew interval: the overrides when
 // set (> 0), else unhealthy_interval and heartbeat_interval, which are
-// live (rule 6).
+// live (rule 6). A renewal that is not shorter than the TTL would let the
+// lease lapse between renewals and the master flap; the settings keep
+// heartbeat_interval below unhealthy_interval and the CLI refuses such
+// overrides, but one override against a live setting can still cross, and
+// then the lease is renewed at a third of the TTL.
 func leaseTiming(ttlOverride, renewOverride, heartbeat, unhealthy time.Duration) (ttl, renewEvery time.Duration) {
 	ttl, renewEvery = unhealthy, heartbeat
 	if ttlOverride > 0 {
@@ -73,6 +77,9 @@ func leaseTiming(ttlOverride, renewOverride, heartbeat, unhealthy time.Duration)
 	}
 	if renewOverride > 0 {
 		renewEvery = renewOverride
+	}
+	if renewEvery >= ttl {
+		renewEvery = ttl / 3
 	}
 	return ttl, renewEvery
 }

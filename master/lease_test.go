@@ -103,3 +103,26 @@ func TestNextAttempt(t *testing.T) {
 		})
 	}
 }
+
+func TestLeaseTiming(t *testing.T) {
+	const s = time.Second
+	tests := []struct {
+		name                               string
+		ttlOverride, renewOverride, hb, ui time.Duration
+		wantTTL, wantRenew                 time.Duration
+	}{
+		{name: "from the settings", hb: 5 * s, ui: 30 * s, wantTTL: 30 * s, wantRenew: 5 * s},
+		{name: "both overridden", ttlOverride: 6 * s, renewOverride: 2 * s, hb: 5 * s, ui: 30 * s, wantTTL: 6 * s, wantRenew: 2 * s},
+		{name: "TTL overridden below a live heartbeat_interval: renew at a third of the TTL",
+			ttlOverride: 3 * s, hb: 5 * s, ui: 30 * s, wantTTL: 3 * s, wantRenew: s},
+		{name: "renewal overridden above a live unhealthy_interval", renewOverride: 10 * s, hb: s, ui: 3 * s, wantTTL: 3 * s, wantRenew: s},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ttl, renew := leaseTiming(tt.ttlOverride, tt.renewOverride, tt.hb, tt.ui)
+			if ttl != tt.wantTTL || renew != tt.wantRenew {
+				t.Errorf("leaseTiming = %v, %v; want %v, %v", ttl, renew, tt.wantTTL, tt.wantRenew)
+			}
+		})
+	}
+}

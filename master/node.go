@@ -64,6 +64,9 @@ type Config struct {
 	LeaseTTL time.Duration
 	// RenewInterval overrides how often the lease is renewed (and how often
 	// a secondary tries to take it); 0 means heartbeat_interval (live).
+	// With both set it must be shorter than LeaseTTL. With one set, a live
+	// change that makes the renewal interval reach the TTL renews at a
+	// third of the TTL instead (see leaseTiming).
 	RenewInterval time.Duration
 	// StallThreshold is passed to the core (rule 4); 0 is the core's
 	// default (half the heartbeat interval).
@@ -102,6 +105,9 @@ func (c Config) Validate() error {
 	}
 	if c.RenewInterval < 0 {
 		errs = append(errs, fmt.Errorf("master: RenewInterval: must be >= 0, got %v", c.RenewInterval))
+	}
+	if c.LeaseTTL > 0 && c.RenewInterval >= c.LeaseTTL {
+		errs = append(errs, fmt.Errorf("master: RenewInterval: must be shorter than LeaseTTL %v, got %v", c.LeaseTTL, c.RenewInterval))
 	}
 	if c.StallThreshold < 0 {
 		errs = append(errs, fmt.Errorf("master: StallThreshold: must be >= 0, got %v", c.StallThreshold))

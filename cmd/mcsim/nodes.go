@@ -405,12 +405,18 @@ serves, like the coreapp's.`,
 			if err != nil {
 				return err
 			}
+			if err := checkLeaseFlags(leaseTTL, renew); err != nil {
+				return err
+			}
 			st, err := f.start(ctx, "master")
 			if err != nil {
 				return err
 			}
 			defer st.close()
 			settingsClient, snap, base, log := st.settings, st.snap, st.base, st.log
+			if err := checkLeaseFlagAgainst(leaseTTL, renew, snap); err != nil {
+				return err
+			}
 			rt, err := f.listenMetrics()
 			if err != nil {
 				return &exitError{code: exitFailure, msg: "mcsim master: " + err.Error()}
@@ -457,9 +463,39 @@ serves, like the coreapp's.`,
 	}
 	f.register(c, "master")
 	c.Flags().StringArrayVar(&coreapps, "coreapp", nil, "a coreapp to heartbeat, as ID=HOST:PORT (repeatable)")
-	c.Flags().DurationVar(&leaseTTL, "lease-ttl", 0, "master lease TTL (0: unhealthy_interval, live)")
-	c.Flags().DurationVar(&renew, "lease-renew", 0, "lease renewal interval (0: heartbeat_interval, live)")
+	c.Flags().DurationVar(&leaseTTL, "lease-ttl", 0, "master lease TTL (0: unhealthy_interval, live); longer than the renewal interval")
+	c.Flags().DurationVar(&renew, "lease-renew", 0, "lease renewal interval (0: heartbeat_interval, live); shorter than the TTL")
 	return c
+}
+
+// checkLeaseFlags refuses lease timings that cannot work, before anything
+// is connected: a renewal that is not shorter than the TTL lets the lease
+// lapse between renewals (the master flaps between primary and secondary).
+func checkLeaseFlags(ttl, renew time.Duration) error {
+	switch {
+	case ttl < 0:
+		return usageErr("--lease-ttl %v: must be >= 0 (0: unhealthy_interval)", ttl)
+	case renew < 0:
+		return usageErr("--lease-renew %v: must be >= 0 (0: heartbeat_interval)", renew)
+	case ttl > 0 && renew >= ttl:
+		return usageErr("--lease-renew %v: must be shorter than --lease-ttl %v", renew, ttl)
+	}
+	return nil
+}
+
+// checkLeaseFlagAgainst is checkLeaseFlags for one flag given alone: the
+// other side comes from the settings (read at start; a later live change
+// that crosses them is handled by the master, see master.Config).
+func checkLeaseFlagAgainst(ttl, renew time.Duration, snap *mcsimv1.Snapshot) error {
+	hb := time.Duration(snap.GetHeartbeatIntervalSeconds()) * time.Second
+	ui := time.Duration(snap.GetUnhealthyIntervalSeconds()) * time.Second
+	switch {
+	case ttl > 0 && renew == 0 && hb >= ttl:
+		return usageErr("--lease-ttl %v: must be longer than the renewal interval, heartbeat_interval %v (or give --lease-renew)", ttl, hb)
+	case renew > 0 && ttl == 0 && renew >= ui:
+		return usageErr("--lease-renew %v: must be shorter than the lease TTL, unhealthy_interval %v (or give --lease-ttl)", renew, ui)
+	}
+	return nil
 }
 
 // followCoreapps feeds the master what gossip says about coreapps until the
