@@ -36,6 +36,9 @@ import (
 //	                   coreapp after its first assignment; duration_ms is the gap in
 //	                   service the gateway saw (0 when the new session replaced a live one)
 //	takeover           node, from: a master became primary_master after another held it
+//	lease_wait         node, epoch, remaining_ms: no master is primary while the lease of
+//	                   node (a previous run's, after a restart on the same data dir) runs
+//	                   remaining_ms more by the store's clock; once per holder and epoch
 //	health_error       error: GET /v1/health failed
 type Event struct {
 	Time       string `json:"time"`
@@ -59,7 +62,9 @@ type Event struct {
 	To         string `json:"to,omitempty"`
 	Reason     string `json:"reason,omitempty"`
 	DurationMS *int64 `json:"duration_ms,omitempty"`
-	Error      string `json:"error,omitempty"`
+	// RemainingMS is lease_wait's time left on the lease.
+	RemainingMS *int64 `json:"remaining_ms,omitempty"`
+	Error       string `json:"error,omitempty"`
 }
 
 // nodeView is what the status view shows of one node.
@@ -98,6 +103,9 @@ type emitter struct {
 	// ("unknown") before the successor is primary, and the takeover must
 	// still name it.
 	lastPrimary string
+	// note says why there is no primary (health.PrimaryNote); waitingFor
+	// is the lease (holder/epoch) a lease_wait was last reported for.
+	note, waitingFor string
 }
 
 func newEmitter(cfg Config) *emitter {
@@ -157,6 +165,8 @@ func plain(ev Event) string {
 		return fmt.Sprintf("TAKEOVER: %s is primary (was %s)", ev.Node, ev.From)
 	case "health_error":
 		return "health: " + ev.Error
+	case "lease_wait":
+		return health.PrimaryNote(nil, &health.Lease{Holder: ev.Node, Epoch: ev.Epoch, RemainingMS: *ev.RemainingMS})
 	}
 	b, _ := json.Marshal(ev)
 	return string(b)
@@ -368,6 +378,9 @@ func (e *emitter) render() {
 			state, tail = "-", n.err
 		}
 		fmt.Fprintf(&b, "  %-12s %-17s %-14s shards %-10s pid %-7d %s\n", id, role, state, health.FormatShards(n.shards), n.pid, tail)
+	}
+	if e.note != "" {
+		b.WriteString("\n" + e.note + "\n")
 	}
 	b.WriteString("\nrecent failovers and takeovers\n")
 	if len(e.recent) == 0 {

@@ -103,6 +103,11 @@ func formatStatus(body []byte) (string, error) {
 	if err := tw.Flush(); err != nil {
 		return "", err
 	}
+	if lease, err := health.DecodeLease(body); err == nil {
+		if note := health.PrimaryNote(entries, lease); note != "" {
+			fmt.Fprintln(&buf, note)
+		}
+	}
 	return buf.String(), nil
 }
 

@@ -57,6 +57,9 @@ view. Every object has "time" (RFC 3339, UTC) and "event"; the kinds:
                      the gap without a session the gateway saw (0 when the new
                      session replaced a live one)
   takeover           node, from: another master became primary_master
+  lease_wait         node, epoch, remaining_ms: no master is primary while the
+                     lease of node runs (a previous run's, after a restart on
+                     the same --data); once per lease
   health_error       error: GET /v1/health failed (once per distinct error)
 
 Exit status: 0 after a stop by signal, 1 when the cluster could not start
