@@ -71,6 +71,11 @@ type Config struct {
 	// StallThreshold is passed to the core (rule 4); 0 is the core's
 	// default (half the heartbeat interval).
 	StallThreshold time.Duration
+	// ExpectCoreapps is how many coreapps a fresh cluster's first
+	// assignment waits for (for at most one heartbeat_interval after
+	// becoming primary); 0 means as many as shards. See
+	// failover.Config.StartupCoreapps.
+	ExpectCoreapps int
 	// Logger is the node's logger; New adds node_id and role.
 	Logger zerolog.Logger
 	// Registry receives the node's metrics; nil means a private registry.
@@ -111,6 +116,9 @@ func (c Config) Validate() error {
 	}
 	if c.StallThreshold < 0 {
 		errs = append(errs, fmt.Errorf("master: StallThreshold: must be >= 0, got %v", c.StallThreshold))
+	}
+	if c.ExpectCoreapps < 0 {
+		errs = append(errs, fmt.Errorf("master: ExpectCoreapps: must be >= 0, got %d", c.ExpectCoreapps))
 	}
 	return errors.Join(errs...)
 }

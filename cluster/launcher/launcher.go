@@ -256,7 +256,9 @@ func (c *cluster) startNodes(ctx context.Context, logDir string) error {
 			specs = append(specs, procs.Spec{Name: id, Path: c.cfg.Binary, Args: args, Env: env, LogFile: logFile})
 		}
 	}
-	add("master", c.cfg.Masters)
+	// The first assignment waits for every coreapp (see master
+	// --expect-coreapps), not for the first ones to join.
+	add("master", c.cfg.Masters, "--expect-coreapps", strconv.Itoa(c.cfg.Coreapps))
 	add("coreapp", c.cfg.Coreapps, "--gateway", c.addrs.Gateway)
 	errs := make([]error, len(specs))
 	var wg sync.WaitGroup

@@ -22,6 +22,7 @@ func TestMasterRefusesBadLeaseFlags(t *testing.T) {
 		{[]string{"--lease-ttl", "2s", "--lease-renew", "2s"}, "--lease-renew 2s: must be shorter than --lease-ttl 2s"},
 		{[]string{"--lease-ttl", "-1s"}, "--lease-ttl -1s: must be >= 0"},
 		{[]string{"--lease-renew", "-500ms"}, "--lease-renew -500ms: must be >= 0"},
+		{[]string{"--expect-coreapps", "-1"}, "--expect-coreapps -1: must be >= 0"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			start := time.Now()

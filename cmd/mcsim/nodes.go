@@ -380,6 +380,7 @@ func newMasterCommand() *cobra.Command {
 	var f nodeFlags
 	var coreapps []string
 	var leaseTTL, renew time.Duration
+	var expect int
 	c := &cobra.Command{
 		Use:   "master",
 		Short: "Run a master node: competes for the lease; the primary heartbeats coreapps and fails shards over",
@@ -408,6 +409,9 @@ serves, like the coreapp's.`,
 			if err := checkLeaseFlags(leaseTTL, renew); err != nil {
 				return err
 			}
+			if expect < 0 {
+				return usageErr("--expect-coreapps %d: must be >= 0 (0: as many as shards)", expect)
+			}
 			st, err := f.start(ctx, "master")
 			if err != nil {
 				return err
@@ -433,6 +437,7 @@ serves, like the coreapp's.`,
 				Coordination:    mcsimv1.NewCoordinationServiceClient(st.conn),
 				LeaseTTL:        leaseTTL,
 				RenewInterval:   renew,
+				ExpectCoreapps:  expect,
 				Logger:          base,
 				PID:             os.Getpid(),
 				RestartRequired: snap.GetRestartRequired(),
@@ -464,6 +469,7 @@ serves, like the coreapp's.`,
 	f.register(c, "master")
 	c.Flags().StringArrayVar(&coreapps, "coreapp", nil, "a coreapp to heartbeat, as ID=HOST:PORT (repeatable)")
 	c.Flags().DurationVar(&leaseTTL, "lease-ttl", 0, "master lease TTL (0: unhealthy_interval, live); longer than the renewal interval")
+	c.Flags().IntVar(&expect, "expect-coreapps", 0, "coreapps a fresh cluster's first assignment waits for, at most one heartbeat_interval (0: as many as shards)")
 	c.Flags().DurationVar(&renew, "lease-renew", 0, "lease renewal interval (0: heartbeat_interval, live); shorter than the TTL")
 	return c
 }
