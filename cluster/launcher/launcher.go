@@ -127,6 +127,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	defer func() { _ = c.sup.Close(stopGrace) }()
 	c.events = newEmitter(cfg)
 	c.events.urls(c.addrs)
+	c.loadPreviousOwners(ctx, time.Now())
 	if err := c.startNodes(ctx, logDir); err != nil {
 		return err
 	}
