@@ -99,6 +99,7 @@ func (n *Node) becomePrimary(ctx context.Context, wg *sync.WaitGroup, now time.T
 		UnhealthyInterval: ui,
 		Shards:            int(n.snap.GetShards()),
 		StallThreshold:    n.cfg.StallThreshold,
+		StartupCoreapps:   n.cfg.ExpectCoreapps,
 	}, shardMapFromProto(resp.GetShardMap()), time.Now())
 	if err != nil {
 		n.log.Error().Err(err).Msg("took the lease but cannot build the failover core; staying secondary")
@@ -182,6 +183,9 @@ func (n *Node) execute(ctx context.Context, wg *sync.WaitGroup, now time.Time, a
 			u.noStandby = true
 			n.unassigned[a.Shard] = u
 			n.log.Error().Int("shard", a.Shard).Msg("shard unassigned: no healthy standby")
+		case failover.FirstAssignmentWait:
+			n.log.Info().Int("coreapps_joined", a.Joined).Int("coreapps_wanted", a.Want).Dur("wait_ms", a.Until.Sub(now)).
+				Msg("fresh cluster: the first assignment waits for coreapps to join")
 		case failover.Failover:
 			n.m.failovers.Inc()
 			n.failingOver[a.Shard] = failoverStart{lostAt: a.LostAt, epoch: a.Epoch}

@@ -10,12 +10,18 @@ import "time"
 type leaseClock struct {
 	epoch      uint64
 	validUntil time.Time // zero: not held
+	sentAt     time.Time // send time of the grant validUntil comes from
 }
 
-// granted records a successful acquire or renewal sent at sentAt.
+// granted records a successful acquire or renewal sent at sentAt. The
+// latest grant is the truth, also when its TTL is shorter (a live change
+// of the intervals): the store then moved the expiry earlier, and a master
+// that kept its longer end could act after another took the lease. Only an
+// answer to an earlier request (sent before the grant we hold) is ignored.
 func (l *leaseClock) granted(epoch uint64, sentAt time.Time, ttl time.Duration) {
-	if until := sentAt.Add(ttl); epoch != l.epoch || until.After(l.validUntil) {
-		l.validUntil = until
+	if epoch != l.epoch || !sentAt.Before(l.sentAt) {
+		l.validUntil = sentAt.Add(ttl)
+		l.sentAt = sentAt
 	}
 	l.epoch = epoch
 }
@@ -55,4 +61,25 @@ func nextAttempt(now, scheduled time.Time, remaining time.Duration) time.Time {
 		return at
 	}
 	return scheduled
+}
+
+// leaseTiming is the lease's TTL and renew interval: the overrides when
+// set (> 0), else unhealthy_interval and heartbeat_interval, which are
+// live (rule 6). A renewal that is not shorter than the TTL would let the
+// lease lapse between renewals and the master flap; the settings keep
+// heartbeat_interval below unhealthy_interval and the CLI refuses such
+// overrides, but one override against a live setting can still cross, and
+// then the lease is renewed at a third of the TTL.
+func leaseTiming(ttlOverride, renewOverride, heartbeat, unhealthy time.Duration) (ttl, renewEvery time.Duration) {
+	ttl, renewEvery = unhealthy, heartbeat
+	if ttlOverride > 0 {
+		ttl = ttlOverride
+	}
+	if renewOverride > 0 {
+		renewEvery = renewOverride
+	}
+	if renewEvery >= ttl {
+		renewEvery = ttl / 3
+	}
+	return ttl, renewEvery
 }

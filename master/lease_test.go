@@ -36,8 +36,14 @@ func TestLeaseClock(t *testing.T) {
 			held: true, remaining: 500 * time.Millisecond, epoch: 1},
 		{name: "an older renewal answered late never shortens", grants: []grant{{1, 2 * time.Second, ttl}, {1, time.Second, ttl}},
 			now: 4500 * time.Millisecond, held: true, remaining: 500 * time.Millisecond, epoch: 1},
-		{name: "a shorter live TTL applies from its send time only if later", grants: []grant{{1, 0, ttl}, {1, time.Second, time.Second}},
-			now: 2500 * time.Millisecond, held: true, remaining: 500 * time.Millisecond, epoch: 1},
+		// The store's expiry moved to (its receipt of the renewal) + 1s, as
+		// early as t0+2s: another master may hold the lease after that.
+		{name: "a shorter live TTL shortens the lease to what the store granted", grants: []grant{{1, 0, ttl}, {1, time.Second, time.Second}},
+			now: 2 * time.Second, held: false, epoch: 1},
+		{name: "a shorter live TTL holds until its own end", grants: []grant{{1, 0, ttl}, {1, time.Second, time.Second}},
+			now: 1500 * time.Millisecond, held: true, remaining: 500 * time.Millisecond, epoch: 1},
+		{name: "a longer live TTL lengthens it", grants: []grant{{1, 0, ttl}, {1, time.Second, 30 * time.Second}},
+			now: 30 * time.Second, held: true, remaining: time.Second, epoch: 1},
 		{name: "a new epoch replaces the old one's end", grants: []grant{{1, 2 * time.Second, ttl}, {2, time.Second, time.Second}},
 			now: 2500 * time.Millisecond, held: false, epoch: 2},
 		{name: "lost forgets at once", grants: []grant{{1, 0, ttl}}, lostAfter: 1, now: time.Second, held: false, epoch: 1},
@@ -93,6 +99,29 @@ func TestNextAttempt(t *testing.T) {
 			}
 			if got := nextAttempt(at(tt.now), sched, tt.remaining); !got.Equal(at(tt.want)) {
 				t.Errorf("nextAttempt = t0+%v, want t0+%v", got.Sub(t0), tt.want)
+			}
+		})
+	}
+}
+
+func TestLeaseTiming(t *testing.T) {
+	const s = time.Second
+	tests := []struct {
+		name                               string
+		ttlOverride, renewOverride, hb, ui time.Duration
+		wantTTL, wantRenew                 time.Duration
+	}{
+		{name: "from the settings", hb: 5 * s, ui: 30 * s, wantTTL: 30 * s, wantRenew: 5 * s},
+		{name: "both overridden", ttlOverride: 6 * s, renewOverride: 2 * s, hb: 5 * s, ui: 30 * s, wantTTL: 6 * s, wantRenew: 2 * s},
+		{name: "TTL overridden below a live heartbeat_interval: renew at a third of the TTL",
+			ttlOverride: 3 * s, hb: 5 * s, ui: 30 * s, wantTTL: 3 * s, wantRenew: s},
+		{name: "renewal overridden above a live unhealthy_interval", renewOverride: 10 * s, hb: s, ui: 3 * s, wantTTL: 3 * s, wantRenew: s},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ttl, renew := leaseTiming(tt.ttlOverride, tt.renewOverride, tt.hb, tt.ui)
+			if ttl != tt.wantTTL || renew != tt.wantRenew {
+				t.Errorf("leaseTiming = %v, %v; want %v, %v", ttl, renew, tt.wantTTL, tt.wantRenew)
 			}
 		})
 	}

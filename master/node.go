@@ -21,7 +21,9 @@
 // says the holder's lease lapses, if that comes before its next poll, so a
 // crashed primary is replaced within about the TTL, not TTL + renew
 // interval. A lease granted again at a new epoch (it lapsed in the store)
-// ends the current term: another master may have acted in the gap.
+// ends the current term: another master may have acted in the gap. A live
+// change of the intervals (rule 6) renews the lease at once with the new
+// TTL and reschedules renewals (see leaseTimingChanged).
 package master
 
 import (
@@ -62,10 +64,18 @@ type Config struct {
 	LeaseTTL time.Duration
 	// RenewInterval overrides how often the lease is renewed (and how often
 	// a secondary tries to take it); 0 means heartbeat_interval (live).
+	// With both set it must be shorter than LeaseTTL. With one set, a live
+	// change that makes the renewal interval reach the TTL renews at a
+	// third of the TTL instead (see leaseTiming).
 	RenewInterval time.Duration
 	// StallThreshold is passed to the core (rule 4); 0 is the core's
 	// default (half the heartbeat interval).
 	StallThreshold time.Duration
+	// ExpectCoreapps is how many coreapps a fresh cluster's first
+	// assignment waits for (for at most one heartbeat_interval after
+	// becoming primary); 0 means as many as shards. See
+	// failover.Config.StartupCoreapps.
+	ExpectCoreapps int
 	// Logger is the node's logger; New adds node_id and role.
 	Logger zerolog.Logger
 	// Registry receives the node's metrics; nil means a private registry.
@@ -101,8 +111,14 @@ func (c Config) Validate() error {
 	if c.RenewInterval < 0 {
 		errs = append(errs, fmt.Errorf("master: RenewInterval: must be >= 0, got %v", c.RenewInterval))
 	}
+	if c.LeaseTTL > 0 && c.RenewInterval >= c.LeaseTTL {
+		errs = append(errs, fmt.Errorf("master: RenewInterval: must be shorter than LeaseTTL %v, got %v", c.LeaseTTL, c.RenewInterval))
+	}
 	if c.StallThreshold < 0 {
 		errs = append(errs, fmt.Errorf("master: StallThreshold: must be >= 0, got %v", c.StallThreshold))
+	}
+	if c.ExpectCoreapps < 0 {
+		errs = append(errs, fmt.Errorf("master: ExpectCoreapps: must be >= 0, got %d", c.ExpectCoreapps))
 	}
 	return errors.Join(errs...)
 }
@@ -313,12 +329,17 @@ func (n *Node) Run(ctx context.Context) error {
 }
 
 // nextWake is the earliest of the core's wake-up, the next renewal and the
-// end of the lease by our own clock.
+// end of the lease by our own clock. While a renewal is in flight its
+// answer wakes the loop, so a renewal due meanwhile (nextRenew moved to
+// now) sets no timer: one in the past would fire again and again.
 func (n *Node) nextWake() time.Time {
 	if n.snap == nil {
 		return time.Time{}
 	}
-	w := n.nextRenew
+	var w time.Time
+	if !n.renewing {
+		w = n.nextRenew
+	}
 	earliest := func(t time.Time) {
 		if !t.IsZero() && (w.IsZero() || t.Before(w)) {
 			w = t
@@ -498,14 +519,7 @@ func (n *Node) intervals() (hb, ui time.Duration) {
 
 func (n *Node) leaseTimes() (ttl, renewEvery time.Duration) {
 	hb, ui := n.intervals()
-	ttl, renewEvery = ui, hb
-	if n.cfg.LeaseTTL > 0 {
-		ttl = n.cfg.LeaseTTL
-	}
-	if n.cfg.RenewInterval > 0 {
-		renewEvery = n.cfg.RenewInterval
-	}
-	return ttl, renewEvery
+	return leaseTiming(n.cfg.LeaseTTL, n.cfg.RenewInterval, hb, ui)
 }
 
 func (n *Node) applySnapshot(ctx context.Context, wg *sync.WaitGroup, now time.Time, s *mcsimv1.Snapshot) {
@@ -528,11 +542,32 @@ func (n *Node) applySnapshot(ctx context.Context, wg *sync.WaitGroup, now time.T
 	if old.GetHeartbeatIntervalSeconds() != s.GetHeartbeatIntervalSeconds() || old.GetUnhealthyIntervalSeconds() != s.GetUnhealthyIntervalSeconds() {
 		n.log.Info().Dur("heartbeat_interval_ms", hb).Dur("unhealthy_interval_ms", ui).Msg("live settings changed")
 		n.step(ctx, wg, now, failover.SettingsChanged{HeartbeatInterval: hb, UnhealthyInterval: ui})
+		oldTTL, oldEvery := leaseTiming(n.cfg.LeaseTTL, n.cfg.RenewInterval,
+			time.Duration(old.GetHeartbeatIntervalSeconds())*time.Second, time.Duration(old.GetUnhealthyIntervalSeconds())*time.Second)
+		if ttl, every := n.leaseTimes(); ttl != oldTTL || every != oldEvery {
+			n.leaseTimingChanged(ctx, wg, now, ttl, every)
+		}
 	}
 	if old.GetShards() != s.GetShards() {
 		n.log.Info().Int32("shards", s.GetShards()).Msg("shard count changed")
 		n.step(ctx, wg, now, failover.ShardCountChanged{N: int(s.GetShards())})
 	}
+}
+
+// leaseTimingChanged is rule 6 for the lease. A primary renews at once
+// with the new TTL, so the store's expiry (what a secondary waits for
+// after a crash) follows the change now rather than at the next renewal on
+// the old schedule; a secondary polls at once, learns the store's
+// remaining time and polls on the new interval from then on. A renewal in
+// flight carries the old TTL: the next one is due as soon as it returns.
+func (n *Node) leaseTimingChanged(ctx context.Context, wg *sync.WaitGroup, now time.Time, ttl, every time.Duration) {
+	n.log.Info().Dur("lease_ttl_ms", ttl).Dur("lease_renew_ms", every).Bool("renewal_in_flight", n.renewing).
+		Msg("lease timing changed; renewing the lease now")
+	if n.renewing {
+		n.nextRenew = now
+		return
+	}
+	n.renew(ctx, wg, now)
 }
 
 // step feeds the core (only while primary) and executes what it returns.

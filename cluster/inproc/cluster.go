@@ -299,15 +299,16 @@ func (c *Cluster) startMaster(id string, all bool, seeing []string) error {
 		observe = func(at time.Time, a failover.Action) { c.opts.Observe(id, at, a) }
 	}
 	node, err := master.New(master.Config{
-		ID:            id,
-		Address:       id,
-		Settings:      mcsimv1.NewSettingsServiceClient(c.settingsConn),
-		Coordination:  mcsimv1.NewCoordinationServiceClient(c.settingsConn),
-		Dial:          c.net.Dial,
-		LeaseTTL:      c.opts.LeaseTTL,
-		RenewInterval: c.opts.RenewInterval,
-		Logger:        c.nodeLogger(id),
-		Observe:       observe,
+		ID:             id,
+		Address:        id,
+		Settings:       mcsimv1.NewSettingsServiceClient(c.settingsConn),
+		Coordination:   mcsimv1.NewCoordinationServiceClient(c.settingsConn),
+		Dial:           c.net.Dial,
+		LeaseTTL:       c.opts.LeaseTTL,
+		RenewInterval:  c.opts.RenewInterval,
+		ExpectCoreapps: c.opts.Coreapps,
+		Logger:         c.nodeLogger(id),
+		Observe:        observe,
 	})
 	if err != nil {
 		return err

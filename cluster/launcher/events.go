@@ -31,8 +31,14 @@ import (
 //	role_change        node, from, to (roles as in /v1/health; from "" on first sight)
 //	failover           shard, from, to, epoch, duration_ms: a shard moved to another
 //	                   coreapp after its first assignment; duration_ms is the gap in
-//	                   service the gateway saw (0 when the new session replaced a live one)
+//	                   service the gateway saw (0 when the new session replaced a live one).
+//	                   After a restart on the same data dir, the first connect of a shard
+//	                   the stored map gave to a previous run's coreapp is a failover from
+//	                   it (also to the same id: a new process), timed from the gateway's start
 //	takeover           node, from: a master became primary_master after another held it
+//	lease_wait         node, epoch, remaining_ms: no master is primary while the lease of
+//	                   node (a previous run's, after a restart on the same data dir) runs
+//	                   remaining_ms more by the store's clock; once per holder and epoch
 //	health_error       error: GET /v1/health failed
 //	stopping           Ctrl-C or SIGTERM arrived; the nodes are being stopped
 //	stopped            failovers, takeovers, longest_downtime_ms and its shard
@@ -59,7 +65,9 @@ type Event struct {
 	To         string `json:"to,omitempty"`
 	Reason     string `json:"reason,omitempty"`
 	DurationMS *int64 `json:"duration_ms,omitempty"`
-	Error      string `json:"error,omitempty"`
+	// RemainingMS is lease_wait's time left on the lease.
+	RemainingMS *int64 `json:"remaining_ms,omitempty"`
+	Error       string `json:"error,omitempty"`
 	// The "stopped" summary.
 	Failovers         *int   `json:"failovers,omitempty"`
 	Takeovers         *int   `json:"takeovers,omitempty"`
@@ -94,14 +102,21 @@ type emitter struct {
 	shards    map[int32]holder
 	lastOwner map[int32]string
 	endedAt   map[int32]time.Time
-	recent    []string
-	dirty     bool
-	now       func() time.Time
+	// previousRun marks a lastOwner from the stored map of a previous run
+	// (see previousOwners): its first connect is a failover even by the
+	// same coreapp id, a new process.
+	previousRun map[int32]bool
+	recent      []string
+	dirty       bool
+	now         func() time.Time
 	// lastPrimary is the last master seen as primary_master. It outlives
 	// that master's entry: a killed primary shows up as unreachable
 	// ("unknown") before the successor is primary, and the takeover must
 	// still name it.
 	lastPrimary string
+	// note says why there is no primary (health.PrimaryNote); waitingFor
+	// is the lease (holder/epoch) a lease_wait was last reported for.
+	note, waitingFor string
 	// frameLines is how many lines the last frame drawn in place took (0:
 	// none on screen to draw over).
 	frameLines int
@@ -112,7 +127,8 @@ func newEmitter(cfg Config) *emitter {
 	return &emitter{
 		cfg: cfg, nodes: map[string]*nodeView{},
 		shards: map[int32]holder{}, lastOwner: map[int32]string{}, endedAt: map[int32]time.Time{},
-		now: time.Now,
+		previousRun: map[int32]bool{},
+		now:         time.Now,
 	}
 }
 
@@ -166,6 +182,8 @@ func plain(ev Event) string {
 		return fmt.Sprintf("TAKEOVER: %s is primary (was %s)", ev.Node, ev.From)
 	case "health_error":
 		return "health: " + ev.Error
+	case "lease_wait":
+		return health.PrimaryNote(nil, &health.Lease{Holder: ev.Node, Epoch: ev.Epoch, RemainingMS: *ev.RemainingMS})
 	}
 	b, _ := json.Marshal(ev)
 	return string(b)
@@ -259,12 +277,13 @@ func (e *emitter) gateway(evs []*mcsimv1.GatewayEvent) {
 		case mcsimv1.GatewayEventKind_GATEWAY_EVENT_KIND_CONNECT:
 			ev.Event = "gateway_connect"
 			e.emitLocked(ev, at)
-			if prev, ok := e.lastOwner[shard]; ok && prev != g.GetCoreappId() {
+			if prev, ok := e.lastOwner[shard]; ok && (prev != g.GetCoreappId() || e.previousRun[shard]) {
 				d := at.Sub(e.endedAt[shard]).Milliseconds()
 				e.failoverLocked(shard, prev, g.GetCoreappId(), g.GetEpoch(), d, at)
 			}
 			e.shards[shard] = holder{g.GetCoreappId(), g.GetEpoch()}
 			delete(e.lastOwner, shard)
+			delete(e.previousRun, shard)
 		case mcsimv1.GatewayEventKind_GATEWAY_EVENT_KIND_REPLACE:
 			ev.Event, ev.From, ev.FromEpoch = "gateway_replace", g.GetReplacedCoreappId(), g.GetReplacedEpoch()
 			from := g.GetReplacedShard()
@@ -279,6 +298,7 @@ func (e *emitter) gateway(evs []*mcsimv1.GatewayEvent) {
 			}
 			e.shards[shard] = holder{g.GetCoreappId(), g.GetEpoch()}
 			delete(e.lastOwner, shard)
+			delete(e.previousRun, shard)
 		case mcsimv1.GatewayEventKind_GATEWAY_EVENT_KIND_REJECT:
 			ev.Event, ev.Reason = "gateway_reject", g.GetReason()
 			e.emitLocked(ev, at)

@@ -127,6 +127,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	defer func() { _ = c.sup.Close(stopGrace) }()
 	c.events = newEmitter(cfg)
 	c.events.urls(c.addrs)
+	c.loadPreviousOwners(ctx, time.Now())
 	if err := c.startNodes(ctx, logDir); err != nil {
 		return err
 	}
@@ -257,7 +258,9 @@ func (c *cluster) startNodes(ctx context.Context, logDir string) error {
 			specs = append(specs, procs.Spec{Name: id, Path: c.cfg.Binary, Args: args, Env: env, LogFile: logFile})
 		}
 	}
-	add("master", c.cfg.Masters)
+	// The first assignment waits for every coreapp (see master
+	// --expect-coreapps), not for the first ones to join.
+	add("master", c.cfg.Masters, "--expect-coreapps", strconv.Itoa(c.cfg.Coreapps))
 	add("coreapp", c.cfg.Coreapps, "--gateway", c.addrs.Gateway)
 	errs := make([]error, len(specs))
 	var wg sync.WaitGroup

@@ -130,6 +130,10 @@ func (e *emitter) frameLocked() []string {
 		}
 		add("  %-12s %-17s %-14s shards %-10s pid %-7d %s", id, role, state, health.FormatShards(n.shards), n.pid, tail)
 	}
+	if e.note != "" {
+		add("")
+		add("%s", e.note)
+	}
 	add("")
 	add("recent failovers and takeovers")
 	if len(e.recent) == 0 {

@@ -16,7 +16,7 @@ func (c *cluster) watch(ctx context.Context) {
 	lastErr := ""
 	for {
 		c.drainGateway()
-		entries, err := c.health(ctx)
+		entries, lease, err := c.health(ctx)
 		if ctx.Err() != nil {
 			return
 		}
@@ -29,6 +29,7 @@ func (c *cluster) watch(ctx context.Context) {
 		case err == nil:
 			lastErr = ""
 			c.events.health(entries, nil)
+			c.events.leaseWait(entries, lease)
 		}
 		c.events.pollExits(c.sup.Procs())
 		c.events.render()
@@ -48,16 +49,20 @@ func (c *cluster) drainGateway() {
 	}
 }
 
-func (c *cluster) health(ctx context.Context) (map[string]health.Entry, error) {
+func (c *cluster) health(ctx context.Context) (map[string]health.Entry, *health.Lease, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	b, err := c.api.Do(ctx, "GET", "/v1/health", nil)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	entries, err := health.Decode(b)
 	if err != nil {
-		return nil, fmt.Errorf("GET /v1/health: decoding %q: %w", b, err)
+		return nil, nil, fmt.Errorf("GET /v1/health: decoding %q: %w", b, err)
 	}
-	return entries, nil
+	lease, err := health.DecodeLease(b)
+	if err != nil {
+		return nil, nil, fmt.Errorf("GET /v1/health: decoding %q: %w", b, err)
+	}
+	return entries, lease, nil
 }

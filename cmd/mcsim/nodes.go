@@ -473,6 +473,7 @@ func newMasterCommand() *cobra.Command {
 	var f nodeFlags
 	var coreapps []string
 	var leaseTTL, renew time.Duration
+	var expect int
 	c := &cobra.Command{
 		Use:   "master",
 		Short: "Run a master node: competes for the lease; the primary heartbeats coreapps and fails shards over",
@@ -501,12 +502,21 @@ serves, like the coreapp's.`,
 			if err != nil {
 				return err
 			}
+			if err := checkLeaseFlags(leaseTTL, renew); err != nil {
+				return err
+			}
+			if expect < 0 {
+				return usageErr("--expect-coreapps %d: must be >= 0 (0: as many as shards)", expect)
+			}
 			st, err := f.start(ctx, "master")
 			if err != nil {
 				return err
 			}
 			defer st.close()
 			settingsClient, snap, base, log := st.settings, st.snap, st.base, st.log
+			if err := checkLeaseFlagAgainst(leaseTTL, renew, snap); err != nil {
+				return err
+			}
 			rt, err := f.listenMetrics()
 			if err != nil {
 				return &exitError{code: exitFailure, msg: "mcsim master: " + err.Error()}
@@ -523,6 +533,7 @@ serves, like the coreapp's.`,
 				Coordination:    mcsimv1.NewCoordinationServiceClient(st.conn),
 				LeaseTTL:        leaseTTL,
 				RenewInterval:   renew,
+				ExpectCoreapps:  expect,
 				Logger:          base,
 				PID:             os.Getpid(),
 				RestartRequired: snap.GetRestartRequired(),
@@ -553,9 +564,40 @@ serves, like the coreapp's.`,
 	}
 	f.register(c, "master")
 	c.Flags().StringArrayVar(&coreapps, "coreapp", nil, "a coreapp to heartbeat, as ID=HOST:PORT (repeatable)")
-	durationFlag(c.Flags(), &leaseTTL, "lease-ttl", 0, "master lease TTL (0: unhealthy_interval, live)")
-	durationFlag(c.Flags(), &renew, "lease-renew", 0, "lease renewal interval (0: heartbeat_interval, live)")
+	durationFlag(c.Flags(), &leaseTTL, "lease-ttl", 0, "master lease TTL (0: unhealthy_interval, live); longer than the renewal interval")
+	c.Flags().IntVar(&expect, "expect-coreapps", 0, "coreapps a fresh cluster's first assignment waits for, at most one heartbeat_interval (0: as many as shards)")
+	durationFlag(c.Flags(), &renew, "lease-renew", 0, "lease renewal interval (0: heartbeat_interval, live); shorter than the TTL")
 	return c
+}
+
+// checkLeaseFlags refuses lease timings that cannot work, before anything
+// is connected: a renewal that is not shorter than the TTL lets the lease
+// lapse between renewals (the master flaps between primary and secondary).
+func checkLeaseFlags(ttl, renew time.Duration) error {
+	switch {
+	case ttl < 0:
+		return usageErr("--lease-ttl %v: must be >= 0 (0: unhealthy_interval)", ttl)
+	case renew < 0:
+		return usageErr("--lease-renew %v: must be >= 0 (0: heartbeat_interval)", renew)
+	case ttl > 0 && renew >= ttl:
+		return usageErr("--lease-renew %v: must be shorter than --lease-ttl %v", renew, ttl)
+	}
+	return nil
+}
+
+// checkLeaseFlagAgainst is checkLeaseFlags for one flag given alone: the
+// other side comes from the settings (read at start; a later live change
+// that crosses them is handled by the master, see master.Config).
+func checkLeaseFlagAgainst(ttl, renew time.Duration, snap *mcsimv1.Snapshot) error {
+	hb := time.Duration(snap.GetHeartbeatIntervalSeconds()) * time.Second
+	ui := time.Duration(snap.GetUnhealthyIntervalSeconds()) * time.Second
+	switch {
+	case ttl > 0 && renew == 0 && hb >= ttl:
+		return usageErr("--lease-ttl %v: must be longer than the renewal interval, heartbeat_interval %v (or give --lease-renew)", ttl, hb)
+	case renew > 0 && ttl == 0 && renew >= ui:
+		return usageErr("--lease-renew %v: must be shorter than the lease TTL, unhealthy_interval %v (or give --lease-ttl)", renew, ui)
+	}
+	return nil
 }
 
 // followCoreapps feeds the master what gossip says about coreapps until the

@@ -120,6 +120,11 @@ func formatStatus(body []byte, loc *time.Location) (string, error) {
 		}
 		fmt.Fprintf(&buf, "shard %d: unassigned%s, %s\n", u.Shard, since, u.Reason)
 	}
+	if lease, err := health.DecodeLease(body); err == nil {
+		if note := health.PrimaryNote(entries, lease); note != "" {
+			fmt.Fprintln(&buf, note)
+		}
+	}
 	return buf.String(), nil
 }
 

@@ -111,3 +111,24 @@ func TestStatusCommand(t *testing.T) {
 		t.Errorf("status against a stopped service = %v, want exit %d", err, exitTransprt)
 	}
 }
+
+// A cluster restarted on the same data dir has no primary until the
+// previous run's lease lapses: the table says so, with the time left.
+func TestFormatStatusWaitingForTheLease(t *testing.T) {
+	body := `{"health": {
+	"127.0.0.1:master-1": {"role": "secondary_master", "gateway_status": "disconnected", "shards": [], "pid": 201, "pending_restart": []},
+	"127.0.0.1:master-2": {"role": "secondary_master", "gateway_status": "disconnected", "shards": [], "pid": 202, "pending_restart": []}
+}, "lease": {"holder": "master-1", "epoch": 3, "remaining_ms": 23400}, "meta": {}}`
+	got, err := formatStatus([]byte(body), time.UTC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `NODE                ROLE              STATE  GATEWAY       SHARDS  PID  PENDING_RESTART  ERROR
+127.0.0.1:master-1  secondary_master  alive  disconnected  -       201  -                -
+127.0.0.1:master-2  secondary_master  alive  disconnected  -       202  -                -
+no primary: waiting for the previous lease (master-1, epoch 3) to lapse, 24 s left
+`
+	if got != want {
+		t.Errorf("formatStatus =\n%s\nwant\n%s", got, want)
+	}
+}

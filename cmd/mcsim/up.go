@@ -59,8 +59,14 @@ view. Every object has "time" (RFC 3339, UTC) and "event"; the kinds:
   failover           shard, from, to, epoch, duration_ms: the shard moved to
                      another coreapp after its first assignment; duration_ms is
                      the gap without a session the gateway saw (0 when the new
-                     session replaced a live one)
+                     session replaced a live one); after a restart on the same
+                     --data, a shard's first connect is a failover from the
+                     previous run's owner in the stored map, timed from the
+                     gateway's start
   takeover           node, from: another master became primary_master
+  lease_wait         node, epoch, remaining_ms: no master is primary while the
+                     lease of node runs (a previous run's, after a restart on
+                     the same --data); once per lease
   health_error       error: GET /v1/health failed (once per distinct error)
   stopping           Ctrl-C or SIGTERM arrived; the nodes are being stopped
   stopped            failovers, takeovers, and after a failover

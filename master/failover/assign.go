@@ -52,6 +52,9 @@ func (c *Core) assignUnassigned(now time.Time) {
 		st := &c.shards[s]
 		if !listed {
 			cands, listed = c.standbys(), true
+			if c.awaitingCoreapps(now, len(cands)) {
+				return
+			}
 		}
 		id, ok := ChooseStandby(cands)
 		if !ok {
@@ -68,6 +71,34 @@ func (c *Core) assignUnassigned(now time.Time) {
 			c.reports = append(c.reports, Failover{Shard: s, From: from, To: id, Epoch: epoch, LostAt: lostAt})
 		}
 	}
+}
+
+// awaitingCoreapps is the start-up wait of a fresh cluster (New got a map
+// with no owner): the first assignment waits until StartupCoreapps (by
+// default as many as shards) standbys are known, or HeartbeatInterval
+// after New, whichever comes first. Coreapps join in any order (process
+// start-up, gossip), and assigning at once would hand shard 0 to whichever
+// came first and report the other shards unassigned although their
+// coreapps were still starting; after the wait ChooseStandby sees them all.
+// A shortage left at the end of the wait is real and reported. It reports
+// FirstAssignmentWait once.
+func (c *Core) awaitingCoreapps(now time.Time, joined int) bool {
+	if c.startupUntil.IsZero() {
+		return false
+	}
+	want := c.cfg.StartupCoreapps
+	if want == 0 {
+		want = len(c.sm.Assignments)
+	}
+	if joined >= want || !now.Before(c.startupUntil) {
+		c.startupUntil = time.Time{}
+		return false
+	}
+	if !c.startupReported {
+		c.startupReported = true
+		c.reports = append(c.reports, FirstAssignmentWait{Joined: joined, Want: want, Until: c.startupUntil, At: now})
+	}
+	return true
 }
 
 // give assigns shard s to id at a fresh epoch.

@@ -26,6 +26,10 @@ type Config struct {
 	// cost of restarting every coreapp's unhealthy clock more often (a real
 	// crash that overlaps a stall is detected later). Must be >= 0.
 	StallThreshold time.Duration
+	// StartupCoreapps is how many coreapps a fresh cluster (a map with no
+	// owner) waits for before its first assignment, for at most one
+	// HeartbeatInterval from New. Zero means Shards. Must be >= 0.
+	StartupCoreapps int
 }
 
 // Validate reports every problem with the config, each naming its field
@@ -43,6 +47,9 @@ func (c Config) Validate() error {
 	}
 	if c.StallThreshold < 0 {
 		errs = append(errs, fmt.Errorf("failover: StallThreshold: must be >= 0, got %v", c.StallThreshold))
+	}
+	if c.StartupCoreapps < 0 {
+		errs = append(errs, fmt.Errorf("failover: StartupCoreapps: must be >= 0, got %d", c.StartupCoreapps))
 	}
 	return errors.Join(errs...)
 }

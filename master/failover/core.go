@@ -18,6 +18,10 @@ type Core struct {
 	resumedAt time.Time // last stall resume (rule 4); zero if none
 	now       time.Time // now of the last Step (or New)
 	wantWake  time.Time // NextWake after the last Step, for stall detection
+	// startupUntil ends the start-up wait of a fresh cluster (see
+	// awaitingCoreapps); zero when there is none or it is over.
+	startupUntil    time.Time
+	startupReported bool
 	// wakeValid: no Apply since the last Step, so NextWake is wantWake.
 	// The driver asks for NextWake several times per wake-up, and with
 	// 1,000 coreapps each computation is a scan of all of them.
@@ -81,6 +85,13 @@ func New(cfg Config, m ShardMap, now time.Time) (*Core, error) {
 		c.sm = m.Clone()
 	}
 	c.shards = make([]shardState, len(c.sm.Assignments))
+	fresh := true
+	for _, a := range c.sm.Assignments {
+		fresh = fresh && a.Coreapp == ""
+	}
+	if fresh {
+		c.startupUntil = now.Add(cfg.HeartbeatInterval)
+	}
 	for i, a := range c.sm.Assignments {
 		if a.Coreapp == "" {
 			c.sm.Assignments[i].Epoch = 0
@@ -185,6 +196,7 @@ func (c *Core) nextWake() time.Time {
 		min(ca.nextHB)
 		min(c.deadline(ca))
 	}
+	min(c.startupUntil)
 	return w
 }
 

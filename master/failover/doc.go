@@ -71,7 +71,13 @@
 // troubled (declared unhealthy, refused an assignment, lost a shard), then
 // the smallest ID. Every assignment takes epoch MaxEpoch+1. A shard without
 // a standby is reported once (ShardUnassigned) and assigned in the first
-// Step that finds one. An unhealthy coreapp recovers (Recovered) when it
+// Step that finds one. A fresh cluster (New got a map with no owner) makes
+// its first assignment once Config.StartupCoreapps standbys (default: as
+// many as shards) are known, or HeartbeatInterval after New, whichever is
+// first (FirstAssignmentWait is reported once): coreapps join in any
+// order, and assigning to the first to join would give shard 0 to
+// whichever started fastest and report shards unassigned whose coreapps
+// are still starting. Only a shortage after the wait is reported. An unhealthy coreapp recovers (Recovered) when it
 // re-joins, or when after an answer its rule-1 deadline lies in the future;
 // it comes back as a standby (no failback). A coreapp that refuses an
 // assignment (AssignDone OK=false) loses the shard and is benched (no

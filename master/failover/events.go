@@ -173,6 +173,15 @@ type ShardUnassigned struct {
 	At    time.Time
 }
 
+// FirstAssignmentWait reports that a fresh cluster's first assignment
+// waits for coreapps to join: Joined of Want are known at At; it waits
+// until Want have joined or Until, whichever is first. Reported once.
+type FirstAssignmentWait struct {
+	Joined, Want int
+	Until        time.Time
+	At           time.Time
+}
+
 // Failover reports a shard that lost its owner (From, at LostAt) given to
 // To at Epoch. Now minus LostAt is the core's share of the failover time
 // (zero unless the shard waited for a standby).
@@ -207,17 +216,18 @@ type StallDetected struct {
 	Source string // "driver" (Stalled event) or "late-step"
 }
 
-func (SendHeartbeat) isAction()     {}
-func (PersistShardMap) isAction()   {}
-func (Assign) isAction()            {}
-func (Release) isAction()           {}
-func (DeclaredUnhealthy) isAction() {}
-func (Recovered) isAction()         {}
-func (ShardLost) isAction()         {}
-func (ShardUnassigned) isAction()   {}
-func (Failover) isAction()          {}
-func (StallDetected) isAction()     {}
-func (ShardAdopted) isAction()      {}
+func (SendHeartbeat) isAction()       {}
+func (PersistShardMap) isAction()     {}
+func (Assign) isAction()              {}
+func (Release) isAction()             {}
+func (DeclaredUnhealthy) isAction()   {}
+func (Recovered) isAction()           {}
+func (ShardLost) isAction()           {}
+func (ShardUnassigned) isAction()     {}
+func (Failover) isAction()            {}
+func (StallDetected) isAction()       {}
+func (ShardAdopted) isAction()        {}
+func (FirstAssignmentWait) isAction() {}
 
 // FormatAction renders an action on one line, times as offsets from base;
 // the transcripts use it and drivers may log it.
@@ -249,6 +259,8 @@ func FormatAction(a Action, base time.Time) string {
 		return fmt.Sprintf("shard-lost shard=%d from=%s epoch=%d reason=%s", a.Shard, a.Coreapp, a.Epoch, a.Reason)
 	case ShardUnassigned:
 		return fmt.Sprintf("shard-unassigned shard=%d (no healthy standby)", a.Shard)
+	case FirstAssignmentWait:
+		return fmt.Sprintf("first-assignment-wait joined=%d want=%d until=%s", a.Joined, a.Want, rel(a.Until))
 	case Failover:
 		return fmt.Sprintf("failover shard=%d from=%s to=%s epoch=%d lost_at=%s", a.Shard, a.From, a.To, a.Epoch, rel(a.LostAt))
 	case ShardAdopted:

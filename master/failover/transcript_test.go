@@ -17,7 +17,7 @@ import (
 // normally (queued replies, ticks at NextWake) up to just before T, so a
 // transcript only jumps time with pause:
 //
-//	new hb=5s ui=30s shards=2 [stall=1s] [max_epoch=4 map=(c1@3,-)] [at=0s] [verbose]
+//	new hb=5s ui=30s shards=2 [stall=1s] [expect=3] [max_epoch=4 map=(c1@3,-)] [at=0s] [verbose]
 //	join c1 c2 [at=]            leave c1 [at=]
 //	answer c1 seq=1 [serves=(0@3,1@4)|serves=none] [at=]   (default serves: what the simulated c1 serves)
 //	fail c1 seq=2 [at=]         assign-done c1 shard=0 epoch=3 [refused] [at=]
@@ -120,6 +120,9 @@ func runCmd(t *testing.T, hp **harness, d *datadriven.TestData) (string, error) 
 		cfg.UnhealthyInterval, _ = dur(t, d, "ui")
 		cfg.StallThreshold, _ = dur(t, d, "stall")
 		cfg.Shards = int(num(t, d, "shards"))
+		if d.HasArg("expect") {
+			cfg.StartupCoreapps = int(num(t, d, "expect"))
+		}
 		var m ShardMap
 		if a, ok := d.Arg("map"); ok {
 			m.MaxEpoch = num(t, d, "max_epoch")

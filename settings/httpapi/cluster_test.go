@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -247,5 +248,37 @@ func TestMetrics(t *testing.T) {
 	// metrics to it).
 	if mfs, err := reg.Gather(); err != nil || len(mfs) == 0 {
 		t.Errorf("caller's registry gathered %d families, %v", len(mfs), err)
+	}
+}
+
+// The health answer carries the master lease as the store holds it, timed
+// by the service's clock, so a client can tell "no primary because the
+// previous run's lease still runs" from "no primary yet".
+func TestHealthCarriesTheLease(t *testing.T) {
+	e := newEnv(t)
+	lease := func() map[string]any {
+		t.Helper()
+		a := e.do(http.MethodGet, "/v1/health", "")
+		var got struct {
+			Lease map[string]any `json:"lease"`
+		}
+		if err := json.Unmarshal(a.body, &got); err != nil || a.status != http.StatusOK {
+			t.Fatalf("GET /v1/health = %d %s (%v)", a.status, a.body, err)
+		}
+		return got.Lease
+	}
+	if got, want := lease(), map[string]any{"holder": "", "epoch": 0.0, "remaining_ms": 0.0}; !reflect.DeepEqual(got, want) {
+		t.Errorf("lease never taken = %v, want %v", got, want)
+	}
+	if _, err := e.store.AcquireLease("master-1", "run-1", "127.0.0.1:7001", 30*time.Second, e.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Advance(6 * time.Second)
+	if got, want := lease(), map[string]any{"holder": "master-1", "epoch": 1.0, "remaining_ms": 24000.0}; !reflect.DeepEqual(got, want) {
+		t.Errorf("lease 6 s into a 30 s TTL = %v, want %v", got, want)
+	}
+	e.clock.Advance(24 * time.Second)
+	if got, want := lease(), map[string]any{"holder": "master-1", "epoch": 1.0, "remaining_ms": 0.0}; !reflect.DeepEqual(got, want) {
+		t.Errorf("lapsed lease = %v, want %v", got, want)
 	}
 }

@@ -15,7 +15,10 @@ type HealthEntry = health.Entry
 // healthAnswer is GET /v1/health.
 type healthAnswer struct {
 	Health map[string]HealthEntry `json:"health"`
-	Meta   meta                   `json:"meta"`
+	// Lease is the master lease as the store holds it, so a client can say
+	// why there is no primary (health.PrimaryNote).
+	Lease health.Lease `json:"lease"`
+	Meta  meta         `json:"meta"`
 }
 
 // getHealth asks the health source at the moment of the request; nothing
@@ -40,7 +43,9 @@ func (s *server) getHealth(w http.ResponseWriter, r *http.Request) {
 			entries[k] = e
 		}
 	}
-	s.writeJSON(w, http.StatusOK, healthAnswer{Health: entries, Meta: newMeta()})
+	l := s.store.CurrentLease()
+	lease := health.LeaseAt(l.Holder, l.Epoch, l.Expires, s.now())
+	s.writeJSON(w, http.StatusOK, healthAnswer{Health: entries, Lease: lease, Meta: newMeta()})
 }
 
 // shardsAnswer is GET /v1/account/shards.
