@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -42,6 +43,11 @@ type nodeFlags struct {
 	join       []string
 	clusterKey string
 	metrics    string
+	// cpuProfile and memProfile are hidden flags for measuring a node
+	// (README, "Measurements"): a CPU profile of the whole run, and the
+	// allocation profile at exit.
+	cpuProfile string
+	memProfile string
 }
 
 // clusterKeyEnv names the environment variable read when --cluster-key is
@@ -60,7 +66,38 @@ func (f *nodeFlags) register(c *cobra.Command, role string) {
 		c.Flags().StringArrayVar(&f.join, "join", nil, "gossip address of a cluster member to join, usually the settings service's --gossip (repeatable)")
 		c.Flags().StringVar(&f.clusterKey, "cluster-key", "", "passphrase that encrypts gossip; every node needs the same one (default: $"+clusterKeyEnv+")")
 		c.Flags().StringVar(&f.metrics, "metrics", "127.0.0.1:0", "HTTP listen address serving this node's Prometheus /metrics (port 0: pick a free one and announce it)")
+		c.Flags().StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file (for go tool pprof)")
+		c.Flags().StringVar(&f.memProfile, "memprofile", "", "write the allocation profile to this file at exit (for go tool pprof)")
+		_ = c.Flags().MarkHidden("cpuprofile")
+		_ = c.Flags().MarkHidden("memprofile")
 	}
+}
+
+// profile starts the CPU profile of --cpuprofile; the returned function
+// stops it and writes the allocation profile of --memprofile.
+func (f *nodeFlags) profile() (stop func(), err error) {
+	var cpu *os.File
+	if f.cpuProfile != "" {
+		if cpu, err = os.Create(f.cpuProfile); err != nil {
+			return nil, usageErr("--cpuprofile: %v", err)
+		}
+		if err := pprof.StartCPUProfile(cpu); err != nil {
+			cpu.Close()
+			return nil, usageErr("--cpuprofile: %v", err)
+		}
+	}
+	return func() {
+		if cpu != nil {
+			pprof.StopCPUProfile()
+			cpu.Close()
+		}
+		if f.memProfile != "" {
+			if mem, err := os.Create(f.memProfile); err == nil {
+				_ = pprof.Lookup("allocs").WriteTo(mem, 0)
+				mem.Close()
+			}
+		}
+	}, nil
 }
 
 // nodeRuntime is what every master and coreapp process runs besides its
@@ -288,6 +325,11 @@ prints one ready line (JSON) on stdout once it serves:
 			if gatewayAddr == "" {
 				return usageErr("--gateway: the gateway's gRPC address is required")
 			}
+			stopProfile, err := f.profile()
+			if err != nil {
+				return err
+			}
+			defer stopProfile()
 			st, err := f.start(ctx, "coreapp")
 			if err != nil {
 				return err
@@ -405,6 +447,11 @@ serves, like the coreapp's.`,
 			if err != nil {
 				return err
 			}
+			stopProfile, err := f.profile()
+			if err != nil {
+				return err
+			}
+			defer stopProfile()
 			st, err := f.start(ctx, "master")
 			if err != nil {
 				return err
