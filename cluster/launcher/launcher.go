@@ -22,6 +22,7 @@ import (
 	"github.com/mcsim/mcsim/cluster/gateway"
 	"github.com/mcsim/mcsim/cluster/membership"
 	"github.com/mcsim/mcsim/cluster/procs"
+	"github.com/mcsim/mcsim/internal/grpcopts"
 	"github.com/mcsim/mcsim/internal/logging"
 	"github.com/mcsim/mcsim/settings/client"
 	"github.com/mcsim/mcsim/settings/service"
@@ -230,7 +231,7 @@ func (c *cluster) startGateway(logDir string) (stop func(), err error) {
 		return nil, err
 	}
 	c.gw = gateway.New(log)
-	s := grpc.NewServer()
+	s := grpc.NewServer(grpcopts.Server()...)
 	c.gw.Register(s)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -47,6 +47,7 @@ var (
 	idleWindow = flag.Duration("idle-window", 10*time.Second, "BenchmarkIdleCluster: length of the sampled window")
 	idleSettle = flag.Duration("idle-settle", 5*time.Second, "BenchmarkIdleCluster: wait after all shards are served, before the window")
 	idleRounds = flag.Int("idle-rounds", 5, "BenchmarkIdleCluster: graceful leaves and joins timed after the window")
+	idleUpArgs = flag.String("idle-up-args", "", "BenchmarkIdleCluster: more arguments for mcsim up, space-separated (e.g. \"--poll-ms 1000\")")
 )
 
 const (
@@ -76,8 +77,9 @@ func BenchmarkIdleCluster(b *testing.B) {
 		}
 	}
 	data := filepath.Join(dir, "data")
-	up := exec.Command(bin, "up", "--masters", fmt.Sprint(idleMasters), "--coreapps", fmt.Sprint(idleCoreapps),
-		"--shards", fmt.Sprint(idleShards), "--json", "--data", data, "--http", "127.0.0.1:0")
+	args := append([]string{"up", "--masters", fmt.Sprint(idleMasters), "--coreapps", fmt.Sprint(idleCoreapps),
+		"--shards", fmt.Sprint(idleShards), "--json", "--data", data, "--http", "127.0.0.1:0"}, strings.Fields(*idleUpArgs)...)
+	up := exec.Command(bin, args...)
 	stdout, err := up.StdoutPipe()
 	if err != nil {
 		b.Fatal(err)

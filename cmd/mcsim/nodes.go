@@ -26,6 +26,7 @@ import (
 	"github.com/mcsim/mcsim/cluster/membership"
 	"github.com/mcsim/mcsim/cluster/procs"
 	"github.com/mcsim/mcsim/coreapp"
+	"github.com/mcsim/mcsim/internal/grpcopts"
 	"github.com/mcsim/mcsim/internal/logging"
 	"github.com/mcsim/mcsim/master"
 	mcsimv1 "github.com/mcsim/mcsim/proto/mcsim/v1"
@@ -235,8 +236,8 @@ func (f *nodeFlags) logger(snap *mcsimv1.Snapshot) (zerolog.Logger, error) {
 }
 
 func dial(addr string) (*grpc.ClientConn, error) {
-	return grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithConnectParams(master.FastReconnect()))
+	return grpc.NewClient(addr, append(grpcopts.Dial(), grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithConnectParams(master.FastReconnect()))...)
 }
 
 // firstSnapshot waits for the settings service (it may still be starting)
@@ -287,7 +288,7 @@ disconnect. It prints one ready line (JSON) on stdout once it serves.`,
 				return err
 			}
 			gw := gateway.New(base.With().Str("node_id", f.id).Logger())
-			s := grpc.NewServer()
+			s := grpc.NewServer(grpcopts.Server()...)
 			gw.Register(s)
 			stop, err := serveNode(cmd.Context(), &f, s, cmd.OutOrStdout(), procs.Ready{})
 			if err != nil {
@@ -384,7 +385,7 @@ prints one ready line (JSON) on stdout once it serves:
 			if err != nil {
 				return &exitError{code: exitFailure, msg: fmt.Sprintf("mcsim coreapp: --grpc %s: %v", f.grpcAddr, err)}
 			}
-			s := grpc.NewServer()
+			s := grpc.NewServer(grpcopts.Server()...)
 			node.Register(s)
 			go func() { _ = s.Serve(l) }()
 			defer s.Stop()
@@ -483,7 +484,7 @@ serves, like the coreapp's.`,
 				l.Close()
 				return usageErr("%v", err)
 			}
-			s := grpc.NewServer()
+			s := grpc.NewServer(grpcopts.Server()...)
 			node.Register(s)
 			go func() { _ = s.Serve(l) }()
 			defer s.Stop()
