@@ -16,7 +16,10 @@ package loadtest
 // measured: it counts the pages of the shared binary once per process),
 // pss-MiB (sum of Pss: every page counted once), anon-MiB (sum of RssAnon:
 // memory the processes own), and per role: launcher-cpu-%, master-cpu-%,
-// coreapp-cpu-% (mean of one process), coreapp-rss-MiB.
+// coreapp-cpu-% (mean of one process), coreapp-rss-MiB, and
+// coreapp-switches/s (context switches of one coreapp's threads per second:
+// its wake-ups, a figure that depends little on the machine's load, unlike
+// CPU time on a shared machine).
 //
 // Then -idle-rounds rounds of: SIGTERM one coreapp (a graceful leave) and
 // time until both masters log it as left_gracefully (leave-ms); start one
@@ -150,8 +153,12 @@ func BenchmarkIdleCluster(b *testing.B) {
 
 	for b.Loop() {
 		cpu0 := map[string]time.Duration{}
+		sw0 := map[string]int64{}
 		for name, pid := range pids {
 			if cpu0[name], err = CPUTime(pid); err != nil {
+				b.Fatal(err)
+			}
+			if sw0[name], err = ContextSwitches(pid); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -160,9 +167,13 @@ func BenchmarkIdleCluster(b *testing.B) {
 		elapsed := time.Since(start)
 		var total, launcher, masters, coreapps time.Duration
 		var mem MemoryDetail
-		var coreappRSS int64
+		var coreappRSS, coreappSwitches int64
 		for name, pid := range pids {
 			c, err := CPUTime(pid)
+			if err != nil {
+				b.Fatal(err)
+			}
+			sw, err := ContextSwitches(pid)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -181,6 +192,7 @@ func BenchmarkIdleCluster(b *testing.B) {
 			default:
 				coreapps += used
 				coreappRSS += d.RSS
+				coreappSwitches += sw - sw0[name]
 			}
 		}
 		pct := func(d time.Duration, n int) float64 { return 100 * float64(d) / float64(elapsed) / float64(n) }
@@ -193,6 +205,7 @@ func BenchmarkIdleCluster(b *testing.B) {
 		b.ReportMetric(pct(masters, idleMasters), "master-cpu-%")
 		b.ReportMetric(pct(coreapps, idleCoreapps), "coreapp-cpu-%")
 		b.ReportMetric(mib(coreappRSS)/idleCoreapps, "coreapp-rss-MiB")
+		b.ReportMetric(float64(coreappSwitches)/idleCoreapps/elapsed.Seconds(), "coreapp-switches/s")
 		b.ReportMetric(0, "ns/op")
 		b.Logf("over %v: %.1f%% of one core; RSS %.0f MiB (anon %.0f, file %.0f), PSS %.0f MiB",
 			elapsed.Round(time.Millisecond), pct(total, 1), mib(mem.RSS), mib(mem.Anon), mib(mem.File), mib(mem.PSS))

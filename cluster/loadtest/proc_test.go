@@ -65,3 +65,14 @@ func TestParseMemoryDetail(t *testing.T) {
 		t.Errorf("MemoryOf(self) = %+v, %v", d, err)
 	}
 }
+
+func TestContextSwitchesOfSelf(t *testing.T) {
+	n, err := ContextSwitches(os.Getpid())
+	if err != nil || n <= 0 {
+		t.Fatalf("ContextSwitches(self) = %d, %v; want > 0", n, err)
+	}
+	var v, i int64
+	if err := readSwitches([]byte("voluntary_ctxt_switches:\t7\nnonvoluntary_ctxt_switches:\t3\n"), &v, &i); err != nil || v != 7 || i != 3 {
+		t.Errorf("readSwitches = %d, %d, %v; want 7, 3", v, i, err)
+	}
+}
