@@ -170,8 +170,10 @@ func Start(cfg Config) (*Member, error) {
 			return nil, fmt.Errorf("membership: joining seeds %v (wrong address or cluster key?): %w", m.seeds, err)
 		}
 		// The seeds' state named every member: the masters hear of us
-		// now rather than a few gossip rounds later.
-		m.tell(m.peerAddrs(RoleMaster), 0)
+		// now rather than a few gossip rounds later. A master that does
+		// not answer at once (paused) delays the start by joinTellWait at
+		// most; it hears of us by gossip.
+		m.tell(m.peerAddrs(RoleMaster), joinTellWait)
 	}
 	m.log.Info().Str("gossip_addr", self.GossipAddr).Strs("seeds", m.seeds).
 		Bool("encrypted", len(cfg.ClusterKey) > 0).Msg("joined gossip cluster")
@@ -292,6 +294,10 @@ func (m *Member) peerAddrs(roles ...Role) []string {
 	}
 	return out
 }
+
+// joinTellWait bounds how long Start waits for the masters to take the
+// direct news of its join.
+const joinTellWait = 250 * time.Millisecond
 
 // tellParallel bounds how many push/pull exchanges tell runs at once.
 const tellParallel = 8
