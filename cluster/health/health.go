@@ -38,6 +38,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/mcsim/mcsim/cluster/membership"
+	"github.com/mcsim/mcsim/internal/grpcopts"
 	mcsimv1 "github.com/mcsim/mcsim/proto/mcsim/v1"
 )
 
@@ -124,7 +125,7 @@ func New(cfg Config) (*Aggregator, error) {
 	}
 	if a.dial == nil {
 		a.dial = func(addr string) (*grpc.ClientConn, error) {
-			return grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+			return grpc.NewClient(addr, append(grpcopts.Dial(), grpc.WithTransportCredentials(insecure.NewCredentials()))...)
 		}
 	}
 	if a.timeout == 0 {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -167,5 +168,20 @@ func TestTakeoverAfterPrimaryWentUnreachable(t *testing.T) {
 	e.health(map[string]health.Entry{"127.0.0.1:master-2": {Role: "primary_master"}}, nil)
 	if want := "TAKEOVER: master-2 is primary (was master-1)"; !strings.Contains(out.String(), want) {
 		t.Errorf("output %q lacks %q", out.String(), want)
+	}
+}
+
+// Children run with one P and GOGC=50 (README, "Measurements": the idle
+// cost of the 36-process cluster), unless the launcher's environment says
+// otherwise.
+func TestChildRuntimeEnv(t *testing.T) {
+	if got, want := ChildRuntimeEnv([]string{"HOME=/root", "PATH=/bin"}), []string{"GOMAXPROCS=1", "GOGC=50"}; !slices.Equal(got, want) {
+		t.Errorf("ChildRuntimeEnv = %q, want %q", got, want)
+	}
+	if got, want := ChildRuntimeEnv([]string{"GOMAXPROCS=4", "GOGCX=1"}), []string{"GOGC=50"}; !slices.Equal(got, want) {
+		t.Errorf("with GOMAXPROCS set by the user: %q, want %q", got, want)
+	}
+	if got := ChildRuntimeEnv([]string{"GOGC=off", "GOMAXPROCS=2"}); len(got) != 0 {
+		t.Errorf("with both set by the user: %q, want nothing added", got)
 	}
 }

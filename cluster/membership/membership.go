@@ -36,6 +36,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -55,6 +56,9 @@ type Member struct {
 	interval time.Duration
 	queue    *eventQueue
 	meta     *metaDelegate
+	// transport is the socket transport Start made (nil when
+	// Config.Transport was given); memberlist shuts it down.
+	transport *netTransport
 
 	mu sync.Mutex
 	// alive is kept from memberlist's callbacks (which run under its node
@@ -117,12 +121,18 @@ func Start(cfg Config) (*Member, error) {
 
 	mlc := memberlistConfig(cfg.Tuning)
 	mlc.Name = cfg.Node.ID
+	mlc.Logger = newMemberlistLogger(log)
 	if cfg.Transport != nil {
 		mlc.Transport = cfg.Transport
 	} else {
 		host, port, _ := splitHostPort(cfg.BindAddr) // validated above
-		mlc.BindAddr, mlc.BindPort = host, port
-		mlc.AdvertisePort = port // memberlist replaces both when port is 0
+		t, err := newNetTransport(host, port, mlc.Logger)
+		if err != nil {
+			m.queue.close()
+			return nil, fmt.Errorf("membership: starting gossip on %q: %w", cfg.BindAddr, err)
+		}
+		m.transport = t
+		mlc.Transport = t
 	}
 	if len(cfg.ClusterKey) > 0 {
 		mlc.SecretKey = slices.Clone(cfg.ClusterKey)
@@ -132,10 +142,12 @@ func Start(cfg Config) (*Member, error) {
 	m.meta.set(metaBytes)
 	mlc.Delegate = m.meta
 	mlc.Events = eventDelegate{m: m}
-	mlc.Logger = newMemberlistLogger(log)
 
 	ml, err := memberlist.Create(mlc)
 	if err != nil {
+		if m.transport != nil {
+			_ = m.transport.Shutdown()
+		}
 		m.queue.close()
 		return nil, fmt.Errorf("membership: starting memberlist on %q: %w", cfg.BindAddr, err)
 	}
@@ -159,6 +171,11 @@ func Start(cfg Config) (*Member, error) {
 			m.queue.close()
 			return nil, fmt.Errorf("membership: joining seeds %v (wrong address or cluster key?): %w", m.seeds, err)
 		}
+		// The seeds' state named every member: the masters hear of us
+		// now rather than a few gossip rounds later. A master that does
+		// not answer at once (paused) delays the start by joinTellWait at
+		// most; it hears of us by gossip.
+		m.tell(m.peerAddrs(RoleMaster), joinTellWait)
 	}
 	m.log.Info().Str("gossip_addr", self.GossipAddr).Strs("seeds", m.seeds).
 		Bool("encrypted", len(cfg.ClusterKey) > 0).Msg("joined gossip cluster")
@@ -188,10 +205,14 @@ func (m *Member) Members() []Node {
 func (m *Member) LocalNode() Node { return m.local }
 
 // Leave announces that this node is going away and stops the rejoin loop;
-// the others see LeftGracefully. It takes two gossip rounds, each waited for
-// up to timeout: first the node republishes its metadata marked "leaving"
-// (memberlist itself does not tell the others a leave from a death), then
-// memberlist broadcasts the leave. Call Shutdown afterwards.
+// the others see LeftGracefully. It takes two rounds of direct push/pull
+// exchanges, each waited for up to timeout: first the node hands every
+// live peer its metadata marked "leaving" (memberlist itself does not tell
+// the others a leave from a death), then it leaves and hands the masters
+// and the settings service its state "left"; the other peers hear of it
+// by gossip. Neither round waits for gossip, so a graceful leave reaches
+// the masters in a few round trips whatever the gossip interval. Call
+// Shutdown afterwards.
 func (m *Member) Leave(timeout time.Duration) error {
 	m.lifecycle.Lock()
 	defer m.lifecycle.Unlock()
@@ -208,23 +229,36 @@ func (m *Member) Leave(timeout time.Duration) error {
 		return fmt.Errorf("membership: leave: %w", err)
 	}
 	m.meta.set(b)
-	if err := m.ml.UpdateNode(timeout); err != nil {
-		// Peers that missed it will report Failed: safe, only slower.
-		m.log.Warn().Err(err).Msg("leave: announcing intent timed out; some peers may report failed")
-	}
+	// UpdateNode applies the mark locally and queues its broadcast, then
+	// waits until gossip has sent it a few times; that wait is skipped
+	// (a near-zero timeout, whose error means only that): the push/pull
+	// below carries the mark to every peer directly.
+	_ = m.ml.UpdateNode(time.Nanosecond)
 	// Gossip gives no order between two broadcasts: a peer may hear of the
 	// leave before the "leaving" mark and report Failed, which costs the
 	// cluster a whole unhealthy_interval (seen on loopback with a handful
 	// of nodes). A push/pull with every live peer (memberlist's Join) hands
 	// each one the marked metadata over TCP before the leave goes out.
 	if peers := m.peerAddrs(); len(peers) > 0 {
-		if n, err := m.ml.Join(peers); err != nil {
-			m.log.Warn().Err(err).Int("reached", n).Int("peers", len(peers)).
+		if n := m.tell(peers, timeout); n < len(peers) {
+			m.log.Warn().Int("reached", n).Int("peers", len(peers)).
 				Msg("leave: some peers not told directly; they may report failed")
 		}
 	}
-	if err := m.ml.Leave(timeout); err != nil {
+	// The leave itself: memberlist marks this node left and queues the
+	// broadcast (again its wait for gossip is skipped), and a second
+	// push/pull hands the masters and the settings service, the nodes
+	// that act on a leave or report it, this node's state "left" over TCP:
+	// they see it within a round trip, whatever the gossip interval. The
+	// others hear it by gossip.
+	if err := m.ml.Leave(time.Nanosecond); err != nil && !strings.Contains(err.Error(), "timeout") {
 		return fmt.Errorf("membership: leave: %w", err)
+	}
+	if peers := m.peerAddrs(RoleMaster, RoleSettings); len(peers) > 0 {
+		if n := m.tell(peers, timeout); n < len(peers) {
+			m.log.Warn().Int("reached", n).Int("peers", len(peers)).
+				Msg("leave: some masters not told directly; they hear it by gossip")
+		}
 	}
 	m.log.Info().Msg("left gossip cluster")
 	return nil
@@ -249,17 +283,60 @@ func (m *Member) Shutdown() error {
 	return m.shutdownErr
 }
 
-// peerAddrs lists the gossip addresses of the live peers, not this node.
-func (m *Member) peerAddrs() []string {
+// peerAddrs lists the gossip addresses of the live peers (not this node)
+// with one of the roles, or of every live peer when no role is given.
+func (m *Member) peerAddrs(roles ...Role) []string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	out := make([]string, 0, len(m.alive))
 	for id, n := range m.alive {
-		if id != m.id && n.GossipAddr != "" {
+		if id != m.id && n.GossipAddr != "" && (len(roles) == 0 || slices.Contains(roles, n.Role)) {
 			out = append(out, n.GossipAddr)
 		}
 	}
 	return out
+}
+
+// joinTellWait bounds how long Start waits for the masters to take the
+// direct news of its join.
+const joinTellWait = 250 * time.Millisecond
+
+// tellParallel bounds how many push/pull exchanges tell runs at once.
+const tellParallel = 8
+
+// tell hands this node's state to each address directly: a push/pull
+// exchange over TCP (memberlist's Join), all of them in parallel, instead
+// of waiting for gossip to carry it. It returns how many were reached
+// within timeout (0: no bound but memberlist's TCP timeout per exchange);
+// exchanges still running then finish in the background.
+func (m *Member) tell(addrs []string, timeout time.Duration) int {
+	var reached atomic.Int64
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	slots := make(chan struct{}, tellParallel)
+	for _, a := range addrs {
+		wg.Go(func() {
+			slots <- struct{}{}
+			defer func() { <-slots }()
+			if n, err := m.ml.Join([]string{a}); n > 0 {
+				reached.Add(1)
+			} else {
+				m.log.Debug().Err(err).Str("gossip_addr", a).Msg("direct push/pull failed")
+			}
+		})
+	}
+	go func() { wg.Wait(); close(done) }()
+	var expired <-chan time.Time
+	if timeout > 0 {
+		t := time.NewTimer(timeout)
+		defer t.Stop()
+		expired = t.C
+	}
+	select {
+	case <-done:
+	case <-expired:
+	}
+	return int(reached.Load())
 }
 
 func (m *Member) stopRejoin() {

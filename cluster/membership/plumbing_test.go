@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/rs/zerolog"
 )
@@ -165,5 +166,29 @@ func TestTuningFor(t *testing.T) {
 		if got := TuningFor(tc.bind); got != tc.want {
 			t.Errorf("TuningFor(%q) = %q, want %q", tc.bind, got, tc.want)
 		}
+	}
+}
+
+// The local tuning is what TuningLocal's doc and the README say: the
+// idle cost of a 36-process cluster depends on it (README, "Measurements").
+func TestLocalTuningValues(t *testing.T) {
+	c := memberlistConfig(TuningLocal)
+	for _, tc := range []struct {
+		name      string
+		got, want any
+	}{
+		{"GossipInterval", c.GossipInterval, 200 * time.Millisecond},
+		{"ProbeInterval", c.ProbeInterval, 500 * time.Millisecond},
+		{"ProbeTimeout", c.ProbeTimeout, 100 * time.Millisecond},
+		{"PushPullInterval", c.PushPullInterval, time.Second},
+		{"DeadNodeReclaimTime", c.DeadNodeReclaimTime, time.Second},
+		{"EnableCompression", c.EnableCompression, false},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("local tuning %s = %v, want %v", tc.name, tc.got, tc.want)
+		}
+	}
+	if lan := memberlistConfig(TuningLAN); !lan.EnableCompression || lan.GossipInterval != 200*time.Millisecond {
+		t.Errorf("LAN tuning changed: compression %v, gossip %v; want memberlist's defaults", lan.EnableCompression, lan.GossipInterval)
 	}
 }

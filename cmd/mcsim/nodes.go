@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -25,6 +26,7 @@ import (
 	"github.com/mcsim/mcsim/cluster/membership"
 	"github.com/mcsim/mcsim/cluster/procs"
 	"github.com/mcsim/mcsim/coreapp"
+	"github.com/mcsim/mcsim/internal/grpcopts"
 	"github.com/mcsim/mcsim/internal/logging"
 	"github.com/mcsim/mcsim/master"
 	mcsimv1 "github.com/mcsim/mcsim/proto/mcsim/v1"
@@ -44,6 +46,11 @@ type nodeFlags struct {
 	metrics    string
 
 	logOut io.Writer // --log-file opened once, or stderr
+	// cpuProfile and memProfile are hidden flags for measuring a node
+	// (README, "Measurements"): a CPU profile of the whole run, and the
+	// allocation profile at exit.
+	cpuProfile string
+	memProfile string
 }
 
 // clusterKeyEnv names the environment variable read when --cluster-key is
@@ -63,6 +70,10 @@ func (f *nodeFlags) register(c *cobra.Command, role string) {
 		c.Flags().StringArrayVar(&f.join, "join", nil, "gossip address of a cluster member to join, usually the settings service's --gossip (repeatable)")
 		c.Flags().StringVar(&f.clusterKey, "cluster-key", "", "passphrase that encrypts gossip; every node needs the same one (default: $"+clusterKeyEnv+")")
 		c.Flags().StringVar(&f.metrics, "metrics", "127.0.0.1:0", "HTTP listen address serving this node's Prometheus /metrics (port 0: pick a free one and announce it)")
+		c.Flags().StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file (for go tool pprof)")
+		c.Flags().StringVar(&f.memProfile, "memprofile", "", "write the allocation profile to this file at exit (for go tool pprof)")
+		_ = c.Flags().MarkHidden("cpuprofile")
+		_ = c.Flags().MarkHidden("memprofile")
 	}
 }
 
@@ -88,6 +99,33 @@ func (f *nodeFlags) check(role string) error {
 		return usageErr("%s", strings.Join(errs, "; "))
 	}
 	return nil
+}
+
+// profile starts the CPU profile of --cpuprofile; the returned function
+// stops it and writes the allocation profile of --memprofile.
+func (f *nodeFlags) profile() (stop func(), err error) {
+	var cpu *os.File
+	if f.cpuProfile != "" {
+		if cpu, err = os.Create(f.cpuProfile); err != nil {
+			return nil, usageErr("--cpuprofile: %v", err)
+		}
+		if err := pprof.StartCPUProfile(cpu); err != nil {
+			cpu.Close()
+			return nil, usageErr("--cpuprofile: %v", err)
+		}
+	}
+	return func() {
+		if cpu != nil {
+			pprof.StopCPUProfile()
+			cpu.Close()
+		}
+		if f.memProfile != "" {
+			if mem, err := os.Create(f.memProfile); err == nil {
+				_ = pprof.Lookup("allocs").WriteTo(mem, 0)
+				mem.Close()
+			}
+		}
+	}, nil
 }
 
 // nodeRuntime is what every master and coreapp process runs besides its
@@ -233,8 +271,8 @@ func (f *nodeFlags) logger(snap *mcsimv1.Snapshot) (zerolog.Logger, error) {
 }
 
 func dial(addr string) (*grpc.ClientConn, error) {
-	return grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithConnectParams(master.FastReconnect()))
+	return grpc.NewClient(addr, append(grpcopts.Dial(), grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithConnectParams(master.FastReconnect()))...)
 }
 
 // settingsWait is how long a node waits for the settings service in
@@ -337,7 +375,7 @@ disconnect. It prints one ready line (JSON) on stdout once it serves.`,
 				return err
 			}
 			gw := gateway.New(f.tagged(base, "gateway"))
-			s := grpc.NewServer()
+			s := grpc.NewServer(grpcopts.Server()...)
 			gw.Register(s)
 			stop, err := serveNode(cmd.Context(), &f, s, cmd.OutOrStdout(), procs.Ready{})
 			if err != nil {
@@ -381,6 +419,11 @@ prints one ready line (JSON) on stdout once it serves:
 			if err := f.check("coreapp"); err != nil {
 				return err
 			}
+			stopProfile, err := f.profile()
+			if err != nil {
+				return err
+			}
+			defer stopProfile()
 			st, err := f.start(ctx, "coreapp")
 			if err != nil {
 				return err
@@ -435,7 +478,7 @@ prints one ready line (JSON) on stdout once it serves:
 			if err != nil {
 				return &exitError{code: exitFailure, msg: fmt.Sprintf("mcsim coreapp: --grpc %s: %v", f.grpcAddr, err)}
 			}
-			s := grpc.NewServer()
+			s := grpc.NewServer(grpcopts.Server()...)
 			node.Register(s)
 			go func() { _ = s.Serve(l) }()
 			defer s.Stop()
@@ -508,6 +551,11 @@ serves, like the coreapp's.`,
 			if expect < 0 {
 				return usageErr("--expect-coreapps %d: must be >= 0 (0: as many as shards)", expect)
 			}
+			stopProfile, err := f.profile()
+			if err != nil {
+				return err
+			}
+			defer stopProfile()
 			st, err := f.start(ctx, "master")
 			if err != nil {
 				return err
@@ -543,7 +591,7 @@ serves, like the coreapp's.`,
 				l.Close()
 				return usageErr("%v", err)
 			}
-			s := grpc.NewServer()
+			s := grpc.NewServer(grpcopts.Server()...)
 			node.Register(s)
 			go func() { _ = s.Serve(l) }()
 			defer s.Stop()

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 
 	"github.com/mcsim/mcsim/cluster/membership"
+	"github.com/mcsim/mcsim/internal/grpcopts"
 	"github.com/mcsim/mcsim/settings/grpcapi"
 	"github.com/mcsim/mcsim/settings/httpapi"
 	"github.com/mcsim/mcsim/settings/store"
@@ -39,10 +40,10 @@ const shutdownGrace = 5 * time.Second
 // enforcement policy lets nodes ping idle connections as often as every 5 s
 // so they notice a dead service just as fast.
 func grpcOptions() []grpc.ServerOption {
-	return []grpc.ServerOption{
+	return append(grpcopts.Server(),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
-	}
+	)
 }
 
 // NodeID is the settings service's name in the gossip cluster.

@@ -1,0 +1,69 @@
+package membership
+
+import (
+	"fmt"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+// deliveryBound is how soon, in virtual time, a master must see a
+// coreapp's join or graceful leave: at once, in the round trips of a
+// direct push/pull (no latency on memNet), never a gossip round later
+// (GossipInterval is 200 ms in the local tuning).
+const deliveryBound = time.Millisecond
+
+// Joins and graceful leaves reach the masters directly, not by gossip: in
+// a cluster of a seed, 2 masters and 8 coreapps, each of 5 new coreapps is
+// Joined at both masters, and each of 5 leaving coreapps LeftGracefully,
+// within deliveryBound of its Start or Leave, whatever the phase of the
+// gossip and probe timers (the rounds are spread over 1.3 s).
+func TestJoinAndLeaveReachMastersAtOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		mn := newTestNet(t)
+		seed := mustStart(t, mn, nodeSpec{id: "settings", role: RoleSettings})
+		seeds := []string{seed.LocalNode().GossipAddr}
+		masters := []*Member{
+			mustStart(t, mn, nodeSpec{id: "master-1", role: RoleMaster, grpc: "127.0.0.1:9001", seeds: seeds}),
+			mustStart(t, mn, nodeSpec{id: "master-2", role: RoleMaster, grpc: "127.0.0.1:9002", seeds: seeds}),
+		}
+		all := []string{"settings", "master-1", "master-2"}
+		coreapps := map[string]*Member{}
+		for i := 1; i <= 8; i++ {
+			id := fmt.Sprintf("coreapp-%d", i)
+			coreapps[id] = mustStart(t, mn, nodeSpec{id: id, role: RoleCoreapp, grpc: fmt.Sprintf("127.0.0.1:%d", 9100+i), seeds: seeds})
+			all = append(all, id)
+		}
+		for _, m := range masters {
+			waitJoinedAll(t, m, all...)
+		}
+		time.Sleep(5 * time.Second) // virtual: every view settled
+
+		for r := range 5 {
+			time.Sleep(time.Duration(130+r*70) * time.Millisecond) // another phase of the timers
+
+			id := fmt.Sprintf("coreapp-%d", 20+r)
+			start := time.Now()
+			mustStart(t, mn, nodeSpec{id: id, role: RoleCoreapp, grpc: fmt.Sprintf("127.0.0.1:%d", 9200+r), seeds: seeds})
+			for _, m := range masters {
+				waitFor(t, m, Joined, id)
+				if d := time.Since(start); d > deliveryBound {
+					t.Errorf("round %d: %s saw %s join %v after its Start, want ≤ %v", r, m.LocalNode().ID, id, d, deliveryBound)
+				}
+			}
+
+			leaver := fmt.Sprintf("coreapp-%d", r+1)
+			start = time.Now()
+			if err := coreapps[leaver].Leave(time.Second); err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range masters {
+				waitFor(t, m, LeftGracefully, leaver)
+				if d := time.Since(start); d > deliveryBound {
+					t.Errorf("round %d: %s saw %s leave %v after its Leave began, want ≤ %v", r, m.LocalNode().ID, leaver, d, deliveryBound)
+				}
+			}
+			_ = coreapps[leaver].Shutdown()
+		}
+	})
+}
