@@ -38,6 +38,9 @@ func (c *coordinationServer) AcquireLease(ctx context.Context, req *mcsimv1.Acqu
 	l := res.Lease
 	if res.Granted {
 		c.cfg.Logger.Debug().Str("master", l.Holder).Uint64("lease_epoch", l.Epoch).Msg("lease granted")
+		if c.cfg.OnLease != nil {
+			c.cfg.OnLease(LeaseEvent{At: now, Master: l.Holder, Epoch: l.Epoch, Expires: l.Expires, Renewal: res.Renewal})
+		}
 	}
 	remaining := max(l.Expires.Sub(now), 0)
 	if l.Holder == "" {
@@ -63,6 +66,9 @@ func (c *coordinationServer) ReleaseLease(ctx context.Context, req *mcsimv1.Rele
 	}
 	if ok {
 		c.cfg.Logger.Info().Str("master", req.GetMasterId()).Uint64("lease_epoch", req.GetLeaseEpoch()).Msg("lease released")
+		if c.cfg.OnLease != nil {
+			c.cfg.OnLease(LeaseEvent{At: c.cfg.Now(), Master: req.GetMasterId(), Epoch: req.GetLeaseEpoch(), Released: true})
+		}
 	}
 	return &mcsimv1.ReleaseLeaseResponse{Released: ok}, nil
 }

@@ -59,6 +59,11 @@ func TestLeaseAcquireRenewExpire(t *testing.T) {
 		if r := acquire("m1", 10*time.Second); !r.GetGranted() || r.GetLeaseEpoch() != 3 {
 			t.Fatalf("m1 after release = %v, want granted at epoch 3", r)
 		}
+		// The store's own record of its decisions: what a scenario judges
+		// single_primary and times takeovers by. Refusals are not in it.
+		if got, want := e.leases.String(), "m1:1:grant m1:1:renew m2:2:grant m2:2:release m1:3:grant"; got != want {
+			t.Errorf("OnLease saw %q, want %q", got, want)
+		}
 	})
 }
 

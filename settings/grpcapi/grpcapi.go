@@ -33,6 +33,22 @@ type Config struct {
 	// Now is the clock leases are judged by; nil means time.Now. Inside a
 	// synctest bubble time.Now is virtual, so tests need not set it.
 	Now func() time.Time
+	// OnLease, if set, is told of every lease the store grants (a new
+	// holder or a renewal) and releases, on the store's clock, in the
+	// order the store decided them: the impartial record a scenario judges
+	// single_primary and times a takeover by. It must not block.
+	OnLease func(LeaseEvent)
+}
+
+// LeaseEvent is one decision of the store about the master lease.
+type LeaseEvent struct {
+	At     time.Time
+	Master string
+	Epoch  uint64
+	// Expires is the grant's end (zero for a release).
+	Expires time.Time
+	// Renewal: the holder renewed its own lease; Released: it gave it up.
+	Renewal, Released bool
 }
 
 // Services is the set of services Register installed. Its only use is

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -32,6 +34,33 @@ type env struct {
 	health   healthpb.HealthClient
 	// activeStreams counts server-side stream handlers still running.
 	activeStreams *atomic.Int32
+	// leases is what OnLease was told, in order.
+	leases *leaseLog
+}
+
+type leaseLog struct {
+	mu  sync.Mutex
+	evs []LeaseEvent
+}
+
+func (l *leaseLog) add(ev LeaseEvent) { l.mu.Lock(); l.evs = append(l.evs, ev); l.mu.Unlock() }
+
+// String is the log as "m1:1:grant m1:1:renew …".
+func (l *leaseLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var parts []string
+	for _, ev := range l.evs {
+		kind := "grant"
+		switch {
+		case ev.Renewal:
+			kind = "renew"
+		case ev.Released:
+			kind = "release"
+		}
+		parts = append(parts, fmt.Sprintf("%s:%d:%s", ev.Master, ev.Epoch, kind))
+	}
+	return strings.Join(parts, " ")
 }
 
 // newEnv starts the server; the returned func stops everything and must be
@@ -49,7 +78,8 @@ func newEnv(t *testing.T) (*env, func()) {
 		defer active.Add(-1)
 		return h(srv, ss)
 	}))
-	services := Register(srv, Config{Store: st, WAID: testWAID, Logger: zerolog.Nop()})
+	leases := &leaseLog{}
+	services := Register(srv, Config{Store: st, WAID: testWAID, Logger: zerolog.Nop(), OnLease: leases.add})
 	served := make(chan struct{})
 	go func() { defer close(served); _ = srv.Serve(lis) }()
 
@@ -69,6 +99,7 @@ func newEnv(t *testing.T) (*env, func()) {
 		coord:         mcsimv1.NewCoordinationServiceClient(conn),
 		health:        healthpb.NewHealthClient(conn),
 		activeStreams: active,
+		leases:        leases,
 	}
 	return e, func() {
 		_ = conn.Close()

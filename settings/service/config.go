@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/mcsim/mcsim/internal/loopback"
+	"github.com/mcsim/mcsim/settings/grpcapi"
 )
 
 // DefaultAdminPassword is the admin password used when none is given. It is
@@ -47,6 +48,10 @@ type Config struct {
 	ClusterKey []byte
 	// Logger receives the service's logs; the caller adds node_id and role.
 	Logger zerolog.Logger
+	// OnLease, if set, is told of every lease grant, renewal and release
+	// the store decides (grpcapi.Config.OnLease): mcsim up and the scenario
+	// runner time takeovers and judge single_primary by it.
+	OnLease func(grpcapi.LeaseEvent)
 }
 
 // DefaultConfig is a service for one developer's machine: loopback only,

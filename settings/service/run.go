@@ -148,7 +148,7 @@ func Run(ctx context.Context, cfg Config, ready func(Addrs)) (err error) {
 		ErrorLog: stdlog.New(log.With().Str("component", "http").Logger(), "", 0),
 	}
 	grpcSrv := grpc.NewServer(append(grpcOptions(), grpc.ChainStreamInterceptor(watches))...)
-	services := grpcapi.Register(grpcSrv, grpcapi.Config{Store: st, WAID: cfg.WAID, Logger: log, Now: time.Now})
+	services := grpcapi.Register(grpcSrv, grpcapi.Config{Store: st, WAID: cfg.WAID, Logger: log, Now: time.Now, OnLease: cfg.OnLease})
 
 	// Both servers report into failed; the first error (or ctx) stops all.
 	failed := make(chan error, 2)

@@ -38,6 +38,9 @@ type Lease struct {
 type LeaseResult struct {
 	Lease   Lease
 	Granted bool
+	// Renewal: granted to its live holder (same id and incarnation), so
+	// no new term began.
+	Renewal bool
 }
 
 // leaseLapsed reports whether anyone may take the lease at now: it is free,
@@ -61,7 +64,7 @@ func decideAcquire(cur Lease, masterID, incarnation, address string, ttl time.Du
 	case leaseLapsed(cur, now):
 		return LeaseResult{Lease: Lease{Holder: masterID, Incarnation: incarnation, Address: address, Epoch: cur.Epoch + 1, Expires: expires}, Granted: true}
 	case cur.Holder == masterID && cur.Incarnation == incarnation:
-		return LeaseResult{Lease: Lease{Holder: masterID, Incarnation: incarnation, Address: address, Epoch: cur.Epoch, Expires: expires}, Granted: true}
+		return LeaseResult{Lease: Lease{Holder: masterID, Incarnation: incarnation, Address: address, Epoch: cur.Epoch, Expires: expires}, Granted: true, Renewal: true}
 	default:
 		return LeaseResult{Lease: cur, Granted: false}
 	}

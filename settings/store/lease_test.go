@@ -40,6 +40,10 @@ func TestDecideAcquire(t *testing.T) {
 			if got.Granted != tc.granted || !leaseEqual(got.Lease, tc.want) {
 				t.Fatalf("decideAcquire = %+v, want granted=%v %+v", got, tc.granted, tc.want)
 			}
+			// A renewal is the live holder's grant at the same epoch.
+			if renewal := tc.granted && tc.cur.Holder == tc.who && tc.want.Epoch == tc.cur.Epoch; got.Renewal != renewal {
+				t.Errorf("Renewal = %v, want %v", got.Renewal, renewal)
+			}
 		})
 	}
 }
