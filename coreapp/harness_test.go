@@ -81,16 +81,16 @@ type gatedGateway struct {
 	open chan struct{}
 }
 
-func (g gatedGateway) Session(ctx context.Context, in *mcsimv1.SessionRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[mcsimv1.SessionResponse], error) {
-	st, err := g.GatewayServiceClient.Session(ctx, in, opts...)
+func (g gatedGateway) Session(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[mcsimv1.SessionRequest, mcsimv1.SessionResponse], error) {
+	st, err := g.GatewayServiceClient.Session(ctx, opts...)
 	if err != nil {
 		return nil, err
 	}
-	return &gatedStream{ServerStreamingClient: st, open: g.open}, nil
+	return &gatedStream{BidiStreamingClient: st, open: g.open}, nil
 }
 
 type gatedStream struct {
-	grpc.ServerStreamingClient[mcsimv1.SessionResponse]
+	grpc.BidiStreamingClient[mcsimv1.SessionRequest, mcsimv1.SessionResponse]
 	open   chan struct{}
 	opened bool
 }
@@ -100,7 +100,7 @@ func (s *gatedStream) Recv() (*mcsimv1.SessionResponse, error) {
 		<-s.open
 		s.opened = true
 	}
-	return s.ServerStreamingClient.Recv()
+	return s.BidiStreamingClient.Recv()
 }
 
 // fakeSettings serves Watch from a channel of snapshots; a nil snapshot

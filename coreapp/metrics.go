@@ -27,7 +27,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		assignsRefused: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "mcsim_coreapp_assignments_refused_total", Help: "Assign RPCs refused (fenced, stale epoch, stopping, bad request) or whose session the gateway did not accept."}),
 		shardsServed: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "mcsim_coreapp_shards_served", Help: "Shards this node holds a gateway session for (connecting or connected)."}),
+			Name: "mcsim_coreapp_shards_served", Help: "Shards this node serves: their gateway session is accepted and the gateway pings it (not those still opening or cut off from the gateway)."}),
 		sessionsOpened: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "mcsim_coreapp_gateway_sessions_opened_total", Help: "Gateway sessions the gateway accepted."}),
 		sessionsEnded: prometheus.NewCounter(prometheus.CounterOpts{

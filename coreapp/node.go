@@ -9,8 +9,13 @@
 // The node's overall gateway_status is decided in one place, gatewayStatusLocked:
 //   - UNINITIALIZED: the node has just started: no master has heartbeated
 //     it and no shard has been assigned to it yet.
-//   - CONNECTING: at least one assigned shard is still opening its session.
-//   - CONNECTED: it serves shards and every one has an accepted session.
+//   - CONNECTING: at least one assigned shard is not served: its session
+//     is still opening, or it was accepted but the gateway has not pinged
+//     it for the silent_after_ms the gateway announced (the node is cut off
+//     from the gateway, or the gateway is paused; rule 7). It keeps the
+//     assignment and the session, and is CONNECTED again with the next
+//     ping, unless the gateway replaced it meanwhile.
+//   - CONNECTED: it serves shards and the gateway hears every one.
 //   - DISCONNECTED: it serves no shard but is part of the cluster (a master
 //     heartbeats it): a standby, as the issue's /v1/health describes it.
 //
@@ -96,8 +101,11 @@ type session struct {
 	shard  int32
 	shards int32 // the assignment's shard count, sent to the gateway
 	epoch  uint64
-	state  mcsimv1.GatewayStatus // CONNECTING or CONNECTED
-	cancel context.CancelFunc
+	state  mcsimv1.GatewayStatus // CONNECTING (opening, or the gateway not heard) or CONNECTED
+	// lastPing is when the gateway last pinged the session (its acceptance
+	// before the first ping).
+	lastPing time.Time
+	cancel   context.CancelFunc
 	// prev is the older session of the same shard on this node that this
 	// one took the place of; only this session's goroutine reads it.
 	prev *session

@@ -18,11 +18,24 @@ type failingEpochGateway struct {
 	fail uint64
 }
 
-func (g failingEpochGateway) Session(ctx context.Context, in *mcsimv1.SessionRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[mcsimv1.SessionResponse], error) {
-	if in.GetEpoch() == g.fail {
-		return nil, errors.New("gateway unreachable")
+func (g failingEpochGateway) Session(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[mcsimv1.SessionRequest, mcsimv1.SessionResponse], error) {
+	st, err := g.GatewayServiceClient.Session(ctx, opts...)
+	if err != nil {
+		return nil, err
 	}
-	return g.GatewayServiceClient.Session(ctx, in, opts...)
+	return failingEpochStream{st, g.fail}, nil
+}
+
+type failingEpochStream struct {
+	grpc.BidiStreamingClient[mcsimv1.SessionRequest, mcsimv1.SessionResponse]
+	fail uint64
+}
+
+func (s failingEpochStream) Send(in *mcsimv1.SessionRequest) error {
+	if in.GetEpoch() == s.fail {
+		return errors.New("gateway unreachable")
+	}
+	return s.BidiStreamingClient.Send(in)
 }
 
 // A newer assignment of a shard the node already serves replaces the old

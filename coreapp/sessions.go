@@ -3,6 +3,9 @@ package coreapp
 import (
 	"context"
 	"fmt"
+	"time"
+
+	"github.com/rs/zerolog"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -95,7 +98,6 @@ func (n *Node) Assign(ctx context.Context, req *mcsimv1.AssignRequest) (resp *mc
 	// ends it whatever the gateway answers (see there).
 	s.prev = n.sessions[shard]
 	n.sessions[shard] = s
-	n.m.shardsServed.Set(float64(len(n.sessions)))
 	result := make(chan error, 1)
 	n.wg.Add(1)
 	n.mu.Unlock()
@@ -189,9 +191,10 @@ func (n *Node) runSession(ctx context.Context, s *session, result chan<- error) 
 	defer s.cancel()
 	lg := n.logger.With().Int32("shard", s.shard).Int32("shards", s.shards).Uint64("epoch", s.epoch).Logger()
 
-	stream, err := n.cfg.GatewayClient.Session(ctx, &mcsimv1.SessionRequest{
-		CoreappId: n.cfg.ID, Shard: s.shard, Shards: s.shards, Epoch: s.epoch,
-	})
+	stream, err := n.cfg.GatewayClient.Session(ctx)
+	if err == nil {
+		err = stream.Send(&mcsimv1.SessionRequest{CoreappId: n.cfg.ID, Shard: s.shard, Shards: s.shards, Epoch: s.epoch})
+	}
 	var first *mcsimv1.SessionResponse
 	if err == nil {
 		first, err = stream.Recv()
@@ -220,13 +223,26 @@ func (n *Node) runSession(ctx context.Context, s *session, result chan<- error) 
 			first.GetState(), s.shard)
 		return
 	}
+	silentAfter := time.Duration(first.GetSilentAfterMs()) * time.Millisecond
 	n.mu.Lock()
 	s.state = mcsimv1.GatewayStatus_GATEWAY_STATUS_CONNECTED
+	s.lastPing = time.Now()
+	n.countServedLocked()
 	n.mu.Unlock()
 	n.m.sessionsOpened.Inc()
 	defer n.m.sessionsEnded.Inc()
 	result <- nil
 
+	// A shard is served only while the gateway is heard (rule 7): with no
+	// ping for silentAfter the gateway cannot hear us either (we are cut
+	// off, or it is paused), so the shard reads CONNECTING until a ping
+	// comes again. The session and the assignment stay: the master decides
+	// failover, and the gateway replaces the session if it does.
+	var silence *time.Timer
+	if silentAfter > 0 {
+		silence = time.AfterFunc(silentAfter, func() { n.unheard(s, silentAfter, lg) })
+		defer silence.Stop()
+	}
 	for {
 		msg, err := stream.Recv()
 		if err != nil {
@@ -235,12 +251,51 @@ func (n *Node) runSession(ctx context.Context, s *session, result chan<- error) 
 			}
 			return
 		}
+		if p := msg.GetPing(); p != 0 {
+			// The pong first: the gateway times service by it.
+			_ = stream.Send(&mcsimv1.SessionRequest{Pong: p})
+			n.pinged(s, lg)
+			if silence != nil {
+				silence.Reset(silentAfter)
+			}
+			continue
+		}
 		if msg.GetState() == mcsimv1.SessionState_SESSION_STATE_REPLACED {
 			if n.drop(s) {
 				lg.Warn().Str("reason", msg.GetReason()).Msg("gateway session replaced: shard dropped")
 			}
 		}
 	}
+}
+
+// pinged notes a ping of s: the gateway hears us, so a shard that was not
+// served is served again.
+func (n *Node) pinged(s *session, lg zerolog.Logger) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	now := time.Now()
+	last := s.lastPing
+	s.lastPing = now
+	if n.sessions[s.shard] != s || s.state != mcsimv1.GatewayStatus_GATEWAY_STATUS_CONNECTING {
+		return
+	}
+	s.state = mcsimv1.GatewayStatus_GATEWAY_STATUS_CONNECTED
+	n.countServedLocked()
+	lg.Info().Int64("silence_ms", now.Sub(last).Milliseconds()).Msg("gateway heard again: shard served")
+}
+
+// unheard is the silence timer of s: if no ping came for silentAfter (the
+// timer may race a ping that just reset it), the shard is not served.
+func (n *Node) unheard(s *session, silentAfter time.Duration, lg zerolog.Logger) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	since := time.Since(s.lastPing)
+	if since < silentAfter || n.sessions[s.shard] != s || s.state != mcsimv1.GatewayStatus_GATEWAY_STATUS_CONNECTED {
+		return
+	}
+	s.state = mcsimv1.GatewayStatus_GATEWAY_STATUS_CONNECTING
+	n.countServedLocked()
+	lg.Warn().Int64("silence_ms", since.Milliseconds()).Msg("gateway not heard: shard not served")
 }
 
 // drop forgets s if it is still the shard's session (a Release or a newer
@@ -259,5 +314,18 @@ func (n *Node) drop(s *session) bool {
 // forgetLocked removes s from the node's books. Caller holds mu.
 func (n *Node) forgetLocked(s *session) {
 	delete(n.sessions, s.shard)
-	n.m.shardsServed.Set(float64(len(n.sessions)))
+	n.countServedLocked()
+}
+
+// countServedLocked sets the shards_served gauge: the shards whose session
+// the gateway accepted and still hears, not those opening or cut off.
+// Caller holds mu.
+func (n *Node) countServedLocked() {
+	served := 0
+	for _, s := range n.sessions {
+		if s.state == mcsimv1.GatewayStatus_GATEWAY_STATUS_CONNECTED {
+			served++
+		}
+	}
+	n.m.shardsServed.Set(float64(served))
 }

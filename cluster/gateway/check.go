@@ -3,6 +3,7 @@ package gateway
 import (
 	"fmt"
 	"slices"
+	"time"
 
 	mcsimv1 "github.com/mcsim/mcsim/proto/mcsim/v1"
 )
@@ -63,6 +64,9 @@ func (o openSession) valid() bool {
 // a hand-written test. Events must be in log order. Consecutive REPLACE
 // events of one session are one acceptance (a session replacing several,
 // after a shard-count decrease): all the replaced sessions leave first.
+// A SILENT session is not serving (see Failovers for the downtime it costs)
+// but it is still open and still holds its keys, so it counts here until
+// its session ends: the fencing invariants do not depend on liveness.
 func CheckLog(events []*mcsimv1.GatewayEvent) []Violation {
 	var out []Violation
 	var open []openSession
@@ -128,4 +132,114 @@ func CheckLog(events []*mcsimv1.GatewayEvent) []Violation {
 func overlap(x, y openSession) bool {
 	m := min(x.shards, y.shards)
 	return x.shard%m == y.shard%m
+}
+
+// Failover is a shard passing from one coreapp to another, as the log
+// shows it: a CONNECT by another coreapp after the shard's session ended,
+// or a REPLACE of the shard's session by another coreapp.
+type Failover struct {
+	// Seq is the CONNECT or REPLACE that served the shard again.
+	Seq    uint64
+	Shard  int32
+	Shards int32
+	From   string
+	To     string
+	// Epoch is the new session's.
+	Epoch uint64
+	// ServedUntil is when From last served, on the log's clocks (mono_ns
+	// and unix_ns): when it was last heard if it was silent when its
+	// session ended or was replaced, else that end itself (a crash breaks
+	// the stream at once; a handover replaces a live session).
+	ServedUntilMonoNs, ServedUntilUnixNs int64
+	// ServedAgain is when To was first heard: its session's acceptance.
+	ServedAgainMonoNs, ServedAgainUnixNs int64
+}
+
+// Downtime is how long the shard was served by nobody: from the last moment
+// the old owner was heard to the first moment the new one was.
+func (f Failover) Downtime() time.Duration {
+	return time.Duration(max(0, f.ServedAgainMonoNs-f.ServedUntilMonoNs))
+}
+
+// heardAt is a moment on both of the log's clocks.
+type heardAt struct{ mono, unix int64 }
+
+func eventTime(ev *mcsimv1.GatewayEvent) heardAt { return heardAt{ev.GetMonoNs(), ev.GetUnixNs()} }
+
+// ended is a shard's previous owner once its session ended without a
+// successor, and when it last served.
+type ended struct {
+	coreappID string
+	until     heardAt
+}
+
+// Service follows a gateway log event by event and derives its failovers
+// with their downtime. It trusts nothing but the log (the SILENT events
+// carry the last-heard time), so the launcher can feed it a live stream
+// and Failovers a finished log. The zero value is ready to use. Failovers
+// are judged by shard number, as a person reads the map; a REPLACE across a
+// shard-count change whose shard numbers differ is a re-map, not a failover.
+type Service struct {
+	silent map[openSession]heardAt // open sessions now silent: when last heard
+	ended  map[int32]ended
+}
+
+// Step folds ev in and returns the failover it completes, if any. Events
+// must come in log order.
+func (w *Service) Step(ev *mcsimv1.GatewayEvent) (Failover, bool) {
+	if w.silent == nil {
+		w.silent, w.ended = map[openSession]heardAt{}, map[int32]ended{}
+	}
+	// until is when session s last served, if it ends at ev.
+	until := func(s openSession) heardAt {
+		at, silent := w.silent[s]
+		delete(w.silent, s)
+		if silent {
+			return at
+		}
+		return eventTime(ev)
+	}
+	failover := func(from string, served heardAt) Failover {
+		return Failover{
+			Seq: ev.GetSeq(), Shard: ev.GetShard(), Shards: ev.GetShards(),
+			From: from, To: ev.GetCoreappId(), Epoch: ev.GetEpoch(),
+			ServedUntilMonoNs: served.mono, ServedUntilUnixNs: served.unix,
+			ServedAgainMonoNs: ev.GetMonoNs(), ServedAgainUnixNs: ev.GetUnixNs(),
+		}
+	}
+	shard := ev.GetShard()
+	switch ev.GetKind() {
+	case mcsimv1.GatewayEventKind_GATEWAY_EVENT_KIND_SILENT:
+		w.silent[sessionOf(ev)] = heardAt{ev.GetLastHeardMonoNs(), ev.GetLastHeardUnixNs()}
+	case mcsimv1.GatewayEventKind_GATEWAY_EVENT_KIND_HEARD:
+		delete(w.silent, sessionOf(ev))
+	case mcsimv1.GatewayEventKind_GATEWAY_EVENT_KIND_DISCONNECT:
+		w.ended[shard] = ended{ev.GetCoreappId(), until(sessionOf(ev))}
+	case mcsimv1.GatewayEventKind_GATEWAY_EVENT_KIND_CONNECT:
+		prev, ok := w.ended[shard]
+		delete(w.ended, shard)
+		if ok && prev.coreappID != ev.GetCoreappId() {
+			return failover(prev.coreappID, prev.until), true
+		}
+	case mcsimv1.GatewayEventKind_GATEWAY_EVENT_KIND_REPLACE:
+		old := openSession{ev.GetReplacedCoreappId(), ev.GetReplacedShard(), ev.GetReplacedShards(), ev.GetReplacedEpoch()}
+		served := until(old)
+		delete(w.ended, shard)
+		if old.shard == shard && old.coreappID != ev.GetCoreappId() {
+			return failover(old.coreappID, served), true
+		}
+	}
+	return Failover{}, false
+}
+
+// Failovers replays a whole log (in order) and returns its failovers.
+func Failovers(events []*mcsimv1.GatewayEvent) []Failover {
+	var w Service
+	var out []Failover
+	for _, ev := range events {
+		if f, ok := w.Step(ev); ok {
+			out = append(out, f)
+		}
+	}
+	return out
 }

@@ -6,12 +6,18 @@
 // with its time, so that checks of double ownership and downtime are made
 // from what the gateway saw, not from what the nodes believe.
 //
+// An open stream is not service (rule 7): the gateway pings every session
+// and logs it SILENT when it stops answering and HEARD when it answers
+// again, so a paused or cut-off coreapp stops counting as serving even
+// though its stream stays open (it keeps its keys: fencing is unchanged).
+//
 // The decisions live in Log, a pure state machine that takes the time as an
 // argument; Server wraps it in a gRPC service.
 package gateway
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -39,6 +45,28 @@ func buckets(s, n int32) []int32 {
 	}
 	return out
 }
+
+// The liveness pace of every session. The gateway pings, the coreapp
+// answers; both sides judge silence by the same SilentAfter, which the
+// gateway announces in its ACCEPTED message.
+//
+// PingInterval bounds how well the log times the end of service: a session
+// stopped between two pongs is last heard at most PingInterval before it
+// stopped, so the downtime of a pause or partition reads at most
+// PingInterval long (part of rule 1's ε). 200 ms keeps that small while
+// costing little: a cluster has at most 32 open sessions (one per shard), so
+// at most 160 pings and 160 pongs a second, a few bytes each.
+//
+// SilentAfter is three missed pings: one late pong on a loaded machine
+// (a GC pause, a starved process) is no silence, three are. It only decides
+// when SILENT is logged and when a coreapp stops claiming service; the
+// downtime is measured from the last pong, whatever SilentAfter is. It is
+// below the smallest unhealthy_interval (1 s), so a paused owner is silent
+// before the master can fail it over.
+const (
+	PingInterval = 200 * time.Millisecond
+	SilentAfter  = 3 * PingInterval
+)
 
 // SessionID identifies one accepted session for the life of a Log.
 type SessionID uint64
@@ -107,6 +135,14 @@ type Log struct {
 	epochs   map[uint64]assignment
 	events   []*mcsimv1.GatewayEvent
 	sessions map[SessionID]Session
+	heard    map[SessionID]*hearing // one per open session
+}
+
+// hearing is when an open session was last heard, and whether it is
+// silent (logged SILENT and not heard since).
+type hearing struct {
+	last   time.Time
+	silent bool
 }
 
 // NewLog returns an empty log whose monotonic timestamps count from start.
@@ -115,6 +151,7 @@ func NewLog(start time.Time) *Log {
 		start:    start,
 		epochs:   make(map[uint64]assignment),
 		sessions: make(map[SessionID]Session),
+		heard:    make(map[SessionID]*hearing),
 	}
 }
 
@@ -173,6 +210,7 @@ func (l *Log) Open(now time.Time, coreappID string, shard, shards int32, epoch u
 	l.nextID++
 	s := Session{ID: l.nextID, CoreappID: coreappID, Shard: shard, Shards: shards, Epoch: epoch}
 	l.sessions[s.ID] = s
+	l.heard[s.ID] = &hearing{last: now} // the request is the first thing heard
 	if _, ok := l.epochs[epoch]; !ok {
 		l.epochs[epoch] = assignment{coreappID, shard, shards}
 	}
@@ -212,6 +250,7 @@ func (l *Log) Open(now time.Time, coreappID string, shard, shards int32, epoch u
 // release forgets open session s and frees the buckets it holds.
 func (l *Log) release(s Session) {
 	delete(l.sessions, s.ID)
+	delete(l.heard, s.ID)
 	for _, b := range buckets(s.Shard, s.Shards) {
 		if l.owner[b] == s.ID {
 			l.owner[b] = 0
@@ -236,6 +275,74 @@ func (l *Log) Close(now time.Time, id SessionID) (*mcsimv1.GatewayEvent, bool) {
 		Epoch:     s.Epoch,
 		CoreappId: s.CoreappID,
 	}), true
+}
+
+// Heard records that open session id answered at now (a pong). A silent
+// session serves again: the HEARD event is logged and returned. Anything
+// else (a session that is not open, or was not silent) logs nothing.
+func (l *Log) Heard(now time.Time, id SessionID) (*mcsimv1.GatewayEvent, bool) {
+	h, ok := l.heard[id]
+	if !ok {
+		return nil, false
+	}
+	h.last = now
+	if !h.silent {
+		return nil, false
+	}
+	h.silent = false
+	s := l.sessions[id]
+	return l.append(now, &mcsimv1.GatewayEvent{
+		Kind:      mcsimv1.GatewayEventKind_GATEWAY_EVENT_KIND_HEARD,
+		Shard:     s.Shard,
+		Shards:    s.Shards,
+		Epoch:     s.Epoch,
+		CoreappId: s.CoreappID,
+	}), true
+}
+
+// Tick logs SILENT for every open session not heard for SilentAfter at now,
+// in session order, and returns those events. A silent session keeps its
+// keys: it is still open, only no longer counted as serving.
+func (l *Log) Tick(now time.Time) []*mcsimv1.GatewayEvent {
+	var out []*mcsimv1.GatewayEvent
+	for _, id := range slices.Sorted(maps.Keys(l.heard)) {
+		h := l.heard[id]
+		if h.silent || now.Sub(h.last) < SilentAfter {
+			continue
+		}
+		h.silent = true
+		s := l.sessions[id]
+		out = append(out, l.append(now, &mcsimv1.GatewayEvent{
+			Kind:            mcsimv1.GatewayEventKind_GATEWAY_EVENT_KIND_SILENT,
+			Shard:           s.Shard,
+			Shards:          s.Shards,
+			Epoch:           s.Epoch,
+			CoreappId:       s.CoreappID,
+			LastHeardMonoNs: int64(h.last.Sub(l.start)),
+			LastHeardUnixNs: h.last.UnixNano(),
+		}))
+	}
+	return out
+}
+
+// Deadline is when open session id turns silent if it is not heard before;
+// false when it is not open or already silent (only Heard can end that).
+func (l *Log) Deadline(id SessionID) (time.Time, bool) {
+	h, ok := l.heard[id]
+	if !ok || h.silent {
+		return time.Time{}, false
+	}
+	return h.last.Add(SilentAfter), true
+}
+
+// LastHeard is when open session id was last heard, and whether it is
+// silent now.
+func (l *Log) LastHeard(id SessionID) (last time.Time, silent, open bool) {
+	h, ok := l.heard[id]
+	if !ok {
+		return time.Time{}, false, false
+	}
+	return h.last, h.silent, true
 }
 
 // Since returns the events with seq ≥ seq (0 and 1 both mean from the

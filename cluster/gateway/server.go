@@ -78,8 +78,16 @@ func (s *Server) notifyLocked() {
 	s.changed = make(chan struct{})
 }
 
-// Session implements mcsimv1.GatewayServiceServer.
-func (s *Server) Session(req *mcsimv1.SessionRequest, stream grpc.ServerStreamingServer[mcsimv1.SessionResponse]) error {
+// Session implements mcsimv1.GatewayServiceServer. The first request opens
+// the session; once accepted, the handler pings it every PingInterval and a
+// second goroutine reads its pongs, so that the log knows when it was last
+// heard and logs SILENT on time (a timer at the Log's deadline, not at the
+// next ping).
+func (s *Server) Session(stream grpc.BidiStreamingServer[mcsimv1.SessionRequest, mcsimv1.SessionResponse]) error {
+	req, err := stream.Recv()
+	if err != nil {
+		return err
+	}
 	if err := ValidateRequest(req.GetCoreappId(), req.GetShard(), req.GetShards(), req.GetEpoch()); err != nil {
 		return status.Error(codes.InvalidArgument, err.Error())
 	}
@@ -119,19 +127,107 @@ func (s *Server) Session(req *mcsimv1.SessionRequest, stream grpc.ServerStreamin
 		lg.Info().Msg("session connected")
 	}
 
-	if err := stream.Send(&mcsimv1.SessionResponse{State: mcsimv1.SessionState_SESSION_STATE_ACCEPTED}); err != nil {
-		s.close(d.Session.ID, lg)
+	id := d.Session.ID
+	if err := stream.Send(&mcsimv1.SessionResponse{
+		State:          mcsimv1.SessionState_SESSION_STATE_ACCEPTED,
+		PingIntervalMs: PingInterval.Milliseconds(),
+		SilentAfterMs:  SilentAfter.Milliseconds(),
+	}); err != nil {
+		s.close(id, lg)
 		return err
 	}
-	select {
-	case msg := <-mine:
-		// The REPLACE event is already logged; the shard is no longer
-		// ours, so there is nothing to close.
-		lg.Info().Str("reason", msg.GetReason()).Msg("session closed: replaced")
-		return stream.Send(msg)
-	case <-stream.Context().Done():
-		s.close(d.Session.ID, lg)
-		return nil
+	// Pongs are read apart from the pings, so that a ping stuck on a full
+	// stream never delays hearing one. heardAgain wakes the handler to arm
+	// the silence timer again after HEARD.
+	recvErr := make(chan error, 1)
+	heardAgain := make(chan struct{}, 1)
+	go func() {
+		for {
+			if _, err := stream.Recv(); err != nil {
+				recvErr <- err
+				return
+			}
+			if s.heard(id, lg) {
+				select {
+				case heardAgain <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}()
+	ping := time.NewTicker(PingInterval)
+	defer ping.Stop()
+	silence := time.NewTimer(SilentAfter)
+	defer silence.Stop()
+	var seq uint64
+	for {
+		select {
+		case msg := <-mine:
+			// The REPLACE event is already logged; the shard is no longer
+			// ours, so there is nothing to close.
+			lg.Info().Str("reason", msg.GetReason()).Msg("session closed: replaced")
+			return stream.Send(msg)
+		case <-recvErr:
+			s.close(id, lg)
+			return nil
+		case <-stream.Context().Done():
+			s.close(id, lg)
+			return nil
+		case <-ping.C:
+			seq++
+			if err := stream.Send(&mcsimv1.SessionResponse{Ping: seq}); err != nil {
+				s.close(id, lg)
+				return err
+			}
+		case <-heardAgain:
+			s.armSilence(id, silence)
+		case <-silence.C:
+			s.tick()
+			s.armSilence(id, silence)
+		}
+	}
+}
+
+// heard records a pong of session id and reports whether it ended a silence.
+func (s *Server) heard(id SessionID, lg zerolog.Logger) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	last, _, _ := s.log.LastHeard(id)
+	ev, ok := s.log.Heard(time.Now(), id)
+	if !ok {
+		return false
+	}
+	s.notifyLocked()
+	lg.Info().Int64("silence_ms", time.Unix(0, ev.GetUnixNs()).Sub(last).Milliseconds()).Msg("session heard again: serving")
+	return true
+}
+
+// tick logs every session that fell silent (any session: the Log decides
+// for all of them at once).
+func (s *Server) tick() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	evs := s.log.Tick(time.Now())
+	if len(evs) == 0 {
+		return
+	}
+	s.notifyLocked()
+	for _, ev := range evs {
+		s.logger.Warn().Str("coreapp", ev.GetCoreappId()).Int32("shard", ev.GetShard()).
+			Int32("shards", ev.GetShards()).Uint64("epoch", ev.GetEpoch()).
+			Int64("silence_ms", time.Duration(ev.GetMonoNs()-ev.GetLastHeardMonoNs()).Milliseconds()).
+			Msg("session silent: not serving")
+	}
+}
+
+// armSilence sets t to fire when session id turns silent; a silent session
+// needs no timer until it is heard again.
+func (s *Server) armSilence(id SessionID, t *time.Timer) {
+	s.mu.Lock()
+	at, ok := s.log.Deadline(id)
+	s.mu.Unlock()
+	if ok {
+		t.Reset(time.Until(at))
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -43,9 +44,25 @@ func newGateway(t *testing.T) (*Server, mcsimv1.GatewayServiceClient) {
 	return gw, mcsimv1.NewGatewayServiceClient(conn)
 }
 
+// session is a coreapp's side of a gateway session: it answers every ping
+// (unless muted, as a paused or cut-off coreapp would not) and passes the
+// other messages on to recv.
 type session struct {
-	stream grpc.ServerStreamingClient[mcsimv1.SessionResponse]
+	stream grpc.BidiStreamingClient[mcsimv1.SessionRequest, mcsimv1.SessionResponse]
 	cancel context.CancelFunc
+	msgs   chan recvd
+	mute   *atomic.Bool
+}
+
+type recvd struct {
+	msg *mcsimv1.SessionResponse
+	err error
+}
+
+// recv returns the next message that is not a ping.
+func (s session) recv() (*mcsimv1.SessionResponse, error) {
+	r := <-s.msgs
+	return r.msg, r.err
 }
 
 // open opens a session and returns it with its first message.
@@ -53,15 +70,33 @@ func open(t *testing.T, c mcsimv1.GatewayServiceClient, coreapp string, shard in
 	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
 	t.Cleanup(cancel)
-	st, err := c.Session(ctx, &mcsimv1.SessionRequest{CoreappId: coreapp, Shard: shard, Shards: 4, Epoch: epoch})
+	st, err := c.Session(ctx)
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Send(&mcsimv1.SessionRequest{CoreappId: coreapp, Shard: shard, Shards: 4, Epoch: epoch}); err != nil {
 		t.Fatal(err)
 	}
 	first, err := st.Recv()
 	if err != nil {
 		t.Fatalf("session %s/%d/%d: %v", coreapp, shard, epoch, err)
 	}
-	return session{st, cancel}, first
+	s := session{st, cancel, make(chan recvd, 16), new(atomic.Bool)}
+	go func() {
+		for {
+			m, err := st.Recv()
+			if err != nil {
+				s.msgs <- recvd{nil, err}
+				return
+			}
+			if m.GetPing() == 0 {
+				s.msgs <- recvd{m, nil}
+			} else if !s.mute.Load() {
+				_ = st.Send(&mcsimv1.SessionRequest{Pong: m.GetPing()})
+			}
+		}
+	}()
+	return s, first
 }
 
 func wantState(t *testing.T, got *mcsimv1.SessionResponse, want mcsimv1.SessionState) {
@@ -85,12 +120,12 @@ func TestSessionLifecycle(t *testing.T) {
 		time.Sleep(time.Second)
 		b, first := open(t, c, "b", 0, 2)
 		wantState(t, first, mcsimv1.SessionState_SESSION_STATE_ACCEPTED)
-		msg, err := a.stream.Recv()
+		msg, err := a.recv()
 		if err != nil {
 			t.Fatal(err)
 		}
 		wantState(t, msg, mcsimv1.SessionState_SESSION_STATE_REPLACED)
-		if _, err := a.stream.Recv(); !errors.Is(err, io.EOF) {
+		if _, err := a.recv(); !errors.Is(err, io.EOF) {
 			t.Fatalf("replaced stream did not end: %v", err)
 		}
 
@@ -172,8 +207,11 @@ func TestSameEpochReconnect(t *testing.T) {
 func TestSessionBadRequest(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		gw, c := newGateway(t)
-		st, err := c.Session(t.Context(), &mcsimv1.SessionRequest{CoreappId: "a", Shard: 0, Shards: 4, Epoch: 0})
+		st, err := c.Session(t.Context())
 		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.Send(&mcsimv1.SessionRequest{CoreappId: "a", Shard: 0, Shards: 4, Epoch: 0}); err != nil {
 			t.Fatal(err)
 		}
 		_, err = st.Recv()
@@ -227,5 +265,45 @@ func TestWatchEvents(t *testing.T) {
 		recv(fromTwo, 3, kConnect)
 		recv(fromTwo, 4, kReject)
 		cancel()
+	})
+}
+
+// TestSessionSilence runs the pings over gRPC in virtual time: a session
+// that stops answering is logged SILENT SilentAfter after its last pong,
+// keeps its keys, and is logged HEARD with its next pong.
+func TestSessionSilence(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		start := time.Now()
+		gw, c := newGateway(t)
+		a, first := open(t, c, "a", 0, 1)
+		wantState(t, first, mcsimv1.SessionState_SESSION_STATE_ACCEPTED)
+		if first.GetPingIntervalMs() != PingInterval.Milliseconds() || first.GetSilentAfterMs() != SilentAfter.Milliseconds() {
+			t.Errorf("ACCEPTED says ping %d ms, silent after %d ms", first.GetPingIntervalMs(), first.GetSilentAfterMs())
+		}
+		time.Sleep(10 * time.Second) // answering: nothing logged
+		if n := len(gw.Log(0)); n != 1 {
+			t.Fatalf("an answering session logged %v", gw.Log(0))
+		}
+		// Muted just after the pong of the ping at 10 s: last heard 10 s.
+		synctest.Wait()
+		a.mute.Store(true)
+		time.Sleep(5 * time.Second)
+		synctest.Wait()
+		evs := gw.Log(2)
+		if len(evs) != 1 || evs[0].GetKind() != kSilent ||
+			time.Duration(evs[0].GetLastHeardMonoNs()) != 10*time.Second ||
+			time.Duration(evs[0].GetMonoNs()) != 10*time.Second+SilentAfter {
+			t.Fatalf("after muting at 10s: %v, want SILENT at 10.6s last heard 10s", evs)
+		}
+		if h := gw.Sessions()[0]; h.CoreappID != "a" {
+			t.Errorf("a silent session lost its keys: %v", gw.Sessions())
+		}
+		a.mute.Store(false)
+		time.Sleep(PingInterval)
+		synctest.Wait()
+		evs = gw.Log(3)
+		if len(evs) != 1 || evs[0].GetKind() != kHeard || time.Duration(evs[0].GetMonoNs()) != time.Since(start) {
+			t.Fatalf("after unmuting: %v, want HEARD at the next ping", evs)
+		}
 	})
 }

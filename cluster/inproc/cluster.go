@@ -4,13 +4,15 @@
 // testing/synctest bubbles, where five hours of heartbeats take a fraction
 // of a second) or over real loopback TCP (for measurements). It is the
 // test harness's vocabulary: Start, KillCoreapp, StopCoreapp,
-// RestartCoreapp, KillMaster, StopMaster, FreezeMaster, Patch, GatewayLog.
+// RestartCoreapp, FreezeCoreapp, CutCoreapp, HealCoreapp, KillMaster,
+// StopMaster, FreezeMaster, Patch, GatewayLog.
 package inproc
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"sort"
 	"sync"
@@ -85,6 +87,11 @@ type runningCoreapp struct {
 	conns  []*grpc.ClientConn
 	cancel context.CancelFunc
 	done   chan struct{}
+	// gwLis is the coreapp's own listener of the gateway, so that the
+	// gateway link can be cut (faults.go) for this coreapp alone; gwGate
+	// and inGate hold the gateway link and the masters' link.
+	gwLis          net.Listener
+	gwGate, inGate *gate
 }
 
 // Start builds and starts the cluster. Close stops it.
@@ -171,9 +178,18 @@ func (c *Cluster) nodeLogger(id string) zerolog.Logger {
 }
 
 func (c *Cluster) serve(name string, register func(*grpc.Server)) (*grpc.Server, string, error) {
+	return c.serveThrough(name, register, nil)
+}
+
+// serveThrough is serve with every accepted connection passed through g
+// (nil: none).
+func (c *Cluster) serveThrough(name string, register func(*grpc.Server), g *gate) (*grpc.Server, string, error) {
 	l, addr, err := c.net.Listen(name)
 	if err != nil {
 		return nil, "", err
+	}
+	if g != nil {
+		l = gatedListener{l, g}
 	}
 	s := grpc.NewServer()
 	register(s)
@@ -185,8 +201,16 @@ func (c *Cluster) serve(name string, register func(*grpc.Server)) (*grpc.Server,
 // StartCoreapp starts (or restarts, as a fresh process would) coreapp id and
 // announces it to every master.
 func (c *Cluster) StartCoreapp(id string) error {
-	gw, err := c.net.Dial(c.gatewayAddr)
+	gwGate, inGate := newGate(), newGate()
+	gwLis, gwAddr, err := c.net.Listen("gateway-for-" + id)
 	if err != nil {
+		return err
+	}
+	c.wg.Add(1)
+	go func() { defer c.wg.Done(); _ = c.gatewaySrv.Serve(gatedListener{gwLis, gwGate}) }()
+	gw, err := c.net.Dial(gwAddr)
+	if err != nil {
+		gwLis.Close()
 		return err
 	}
 	// Connect now, not on the first session: a standby's first session is
@@ -203,15 +227,18 @@ func (c *Cluster) StartCoreapp(id string) error {
 	})
 	if err != nil {
 		gw.Close()
+		gwLis.Close()
 		return err
 	}
-	srv, addr, err := c.serve(id, node.Register)
+	srv, addr, err := c.serveThrough(id, node.Register, inGate)
 	if err != nil {
 		gw.Close()
+		gwLis.Close()
 		return err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	rc := &runningCoreapp{node: node, srv: srv, addr: addr, conns: []*grpc.ClientConn{gw}, cancel: cancel, done: make(chan struct{})}
+	rc := &runningCoreapp{node: node, srv: srv, addr: addr, conns: []*grpc.ClientConn{gw}, cancel: cancel, done: make(chan struct{}),
+		gwLis: gwLis, gwGate: gwGate, inGate: inGate}
 	c.wg.Add(1)
 	go func() { defer c.wg.Done(); defer close(rc.done); _ = node.Run(ctx) }()
 	c.mu.Lock()
@@ -265,6 +292,7 @@ func (c *Cluster) removeCoreapp(id string, goodbye func(*coreapp.Node) error) er
 	for _, conn := range rc.conns {
 		conn.Close()
 	}
+	rc.gwLis.Close()
 	rc.cancel()
 	<-rc.done
 	return err

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mcsim/mcsim/cluster/gateway"
 	"github.com/mcsim/mcsim/cluster/health"
 	"github.com/mcsim/mcsim/cluster/procs"
 	mcsimv1 "github.com/mcsim/mcsim/proto/mcsim/v1"
@@ -28,13 +29,19 @@ import (
 //	                   after a shard-count change; one line per replaced session)
 //	gateway_reject     shard, shards, epoch, coreapp, reason
 //	gateway_disconnect shard, shards, epoch, coreapp: a session holding its shard ended
+//	gateway_silent     shard, shards, epoch, coreapp, last_heard: the gateway stopped
+//	                   hearing a session (no pong for gateway.SilentAfter); it still
+//	                   holds its keys but no longer serves (rule 7)
+//	gateway_heard      shard, shards, epoch, coreapp: a silent session answered again
 //	role_change        node, from, to (roles as in /v1/health; from "" on first sight)
-//	failover           shard, from, to, epoch, duration_ms: a shard moved to another
-//	                   coreapp after its first assignment; duration_ms is the gap in
-//	                   service the gateway saw (0 when the new session replaced a live one).
-//	                   After a restart on the same data dir, the first connect of a shard
-//	                   the stored map gave to a previous run's coreapp is a failover from
-//	                   it (also to the same id: a new process), timed from the gateway's start
+//	failover           shard, from, to, epoch, downtime_ms: a shard moved to another
+//	                   coreapp after its first assignment; downtime_ms runs from the
+//	                   last moment the gateway heard the old owner to the first moment
+//	                   it heard the new one (gateway.Failover; 0 when the new session
+//	                   replaced a live one). After a restart on the same data dir, the
+//	                   first connect of a shard the stored map gave to a previous run's
+//	                   coreapp is a failover from it (also to the same id: a new
+//	                   process), timed from the gateway's start
 //	takeover           node, from: a master became primary_master after another held it
 //	lease_wait         node, epoch, remaining_ms: no master is primary while the lease of
 //	                   node (a previous run's, after a restart on the same data dir) runs
@@ -64,7 +71,8 @@ type Event struct {
 	FromEpoch  uint64 `json:"from_epoch,omitempty"`
 	To         string `json:"to,omitempty"`
 	Reason     string `json:"reason,omitempty"`
-	DurationMS *int64 `json:"duration_ms,omitempty"`
+	LastHeard  string `json:"last_heard,omitempty"`
+	DowntimeMS *int64 `json:"downtime_ms,omitempty"`
 	// RemainingMS is lease_wait's time left on the lease.
 	RemainingMS *int64 `json:"remaining_ms,omitempty"`
 	Error       string `json:"error,omitempty"`
@@ -86,6 +94,7 @@ type nodeView struct {
 type holder struct {
 	coreapp string
 	epoch   uint64
+	silent  bool // the gateway does not hear it: not serving
 }
 
 // emitter keeps the cluster's state as seen from outside (health and the
@@ -96,19 +105,18 @@ type emitter struct {
 	mu    sync.Mutex
 	addrs Addrs
 	nodes map[string]*nodeView
-	// shards: who holds each shard now per the gateway; lastOwner and
-	// endedAt remember a shard's previous holder once its session ended,
-	// to time the failover when another coreapp connects it.
-	shards    map[int32]holder
-	lastOwner map[int32]string
-	endedAt   map[int32]time.Time
-	// previousRun marks a lastOwner from the stored map of a previous run
-	// (see previousOwners): its first connect is a failover even by the
-	// same coreapp id, a new process.
-	previousRun map[int32]bool
-	recent      []string
-	dirty       bool
-	now         func() time.Time
+	// shards: who holds each shard now per the gateway; witness derives
+	// the failovers and their downtime from the same events.
+	shards  map[int32]holder
+	witness gateway.Service
+	// previous are the owners the stored map of a previous run gave (see
+	// previousOwners): a shard's first connect is a failover from them,
+	// even by the same coreapp id (a new process); the gateway of this run
+	// never saw their sessions, so the witness cannot tell.
+	previous map[int32]previousOwner
+	recent   []string
+	dirty    bool
+	now      func() time.Time
 	// lastPrimary is the last master seen as primary_master. It outlives
 	// that master's entry: a killed primary shows up as unreachable
 	// ("unknown") before the successor is primary, and the takeover must
@@ -126,9 +134,7 @@ type emitter struct {
 func newEmitter(cfg Config) *emitter {
 	return &emitter{
 		cfg: cfg, nodes: map[string]*nodeView{},
-		shards: map[int32]holder{}, lastOwner: map[int32]string{}, endedAt: map[int32]time.Time{},
-		previousRun: map[int32]bool{},
-		now:         time.Now,
+		shards: map[int32]holder{}, previous: map[int32]previousOwner{}, now: time.Now,
 	}
 }
 
@@ -174,10 +180,14 @@ func plain(ev Event) string {
 		return fmt.Sprintf("gateway: %s: rejected %s (epoch %d): %s", shard(), ev.Coreapp, ev.Epoch, ev.Reason)
 	case "gateway_disconnect":
 		return fmt.Sprintf("gateway: %s: %s (epoch %d) disconnected", shard(), ev.Coreapp, ev.Epoch)
+	case "gateway_silent":
+		return fmt.Sprintf("gateway: %s: %s (epoch %d) silent, not serving (last heard %s)", shard(), ev.Coreapp, ev.Epoch, ev.LastHeard)
+	case "gateway_heard":
+		return fmt.Sprintf("gateway: %s: %s (epoch %d) heard again, serving", shard(), ev.Coreapp, ev.Epoch)
 	case "role_change":
 		return fmt.Sprintf("%s: role %s → %s", ev.Node, orDash(ev.From), ev.To)
 	case "failover":
-		return fmt.Sprintf("FAILOVER %s: %s → %s (epoch %d), %d ms without service", shard(), ev.From, ev.To, ev.Epoch, *ev.DurationMS)
+		return fmt.Sprintf("FAILOVER %s: %s → %s (epoch %d), %d ms without service", shard(), ev.From, ev.To, ev.Epoch, *ev.DowntimeMS)
 	case "takeover":
 		return fmt.Sprintf("TAKEOVER: %s is primary (was %s)", ev.Node, ev.From)
 	case "health_error":
@@ -263,9 +273,11 @@ func (e *emitter) pollExits(ps []*procs.Proc) {
 	}
 }
 
-// gateway folds the gateway's new events into the shard map and derives
-// failovers: a shard's session taken over by another coreapp (REPLACE), or
-// a shard connected again by another coreapp after its session ended.
+// gateway folds the gateway's new events into the shard map and reports
+// the failovers gateway.Service derives from them: a shard's session taken
+// over by another coreapp (REPLACE), or a shard connected again by another
+// coreapp after its session ended, timed from when the old owner was last
+// heard.
 func (e *emitter) gateway(evs []*mcsimv1.GatewayEvent) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -273,17 +285,16 @@ func (e *emitter) gateway(evs []*mcsimv1.GatewayEvent) {
 		at := time.Unix(0, g.GetUnixNs())
 		shard := g.GetShard()
 		ev := Event{Shard: &shard, Shards: g.GetShards(), Epoch: g.GetEpoch(), Coreapp: g.GetCoreappId()}
+		f, failover := e.witness.Step(g)
 		switch g.GetKind() {
 		case mcsimv1.GatewayEventKind_GATEWAY_EVENT_KIND_CONNECT:
 			ev.Event = "gateway_connect"
 			e.emitLocked(ev, at)
-			if prev, ok := e.lastOwner[shard]; ok && (prev != g.GetCoreappId() || e.previousRun[shard]) {
-				d := at.Sub(e.endedAt[shard]).Milliseconds()
-				e.failoverLocked(shard, prev, g.GetCoreappId(), g.GetEpoch(), d, at)
+			if prev, ok := e.previous[shard]; ok && !failover {
+				e.failoverLocked(shard, prev.coreapp, g.GetCoreappId(), g.GetEpoch(), at.Sub(prev.since).Milliseconds(), at)
 			}
-			e.shards[shard] = holder{g.GetCoreappId(), g.GetEpoch()}
-			delete(e.lastOwner, shard)
-			delete(e.previousRun, shard)
+			delete(e.previous, shard)
+			e.shards[shard] = holder{coreapp: g.GetCoreappId(), epoch: g.GetEpoch()}
 		case mcsimv1.GatewayEventKind_GATEWAY_EVENT_KIND_REPLACE:
 			ev.Event, ev.From, ev.FromEpoch = "gateway_replace", g.GetReplacedCoreappId(), g.GetReplacedEpoch()
 			from := g.GetReplacedShard()
@@ -293,12 +304,9 @@ func (e *emitter) gateway(evs []*mcsimv1.GatewayEvent) {
 				// A shard-count change: the replaced session's shard number
 				// means other keys; it is gone, not failed over.
 				delete(e.shards, from)
-			} else if g.GetReplacedCoreappId() != g.GetCoreappId() {
-				e.failoverLocked(shard, g.GetReplacedCoreappId(), g.GetCoreappId(), g.GetEpoch(), 0, at)
 			}
-			e.shards[shard] = holder{g.GetCoreappId(), g.GetEpoch()}
-			delete(e.lastOwner, shard)
-			delete(e.previousRun, shard)
+			delete(e.previous, shard)
+			e.shards[shard] = holder{coreapp: g.GetCoreappId(), epoch: g.GetEpoch()}
 		case mcsimv1.GatewayEventKind_GATEWAY_EVENT_KIND_REJECT:
 			ev.Event, ev.Reason = "gateway_reject", g.GetReason()
 			e.emitLocked(ev, at)
@@ -306,13 +314,27 @@ func (e *emitter) gateway(evs []*mcsimv1.GatewayEvent) {
 			ev.Event = "gateway_disconnect"
 			e.emitLocked(ev, at)
 			delete(e.shards, shard)
-			e.lastOwner[shard], e.endedAt[shard] = g.GetCoreappId(), at
+		case mcsimv1.GatewayEventKind_GATEWAY_EVENT_KIND_SILENT, mcsimv1.GatewayEventKind_GATEWAY_EVENT_KIND_HEARD:
+			silent := g.GetKind() == mcsimv1.GatewayEventKind_GATEWAY_EVENT_KIND_SILENT
+			ev.Event = "gateway_heard"
+			if silent {
+				ev.Event = "gateway_silent"
+				ev.LastHeard = time.Unix(0, g.GetLastHeardUnixNs()).UTC().Format(time.RFC3339Nano)
+			}
+			e.emitLocked(ev, at)
+			if h, ok := e.shards[shard]; ok && h.coreapp == g.GetCoreappId() && h.epoch == g.GetEpoch() {
+				h.silent = silent
+				e.shards[shard] = h
+			}
+		}
+		if failover {
+			e.failoverLocked(f.Shard, f.From, f.To, f.Epoch, f.Downtime().Milliseconds(), at)
 		}
 	}
 }
 
 func (e *emitter) failoverLocked(shard int32, from, to string, epoch uint64, ms int64, at time.Time) {
-	e.emitLocked(Event{Event: "failover", Shard: &shard, From: from, To: to, Epoch: epoch, DurationMS: &ms}, at)
+	e.emitLocked(Event{Event: "failover", Shard: &shard, From: from, To: to, Epoch: epoch, DowntimeMS: &ms}, at)
 	e.tally.failover(shard, ms)
 	e.noteLocked(at, fmt.Sprintf("shard %d: %s → %s (epoch %d), %d ms without service", shard, from, to, epoch, ms))
 }

@@ -67,7 +67,7 @@ func TestRunRefusesBadConfigBeforeTouchingTheDisk(t *testing.T) {
 }
 
 func gwEvent(seq uint64, at time.Time, kind mcsimv1.GatewayEventKind, shard int32, epoch uint64, coreapp string) *mcsimv1.GatewayEvent {
-	return &mcsimv1.GatewayEvent{Seq: seq, UnixNs: at.UnixNano(), Kind: kind, Shard: shard, Shards: 2, Epoch: epoch, CoreappId: coreapp}
+	return &mcsimv1.GatewayEvent{Seq: seq, MonoNs: at.UnixNano(), UnixNs: at.UnixNano(), Kind: kind, Shard: shard, Shards: 2, Epoch: epoch, CoreappId: coreapp}
 }
 
 // The gateway log alone tells failovers apart from first assignments: a
@@ -107,10 +107,10 @@ func TestFailoversDerivedFromTheGatewayLog(t *testing.T) {
 		t.Fatalf("failovers = %+v, want 2", failovers)
 	}
 	f0, f1 := failovers[0], failovers[1]
-	if *f0.Shard != 0 || f0.From != "a" || f0.To != "c" || f0.Epoch != 3 || *f0.DurationMS != 3200 {
+	if *f0.Shard != 0 || f0.From != "a" || f0.To != "c" || f0.Epoch != 3 || *f0.DowntimeMS != 3200 {
 		t.Errorf("crash failover = %+v, want shard 0 a→c epoch 3 in 3200 ms", f0)
 	}
-	if *f1.Shard != 1 || f1.From != "b" || f1.To != "c" || *f1.DurationMS != 0 {
+	if *f1.Shard != 1 || f1.From != "b" || f1.To != "c" || *f1.DowntimeMS != 0 {
 		t.Errorf("handover = %+v, want shard 1 b→c in 0 ms", f1)
 	}
 	if h := e.shards[0]; h.coreapp != "c" || h.epoch != 3 {
@@ -129,6 +129,38 @@ func TestFailoversDerivedFromTheGatewayLog(t *testing.T) {
 	}
 	if _, ok := e.shards[0]; ok || e.shards[2].coreapp != "d" {
 		t.Errorf("holders after remap = %+v", e.shards)
+	}
+}
+
+// A paused owner (SIGSTOP) keeps its stream open, so the gateway logs it
+// SILENT, not disconnected, and the new owner's REPLACE supersedes a silent
+// session: the failover's downtime_ms runs from when the old owner was last
+// heard, not from the REPLACE (before rule 7 it read "0 ms without service").
+// The lines a script sees, in order:
+func TestFailoverOfAPausedOwnerCountsFromLastHeard(t *testing.T) {
+	var out bytes.Buffer
+	cfg := DefaultConfig()
+	cfg.JSON, cfg.Out = true, &out
+	e := newEmitter(cfg)
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	silent := gwEvent(2, t0.Add(10600*time.Millisecond), mcsimv1.GatewayEventKind_GATEWAY_EVENT_KIND_SILENT, 0, 1, "a")
+	silent.LastHeardMonoNs, silent.LastHeardUnixNs = t0.Add(10*time.Second).UnixNano(), t0.Add(10*time.Second).UnixNano()
+	rep := gwEvent(3, t0.Add(13500*time.Millisecond), mcsimv1.GatewayEventKind_GATEWAY_EVENT_KIND_REPLACE, 0, 2, "b")
+	rep.ReplacedCoreappId, rep.ReplacedEpoch, rep.ReplacedShard, rep.ReplacedShards = "a", 1, 0, 2
+	e.gateway([]*mcsimv1.GatewayEvent{gwEvent(1, t0, mcsimv1.GatewayEventKind_GATEWAY_EVENT_KIND_CONNECT, 0, 1, "a"), silent})
+	if h := e.shards[0]; !h.silent {
+		t.Errorf("shard 0 holder after SILENT = %+v, want silent", h)
+	}
+	e.gateway([]*mcsimv1.GatewayEvent{rep})
+	want := []string{
+		`{"time":"2026-01-01T00:00:00Z","event":"gateway_connect","shard":0,"shards":2,"epoch":1,"coreapp":"a"}`,
+		`{"time":"2026-01-01T00:00:10.6Z","event":"gateway_silent","shard":0,"shards":2,"epoch":1,"coreapp":"a","last_heard":"2026-01-01T00:00:10Z"}`,
+		`{"time":"2026-01-01T00:00:13.5Z","event":"gateway_replace","shard":0,"shards":2,"epoch":2,"coreapp":"b","from":"a","from_shard":0,"from_shards":2,"from_epoch":1}`,
+		`{"time":"2026-01-01T00:00:13.5Z","event":"failover","shard":0,"epoch":2,"from":"a","to":"b","downtime_ms":3500}`,
+	}
+	got := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("lines:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
 

@@ -42,6 +42,12 @@ func (c *cluster) loadPreviousOwners(ctx context.Context, since time.Time) {
 	c.events.previousOwners(resp.GetShardMap(), since)
 }
 
+// previousOwner is a shard's owner in a previous run's stored map.
+type previousOwner struct {
+	coreapp string
+	since   time.Time // the gateway's start: when this run began to watch
+}
+
 // previousOwners records the stored map's owners as the shards' last
 // owners, their sessions ended at since (the gateway's start).
 func (e *emitter) previousOwners(m *mcsimv1.ShardMap, since time.Time) {
@@ -53,8 +59,7 @@ func (e *emitter) previousOwners(m *mcsimv1.ShardMap, since time.Time) {
 		if a.GetCoreappId() == "" || int(s) >= e.cfg.Shards {
 			continue
 		}
-		e.lastOwner[s], e.endedAt[s] = a.GetCoreappId(), since
-		e.previousRun[s] = true
+		e.previous[s] = previousOwner{coreapp: a.GetCoreappId(), since: since}
 		owners = append(owners, fmt.Sprintf("%d → %s (epoch %d)", s, a.GetCoreappId(), a.GetEpoch()))
 	}
 	if len(owners) > 0 {

@@ -49,7 +49,7 @@ func TestFailoversOfAPreviousRunsShards(t *testing.T) {
 			t.Fatalf("line %q: %v", line, err)
 		}
 		if ev.Event == "failover" {
-			got = append(got, fmt.Sprintf("shard %d: %s → %s epoch %d, %d ms", *ev.Shard, ev.From, ev.To, ev.Epoch, *ev.DurationMS))
+			got = append(got, fmt.Sprintf("shard %d: %s → %s epoch %d, %d ms", *ev.Shard, ev.From, ev.To, ev.Epoch, *ev.DowntimeMS))
 		}
 	}
 	want := []string{

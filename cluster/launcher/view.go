@@ -108,7 +108,11 @@ func (e *emitter) frameLocked() []string {
 	add("shards (per the gateway)")
 	for _, s := range slices.Sorted(maps.Keys(e.shards)) {
 		h := e.shards[s]
-		add("  %2d → %-12s epoch %d", s, h.coreapp, h.epoch)
+		silent := ""
+		if h.silent {
+			silent = "  SILENT: not heard by the gateway, not serving"
+		}
+		add("  %2d → %-12s epoch %d%s", s, h.coreapp, h.epoch, silent)
 	}
 	for s := int32(0); s < int32(e.cfg.Shards); s++ {
 		if _, ok := e.shards[s]; !ok {

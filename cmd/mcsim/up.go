@@ -55,14 +55,18 @@ view. Every object has "time" (RFC 3339, UTC) and "event"; the kinds:
                      the shard count a session was opened with)
   gateway_reject     shard, shards, epoch, coreapp, reason
   gateway_disconnect shard, shards, epoch, coreapp
+  gateway_silent     shard, shards, epoch, coreapp, last_heard: the gateway no
+                     longer hears the session (no pong for 600 ms; it pings every
+                     200 ms): still open, not serving
+  gateway_heard      shard, shards, epoch, coreapp: a silent session answered again
   role_change        node, from ("" on first sight), to  (roles as in /v1/health)
-  failover           shard, from, to, epoch, duration_ms: the shard moved to
-                     another coreapp after its first assignment; duration_ms is
-                     the gap without a session the gateway saw (0 when the new
-                     session replaced a live one); after a restart on the same
-                     --data, a shard's first connect is a failover from the
-                     previous run's owner in the stored map, timed from the
-                     gateway's start
+  failover           shard, from, to, epoch, downtime_ms: the shard moved to
+                     another coreapp after its first assignment; downtime_ms runs
+                     from the last moment the gateway heard the old owner to the
+                     first moment it heard the new one (0 when the new session
+                     replaced a live one); after a restart on the same --data, a
+                     shard's first connect is a failover from the previous run's
+                     owner in the stored map, timed from the gateway's start
   takeover           node, from: another master became primary_master
   lease_wait         node, epoch, remaining_ms: no master is primary while the
                      lease of node runs (a previous run's, after a restart on

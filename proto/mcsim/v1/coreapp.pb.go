@@ -29,9 +29,11 @@ const (
 	GatewayStatus_GATEWAY_STATUS_UNSPECIFIED GatewayStatus = 0
 	// Never connected (no shard assigned since start).
 	GatewayStatus_GATEWAY_STATUS_UNINITIALIZED GatewayStatus = 1
-	// Opening a session.
+	// Not served: opening a session, or the session is open but the gateway
+	// has not been heard (no ping for its silent_after_ms: cut off, or the
+	// gateway paused). The assignment is kept.
 	GatewayStatus_GATEWAY_STATUS_CONNECTING GatewayStatus = 2
-	// Every assigned shard has a session.
+	// Every assigned shard has a session and the gateway is heard on it.
 	GatewayStatus_GATEWAY_STATUS_CONNECTED GatewayStatus = 3
 	// No session (a standby).
 	GatewayStatus_GATEWAY_STATUS_DISCONNECTED GatewayStatus = 4

@@ -96,6 +96,12 @@ const (
 	GatewayEventKind_GATEWAY_EVENT_KIND_REJECT GatewayEventKind = 3
 	// A session ended (the coreapp closed it or its connection broke).
 	GatewayEventKind_GATEWAY_EVENT_KIND_DISCONNECT GatewayEventKind = 4
+	// An open session was not heard from (no pong) for silent_after_ms: it
+	// no longer counts as serving from last_heard_mono_ns on, though it
+	// still holds its keys (fencing is unchanged).
+	GatewayEventKind_GATEWAY_EVENT_KIND_SILENT GatewayEventKind = 5
+	// A SILENT session was heard again: it serves again from this event on.
+	GatewayEventKind_GATEWAY_EVENT_KIND_HEARD GatewayEventKind = 6
 )
 
 // Enum value maps for GatewayEventKind.
@@ -106,6 +112,8 @@ var (
 		2: "GATEWAY_EVENT_KIND_REPLACE",
 		3: "GATEWAY_EVENT_KIND_REJECT",
 		4: "GATEWAY_EVENT_KIND_DISCONNECT",
+		5: "GATEWAY_EVENT_KIND_SILENT",
+		6: "GATEWAY_EVENT_KIND_HEARD",
 	}
 	GatewayEventKind_value = map[string]int32{
 		"GATEWAY_EVENT_KIND_UNSPECIFIED": 0,
@@ -113,6 +121,8 @@ var (
 		"GATEWAY_EVENT_KIND_REPLACE":     2,
 		"GATEWAY_EVENT_KIND_REJECT":      3,
 		"GATEWAY_EVENT_KIND_DISCONNECT":  4,
+		"GATEWAY_EVENT_KIND_SILENT":      5,
+		"GATEWAY_EVENT_KIND_HEARD":       6,
 	}
 )
 
@@ -143,7 +153,8 @@ func (GatewayEventKind) EnumDescriptor() ([]byte, []int) {
 	return file_mcsim_v1_gateway_proto_rawDescGZIP(), []int{1}
 }
 
-// SessionRequest opens a shard session.
+// SessionRequest opens a shard session (the stream's first message) or
+// answers a ping (every later one: only pong is read).
 type SessionRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The coreapp connecting.
@@ -156,7 +167,9 @@ type SessionRequest struct {
 	// of count N serves the keys k with hash(k) % N == s, so sessions of
 	// different counts can overlap; the gateway fences on the keys, not on
 	// the shard number.
-	Shards        int32 `protobuf:"varint,4,opt,name=shards,proto3" json:"shards,omitempty"`
+	Shards int32 `protobuf:"varint,4,opt,name=shards,proto3" json:"shards,omitempty"`
+	// On every message after the first: the seq of the ping answered.
+	Pong          uint64 `protobuf:"varint,5,opt,name=pong,proto3" json:"pong,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -219,13 +232,29 @@ func (x *SessionRequest) GetShards() int32 {
 	return 0
 }
 
-// SessionResponse tells a coreapp what happened to its session.
+func (x *SessionRequest) GetPong() uint64 {
+	if x != nil {
+		return x.Pong
+	}
+	return 0
+}
+
+// SessionResponse tells a coreapp what happened to its session, or pings it.
 type SessionResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// What happened.
+	// What happened (UNSPECIFIED on a ping).
 	State SessionState `protobuf:"varint,1,opt,name=state,proto3,enum=mcsim.v1.SessionState" json:"state,omitempty"`
 	// Why, for REJECTED and REPLACED.
-	Reason        string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	Reason string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	// A ping, to be answered with a pong of the same value: 1, 2, 3, … on
+	// each session; 0 on messages that are not pings.
+	Ping uint64 `protobuf:"varint,3,opt,name=ping,proto3" json:"ping,omitempty"`
+	// For ACCEPTED: how often the gateway pings the session, in milliseconds.
+	PingIntervalMs int64 `protobuf:"varint,4,opt,name=ping_interval_ms,json=pingIntervalMs,proto3" json:"ping_interval_ms,omitempty"`
+	// For ACCEPTED: after how many milliseconds without a pong the gateway
+	// logs the session SILENT; a coreapp that gets no ping for as long is cut
+	// off and must report its shard as not served.
+	SilentAfterMs int64 `protobuf:"varint,5,opt,name=silent_after_ms,json=silentAfterMs,proto3" json:"silent_after_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -272,6 +301,27 @@ func (x *SessionResponse) GetReason() string {
 		return x.Reason
 	}
 	return ""
+}
+
+func (x *SessionResponse) GetPing() uint64 {
+	if x != nil {
+		return x.Ping
+	}
+	return 0
+}
+
+func (x *SessionResponse) GetPingIntervalMs() int64 {
+	if x != nil {
+		return x.PingIntervalMs
+	}
+	return 0
+}
+
+func (x *SessionResponse) GetSilentAfterMs() int64 {
+	if x != nil {
+		return x.SilentAfterMs
+	}
+	return 0
 }
 
 // EventsRequest asks for the event log.
@@ -489,8 +539,14 @@ type GatewayEvent struct {
 	ReplacedShard int32 `protobuf:"varint,12,opt,name=replaced_shard,json=replacedShard,proto3" json:"replaced_shard,omitempty"`
 	// For REPLACE: the shard count of the replaced session.
 	ReplacedShards int32 `protobuf:"varint,13,opt,name=replaced_shards,json=replacedShards,proto3" json:"replaced_shards,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// For SILENT: when the session was last heard (its open or its last pong),
+	// on the clock of mono_ns. A session serves until it is last heard: the
+	// downtime of a failover runs from there when the old session was silent.
+	LastHeardMonoNs int64 `protobuf:"varint,14,opt,name=last_heard_mono_ns,json=lastHeardMonoNs,proto3" json:"last_heard_mono_ns,omitempty"`
+	// For SILENT: last_heard_mono_ns as wall-clock Unix nanoseconds.
+	LastHeardUnixNs int64 `protobuf:"varint,15,opt,name=last_heard_unix_ns,json=lastHeardUnixNs,proto3" json:"last_heard_unix_ns,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *GatewayEvent) Reset() {
@@ -614,20 +670,38 @@ func (x *GatewayEvent) GetReplacedShards() int32 {
 	return 0
 }
 
+func (x *GatewayEvent) GetLastHeardMonoNs() int64 {
+	if x != nil {
+		return x.LastHeardMonoNs
+	}
+	return 0
+}
+
+func (x *GatewayEvent) GetLastHeardUnixNs() int64 {
+	if x != nil {
+		return x.LastHeardUnixNs
+	}
+	return 0
+}
+
 var File_mcsim_v1_gateway_proto protoreflect.FileDescriptor
 
 const file_mcsim_v1_gateway_proto_rawDesc = "" +
 	"\n" +
-	"\x16mcsim/v1/gateway.proto\x12\bmcsim.v1\"s\n" +
+	"\x16mcsim/v1/gateway.proto\x12\bmcsim.v1\"\x87\x01\n" +
 	"\x0eSessionRequest\x12\x1d\n" +
 	"\n" +
 	"coreapp_id\x18\x01 \x01(\tR\tcoreappId\x12\x14\n" +
 	"\x05shard\x18\x02 \x01(\x05R\x05shard\x12\x14\n" +
 	"\x05epoch\x18\x03 \x01(\x04R\x05epoch\x12\x16\n" +
-	"\x06shards\x18\x04 \x01(\x05R\x06shards\"W\n" +
+	"\x06shards\x18\x04 \x01(\x05R\x06shards\x12\x12\n" +
+	"\x04pong\x18\x05 \x01(\x04R\x04pong\"\xbd\x01\n" +
 	"\x0fSessionResponse\x12,\n" +
 	"\x05state\x18\x01 \x01(\x0e2\x16.mcsim.v1.SessionStateR\x05state\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reason\",\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x12\n" +
+	"\x04ping\x18\x03 \x01(\x04R\x04ping\x12(\n" +
+	"\x10ping_interval_ms\x18\x04 \x01(\x03R\x0epingIntervalMs\x12&\n" +
+	"\x0fsilent_after_ms\x18\x05 \x01(\x03R\rsilentAfterMs\",\n" +
 	"\rEventsRequest\x12\x1b\n" +
 	"\tsince_seq\x18\x01 \x01(\x04R\bsinceSeq\"1\n" +
 	"\x12WatchEventsRequest\x12\x1b\n" +
@@ -635,7 +709,7 @@ const file_mcsim_v1_gateway_proto_rawDesc = "" +
 	"\x13WatchEventsResponse\x12,\n" +
 	"\x05event\x18\x01 \x01(\v2\x16.mcsim.v1.GatewayEventR\x05event\"@\n" +
 	"\x0eEventsResponse\x12.\n" +
-	"\x06events\x18\x01 \x03(\v2\x16.mcsim.v1.GatewayEventR\x06events\"\xa4\x03\n" +
+	"\x06events\x18\x01 \x03(\v2\x16.mcsim.v1.GatewayEventR\x06events\"\xfe\x03\n" +
 	"\fGatewayEvent\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x17\n" +
 	"\amono_ns\x18\x02 \x01(\x03R\x06monoNs\x12\x17\n" +
@@ -651,20 +725,24 @@ const file_mcsim_v1_gateway_proto_rawDesc = "" +
 	" \x01(\tR\x06reason\x12\x16\n" +
 	"\x06shards\x18\v \x01(\x05R\x06shards\x12%\n" +
 	"\x0ereplaced_shard\x18\f \x01(\x05R\rreplacedShard\x12'\n" +
-	"\x0freplaced_shards\x18\r \x01(\x05R\x0ereplacedShards*\x81\x01\n" +
+	"\x0freplaced_shards\x18\r \x01(\x05R\x0ereplacedShards\x12+\n" +
+	"\x12last_heard_mono_ns\x18\x0e \x01(\x03R\x0flastHeardMonoNs\x12+\n" +
+	"\x12last_heard_unix_ns\x18\x0f \x01(\x03R\x0flastHeardUnixNs*\x81\x01\n" +
 	"\fSessionState\x12\x1d\n" +
 	"\x19SESSION_STATE_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16SESSION_STATE_ACCEPTED\x10\x01\x12\x1a\n" +
 	"\x16SESSION_STATE_REJECTED\x10\x02\x12\x1a\n" +
-	"\x16SESSION_STATE_REPLACED\x10\x03*\xb8\x01\n" +
+	"\x16SESSION_STATE_REPLACED\x10\x03*\xf5\x01\n" +
 	"\x10GatewayEventKind\x12\"\n" +
 	"\x1eGATEWAY_EVENT_KIND_UNSPECIFIED\x10\x00\x12\x1e\n" +
 	"\x1aGATEWAY_EVENT_KIND_CONNECT\x10\x01\x12\x1e\n" +
 	"\x1aGATEWAY_EVENT_KIND_REPLACE\x10\x02\x12\x1d\n" +
 	"\x19GATEWAY_EVENT_KIND_REJECT\x10\x03\x12!\n" +
-	"\x1dGATEWAY_EVENT_KIND_DISCONNECT\x10\x042\xdd\x01\n" +
-	"\x0eGatewayService\x12@\n" +
-	"\aSession\x12\x18.mcsim.v1.SessionRequest\x1a\x19.mcsim.v1.SessionResponse0\x01\x12;\n" +
+	"\x1dGATEWAY_EVENT_KIND_DISCONNECT\x10\x04\x12\x1d\n" +
+	"\x19GATEWAY_EVENT_KIND_SILENT\x10\x05\x12\x1c\n" +
+	"\x18GATEWAY_EVENT_KIND_HEARD\x10\x062\xdf\x01\n" +
+	"\x0eGatewayService\x12B\n" +
+	"\aSession\x12\x18.mcsim.v1.SessionRequest\x1a\x19.mcsim.v1.SessionResponse(\x010\x01\x12;\n" +
 	"\x06Events\x12\x17.mcsim.v1.EventsRequest\x1a\x18.mcsim.v1.EventsResponse\x12L\n" +
 	"\vWatchEvents\x12\x1c.mcsim.v1.WatchEventsRequest\x1a\x1d.mcsim.v1.WatchEventsResponse0\x01B/Z-github.com/mcsim/mcsim/proto/mcsim/v1;mcsimv1b\x06proto3"
 

@@ -30,7 +30,8 @@ const (
 //
 // GatewayService is the simulated WhatsApp server. Coreapps open one session per
 // shard. It is the impartial witness of the cluster: it keeps a log of every
-// connect, replace, reject and disconnect.
+// connect, replace, reject and disconnect, and of every session that stops
+// being heard (silent) and is heard again.
 type GatewayServiceClient interface {
 	// Session opens a shard session and holds it for as long as the stream
 	// lives. The first message says ACCEPTED or REJECTED. A session covers
@@ -39,7 +40,17 @@ type GatewayServiceClient interface {
 	// (or the same assignment reconnecting); a newer epoch replaces every
 	// open session sharing a key with it, whose streams then get REPLACED and
 	// end. Cancelling the stream is a disconnect.
-	Session(ctx context.Context, in *SessionRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[SessionResponse], error)
+	//
+	// The first request opens the session; every later one is a pong. An
+	// accepted session gets a ping every ping_interval_ms (the ACCEPTED
+	// message says how often) and must answer each with a pong: a session the
+	// gateway has not heard from for silent_after_ms is logged SILENT (it no
+	// longer counts as serving, though it still holds its keys) until it is
+	// heard again. The gateway pings, rather than the coreapp beating, so
+	// that the witness alone sets the pace and a coreapp learns it from the
+	// ACCEPTED message; a coreapp that gets no ping for silent_after_ms knows
+	// it is cut off and must not claim to serve.
+	Session(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[SessionRequest, SessionResponse], error)
 	// Events returns the event log from a sequence number on.
 	Events(ctx context.Context, in *EventsRequest, opts ...grpc.CallOption) (*EventsResponse, error)
 	// WatchEvents streams the log from a sequence number on, then every new
@@ -55,24 +66,18 @@ func NewGatewayServiceClient(cc grpc.ClientConnInterface) GatewayServiceClient {
 	return &gatewayServiceClient{cc}
 }
 
-func (c *gatewayServiceClient) Session(ctx context.Context, in *SessionRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[SessionResponse], error) {
+func (c *gatewayServiceClient) Session(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[SessionRequest, SessionResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	stream, err := c.cc.NewStream(ctx, &GatewayService_ServiceDesc.Streams[0], GatewayService_Session_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
 	x := &grpc.GenericClientStream[SessionRequest, SessionResponse]{ClientStream: stream}
-	if err := x.ClientStream.SendMsg(in); err != nil {
-		return nil, err
-	}
-	if err := x.ClientStream.CloseSend(); err != nil {
-		return nil, err
-	}
 	return x, nil
 }
 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
-type GatewayService_SessionClient = grpc.ServerStreamingClient[SessionResponse]
+type GatewayService_SessionClient = grpc.BidiStreamingClient[SessionRequest, SessionResponse]
 
 func (c *gatewayServiceClient) Events(ctx context.Context, in *EventsRequest, opts ...grpc.CallOption) (*EventsResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
@@ -109,7 +114,8 @@ type GatewayService_WatchEventsClient = grpc.ServerStreamingClient[WatchEventsRe
 //
 // GatewayService is the simulated WhatsApp server. Coreapps open one session per
 // shard. It is the impartial witness of the cluster: it keeps a log of every
-// connect, replace, reject and disconnect.
+// connect, replace, reject and disconnect, and of every session that stops
+// being heard (silent) and is heard again.
 type GatewayServiceServer interface {
 	// Session opens a shard session and holds it for as long as the stream
 	// lives. The first message says ACCEPTED or REJECTED. A session covers
@@ -118,7 +124,17 @@ type GatewayServiceServer interface {
 	// (or the same assignment reconnecting); a newer epoch replaces every
 	// open session sharing a key with it, whose streams then get REPLACED and
 	// end. Cancelling the stream is a disconnect.
-	Session(*SessionRequest, grpc.ServerStreamingServer[SessionResponse]) error
+	//
+	// The first request opens the session; every later one is a pong. An
+	// accepted session gets a ping every ping_interval_ms (the ACCEPTED
+	// message says how often) and must answer each with a pong: a session the
+	// gateway has not heard from for silent_after_ms is logged SILENT (it no
+	// longer counts as serving, though it still holds its keys) until it is
+	// heard again. The gateway pings, rather than the coreapp beating, so
+	// that the witness alone sets the pace and a coreapp learns it from the
+	// ACCEPTED message; a coreapp that gets no ping for silent_after_ms knows
+	// it is cut off and must not claim to serve.
+	Session(grpc.BidiStreamingServer[SessionRequest, SessionResponse]) error
 	// Events returns the event log from a sequence number on.
 	Events(context.Context, *EventsRequest) (*EventsResponse, error)
 	// WatchEvents streams the log from a sequence number on, then every new
@@ -134,7 +150,7 @@ type GatewayServiceServer interface {
 // pointer dereference when methods are called.
 type UnimplementedGatewayServiceServer struct{}
 
-func (UnimplementedGatewayServiceServer) Session(*SessionRequest, grpc.ServerStreamingServer[SessionResponse]) error {
+func (UnimplementedGatewayServiceServer) Session(grpc.BidiStreamingServer[SessionRequest, SessionResponse]) error {
 	return status.Error(codes.Unimplemented, "method Session not implemented")
 }
 func (UnimplementedGatewayServiceServer) Events(context.Context, *EventsRequest) (*EventsResponse, error) {
@@ -165,15 +181,11 @@ func RegisterGatewayServiceServer(s grpc.ServiceRegistrar, srv GatewayServiceSer
 }
 
 func _GatewayService_Session_Handler(srv interface{}, stream grpc.ServerStream) error {
-	m := new(SessionRequest)
-	if err := stream.RecvMsg(m); err != nil {
-		return err
-	}
-	return srv.(GatewayServiceServer).Session(m, &grpc.GenericServerStream[SessionRequest, SessionResponse]{ServerStream: stream})
+	return srv.(GatewayServiceServer).Session(&grpc.GenericServerStream[SessionRequest, SessionResponse]{ServerStream: stream})
 }
 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
-type GatewayService_SessionServer = grpc.ServerStreamingServer[SessionResponse]
+type GatewayService_SessionServer = grpc.BidiStreamingServer[SessionRequest, SessionResponse]
 
 func _GatewayService_Events_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(EventsRequest)
@@ -221,6 +233,7 @@ var GatewayService_ServiceDesc = grpc.ServiceDesc{
 			StreamName:    "Session",
 			Handler:       _GatewayService_Session_Handler,
 			ServerStreams: true,
+			ClientStreams: true,
 		},
 		{
 			StreamName:    "WatchEvents",
