@@ -71,9 +71,12 @@ type Config struct {
 	// Out receives the URLs and the status view or event stream; Err
 	// receives warnings.
 	Out, Err io.Writer
-	// PollInterval is how often /v1/health and the gateway log are read;
-	// 0 means 250 ms.
+	// PollInterval is how often the gateway log, the store's lease
+	// decisions and the processes are looked at; 0 means 100 ms.
 	PollInterval time.Duration
+	// HealthInterval is how often /v1/health is read (roles and gateway
+	// statuses for the view); 0 means DefaultHealthInterval.
+	HealthInterval time.Duration
 }
 
 // DefaultConfig is the defaults: 2 masters, 3 coreapps (one
@@ -127,6 +130,9 @@ func (c Config) Validate() error {
 	}
 	if c.PollInterval < 0 {
 		errs = append(errs, fmt.Errorf("PollInterval: must be ≥ 0, got %v", c.PollInterval))
+	}
+	if c.HealthInterval < 0 {
+		errs = append(errs, fmt.Errorf("HealthInterval: must be ≥ 0, got %v", c.HealthInterval))
 	}
 	return errors.Join(errs...)
 }

@@ -42,7 +42,8 @@ import (
 //	                   first connect of a shard the stored map gave to a previous run's
 //	                   coreapp is a failover from it (also to the same id: a new
 //	                   process), timed from the gateway's start
-//	takeover           node, from: a master became primary_master after another held it
+//	takeover           node, from, lease_epoch: the store granted the lease to a master
+//	                   other than its last holder (timed by the store's grant)
 //	lease_wait         node, epoch, remaining_ms: no master is primary while the lease of
 //	                   node (a previous run's, after a restart on the same data dir) runs
 //	                   remaining_ms more by the store's clock; once per holder and epoch
@@ -75,6 +76,7 @@ type Event struct {
 	DowntimeMS *int64 `json:"downtime_ms,omitempty"`
 	// RemainingMS is lease_wait's time left on the lease.
 	RemainingMS *int64 `json:"remaining_ms,omitempty"`
+	LeaseEpoch  uint64 `json:"lease_epoch,omitempty"`
 	Error       string `json:"error,omitempty"`
 	// The "stopped" summary.
 	Failovers         *int   `json:"failovers,omitempty"`
@@ -117,11 +119,8 @@ type emitter struct {
 	recent   []string
 	dirty    bool
 	now      func() time.Time
-	// lastPrimary is the last master seen as primary_master. It outlives
-	// that master's entry: a killed primary shows up as unreachable
-	// ("unknown") before the successor is primary, and the takeover must
-	// still name it.
-	lastPrimary string
+	// lastHolder is the master the store last granted the lease to.
+	lastHolder string
 	// note says why there is no primary (health.PrimaryNote); waitingFor
 	// is the lease (holder/epoch) a lease_wait was last reported for.
 	note, waitingFor string
@@ -189,7 +188,7 @@ func plain(ev Event) string {
 	case "failover":
 		return fmt.Sprintf("FAILOVER %s: %s → %s (epoch %d), %d ms without service", shard(), ev.From, ev.To, ev.Epoch, *ev.DowntimeMS)
 	case "takeover":
-		return fmt.Sprintf("TAKEOVER: %s is primary (was %s)", ev.Node, ev.From)
+		return fmt.Sprintf("TAKEOVER: %s is primary (was %s), lease epoch %d", ev.Node, ev.From, ev.LeaseEpoch)
 	case "health_error":
 		return "health: " + ev.Error
 	case "lease_wait":
@@ -370,14 +369,6 @@ func (e *emitter) health(entries map[string]health.Entry, err error) {
 				from = ""
 			}
 			e.emitLocked(Event{Event: "role_change", Node: id, From: from, To: role}, at)
-			if role == "primary_master" && e.lastPrimary != "" && e.lastPrimary != id {
-				e.emitLocked(Event{Event: "takeover", Node: id, From: e.lastPrimary}, at)
-				e.tally.takeovers++
-				e.noteLocked(at, fmt.Sprintf("takeover: %s is primary (was %s)", id, e.lastPrimary))
-			}
-		}
-		if role == "primary_master" {
-			e.lastPrimary = id
 		}
 		if n.status != h.GatewayStatus || !slices.Equal(n.shards, h.Shards) || n.err != h.Error {
 			e.dirty = true

@@ -64,6 +64,10 @@ type cluster struct {
 	events *emitter
 	// nextSeq is the first gateway event not yet shown.
 	nextSeq uint64
+	// leases is the store's record of the lease; nextLease the first
+	// decision not yet shown.
+	leases    leaseRecord
+	nextLease int
 }
 
 // Run starts the cluster, shows its status until ctx ends, then stops it:
@@ -78,7 +82,10 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		cfg.Err = io.Discard
 	}
 	if cfg.PollInterval == 0 {
-		cfg.PollInterval = 250 * time.Millisecond
+		cfg.PollInterval = 100 * time.Millisecond
+	}
+	if cfg.HealthInterval == 0 {
+		cfg.HealthInterval = DefaultHealthInterval
 	}
 	if cfg.AdminPassword == "" {
 		cfg.AdminPassword = service.DefaultAdminPassword
@@ -181,6 +188,7 @@ func (c *cluster) startSettings(ctx, svcCtx context.Context, done chan<- error, 
 	scfg.DataDir = c.cfg.DataDir
 	scfg.AdminPassword = c.cfg.AdminPassword
 	scfg.Logger = log
+	scfg.OnLease = c.leases.add
 	if c.cfg.ClusterKey != "" {
 		scfg.ClusterKey = membership.KeyFromPassphrase(c.cfg.ClusterKey)
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/mcsim/mcsim/cluster/health"
 	mcsimv1 "github.com/mcsim/mcsim/proto/mcsim/v1"
+	"github.com/mcsim/mcsim/settings/grpcapi"
 )
 
 func TestValidateNamesEveryBadFlag(t *testing.T) {
@@ -164,42 +165,35 @@ func TestFailoverOfAPausedOwnerCountsFromLastHeard(t *testing.T) {
 	}
 }
 
-func TestTakeoverFromHealth(t *testing.T) {
+// Takeovers come from the store's own record of the lease, timed by its
+// grant: renewals and releases are none, and a role seen in /v1/health is
+// not one either (a deposed master may still believe it is primary).
+func TestTakeoverFromTheStoresGrants(t *testing.T) {
 	var out bytes.Buffer
 	cfg := DefaultConfig()
-	cfg.Out = &out
+	cfg.JSON, cfg.Out = true, &out
 	e := newEmitter(cfg)
-	e.health(map[string]health.Entry{
-		"127.0.0.1:master-1": {Role: "primary_master"},
-		"127.0.0.1:master-2": {Role: "secondary_master"},
-	}, nil)
+	t0 := time.Date(2026, 12, 1, 21, 14, 0, 0, time.UTC)
 	e.health(map[string]health.Entry{"127.0.0.1:master-2": {Role: "primary_master"}}, nil)
-	got := out.String()
-	for _, want := range []string{"master-1: role - → primary_master", "master-2: role secondary_master → primary_master", "TAKEOVER: master-2 is primary (was master-1)"} {
-		if !strings.Contains(got, want) {
-			t.Errorf("output %q lacks %q", got, want)
+	e.lease([]grpcapi.LeaseEvent{
+		{At: t0, Master: "master-1", Epoch: 1},
+		{At: t0.Add(time.Second), Master: "master-1", Epoch: 1, Renewal: true},
+		{At: t0.Add(2 * time.Second), Master: "master-1", Epoch: 1, Released: true},
+		{At: t0.Add(2*time.Second + 12*time.Millisecond), Master: "master-2", Epoch: 2},
+		{At: t0.Add(3 * time.Second), Master: "master-2", Epoch: 2, Renewal: true},
+	})
+	var takeovers []string
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		if strings.Contains(line, `"takeover"`) {
+			takeovers = append(takeovers, line)
 		}
 	}
-}
-
-// A killed primary is first seen unreachable ("unknown"), and only in a
-// later poll is the successor primary: the takeover still names it.
-func TestTakeoverAfterPrimaryWentUnreachable(t *testing.T) {
-	var out bytes.Buffer
-	cfg := DefaultConfig()
-	cfg.Out = &out
-	e := newEmitter(cfg)
-	e.health(map[string]health.Entry{
-		"127.0.0.1:master-1": {Role: "primary_master"},
-		"127.0.0.1:master-2": {Role: "secondary_master"},
-	}, nil)
-	e.health(map[string]health.Entry{
-		"127.0.0.1:master-1": {Role: "unknown", Error: "unreachable"},
-		"127.0.0.1:master-2": {Role: "secondary_master"},
-	}, nil)
-	e.health(map[string]health.Entry{"127.0.0.1:master-2": {Role: "primary_master"}}, nil)
-	if want := "TAKEOVER: master-2 is primary (was master-1)"; !strings.Contains(out.String(), want) {
-		t.Errorf("output %q lacks %q", out.String(), want)
+	want := `{"time":"2026-12-01T21:14:02.012Z","event":"takeover","node":"master-2","from":"master-1","lease_epoch":2}`
+	if len(takeovers) != 1 || takeovers[0] != want {
+		t.Errorf("takeovers %q, want exactly %s", takeovers, want)
+	}
+	if e.tally.takeovers != 1 {
+		t.Errorf("tally %d takeovers", e.tally.takeovers)
 	}
 }
 

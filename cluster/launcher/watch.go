@@ -8,14 +8,29 @@ import (
 	"github.com/mcsim/mcsim/cluster/health"
 )
 
-// watch feeds the emitter until ctx ends: the gateway log, /v1/health and
-// process exits, every PollInterval.
+// watch feeds the emitter until ctx ends: the gateway log, the store's
+// lease decisions and process exits every PollInterval (all in this
+// process, so cheap), /v1/health every HealthInterval (a Status call to
+// every node).
 func (c *cluster) watch(ctx context.Context) {
 	t := time.NewTicker(c.cfg.PollInterval)
 	defer t.Stop()
 	lastErr := ""
+	var lastHealth time.Time
 	for {
 		c.drainGateway()
+		c.drainLeases()
+		c.events.pollExits(c.sup.Procs())
+		if time.Since(lastHealth) < c.cfg.HealthInterval {
+			c.events.render()
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			continue
+		}
+		lastHealth = time.Now()
 		entries, lease, err := c.health(ctx)
 		if ctx.Err() != nil {
 			return
@@ -31,13 +46,20 @@ func (c *cluster) watch(ctx context.Context) {
 			c.events.health(entries, nil)
 			c.events.leaseWait(entries, lease)
 		}
-		c.events.pollExits(c.sup.Procs())
 		c.events.render()
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
+	}
+}
+
+// drainLeases shows the store's lease decisions not yet shown.
+func (c *cluster) drainLeases() {
+	if evs := c.leases.since(c.nextLease); len(evs) > 0 {
+		c.events.lease(evs)
+		c.nextLease += len(evs)
 	}
 }
 

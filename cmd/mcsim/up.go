@@ -13,7 +13,7 @@ import (
 
 func newUpCommand() *cobra.Command {
 	cfg := launcher.DefaultConfig()
-	var pollMS int
+	var pollMS, healthMS int
 	c := &cobra.Command{
 		Use:   "up",
 		Short: "Run a whole local cluster: settings service, gateway, masters and coreapps",
@@ -29,7 +29,8 @@ Before any node starts, the shard count is set (POST /v1/account/shards) and,
 when given, heartbeat_interval and unhealthy_interval are PATCHed into the
 settings. Then it prints the URLs and a live status view (shard → coreapp and
 epoch, per the gateway; each node's role and gateway status, per
-GET /v1/health, polled every --poll-ms; recent failovers and takeovers). On a
+GET /v1/health, read every --health-ms; recent failovers and takeovers, read
+from the gateway's log and the store's lease grants every --poll-ms). On a
 terminal, while 'mcsim up' is the foreground job, the view is redrawn in
 place below what the terminal showed (never clearing the screen, cut to the
 terminal's width and height, so no frame lands in the scrollback);
@@ -67,7 +68,8 @@ view. Every object has "time" (RFC 3339, UTC) and "event"; the kinds:
                      replaced a live one); after a restart on the same --data, a
                      shard's first connect is a failover from the previous run's
                      owner in the stored map, timed from the gateway's start
-  takeover           node, from: another master became primary_master
+  takeover           node, from, lease_epoch: the store granted the lease to
+                     another master (timed by the store's grant, to the ms)
   lease_wait         node, epoch, remaining_ms: no master is primary while the
                      lease of node runs (a previous run's, after a restart on
                      the same --data); once per lease
@@ -101,6 +103,10 @@ Exit status: 0 after a stop by signal, 1 when the cluster could not start
 				return usageErr("--poll-ms: must be ≥ 10, got %d", pollMS)
 			}
 			cfg.PollInterval = msDuration(pollMS)
+			if healthMS < 100 {
+				return usageErr("--health-ms: must be ≥ 100, got %d", healthMS)
+			}
+			cfg.HealthInterval = msDuration(healthMS)
 			err := launcher.Run(cmd.Context(), cfg)
 			var ce *launcher.ConfigError
 			switch {
@@ -124,7 +130,8 @@ Exit status: 0 after a stop by signal, 1 when the cluster could not start
 	durationFlag(fl, &cfg.HeartbeatInterval, "heartbeat-interval", 0, "set heartbeat_interval before nodes start (whole seconds; 0: keep the stored setting)")
 	durationFlag(fl, &cfg.UnhealthyInterval, "unhealthy-interval", 0, "set unhealthy_interval before nodes start (whole seconds; 0: keep the stored setting)")
 	fl.BoolVar(&cfg.JSON, "json", false, "print cluster events as JSON lines instead of the status view")
-	fl.IntVar(&pollMS, "poll-ms", 250, "how often to read /v1/health and the gateway log, in milliseconds")
+	fl.IntVar(&pollMS, "poll-ms", 100, "how often to read the gateway log and the store's lease grants (failovers, takeovers), in milliseconds")
+	fl.IntVar(&healthMS, "health-ms", 1000, "how often to read /v1/health (roles, gateway statuses: one Status call to every node), in milliseconds")
 	completeValues(c, "shards", "1", "2", "4", "8", "16", "32")
 	return c
 }
