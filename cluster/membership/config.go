@@ -202,24 +202,25 @@ func memberlistConfig(t Tuning) *memberlist.Config {
 	case TuningLocal:
 		c = memberlist.DefaultLocalConfig()
 		// Probes only detect crashes, and a crash only makes gossip report
-		// Failed, which nothing acts on (the heartbeat rule decides). A
-		// probe every 500 ms (each node pings one peer and answers about
-		// as many) declares a crashed node dead within about 3 s with 36
-		// nodes, and lets a process restarted under the same ID back in
-		// about a second later (DeadNodeReclaimTime).
-		c.ProbeInterval = 500 * time.Millisecond
+		// Failed, which nothing acts on (the heartbeat rule decides; mcsim
+		// status shows it as "failed since"). A probe every second (each
+		// node pings one peer and answers about as many) declares a crashed
+		// node dead within about 5 s with 36 nodes, and lets a process
+		// restarted under the same ID back soon after (DeadNodeReclaimTime).
+		c.ProbeInterval = time.Second
 		c.ProbeTimeout = 100 * time.Millisecond
 		// Gossip only carries news (joins, leaves, suspicions), and the news
 		// that must be fast does not wait for it: a node's join and its
 		// graceful leave are pushed to the masters directly (Start,
-		// Leave). memberlist's LAN interval is enough for the rest, and a
-		// node wakes 5 times a second for it instead of 20.
-		c.GossipInterval = 200 * time.Millisecond
+		// Leave). Twice a second is enough for the rest, and an idle node
+		// wakes 2 times a second for it instead of memberlist's 20.
+		c.GossipInterval = 500 * time.Millisecond
 		// Gossip can miss a node that joined while the others were still
-		// joining; the full-state push-pull repairs that. On one machine it
-		// is one small TCP exchange per node per interval, so do it every
-		// second: the views converge within about a second of a start.
-		c.PushPullInterval = time.Second
+		// joining; the full-state push-pull repairs that. Joins reach the
+		// masters directly and a new primary dials the stored owners, so
+		// nothing waits for this repair: every 3 s (each is a TCP exchange
+		// of the whole 36-node state) instead of every second.
+		c.PushPullInterval = 3 * time.Second
 		c.GossipToTheDeadTime = 5 * time.Second
 		c.TCPTimeout = time.Second
 		// A restarted process (same ID, new port) may take its name back

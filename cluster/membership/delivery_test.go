@@ -10,7 +10,7 @@ import (
 // deliveryBound is how soon, in virtual time, a master must see a
 // coreapp's join or graceful leave: at once, in the round trips of a
 // direct push/pull (no latency on memNet), never a gossip round later
-// (GossipInterval is 200 ms in the local tuning).
+// (GossipInterval is 500 ms in the local tuning).
 const deliveryBound = time.Millisecond
 
 // Joins and graceful leaves reach the masters directly, not by gossip: in

@@ -177,10 +177,10 @@ func TestLocalTuningValues(t *testing.T) {
 		name      string
 		got, want any
 	}{
-		{"GossipInterval", c.GossipInterval, 200 * time.Millisecond},
-		{"ProbeInterval", c.ProbeInterval, 500 * time.Millisecond},
+		{"GossipInterval", c.GossipInterval, 500 * time.Millisecond},
+		{"ProbeInterval", c.ProbeInterval, time.Second},
 		{"ProbeTimeout", c.ProbeTimeout, 100 * time.Millisecond},
-		{"PushPullInterval", c.PushPullInterval, time.Second},
+		{"PushPullInterval", c.PushPullInterval, 3 * time.Second},
 		{"DeadNodeReclaimTime", c.DeadNodeReclaimTime, time.Second},
 		{"EnableCompression", c.EnableCompression, false},
 	} {
