@@ -446,6 +446,7 @@ func (r *runner) step(ctx context.Context, st Step) error {
 		return err
 	}
 	r.emit(event{Event: "step", Index: ptr(st.Index), Action: st.Action, Node: node, Phase: "end"})
+	r.progress("steps[%d] %s done", st.Index, st.Action)
 	return nil
 }
 

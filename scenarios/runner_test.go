@@ -234,7 +234,15 @@ func TestRunFailsAnExpectationThatCannotHold(t *testing.T) {
 	if out.OK || len(out.Expectations) != 1 || out.Expectations[0].OK {
 		t.Fatalf("outcome %+v, want the failover expectation failed", out)
 	}
-	if x := eventsOf(evs, "expect")[0]; x["ok"] != false || !strings.Contains(x["detail"].(string), "not served by a coreapp other than coreapp-1 within 100ms") {
+	// It still says what was measured, against which bound.
+	if x := eventsOf(evs, "expect")[0]; x["ok"] != false || x["measured_ms"] != 3500.0 || x["bound"] != "≤ 100ms" {
+		t.Errorf("expect event %v", x)
+	}
+	// And when nothing happens at all, it says so.
+	f := newFake()
+	f.failoverAfter = 0
+	out, evs = runFake(t, f, fmt.Sprintf(crashScenario, "100ms"))
+	if x := eventsOf(evs, "expect")[0]; out.OK || x["ok"] != false || !strings.Contains(x["detail"].(string), "not served by a coreapp other than coreapp-1 within 8.25s of crash") {
 		t.Errorf("expect event %v", x)
 	}
 	if s := eventsOf(evs, "summary")[0]; s["ok"] != false || s["failed"] != 1.0 {

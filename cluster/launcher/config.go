@@ -12,6 +12,7 @@
 package launcher
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -49,6 +50,10 @@ type Config struct {
 	// HeartbeatInterval and UnhealthyInterval, when not zero, are PATCHed
 	// into the settings (whole seconds) before any node starts.
 	HeartbeatInterval, UnhealthyInterval time.Duration
+	// Settings is a PATCH of /v1/settings/application applied before any
+	// node starts (before HeartbeatInterval and UnhealthyInterval); nil
+	// means none. A scenario's settings come this way.
+	Settings json.RawMessage
 	// Binary is the mcsim executable the children run; "" means this
 	// process's own executable.
 	Binary string

@@ -68,6 +68,11 @@ type cluster struct {
 	// decision not yet shown.
 	leases    leaseRecord
 	nextLease int
+
+	logDir       string
+	stopGateway  func()
+	stopSettings func() error
+	stopOnce     sync.Once
 }
 
 // Run starts the cluster, shows its status until ctx ends, then stops it:
@@ -75,6 +80,25 @@ type cluster struct {
 // coreapps, then the gateway and the settings service. A configuration problem is a
 // *ConfigError; a data dir already in use fails before any process starts.
 func Run(ctx context.Context, cfg Config) (err error) {
+	c, err := Start(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	c.watch(ctx)
+	c.events.stopping()
+	err = c.Stop()
+	c.events.stopped()
+	return err
+}
+
+// Cluster is a running local cluster: the settings service and the
+// gateway in this process, every master and coreapp a child process. mcsim
+// up runs one; the scenario runner's procs target drives one.
+type Cluster = cluster
+
+// Start starts a cluster and returns once every node announced itself
+// ready. On an error everything it started is stopped again.
+func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 	if cfg.Out == nil {
 		cfg.Out = io.Discard
 	}
@@ -91,69 +115,79 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		cfg.AdminPassword = service.DefaultAdminPassword
 	}
 	if err := cfg.Validate(); err != nil {
-		return &ConfigError{Err: err}
+		return nil, &ConfigError{Err: err}
 	}
 	for _, w := range cfg.Warnings() {
 		fmt.Fprintln(cfg.Err, "mcsim up: warning:", w)
 	}
 	if cfg.Binary == "" {
 		if cfg.Binary, err = os.Executable(); err != nil {
-			return fmt.Errorf("mcsim up: finding the mcsim binary: %w", err)
+			return nil, fmt.Errorf("mcsim up: finding the mcsim binary: %w", err)
 		}
 	}
 	c := &cluster{cfg: cfg}
-	defer c.closeFiles()
-	logDir := filepath.Join(cfg.DataDir, "logs")
-	if err := os.MkdirAll(logDir, 0o755); err != nil {
-		return fmt.Errorf("mcsim up: --data %s: %w", cfg.DataDir, err)
+	defer func() {
+		if err != nil {
+			_ = c.Stop()
+		}
+	}()
+	c.logDir = filepath.Join(cfg.DataDir, "logs")
+	if err := os.MkdirAll(c.logDir, 0o755); err != nil {
+		return nil, fmt.Errorf("mcsim up: --data %s: %w", cfg.DataDir, err)
 	}
-	if c.log, err = c.openLog(filepath.Join(logDir, "launcher.log"), "launcher", "launcher"); err != nil {
-		return err
+	if c.log, err = c.openLog(filepath.Join(c.logDir, "launcher.log"), "launcher", "launcher"); err != nil {
+		return nil, err
 	}
 
 	// The settings service runs until everything else has stopped.
 	svcCtx, stopSvc := context.WithCancel(context.Background())
 	svcDone := make(chan error, 1)
-	defer func() {
+	c.stopSettings = func() error {
 		stopSvc()
-		if serr := <-svcDone; serr != nil && err == nil {
-			err = serr
-		}
-	}()
-	if err := c.startSettings(ctx, svcCtx, svcDone, logDir); err != nil {
-		return err
+		return <-svcDone
+	}
+	if err := c.startSettings(ctx, svcCtx, svcDone, c.logDir); err != nil {
+		return nil, err
 	}
 	if err := c.configure(ctx); err != nil {
-		return err
+		return nil, err
 	}
-
-	stopGateway, err := c.startGateway(logDir)
-	if err != nil {
-		return err
+	if c.stopGateway, err = c.startGateway(c.logDir); err != nil {
+		return nil, err
 	}
-	defer stopGateway()
-
 	c.sup = procs.New(c.log)
-	defer func() { _ = c.sup.Close(stopGrace) }()
 	c.events = newEmitter(cfg)
 	c.events.urls(c.addrs)
 	c.loadPreviousOwners(ctx, time.Now())
-	if err := c.startNodes(ctx, logDir); err != nil {
-		return err
+	if err := c.startNodes(ctx, c.logDir); err != nil {
+		return nil, err
 	}
 	c.events.clusterStarted()
+	return c, nil
+}
 
-	c.watch(ctx)
-	c.events.stopping()
-
-	// Masters first: with no master left, stopping coreapps have nobody to
-	// hand their shards to and close their sessions at once instead of
-	// waiting for a handover (coreapps keep serving while no master is up).
-	c.stopNodes("master")
-	c.stopNodes("coreapp")
-	c.drainGateway()
-	c.events.stopped()
-	return nil
+// Stop stops the cluster: masters first (with no master left, stopping
+// coreapps have nobody to hand their shards to and close their sessions at
+// once instead of waiting for a handover), then coreapps, then the gateway
+// and the settings service. It is safe to call twice.
+func (c *cluster) Stop() error {
+	var err error
+	c.stopOnce.Do(func() {
+		if c.sup != nil {
+			c.stopNodes("master")
+			c.stopNodes("coreapp")
+			c.drainGateway()
+			_ = c.sup.Close(stopGrace)
+		}
+		if c.stopGateway != nil {
+			c.stopGateway()
+		}
+		if c.stopSettings != nil {
+			err = c.stopSettings()
+		}
+		c.closeFiles()
+	})
+	return err
 }
 
 // openLog opens DATA/logs/<name>.log for an in-process component.
@@ -214,6 +248,11 @@ func (c *cluster) startSettings(ctx, svcCtx context.Context, done chan<- error, 
 // configure writes the intervals and the shard count before any node
 // starts, so the first primary begins with the wanted map.
 func (c *cluster) configure(ctx context.Context) error {
+	if len(c.cfg.Settings) > 0 {
+		if _, err := c.api.Patch(ctx, c.cfg.Settings); err != nil {
+			return fmt.Errorf("mcsim up: applying the settings %s: %w", c.cfg.Settings, err)
+		}
+	}
 	patch := map[string]int{}
 	if c.cfg.HeartbeatInterval > 0 {
 		patch["heartbeat_interval"] = int(c.cfg.HeartbeatInterval / time.Second)
@@ -281,23 +320,12 @@ func ChildRuntimeEnv(environ []string) []string {
 // a start is each process's own start-up, which overlaps.
 func (c *cluster) startNodes(ctx context.Context, logDir string) error {
 	var specs []procs.Spec
-	env := ChildRuntimeEnv(os.Environ())
-	if c.cfg.ClusterKey != "" {
-		env = append(env, "MCSIM_CLUSTER_KEY="+c.cfg.ClusterKey)
+	for i := 1; i <= c.cfg.Masters; i++ {
+		specs = append(specs, c.spec("master", i))
 	}
-	add := func(role string, n int, extra ...string) {
-		for i := 1; i <= n; i++ {
-			id := role + "-" + strconv.Itoa(i)
-			logFile := filepath.Join(logDir, id+".log")
-			args := append([]string{role, "--id", id, "--settings", c.addrs.GRPC,
-				"--join", c.addrs.Gossip, "--log-file", logFile}, extra...)
-			specs = append(specs, procs.Spec{Name: id, Path: c.cfg.Binary, Args: args, Env: env, LogFile: logFile})
-		}
+	for i := 1; i <= c.cfg.Coreapps; i++ {
+		specs = append(specs, c.spec("coreapp", i))
 	}
-	// The first assignment waits for every coreapp (see master
-	// --expect-coreapps), not for the first ones to join.
-	add("master", c.cfg.Masters, "--expect-coreapps", strconv.Itoa(c.cfg.Coreapps))
-	add("coreapp", c.cfg.Coreapps, "--gateway", c.addrs.Gateway)
 	errs := make([]error, len(specs))
 	var wg sync.WaitGroup
 	for i, spec := range specs {
@@ -317,8 +345,30 @@ func (c *cluster) startNodes(ctx context.Context, logDir string) error {
 	return nil
 }
 
+// spec is how the n-th master or coreapp is started.
+func (c *cluster) spec(role string, n int) procs.Spec {
+	env := ChildRuntimeEnv(os.Environ())
+	if c.cfg.ClusterKey != "" {
+		env = append(env, "MCSIM_CLUSTER_KEY="+c.cfg.ClusterKey)
+	}
+	id := role + "-" + strconv.Itoa(n)
+	logFile := filepath.Join(c.logDir, id+".log")
+	args := []string{role, "--id", id, "--settings", c.addrs.GRPC, "--join", c.addrs.Gossip, "--log-file", logFile}
+	if role == "master" {
+		// The first assignment waits for every coreapp (see master
+		// --expect-coreapps), not for the first ones to join.
+		args = append(args, "--expect-coreapps", strconv.Itoa(c.cfg.Coreapps))
+	} else {
+		args = append(args, "--gateway", c.addrs.Gateway)
+	}
+	return procs.Spec{Name: id, Path: c.cfg.Binary, Args: args, Env: env, LogFile: logFile}
+}
+
 // stopNodes stops every live process of a role in parallel and waits.
 func (c *cluster) stopNodes(role string) {
+	if c.events == nil {
+		return
+	}
 	var wg sync.WaitGroup
 	for _, p := range c.sup.Procs() {
 		if roleOf(p.Name()) == role {

@@ -1,0 +1,68 @@
+package launcher
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/mcsim/mcsim/cluster/procs"
+	mcsimv1 "github.com/mcsim/mcsim/proto/mcsim/v1"
+	"github.com/mcsim/mcsim/settings/client"
+	"github.com/mcsim/mcsim/settings/grpcapi"
+)
+
+// What a program driving a Cluster (the scenario runner) reads and does.
+// The witnesses are the gateway's log and the store's lease record, both
+// in this process and on this machine's clock.
+
+// Addrs are where the cluster can be reached.
+func (c *cluster) Addrs() Addrs { return c.addrs }
+
+// API is a logged-in client of the settings service's HTTP API.
+func (c *cluster) API() *client.Client { return c.api }
+
+// DataDir is the cluster's data directory (logs in DataDir/logs).
+func (c *cluster) DataDir() string { return c.cfg.DataDir }
+
+// GatewayLog returns the gateway's events from seq on (1 is the first).
+func (c *cluster) GatewayLog(seq uint64) []*mcsimv1.GatewayEvent { return c.gw.Log(max(seq, 1)) }
+
+// Leases returns every lease decision of the store so far, in time order.
+func (c *cluster) Leases() []grpcapi.LeaseEvent { return c.leases.since(0) }
+
+// Proc is the latest process of a node id, or nil.
+func (c *cluster) Proc(id string) *procs.Proc { return c.sup.Lookup(id) }
+
+// Restart starts a node again under its id (stopping it first if it still
+// runs): a coreapp comes back as a standby, a master as a new incarnation.
+func (c *cluster) Restart(ctx context.Context, id string) error {
+	p := c.sup.Lookup(id)
+	if p == nil {
+		return fmt.Errorf("restart %s: no such node", id)
+	}
+	np, err := c.sup.Restart(ctx, p)
+	if err != nil {
+		return fmt.Errorf("restart %s: %w", id, err)
+	}
+	c.events.nodeStarted(np)
+	return nil
+}
+
+// StartNode starts a new master or coreapp with the next free id.
+func (c *cluster) StartNode(ctx context.Context, role string) (string, error) {
+	next := 1
+	for _, p := range c.sup.Procs() {
+		if r, n, ok := strings.Cut(p.Name(), "-"); ok && r == role {
+			if i, err := strconv.Atoi(n); err == nil && i >= next {
+				next = i + 1
+			}
+		}
+	}
+	p, err := c.sup.Start(ctx, c.spec(role, next))
+	if err != nil {
+		return "", fmt.Errorf("start %s: %w", role, err)
+	}
+	c.events.nodeStarted(p)
+	return p.Name(), nil
+}

@@ -1,0 +1,422 @@
+// Package procstarget is the scenario runner's procs target: a real local
+// cluster (every master and coreapp a child process, started by the
+// launcher of mcsim up) driven by signals, and read from its impartial
+// witnesses: the gateway's log (sessions, silence, failovers, fencing
+// violations) and the settings store's lease record (grants and takeovers),
+// both kept in this process on this machine's clock, plus the masters'
+// own logs for the coreapps they declared unhealthy.
+package procstarget
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mcsim/mcsim/cluster/gateway"
+	"github.com/mcsim/mcsim/cluster/health"
+	"github.com/mcsim/mcsim/cluster/launcher"
+	"github.com/mcsim/mcsim/internal/logging"
+	mcsimv1 "github.com/mcsim/mcsim/proto/mcsim/v1"
+	"github.com/mcsim/mcsim/scenarios"
+)
+
+// Config configures a Target.
+type Config struct {
+	// Binary is the mcsim executable the nodes run.
+	Binary string
+	// Parent is where the run's data dir is made ("": the system's
+	// temporary directory).
+	Parent string
+	// Keep keeps the data dir and logs after Close.
+	Keep bool
+}
+
+// stopGrace is how long a node stopped by Close gets before SIGKILL.
+const stopGrace = 5 * time.Second
+
+// Target is one run's cluster. It implements scenarios.Target.
+type Target struct {
+	cfg Config
+	dir string
+	c   *launcher.Cluster
+
+	mu        sync.Mutex
+	shards    int
+	nextSeq   uint64
+	events    []*mcsimv1.GatewayEvent
+	holders   map[int32]session // by shard number, of any count
+	witness   gateway.Service
+	failovers []scenarios.FailoverSeen
+	paused    map[string]bool
+	logRead   map[string]int64 // master log → bytes read
+	declared  []scenarios.Declaration
+	closed    bool
+}
+
+type session struct {
+	coreapp string
+	shards  int32
+	epoch   uint64
+	silent  bool
+}
+
+var _ scenarios.Target = (*Target)(nil)
+
+// New returns a Target; Start starts its cluster.
+func New(cfg Config) (*Target, error) {
+	if cfg.Binary == "" {
+		return nil, errors.New("procstarget: Config.Binary is required")
+	}
+	return &Target{cfg: cfg, holders: map[int32]session{}, paused: map[string]bool{}, logRead: map[string]int64{}}, nil
+}
+
+// Name implements scenarios.Target.
+func (t *Target) Name() string { return "procs" }
+
+// Where implements scenarios.Target.
+func (t *Target) Where() string { return t.dir }
+
+// Start implements scenarios.Target.
+func (t *Target) Start(ctx context.Context, c scenarios.Cluster, settings json.RawMessage) error {
+	dir, err := os.MkdirTemp(t.cfg.Parent, "mcsim-scenario-")
+	if err != nil {
+		return err
+	}
+	t.dir = dir
+	t.shards = c.Shards
+	cl, err := launcher.Start(ctx, launcher.Config{
+		Masters: c.Masters, Coreapps: c.Coreapps, Shards: c.Shards,
+		DataDir: dir, HTTPAddr: "127.0.0.1:0", Binary: t.cfg.Binary, Settings: settings,
+		Out: io.Discard, Err: io.Discard,
+	})
+	if err != nil {
+		return err
+	}
+	t.c = cl
+	return nil
+}
+
+// Close implements scenarios.Target: every paused node is resumed (so a
+// SIGTERM reaches it), every process stopped, and the data dir removed
+// unless kept.
+func (t *Target) Close() error {
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return nil
+	}
+	t.closed = true
+	paused := sortedKeys(t.paused)
+	t.mu.Unlock()
+	var err error
+	if t.c != nil {
+		for _, id := range paused {
+			if p := t.c.Proc(id); p != nil {
+				_ = p.Resume()
+			}
+		}
+		err = t.c.Stop()
+	}
+	if t.dir != "" && !t.cfg.Keep {
+		if rerr := os.RemoveAll(t.dir); rerr != nil && err == nil {
+			err = rerr
+		}
+	}
+	return err
+}
+
+// Now implements scenarios.Target: the wall clock, the one the gateway
+// and the store stamp their records with.
+func (t *Target) Now() time.Time { return time.Now() }
+
+// Sleep implements scenarios.Target.
+func (t *Target) Sleep(ctx context.Context, d time.Duration) error {
+	tm := time.NewTimer(d)
+	defer tm.Stop()
+	select {
+	case <-tm.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// refresh folds the gateway's new events in. Callers hold mu.
+func (t *Target) refreshLocked() {
+	evs := t.c.GatewayLog(max(t.nextSeq, 1))
+	for _, ev := range evs {
+		t.events = append(t.events, ev)
+		t.nextSeq = ev.GetSeq() + 1
+		if f, ok := t.witness.Step(ev); ok {
+			t.failovers = append(t.failovers, scenarios.FailoverSeen{
+				Shard: int(f.Shard), From: f.From, To: f.To, Epoch: f.Epoch,
+				ServedUntil: time.Unix(0, f.ServedUntilUnixNs), ServedAgain: time.Unix(0, f.ServedAgainUnixNs),
+			})
+		}
+		s := ev.GetShard()
+		switch ev.GetKind() {
+		case mcsimv1.GatewayEventKind_GATEWAY_EVENT_KIND_CONNECT:
+			t.holders[s] = session{coreapp: ev.GetCoreappId(), shards: ev.GetShards(), epoch: ev.GetEpoch()}
+		case mcsimv1.GatewayEventKind_GATEWAY_EVENT_KIND_REPLACE:
+			if from := ev.GetReplacedShard(); from != s {
+				if h, ok := t.holders[from]; ok && h.epoch == ev.GetReplacedEpoch() {
+					delete(t.holders, from)
+				}
+			}
+			t.holders[s] = session{coreapp: ev.GetCoreappId(), shards: ev.GetShards(), epoch: ev.GetEpoch()}
+		case mcsimv1.GatewayEventKind_GATEWAY_EVENT_KIND_DISCONNECT:
+			if h, ok := t.holders[s]; ok && h.epoch == ev.GetEpoch() {
+				delete(t.holders, s)
+			}
+		case mcsimv1.GatewayEventKind_GATEWAY_EVENT_KIND_SILENT, mcsimv1.GatewayEventKind_GATEWAY_EVENT_KIND_HEARD:
+			if h, ok := t.holders[s]; ok && h.epoch == ev.GetEpoch() {
+				h.silent = ev.GetKind() == mcsimv1.GatewayEventKind_GATEWAY_EVENT_KIND_SILENT
+				t.holders[s] = h
+			}
+		}
+	}
+}
+
+// Served implements scenarios.Target: the shards of the current count
+// whose session the gateway hears.
+func (t *Target) Served() map[int]string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.refreshLocked()
+	out := map[int]string{}
+	for s, h := range t.holders {
+		if !h.silent && int(h.shards) == t.shards {
+			out[int(s)] = h.coreapp
+		}
+	}
+	return out
+}
+
+// Failovers implements scenarios.Target.
+func (t *Target) Failovers() []scenarios.FailoverSeen {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.refreshLocked()
+	return slices.Clone(t.failovers)
+}
+
+// Violations implements scenarios.Target: the gateway log's fencing
+// violations (gateway.CheckLog), named by the invariant they break.
+func (t *Target) Violations() []scenarios.Violation {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.refreshLocked()
+	at := map[uint64]time.Time{}
+	for _, ev := range t.events {
+		at[ev.GetSeq()] = time.Unix(0, ev.GetUnixNs())
+	}
+	var out []scenarios.Violation
+	for _, v := range gateway.CheckLog(t.events) {
+		inv := "single_owner"
+		if v.Kind == gateway.StaleEpoch || v.Kind == gateway.BadEvent {
+			inv = "epoch_monotonic"
+		}
+		out = append(out, scenarios.Violation{Invariant: inv, At: at[v.Seq], Details: "gateway: " + v.String()})
+	}
+	return out
+}
+
+// Grants implements scenarios.Target: the store's grants and renewals.
+func (t *Target) Grants() []scenarios.LeaseGrant {
+	var out []scenarios.LeaseGrant
+	for _, ev := range t.c.Leases() {
+		if !ev.Released {
+			out = append(out, scenarios.LeaseGrant{At: ev.At, Master: ev.Master, Epoch: ev.Epoch, Expires: ev.Expires})
+		}
+	}
+	return out
+}
+
+// Declarations implements scenarios.Target: the "coreapp declared
+// unhealthy" lines of the masters' logs, read as they grow.
+func (t *Target) Declarations() []scenarios.Declaration {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	files, _ := filepath.Glob(filepath.Join(t.dir, "logs", "master-*.log"))
+	for _, f := range files {
+		t.readDeclarationsLocked(f)
+	}
+	out := slices.Clone(t.declared)
+	sort.SliceStable(out, func(i, j int) bool { return out[i].At.Before(out[j].At) })
+	return out
+}
+
+func (t *Target) readDeclarationsLocked(path string) {
+	f, err := os.Open(path)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	if _, err := f.Seek(t.logRead[path], io.SeekStart); err != nil {
+		return
+	}
+	r := bufio.NewReader(f)
+	for {
+		line, err := r.ReadBytes('\n')
+		if err != nil {
+			return // a partial last line is read again next time
+		}
+		t.logRead[path] += int64(len(line))
+		if !strings.Contains(string(line), "coreapp declared unhealthy") {
+			continue
+		}
+		var l struct {
+			Time    string `json:"time"`
+			NodeID  string `json:"node_id"`
+			Coreapp string `json:"coreapp"`
+			Message string `json:"message"`
+		}
+		if json.Unmarshal(line, &l) != nil || l.Message != "coreapp declared unhealthy" {
+			continue
+		}
+		at, err := time.Parse(logging.TimeFormat, l.Time)
+		if err != nil {
+			continue
+		}
+		t.declared = append(t.declared, scenarios.Declaration{At: at, Master: l.NodeID, Coreapp: l.Coreapp})
+	}
+}
+
+// Nodes implements scenarios.Target: every node the supervisor started,
+// with its role from /v1/health (unknown when it does not answer).
+func (t *Target) Nodes(ctx context.Context) (map[string]scenarios.NodeState, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	b, err := t.c.API().Do(ctx, "GET", "/v1/health", nil)
+	if err != nil {
+		return nil, err
+	}
+	entries, err := health.Decode(b)
+	if err != nil {
+		return nil, err
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := map[string]scenarios.NodeState{}
+	for key, e := range entries {
+		id := health.NodeID(key)
+		out[id] = scenarios.NodeState{ID: id, Role: e.Role, Shards: e.Shards, Up: e.State == "" || e.State == health.StateAlive}
+	}
+	for id, n := range out {
+		p := t.c.Proc(id)
+		n.Up = n.Up && p != nil && !p.Exited() && !t.paused[id]
+		out[id] = n
+	}
+	return out, nil
+}
+
+func (t *Target) proc(id string) (procHandle, error) {
+	p := t.c.Proc(id)
+	if p == nil {
+		return nil, fmt.Errorf("%s: no such node", id)
+	}
+	return p, nil
+}
+
+type procHandle interface {
+	Kill() error
+	Stop(time.Duration) error
+	Pause() error
+	Resume() error
+}
+
+// Kill implements scenarios.Target (SIGKILL).
+func (t *Target) Kill(_ context.Context, id string) error {
+	p, err := t.proc(id)
+	if err != nil {
+		return err
+	}
+	return p.Kill()
+}
+
+// Stop implements scenarios.Target (SIGTERM; it returns once the node
+// has exited).
+func (t *Target) Stop(_ context.Context, id string) error {
+	p, err := t.proc(id)
+	if err != nil {
+		return err
+	}
+	return p.Stop(stopGrace)
+}
+
+// Pause implements scenarios.Target (SIGSTOP).
+func (t *Target) Pause(_ context.Context, id string) error {
+	p, err := t.proc(id)
+	if err != nil {
+		return err
+	}
+	if err := p.Pause(); err != nil {
+		return err
+	}
+	t.mu.Lock()
+	t.paused[id] = true
+	t.mu.Unlock()
+	return nil
+}
+
+// Resume implements scenarios.Target (SIGCONT).
+func (t *Target) Resume(_ context.Context, id string) error {
+	p, err := t.proc(id)
+	if err != nil {
+		return err
+	}
+	t.mu.Lock()
+	delete(t.paused, id)
+	t.mu.Unlock()
+	return p.Resume()
+}
+
+// Restart implements scenarios.Target.
+func (t *Target) Restart(ctx context.Context, id string) error {
+	t.mu.Lock()
+	delete(t.paused, id)
+	t.mu.Unlock()
+	return t.c.Restart(ctx, id)
+}
+
+// StartNode implements scenarios.Target.
+func (t *Target) StartNode(ctx context.Context, role string) (string, error) {
+	return t.c.StartNode(ctx, role)
+}
+
+// Patch implements scenarios.Target.
+func (t *Target) Patch(ctx context.Context, body json.RawMessage) error {
+	_, err := t.c.API().Patch(ctx, body)
+	return err
+}
+
+// SetShards implements scenarios.Target.
+func (t *Target) SetShards(ctx context.Context, n int) error {
+	b, _ := json.Marshal(map[string]int{"shards": n})
+	if _, err := t.c.API().Do(ctx, "POST", "/v1/account/shards", b); err != nil {
+		return err
+	}
+	t.mu.Lock()
+	t.shards = n
+	t.mu.Unlock()
+	return nil
+}
+
+func sortedKeys(m map[string]bool) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
