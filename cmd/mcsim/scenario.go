@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -295,7 +296,7 @@ func runScenarios(cmd *cobra.Command, args []string, f scenarioRunFlags) error {
 				"duration_s": o.Duration.Seconds(), "expectations": len(o.Expectations), "violations": len(o.Violations)})
 		}
 		if f.runs > 1 {
-			printDistributions(out, events, sc, scenarios.Distributions(outs))
+			printDistributions(out, events, sc, scenarios.Distributions(outs), outs[len(outs)-1], f.runs)
 		}
 	}
 	if f.report != "" {
@@ -332,10 +333,13 @@ func printVerdict(w io.Writer, sc *scenarios.Scenario, run int, o scenarios.Outc
 	}
 }
 
-func printDistributions(out, events io.Writer, sc *scenarios.Scenario, ds []scenarios.Distribution) {
+func printDistributions(out, events io.Writer, sc *scenarios.Scenario, ds []scenarios.Distribution, last scenarios.Outcome, runs int) {
 	for _, d := range ds {
 		if events != nil {
-			b, _ := json.Marshal(map[string]any{"event": "distribution", "scenario": sc.Name, "expect": d.Expect, "what": d.What,
+			// Every --json line has run and t: a distribution line comes
+			// after the last run, at its end.
+			b, _ := json.Marshal(map[string]any{"run": runs - 1, "t": math.Round(last.Duration.Seconds()*1000) / 1000,
+				"event": "distribution", "scenario": sc.Name, "expect": d.Expect, "what": d.What,
 				"n": d.N, "min_ms": d.MinMS, "p50_ms": d.P50MS, "p90_ms": d.P90MS, "p99_ms": d.P99MS, "max_ms": d.MaxMS,
 				"bound": d.Bound, "outside": d.Outside})
 			fmt.Fprintln(events, string(b))
