@@ -72,14 +72,19 @@ func (e *UnsupportedError) Error() string {
 		e.File, e.Step.Line, e.Step.Index, e.Step.Action, e.Target)
 }
 
-// processOnly are the actions a target without a fault layer runs.
-var processOnly = []string{"wait", "sleep", "kill", "stop", "pause", "resume", "restart", "start", "set", "shards", "expect"}
+// processOnly are the actions a target without a fault layer runs; a
+// nemesis runs there with process faults only.
+var (
+	processOnly         = []string{"wait", "sleep", "kill", "stop", "pause", "resume", "restart", "start", "set", "shards", "expect", "nemesis"}
+	processNemesisFault = []string{"kill", "stop", "pause", "restart"}
+)
 
 // CheckSupported returns an *UnsupportedError for the first step the
 // target cannot run.
 func CheckSupported(sc *Scenario, target string) error {
 	for _, st := range sc.Steps {
-		if !slices.Contains(processOnly, st.Action) {
+		networkNemesis := st.Nemesis != nil && slices.ContainsFunc(st.Nemesis.Faults, func(f string) bool { return !slices.Contains(processNemesisFault, f) })
+		if !slices.Contains(processOnly, st.Action) || networkNemesis {
 			file := sc.File
 			if file == "" {
 				file = sc.Name + ".yaml"
@@ -441,6 +446,8 @@ func (r *runner) step(ctx context.Context, st Step) error {
 		}
 	case "expect":
 		r.expect(ctx, st)
+	case "nemesis":
+		err = r.nemesis(ctx, st)
 	}
 	if err != nil {
 		return err

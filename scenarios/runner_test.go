@@ -109,6 +109,7 @@ func (f *fakeTarget) Resume(_ context.Context, id string) error {
 	return nil
 }
 func (f *fakeTarget) Restart(_ context.Context, id string) error {
+	f.log = append(f.log, "restart "+id)
 	f.nodes[id].Up = true
 	return nil
 }
@@ -339,5 +340,58 @@ func TestRunRefusesStepsTheTargetCannotRun(t *testing.T) {
 	_, err = Run(t.Context(), f, sc, Options{})
 	if err == nil || !strings.Contains(err.Error(), "p.yaml:4: steps[1].isolate: not available on target fake") || len(f.nodes) != 0 {
 		t.Errorf("Run = %v with %d nodes started", err, len(f.nodes))
+	}
+}
+
+// A nemesis draws its schedule from the seed (the same seed, the same
+// faults, so a failing run replays), undoes each fault before the next,
+// and is refused where it would need the fault layer.
+func TestNemesisIsSeededAndUndoesEveryFault(t *testing.T) {
+	const yaml = "name: t\nsettings: {heartbeat_interval: 1, unhealthy_interval: 3}\nsteps:\n  - nemesis: {faults: [kill, pause, stop, restart], every: 4s}\n    for: 60s\nchecks: [single_owner]\n"
+	faults := func(seed uint64) []string {
+		f := newFake()
+		f.failoverAfter, f.takeoverAfter = 0, 0
+		sc, err := Parse("n.yaml", []byte(yaml))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Run(t.Context(), f, sc, Options{Seed: seed}); err != nil {
+			t.Fatal(err)
+		}
+		return f.log
+	}
+	a, b, c := faults(5), faults(5), faults(6)
+	if strings.Join(a, ",") != strings.Join(b, ",") {
+		t.Errorf("seed 5 twice gave\n%v\n%v", a, b)
+	}
+	if strings.Join(a, ",") == strings.Join(c, ",") {
+		t.Errorf("seeds 5 and 6 gave the same schedule %v", a)
+	}
+	if len(a) < 10 {
+		t.Errorf("60 s of faults every ~4 s: only %v", a)
+	}
+	// Each kill, stop (a kill in the fake) or pause is followed by its undo.
+	for i := 0; i < len(a); i++ {
+		kind, node, _ := strings.Cut(a[i], " ")
+		switch kind {
+		case "kill":
+			if i+1 >= len(a) || a[i+1] != "restart "+node {
+				t.Errorf("%s not undone next: %v", a[i], a)
+			}
+			i++
+		case "pause":
+			if i+1 >= len(a) || a[i+1] != "resume "+node {
+				t.Errorf("%s not undone next: %v", a[i], a)
+			}
+			i++
+		}
+	}
+
+	sc, err := Parse("n.yaml", []byte("name: t\nsteps:\n  - nemesis: {faults: [kill, partition], every: 4s}\n    for: 10s\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckSupported(sc, "procs"); err == nil || !strings.Contains(err.Error(), "steps[0].nemesis: not available on target procs yet") {
+		t.Errorf("a partitioning nemesis: %v", err)
 	}
 }
