@@ -21,6 +21,7 @@ type Server struct {
 	mcsimv1.UnimplementedGatewayServiceServer
 
 	logger zerolog.Logger
+	start  time.Time // the log's start; pings fall on multiples of PingInterval from it
 
 	mu  sync.Mutex
 	log *Log
@@ -35,9 +36,11 @@ type Server struct {
 
 // New returns a gateway whose clock starts now.
 func New(logger zerolog.Logger) *Server {
+	start := time.Now()
 	return &Server{
 		logger:   logger.With().Str("role", "gateway").Logger(),
-		log:      NewLog(time.Now()),
+		start:    start,
+		log:      NewLog(start),
 		replaced: make(map[SessionID]chan *mcsimv1.SessionResponse),
 		changed:  make(chan struct{}),
 	}
@@ -147,7 +150,12 @@ func (s *Server) Session(stream grpc.BidiStreamingServer[mcsimv1.SessionRequest,
 			}
 		}
 	}()
-	ping := time.NewTicker(PingInterval)
+	// Every session is pinged at the same instants, multiples of
+	// PingInterval since the gateway started: the gateway wakes once per
+	// interval for all of them and their pongs come back together, which
+	// costs less than one staggered ticker per session.
+	nextPing := func() time.Duration { return PingInterval - time.Since(s.start)%PingInterval }
+	ping := time.NewTimer(nextPing())
 	defer ping.Stop()
 	silence := time.NewTimer(SilentAfter)
 	defer silence.Stop()
@@ -171,6 +179,7 @@ func (s *Server) Session(stream grpc.BidiStreamingServer[mcsimv1.SessionRequest,
 				s.close(id, lg)
 				return err
 			}
+			ping.Reset(nextPing())
 		case <-heardAgain:
 			s.armSilence(id, silence)
 		case <-silence.C:
