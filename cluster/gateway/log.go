@@ -55,11 +55,11 @@ func buckets(s, n int32) []int32 {
 // stopped, so the downtime of a pause or partition reads at most
 // PingInterval long (part of rule 1's ε). It is also the cost: each ping
 // and pong wakes the gateway and a coreapp process. At 250 ms, with pings
-// aligned so the gateway wakes once per interval for all sessions, an idle
-// 32-shard cluster spends about 2 % of one core more in the gateway and
-// 7 % more across its 33 coreapps than without pings (measured with 200 ms;
-// 250 ms costs a fifth less); 100 ms would double that for a resolution
-// nobody needs at second-scale intervals.
+// aligned so that the gateway wakes once per interval for all sessions, an
+// idle 32-shard cluster spends about 4 % of one core more than without
+// pings (1 in the gateway, 3 across 33 coreapps; README, "Measurements");
+// 100 ms would more than double that for a resolution nobody needs at
+// second-scale intervals.
 //
 // SilentAfter is three missed pings: one late pong on a loaded machine (a
 // GC pause, a starved process) is no silence, three are. It only decides
