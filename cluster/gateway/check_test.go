@@ -237,7 +237,9 @@ func TestCheckLog(t *testing.T) {
 func TestLogDecisions(t *testing.T) {
 	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	l := NewLog(start)
-	at := func(s int) time.Time { return start.Add(time.Duration(s) * time.Second) }
+	// Steps of 100 ms: every session is ended before SilentAfter without a
+	// pong, so no SILENT comes between these decisions.
+	at := func(s int) time.Time { return start.Add(time.Duration(s) * 100 * time.Millisecond) }
 
 	a := l.Open(at(1), "a", 0, 4, 1)
 	if !a.Accepted || len(a.Replaced) != 0 || len(a.Events) != 1 || a.Events[0].GetKind() != kConnect {
@@ -276,9 +278,9 @@ func TestLogDecisions(t *testing.T) {
 	}
 	for i, e := range evs {
 		if e.GetSeq() != uint64(i+1) || e.GetKind() != wantKinds[i] ||
-			e.GetMonoNs() != int64(time.Duration(wantSecs[i])*time.Second) ||
+			e.GetMonoNs() != int64(at(wantSecs[i]).Sub(start)) ||
 			e.GetUnixNs() != at(wantSecs[i]).UnixNano() {
-			t.Errorf("event %d = %v, want seq %d kind %v at %ds", i, e, i+1, wantKinds[i], wantSecs[i])
+			t.Errorf("event %d = %v, want seq %d kind %v at step %d", i, e, i+1, wantKinds[i], wantSecs[i])
 		}
 	}
 	if got := l.Since(6); len(got) != 2 || got[0].GetSeq() != 6 {

@@ -32,9 +32,9 @@ func render(e *mcsimv1.GatewayEvent) string {
 // TestLogLiveness steps the pure Log through a paused owner and a failover
 // by hand: the script is what the gateway's server would feed it (opens,
 // pongs, ticks at the Log's deadlines), the transcript is the log. The
-// owner a answers pings until 400ms, then stops (SIGSTOP, or a cut): it is
+// owner a answers pings until 500ms, then stops (SIGSTOP, or a cut): it is
 // logged SILENT once SilentAfter has passed, still holds its keys, and is
-// replaced by b at 3.5s. The failover's downtime runs from 400ms, when a
+// replaced by b at 3.5s. The failover's downtime runs from 500ms, when a
 // was last heard, not from the REPLACE (which the old log, with no notion
 // of hearing, reported as 0 ms).
 func TestLogLiveness(t *testing.T) {
@@ -46,14 +46,14 @@ func TestLogLiveness(t *testing.T) {
 		do string // "open COREAPP EPOCH", "pong COREAPP", "tick"
 	}{
 		{0, "open a 1"},
-		{200 * time.Millisecond, "pong a"},
-		{400 * time.Millisecond, "pong a"},
-		{999 * time.Millisecond, "tick"}, // 599ms unheard: not yet
-		{time.Second, "tick"},            // SilentAfter: silent
-		{1500 * time.Millisecond, "tick"},
+		{250 * time.Millisecond, "pong a"},
+		{500 * time.Millisecond, "pong a"},
+		{1249 * time.Millisecond, "tick"}, // 749ms unheard: not yet
+		{1250 * time.Millisecond, "tick"}, // SilentAfter: silent
+		{2 * time.Second, "tick"},
 		{3500 * time.Millisecond, "open b 2"},
-		{3700 * time.Millisecond, "pong a"}, // a replaced: nothing to hear
-		{3700 * time.Millisecond, "pong b"},
+		{3750 * time.Millisecond, "pong a"}, // a replaced: nothing to hear
+		{3750 * time.Millisecond, "pong b"},
 		{4 * time.Second, "tick"},
 	}
 	for _, st := range script {
@@ -77,18 +77,18 @@ func TestLogLiveness(t *testing.T) {
 	}
 	want := []string{
 		"0s CONNECT a 0/4 e1",
-		"1s SILENT a 0/4 e1 last_heard 400ms",
+		"1.25s SILENT a 0/4 e1 last_heard 500ms",
 		"3.5s REPLACE b 0/4 e2 replaced a e1",
 	}
 	if !slices.Equal(got, want) {
 		t.Fatalf("log:\n  %s\nwant:\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
 	}
-	if at, ok := l.Deadline(ids["b"]); !ok || at != start.Add(3700*time.Millisecond+SilentAfter) {
-		t.Errorf("b's deadline = %v %v, want 600ms after its last pong", at.Sub(start), ok)
+	if at, ok := l.Deadline(ids["b"]); !ok || at != start.Add(3750*time.Millisecond+SilentAfter) {
+		t.Errorf("b's deadline = %v %v, want SilentAfter after its last pong", at.Sub(start), ok)
 	}
 	fs := Failovers(l.Since(0))
-	if len(fs) != 1 || fs[0].From != "a" || fs[0].To != "b" || fs[0].Downtime() != 3100*time.Millisecond {
-		t.Fatalf("failovers = %+v, want a → b after 3.1s (from a's last pong at 400ms to b's open at 3.5s)", fs)
+	if len(fs) != 1 || fs[0].From != "a" || fs[0].To != "b" || fs[0].Downtime() != 3*time.Second {
+		t.Fatalf("failovers = %+v, want a → b after 3s (from a's last pong at 500ms to b's open at 3.5s)", fs)
 	}
 }
 
@@ -248,5 +248,44 @@ func TestCheckLogSilentStillOpen(t *testing.T) {
 	v := CheckLog(log)
 	if len(v) != 1 || v[0].Kind != DoubleSession || v[0].Seq != 3 {
 		t.Fatalf("violations = %v, want one double_session at seq 3", v)
+	}
+}
+
+// A session ended after SilentAfter without a pong is logged SILENT first,
+// whether or not a timer ticked: its service ended when it was last heard.
+// After a shard-count decrease the silences come before the REPLACE events,
+// which stay consecutive (CheckLog reads them as one acceptance).
+func TestLogEndsOverdueSessionsSilent(t *testing.T) {
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	l := NewLog(start)
+	l.Open(start, "a", 0, 4, 1)
+	l.Open(start, "b", 2, 4, 2)
+	c := l.Open(start.Add(time.Second), "c", 1, 4, 3)
+	l.Heard(start.Add(1500*time.Millisecond), c.Session.ID)
+	d := l.Open(start.Add(3*time.Second), "d", 0, 2, 4) // covers 0-of-4 and 2-of-4
+	l.Close(start.Add(4*time.Second), c.Session.ID)
+	var got []string
+	for _, e := range l.Since(0) {
+		got = append(got, render(e))
+	}
+	want := []string{
+		"0s CONNECT a 0/4 e1",
+		"0s CONNECT b 2/4 e2",
+		"1s CONNECT c 1/4 e3",
+		"3s SILENT a 0/4 e1 last_heard 0s",
+		"3s SILENT b 2/4 e2 last_heard 0s",
+		"3s REPLACE d 0/2 e4 replaced a e1",
+		"3s REPLACE d 0/2 e4 replaced b e2",
+		"4s SILENT c 1/4 e3 last_heard 1.5s",
+		"4s DISCONNECT c 1/4 e3",
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("log:\n  %s\nwant:\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+	}
+	if len(d.Replaced) != 2 {
+		t.Errorf("decision = %+v", d)
+	}
+	if v := CheckLog(l.Since(0)); len(v) != 0 {
+		t.Errorf("violations: %v", v)
 	}
 }

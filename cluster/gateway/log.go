@@ -51,20 +51,25 @@ func buckets(s, n int32) []int32 {
 // gateway announces in its ACCEPTED message.
 //
 // PingInterval bounds how well the log times the end of service: a session
-// stopped between two pongs is last heard at most PingInterval before it
+// stopped between two pongs was last heard at most PingInterval before it
 // stopped, so the downtime of a pause or partition reads at most
-// PingInterval long (part of rule 1's ε). 200 ms keeps that small while
-// costing little: a cluster has at most 32 open sessions (one per shard), so
-// at most 160 pings and 160 pongs a second, a few bytes each.
+// PingInterval long (part of rule 1's ε). It is also the cost: each ping
+// and pong wakes the gateway and a coreapp process. At 250 ms, with pings
+// aligned so that the gateway wakes once per interval for all sessions, an
+// idle 32-shard cluster spends about 4 % of one core more than without
+// pings (1 in the gateway, 3 across 33 coreapps; README, "Measurements");
+// 100 ms would more than double that for a resolution nobody needs at
+// second-scale intervals.
 //
-// SilentAfter is three missed pings: one late pong on a loaded machine
-// (a GC pause, a starved process) is no silence, three are. It only decides
+// SilentAfter is three missed pings: one late pong on a loaded machine (a
+// GC pause, a starved process) is no silence, three are. It only decides
 // when SILENT is logged and when a coreapp stops claiming service; the
 // downtime is measured from the last pong, whatever SilentAfter is. It is
 // below the smallest unhealthy_interval (1 s), so a paused owner is silent
-// before the master can fail it over.
+// before the master can fail it over (and Open logs an overdue session
+// SILENT before replacing it in any case).
 const (
-	PingInterval = 200 * time.Millisecond
+	PingInterval = 250 * time.Millisecond
 	SilentAfter  = 3 * PingInterval
 )
 
@@ -92,7 +97,8 @@ type Decision struct {
 	// Reason says why a session was rejected.
 	Reason string
 	// Events are the log entries the request produced: one REJECT, one
-	// CONNECT, or one REPLACE per replaced session.
+	// CONNECT, or one REPLACE per replaced session, after a SILENT for
+	// each replaced session that was overdue but not yet logged silent.
 	Events []*mcsimv1.GatewayEvent
 }
 
@@ -215,6 +221,13 @@ func (l *Log) Open(now time.Time, coreappID string, shard, shards int32, epoch u
 		l.epochs[epoch] = assignment{coreappID, shard, shards}
 	}
 	d := Decision{Accepted: true, Session: s}
+	// Silences first: a session's REPLACE events stay consecutive (CheckLog
+	// reads them as one acceptance).
+	for _, id := range open {
+		if ev, ok := l.silence(now, id); ok {
+			d.Events = append(d.Events, ev)
+		}
+	}
 	for _, id := range open {
 		old := l.sessions[id]
 		l.release(old)
@@ -258,7 +271,8 @@ func (l *Log) release(s Session) {
 	}
 }
 
-// Close ends a session at now. It logs a DISCONNECT and frees its buckets
+// Close ends a session at now. It logs a DISCONNECT (after a SILENT if the
+// session was overdue but not yet logged silent) and frees its buckets
 // only when the session is still open; a replaced session already lost them
 // (its REPLACE event says so), so closing it logs nothing. It reports
 // whether an event was logged.
@@ -267,6 +281,7 @@ func (l *Log) Close(now time.Time, id SessionID) (*mcsimv1.GatewayEvent, bool) {
 	if !ok {
 		return nil, false
 	}
+	l.silence(now, id)
 	l.release(s)
 	return l.append(now, &mcsimv1.GatewayEvent{
 		Kind:      mcsimv1.GatewayEventKind_GATEWAY_EVENT_KIND_DISCONNECT,
@@ -306,23 +321,33 @@ func (l *Log) Heard(now time.Time, id SessionID) (*mcsimv1.GatewayEvent, bool) {
 func (l *Log) Tick(now time.Time) []*mcsimv1.GatewayEvent {
 	var out []*mcsimv1.GatewayEvent
 	for _, id := range slices.Sorted(maps.Keys(l.heard)) {
-		h := l.heard[id]
-		if h.silent || now.Sub(h.last) < SilentAfter {
-			continue
+		if ev, ok := l.silence(now, id); ok {
+			out = append(out, ev)
 		}
-		h.silent = true
-		s := l.sessions[id]
-		out = append(out, l.append(now, &mcsimv1.GatewayEvent{
-			Kind:            mcsimv1.GatewayEventKind_GATEWAY_EVENT_KIND_SILENT,
-			Shard:           s.Shard,
-			Shards:          s.Shards,
-			Epoch:           s.Epoch,
-			CoreappId:       s.CoreappID,
-			LastHeardMonoNs: int64(h.last.Sub(l.start)),
-			LastHeardUnixNs: h.last.UnixNano(),
-		}))
 	}
 	return out
+}
+
+// silence logs SILENT for open session id if it is overdue at now. Open and
+// Close call it for the sessions they end, so that a session ended after
+// SilentAfter without a pong is logged silent first whatever the timers
+// did: its service ended when it was last heard, not when it was ended.
+func (l *Log) silence(now time.Time, id SessionID) (*mcsimv1.GatewayEvent, bool) {
+	h, ok := l.heard[id]
+	if !ok || h.silent || now.Sub(h.last) < SilentAfter {
+		return nil, false
+	}
+	h.silent = true
+	s := l.sessions[id]
+	return l.append(now, &mcsimv1.GatewayEvent{
+		Kind:            mcsimv1.GatewayEventKind_GATEWAY_EVENT_KIND_SILENT,
+		Shard:           s.Shard,
+		Shards:          s.Shards,
+		Epoch:           s.Epoch,
+		CoreappId:       s.CoreappID,
+		LastHeardMonoNs: int64(h.last.Sub(l.start)),
+		LastHeardUnixNs: h.last.UnixNano(),
+	}), true
 }
 
 // Deadline is when open session id turns silent if it is not heard before;

@@ -17,7 +17,11 @@ func TestLogShardCountChange(t *testing.T) {
 	open := func(coreapp string, shard, shards int32, epoch uint64) Decision {
 		t.Helper()
 		sec++
-		return l.Open(start.Add(time.Duration(sec)*time.Second), coreapp, shard, shards, epoch)
+		now := start.Add(time.Duration(sec) * time.Second)
+		for _, h := range l.Holders() { // every open session answers its pings
+			l.Heard(now, h.ID)
+		}
+		return l.Open(now, coreapp, shard, shards, epoch)
 	}
 	wantReplaced := func(d Decision, want ...Session) {
 		t.Helper()

@@ -23,6 +23,7 @@ type Server struct {
 	mcsimv1.UnimplementedGatewayServiceServer
 
 	logger zerolog.Logger
+	start  time.Time // the log's start; pings fall on multiples of PingInterval from it
 
 	mu  sync.Mutex
 	log *Log
@@ -38,9 +39,11 @@ type Server struct {
 // New returns a gateway whose clock starts now. logger is the node's
 // logger, already carrying node_id and role.
 func New(logger zerolog.Logger) *Server {
+	start := time.Now()
 	return &Server{
 		logger:   logger,
-		log:      NewLog(time.Now()),
+		start:    start,
+		log:      NewLog(start),
 		replaced: make(map[SessionID]chan *mcsimv1.SessionResponse),
 		changed:  make(chan struct{}),
 	}
@@ -81,8 +84,8 @@ func (s *Server) notifyLocked() {
 // Session implements mcsimv1.GatewayServiceServer. The first request opens
 // the session; once accepted, the handler pings it every PingInterval and a
 // second goroutine reads its pongs, so that the log knows when it was last
-// heard and logs SILENT on time (a timer at the Log's deadline, not at the
-// next ping).
+// heard and logs SILENT on time (a timer SilentAfter past the last pong,
+// not at the next ping).
 func (s *Server) Session(stream grpc.BidiStreamingServer[mcsimv1.SessionRequest, mcsimv1.SessionResponse]) error {
 	req, err := stream.Recv()
 	if err != nil {
@@ -137,28 +140,29 @@ func (s *Server) Session(stream grpc.BidiStreamingServer[mcsimv1.SessionRequest,
 		return err
 	}
 	// Pongs are read apart from the pings, so that a ping stuck on a full
-	// stream never delays hearing one. heardAgain wakes the handler to arm
-	// the silence timer again after HEARD.
+	// stream never delays hearing one. Each pong pushes the silence timer
+	// back (a Reset wakes nobody), so it fires only when the session is
+	// due to turn silent, on time.
+	silence := time.NewTimer(SilentAfter)
+	defer silence.Stop()
 	recvErr := make(chan error, 1)
-	heardAgain := make(chan struct{}, 1)
 	go func() {
 		for {
 			if _, err := stream.Recv(); err != nil {
 				recvErr <- err
 				return
 			}
-			if s.heard(id, lg) {
-				select {
-				case heardAgain <- struct{}{}:
-				default:
-				}
-			}
+			s.heard(id, lg)
+			silence.Reset(SilentAfter)
 		}
 	}()
-	ping := time.NewTicker(PingInterval)
+	// Every session is pinged at the same instants, multiples of
+	// PingInterval since the gateway started: the gateway wakes once per
+	// interval for all of them and their pongs come back together, which
+	// costs less than one staggered ticker per session.
+	nextPing := func() time.Duration { return PingInterval - time.Since(s.start)%PingInterval }
+	ping := time.NewTimer(nextPing())
 	defer ping.Stop()
-	silence := time.NewTimer(SilentAfter)
-	defer silence.Stop()
 	var seq uint64
 	for {
 		select {
@@ -179,27 +183,24 @@ func (s *Server) Session(stream grpc.BidiStreamingServer[mcsimv1.SessionRequest,
 				s.close(id, lg)
 				return err
 			}
-		case <-heardAgain:
-			s.armSilence(id, silence)
+			ping.Reset(nextPing())
 		case <-silence.C:
 			s.tick()
-			s.armSilence(id, silence)
 		}
 	}
 }
 
-// heard records a pong of session id and reports whether it ended a silence.
-func (s *Server) heard(id SessionID, lg zerolog.Logger) bool {
+// heard records a pong of session id.
+func (s *Server) heard(id SessionID, lg zerolog.Logger) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	last, _, _ := s.log.LastHeard(id)
 	ev, ok := s.log.Heard(time.Now(), id)
 	if !ok {
-		return false
+		return
 	}
 	s.notifyLocked()
 	lg.Info().Int64("silence_ms", time.Unix(0, ev.GetUnixNs()).Sub(last).Milliseconds()).Msg("session heard again: serving")
-	return true
 }
 
 // tick logs every session that fell silent (any session: the Log decides
@@ -217,17 +218,6 @@ func (s *Server) tick() {
 			Int32("shards", ev.GetShards()).Uint64("epoch", ev.GetEpoch()).
 			Int64("silence_ms", time.Duration(ev.GetMonoNs()-ev.GetLastHeardMonoNs()).Milliseconds()).
 			Msg("session silent: not serving")
-	}
-}
-
-// armSilence sets t to fire when session id turns silent; a silent session
-// needs no timer until it is heard again.
-func (s *Server) armSilence(id SessionID, t *time.Timer) {
-	s.mu.Lock()
-	at, ok := s.log.Deadline(id)
-	s.mu.Unlock()
-	if ok {
-		t.Reset(time.Until(at))
 	}
 }
 

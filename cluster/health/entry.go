@@ -170,7 +170,9 @@ func FromMaster(n membership.Node, r *mcsimv1.MasterServiceStatusResponse) Entry
 }
 
 // FromCoreapp is a coreapp's entry: its shards (ascending, including those
-// still connecting), its overall gateway status and pending restarts.
+// still connecting or cut off from the gateway: the assignment), its
+// overall gateway status (connecting while any of them is not served) and
+// pending restarts.
 func FromCoreapp(n membership.Node, r *mcsimv1.StatusResponse) Entry {
 	e := base(n)
 	e.Role = RoleCoreapp

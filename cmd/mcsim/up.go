@@ -57,8 +57,8 @@ view. Every object has "time" (RFC 3339, UTC) and "event"; the kinds:
   gateway_reject     shard, shards, epoch, coreapp, reason
   gateway_disconnect shard, shards, epoch, coreapp
   gateway_silent     shard, shards, epoch, coreapp, last_heard: the gateway no
-                     longer hears the session (no pong for 600 ms; it pings every
-                     200 ms): still open, not serving
+                     longer hears the session (no pong for 750 ms; it pings every
+                     250 ms): still open, not serving
   gateway_heard      shard, shards, epoch, coreapp: a silent session answered again
   role_change        node, from ("" on first sight), to  (roles as in /v1/health)
   failover           shard, from, to, epoch, downtime_ms: the shard moved to

@@ -216,14 +216,15 @@ func (x *HeartbeatResponse) GetShards() []*ServedShard {
 	return nil
 }
 
-// ServedShard is a shard a coreapp serves, with its epoch.
+// ServedShard is a shard assigned to a coreapp, with its epoch.
 type ServedShard struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The shard number.
 	Shard int32 `protobuf:"varint,1,opt,name=shard,proto3" json:"shard,omitempty"`
 	// The epoch it was assigned with.
 	Epoch uint64 `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
-	// Whether its gateway session is up.
+	// Whether it is served: CONNECTED while its gateway session is accepted
+	// and the gateway is heard on it, CONNECTING otherwise.
 	GatewayStatus GatewayStatus `protobuf:"varint,3,opt,name=gateway_status,json=gatewayStatus,proto3,enum=mcsim.v1.GatewayStatus" json:"gateway_status,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
