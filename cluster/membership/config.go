@@ -223,9 +223,12 @@ func memberlistConfig(t Tuning) *memberlist.Config {
 		c.PushPullInterval = 3 * time.Second
 		c.GossipToTheDeadTime = 5 * time.Second
 		c.TCPTimeout = time.Second
-		// A restarted process (same ID, new port) may take its name back
-		// soon after it was declared dead.
-		c.DeadNodeReclaimTime = time.Second
+		// A restarted process (same ID, new port) takes its name back as
+		// soon as the old one is declared dead or left. With a longer
+		// reclaim time its join bounces ("conflicting address") and the
+		// masters learn its new address only at the next push-pull, seconds
+		// later: a restarted standby that nobody can heartbeat.
+		c.DeadNodeReclaimTime = 10 * time.Millisecond
 		// Compression buys nothing on loopback, and memberlist's costs a
 		// fresh LZW table (64 KiB) per packet sent: it was half of an idle
 		// node's allocations. Peers still read compressed packets.

@@ -181,7 +181,7 @@ func TestLocalTuningValues(t *testing.T) {
 		{"ProbeInterval", c.ProbeInterval, time.Second},
 		{"ProbeTimeout", c.ProbeTimeout, 100 * time.Millisecond},
 		{"PushPullInterval", c.PushPullInterval, 3 * time.Second},
-		{"DeadNodeReclaimTime", c.DeadNodeReclaimTime, time.Second},
+		{"DeadNodeReclaimTime", c.DeadNodeReclaimTime, 10 * time.Millisecond},
 		{"EnableCompression", c.EnableCompression, false},
 	} {
 		if tc.got != tc.want {
