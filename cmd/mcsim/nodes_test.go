@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"strings"
 	"testing"
@@ -28,7 +27,7 @@ func (unreachableSettings) Get(ctx context.Context, _ *mcsimv1.GetRequest, _ ...
 // and keeps saying so, instead of staying silent until it gives up.
 func TestWaitingForTheSettingsServiceIsSaidWithinASecond(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		var logBuf, notice bytes.Buffer
+		var logBuf, notice lockedBuffer // written by firstSnapshot, read here
 		log := logging.New(&logBuf, logging.JSON, zerolog.InfoLevel)
 		done := make(chan error, 1)
 		go func() {
