@@ -6,9 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 )
@@ -316,7 +316,7 @@ func (r *runner) until(ctx context.Context, deadline time.Time, cond func() (boo
 
 func (r *runner) resumeDue(ctx context.Context) error {
 	now := r.t.Now()
-	for _, id := range sortedKeys(r.paused) {
+	for _, id := range slices.Sorted(maps.Keys(r.paused)) {
 		if at := r.paused[id]; !at.IsZero() && !now.Before(at) {
 			if err := r.resume(ctx, id); err != nil {
 				return err
@@ -328,7 +328,7 @@ func (r *runner) resumeDue(ctx context.Context) error {
 
 // resumeAll ends every pause still in force: a run leaves no node frozen.
 func (r *runner) resumeAll(ctx context.Context) error {
-	for _, id := range sortedKeys(r.paused) {
+	for _, id := range slices.Sorted(maps.Keys(r.paused)) {
 		if err := r.resume(ctx, id); err != nil {
 			return err
 		}
@@ -354,15 +354,6 @@ func (r *runner) endFault(id, kind string) {
 			f.end = now
 		}
 	}
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 func (r *runner) step(ctx context.Context, st Step) error {
@@ -505,7 +496,7 @@ func (r *runner) resolve(ctx context.Context, s Selector) (string, error) {
 		return "", fmt.Errorf("%s: reading the cluster: %w", s, err)
 	}
 	var pick []string
-	for _, id := range sortedKeys(nodes) {
+	for _, id := range slices.Sorted(maps.Keys(nodes)) {
 		n := nodes[id]
 		if !n.Up {
 			continue

@@ -20,8 +20,14 @@ import (
 // startCluster starts a cluster in a bubble and closes it when the test ends.
 func startCluster(t *testing.T, opts inproc.Options) *inproc.Cluster {
 	t.Helper()
+	return startClusterLogging(t, opts, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel))
+}
+
+// startClusterLogging is startCluster with the nodes' logger.
+func startClusterLogging(t *testing.T, opts inproc.Options, log zerolog.Logger) *inproc.Cluster {
+	t.Helper()
 	opts.DataDir = t.TempDir()
-	opts.Logger = zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
+	opts.Logger = log
 	c, err := inproc.Start(opts)
 	if err != nil {
 		t.Fatalf("start cluster: %v", err)

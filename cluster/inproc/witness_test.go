@@ -153,18 +153,7 @@ func TestDowntimeFigures(t *testing.T) {
 // figures alone.
 func startQuietCluster(t *testing.T, opts inproc.Options) *inproc.Cluster {
 	t.Helper()
-	opts.DataDir = t.TempDir()
-	opts.Logger = zerolog.Nop()
-	c, err := inproc.Start(opts)
-	if err != nil {
-		t.Fatalf("start cluster: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := c.Close(); err != nil {
-			t.Errorf("close cluster: %v", err)
-		}
-	})
-	return c
+	return startClusterLogging(t, opts, zerolog.Nop())
 }
 
 // A coreapp cut from the gateway alone (the master still hears it): the

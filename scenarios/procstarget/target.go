@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -116,7 +117,7 @@ func (t *Target) Close() error {
 		return nil
 	}
 	t.closed = true
-	paused := sortedKeys(t.paused)
+	paused := slices.Sorted(maps.Keys(t.paused))
 	t.mu.Unlock()
 	var err error
 	if t.c != nil {
@@ -410,13 +411,4 @@ func (t *Target) SetShards(ctx context.Context, n int) error {
 	t.shards = n
 	t.mu.Unlock()
 	return nil
-}
-
-func sortedKeys(m map[string]bool) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
