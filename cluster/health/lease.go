@@ -88,3 +88,29 @@ func formatLeft(d time.Duration) string {
 	tenths := (d + 100*time.Millisecond - 1) / (100 * time.Millisecond)
 	return fmt.Sprintf("%d.%d s", tenths/10, tenths%10)
 }
+
+// StateOutsideGossip is the state of a master the store says holds the
+// lease while gossip does not list it (cut off from gossip, or started
+// without --join): it is still the primary the store knows, so `mcsim
+// status` lists it rather than hide it.
+const StateOutsideGossip = "outside_gossip"
+
+// AddLeaseHolder adds to entries the lease's holder when no entry is that
+// master and its lease runs, keyed "lease:<id>", and reports whether it
+// did.
+func AddLeaseHolder(entries map[string]Entry, l *Lease) bool {
+	if l == nil || l.Holder == "" || l.RemainingMS <= 0 {
+		return false
+	}
+	for key := range entries {
+		if NodeID(key) == l.Holder {
+			return false
+		}
+	}
+	entries["lease:"+l.Holder] = Entry{
+		Role: RoleUnknown, GatewayStatus: GatewayDisconnected, Shards: []int{}, PendingRestart: []string{},
+		State: StateOutsideGossip,
+		Error: fmt.Sprintf("holds the lease by the store (epoch %d, %s left) but is not in the gossip cluster", l.Epoch, formatLeft(time.Duration(l.RemainingMS)*time.Millisecond)),
+	}
+	return true
+}

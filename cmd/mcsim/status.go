@@ -31,7 +31,9 @@ moment: masters first (primary, then secondary), then coreapps, by node id.
 STATE is "alive" for a node that answered; a node in gossip that did not
 answer its Status call in time is "unreachable" (role "unknown", with the
 reason); a node gossip lost is "failed" and one that left gracefully (SIGTERM)
-"left", each with the time it happened, listed until it joins again. Below
+"left", each with the time it happened, listed until it joins again; a
+master the store says holds the lease but gossip does not list is the row
+"lease:<id>", state "outside_gossip". Below
 the table, every shard the primary has no owner for: since when and why. --json prints the /v1/health answer re-indented
 (the same content, two-space indent, for people and jq).`,
 		Example: `  mcsim status
@@ -80,6 +82,10 @@ func formatStatus(body []byte, loc *time.Location) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("the service's /v1/health answer is not a health object: %.200q", bytes.TrimSpace(body))
 	}
+	lease, leaseErr := health.DecodeLease(body)
+	if leaseErr == nil {
+		health.AddLeaseHolder(entries, lease)
+	}
 	keys := make([]string, 0, len(entries))
 	for k := range entries {
 		keys = append(keys, k)
@@ -120,7 +126,7 @@ func formatStatus(body []byte, loc *time.Location) (string, error) {
 		}
 		fmt.Fprintf(&buf, "shard %d: unassigned%s, %s\n", u.Shard, since, u.Reason)
 	}
-	if lease, err := health.DecodeLease(body); err == nil {
+	if leaseErr == nil {
 		if note := health.PrimaryNote(entries, lease); note != "" {
 			fmt.Fprintln(&buf, note)
 		}

@@ -132,3 +132,19 @@ no primary: waiting for the previous lease (master-1, epoch 3) to lapse, 24 s le
 		t.Errorf("formatStatus =\n%s\nwant\n%s", got, want)
 	}
 }
+
+// A master the store says holds the lease is listed even when gossip does
+// not know it (cut off from gossip, or started without --join).
+func TestFormatStatusListsALeaseHolderOutsideGossip(t *testing.T) {
+	body := `{"health": {
+	"127.0.0.1:master-2": {"role": "secondary_master", "gateway_status": "disconnected", "shards": [], "pid": 202, "pending_restart": [], "state": "alive"}
+}, "lease": {"holder": "master-1", "epoch": 4, "remaining_ms": 2500}, "meta": {}}`
+	got, err := formatStatus([]byte(body), time.UTC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "lease:master-1      unknown           outside_gossip  disconnected  -       -    -                holds the lease by the store (epoch 4, 2.5 s left) but is not in the gossip cluster"
+	if !strings.Contains(got, want) {
+		t.Errorf("formatStatus =\n%s\nwant a line\n%s", got, want)
+	}
+}
