@@ -31,9 +31,9 @@ func DefaultCluster() Cluster { return Cluster{Masters: 2, Coreapps: 3, Shards: 
 
 // Step is one step: exactly one action and its fields.
 type Step struct {
-	Index  int
-	Line   int
-	Action string // the action key: "kill", "wait", "expect", …
+	Index     int
+	Line, Col int    // of the step's first key
+	Action    string // the action key: "kill", "wait", "expect", …
 
 	// Node is the selector of kill, stop, pause, resume, restart,
 	// isolate and heal (heal: all has none).

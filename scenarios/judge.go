@@ -3,6 +3,7 @@ package scenarios
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -53,23 +54,36 @@ func (r *runner) expect(ctx context.Context, st Step) {
 		measured, res.Bound, ok, res.Detail, err = r.expectServed(ctx, st)
 		res.Measured = &measured
 	case "no_failover":
+		if st.For == 0 {
+			// Until the next mark: judged when a step with as begins, or
+			// when the steps end.
+			r.pendingNoFailover = &pendingNoFailover{st: st, from: r.t.Now(),
+				failovers: len(r.t.Failovers()), declared: len(r.t.Declarations())}
+			r.progress("expect no_failover: watching until the next mark")
+			return
+		}
 		res.Bound, ok, res.Detail, err = r.expectNoFailover(ctx, st)
 	}
+	r.record(res, ok, err)
+}
+
+// record stores and reports an expectation's verdict.
+func (r *runner) record(res ExpectResult, ok bool, err error) {
 	if err != nil {
 		ok, res.Detail = false, err.Error()
 	}
 	res.OK = ok
 	r.results = append(r.results, res)
-	ev := event{Event: "expect", Index: ptr(st.Index), What: st.What, Bound: res.Bound, OK: ptr(ok), Detail: res.Detail}
+	ev := event{Event: "expect", Index: ptr(res.Index), What: res.What, Bound: res.Bound, OK: ptr(ok), Detail: res.Detail}
 	verdict := "ok"
 	if !ok {
 		verdict = "FAILED"
 	}
 	if res.Measured != nil && *res.Measured > 0 || res.Measured != nil && ok {
 		ev.MeasuredMS = ptr(ms(*res.Measured))
-		r.progress("expect %s: %s measured %.1f ms, bound %s %s", st.What, verdict, ms(*res.Measured), res.Bound, res.Detail)
+		r.progress("expect %s: %s measured %.1f ms, bound %s %s", res.What, verdict, ms(*res.Measured), res.Bound, res.Detail)
 	} else {
-		r.progress("expect %s: %s, %s %s", st.What, verdict, res.Bound, res.Detail)
+		r.progress("expect %s: %s, %s %s", res.What, verdict, res.Bound, res.Detail)
 	}
 	r.emit(ev)
 }
@@ -120,7 +134,7 @@ func (r *runner) expectTakeover(ctx context.Context, st Step) (time.Duration, st
 	var found *LeaseGrant
 	_, err := r.until(ctx, m.at.Add(r.lookFor(hi, m)), func() (bool, error) {
 		for _, g := range r.t.Grants() {
-			if g.Master != m.primary && !g.At.Before(m.at) {
+			if g.newTerm() && g.Master != m.primary && !g.At.Before(m.at) {
 				found = &g
 				return true, nil
 			}
@@ -155,8 +169,12 @@ func (r *runner) expectServed(ctx context.Context, st Step) (time.Duration, stri
 	if !ok {
 		return 0, bound, false, fmt.Sprintf("unserved shards %v after %v", r.unserved(), hi), nil
 	}
-	d := r.t.Now().Sub(from)
-	return d, bound, d >= lo, "", nil
+	at, seen := r.servedFrom(from)
+	if !seen {
+		at = r.t.Now()
+	}
+	d := at.Sub(from)
+	return d, bound, d >= lo && d <= hi, "", nil
 }
 
 func (r *runner) unserved() []int {
@@ -170,21 +188,44 @@ func (r *runner) unserved() []int {
 	return out
 }
 
-// expectNoFailover: for the step's for (or until the next mark's step is
-// reached: then it is judged over the time since the step began), no
-// shard changes owner and no coreapp is declared unhealthy.
+// pendingNoFailover is an expect: no_failover without for, watching until
+// the next mark.
+type pendingNoFailover struct {
+	st                  Step
+	from                time.Time
+	failovers, declared int
+}
+
+// endNoFailover judges a pending no_failover over the time since its step.
+func (r *runner) endNoFailover() {
+	p := r.pendingNoFailover
+	if p == nil {
+		return
+	}
+	r.pendingNoFailover = nil
+	d := r.t.Now().Sub(p.from)
+	bound := fmt.Sprintf("no failover and no unhealthy declaration until the next mark (%v)", d.Round(time.Millisecond))
+	detail := r.movedSince(p.from, p.failovers, p.declared)
+	r.record(ExpectResult{Index: p.st.Index, What: p.st.What, Bound: bound, Detail: detail}, detail == "", nil)
+}
+
+// expectNoFailover: for the step's for, no shard changes owner and no
+// coreapp is declared unhealthy.
 func (r *runner) expectNoFailover(ctx context.Context, st Step) (string, bool, string, error) {
 	from := r.t.Now()
 	failovers, declared := len(r.t.Failovers()), len(r.t.Declarations())
 	d := st.For
-	if d == 0 {
-		_, ui := r.intervals()
-		d = ui
-	}
 	if err := r.sleep(ctx, d); err != nil {
 		return "", false, "", err
 	}
 	bound := fmt.Sprintf("no failover and no unhealthy declaration for %v", d)
+	detail := r.movedSince(from, failovers, declared)
+	return bound, detail == "", detail, nil
+}
+
+// movedSince says what failed over or was declared unhealthy after the
+// given counts ("" for nothing).
+func (r *runner) movedSince(from time.Time, failovers, declared int) string {
 	var what []string
 	for _, f := range r.t.Failovers()[failovers:] {
 		what = append(what, fmt.Sprintf("shard %d moved %s → %s at +%v", f.Shard, f.From, f.To, f.ServedAgain.Sub(from).Round(time.Millisecond)))
@@ -192,7 +233,7 @@ func (r *runner) expectNoFailover(ctx context.Context, st Step) (string, bool, s
 	for _, dcl := range r.t.Declarations()[declared:] {
 		what = append(what, fmt.Sprintf("%s declared %s unhealthy at +%v", dcl.Master, dcl.Coreapp, dcl.At.Sub(from).Round(time.Millisecond)))
 	}
-	return bound, len(what) == 0, strings.Join(what, "; "), nil
+	return strings.Join(what, "; ")
 }
 
 func orNone(s string) string {
@@ -224,20 +265,28 @@ func (r *runner) judge(ctx context.Context) []Violation {
 	return out
 }
 
-// checkSinglePrimary: the store never grants the lease to a master while
-// another's grant (or renewal) has not expired by the store's own clock.
+// checkSinglePrimary: the store never begins a master's term while
+// another's grant or renewal has not expired by the store's own clock (a
+// release ends a hold at once).
 func checkSinglePrimary(grants []LeaseGrant) []Violation {
 	var out []Violation
-	last := map[string]LeaseGrant{} // the latest grant or renewal per master
+	holds := map[string]LeaseGrant{} // per master: its latest grant or renewal, while it holds
 	for _, g := range grants {
-		for other, prev := range last {
-			if other != g.Master && g.At.Before(prev.Expires) {
-				out = append(out, Violation{Invariant: "single_primary", At: g.At,
-					Details: fmt.Sprintf("lease granted to %s (epoch %d) at %s while %s held it until %s (epoch %d)",
-						g.Master, g.Epoch, g.At.Format(timeLayout), other, prev.Expires.Format(timeLayout), prev.Epoch)})
+		if g.Released {
+			delete(holds, g.Master)
+			continue
+		}
+		if g.newTerm() {
+			for _, other := range slices.Sorted(maps.Keys(holds)) {
+				prev := holds[other]
+				if other != g.Master && g.At.Before(prev.Expires) {
+					out = append(out, Violation{Invariant: "single_primary", At: g.At,
+						Details: fmt.Sprintf("lease granted to %s (epoch %d) at %s while %s held it until %s (epoch %d)",
+							g.Master, g.Epoch, g.At.Format(timeLayout), other, prev.Expires.Format(timeLayout), prev.Epoch)})
+				}
 			}
 		}
-		last[g.Master] = g
+		holds[g.Master] = g
 	}
 	return out
 }
@@ -299,8 +348,11 @@ func (r *runner) checkLiveness(ctx context.Context) []Violation {
 	}
 	hb, ui := r.intervals()
 	deadline := last.Add(ui + hb + r.eps + ui + hb + r.eps)
-	ok, err := r.until(ctx, deadline, func() (bool, error) { return r.allServed(), nil })
-	if err != nil || ok {
+	if _, err := r.until(ctx, deadline, func() (bool, error) { return r.allServed(), nil }); err != nil {
+		return nil
+	}
+	servedAt, served := r.servedFrom(last)
+	if served && !servedAt.After(deadline) {
 		return nil
 	}
 	nodes, err := r.t.Nodes(ctx)
@@ -322,7 +374,10 @@ func (r *runner) checkLiveness(ctx context.Context) []Violation {
 	if coreapps < r.shards || masters == 0 {
 		return nil // no healthy standby to serve with: liveness asks nothing
 	}
-	return []Violation{{Invariant: "liveness", At: r.t.Now(),
-		Details: fmt.Sprintf("shards %v unserved %v after the last fault ended (bound lease + rule1 = %v) with %d coreapps and %d masters up",
-			r.unserved(), r.t.Now().Sub(last).Round(time.Millisecond), deadline.Sub(last), coreapps, masters)}}
+	what := fmt.Sprintf("shards %v unserved %v after the last fault ended", r.unserved(), r.t.Now().Sub(last).Round(time.Millisecond))
+	if served {
+		what = fmt.Sprintf("every shard served again only %v after the last fault ended", servedAt.Sub(last).Round(time.Millisecond))
+	}
+	return []Violation{{Invariant: "liveness", At: deadline,
+		Details: fmt.Sprintf("%s (bound lease + rule1 = %v) with %d coreapps and %d masters up", what, deadline.Sub(last), coreapps, masters)}}
 }

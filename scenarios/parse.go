@@ -76,7 +76,7 @@ var actions = map[string][]string{
 	"set":       {},
 	"shards":    {},
 	"nemesis":   {"for"},
-	"expect":    {"shard", "after", "within", "for", "timeout"},
+	"expect":    {"shard", "after", "within", "for"},
 }
 
 func actionNames() string {
@@ -321,7 +321,7 @@ func (d *decoder) step(i int, t *tree) {
 		d.fail(t, base, "a step is a map with one action (%s), got %s", actionNames(), t.describe())
 		return
 	}
-	st := Step{Index: i, Line: t.at.line, Shard: -1}
+	st := Step{Index: i, Line: t.at.line, Col: t.at.col, Shard: -1}
 	var action *entry
 	for j, e := range t.keys {
 		if _, ok := actions[e.key]; ok {
@@ -461,8 +461,15 @@ func (d *decoder) expect(t *tree, st *Step, v *tree, path string) {
 	case "served":
 		need("within", "a bound (a duration, or [min, max])")
 	case "no_failover":
-		if t.get("within") != nil || t.get("shard") != nil {
-			d.fail(v, base, "expect: no_failover takes for (or lasts until the next mark), not shard or within")
+		if t.get("within") != nil || t.get("shard") != nil || t.get("after") != nil {
+			d.fail(v, base, "expect: no_failover takes for (or lasts until the next mark), not shard, after or within")
+		}
+	}
+	// Fields a kind does not use are errors, not silently ignored.
+	unused := map[string][]string{"takeover": {"shard", "for"}, "served": {"shard", "for"}, "failover": {"for"}}
+	for _, key := range unused[st.What] {
+		if n := t.get(key); n != nil {
+			d.fail(n, base+"."+key, "expect: %s does not take %s", st.What, key)
 		}
 	}
 }

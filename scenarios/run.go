@@ -68,8 +68,8 @@ type UnsupportedError struct {
 }
 
 func (e *UnsupportedError) Error() string {
-	return fmt.Sprintf("%s:%d: steps[%d].%s: not available on target %s yet: network faults, clock skew and the nemesis need the fault layer, which is not built (only process faults, changes, waits and expectations run today)",
-		e.File, e.Step.Line, e.Step.Index, e.Step.Action, e.Target)
+	return fmt.Sprintf("%s:%d:%d: steps[%d].%s: not available on target %s yet: network faults, clock skew and a nemesis with them need the fault layer, which is not built (process faults, changes, waits, expectations and a process-fault nemesis run today)",
+		e.File, e.Step.Line, e.Step.Col, e.Step.Index, e.Step.Action, e.Target)
 }
 
 // processOnly are the actions a target without a fault layer runs; a
@@ -136,6 +136,15 @@ type runner struct {
 	seenFailovers, seenGrants int
 	lastHolder                string
 	aborted                   string
+	pendingNoFailover         *pendingNoFailover
+	// servedLog are the moments the runner saw every shard served or
+	// not, in order (liveness is judged from them).
+	servedLog []servedAt
+}
+
+type servedAt struct {
+	at  time.Time
+	all bool
 }
 
 // Run runs one scenario on a target: starts the cluster, runs the steps,
@@ -168,6 +177,9 @@ func Run(ctx context.Context, t Target, sc *Scenario, opt Options) (out Outcome,
 		r.poll = 20 * time.Millisecond
 	}
 	if err := t.Start(ctx, sc.Cluster, sc.Settings); err != nil {
+		if ctx.Err() != nil {
+			return Outcome{}, ctx.Err() // interrupted, not broken
+		}
 		return Outcome{}, fmt.Errorf("%w: %v", ErrStart, err)
 	}
 	r.t0 = t.Now()
@@ -185,11 +197,13 @@ func Run(ctx context.Context, t Target, sc *Scenario, opt Options) (out Outcome,
 			}
 			r.aborted = fmt.Sprintf("steps[%d] (%s): %v", st.Index, st.Action, err)
 			r.results = append(r.results, ExpectResult{Index: st.Index, What: st.Action, OK: false, Detail: err.Error()})
-			r.emit(event{Event: "expect", Index: ptr(st.Index), What: st.Action, OK: ptr(false), Detail: err.Error()})
+			// A failed step is no expectation: its end says it failed.
+			r.emit(event{Event: "step", Index: ptr(st.Index), Action: st.Action, Phase: "end", OK: ptr(false), Detail: err.Error()})
 			r.progress("steps[%d] %s FAILED: %v", st.Index, st.Action, err)
 			break
 		}
 	}
+	r.endNoFailover()
 	if err := r.resumeAll(ctx); err != nil && ctx.Err() != nil {
 		return Outcome{}, ctx.Err()
 	}
@@ -232,9 +246,13 @@ func startIntervals(body json.RawMessage) (hb, ui time.Duration) {
 	return hb, ui
 }
 
-func (r *runner) emit(ev event) {
+func (r *runner) emit(ev event) { r.emitAt(ev, r.t.Now()) }
+
+// emitAt writes an event that happened at `at` (a witness's time, not when
+// the runner looked).
+func (r *runner) emitAt(ev event, at time.Time) {
 	ev.Run = r.opt.Run
-	ev.T = seconds(r.t.Now().Sub(r.t0))
+	ev.T = seconds(at.Sub(r.t0))
 	writeEvent(r.opt.Events, ev)
 }
 
@@ -252,21 +270,25 @@ func (r *runner) intervals() (hb, ui time.Duration) {
 }
 
 // observe reports the failovers and takeovers the witnesses saw since the
-// last look.
+// last look, and notes whether every shard is served.
 func (r *runner) observe() {
+	all := r.allServed()
+	if n := len(r.servedLog); n == 0 || r.servedLog[n-1].all != all {
+		r.servedLog = append(r.servedLog, servedAt{at: r.t.Now(), all: all})
+	}
 	fs := r.t.Failovers()
 	for _, f := range fs[r.seenFailovers:] {
-		r.emit(event{Event: "failover", Shard: ptr(f.Shard), From: f.From, To: f.To, Epoch: f.Epoch,
-			DowntimeMS: ptr(max(0, f.ServedAgain.Sub(f.ServedUntil)).Milliseconds())})
+		r.emitAt(event{Event: "failover", Shard: ptr(f.Shard), From: f.From, To: f.To, Epoch: f.Epoch,
+			DowntimeMS: ptr(max(0, f.ServedAgain.Sub(f.ServedUntil)).Milliseconds())}, f.ServedAgain)
 		r.progress("failover: shard %d %s → %s (epoch %d), %d ms without service", f.Shard, f.From, f.To, f.Epoch,
 			max(0, f.ServedAgain.Sub(f.ServedUntil)).Milliseconds())
 	}
 	r.seenFailovers = len(fs)
 	gs := r.t.Grants()
 	for _, g := range gs[r.seenGrants:] {
-		if g.Master != r.lastHolder {
+		if g.newTerm() && g.Master != r.lastHolder {
 			if r.lastHolder != "" {
-				r.emit(event{Event: "takeover", From: r.lastHolder, To: g.Master, LeaseEpoch: g.Epoch})
+				r.emitAt(event{Event: "takeover", From: r.lastHolder, To: g.Master, LeaseEpoch: g.Epoch}, g.At)
 				r.progress("takeover: %s is primary (was %s), lease epoch %d", g.Master, r.lastHolder, g.Epoch)
 			}
 			r.lastHolder = g.Master
@@ -367,9 +389,17 @@ func (r *runner) step(ctx context.Context, st Step) error {
 	}
 	r.emit(event{Event: "step", Index: ptr(st.Index), Action: st.Action, Node: node, Phase: "begin"})
 	r.progress("steps[%d] %s %s", st.Index, st.Action, describeStep(st, node))
+	if st.As != "" {
+		r.endNoFailover()
+	}
+	// The mark is the moment the step acts: what the cluster looked like
+	// is read first (from the witnesses in this process, no round trip),
+	// then the clock, then the signal.
+	m := r.snapshot()
 	at := r.t.Now()
 	if st.As != "" {
-		r.setMark(ctx, st.As, at)
+		m.at = at
+		r.marks[st.As] = m
 	}
 	var err error
 	switch st.Action {
@@ -378,21 +408,16 @@ func (r *runner) step(ctx context.Context, st Step) error {
 	case "sleep":
 		err = r.sleep(ctx, st.Duration)
 	case "kill", "stop":
-		at = r.t.Now()
-		if st.As != "" {
-			r.setMark(ctx, st.As, at)
-		}
 		if st.Action == "kill" {
 			err = r.t.Kill(ctx, node)
 		} else {
 			err = r.t.Stop(ctx, node)
 		}
+		// A killed or stopped node is no longer paused: nothing to resume.
+		delete(r.paused, node)
+		r.endFault(node, "pause")
 		r.faults = append(r.faults, fault{node: node, kind: st.Action, start: at})
 	case "pause":
-		at = r.t.Now()
-		if st.As != "" {
-			r.setMark(ctx, st.As, at)
-		}
 		if err = r.t.Pause(ctx, node); err == nil {
 			r.faults = append(r.faults, fault{node: node, kind: "pause", start: at})
 			r.paused[node] = time.Time{}
@@ -466,18 +491,31 @@ func describeStep(st Step, node string) string {
 	return st.What
 }
 
-// setMark names a moment and remembers the cluster as it was.
-func (r *runner) setMark(ctx context.Context, name string, at time.Time) {
+// snapshot is the cluster as the witnesses show it now, for a mark: who
+// serves each shard (the gateway) and who holds the lease (the store).
+func (r *runner) snapshot() mark {
 	hb, ui := r.intervals()
-	m := mark{at: at, served: r.t.Served(), hb: hb, ui: ui}
-	if nodes, err := r.t.Nodes(ctx); err == nil {
-		for _, n := range nodes {
-			if n.Role == "primary_master" {
-				m.primary = n.ID
-			}
+	return mark{served: r.t.Served(), primary: holderAt(r.t.Grants(), r.t.Now()), hb: hb, ui: ui}
+}
+
+// holderAt is the master whose lease runs at t by the store's record.
+func holderAt(grants []LeaseGrant, t time.Time) string {
+	holder, until := "", time.Time{}
+	for _, g := range grants {
+		if g.At.After(t) {
+			break
+		}
+		switch {
+		case g.Released && g.Master == holder:
+			holder = ""
+		case !g.Released:
+			holder, until = g.Master, g.Expires
 		}
 	}
-	r.marks[name] = m
+	if holder != "" && !until.After(t) {
+		return ""
+	}
+	return holder
 }
 
 // resolve turns a selector into a node id when its step begins.
@@ -534,17 +572,9 @@ func (r *runner) allServed() bool {
 	return true
 }
 
-func (r *runner) hasPrimary(ctx context.Context) (bool, error) {
-	nodes, err := r.t.Nodes(ctx)
-	if err != nil {
-		return false, nil // the health endpoint may be busy; look again
-	}
-	for _, n := range nodes {
-		if n.Role == "primary_master" && n.Up {
-			return true, nil
-		}
-	}
-	return false, nil
+// hasPrimary says whether some master holds the lease now, by the store.
+func (r *runner) hasPrimary() bool {
+	return holderAt(r.t.Grants(), r.t.Now()) != ""
 }
 
 func (r *runner) wait(ctx context.Context, st Step) error {
@@ -558,40 +588,63 @@ func (r *runner) wait(ctx context.Context, st Step) error {
 		case "served":
 			return r.allServed(), nil
 		case "primary":
-			return r.hasPrimary(ctx)
+			return r.hasPrimary(), nil
 		}
-		if !r.allServed() {
-			return false, nil
-		}
-		return r.hasPrimary(ctx)
+		return r.allServed() && r.hasPrimary(), nil
 	}
-	ok, err := r.until(ctx, deadline, ready)
-	if err != nil {
-		return err
-	}
-	if !ok {
-		return fmt.Errorf("wait: %s: not after %v", st.What, timeout)
-	}
-	if st.What != "stable" {
-		return nil
-	}
-	// stable: both, and no failover for one unhealthy_interval.
 	for {
+		ok, err := r.until(ctx, deadline, ready)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("wait: %s: not after %v", st.What, timeout)
+		}
+		if st.What != "stable" {
+			return nil
+		}
+		// stable: both, and no failover for one unhealthy_interval; a
+		// failover or a lost shard starts the wait over.
 		_, ui := r.intervals()
 		quietFrom, seen := r.t.Now(), len(r.t.Failovers())
-		ok, err := r.until(ctx, minTime(quietFrom.Add(ui), deadline), func() (bool, error) {
-			return len(r.t.Failovers()) != seen || !r.allServed(), nil
+		broke, err := r.until(ctx, minTime(quietFrom.Add(ui), deadline), func() (bool, error) {
+			return len(r.t.Failovers()) != seen || !r.allServed() || !r.hasPrimary(), nil
 		})
 		if err != nil {
 			return err
 		}
-		if !ok && !r.t.Now().Before(quietFrom.Add(ui)) {
+		if !broke && !r.t.Now().Before(quietFrom.Add(ui)) {
 			return nil
 		}
 		if !r.t.Now().Before(deadline) {
 			return fmt.Errorf("wait: stable: the cluster did not stay served without a failover for %v within %v", ui, timeout)
 		}
+		if err := r.t.Sleep(ctx, r.poll); err != nil {
+			return err
+		}
 	}
+}
+
+// servedFrom is the first moment at or after t that every shard was
+// served, as the runner saw it (to its poll interval).
+func (r *runner) servedFrom(t time.Time) (time.Time, bool) {
+	state := false
+	for _, s := range r.servedLog {
+		if !s.at.After(t) {
+			state = s.all
+			continue
+		}
+		if state {
+			return t, true
+		}
+		if s.all {
+			return s.at, true
+		}
+	}
+	if state {
+		return t, true
+	}
+	return time.Time{}, false
 }
 
 func minTime(a, b time.Time) time.Time {

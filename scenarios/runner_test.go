@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -27,6 +28,8 @@ type fakeTarget struct {
 	violations                   []Violation
 	later                        []scheduled
 	closed                       int
+	killed                       map[string]bool
+	servedCalls                  int
 	log                          []string
 }
 
@@ -38,7 +41,7 @@ type scheduled struct {
 func newFake() *fakeTarget {
 	t0 := time.Date(2026, 12, 1, 21, 0, 0, 0, time.UTC)
 	f := &fakeTarget{now: t0, failoverAfter: 3500 * time.Millisecond, takeoverAfter: 3200 * time.Millisecond,
-		nodes: map[string]*NodeState{}, served: map[int]string{}}
+		nodes: map[string]*NodeState{}, served: map[int]string{}, killed: map[string]bool{}}
 	return f
 }
 
@@ -53,6 +56,7 @@ func (f *fakeTarget) Start(_ context.Context, c Cluster, _ json.RawMessage) erro
 		id := fmt.Sprintf("master-%d", i)
 		f.nodes[id] = &NodeState{ID: id, Role: role, Up: true}
 	}
+	f.renew()
 	for i := 1; i <= c.Coreapps; i++ {
 		id := fmt.Sprintf("coreapp-%d", i)
 		f.nodes[id] = &NodeState{ID: id, Role: "coreapp", Up: true}
@@ -63,6 +67,17 @@ func (f *fakeTarget) Start(_ context.Context, c Cluster, _ json.RawMessage) erro
 	}
 	return nil
 }
+
+// renew is master-1's lease renewal every second, while it is up.
+func (f *fakeTarget) renew() {
+	f.at(time.Second, func() {
+		if n := f.nodes["master-1"]; n != nil && n.Up && n.Role == "primary_master" {
+			f.grants = append(f.grants, LeaseGrant{At: f.now, Master: "master-1", Epoch: 1, Expires: f.now.Add(3 * time.Second), Renewal: true})
+			f.renew()
+		}
+	})
+}
+
 func (f *fakeTarget) Close() error   { f.closed++; return nil }
 func (f *fakeTarget) Now() time.Time { return f.now }
 func (f *fakeTarget) Sleep(_ context.Context, d time.Duration) error {
@@ -86,6 +101,7 @@ func (f *fakeTarget) Nodes(context.Context) (map[string]NodeState, error) {
 	return out, nil
 }
 func (f *fakeTarget) Served() map[int]string {
+	f.servedCalls++
 	out := map[int]string{}
 	for s, c := range f.served {
 		out[s] = c
@@ -104,11 +120,15 @@ func (f *fakeTarget) Pause(_ context.Context, id string) error {
 	return nil
 }
 func (f *fakeTarget) Resume(_ context.Context, id string) error {
+	if f.killed[id] {
+		return fmt.Errorf("resume %s: process has exited", id)
+	}
 	f.log = append(f.log, "resume "+id)
 	f.nodes[id].Up = true
 	return nil
 }
 func (f *fakeTarget) Restart(_ context.Context, id string) error {
+	delete(f.killed, id)
 	f.log = append(f.log, "restart "+id)
 	f.nodes[id].Up = true
 	return nil
@@ -119,6 +139,7 @@ func (f *fakeTarget) SetShards(context.Context, int) error              { return
 
 func (f *fakeTarget) Kill(_ context.Context, id string) error {
 	f.log = append(f.log, "kill "+id)
+	f.killed[id] = true
 	n := f.nodes[id]
 	n.Up = false
 	killed := f.now
@@ -338,7 +359,7 @@ func TestRunRefusesStepsTheTargetCannotRun(t *testing.T) {
 	}
 	f := newFake()
 	_, err = Run(t.Context(), f, sc, Options{})
-	if err == nil || !strings.Contains(err.Error(), "p.yaml:4: steps[1].isolate: not available on target fake") || len(f.nodes) != 0 {
+	if err == nil || !strings.Contains(err.Error(), "p.yaml:4:5: steps[1].isolate: not available on target fake") || len(f.nodes) != 0 {
 		t.Errorf("Run = %v with %d nodes started", err, len(f.nodes))
 	}
 }
@@ -394,4 +415,66 @@ func TestNemesisIsSeededAndUndoesEveryFault(t *testing.T) {
 	if err := CheckSupported(sc, "procs"); err == nil || !strings.Contains(err.Error(), "steps[0].nemesis: not available on target procs yet") {
 		t.Errorf("a partitioning nemesis: %v", err)
 	}
+}
+
+// Findings of a review, each a test that failed before its fix.
+func TestRunnerReviewFindings(t *testing.T) {
+	t.Run("a release ends a hold: a graceful handover is no single_primary violation", func(t *testing.T) {
+		t0 := time.Date(2026, 12, 1, 21, 0, 0, 0, time.UTC)
+		gs := []LeaseGrant{
+			{At: t0, Master: "m1", Epoch: 1, Expires: t0.Add(3 * time.Second)},
+			{At: t0.Add(time.Second), Master: "m1", Epoch: 1, Expires: t0.Add(4 * time.Second), Renewal: true},
+			{At: t0.Add(2 * time.Second), Master: "m1", Epoch: 1, Released: true},
+			{At: t0.Add(2*time.Second + 10*time.Millisecond), Master: "m2", Epoch: 2, Expires: t0.Add(5 * time.Second)},
+			{At: t0.Add(3 * time.Second), Master: "m2", Epoch: 2, Expires: t0.Add(6 * time.Second), Renewal: true},
+		}
+		if v := checkSinglePrimary(gs); len(v) != 0 {
+			t.Errorf("violations %v", v)
+		}
+		// Without the release it is one violation, not one per renewal.
+		bad := append(slices.Clone(gs[:2]), gs[3:]...)
+		if v := checkSinglePrimary(bad); len(v) != 1 {
+			t.Errorf("violations %v, want exactly one", v)
+		}
+	})
+	t.Run("served is judged against its upper bound, from when the shards were served", func(t *testing.T) {
+		f := newFake()
+		f.failoverAfter = 6 * time.Second
+		out, _ := runFake(t, f, "name: t\nsettings: {heartbeat_interval: 1, unhealthy_interval: 3}\nsteps:\n  - kill: owner(0)\n    as: crash\n  - sleep: 20s\n  - expect: served\n    after: crash\n    within: 5s\nchecks: [single_owner]\n")
+		e := out.Expectations[0]
+		if e.OK || e.Measured == nil || *e.Measured < 6*time.Second || *e.Measured > 6100*time.Millisecond {
+			t.Errorf("served = %+v (measured %v), want failed at about 6 s", e, e.Measured)
+		}
+	})
+	t.Run("liveness fires when service came back late, even if it is back by the end", func(t *testing.T) {
+		f := newFake()
+		f.failoverAfter = 60 * time.Second
+		out, _ := runFake(t, f, "name: t\nsettings: {heartbeat_interval: 1, unhealthy_interval: 3}\nsteps:\n  - kill: coreapp-1\n  - sleep: 90s\nchecks: [liveness]\n")
+		assertViolation(t, out, "liveness", "every shard served again only 1m0s after the last fault ended")
+	})
+	t.Run("wait: stable waits out a failover without spinning", func(t *testing.T) {
+		f := newFake()
+		f.at(time.Millisecond, func() { _ = f.Kill(context.Background(), "coreapp-1") })
+		out, _ := runFake(t, f, "name: t\nsettings: {heartbeat_interval: 1, unhealthy_interval: 3}\nsteps:\n  - wait: stable\nchecks: [single_owner]\n")
+		if !out.OK || f.servedCalls > 5000 {
+			t.Errorf("outcome %+v after %d Served calls", out, f.servedCalls)
+		}
+	})
+	t.Run("a paused node that is killed is not resumed", func(t *testing.T) {
+		out, _ := runFake(t, newFake(), "name: t\nsteps:\n  - pause: coreapp-3\n    for: 1s\n  - kill: coreapp-3\n  - sleep: 2s\nchecks: [single_owner]\n")
+		if !out.OK || out.Aborted != "" {
+			t.Errorf("outcome %+v", out)
+		}
+	})
+	t.Run("no_failover without for lasts until the next mark", func(t *testing.T) {
+		f := newFake()
+		f.at(2*time.Second, func() {
+			f.declarations = append(f.declarations, Declaration{At: f.now, Master: "master-1", Coreapp: "coreapp-2"})
+		})
+		out, evs := runFake(t, f, "name: t\nsettings: {heartbeat_interval: 1, unhealthy_interval: 3}\nsteps:\n  - expect: no_failover\n  - sleep: 3s\n  - kill: coreapp-3\n    as: later\nchecks: [single_owner]\n")
+		x := eventsOf(evs, "expect")
+		if len(x) != 1 || x[0]["ok"] != false || x[0]["t"] != 3.0 || !strings.Contains(x[0]["detail"].(string), "master-1 declared coreapp-2 unhealthy at +2s") || out.OK {
+			t.Errorf("expect events %v", x)
+		}
+	})
 }

@@ -31,8 +31,8 @@ type Target interface {
 	Served() map[int]string
 	// Failovers are the shards the gateway saw pass between coreapps so far.
 	Failovers() []FailoverSeen
-	// Grants are the master lease grants the store made so far, in order
-	// (a renewal is not a grant).
+	// Grants are the store's lease decisions so far, in time order: grants
+	// to a new holder, renewals and releases.
 	Grants() []LeaseGrant
 	// Declarations are the coreapps the masters declared unhealthy so far.
 	Declarations() []Declaration
@@ -75,13 +75,20 @@ type FailoverSeen struct {
 	ServedUntil, ServedAgain time.Time
 }
 
-// LeaseGrant is the store giving the master lease to a new holder.
+// LeaseGrant is one decision of the store about the master lease: a grant
+// to a new holder, a renewal by the holder, or a release.
 type LeaseGrant struct {
 	At      time.Time
 	Master  string
 	Epoch   uint64
-	Expires time.Time
+	Expires time.Time // zero for a release
+	Renewal bool
+	// Released: Master gave the lease up at At.
+	Released bool
 }
+
+// newTerm says whether g began a term: a grant, not a renewal or release.
+func (g LeaseGrant) newTerm() bool { return !g.Renewal && !g.Released }
 
 // Declaration is a master declaring a coreapp unhealthy.
 type Declaration struct {

@@ -139,14 +139,7 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 		return nil, err
 	}
 
-	// The settings service runs until everything else has stopped.
-	svcCtx, stopSvc := context.WithCancel(context.Background())
-	svcDone := make(chan error, 1)
-	c.stopSettings = func() error {
-		stopSvc()
-		return <-svcDone
-	}
-	if err := c.startSettings(ctx, svcCtx, svcDone, c.logDir); err != nil {
+	if err := c.startSettings(ctx, c.logDir); err != nil {
 		return nil, err
 	}
 	if err := c.configure(ctx); err != nil {
@@ -210,11 +203,16 @@ func (c *cluster) closeFiles() {
 // startSettings runs the settings service in a goroutine and waits until
 // it listens. A locked data dir (another `mcsim up`) fails here, before
 // any child exists.
-func (c *cluster) startSettings(ctx, svcCtx context.Context, done chan<- error, logDir string) error {
+//
+// The service runs until everything else has stopped (Stop ends it last),
+// so it gets its own context, not ctx.
+func (c *cluster) startSettings(ctx context.Context, logDir string) error {
 	log, err := c.openLog(filepath.Join(logDir, "settings.log"), service.NodeID, "settings")
 	if err != nil {
 		return err
 	}
+	svcCtx, stopSvc := context.WithCancel(context.Background())
+	done := make(chan error, 1)
 	scfg := service.DefaultConfig()
 	scfg.HTTPAddr = c.cfg.HTTPAddr
 	scfg.GRPCAddr = "127.0.0.1:0"
@@ -233,6 +231,11 @@ func (c *cluster) startSettings(ctx, svcCtx context.Context, done chan<- error, 
 		runErr <- err
 		done <- err
 	}()
+	// Set only now: Stop waits for done, which only this goroutine sends.
+	c.stopSettings = func() error {
+		stopSvc()
+		return <-done
+	}
 	select {
 	case a := <-ready:
 		c.addrs.HTTP, c.addrs.GRPC, c.addrs.Gossip = a.HTTP, a.GRPC, a.Gossip

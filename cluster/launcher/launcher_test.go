@@ -211,3 +211,28 @@ func TestChildRuntimeEnv(t *testing.T) {
 		t.Errorf("with both set by the user: %q, want nothing added", got)
 	}
 }
+
+// A start that fails before the settings service runs (its log cannot be
+// opened) returns the error: it does not wait forever for a service that
+// never started.
+func TestStartFailingBeforeTheServiceReturns(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.DataDir = t.TempDir()
+	cfg.HTTPAddr = "127.0.0.1:0"
+	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "logs", "settings.log"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := Start(t.Context(), cfg)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "settings.log") {
+			t.Errorf("Start = %v, want the log's error", err)
+		}
+	case <-time.After(20 * time.Second): // a guard against the old deadlock, not a timing claim
+		t.Fatal("Start did not return: Stop waits for a settings service that never started")
+	}
+}

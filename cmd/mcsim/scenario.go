@@ -218,6 +218,11 @@ func runScenarios(cmd *cobra.Command, args []string, f scenarioRunFlags) error {
 	if f.runs < 1 {
 		return usageErr("--runs: must be ≥ 1, got %d", f.runs)
 	}
+	if f.data != "" {
+		if fi, err := os.Stat(f.data); err != nil || !fi.IsDir() {
+			return usageErr("--data %s: must be an existing directory", f.data)
+		}
+	}
 	scs, err := loadScenarios(args)
 	if err != nil {
 		return err

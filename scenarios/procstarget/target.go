@@ -232,13 +232,13 @@ func (t *Target) Violations() []scenarios.Violation {
 	return out
 }
 
-// Grants implements scenarios.Target: the store's grants and renewals.
+// Grants implements scenarios.Target: the store's grants, renewals and
+// releases.
 func (t *Target) Grants() []scenarios.LeaseGrant {
 	var out []scenarios.LeaseGrant
 	for _, ev := range t.c.Leases() {
-		if !ev.Released {
-			out = append(out, scenarios.LeaseGrant{At: ev.At, Master: ev.Master, Epoch: ev.Epoch, Expires: ev.Expires})
-		}
+		out = append(out, scenarios.LeaseGrant{At: ev.At, Master: ev.Master, Epoch: ev.Epoch, Expires: ev.Expires,
+			Renewal: ev.Renewal, Released: ev.Released})
 	}
 	return out
 }
