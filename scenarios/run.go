@@ -143,8 +143,9 @@ type runner struct {
 }
 
 type servedAt struct {
-	at  time.Time
-	all bool
+	at     time.Time
+	all    bool
+	shards int // the count "all" was judged against
 }
 
 // Run runs one scenario on a target: starts the cluster, runs the steps,
@@ -273,8 +274,8 @@ func (r *runner) intervals() (hb, ui time.Duration) {
 // last look, and notes whether every shard is served.
 func (r *runner) observe() {
 	all := r.allServed()
-	if n := len(r.servedLog); n == 0 || r.servedLog[n-1].all != all {
-		r.servedLog = append(r.servedLog, servedAt{at: r.t.Now(), all: all})
+	if n := len(r.servedLog); n == 0 || r.servedLog[n-1].all != all || r.servedLog[n-1].shards != r.shards {
+		r.servedLog = append(r.servedLog, servedAt{at: r.t.Now(), all: all, shards: r.shards})
 	}
 	fs := r.t.Failovers()
 	for _, f := range fs[r.seenFailovers:] {
@@ -459,6 +460,7 @@ func (r *runner) step(ctx context.Context, st Step) error {
 	case "shards":
 		if err = r.t.SetShards(ctx, st.Shards); err == nil {
 			r.shards = st.Shards
+			r.observe() // "every shard served" means the new count from now on
 		}
 	case "expect":
 		r.expect(ctx, st)
@@ -625,15 +627,17 @@ func (r *runner) wait(ctx context.Context, st Step) error {
 	}
 }
 
-// servedFrom is the first moment at or after t that every shard was
-// served, as the runner saw it (to its poll interval).
+// servedFrom is the first moment at or after t that every shard of the
+// current count was served, as the runner saw it (to its poll interval).
 func (r *runner) servedFrom(t time.Time) (time.Time, bool) {
 	state := false
 	for _, s := range r.servedLog {
+		all := s.all && s.shards == r.shards
 		if !s.at.After(t) {
-			state = s.all
+			state = all
 			continue
 		}
+		s.all = all
 		if state {
 			return t, true
 		}
