@@ -538,20 +538,14 @@ func (d *decoder) partition(t *tree, path string) [][]Selector {
 }
 
 func (d *decoder) link(t *tree, path, kind string) *Link {
-	if t.kind != kindMap {
-		d.fail(t, path, "want a map {from, to, …}, got %s", t.describe())
-		return nil
-	}
-	l := &Link{}
 	keys := []string{"from", "to", "latency", "jitter"}
 	if kind == "loss" {
 		keys = []string{"from", "to", "percent"}
 	}
-	for _, e := range t.keys {
-		if !slices.Contains(keys, e.key) {
-			d.failAt(e.at, path, "unknown key %q (want %s)", e.key, strings.Join(keys, ", "))
-		}
+	if !d.fieldMap(t, path, keys...) {
+		return nil
 	}
+	l := &Link{}
 	if n := t.get("from"); n == nil {
 		d.fail(t, path+".from", "required: the node whose messages are affected")
 	} else if s := d.selector(n, path+".from", true); s != nil {
@@ -594,16 +588,10 @@ func (d *decoder) link(t *tree, path, kind string) *Link {
 }
 
 func (d *decoder) clock(t *tree, path string) *ClockSkew {
-	if t.kind != kindMap {
-		d.fail(t, path, "want a map {node, rate}, got %s", t.describe())
+	if !d.fieldMap(t, path, "node", "rate") {
 		return nil
 	}
 	c := &ClockSkew{}
-	for _, e := range t.keys {
-		if e.key != "node" && e.key != "rate" {
-			d.failAt(e.at, path, "unknown key %q (want node, rate)", e.key)
-		}
-	}
 	if n := t.get("node"); n == nil {
 		d.fail(t, path+".node", "required")
 	} else if s := d.selector(n, path+".node", false); s != nil {
@@ -623,16 +611,10 @@ func (d *decoder) clock(t *tree, path string) *ClockSkew {
 var nemesisFaults = []string{"kill", "stop", "pause", "restart", "partition", "isolate", "delay", "loss", "clock"}
 
 func (d *decoder) nemesis(t *tree, path string) *Nemesis {
-	if t.kind != kindMap {
-		d.fail(t, path, "want a map {faults, every, max_down}, got %s", t.describe())
+	if !d.fieldMap(t, path, "faults", "every", "max_down") {
 		return nil
 	}
 	nm := &Nemesis{MaxDown: -1}
-	for _, e := range t.keys {
-		if !slices.Contains([]string{"faults", "every", "max_down"}, e.key) {
-			d.failAt(e.at, path, "unknown key %q (want faults, every, max_down)", e.key)
-		}
-	}
 	if n := t.get("faults"); n == nil || n.kind != kindList || len(n.items) == 0 {
 		at := t
 		if n != nil {
@@ -706,6 +688,21 @@ func (d *decoder) selector(t *tree, path string, infra bool) *Selector {
 		return &Selector{Kind: SelRandom, Role: m[1]}
 	}
 	return bad("unknown")
+}
+
+// fieldMap checks that t is a map whose keys are all among keys, reporting
+// each other key at its position; false when t is not a map at all.
+func (d *decoder) fieldMap(t *tree, path string, keys ...string) bool {
+	if t.kind != kindMap {
+		d.fail(t, path, "want a map {%s}, got %s", strings.Join(keys, ", "), t.describe())
+		return false
+	}
+	for _, e := range t.keys {
+		if !slices.Contains(keys, e.key) {
+			d.failAt(e.at, path, "unknown key %q (want %s)", e.key, strings.Join(keys, ", "))
+		}
+	}
+	return true
 }
 
 func (d *decoder) str(t *tree, path string) (string, bool) {

@@ -184,7 +184,8 @@ func Run(ctx context.Context, t Target, sc *Scenario, opt Options) (out Outcome,
 		return Outcome{}, fmt.Errorf("%w: %v", ErrStart, err)
 	}
 	r.t0 = t.Now()
-	hb, ui := startIntervals(sc.Settings)
+	// The seed's defaults (5 s, 30 s), then the scenario's settings.
+	hb, ui := intervalsIn(sc.Settings, 5*time.Second, 30*time.Second)
 	r.settings = []intervals{{from: r.t0, hb: hb, ui: ui}}
 	r.emit(event{Event: "start", Scenario: sc.Name, Target: t.Name(), Seed: ptr(opt.Seed)})
 
@@ -229,10 +230,9 @@ func Run(ctx context.Context, t Target, sc *Scenario, opt Options) (out Outcome,
 	return out, nil
 }
 
-// startIntervals are the intervals a scenario starts with: its settings,
-// else the seed's defaults (5 s, 30 s).
-func startIntervals(body json.RawMessage) (hb, ui time.Duration) {
-	hb, ui = 5*time.Second, 30*time.Second
+// intervalsIn are the intervals after a settings PATCH body: the ones it
+// sets, else hb and ui.
+func intervalsIn(body json.RawMessage, hb, ui time.Duration) (time.Duration, time.Duration) {
 	var s struct {
 		HB *int `json:"heartbeat_interval"`
 		UI *int `json:"unhealthy_interval"`
@@ -264,7 +264,7 @@ func (r *runner) progress(format string, args ...any) {
 	fmt.Fprintf(r.opt.Progress, "[run %d %8.3fs] %s\n", r.opt.Run, r.t.Now().Sub(r.t0).Seconds(), fmt.Sprintf(format, args...))
 }
 
-// now returns the intervals in force now.
+// intervals returns the intervals in force now.
 func (r *runner) intervals() (hb, ui time.Duration) {
 	s := r.settings[len(r.settings)-1]
 	return s.hb, s.ui
@@ -301,23 +301,13 @@ func (r *runner) observe() {
 // sleep lets d pass on the target's clock, resuming paused nodes when
 // their time comes and reporting what the witnesses saw.
 func (r *runner) sleep(ctx context.Context, d time.Duration) error {
-	deadline := r.t.Now().Add(d)
-	for {
-		if err := r.resumeDue(ctx); err != nil {
-			return err
-		}
-		r.observe()
-		left := deadline.Sub(r.t.Now())
-		if left <= 0 {
-			return nil
-		}
-		if err := r.t.Sleep(ctx, min(left, r.poll)); err != nil {
-			return err
-		}
-	}
+	_, err := r.until(ctx, r.t.Now().Add(d), func() (bool, error) { return false, nil })
+	return err
 }
 
-// until polls cond until it holds (true) or the deadline passes (false).
+// until polls cond until it holds (true) or the deadline passes (false),
+// resuming paused nodes when their time comes and reporting what the
+// witnesses saw.
 func (r *runner) until(ctx context.Context, deadline time.Time, cond func() (bool, error)) (bool, error) {
 	for {
 		if err := r.resumeDue(ctx); err != nil {
@@ -438,18 +428,7 @@ func (r *runner) step(ctx context.Context, st Step) error {
 	case "set":
 		if err = r.t.Patch(ctx, st.Set); err == nil {
 			hb, ui := r.intervals()
-			nhb, nui := hb, ui
-			var s struct {
-				HB *int `json:"heartbeat_interval"`
-				UI *int `json:"unhealthy_interval"`
-			}
-			_ = json.Unmarshal(st.Set, &s)
-			if s.HB != nil {
-				nhb = time.Duration(*s.HB) * time.Second
-			}
-			if s.UI != nil {
-				nui = time.Duration(*s.UI) * time.Second
-			}
+			nhb, nui := intervalsIn(st.Set, hb, ui)
 			r.settings = append(r.settings, intervals{from: r.t.Now(), hb: nhb, ui: nui})
 			if st.As != "" {
 				m := r.marks[st.As]

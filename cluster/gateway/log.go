@@ -305,14 +305,13 @@ func (l *Log) Heard(now time.Time, id SessionID) (*mcsimv1.GatewayEvent, bool) {
 		return nil, false
 	}
 	h.silent = false
+	return l.append(now, l.sessionEvent(mcsimv1.GatewayEventKind_GATEWAY_EVENT_KIND_HEARD, id)), true
+}
+
+// sessionEvent is an event of kind about open session id.
+func (l *Log) sessionEvent(kind mcsimv1.GatewayEventKind, id SessionID) *mcsimv1.GatewayEvent {
 	s := l.sessions[id]
-	return l.append(now, &mcsimv1.GatewayEvent{
-		Kind:      mcsimv1.GatewayEventKind_GATEWAY_EVENT_KIND_HEARD,
-		Shard:     s.Shard,
-		Shards:    s.Shards,
-		Epoch:     s.Epoch,
-		CoreappId: s.CoreappID,
-	}), true
+	return &mcsimv1.GatewayEvent{Kind: kind, Shard: s.Shard, Shards: s.Shards, Epoch: s.Epoch, CoreappId: s.CoreappID}
 }
 
 // Tick logs SILENT for every open session not heard for SilentAfter at now,
@@ -338,16 +337,9 @@ func (l *Log) silence(now time.Time, id SessionID) (*mcsimv1.GatewayEvent, bool)
 		return nil, false
 	}
 	h.silent = true
-	s := l.sessions[id]
-	return l.append(now, &mcsimv1.GatewayEvent{
-		Kind:            mcsimv1.GatewayEventKind_GATEWAY_EVENT_KIND_SILENT,
-		Shard:           s.Shard,
-		Shards:          s.Shards,
-		Epoch:           s.Epoch,
-		CoreappId:       s.CoreappID,
-		LastHeardMonoNs: int64(h.last.Sub(l.start)),
-		LastHeardUnixNs: h.last.UnixNano(),
-	}), true
+	ev := l.sessionEvent(mcsimv1.GatewayEventKind_GATEWAY_EVENT_KIND_SILENT, id)
+	ev.LastHeardMonoNs, ev.LastHeardUnixNs = int64(h.last.Sub(l.start)), h.last.UnixNano()
+	return l.append(now, ev), true
 }
 
 // Deadline is when open session id turns silent if it is not heard before;

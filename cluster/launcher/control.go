@@ -28,8 +28,10 @@ func (c *cluster) DataDir() string { return c.cfg.DataDir }
 // GatewayLog returns the gateway's events from seq on (1 is the first).
 func (c *cluster) GatewayLog(seq uint64) []*mcsimv1.GatewayEvent { return c.gw.Log(max(seq, 1)) }
 
-// Leases returns every lease decision of the store so far, in time order.
-func (c *cluster) Leases() []grpcapi.LeaseEvent { return c.leases.since(0) }
+// LeasesSince returns the store's lease decisions from the i-th on (0:
+// all), in time order: a poller keeps its count and copies only what is
+// new.
+func (c *cluster) LeasesSince(i int) []grpcapi.LeaseEvent { return c.leases.since(i) }
 
 // Proc is the latest process of a node id, or nil.
 func (c *cluster) Proc(id string) *procs.Proc { return c.sup.Lookup(id) }

@@ -61,7 +61,10 @@ type Target struct {
 	paused    map[string]bool
 	logRead   map[string]int64 // master log → bytes read
 	declared  []scenarios.Declaration
-	closed    bool
+	// grants are the store's lease decisions converted so far: the runner
+	// asks for them on every look, so only the new ones are copied.
+	grants []scenarios.LeaseGrant
+	closed bool
 }
 
 type session struct {
@@ -235,12 +238,15 @@ func (t *Target) Violations() []scenarios.Violation {
 // Grants implements scenarios.Target: the store's grants, renewals and
 // releases.
 func (t *Target) Grants() []scenarios.LeaseGrant {
-	var out []scenarios.LeaseGrant
-	for _, ev := range t.c.Leases() {
-		out = append(out, scenarios.LeaseGrant{At: ev.At, Master: ev.Master, Epoch: ev.Epoch, Expires: ev.Expires,
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, ev := range t.c.LeasesSince(len(t.grants)) {
+		t.grants = append(t.grants, scenarios.LeaseGrant{At: ev.At, Master: ev.Master, Epoch: ev.Epoch, Expires: ev.Expires,
 			Renewal: ev.Renewal, Released: ev.Released})
 	}
-	return out
+	// The caller may keep the slice: elements are never changed, only
+	// appended after its length.
+	return t.grants[:len(t.grants):len(t.grants)]
 }
 
 // Declarations implements scenarios.Target: the "coreapp declared
