@@ -69,7 +69,7 @@ type cluster struct {
 	leases    leaseRecord
 	nextLease int
 
-	logDir       string
+	logDir       string // DATA/logs
 	stopGateway  func()
 	stopSettings func() error
 	stopOnce     sync.Once
@@ -139,20 +139,20 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 		return nil, err
 	}
 
-	if err := c.startSettings(ctx, c.logDir); err != nil {
+	if err := c.startSettings(ctx); err != nil {
 		return nil, err
 	}
 	if err := c.configure(ctx); err != nil {
 		return nil, err
 	}
-	if c.stopGateway, err = c.startGateway(c.logDir); err != nil {
+	if c.stopGateway, err = c.startGateway(); err != nil {
 		return nil, err
 	}
 	c.sup = procs.New(c.log)
 	c.events = newEmitter(cfg)
 	c.events.urls(c.addrs)
 	c.loadPreviousOwners(ctx, time.Now())
-	if err := c.startNodes(ctx, c.logDir); err != nil {
+	if err := c.startNodes(ctx); err != nil {
 		return nil, err
 	}
 	c.events.clusterStarted()
@@ -206,8 +206,8 @@ func (c *cluster) closeFiles() {
 //
 // The service runs until everything else has stopped (Stop ends it last),
 // so it gets its own context, not ctx.
-func (c *cluster) startSettings(ctx context.Context, logDir string) error {
-	log, err := c.openLog(filepath.Join(logDir, "settings.log"), service.NodeID, "settings")
+func (c *cluster) startSettings(ctx context.Context) error {
+	log, err := c.openLog(filepath.Join(c.logDir, "settings.log"), service.NodeID, "settings")
 	if err != nil {
 		return err
 	}
@@ -277,8 +277,8 @@ func (c *cluster) configure(ctx context.Context) error {
 }
 
 // startGateway serves the gateway in this process on a free port.
-func (c *cluster) startGateway(logDir string) (stop func(), err error) {
-	log, err := c.openLog(filepath.Join(logDir, "gateway.log"), "gateway", "gateway")
+func (c *cluster) startGateway() (stop func(), err error) {
+	log, err := c.openLog(filepath.Join(c.logDir, "gateway.log"), "gateway", "gateway")
 	if err != nil {
 		return nil, err
 	}
@@ -321,7 +321,7 @@ func ChildRuntimeEnv(environ []string) []string {
 
 // startNodes starts every master and coreapp at once: the slowest part of
 // a start is each process's own start-up, which overlaps.
-func (c *cluster) startNodes(ctx context.Context, logDir string) error {
+func (c *cluster) startNodes(ctx context.Context) error {
 	var specs []procs.Spec
 	for i := 1; i <= c.cfg.Masters; i++ {
 		specs = append(specs, c.spec("master", i))
