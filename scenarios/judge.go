@@ -256,6 +256,7 @@ func (r *runner) judge(ctx context.Context) []Violation {
 			}
 		case "single_primary":
 			out = append(out, checkSinglePrimary(r.t.Grants())...)
+			out = append(out, checkFencedCommands(r.t.Commands())...)
 		case "no_false_failover":
 			out = append(out, r.checkNoFalseFailover()...)
 		case "liveness":
@@ -292,6 +293,29 @@ func checkSinglePrimary(grants []LeaseGrant) []Violation {
 }
 
 const timeLayout = "15:04:05.000"
+
+// checkFencedCommands is the coreapps' half of single_primary: each
+// coreapp accepts commands only in growing lease epochs (once it took a
+// command of a newer primary, a deposed one's are refused). Under clock
+// skew a deposed master may still believe it is primary and send; this is
+// what makes that harmless.
+func checkFencedCommands(cmds []Command) []Violation {
+	var out []Violation
+	newest := map[string]Command{} // per coreapp: the accepted command of the highest lease epoch
+	for _, c := range cmds {
+		if !c.Accepted {
+			continue
+		}
+		if prev, ok := newest[c.Coreapp]; ok && c.LeaseEpoch < prev.LeaseEpoch {
+			out = append(out, Violation{Invariant: "single_primary", At: c.At,
+				Details: fmt.Sprintf("%s accepted %s from %s at lease epoch %d (%s) after accepting %s from %s at lease epoch %d (%s)",
+					c.Coreapp, c.Kind, c.Master, c.LeaseEpoch, c.At.Format(timeLayout), prev.Kind, prev.Master, prev.LeaseEpoch, prev.At.Format(timeLayout))})
+			continue
+		}
+		newest[c.Coreapp] = c
+	}
+	return out
+}
 
 // checkNoFalseFailover: every unhealthy declaration is explained by a
 // fault that touched the coreapp or the master that declared it within

@@ -3,6 +3,7 @@ package scenarios
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -10,13 +11,19 @@ import (
 // A nemesis is a seeded schedule of random faults (SCENARIOS.md): one
 // fault at a time, each undone before the next, the whole schedule drawn
 // from the run's seed and printed before it starts, so a failing run is
-// replayed with the same --seed. With process faults only (what a target
-// without the fault layer runs) the faults are:
+// replayed with the same --seed. The faults, each on one victim:
 //
-//   - kill: SIGKILL a node, restarted every/2 later;
-//   - stop: SIGTERM a node, restarted every/2 later;
-//   - pause: SIGSTOP a node, resumed every/2 later;
-//   - restart: restart a running node at once.
+//   - kill: SIGKILL, restarted every/2 later;
+//   - stop: SIGTERM, restarted every/2 later;
+//   - pause: SIGSTOP, resumed every/2 later;
+//   - restart: restart a running node at once;
+//   - partition: the victim cut from every other master and from the
+//     settings service (both ways), healed every/2 later;
+//   - isolate: the victim cut from every other node, healed every/2 later;
+//   - delay: everything the victim sends is slowed by heartbeat/2 ± heartbeat/4
+//     (below the unhealthy threshold: no failover should follow);
+//   - loss: 30% of what the victim sends is lost;
+//   - clock: the victim's clock runs at half speed.
 //
 // The victims are coreapps and masters; max_down bounds how many coreapps
 // may be down at once (default: the spare count, coreapps − shards; with
@@ -80,21 +87,10 @@ func (r *runner) nemesis(ctx context.Context, st Step) error {
 			return err
 		}
 		at := r.t.Now()
-		var err error
-		switch f.kind {
-		case "kill":
-			err = r.t.Kill(ctx, f.node)
-		case "stop":
-			err = r.t.Stop(ctx, f.node)
-		case "pause":
-			err = r.t.Pause(ctx, f.node)
-		case "restart":
-			err = r.t.Restart(ctx, f.node)
-		}
-		if err != nil {
+		netBefore := r.netSeq
+		if err := r.nemesisDo(ctx, f, at); err != nil {
 			return fmt.Errorf("nemesis: %s %s: %w", f.kind, f.node, err)
 		}
-		r.faults = append(r.faults, fault{node: f.node, kind: f.kind, start: at})
 		r.progress("nemesis: %s %s", f.kind, f.node)
 		if f.undo == 0 {
 			r.endFault(f.node, "")
@@ -103,16 +99,78 @@ func (r *runner) nemesis(ctx context.Context, st Step) error {
 		if err := r.sleep(ctx, f.undo); err != nil {
 			return err
 		}
-		if f.kind == "pause" {
-			err = r.t.Resume(ctx, f.node)
-		} else {
-			err = r.t.Restart(ctx, f.node)
-		}
-		if err != nil {
+		if err := r.nemesisUndo(ctx, f, netBefore); err != nil {
 			return fmt.Errorf("nemesis: undoing %s %s: %w", f.kind, f.node, err)
 		}
 		r.endFault(f.node, "")
 		r.progress("nemesis: %s %s undone", f.kind, f.node)
 	}
 	return r.sleep(ctx, start.Add(total).Sub(r.t.Now()))
+}
+
+// nemesisDo applies one drawn fault.
+func (r *runner) nemesisDo(ctx context.Context, f nemesisFault, at time.Time) error {
+	hb, _ := r.intervals()
+	switch f.kind {
+	case "kill":
+		return r.recordProcess(f, at, r.t.Kill(ctx, f.node))
+	case "stop":
+		return r.recordProcess(f, at, r.t.Stop(ctx, f.node))
+	case "pause":
+		return r.recordProcess(f, at, r.t.Pause(ctx, f.node))
+	case "restart":
+		return r.recordProcess(f, at, r.t.Restart(ctx, f.node))
+	case "clock":
+		return r.setClock(ctx, f.node, 0.5, time.Time{})
+	}
+	everyone, err := r.everyone(ctx)
+	if err != nil {
+		return err
+	}
+	others := slices.DeleteFunc(everyone, func(o string) bool { return o == f.node })
+	nf := netFault{kind: f.kind, touches: append([]string{f.node}, others...)}
+	switch f.kind {
+	case "partition":
+		side := []string{"settings"}
+		for _, o := range others {
+			if strings.HasPrefix(o, "master-") {
+				side = append(side, o)
+			}
+		}
+		nf.links, nf.touches = cut([][]string{{f.node}, side}), append([]string{f.node}, side...)
+	case "isolate":
+		nf.links = cut([][]string{{f.node}, others})
+	case "delay", "loss":
+		for _, o := range others {
+			l := NetLink{From: f.node, To: o}
+			if f.kind == "delay" {
+				l.Latency, l.Jitter = hb/2, hb/4
+			} else {
+				l.LossPercent = 30
+			}
+			nf.links = append(nf.links, l)
+		}
+	}
+	return r.addNet(ctx, nf, at)
+}
+
+func (r *runner) recordProcess(f nemesisFault, at time.Time, err error) error {
+	if err == nil {
+		r.faults = append(r.faults, fault{node: f.node, kind: f.kind, start: at})
+	}
+	return err
+}
+
+// nemesisUndo undoes one drawn fault: resume, restart, heal (only the
+// network faults it made: those numbered after netBefore) or real time.
+func (r *runner) nemesisUndo(ctx context.Context, f nemesisFault, netBefore int) error {
+	switch f.kind {
+	case "pause":
+		return r.t.Resume(ctx, f.node)
+	case "kill", "stop":
+		return r.t.Restart(ctx, f.node)
+	case "clock":
+		return r.setClock(ctx, f.node, 1, time.Time{})
+	}
+	return r.healNet(ctx, func(nf netFault) bool { return nf.id > netBefore })
 }

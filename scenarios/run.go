@@ -60,41 +60,6 @@ type ExpectResult struct {
 // ErrStart wraps a failure to start the cluster (exit 3).
 var ErrStart = errors.New("the cluster could not be started")
 
-// UnsupportedError says which step a target cannot run (exit 2, before
-// anything starts).
-type UnsupportedError struct {
-	File, Target string
-	Step         Step
-}
-
-func (e *UnsupportedError) Error() string {
-	return fmt.Sprintf("%s:%d:%d: steps[%d].%s: not available on target %s yet: network faults, clock skew and a nemesis with them need the fault layer, which is not built (process faults, changes, waits, expectations and a process-fault nemesis run today)",
-		e.File, e.Step.Line, e.Step.Col, e.Step.Index, e.Step.Action, e.Target)
-}
-
-// processOnly are the actions a target without a fault layer runs; a
-// nemesis runs there with process faults only.
-var (
-	processOnly         = []string{"wait", "sleep", "kill", "stop", "pause", "resume", "restart", "start", "set", "shards", "expect", "nemesis"}
-	processNemesisFault = []string{"kill", "stop", "pause", "restart"}
-)
-
-// CheckSupported returns an *UnsupportedError for the first step the
-// target cannot run.
-func CheckSupported(sc *Scenario, target string) error {
-	for _, st := range sc.Steps {
-		networkNemesis := st.Nemesis != nil && slices.ContainsFunc(st.Nemesis.Faults, func(f string) bool { return !slices.Contains(processNemesisFault, f) })
-		if !slices.Contains(processOnly, st.Action) || networkNemesis {
-			file := sc.File
-			if file == "" {
-				file = sc.Name + ".yaml"
-			}
-			return &UnsupportedError{File: file, Target: target, Step: st}
-		}
-	}
-	return nil
-}
-
 // mark is a named moment and what the cluster looked like then.
 type mark struct {
 	at      time.Time
@@ -109,6 +74,9 @@ type fault struct {
 	node       string
 	kind       string
 	start, end time.Time // end zero: not undone
+	// net is the network fault this window belongs to (0: none); one
+	// partition touches many nodes and heals for all at once.
+	net int
 }
 
 // intervals are the heartbeat and unhealthy intervals from a time on.
@@ -137,6 +105,11 @@ type runner struct {
 	lastHolder                string
 	aborted                   string
 	pendingNoFailover         *pendingNoFailover
+	// netFaults are the network faults in force, clocks the skewed
+	// clocks (network.go).
+	netFaults []netFault
+	netSeq    int
+	clocks    map[string]clockSkew
 	// servedLog are the moments the runner saw every shard served or
 	// not, in order (liveness is judged from them).
 	servedLog []servedAt
@@ -154,9 +127,6 @@ type servedAt struct {
 // ctx ended); a failed expectation or a violation is an Outcome with OK
 // false.
 func Run(ctx context.Context, t Target, sc *Scenario, opt Options) (out Outcome, err error) {
-	if err := CheckSupported(sc, t.Name()); err != nil {
-		return Outcome{}, err
-	}
 	defer func() {
 		if cerr := t.Close(); cerr != nil && err == nil {
 			err = fmt.Errorf("stopping the cluster: %w", cerr)
@@ -170,6 +140,7 @@ func Run(ctx context.Context, t Target, sc *Scenario, opt Options) (out Outcome,
 		shards: sc.Cluster.Shards,
 		marks:  map[string]mark{},
 		paused: map[string]time.Time{},
+		clocks: map[string]clockSkew{},
 	}
 	if r.eps == 0 {
 		r.eps = DefaultEpsilon
@@ -208,6 +179,13 @@ func Run(ctx context.Context, t Target, sc *Scenario, opt Options) (out Outcome,
 	r.endNoFailover()
 	if err := r.resumeAll(ctx); err != nil && ctx.Err() != nil {
 		return Outcome{}, ctx.Err()
+	}
+	if err := r.healEverything(ctx); err != nil {
+		if ctx.Err() != nil {
+			return Outcome{}, ctx.Err()
+		}
+		r.results = append(r.results, ExpectResult{Index: -1, What: "heal", Detail: err.Error()})
+		r.progress("healing every fault at the end FAILED: %v", err)
 	}
 	vios := r.judge(ctx)
 	if ctx.Err() != nil {
@@ -313,6 +291,9 @@ func (r *runner) until(ctx context.Context, deadline time.Time, cond func() (boo
 		if err := r.resumeDue(ctx); err != nil {
 			return false, err
 		}
+		if err := r.netDue(ctx); err != nil {
+			return false, err
+		}
 		r.observe()
 		ok, err := cond()
 		if err != nil || ok {
@@ -371,8 +352,18 @@ func (r *runner) endFault(id, kind string) {
 
 func (r *runner) step(ctx context.Context, st Step) error {
 	node := ""
-	if st.Node != nil {
-		id, err := r.resolve(ctx, *st.Node)
+	// The node a step acts on is resolved before its begin event names it.
+	var sel *Selector
+	switch {
+	case st.Node != nil:
+		sel = st.Node
+	case st.Clock != nil:
+		sel = &st.Clock.Node
+	case st.Link != nil:
+		sel = &st.Link.From
+	}
+	if sel != nil {
+		id, err := r.resolveInfra(ctx, *sel)
 		if err != nil {
 			return err
 		}
@@ -445,6 +436,14 @@ func (r *runner) step(ctx context.Context, st Step) error {
 		r.expect(ctx, st)
 	case "nemesis":
 		err = r.nemesis(ctx, st)
+	case "partition", "isolate", "delay", "loss", "heal":
+		node, err = r.networkStep(ctx, st, node, at)
+	case "clock":
+		until := time.Time{}
+		if st.For > 0 {
+			until = at.Add(st.For)
+		}
+		err = r.setClock(ctx, node, st.Clock.Rate, until)
 	}
 	if err != nil {
 		return err

@@ -31,6 +31,10 @@ type fakeTarget struct {
 	killed                       map[string]bool
 	servedCalls                  int
 	log                          []string
+	commands                     []Command
+	// tables are every fault table the runner set, clocks every rate.
+	tables [][]NetLink
+	clocks []string
 }
 
 type scheduled struct {
@@ -112,6 +116,7 @@ func (f *fakeTarget) Failovers() []FailoverSeen                 { return f.failo
 func (f *fakeTarget) Grants() []LeaseGrant                      { return f.grants }
 func (f *fakeTarget) Declarations() []Declaration               { return f.declarations }
 func (f *fakeTarget) Violations() []Violation                   { return f.violations }
+func (f *fakeTarget) Commands() []Command                       { return f.commands }
 func (f *fakeTarget) Where() string                             { return "" }
 func (f *fakeTarget) Stop(ctx context.Context, id string) error { return f.Kill(ctx, id) }
 func (f *fakeTarget) Pause(_ context.Context, id string) error {
@@ -134,8 +139,28 @@ func (f *fakeTarget) Restart(_ context.Context, id string) error {
 	return nil
 }
 func (f *fakeTarget) StartNode(context.Context, string) (string, error) { return "", nil }
-func (f *fakeTarget) Patch(context.Context, json.RawMessage) error      { return nil }
-func (f *fakeTarget) SetShards(context.Context, int) error              { return nil }
+
+// Network records the table; a link from the primary to an owner cut
+// makes that owner's shards fail over as a crash would.
+func (f *fakeTarget) Network(_ context.Context, links []NetLink) error {
+	f.tables = append(f.tables, slices.Clone(links))
+	var desc []string
+	for _, l := range links {
+		desc = append(desc, fmt.Sprintf("%s>%s", l.From, l.To))
+		if l.Cut && l.From == "master-1" && strings.HasPrefix(l.To, "coreapp-") && !f.killed[l.To] {
+			f.moveShards(l.To, f.now)
+		}
+	}
+	f.log = append(f.log, "network ["+strings.Join(desc, " ")+"]")
+	return nil
+}
+
+func (f *fakeTarget) Clock(_ context.Context, id string, rate float64) error {
+	f.clocks = append(f.clocks, fmt.Sprintf("%s@%v=%v", id, f.now.Sub(time.Date(2026, 12, 1, 21, 0, 0, 0, time.UTC)), rate))
+	return nil
+}
+func (f *fakeTarget) Patch(context.Context, json.RawMessage) error { return nil }
+func (f *fakeTarget) SetShards(context.Context, int) error         { return nil }
 
 func (f *fakeTarget) Kill(_ context.Context, id string) error {
 	f.log = append(f.log, "kill "+id)
@@ -150,6 +175,13 @@ func (f *fakeTarget) Kill(_ context.Context, id string) error {
 			f.grants = append(f.grants, LeaseGrant{At: f.now, Master: "master-2", Epoch: 2, Expires: f.now.Add(3 * time.Second)})
 		})
 	}
+	f.moveShards(id, killed)
+	return nil
+}
+
+// moveShards is a lost owner: declared unhealthy, then its shards go to
+// coreapp-3 after failoverAfter.
+func (f *fakeTarget) moveShards(id string, lost time.Time) {
 	for s, c := range f.served {
 		if c != id {
 			continue
@@ -164,10 +196,9 @@ func (f *fakeTarget) Kill(_ context.Context, id string) error {
 		f.at(f.failoverAfter, func() {
 			standby := "coreapp-3"
 			f.served[s] = standby
-			f.failovers = append(f.failovers, FailoverSeen{Shard: s, From: id, To: standby, Epoch: 3, ServedUntil: killed, ServedAgain: f.now})
+			f.failovers = append(f.failovers, FailoverSeen{Shard: s, From: id, To: standby, Epoch: 3, ServedUntil: lost, ServedAgain: f.now})
 		})
 	}
-	return nil
 }
 
 func runFake(t *testing.T, f *fakeTarget, yaml string) (Outcome, []map[string]any) {
@@ -352,21 +383,9 @@ func TestRunTimesATakeoverFromTheStoresGrant(t *testing.T) {
 }
 
 // Steps a target cannot run yet are refused before anything starts.
-func TestRunRefusesStepsTheTargetCannotRun(t *testing.T) {
-	sc, err := Parse("p.yaml", []byte("name: t\nsteps:\n  - sleep: 1s\n  - isolate: primary\n    for: 5s\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := newFake()
-	_, err = Run(t.Context(), f, sc, Options{})
-	if err == nil || !strings.Contains(err.Error(), "p.yaml:4:5: steps[1].isolate: not available on target fake") || len(f.nodes) != 0 {
-		t.Errorf("Run = %v with %d nodes started", err, len(f.nodes))
-	}
-}
-
 // A nemesis draws its schedule from the seed (the same seed, the same
 // faults, so a failing run replays), undoes each fault before the next,
-// and is refused where it would need the fault layer.
+// network faults included.
 func TestNemesisIsSeededAndUndoesEveryFault(t *testing.T) {
 	const yaml = "name: t\nsettings: {heartbeat_interval: 1, unhealthy_interval: 3}\nsteps:\n  - nemesis: {faults: [kill, pause, stop, restart], every: 4s}\n    for: 60s\nchecks: [single_owner]\n"
 	faults := func(seed uint64) []string {
@@ -408,13 +427,6 @@ func TestNemesisIsSeededAndUndoesEveryFault(t *testing.T) {
 		}
 	}
 
-	sc, err := Parse("n.yaml", []byte("name: t\nsteps:\n  - nemesis: {faults: [kill, partition], every: 4s}\n    for: 10s\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := CheckSupported(sc, "procs"); err == nil || !strings.Contains(err.Error(), "steps[0].nemesis: not available on target procs yet") {
-		t.Errorf("a partitioning nemesis: %v", err)
-	}
 }
 
 // Findings of a review, each a test that failed before its fix.

@@ -36,6 +36,9 @@ type Target interface {
 	Grants() []LeaseGrant
 	// Declarations are the coreapps the masters declared unhealthy so far.
 	Declarations() []Declaration
+	// Commands are the assignments and releases the coreapps accepted or
+	// refused so far, as they reported them.
+	Commands() []Command
 	// Violations are the fencing invariants the gateway's log breaks so
 	// far (single_owner, epoch_monotonic).
 	Violations() []Violation
@@ -46,6 +49,12 @@ type Target interface {
 	Pause(ctx context.Context, id string) error
 	Resume(ctx context.Context, id string) error
 	Restart(ctx context.Context, id string) error
+	// Network replaces the network faults in force with links (none:
+	// every link heals). Nodes that cannot take it now (paused) get it
+	// when they resume; nodes that start later get it as they start.
+	Network(ctx context.Context, links []NetLink) error
+	// Clock sets the rate of a master's or coreapp's clock (1: real time).
+	Clock(ctx context.Context, id string, rate float64) error
 	// StartNode starts a new master or coreapp with the next free id.
 	StartNode(ctx context.Context, role string) (string, error)
 	Patch(ctx context.Context, body json.RawMessage) error
@@ -95,6 +104,17 @@ type Declaration struct {
 	At      time.Time
 	Master  string
 	Coreapp string
+}
+
+// Command is a coreapp's verdict on one command of a master: an assign
+// or release, accepted or refused, with the lease epoch it carried.
+type Command struct {
+	At         time.Time
+	Coreapp    string
+	Master     string
+	Kind       string // assign or release
+	LeaseEpoch uint64
+	Accepted   bool
 }
 
 // Violation is one broken invariant, with what shows it.

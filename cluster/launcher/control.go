@@ -48,7 +48,7 @@ func (c *cluster) Restart(ctx context.Context, id string) error {
 		return fmt.Errorf("restart %s: %w", id, err)
 	}
 	c.events.nodeStarted(np)
-	return nil
+	return c.faultsAfterStart(ctx)
 }
 
 // StartNode starts a new master or coreapp with the next free id.
@@ -66,5 +66,5 @@ func (c *cluster) StartNode(ctx context.Context, role string) (string, error) {
 		return "", fmt.Errorf("start %s: %w", role, err)
 	}
 	c.events.nodeStarted(p)
-	return p.Name(), nil
+	return p.Name(), c.faultsAfterStart(ctx)
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/mcsim/mcsim/internal/faultnet"
 	"io"
 	"net"
 	"net/http"
@@ -22,6 +23,7 @@ import (
 	"github.com/mcsim/mcsim/cluster/gateway"
 	"github.com/mcsim/mcsim/cluster/membership"
 	"github.com/mcsim/mcsim/cluster/procs"
+	"github.com/mcsim/mcsim/internal/faultnet"
 	"github.com/mcsim/mcsim/internal/grpcopts"
 	"github.com/mcsim/mcsim/internal/logging"
 	"github.com/mcsim/mcsim/settings/client"
@@ -68,6 +70,10 @@ type cluster struct {
 	// decision not yet shown.
 	leases    leaseRecord
 	nextLease int
+
+	// faults is the fault table and the layers of the settings service
+	// and the gateway (faults.go).
+	faults faultTable
 
 	logDir       string // DATA/logs
 	stopGateway  func()
@@ -166,6 +172,10 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 func (c *cluster) Stop() error {
 	var err error
 	c.stopOnce.Do(func() {
+		// Nothing held in this process's layers may slow the stop; the
+		// children's go with them.
+		c.healLocal()
+		c.closeControl()
 		if c.sup != nil {
 			c.stopNodes("master")
 			c.stopNodes("coreapp")
@@ -221,6 +231,8 @@ func (c *cluster) startSettings(ctx context.Context) error {
 	scfg.AdminPassword = c.cfg.AdminPassword
 	scfg.Logger = log
 	scfg.OnLease = c.leases.add
+	scfg.Faults = faultnet.New(service.NodeID)
+	c.faults.settings = scfg.Faults
 	if c.cfg.ClusterKey != "" {
 		scfg.ClusterKey = membership.KeyFromPassphrase(c.cfg.ClusterKey)
 	}
@@ -283,12 +295,15 @@ func (c *cluster) startGateway() (stop func(), err error) {
 		return nil, err
 	}
 	c.gw = gateway.New(log)
+	c.faults.gateway = faultnet.New("gateway")
 	s := grpc.NewServer(grpcopts.Server()...)
 	c.gw.Register(s)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	mcsimv1.RegisterFaultServiceServer(s, faultnet.NewServer(c.faults.gateway, nil))
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("mcsim up: gateway listen: %w", err)
 	}
+	l := c.faults.gateway.Listen(raw)
 	go func() { _ = s.Serve(l) }()
 	c.addrs.Gateway = l.Addr().String()
 	return s.Stop, nil

@@ -31,8 +31,11 @@ type Proc struct {
 	// stopping is set before a deliberate Stop/Kill so that the exit is not
 	// reported as unexpected.
 	stopping atomic.Bool
-	done     chan struct{}
-	exitErr  error // written once, before done is closed
+	// paused is set between a successful Pause and Resume: a paused
+	// process answers nothing, so callers skip it rather than wait.
+	paused  atomic.Bool
+	done    chan struct{}
+	exitErr error // written once, before done is closed
 }
 
 // Name is the node id the process was started as (Spec.Name).
@@ -116,8 +119,15 @@ func (p *Proc) Pause() error {
 	if err != nil {
 		return err
 	}
-	return p.signalLive(sig, "pause")
+	if err := p.signalLive(sig, "pause"); err != nil {
+		return err
+	}
+	p.paused.Store(true)
+	return nil
 }
+
+// Paused says whether the process is paused (Pause, and no Resume yet).
+func (p *Proc) Paused() bool { return p.paused.Load() }
 
 // Resume thaws a paused process with SIGCONT. It is an error if the process
 // has exited.
@@ -126,7 +136,11 @@ func (p *Proc) Resume() error {
 	if err != nil {
 		return err
 	}
-	return p.signalLive(sig, "resume")
+	if err := p.signalLive(sig, "resume"); err != nil {
+		return err
+	}
+	p.paused.Store(false)
+	return nil
 }
 
 // signal sends sig; a process that has already exited is not an error.

@@ -26,6 +26,8 @@ import (
 	"github.com/mcsim/mcsim/cluster/membership"
 	"github.com/mcsim/mcsim/cluster/procs"
 	"github.com/mcsim/mcsim/coreapp"
+	"github.com/mcsim/mcsim/internal/clock"
+	"github.com/mcsim/mcsim/internal/faultnet"
 	"github.com/mcsim/mcsim/internal/grpcopts"
 	"github.com/mcsim/mcsim/internal/logging"
 	"github.com/mcsim/mcsim/master"
@@ -44,6 +46,11 @@ type nodeFlags struct {
 	join       []string
 	clusterKey string
 	metrics    string
+
+	// noFaults is --fault-layer=false: no fault layer at all (to measure
+	// what it costs). faults is the layer, made once (layer).
+	noFaults bool
+	faults   *faultnet.Layer
 
 	logOut io.Writer // --log-file opened once, or stderr
 	// cpuProfile and memProfile are hidden flags for measuring a node
@@ -64,6 +71,7 @@ func (f *nodeFlags) register(c *cobra.Command, role string) {
 	c.Flags().StringVar(&f.logFile, "log-file", "", "append logs to this file instead of stderr")
 	c.Flags().StringVar(&f.logFormat, "log-format", "json", `log format: "json" or "console"`)
 	completeValues(c, "log-format", "json", "console")
+	c.Flags().BoolVar(&f.noFaults, "no-fault-layer", false, "run without the fault layer: the scenario runner cannot partition, slow or skew this node (for measuring the layer's cost)")
 	if role != "gateway" {
 		c.Flags().StringVar(&f.settings, "settings", "127.0.0.1:9091", "gRPC address of the settings service")
 		c.Flags().StringVar(&f.gossip, "gossip", "127.0.0.1:0", "gossip (memberlist) listen address, TCP and UDP (port 0: pick a free one and announce it)")
@@ -99,6 +107,45 @@ func (f *nodeFlags) check(role string) error {
 		return usageErr("%s", strings.Join(errs, "; "))
 	}
 	return nil
+}
+
+// layer is the node's fault layer (nil with --no-fault-layer): every
+// connection the node opens or accepts goes through it, and its gRPC
+// server answers FaultService (serveFaults).
+func (f *nodeFlags) layer() *faultnet.Layer {
+	if f.noFaults {
+		return nil
+	}
+	if f.faults == nil {
+		f.faults = faultnet.New(f.id)
+	}
+	return f.faults
+}
+
+// dialOptions are what every gRPC client connection of the node adds:
+// the fault layer's dialer.
+func (f *nodeFlags) dialOptions() []grpc.DialOption {
+	if l := f.layer(); l != nil {
+		return []grpc.DialOption{grpc.WithContextDialer(l.GRPCDialer())}
+	}
+	return nil
+}
+
+// listen is net.Listen with the fault layer around what it accepts.
+func (f *nodeFlags) listen(addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil || f.layer() == nil {
+		return ln, err
+	}
+	return f.layer().Listen(ln), nil
+}
+
+// serveFaults registers the fault layer's control API on s; setClock sets
+// the node's clock rate (nil: the node's clock cannot be skewed).
+func (f *nodeFlags) serveFaults(s *grpc.Server, setClock func(rate float64) error) {
+	if l := f.layer(); l != nil {
+		mcsimv1.RegisterFaultServiceServer(s, faultnet.NewServer(l, setClock))
+	}
 }
 
 // profile starts the CPU profile of --cpuprofile; the returned function
@@ -158,7 +205,12 @@ func (f *nodeFlags) listenMetrics() (*nodeRuntime, error) {
 // memberlist's fast local timings (joins and leaves seen within a second).
 func (f *nodeFlags) joinCluster(cmd *cobra.Command, rt *nodeRuntime, log zerolog.Logger, role membership.Role, grpcAddr string) error {
 	key := flagOrEnv(cmd, "cluster-key", f.clusterKey, clusterKeyEnv)
+	var faults membership.Faults
+	if l := f.layer(); l != nil {
+		faults = l
+	}
 	m, err := membership.Start(membership.Config{
+		Faults:     faults,
 		Node:       membership.Node{ID: f.id, Role: role, GRPCAddr: grpcAddr, MetricsAddr: rt.metricsAddr, PID: os.Getpid()},
 		BindAddr:   f.gossip,
 		Join:       f.join,
@@ -211,7 +263,7 @@ type nodeStart struct {
 }
 
 func (f *nodeFlags) start(ctx context.Context, role string) (*nodeStart, error) {
-	conn, err := dial(f.settings)
+	conn, err := dial(f.settings, f.dialOptions()...)
 	if err != nil {
 		return nil, usageErr("--settings %q: %v", f.settings, err)
 	}
@@ -270,9 +322,9 @@ func (f *nodeFlags) logger(snap *mcsimv1.Snapshot) (zerolog.Logger, error) {
 	return logging.New(w, format, level), nil
 }
 
-func dial(addr string) (*grpc.ClientConn, error) {
-	return grpc.NewClient(addr, append(grpcopts.Dial(), grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithConnectParams(master.FastReconnect()))...)
+func dial(addr string, extra ...grpc.DialOption) (*grpc.ClientConn, error) {
+	return grpc.NewClient(addr, append(append(grpcopts.Dial(), grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithConnectParams(master.FastReconnect())), extra...)...)
 }
 
 // settingsWait is how long a node waits for the settings service in
@@ -343,7 +395,7 @@ func (f *nodeFlags) waitNotice() io.Writer {
 // serveNode listens, announces the ready line on stdout, serves until ctx
 // ends, then stops the server.
 func serveNode(ctx context.Context, f *nodeFlags, s *grpc.Server, out io.Writer, extra procs.Ready) (stop func(), err error) {
-	l, err := net.Listen("tcp", f.grpcAddr)
+	l, err := f.listen(f.grpcAddr)
 	if err != nil {
 		return nil, fmt.Errorf("--grpc %s: %w", f.grpcAddr, err)
 	}
@@ -377,6 +429,7 @@ disconnect. It prints one ready line (JSON) on stdout once it serves.`,
 			gw := gateway.New(f.tagged(base, "gateway"))
 			s := grpc.NewServer(grpcopts.Server()...)
 			gw.Register(s)
+			f.serveFaults(s, nil)
 			stop, err := serveNode(cmd.Context(), &f, s, cmd.OutOrStdout(), procs.Ready{})
 			if err != nil {
 				return &exitError{code: exitFailure, msg: "mcsim gateway: " + err.Error()}
@@ -430,7 +483,7 @@ prints one ready line (JSON) on stdout once it serves:
 			}
 			defer st.close()
 			settingsClient, snap, base, log := st.settings, st.snap, st.base, st.log
-			gconn, err := dial(gatewayAddr)
+			gconn, err := dial(gatewayAddr, f.dialOptions()...)
 			if err != nil {
 				return usageErr("--gateway %q: %v", gatewayAddr, err)
 			}
@@ -445,8 +498,10 @@ prints one ready line (JSON) on stdout once it serves:
 			left := false
 			defer func() { rt.close(log, !left) }()
 			var node *coreapp.Node
+			clk := clock.NewSkewed(clock.Real())
 			node, err = coreapp.New(coreapp.Config{
 				ID:              f.id,
+				Clock:           clk,
 				GatewayClient:   mcsimv1.NewGatewayServiceClient(gconn),
 				Settings:        settingsClient,
 				Logger:          base,
@@ -474,12 +529,13 @@ prints one ready line (JSON) on stdout once it serves:
 			if err != nil {
 				return usageErr("%v", err)
 			}
-			l, err := net.Listen("tcp", f.grpcAddr)
+			l, err := f.listen(f.grpcAddr)
 			if err != nil {
 				return &exitError{code: exitFailure, msg: fmt.Sprintf("mcsim coreapp: --grpc %s: %v", f.grpcAddr, err)}
 			}
 			s := grpc.NewServer(grpcopts.Server()...)
 			node.Register(s)
+			f.serveFaults(s, clk.SetRate)
 			go func() { _ = s.Serve(l) }()
 			defer s.Stop()
 			runCtx, cancelRun := context.WithCancel(context.Background())
@@ -570,12 +626,18 @@ serves, like the coreapp's.`,
 				return &exitError{code: exitFailure, msg: "mcsim master: " + err.Error()}
 			}
 			defer rt.close(log, true)
-			l, err := net.Listen("tcp", f.grpcAddr)
+			l, err := f.listen(f.grpcAddr)
 			if err != nil {
 				return &exitError{code: exitFailure, msg: fmt.Sprintf("mcsim master: --grpc %s: %v", f.grpcAddr, err)}
 			}
+			clk := clock.NewSkewed(clock.Real())
+			coreappDial := f.dialOptions()
 			node, err := master.New(master.Config{
-				ID:              f.id,
+				ID:    f.id,
+				Clock: clk,
+				Dial: func(addr string) (*grpc.ClientConn, error) {
+					return grpc.NewClient(addr, append(master.CoreappDialOptions(), coreappDial...)...)
+				},
 				Address:         l.Addr().String(),
 				Settings:        settingsClient,
 				Coordination:    mcsimv1.NewCoordinationServiceClient(st.conn),
@@ -593,6 +655,7 @@ serves, like the coreapp's.`,
 			}
 			s := grpc.NewServer(grpcopts.Server()...)
 			node.Register(s)
+			f.serveFaults(s, clk.SetRate)
 			go func() { _ = s.Serve(l) }()
 			defer s.Stop()
 			for _, ca := range static {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/mcsim/mcsim/internal/faultnet"
 	"io"
 	"net/http"
 	"net/url"
@@ -47,6 +48,7 @@ type serveFlags struct {
 	cfg        service.Config
 	logs       logFlags
 	clusterKey string
+	noFaults   bool
 }
 
 // config is the service configuration the command line gives, validated;
@@ -60,6 +62,9 @@ func (f *serveFlags) config(cmd *cobra.Command) (service.Config, error) {
 	cfg.Logger = log.With().Str("node_id", service.NodeID).Str("role", "settings").Logger()
 	cfg.AdminPassword = flagOrEnv(cmd, "admin-password", cfg.AdminPassword, passwordEnv)
 	cfg.ClusterKey = membership.KeyFromPassphrase(flagOrEnv(cmd, "cluster-key", f.clusterKey, clusterKeyEnv))
+	if !f.noFaults {
+		cfg.Faults = faultnet.New(service.NodeID)
+	}
 	fl := cmd.Flags()
 	cfg = cfg.Follow(fl.Changed("http"), fl.Changed("grpc"), fl.Changed("gossip"))
 	if err := cfg.Validate(); err != nil {
@@ -121,6 +126,7 @@ prints the actual addresses.`,
 	fs.StringVar(&f.cfg.AdminPassword, "admin-password", f.cfg.AdminPassword, "admin password (or "+passwordEnv+")")
 	fs.StringVar(&f.cfg.GossipAddr, "gossip", f.cfg.GossipAddr, `gossip (memberlist) address, the --join seed of every node; not given, it follows the port of --grpc (+1) or --http (+2); port 0 picks one, "" turns membership off`)
 	fs.StringVar(&f.clusterKey, "cluster-key", "", "passphrase encrypting gossip; every node needs the same (or "+clusterKeyEnv+")")
+	fs.BoolVar(&f.noFaults, "no-fault-layer", false, "run without the fault layer: the scenario runner cannot partition or slow the service (for measuring the layer's cost)")
 	f.logs.register(c)
 	return c, f
 }

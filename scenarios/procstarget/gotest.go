@@ -17,7 +17,7 @@ func Run(ctx context.Context, binary, scenario string, opt scenarios.Options) (s
 	if err != nil {
 		return scenarios.Outcome{}, err
 	}
-	t, err := New(Config{Binary: binary})
+	t, err := New(Config{Binary: binary, Seed: opt.Seed})
 	if err != nil {
 		return scenarios.Outcome{}, err
 	}

@@ -4,7 +4,8 @@
 // witnesses: the gateway's log (sessions, silence, failovers, fencing
 // violations) and the settings store's lease record (grants and takeovers),
 // both kept in this process on this machine's clock, plus the masters'
-// own logs for the coreapps they declared unhealthy.
+// logs for the coreapps they declared unhealthy and the coreapps' logs for
+// the commands they accepted and refused.
 package procstarget
 
 import (
@@ -40,6 +41,8 @@ type Config struct {
 	Parent string
 	// Keep keeps the data dir and logs after Close.
 	Keep bool
+	// Seed seeds the nodes' fault layers (jitter and loss).
+	Seed uint64
 }
 
 // stopGrace is how long a node stopped by Close gets before SIGKILL.
@@ -59,12 +62,16 @@ type Target struct {
 	witness   gateway.Service
 	failovers []scenarios.FailoverSeen
 	paused    map[string]bool
-	logRead   map[string]int64 // master log → bytes read
+	logRead   map[string]int64 // node log → bytes read
 	declared  []scenarios.Declaration
+	commands  []scenarios.Command
 	// grants are the store's lease decisions converted so far: the runner
 	// asks for them on every look, so only the new ones are copied.
 	grants []scenarios.LeaseGrant
 	closed bool
+	// links and rates are the fault table in force (Network, Clock).
+	links []*mcsimv1.FaultLink
+	rates map[string]float64
 }
 
 type session struct {
@@ -81,7 +88,7 @@ func New(cfg Config) (*Target, error) {
 	if cfg.Binary == "" {
 		return nil, errors.New("procstarget: Config.Binary is required")
 	}
-	return &Target{cfg: cfg, holders: map[int32]session{}, paused: map[string]bool{}, logRead: map[string]int64{}}, nil
+	return &Target{cfg: cfg, holders: map[int32]session{}, paused: map[string]bool{}, logRead: map[string]int64{}, rates: map[string]float64{}}, nil
 }
 
 // Name implements scenarios.Target.
@@ -254,16 +261,48 @@ func (t *Target) Grants() []scenarios.LeaseGrant {
 func (t *Target) Declarations() []scenarios.Declaration {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	files, _ := filepath.Glob(filepath.Join(t.dir, "logs", "master-*.log"))
-	for _, f := range files {
-		t.readDeclarationsLocked(f)
-	}
+	t.readLogsLocked()
 	out := slices.Clone(t.declared)
 	sort.SliceStable(out, func(i, j int) bool { return out[i].At.Before(out[j].At) })
 	return out
 }
 
-func (t *Target) readDeclarationsLocked(path string) {
+// Commands implements scenarios.Target: the assigns and releases the
+// coreapps' logs say they accepted or refused, read as they grow.
+func (t *Target) Commands() []scenarios.Command {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.readLogsLocked()
+	out := slices.Clone(t.commands)
+	sort.SliceStable(out, func(i, j int) bool { return out[i].At.Before(out[j].At) })
+	return out
+}
+
+// commandLines are the coreapp log messages that report a verdict on a
+// master's command.
+var commandLines = map[string]struct {
+	kind     string
+	accepted bool
+}{
+	"assigned: opening gateway session":          {"assign", true},
+	"assign refused":                             {"assign", false},
+	"released: session closed":                   {"release", true},
+	"release of a shard not held: nothing to do": {"release", true},
+	"release refused":                            {"release", false},
+}
+
+// readLogsLocked reads what the masters' and coreapps' logs added since
+// the last look.
+func (t *Target) readLogsLocked() {
+	for _, role := range []string{"master", "coreapp"} {
+		files, _ := filepath.Glob(filepath.Join(t.dir, "logs", role+"-*.log"))
+		for _, f := range files {
+			t.readLogLocked(f)
+		}
+	}
+}
+
+func (t *Target) readLogLocked(path string) {
 	f, err := os.Open(path)
 	if err != nil {
 		return
@@ -279,23 +318,32 @@ func (t *Target) readDeclarationsLocked(path string) {
 			return // a partial last line is read again next time
 		}
 		t.logRead[path] += int64(len(line))
-		if !strings.Contains(string(line), "coreapp declared unhealthy") {
+		if !strings.Contains(string(line), "unhealthy") && !strings.Contains(string(line), "lease_epoch") {
 			continue
 		}
 		var l struct {
-			Time    string `json:"time"`
-			NodeID  string `json:"node_id"`
-			Coreapp string `json:"coreapp"`
-			Message string `json:"message"`
+			Time       string `json:"time"`
+			NodeID     string `json:"node_id"`
+			Coreapp    string `json:"coreapp"`
+			MasterID   string `json:"master_id"`
+			LeaseEpoch uint64 `json:"lease_epoch"`
+			Message    string `json:"message"`
 		}
-		if json.Unmarshal(line, &l) != nil || l.Message != "coreapp declared unhealthy" {
+		if json.Unmarshal(line, &l) != nil {
 			continue
 		}
 		at, err := time.Parse(logging.TimeFormat, l.Time)
 		if err != nil {
 			continue
 		}
-		t.declared = append(t.declared, scenarios.Declaration{At: at, Master: l.NodeID, Coreapp: l.Coreapp})
+		if l.Message == "coreapp declared unhealthy" {
+			t.declared = append(t.declared, scenarios.Declaration{At: at, Master: l.NodeID, Coreapp: l.Coreapp})
+			continue
+		}
+		if c, ok := commandLines[l.Message]; ok && strings.HasPrefix(l.NodeID, "coreapp-") {
+			t.commands = append(t.commands, scenarios.Command{At: at, Coreapp: l.NodeID, Master: l.MasterID,
+				Kind: c.kind, LeaseEpoch: l.LeaseEpoch, Accepted: c.accepted})
+		}
 	}
 }
 
@@ -377,7 +425,7 @@ func (t *Target) Pause(_ context.Context, id string) error {
 }
 
 // Resume implements scenarios.Target (SIGCONT).
-func (t *Target) Resume(_ context.Context, id string) error {
+func (t *Target) Resume(ctx context.Context, id string) error {
 	p, err := t.proc(id)
 	if err != nil {
 		return err
@@ -385,7 +433,11 @@ func (t *Target) Resume(_ context.Context, id string) error {
 	t.mu.Lock()
 	delete(t.paused, id)
 	t.mu.Unlock()
-	return p.Resume()
+	if err := p.Resume(); err != nil {
+		return err
+	}
+	// It may have missed a change of the fault table while stopped.
+	return t.c.PushFaults(ctx, id)
 }
 
 // Restart implements scenarios.Target.
@@ -417,4 +469,40 @@ func (t *Target) SetShards(ctx context.Context, n int) error {
 	t.shards = n
 	t.mu.Unlock()
 	return nil
+}
+
+// Network implements scenarios.Target: the table goes to every node's
+// fault layer (the paused ones get it when they resume).
+func (t *Target) Network(ctx context.Context, links []scenarios.NetLink) error {
+	pl := make([]*mcsimv1.FaultLink, 0, len(links))
+	for _, l := range links {
+		pl = append(pl, &mcsimv1.FaultLink{From: l.From, To: l.To, Cut: l.Cut,
+			LatencyUs: l.Latency.Microseconds(), JitterUs: l.Jitter.Microseconds(), LossPercent: l.LossPercent})
+	}
+	t.mu.Lock()
+	t.links = pl
+	t.mu.Unlock()
+	return t.push(ctx)
+}
+
+// Clock implements scenarios.Target.
+func (t *Target) Clock(ctx context.Context, id string, rate float64) error {
+	if t.c.Proc(id) == nil {
+		return fmt.Errorf("%s: no such node (a clock runs slow or fast only on a master or coreapp)", id)
+	}
+	t.mu.Lock()
+	if rate == 1 {
+		delete(t.rates, id)
+	} else {
+		t.rates[id] = rate
+	}
+	t.mu.Unlock()
+	return t.push(ctx)
+}
+
+func (t *Target) push(ctx context.Context) error {
+	t.mu.Lock()
+	links, rates := t.links, maps.Clone(t.rates)
+	t.mu.Unlock()
+	return t.c.SetFaults(ctx, links, rates, int64(t.cfg.Seed))
 }

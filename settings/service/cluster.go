@@ -14,7 +14,12 @@ import (
 // service is the node everybody else joins. Loopback clusters (one
 // machine, mcsim up) get memberlist's fast local timings.
 func startMembership(cfg Config, grpcAddr string, log zerolog.Logger) (*membership.Member, error) {
+	var faults membership.Faults
+	if cfg.Faults != nil {
+		faults = cfg.Faults
+	}
 	return membership.Start(membership.Config{
+		Faults:     faults,
 		Node:       membership.Node{ID: NodeID, Role: membership.RoleSettings, GRPCAddr: grpcAddr},
 		BindAddr:   cfg.GossipAddr,
 		ClusterKey: cfg.ClusterKey,

@@ -9,6 +9,7 @@ package service
 import (
 	"errors"
 	"fmt"
+	"github.com/mcsim/mcsim/internal/faultnet"
 	"net"
 	"strconv"
 	"strings"
@@ -52,6 +53,11 @@ type Config struct {
 	// the store decides (grpcapi.Config.OnLease): mcsim up and the scenario
 	// runner time takeovers and judge single_primary by it.
 	OnLease func(grpcapi.LeaseEvent)
+	// Faults is the service's fault layer (nil: none): the gRPC
+	// connections the nodes open to it and its gossip go through it, and
+	// its gRPC server answers FaultService. The HTTP API and /v1/health's
+	// own calls to the nodes are control paths and never faulted.
+	Faults *faultnet.Layer
 }
 
 // DefaultConfig is a service for one developer's machine: loopback only,

@@ -94,6 +94,9 @@ func Run(ctx context.Context, cfg Config, ready func(Addrs)) (err error) {
 		return fmt.Errorf("settings service: grpc_addr %s: %w", cfg.GRPCAddr, err)
 	}
 	addrs := Addrs{HTTP: httpLn.Addr().String(), GRPC: grpcLn.Addr().String()}
+	if cfg.Faults != nil {
+		grpcLn = cfg.Faults.Listen(grpcLn)
+	}
 
 	// Membership starts before the servers: its metadata needs the actual
 	// gRPC address, and the health endpoint needs the member list.
@@ -149,6 +152,9 @@ func Run(ctx context.Context, cfg Config, ready func(Addrs)) (err error) {
 	}
 	grpcSrv := grpc.NewServer(append(grpcOptions(), grpc.ChainStreamInterceptor(watches))...)
 	services := grpcapi.Register(grpcSrv, grpcapi.Config{Store: st, WAID: cfg.WAID, Logger: log, Now: time.Now, OnLease: cfg.OnLease})
+	if cfg.Faults != nil {
+		mcsimv1.RegisterFaultServiceServer(grpcSrv, faultnet.NewServer(cfg.Faults, nil))
+	}
 
 	// Both servers report into failed; the first error (or ctx) stops all.
 	failed := make(chan error, 2)
