@@ -25,6 +25,14 @@ const (
 
 var testBook = map[string][]string{"a": {addrA}, "b": {addrB}}
 
+// lingerAtEnd lets virtual time run past the linger of streams closed
+// while holding bytes: a bubble's clock stops when its test function
+// returns, and Test fails while their writers still wait. Call it first,
+// so that it runs after every other cleanup.
+func lingerAtEnd(t *testing.T) {
+	t.Cleanup(func() { time.Sleep(lingerMax + time.Second) })
+}
+
 // pair is a stream a dialed to b, seen from both ends.
 type pair struct {
 	a, b net.Conn // a's end (dialed), b's end (accepted)
@@ -153,4 +161,21 @@ func readN(t *testing.T, c net.Conn, n int) string {
 		t.Fatalf("read %d bytes: %v", n, err)
 	}
 	return string(buf)
+}
+
+// acceptOne accepts one stream in the background: an in-memory dial
+// waits for its Accept.
+func acceptOne(t *testing.T, ln net.Listener) <-chan net.Conn {
+	t.Helper()
+	ch := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			t.Errorf("accept: %v", err)
+			close(ch)
+			return
+		}
+		ch <- c
+	}()
+	return ch
 }
