@@ -264,8 +264,10 @@ func (c *conn) Close() error {
 	c.mu.Unlock()
 	if draining {
 		// The writer closes the connection when it is done; a reader
-		// must not wait for that.
+		// must not wait for that, and a peer that stopped reading must
+		// not keep the writer past the linger.
 		_ = c.Conn.SetReadDeadline(time.Now())
+		_ = c.Conn.SetWriteDeadline(c.linger)
 		return nil
 	}
 	return c.Conn.Close()

@@ -49,7 +49,10 @@ func parsePreamble(b []byte) (id string, rest []byte, st preambleState) {
 // Listen wraps ln so that each accepted stream learns its peer from the
 // dialer's preamble and applies the link to it. A stream that opens with
 // anything else (a control client, grpc_health_probe) gets its bytes
-// untouched and is never faulted.
+// untouched and is never faulted. A stream's first Write waits for the
+// client's first bytes (the peer must be known before anything is sent):
+// every protocol a node serves, HTTP/2 and memberlist's streams, has the
+// client speak first.
 func (l *Layer) Listen(ln net.Listener) net.Listener { return &listener{Listener: ln, l: l} }
 
 // WrapAccepted does to one accepted stream what Listen does to each.
