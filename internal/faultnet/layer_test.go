@@ -314,3 +314,33 @@ func TestSetCopiesTheTable(t *testing.T) {
 		t.Fatalf("the caller's later changes reached the table in force: %+v", got)
 	}
 }
+
+// A preamble that arrives in pieces, or across a read deadline, is still
+// recognised, and the bytes after it are read whole.
+func TestPreambleInPieces(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		lb := New("b")
+		client, server := net.Pipe()
+		defer client.Close()
+		cb := lb.WrapAccepted(server)
+		defer cb.Close()
+		go func() {
+			p := encodePreamble("a")
+			for _, piece := range [][]byte{p[:3], p[3:9], p[9:], []byte("data")} {
+				time.Sleep(time.Second)
+				_, _ = client.Write(piece)
+			}
+		}()
+		_ = cb.SetReadDeadline(time.Now().Add(1500 * time.Millisecond))
+		if _, err := cb.Read(make([]byte, 8)); !isTimeout(err) {
+			t.Fatalf("read across the deadline: %v, want a timeout", err)
+		}
+		_ = cb.SetReadDeadline(time.Time{})
+		if got := readN(t, cb, 4); got != "data" {
+			t.Fatalf("read %q after the preamble, want \"data\"", got)
+		}
+		if peer := cb.(*conn).peer; peer != "a" {
+			t.Fatalf("peer %q, want \"a\"", peer)
+		}
+	})
+}
