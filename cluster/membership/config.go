@@ -1,6 +1,7 @@
 package membership
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
@@ -115,6 +116,26 @@ type Config struct {
 	// Transport replaces the UDP/TCP sockets, e.g. with an in-memory
 	// network in tests. Nil means real sockets on BindAddr.
 	Transport memberlist.NodeAwareTransport
+	// Faults is the node's fault layer (internal/faultnet's Layer), which
+	// the socket transport sends every packet and opens every stream
+	// through, and wraps every stream it accepts with, so that the
+	// scenario runner's partitions, delays and loss reach gossip as they
+	// reach gRPC. Nil means no layer. Only with the socket transport: a
+	// Transport given is used as it is.
+	Faults Faults
+}
+
+// Faults is what the socket transport needs of a fault layer; faultnet's
+// Layer has it. It is defined here so that membership does not depend on
+// the fault layer's package.
+type Faults interface {
+	// DialContext opens a stream to addr as the peer there should see
+	// it (the layer announces this node first).
+	DialContext(ctx context.Context, network, addr string) (net.Conn, error)
+	// WrapAccepted wraps a stream the listener accepted.
+	WrapAccepted(net.Conn) net.Conn
+	// SendPacket sends b to addr by calling send now, later or never.
+	SendPacket(addr string, b []byte, send func([]byte) error) error
 }
 
 // KeyFromPassphrase turns the CLI's --cluster-key passphrase into a 32-byte
@@ -150,6 +171,9 @@ func (c Config) Validate() error {
 	}
 	if c.Node.PID < 0 {
 		errs = append(errs, fmt.Errorf("Node.PID: must be >= 0, got %d", c.Node.PID))
+	}
+	if c.Transport != nil && c.Faults != nil {
+		errs = append(errs, errors.New("Faults: only with the socket transport (Transport must be nil)"))
 	}
 	if c.Transport == nil {
 		if _, _, err := splitHostPort(c.BindAddr); err != nil {

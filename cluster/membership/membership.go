@@ -126,7 +126,7 @@ func Start(cfg Config) (*Member, error) {
 		mlc.Transport = cfg.Transport
 	} else {
 		host, port, _ := splitHostPort(cfg.BindAddr) // validated above
-		t, err := newNetTransport(host, port, mlc.Logger)
+		t, err := newNetTransport(host, port, mlc.Logger, cfg.Faults)
 		if err != nil {
 			m.queue.close()
 			return nil, fmt.Errorf("membership: starting gossip on %q: %w", cfg.BindAddr, err)

@@ -1,6 +1,7 @@
 package membership
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -37,6 +38,9 @@ type netTransport struct {
 	packetCh chan *memberlist.Packet
 	streamCh chan net.Conn
 	logger   *log.Logger
+	// faults, if not nil, is the node's fault layer: every packet sent,
+	// stream dialed and stream accepted goes through it.
+	faults   Faults
 	wg       sync.WaitGroup
 	shutdown atomic.Bool
 }
@@ -46,8 +50,8 @@ var _ memberlist.NodeAwareTransport = (*netTransport)(nil)
 // newNetTransport listens on host:port, TCP and UDP on the same port; port
 // 0 picks a free one (retried, like memberlist does, when the UDP port of
 // the chosen TCP port is taken). host must be an IP address or a name that
-// resolves to one.
-func newNetTransport(host string, port int, logger *log.Logger) (*netTransport, error) {
+// resolves to one. faults may be nil.
+func newNetTransport(host string, port int, logger *log.Logger, faults Faults) (*netTransport, error) {
 	if logger == nil {
 		logger = log.New(io.Discard, "", 0)
 	}
@@ -63,6 +67,7 @@ func newNetTransport(host string, port int, logger *log.Logger) (*netTransport, 
 		t, err := listenNet(addr)
 		if err == nil {
 			t.logger = logger
+			t.faults = faults
 			t.wg.Add(2)
 			go t.tcpListen()
 			go t.udpListen()
@@ -149,6 +154,15 @@ func (t *netTransport) WriteToAddress(b []byte, a memberlist.Address) (time.Time
 		}
 		ap = ua.AddrPort()
 	}
+	if t.faults != nil {
+		// The layer may send later, after memberlist has reused b: it
+		// sends a copy then.
+		err = t.faults.SendPacket(a.Addr, b, func(p []byte) error {
+			_, err := t.udp.WriteToUDPAddrPort(p, ap)
+			return err
+		})
+		return time.Now(), err
+	}
 	_, err = t.udp.WriteToUDPAddrPort(b, ap)
 	return time.Now(), err
 }
@@ -161,8 +175,18 @@ func (t *netTransport) DialTimeout(addr string, timeout time.Duration) (net.Conn
 	return t.DialAddressTimeout(memberlist.Address{Addr: addr}, timeout)
 }
 
-// DialAddressTimeout opens a stream.
+// DialAddressTimeout opens a stream. Through a fault layer, timeout also
+// bounds the wait for a cut link to heal, as it bounds a TCP connect that
+// gets no answer.
 func (t *netTransport) DialAddressTimeout(a memberlist.Address, timeout time.Duration) (net.Conn, error) {
+	if t.faults != nil {
+		ctx, cancel := context.Background(), context.CancelFunc(func() {})
+		if timeout > 0 {
+			ctx, cancel = context.WithTimeout(ctx, timeout)
+		}
+		defer cancel()
+		return t.faults.DialContext(ctx, "tcp", a.Addr)
+	}
 	d := net.Dialer{Timeout: timeout}
 	return d.Dial("tcp", a.Addr)
 }
@@ -195,6 +219,10 @@ func (t *netTransport) tcpListen() {
 			continue
 		}
 		delay = 0
+		if t.faults != nil {
+			t.streamCh <- t.faults.WrapAccepted(conn)
+			continue
+		}
 		t.streamCh <- conn
 	}
 }

@@ -83,7 +83,7 @@ func TestProbeRoundTripAllocatesLittle(t *testing.T) {
 // The transport reads into one buffer and copies each packet out at its
 // own length: memberlist may keep the packet after handling it.
 func TestTransportCopiesEachPacket(t *testing.T) {
-	tr, err := newNetTransport("127.0.0.1", 0, nil)
+	tr, err := newNetTransport("127.0.0.1", 0, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
