@@ -47,6 +47,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
+	"github.com/mcsim/mcsim/internal/clock"
 	mcsimv1 "github.com/mcsim/mcsim/proto/mcsim/v1"
 	"github.com/mcsim/mcsim/settings"
 )
@@ -78,6 +79,11 @@ type Config struct {
 	// Registry receives the node's metrics (see metrics.go); nil means a
 	// private registry nobody reads.
 	Registry prometheus.Registerer
+	// Clock is the node's own clock: the gateway's silence (rule 7), the
+	// heartbeat delay hook and the settings retry are timed by it. nil
+	// means clock.Real(); a *clock.Skewed lets a scenario run this node's
+	// time fast or slow.
+	Clock clock.Clock
 }
 
 // Validate reports every problem of the configuration.
@@ -155,6 +161,9 @@ func New(cfg Config) (*Node, error) {
 	if cfg.Registry == nil {
 		cfg.Registry = prometheus.NewRegistry()
 	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.Real()
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	n := &Node{
 		cfg:         cfg,
@@ -225,12 +234,12 @@ func (n *Node) Heartbeat(ctx context.Context, req *mcsimv1.HeartbeatRequest) (*m
 		}
 	}
 	if delay > 0 {
-		t := time.NewTimer(delay)
+		t := n.cfg.Clock.NewTimer(delay)
 		defer t.Stop()
 		select {
 		case <-ctx.Done():
 			return nil, status.FromContextError(ctx.Err()).Err()
-		case <-t.C:
+		case <-t.C():
 		}
 	}
 	n.m.heartbeats.Inc()

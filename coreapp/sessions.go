@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/mcsim/mcsim/internal/clock"
 	mcsimv1 "github.com/mcsim/mcsim/proto/mcsim/v1"
 )
 
@@ -226,7 +227,7 @@ func (n *Node) runSession(ctx context.Context, s *session, result chan<- error) 
 	silentAfter := time.Duration(first.GetSilentAfterMs()) * time.Millisecond
 	n.mu.Lock()
 	s.state = mcsimv1.GatewayStatus_GATEWAY_STATUS_CONNECTED
-	s.lastPing = time.Now()
+	s.lastPing = n.cfg.Clock.Now()
 	n.countServedLocked()
 	n.mu.Unlock()
 	n.m.sessionsOpened.Inc()
@@ -237,10 +238,11 @@ func (n *Node) runSession(ctx context.Context, s *session, result chan<- error) 
 	// ping for silentAfter the gateway cannot hear us either (we are cut
 	// off, or it is paused), so the shard reads CONNECTING until a ping
 	// comes again. The session and the assignment stay: the master decides
-	// failover, and the gateway replaces the session if it does.
-	var silence *time.Timer
+	// failover, and the gateway replaces the session if it does. The
+	// silence is timed by our own clock, as a real process would time it.
+	var silence clock.Timer
 	if silentAfter > 0 {
-		silence = time.AfterFunc(silentAfter, func() { n.unheard(s, silentAfter, lg) })
+		silence = n.cfg.Clock.AfterFunc(silentAfter, func() { n.unheard(s, silentAfter, lg) })
 		defer silence.Stop()
 	}
 	for {
@@ -273,7 +275,7 @@ func (n *Node) runSession(ctx context.Context, s *session, result chan<- error) 
 func (n *Node) pinged(s *session, lg zerolog.Logger) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	now := time.Now()
+	now := n.cfg.Clock.Now()
 	last := s.lastPing
 	s.lastPing = now
 	if n.sessions[s.shard] != s || s.state != mcsimv1.GatewayStatus_GATEWAY_STATUS_CONNECTING {
@@ -289,7 +291,7 @@ func (n *Node) pinged(s *session, lg zerolog.Logger) {
 func (n *Node) unheard(s *session, silentAfter time.Duration, lg zerolog.Logger) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	since := time.Since(s.lastPing)
+	since := clock.Since(n.cfg.Clock, s.lastPing)
 	if since < silentAfter || n.sessions[s.shard] != s || s.state != mcsimv1.GatewayStatus_GATEWAY_STATUS_CONNECTED {
 		return
 	}

@@ -3,7 +3,6 @@ package coreapp
 import (
 	"context"
 	"maps"
-	"time"
 
 	mcsimv1 "github.com/mcsim/mcsim/proto/mcsim/v1"
 )
@@ -23,12 +22,12 @@ func (n *Node) Run(ctx context.Context) error {
 			return nil
 		}
 		n.logger.Warn().Err(err).Dur("retry_in_ms", n.cfg.SettingsRetry).Msg("settings watch broke")
-		t := time.NewTimer(n.cfg.SettingsRetry)
+		t := n.cfg.Clock.NewTimer(n.cfg.SettingsRetry)
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return nil
-		case <-t.C:
+		case <-t.C():
 		}
 	}
 }

@@ -14,12 +14,18 @@ import (
 	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/status"
 
+	"github.com/mcsim/mcsim/internal/clock"
 	"github.com/mcsim/mcsim/internal/logging"
 	"github.com/mcsim/mcsim/master/failover"
 	mcsimv1 "github.com/mcsim/mcsim/proto/mcsim/v1"
 )
 
-// renew sends one lease acquire/renew request in the background.
+// renew sends one lease acquire/renew request in the background. Its
+// timeout is one renew interval by our own clock, so a renewal hangs no
+// longer than the next one is due. sentAt is read from our own clock: rule
+// 3 measures the lease from it, and a slow clock makes that lease last
+// longer in real time than the store's TTL (what the coreapps' lease-epoch
+// fencing and the gateway must survive).
 func (n *Node) renew(ctx context.Context, wg *sync.WaitGroup, now time.Time) {
 	ttl, every := n.leaseTimes()
 	n.renewing = true
@@ -27,9 +33,9 @@ func (n *Node) renew(ctx context.Context, wg *sync.WaitGroup, now time.Time) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		rctx, cancel := context.WithTimeout(ctx, every)
+		rctx, cancel := clock.WithTimeout(ctx, n.clk, every)
 		defer cancel()
-		sentAt := time.Now()
+		sentAt := n.clk.Now()
 		resp, err := n.cfg.Coordination.AcquireLease(rctx, &mcsimv1.AcquireLeaseRequest{
 			MasterId: n.cfg.ID, Incarnation: n.incarnation, TtlMs: ttl.Milliseconds(), Address: n.cfg.Address})
 		n.post(leaseResult{sentAt: sentAt, ttl: ttl, resp: resp, err: err})
@@ -79,15 +85,16 @@ func (n *Node) retryAtExpiry(now time.Time, r leaseResult) {
 }
 
 // becomePrimary loads the shard map from the store and starts a fresh core.
+// The load may take as long as the lease lasts by our own clock.
 func (n *Node) becomePrimary(ctx context.Context, wg *sync.WaitGroup, now time.Time) {
-	gctx, cancel := context.WithTimeout(ctx, n.lease.remaining(now))
+	gctx, cancel := clock.WithTimeout(ctx, n.clk, n.lease.remaining(now))
 	resp, err := n.cfg.Coordination.GetShardMap(gctx, &mcsimv1.GetShardMapRequest{})
 	cancel()
 	if err != nil {
 		n.log.Error().Err(err).Msg("took the lease but cannot load the shard map; staying secondary")
 		return
 	}
-	if !n.lease.held(time.Now()) {
+	if !n.lease.held(n.clk.Now()) {
 		// The load outlasted the lease: acting now would be acting after
 		// validUntil (rule 3).
 		n.log.Warn().Msg("lease ran out while loading the shard map; staying secondary")
@@ -100,7 +107,7 @@ func (n *Node) becomePrimary(ctx context.Context, wg *sync.WaitGroup, now time.T
 		Shards:            int(n.snap.GetShards()),
 		StallThreshold:    n.cfg.StallThreshold,
 		StartupCoreapps:   n.cfg.ExpectCoreapps,
-	}, shardMapFromProto(resp.GetShardMap()), time.Now())
+	}, shardMapFromProto(resp.GetShardMap()), n.clk.Now())
 	if err != nil {
 		n.log.Error().Err(err).Msg("took the lease but cannot build the failover core; staying secondary")
 		return
@@ -112,7 +119,7 @@ func (n *Node) becomePrimary(ctx context.Context, wg *sync.WaitGroup, now time.T
 	n.log.Info().Uint64("lease_epoch", n.lease.epoch).Uint64("max_epoch", resp.GetShardMap().GetMaxEpoch()).
 		Msg("became primary master")
 	n.dialStoredOwners(resp.GetShardMap())
-	now = time.Now()
+	now = n.clk.Now()
 	for _, id := range slices.Sorted(maps.Keys(n.peers)) {
 		n.step(ctx, wg, now, failover.CoreappJoined{ID: id})
 	}
@@ -156,7 +163,7 @@ func (n *Node) execute(ctx context.Context, wg *sync.WaitGroup, now time.Time, a
 			}
 			// The write blocked; the assignments after it may go out only if
 			// the lease still holds by our clock now, not at the batch's now.
-			if !n.lease.held(time.Now()) {
+			if !n.lease.held(n.clk.Now()) {
 				n.stepDown("lease ran out while the shard map was being written")
 				return
 			}
@@ -222,7 +229,8 @@ func (n *Node) persist(ctx context.Context, now time.Time, m failover.ShardMap) 
 		return true
 	}
 	p.MaxEpoch = m.MaxEpoch + epochBlock
-	pctx, cancel := context.WithTimeout(ctx, n.lease.remaining(now))
+	// The write may last as long as the lease by our own clock.
+	pctx, cancel := clock.WithTimeout(ctx, n.clk, n.lease.remaining(now))
 	defer cancel()
 	if err := n.writer.wait(pctx, p); err != nil {
 		reason := "shard map write failed: " + err.Error()
@@ -249,13 +257,15 @@ func (n *Node) startMapWriter(wg *sync.WaitGroup, storedMaxEpoch uint64) {
 		// Rule 3: the writer runs on its own, so it checks the lease by our
 		// own clock itself; a write queued in time may still wait behind a
 		// slow one past the lease's end, and must then not go out.
+		// until is a time of our clock: the context's deadline is converted,
+		// or a fast clock would let the write run past the lease's end.
 		until := n.leaseEnd()
-		if !time.Now().Before(until) {
+		if !n.clk.Now().Before(until) {
 			return status.Error(codes.FailedPrecondition, "lease ended by the master's own clock; shard map not written")
 		}
-		ctx, cancel := context.WithTimeout(ctx, ui)
+		ctx, cancel := clock.WithTimeout(ctx, n.clk, ui)
 		defer cancel()
-		ctx, cancelAtEnd := context.WithDeadline(ctx, until)
+		ctx, cancelAtEnd := clock.WithDeadline(ctx, n.clk, until)
 		defer cancelAtEnd()
 		_, err := n.cfg.Coordination.WriteShardMap(ctx, &mcsimv1.WriteShardMapRequest{
 			LeaseEpoch: epoch, MasterId: n.cfg.ID, ShardMap: m})
@@ -296,9 +306,12 @@ func (n *Node) sendHeartbeat(ctx context.Context, wg *sync.WaitGroup, a failover
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		hctx, cancel := context.WithTimeout(ctx, ui)
+		// The heartbeat waits as long as the core's deadline for it, both by
+		// our own clock (rule 4: an answer within unhealthy_interval by our
+		// clock counts, so a slow clock must not cut the wait short).
+		hctx, cancel := clock.WithTimeout(ctx, n.clk, ui)
 		defer cancel()
-		start := time.Now()
+		start := n.clk.Now()
 		// Wait for a connection in reconnect backoff (rule 4): failing at
 		// once would blame the coreapp for a heartbeat never sent, and after
 		// a short partition heals gRPC may still be backing off when the
@@ -311,7 +324,7 @@ func (n *Node) sendHeartbeat(ctx context.Context, wg *sync.WaitGroup, a failover
 			err = fmt.Errorf("answer from coreapp %q, not %q: the address changed hands", resp.GetCoreappId(), a.Coreapp)
 			resp = nil
 		}
-		n.post(heartbeatResult{term: term, id: a.Coreapp, seq: a.Seq, rtt: time.Since(start), resp: resp, err: err})
+		n.post(heartbeatResult{term: term, id: a.Coreapp, seq: a.Seq, rtt: clock.Since(n.clk, start), resp: resp, err: err})
 	}()
 }
 
@@ -359,7 +372,7 @@ func (n *Node) sendAssign(ctx context.Context, wg *sync.WaitGroup, a failover.As
 			n.post(assignResult{term: term, a: a, err: errors.New("connection not up before the lease ended by our own clock; assign not sent")})
 			return
 		}
-		actx, cancel := context.WithTimeout(ctx, ui)
+		actx, cancel := clock.WithTimeout(ctx, n.clk, ui)
 		defer cancel()
 		// No WaitForReady here, unlike heartbeats: a standby whose
 		// connection is down is most likely dead, and failing at once
@@ -377,7 +390,7 @@ func (n *Node) sendAssign(ctx context.Context, wg *sync.WaitGroup, a failover.As
 func (n *Node) readyWithinLease(ctx context.Context, conn *grpc.ClientConn) bool {
 	for {
 		until := n.leaseEnd()
-		if ctx.Err() != nil || !time.Now().Before(until) {
+		if ctx.Err() != nil || !n.clk.Now().Before(until) {
 			return false
 		}
 		st := conn.GetState()
@@ -387,7 +400,7 @@ func (n *Node) readyWithinLease(ctx context.Context, conn *grpc.ClientConn) bool
 		case connectivity.Idle:
 			conn.Connect()
 		}
-		wctx, cancel := context.WithDeadline(ctx, until)
+		wctx, cancel := clock.WithDeadline(ctx, n.clk, until)
 		conn.WaitForStateChange(wctx, st)
 		cancel()
 	}
@@ -428,9 +441,9 @@ func (n *Node) sendRelease(ctx context.Context, wg *sync.WaitGroup, a failover.R
 		defer wg.Done()
 		// Rule 3: a Release still waiting for a connection when the lease
 		// ends by our own clock must not go out after it.
-		rctx, cancel := context.WithTimeout(ctx, ui)
+		rctx, cancel := clock.WithTimeout(ctx, n.clk, ui)
 		defer cancel()
-		rctx, cancelAtEnd := context.WithDeadline(rctx, until)
+		rctx, cancelAtEnd := clock.WithDeadline(rctx, n.clk, until)
 		defer cancelAtEnd()
 		if _, err := p.client.Release(rctx, req); err != nil {
 			n.log.Debug().Err(err).Int("shard", a.Shard).Str("coreapp", a.Coreapp).Msg("release failed (harmless: fenced)")

@@ -42,6 +42,7 @@ import (
 	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/mcsim/mcsim/internal/clock"
 	"github.com/mcsim/mcsim/internal/grpcopts"
 	"github.com/mcsim/mcsim/master/failover"
 	mcsimv1 "github.com/mcsim/mcsim/proto/mcsim/v1"
@@ -86,8 +87,13 @@ type Config struct {
 	// RestartRequired holds the restart-required settings the node started
 	// with; nil means the first snapshot is the baseline.
 	RestartRequired map[string]string
+	// Clock is the master's own clock: its timers, the core's now and the
+	// lease's end (rule 3) are read from it. nil means clock.Real(); a
+	// *clock.Skewed lets a scenario run this master's time fast or slow.
+	Clock clock.Clock
 	// Observe, when not nil, is called on the loop goroutine with every
-	// action of the core that is carried out and the time it was produced,
+	// action of the core that is carried out and the time it was produced
+	// (by the master's own clock),
 	// just before it is executed; actions dropped because the master
 	// stepped down mid-batch are not observed. Tests and measurements use
 	// it; it must not block.
@@ -158,6 +164,7 @@ func DialCoreapp(addr string) (*grpc.ClientConn, error) {
 // Node is a running master.
 type Node struct {
 	cfg Config
+	clk clock.Clock // cfg.Clock: every time the master reads is its own
 	// incarnation names this Node (this process run) to the lease: a
 	// restarted master with the same id is a new holder (rule 3).
 	incarnation string
@@ -213,8 +220,12 @@ func New(cfg Config) (*Node, error) {
 	if cfg.Registry == nil {
 		cfg.Registry = prometheus.NewRegistry()
 	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.Real()
+	}
 	return &Node{
 		cfg:         cfg,
+		clk:         cfg.Clock,
 		incarnation: rand.Text(),
 		log:         cfg.Logger.With().Str("node_id", cfg.ID).Str("role", "master").Logger(),
 		m:           newMetrics(cfg.Registry),
@@ -307,7 +318,7 @@ func (n *Node) Run(ctx context.Context) error {
 	wg.Add(1)
 	go func() { defer wg.Done(); n.watchSettings(watchCtx) }()
 
-	timer := time.NewTimer(time.Hour)
+	timer := n.clk.NewTimer(time.Hour)
 	defer timer.Stop()
 	n.log.Info().Msg("master starting; waiting for the first settings snapshot")
 	for {
@@ -317,7 +328,7 @@ func (n *Node) Run(ctx context.Context) error {
 			return nil
 		case ev := <-n.events:
 			n.handleQueued(ctx, &wg, n.drain([]any{ev}))
-		case <-timer.C:
+		case <-timer.C():
 			// Answers that arrived before the deadline count (rule 1), so
 			// everything already queued is stepped before the timer's Tick;
 			// select alone would pick between them at random.
@@ -325,7 +336,7 @@ func (n *Node) Run(ctx context.Context) error {
 			n.onTimer(ctx, &wg)
 		}
 		if wake := n.nextWake(); !wake.IsZero() {
-			timer.Reset(max(time.Until(wake), 0))
+			timer.Reset(max(clock.Until(n.clk, wake), 0))
 		}
 	}
 }
@@ -382,7 +393,7 @@ func (n *Node) handleQueued(ctx context.Context, wg *sync.WaitGroup, evs []any) 
 			continue
 		}
 		if !applied {
-			now = time.Now()
+			now = n.clk.Now()
 			n.checkLease(now)
 		}
 		if n.applyHeartbeat(now, r) {
@@ -400,7 +411,7 @@ func (n *Node) handleQueued(ctx context.Context, wg *sync.WaitGroup, evs []any) 
 // handle handles one event other than a heartbeatResult (handleQueued
 // applies those itself).
 func (n *Node) handle(ctx context.Context, wg *sync.WaitGroup, ev any) {
-	now := time.Now()
+	now := n.clk.Now()
 	n.checkLease(now)
 	switch ev := ev.(type) {
 	case snapshotEvent:
@@ -448,7 +459,8 @@ func (n *Node) handle(ctx context.Context, wg *sync.WaitGroup, ev any) {
 // stopped process, ending ctx ends it at once (so Run never outlives its
 // context by the length of a pause). Nothing is checked or sent here: the
 // lease check at the next event or timer decides what the resumed master
-// may still do.
+// may still do. A pause is imposed from outside, so d is real time (the
+// time package's), not the master's own.
 func (n *Node) freeze(ctx context.Context, d time.Duration) {
 	n.log.Warn().Dur("for_ms", d).Msg("frozen by a fault hook")
 	t := time.NewTimer(d)
@@ -460,7 +472,7 @@ func (n *Node) freeze(ctx context.Context, d time.Duration) {
 }
 
 func (n *Node) onTimer(ctx context.Context, wg *sync.WaitGroup) {
-	now := time.Now()
+	now := n.clk.Now()
 	n.checkLease(now)
 	if n.snap == nil {
 		return
@@ -613,8 +625,11 @@ func (n *Node) setPeer(id, addr string) {
 func (n *Node) shutdown() {
 	// Rule 3: ctx may end before the timer at the lease's end is served;
 	// a master whose lease ran out by its own clock writes no last map.
-	n.checkLease(time.Now())
+	n.checkLease(n.clk.Now())
 	if n.core != nil && !n.crashed.Load() {
+		// A cap on how long a graceful stop may take, for whoever waits on
+		// it: real time. The lease is guarded inside the write itself (see
+		// startMapWriter).
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		// The last background map write must land before the lease goes:
 		// the next primary starts from the stored map.

@@ -66,7 +66,7 @@ func (n *Node) status() *mcsimv1.MasterServiceStatusResponse {
 	if n.snap != nil && n.started != nil {
 		r.PendingRestart = settings.PendingRestart(n.started, n.snap.GetRestartRequired())
 	}
-	if n.core != nil && n.lease.held(time.Now()) {
+	if n.core != nil && n.lease.held(n.clk.Now()) {
 		r.Role = mcsimv1.MasterRole_MASTER_ROLE_PRIMARY
 		r.ShardMap = shardMapToProto(n.core.ShardMap(), n.peers)
 		r.UnassignedShards = n.unassignedShards(r.ShardMap)

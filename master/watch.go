@@ -28,12 +28,12 @@ func (n *Node) watchSettings(ctx context.Context) {
 			return
 		}
 		n.log.Warn().Err(err).Msg("settings watch broken; re-opening")
-		t := time.NewTimer(retry)
+		t := n.clk.NewTimer(retry)
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return
-		case <-t.C:
+		case <-t.C():
 		}
 	}
 }

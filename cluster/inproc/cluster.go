@@ -5,7 +5,8 @@
 // of a second) or over real loopback TCP (for measurements). It is the
 // test harness's vocabulary: Start, KillCoreapp, StopCoreapp,
 // RestartCoreapp, FreezeCoreapp, CutCoreapp, HealCoreapp, KillMaster,
-// StopMaster, FreezeMaster, Patch, GatewayLog.
+// StopMaster, FreezeMaster, CutMasterFromStore, HealMaster, Patch,
+// GatewayLog. Options.Clocks gives a node its own (skewable) clock.
 package inproc
 
 import (
@@ -23,6 +24,7 @@ import (
 
 	"github.com/mcsim/mcsim/cluster/gateway"
 	"github.com/mcsim/mcsim/coreapp"
+	"github.com/mcsim/mcsim/internal/clock"
 	"github.com/mcsim/mcsim/master"
 	"github.com/mcsim/mcsim/master/failover"
 	mcsimv1 "github.com/mcsim/mcsim/proto/mcsim/v1"
@@ -53,6 +55,11 @@ type Options struct {
 	Observe func(masterID string, at time.Time, a failover.Action)
 	// LeaseTTL and RenewInterval override the masters' lease timing.
 	LeaseTTL, RenewInterval time.Duration
+	// Clocks gives nodes their own clock by node id (master-1, coreapp-2);
+	// a node not listed runs on the real clock. A *clock.Skewed here lets
+	// a test change that node's rate while it runs. A restarted node keeps
+	// its clock: the clock belongs to the machine, not the process.
+	Clocks map[string]clock.Clock
 }
 
 // Cluster is a running in-process cluster.
@@ -78,6 +85,12 @@ type runningMaster struct {
 	srv    *grpc.Server
 	cancel context.CancelFunc
 	done   chan struct{}
+	// storeLis is the master's own listener of the settings service and
+	// storeConn its connection to it, so that its link to the store can be
+	// cut (faults.go) for this master alone; storeGate holds that link.
+	storeLis  net.Listener
+	storeConn *grpc.ClientConn
+	storeGate *gate
 }
 
 type runningCoreapp struct {
@@ -221,6 +234,7 @@ func (c *Cluster) StartCoreapp(id string) error {
 		GatewayClient: mcsimv1.NewGatewayServiceClient(gw),
 		Settings:      mcsimv1.NewSettingsServiceClient(c.settingsConn),
 		Logger:        c.nodeLogger(id),
+		Clock:         c.opts.Clocks[id],
 		OnLeave: func(context.Context, []*mcsimv1.ServedShard) {
 			c.forMasters(func(m *master.Node) { m.CoreappLeft(id) })
 		},
@@ -288,6 +302,8 @@ func (c *Cluster) removeCoreapp(id string, goodbye func(*coreapp.Node) error) er
 	if goodbye != nil {
 		err = goodbye(rc.node)
 	}
+	rc.inGate.closeAll()
+	rc.gwGate.closeAll()
 	rc.srv.Stop()
 	for _, conn := range rc.conns {
 		conn.Close()
@@ -326,27 +342,45 @@ func (c *Cluster) startMaster(id string, all bool, seeing []string) error {
 	if c.opts.Observe != nil {
 		observe = func(at time.Time, a failover.Action) { c.opts.Observe(id, at, a) }
 	}
+	storeGate := newGate()
+	storeLis, storeAddr, err := c.net.Listen("settings-for-" + id)
+	if err != nil {
+		return err
+	}
+	c.wg.Add(1)
+	go func() { defer c.wg.Done(); _ = c.settingsSrv.Serve(gatedListener{storeLis, storeGate}) }()
+	storeConn, err := c.net.Dial(storeAddr)
+	if err != nil {
+		storeLis.Close()
+		return err
+	}
 	node, err := master.New(master.Config{
 		ID:             id,
 		Address:        id,
-		Settings:       mcsimv1.NewSettingsServiceClient(c.settingsConn),
-		Coordination:   mcsimv1.NewCoordinationServiceClient(c.settingsConn),
+		Settings:       mcsimv1.NewSettingsServiceClient(storeConn),
+		Coordination:   mcsimv1.NewCoordinationServiceClient(storeConn),
 		Dial:           c.net.Dial,
 		LeaseTTL:       c.opts.LeaseTTL,
 		RenewInterval:  c.opts.RenewInterval,
 		ExpectCoreapps: c.opts.Coreapps,
 		Logger:         c.nodeLogger(id),
 		Observe:        observe,
+		Clock:          c.opts.Clocks[id],
 	})
 	if err != nil {
+		storeConn.Close()
+		storeLis.Close()
 		return err
 	}
 	srv, _, err := c.serve(id, node.Register)
 	if err != nil {
+		storeConn.Close()
+		storeLis.Close()
 		return err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	rm := &runningMaster{node: node, srv: srv, cancel: cancel, done: make(chan struct{})}
+	rm := &runningMaster{node: node, srv: srv, cancel: cancel, done: make(chan struct{}),
+		storeLis: storeLis, storeConn: storeConn, storeGate: storeGate}
 	c.wg.Add(1)
 	go func() { defer c.wg.Done(); defer close(rm.done); _ = node.Run(ctx) }()
 	c.mu.Lock()
@@ -386,7 +420,16 @@ func (c *Cluster) KillMaster(id string) error {
 	rm.node.Crash()
 	rm.cancel()
 	<-rm.done
+	rm.closeStoreLink()
 	return nil
+}
+
+// closeStoreLink closes the master's own connection to the store once it
+// has stopped (a graceful stop releases the lease over it first).
+func (rm *runningMaster) closeStoreLink() {
+	rm.storeConn.Close()
+	rm.storeLis.Close()
+	rm.storeGate.closeAll()
 }
 
 // StopMaster stops master id gracefully, as SIGTERM would: a primary
@@ -401,6 +444,7 @@ func (c *Cluster) StopMaster(id string) error {
 	rm.cancel()
 	<-rm.done
 	rm.srv.Stop()
+	rm.closeStoreLink()
 	c.forMasters(func(m *master.Node) { m.MasterLeft(id) })
 	return nil
 }

@@ -24,15 +24,31 @@ const (
 // passes, and what was held flows once the cut heals (TCP would resend
 // it). A paused process is seen the same way from outside.
 type gate struct {
-	mu   sync.Mutex
-	cut  bool
-	open chan struct{} // closed while not cut
+	mu    sync.Mutex
+	cut   bool
+	open  chan struct{} // closed while not cut
+	conns map[*gatedConn]struct{}
 }
 
 func newGate() *gate {
-	g := &gate{open: make(chan struct{})}
+	g := &gate{open: make(chan struct{}), conns: map[*gatedConn]struct{}{}}
 	close(g.open)
 	return g
+}
+
+// closeAll closes every connection through g, as the death of the process
+// behind it would. A gRPC server's Stop cannot do it for a connection
+// whose handshake is held by a cut: Stop would wait for it forever.
+func (g *gate) closeAll() {
+	g.mu.Lock()
+	conns := make([]*gatedConn, 0, len(g.conns))
+	for c := range g.conns {
+		conns = append(conns, c)
+	}
+	g.mu.Unlock()
+	for _, c := range conns {
+		c.Close()
+	}
 }
 
 func (g *gate) set(cut bool) {
@@ -69,7 +85,11 @@ func (l gatedListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &gatedConn{Conn: c, g: l.g, closed: make(chan struct{})}, nil
+	gc := &gatedConn{Conn: c, g: l.g, closed: make(chan struct{})}
+	l.g.mu.Lock()
+	l.g.conns[gc] = struct{}{}
+	l.g.mu.Unlock()
+	return gc, nil
 }
 
 // gatedConn neither delivers what it reads nor writes while its gate is
@@ -94,7 +114,12 @@ func (c *gatedConn) Write(p []byte) (int, error) {
 }
 
 func (c *gatedConn) Close() error {
-	c.once.Do(func() { close(c.closed) })
+	c.once.Do(func() {
+		close(c.closed)
+		c.g.mu.Lock()
+		delete(c.g.conns, c)
+		c.g.mu.Unlock()
+	})
 	return c.Conn.Close()
 }
 
@@ -121,6 +146,27 @@ func (c *Cluster) FreezeCoreapp(id string, d time.Duration) error {
 		return err
 	}
 	time.AfterFunc(d, func() { _ = c.HealCoreapp(id) })
+	return nil
+}
+
+// CutMasterFromStore cuts master id's link to the settings service until
+// HealMaster: its lease renewals, shard-map writes and settings watch
+// hang, while it still reaches the coreapps. A primary so cut keeps acting
+// until its lease runs out by its own clock (rule 3), while the store lets
+// the lease lapse after the TTL by its own.
+func (c *Cluster) CutMasterFromStore(id string) error { return c.setStoreLink(id, true) }
+
+// HealMaster ends the cut of master id's link to the settings service.
+func (c *Cluster) HealMaster(id string) error { return c.setStoreLink(id, false) }
+
+func (c *Cluster) setStoreLink(id string, cut bool) error {
+	c.mu.Lock()
+	rm := c.masters[id]
+	c.mu.Unlock()
+	if rm == nil {
+		return fmt.Errorf("inproc: no running master %q", id)
+	}
+	rm.storeGate.set(cut)
 	return nil
 }
 
