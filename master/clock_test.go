@@ -21,7 +21,7 @@ import (
 type cuttableStore struct {
 	mcsimv1.CoordinationServiceClient
 	mu          sync.Mutex
-	cut         chan struct{} // nil until cut
+	cut         bool
 	lastGranted time.Time
 }
 
@@ -29,7 +29,7 @@ func (s *cuttableStore) wait(ctx context.Context) error {
 	s.mu.Lock()
 	cut := s.cut
 	s.mu.Unlock()
-	if cut == nil {
+	if !cut {
 		return nil
 	}
 	<-ctx.Done()
@@ -39,7 +39,7 @@ func (s *cuttableStore) wait(ctx context.Context) error {
 func (s *cuttableStore) cutOff() time.Time {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.cut = make(chan struct{})
+	s.cut = true
 	return s.lastGranted
 }
 

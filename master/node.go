@@ -88,8 +88,10 @@ type Config struct {
 	// with; nil means the first snapshot is the baseline.
 	RestartRequired map[string]string
 	// Clock is the master's own clock: its timers, the core's now and the
-	// lease's end (rule 3) are read from it. nil means clock.Real(); a
-	// *clock.Skewed lets a scenario run this master's time fast or slow.
+	// lease's end (rule 3) are read from it, and the times it reports
+	// (Observe, Status, logged deadlines) are on it. nil means
+	// clock.Real(); a *clock.Skewed lets a scenario run this master's time
+	// fast or slow while it runs.
 	Clock clock.Clock
 	// Observe, when not nil, is called on the loop goroutine with every
 	// action of the core that is carried out and the time it was produced
