@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/mcsim/mcsim/internal/faultnet"
 	"io"
 	"net/http"
 	"net/url"
@@ -16,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mcsim/mcsim/cluster/membership"
+	"github.com/mcsim/mcsim/internal/faultnet"
 	"github.com/mcsim/mcsim/settings/client"
 	"github.com/mcsim/mcsim/settings/service"
 )

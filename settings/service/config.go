@@ -9,13 +9,13 @@ package service
 import (
 	"errors"
 	"fmt"
-	"github.com/mcsim/mcsim/internal/faultnet"
 	"net"
 	"strconv"
 	"strings"
 
 	"github.com/rs/zerolog"
 
+	"github.com/mcsim/mcsim/internal/faultnet"
 	"github.com/mcsim/mcsim/internal/loopback"
 	"github.com/mcsim/mcsim/settings/grpcapi"
 )
