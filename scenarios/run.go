@@ -455,6 +455,12 @@ func (r *runner) step(ctx context.Context, st Step) error {
 
 func describeStep(st Step, node string) string {
 	switch {
+	case st.Action == "partition":
+		return fmt.Sprint(st.Groups)
+	case st.Link != nil:
+		return fmt.Sprintf("%s → %v: latency %v ± %v, loss %g%%", st.Link.From, st.Link.To, st.Link.Latency, st.Link.Jitter, st.Link.Percent)
+	case st.Clock != nil:
+		return fmt.Sprintf("%s at rate %g", node, st.Clock.Rate)
 	case node != "" && st.Node != nil && st.Node.Kind != SelID:
 		return fmt.Sprintf("%s (%s)", st.Node, node)
 	case node != "":
