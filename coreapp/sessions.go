@@ -101,9 +101,11 @@ func (n *Node) Assign(ctx context.Context, req *mcsimv1.AssignRequest) (resp *mc
 	n.sessions[shard] = s
 	result := make(chan error, 1)
 	n.wg.Add(1)
+	// Logged under the lock: the order of these lines is the order the
+	// coreapp accepted commands in, which single_primary judges.
+	lg.Info().Msg("assigned: opening gateway session")
 	n.mu.Unlock()
 
-	lg.Info().Msg("assigned: opening gateway session")
 	go n.runSession(sctx, s, result)
 	select {
 	case err := <-result:
@@ -174,13 +176,13 @@ func (n *Node) Release(_ context.Context, req *mcsimv1.ReleaseRequest) (*mcsimv1
 		n.m.releases.Inc()
 		s.cancel()
 	}
-	n.mu.Unlock()
-
+	// Under the lock, as in Assign: the lines keep the order of acceptance.
 	if ok {
 		lg.Info().Msg("released: session closed")
 	} else {
 		lg.Info().Msg("release of a shard not held: nothing to do")
 	}
+	n.mu.Unlock()
 	return &mcsimv1.ReleaseResponse{}, nil
 }
 

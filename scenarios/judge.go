@@ -301,18 +301,23 @@ const timeLayout = "15:04:05.000"
 // what makes that harmless.
 func checkFencedCommands(cmds []Command) []Violation {
 	var out []Violation
-	newest := map[string]Command{} // per coreapp: the accepted command of the highest lease epoch
+	type run struct {
+		coreapp string
+		n       int
+	}
+	newest := map[run]Command{} // per coreapp process: the accepted command of the highest lease epoch
 	for _, c := range cmds {
 		if !c.Accepted {
 			continue
 		}
-		if prev, ok := newest[c.Coreapp]; ok && c.LeaseEpoch < prev.LeaseEpoch {
+		key := run{c.Coreapp, c.Run}
+		if prev, ok := newest[key]; ok && c.LeaseEpoch < prev.LeaseEpoch {
 			out = append(out, Violation{Invariant: "single_primary", At: c.At,
 				Details: fmt.Sprintf("%s accepted %s from %s at lease epoch %d (%s) after accepting %s from %s at lease epoch %d (%s)",
 					c.Coreapp, c.Kind, c.Master, c.LeaseEpoch, c.At.Format(timeLayout), prev.Kind, prev.Master, prev.LeaseEpoch, prev.At.Format(timeLayout))})
 			continue
 		}
-		newest[c.Coreapp] = c
+		newest[key] = c
 	}
 	return out
 }

@@ -128,7 +128,9 @@ func (r *runner) nemesisDo(ctx context.Context, f nemesisFault, at time.Time) er
 		return err
 	}
 	others := slices.DeleteFunc(everyone, func(o string) bool { return o == f.node })
-	nf := netFault{kind: f.kind, touches: append([]string{f.node}, others...)}
+	// The victim is the node the fault names: its links to the others
+	// are faulted, not the others themselves.
+	nf := netFault{kind: f.kind, touches: []string{f.node}}
 	switch f.kind {
 	case "partition":
 		side := []string{"settings"}
@@ -137,7 +139,7 @@ func (r *runner) nemesisDo(ctx context.Context, f nemesisFault, at time.Time) er
 				side = append(side, o)
 			}
 		}
-		nf.links, nf.touches = cut([][]string{{f.node}, side}), append([]string{f.node}, side...)
+		nf.links = cut([][]string{{f.node}, side})
 	case "isolate":
 		nf.links = cut([][]string{{f.node}, others})
 	case "delay", "loss":

@@ -2,6 +2,7 @@ package scenarios
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -31,8 +32,12 @@ type NetLink struct {
 }
 
 // netFault is one network fault in force: the step (or nemesis draw)
-// that made it, its links, and the nodes it touches (for heal SEL and
-// for the fault windows of no_false_failover).
+// that made it, its links, and the nodes it touches: those it names (a
+// partition's groups, isolate's node, delay's and loss's from and to; a
+// nemesis's victim). heal SEL ends the faults touching SEL, and each
+// touched node has a fault window for no_false_failover. Isolating X
+// touches X, not every node it is cut from: otherwise isolating one
+// coreapp would excuse a false failover of any other.
 type netFault struct {
 	id      int
 	kind    string
@@ -82,7 +87,10 @@ func (r *runner) addNet(ctx context.Context, f netFault, at time.Time) error {
 	f.id = r.netSeq
 	r.netFaults = append(r.netFaults, f)
 	if err := r.t.Network(ctx, r.table()); err != nil {
+		// Some nodes may have taken it: give every node the table
+		// without it again (best effort; the end of the run heals all).
 		r.netFaults = r.netFaults[:len(r.netFaults)-1]
+		_ = r.t.Network(ctx, r.table())
 		return fmt.Errorf("%s: %w", f.kind, err)
 	}
 	for _, n := range f.touches {
@@ -120,6 +128,9 @@ func (r *runner) healNet(ctx context.Context, drop func(netFault) bool) error {
 
 // setClock sets a node's clock rate; rate 1 ends a skew.
 func (r *runner) setClock(ctx context.Context, id string, rate float64, until time.Time) error {
+	if rate != 1 {
+		r.skewed[id] = true
+	}
 	if err := r.t.Clock(ctx, id, rate); err != nil {
 		return fmt.Errorf("clock %s: %w", id, err)
 	}
@@ -137,14 +148,14 @@ func (r *runner) netDue(ctx context.Context) error {
 	now := r.t.Now()
 	if slices.ContainsFunc(r.netFaults, func(f netFault) bool { return !f.until.IsZero() && !now.Before(f.until) }) {
 		if err := r.healNet(ctx, func(f netFault) bool { return !f.until.IsZero() && !now.Before(f.until) }); err != nil {
-			return err
+			return fmt.Errorf("healing the network faults whose for ran out: %w", err)
 		}
 		r.progress("network faults healed (their time ran out)")
 	}
 	for _, id := range slices.Sorted(maps.Keys(r.clocks)) {
 		if c := r.clocks[id]; !c.until.IsZero() && !now.Before(c.until) {
 			if err := r.setClock(ctx, id, 1, time.Time{}); err != nil {
-				return err
+				return fmt.Errorf("setting back the clock whose for ran out: %w", err)
 			}
 			r.progress("clock of %s back to real time", id)
 		}
@@ -153,17 +164,26 @@ func (r *runner) netDue(ctx context.Context) error {
 }
 
 // healEverything ends every network fault and clock skew: a run leaves
-// none behind.
+// none behind. Once any network fault was set it gives every node an
+// empty table, whatever the runner believes is in force (a push that
+// failed halfway may have left a fault on some node); every clock a step
+// ever skewed is set back. It tries all of it and reports every failure.
 func (r *runner) healEverything(ctx context.Context) error {
-	if err := r.healNet(ctx, func(netFault) bool { return true }); err != nil {
-		return err
-	}
-	for _, id := range slices.Sorted(maps.Keys(r.clocks)) {
-		if err := r.setClock(ctx, id, 1, time.Time{}); err != nil {
-			return err
+	var errs []error
+	if r.netSeq > 0 {
+		if err := r.healNet(ctx, func(netFault) bool { return true }); err != nil {
+			errs = append(errs, err)
+		}
+		if err := r.t.Network(ctx, nil); err != nil {
+			errs = append(errs, fmt.Errorf("heal: %w", err))
 		}
 	}
-	return nil
+	for _, id := range slices.Sorted(maps.Keys(r.skewed)) {
+		if err := r.setClock(ctx, id, 1, time.Time{}); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // resolveAll resolves selectors that may also name the settings service
@@ -254,7 +274,7 @@ func (r *runner) networkStep(ctx context.Context, st Step, node string, at time.
 			return "", err
 		}
 		others = slices.DeleteFunc(others, func(o string) bool { return o == id })
-		return id, r.addNet(ctx, netFault{kind: "isolate", links: cut([][]string{{id}, others}), touches: append([]string{id}, others...), until: until}, at)
+		return id, r.addNet(ctx, netFault{kind: "isolate", links: cut([][]string{{id}, others}), touches: []string{id}, until: until}, at)
 	case "delay", "loss":
 		from := node
 		to, err := r.resolveAll(ctx, st.Link.To)

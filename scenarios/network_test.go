@@ -29,7 +29,8 @@ func show(links []NetLink) string {
 
 // The tables the runner sets, step by step: what each network step puts
 // in force, how faults on one link compose, and what heal and `for` take
-// away. The last table of every run is empty: a run leaves no fault.
+// away. Every run ends by giving every node an empty table, whatever the
+// runner believes is in force: a run leaves no fault.
 func TestNetworkStepsSetTheTable(t *testing.T) {
 	const head = "name: t\nsettings: {heartbeat_interval: 1, unhealthy_interval: 3}\nsteps:\n"
 	for _, tc := range []struct {
@@ -38,13 +39,13 @@ func TestNetworkStepsSetTheTable(t *testing.T) {
 	}{
 		{"a partition both ways, healed by its for",
 			"  - partition: [[primary], [owner(1)]]\n    for: 2s\n  - sleep: 3s\n",
-			[]string{"[coreapp-2>master-1:cut master-1>coreapp-2:cut]", "[]"}},
+			[]string{"[coreapp-2>master-1:cut master-1>coreapp-2:cut]", "[]", "[]"}},
 		{"settings and gateway may be named",
 			"  - partition: [[coreapp-1], [settings, gateway]]\n  - heal: all\n",
-			[]string{"[coreapp-1>gateway:cut coreapp-1>settings:cut gateway>coreapp-1:cut settings>coreapp-1:cut]", "[]"}},
+			[]string{"[coreapp-1>gateway:cut coreapp-1>settings:cut gateway>coreapp-1:cut settings>coreapp-1:cut]", "[]", "[]"}},
 		{"isolate cuts a node from every other, settings and gateway too",
 			"  - isolate: coreapp-3\n    for: 1s\n  - sleep: 2s\n",
-			[]string{"[coreapp-1>coreapp-3:cut coreapp-2>coreapp-3:cut coreapp-3>coreapp-1:cut coreapp-3>coreapp-2:cut coreapp-3>gateway:cut coreapp-3>master-1:cut coreapp-3>master-2:cut coreapp-3>settings:cut gateway>coreapp-3:cut master-1>coreapp-3:cut master-2>coreapp-3:cut settings>coreapp-3:cut]", "[]"}},
+			[]string{"[coreapp-1>coreapp-3:cut coreapp-2>coreapp-3:cut coreapp-3>coreapp-1:cut coreapp-3>coreapp-2:cut coreapp-3>gateway:cut coreapp-3>master-1:cut coreapp-3>master-2:cut coreapp-3>settings:cut gateway>coreapp-3:cut master-1>coreapp-3:cut master-2>coreapp-3:cut settings>coreapp-3:cut]", "[]", "[]"}},
 		{"delay and loss are one way; on one link they compose",
 			"  - delay: {from: primary, to: [coreapp-1, coreapp-2], latency: 400ms, jitter: 100ms}\n  - loss: {from: master-1, to: coreapp-1, percent: 50}\n  - delay: {from: master-1, to: coreapp-1, latency: 100ms}\n  - loss: {from: master-1, to: coreapp-1, percent: 50}\n",
 			[]string{
@@ -52,12 +53,12 @@ func TestNetworkStepsSetTheTable(t *testing.T) {
 				"[master-1>coreapp-1:400ms±100ms:50% master-1>coreapp-2:400ms±100ms]",
 				"[master-1>coreapp-1:500ms±100ms:50% master-1>coreapp-2:400ms±100ms]",
 				"[master-1>coreapp-1:500ms±100ms:75% master-1>coreapp-2:400ms±100ms]",
-				"[]"}},
+				"[]", "[]"}},
 		{"heal SEL ends only the faults that touch it",
 			"  - partition: [[coreapp-1], [master-1]]\n  - delay: {from: coreapp-2, to: master-2, latency: 1s}\n  - heal: coreapp-2\n  - sleep: 1s\n",
 			[]string{"[coreapp-1>master-1:cut master-1>coreapp-1:cut]",
 				"[coreapp-1>master-1:cut coreapp-2>master-2:1s±0s master-1>coreapp-1:cut]",
-				"[coreapp-1>master-1:cut master-1>coreapp-1:cut]", "[]"}},
+				"[coreapp-1>master-1:cut master-1>coreapp-1:cut]", "[]", "[]"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFake()
@@ -103,7 +104,8 @@ func TestNetworkFaultsExplainDeclarations(t *testing.T) {
 func TestClockSkewIsUndone(t *testing.T) {
 	f := newFake()
 	out, evs := runFake(t, f, "name: t\nsteps:\n  - clock: {node: primary, rate: 0.5}\n    for: 2s\n  - clock: {node: coreapp-2, rate: 1.5}\n  - sleep: 3s\nchecks: [single_owner]\n")
-	want := []string{"master-1@0s=0.5", "coreapp-2@0s=1.5", "master-1@2s=1", "coreapp-2@3s=1"}
+	// At the end every clock a step skewed is set back, master-1's again.
+	want := []string{"master-1@0s=0.5", "coreapp-2@0s=1.5", "master-1@2s=1", "coreapp-2@3s=1", "master-1@3s=1"}
 	if !slices.Equal(f.clocks, want) || !out.OK {
 		t.Errorf("clocks %v, want %v (outcome %+v)", f.clocks, want, out)
 	}
@@ -148,6 +150,9 @@ func TestFencedCommands(t *testing.T) {
 		// Another coreapp has its own history.
 		{At: at(7), Coreapp: "coreapp-2", Master: "master-1", Kind: "assign", LeaseEpoch: 1, Accepted: true},
 	}
+	// A restarted coreapp remembers no lease epoch: its new run starts
+	// over (run 1), and what it accepts is judged on its own.
+	good = append(good, Command{At: at(8), Coreapp: "coreapp-1", Run: 1, Master: "master-1", Kind: "assign", LeaseEpoch: 1, Accepted: true})
 	if v := checkFencedCommands(good); len(v) != 0 {
 		t.Errorf("violations on a good history: %v", v)
 	}
@@ -163,4 +168,54 @@ func TestFencedCommands(t *testing.T) {
 	f.commands = bad
 	out, _ := runFake(t, f, "name: t\nsteps:\n  - sleep: 1s\nchecks: [single_primary]\n")
 	assertViolation(t, out, "single_primary", "coreapp-1 accepted assign from master-1 at lease epoch 1")
+}
+
+// isolated is the table of isolate: coreapp-3 in the default cluster, as
+// the fake logs it.
+const isolated = "coreapp-1>coreapp-3 coreapp-2>coreapp-3 coreapp-3>coreapp-1 coreapp-3>coreapp-2 coreapp-3>gateway coreapp-3>master-1 coreapp-3>master-2 coreapp-3>settings gateway>coreapp-3 master-1>coreapp-3 master-2>coreapp-3 settings>coreapp-3"
+
+// Findings of the review of the fault layer, each a test that failed
+// before its fix.
+func TestNetworkReviewFindings(t *testing.T) {
+	const head = "name: t\nsettings: {heartbeat_interval: 1, unhealthy_interval: 3}\nsteps:\n"
+	t.Run("a restart does not end a clock skew's fault window", func(t *testing.T) {
+		f := newFake()
+		f.at(12*time.Second, func() {
+			f.declarations = append(f.declarations, Declaration{At: f.now, Master: "master-1", Coreapp: "coreapp-2"})
+		})
+		out, _ := runFake(t, f, head+"  - clock: {node: master-1, rate: 2}\n    for: 20s\n  - sleep: 1s\n  - restart: master-1\n  - sleep: 14s\nchecks: [no_false_failover]\n")
+		if !out.OK {
+			t.Errorf("outcome %+v", out)
+		}
+	})
+	t.Run("isolating one coreapp excuses no false failover of another", func(t *testing.T) {
+		f := newFake()
+		f.at(5*time.Second, func() {
+			f.declarations = append(f.declarations, Declaration{At: f.now, Master: "master-1", Coreapp: "coreapp-2"})
+		})
+		out, _ := runFake(t, f, head+"  - isolate: coreapp-3\n    for: 1s\n  - sleep: 6s\nchecks: [no_false_failover]\n")
+		assertViolation(t, out, "no_false_failover", "master-1 declared coreapp-2 unhealthy")
+	})
+	t.Run("heal SEL leaves a fault that only cuts SEL's links to another", func(t *testing.T) {
+		f := newFake()
+		f.failoverAfter = 0
+		runFake(t, f, head+"  - isolate: coreapp-3\n  - heal: coreapp-1\n  - pause: coreapp-2\n  - heal: coreapp-3\n")
+		want := []string{"network [" + isolated + "]", "pause coreapp-2", "network []", "resume coreapp-2", "network []"}
+		if !slices.Equal(f.log, want) {
+			t.Errorf("log %q\nwant %q: the isolation healed only by heal: coreapp-3", f.log, want)
+		}
+	})
+	t.Run("a push that fails halfway is rolled back and healed at the end", func(t *testing.T) {
+		f := newFake()
+		f.failoverAfter, f.failNetwork = 0, 1
+		out, _ := runFake(t, f, head+"  - partition: [[coreapp-1], [master-1]]\n  - sleep: 1s\n")
+		var got []string
+		for _, tb := range f.tables {
+			got = append(got, show(tb))
+		}
+		want := []string{"[coreapp-1>master-1:cut master-1>coreapp-1:cut]", "[]", "[]"}
+		if out.OK || out.Aborted == "" || !slices.Equal(got, want) {
+			t.Errorf("outcome %+v, tables %q, want the failed step to fail the run and %q", out, got, want)
+		}
+	})
 }

@@ -573,6 +573,11 @@ func (d *decoder) link(t *tree, path, kind string) *Link {
 		}
 		if n := t.get("jitter"); n != nil {
 			l.Jitter = d.duration(n, path+".jitter")
+			// The delay is latency ± jitter: a negative one would be a
+			// message that arrives before it is sent.
+			if l.Jitter > l.Latency {
+				d.fail(n, path+".jitter", "must not exceed latency %v, got %v", l.Latency, l.Jitter)
+			}
 		}
 	} else {
 		if n := t.get("percent"); n == nil {

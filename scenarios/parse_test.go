@@ -125,6 +125,8 @@ func TestParseErrorsNameTheFileLineColumnAndField(t *testing.T) {
 			[]string{"x.yaml:3:13: steps[0]: expect: failover needs shard", "needs after", "needs within"}},
 		{"bad bound", head + "  - kill: owner(0)\n    as: c\n  - expect: failover\n    shard: 0\n    after: c\n    within: soon\n",
 			[]string{`x.yaml:8:13: steps[1].within: want rule1, lease, rule5, a duration (4s) or a range [3s, 4s], got "soon"`}},
+		{"jitter beyond the latency", head + "  - delay: {from: primary, to: coreapp-1, latency: 100ms, jitter: 200ms}\n",
+			[]string{`x.yaml:3:67: steps[0].delay.jitter: must not exceed latency 100ms, got 200ms`}},
 		{"backwards range", head + "  - expect: served\n    within: [4s, 3s]\n",
 			[]string{`x.yaml:4:13: steps[0].within: range [4s, 3s] ends before it starts`}},
 		{"settings checked as the service does", "name: t\nsettings:\n  heartbeat_interval: 5\n  unhealthy_interval: 3\nsteps:\n  - sleep: 1s\n",

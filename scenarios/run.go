@@ -110,6 +110,9 @@ type runner struct {
 	netFaults []netFault
 	netSeq    int
 	clocks    map[string]clockSkew
+	// skewed are the nodes whose clock a step ever set: each is set back
+	// to rate 1 at the end, even if a step's own undo failed.
+	skewed map[string]bool
 	// servedLog are the moments the runner saw every shard served or
 	// not, in order (liveness is judged from them).
 	servedLog []servedAt
@@ -141,6 +144,7 @@ func Run(ctx context.Context, t Target, sc *Scenario, opt Options) (out Outcome,
 		marks:  map[string]mark{},
 		paused: map[string]time.Time{},
 		clocks: map[string]clockSkew{},
+		skewed: map[string]bool{},
 	}
 	if r.eps == 0 {
 		r.eps = DefaultEpsilon
@@ -331,20 +335,30 @@ func (r *runner) resumeAll(ctx context.Context) error {
 }
 
 func (r *runner) resume(ctx context.Context, id string) error {
-	if err := r.t.Resume(ctx, id); err != nil {
-		return err
-	}
+	err := r.t.Resume(ctx, id)
+	// Resumed or not, it is not for the runner to resume again: a resume
+	// that failed fails its step, and a second try would only repeat it.
 	delete(r.paused, id)
 	r.endFault(id, "pause")
+	if err != nil {
+		return err
+	}
 	r.progress("resumed %s", id)
 	return nil
 }
 
+// endFault ends id's fault windows of a kind; kind "" ends its process
+// faults (kill, stop, pause, restart) only: a restart does not heal a
+// partition or set a clock back (the target gives a restarted node both
+// again).
 func (r *runner) endFault(id, kind string) {
 	now := r.t.Now()
 	for i := range r.faults {
 		f := &r.faults[i]
-		if f.node == id && f.end.IsZero() && (kind == "" || f.kind == kind) {
+		if f.node != id || !f.end.IsZero() {
+			continue
+		}
+		if kind == f.kind || kind == "" && f.net == 0 && f.kind != "clock" {
 			f.end = now
 		}
 	}

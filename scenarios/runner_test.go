@@ -35,6 +35,9 @@ type fakeTarget struct {
 	// tables are every fault table the runner set, clocks every rate.
 	tables [][]NetLink
 	clocks []string
+	// failNetwork fails the Network call of that number (1: the first),
+	// after recording it, as a push that reached only some nodes does.
+	failNetwork int
 }
 
 type scheduled struct {
@@ -152,6 +155,9 @@ func (f *fakeTarget) Network(_ context.Context, links []NetLink) error {
 		}
 	}
 	f.log = append(f.log, "network ["+strings.Join(desc, " ")+"]")
+	if len(f.tables) == f.failNetwork {
+		return fmt.Errorf("coreapp-2: did not answer")
+	}
 	return nil
 }
 

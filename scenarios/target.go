@@ -109,8 +109,11 @@ type Declaration struct {
 // Command is a coreapp's verdict on one command of a master: an assign
 // or release, accepted or refused, with the lease epoch it carried.
 type Command struct {
-	At         time.Time
-	Coreapp    string
+	At      time.Time
+	Coreapp string
+	// Run counts the coreapp's processes (0: the first): a restarted
+	// coreapp remembers no lease epoch, so each run is judged alone.
+	Run        int
 	Master     string
 	Kind       string // assign or release
 	LeaseEpoch uint64

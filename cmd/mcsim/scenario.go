@@ -179,12 +179,20 @@ writes each run's events (DIR/<scenario>-run<N>.jsonl) and the summary
 prints where they are. --epsilon is the allowance ε on rule1 and lease
 bounds (default 250ms).
 
-Targets: procs (real processes). The simulator (sim) is not built yet, and
-steps that need the fault layer (partition, isolate, delay, loss, heal,
-clock, nemesis) are refused before anything starts.`,
+Targets: procs (real processes; every step runs, network faults and clock
+skew through the fault layer in every node). The simulator (sim) is not
+built yet.
+
+Network faults are one-way and applied by the sender on every link
+(gRPC, gossip, gateway sessions, settings), open connections included: a
+cut holds a stream's bytes until the heal (as TCP would retransmit them)
+and drops datagrams; delay adds latency ± jitter keeping streams in
+order; loss drops datagrams and delays stream writes by a retransmission
+timeout. heal ends network faults, not clock skew.`,
 		Example: `  mcsim scenario run coreapp-crash
   mcsim scenario run coreapp-crash --runs 5 --seed 42
   mcsim scenario run primary-killed --json | jq -c 'select(.event=="expect")'
+  mcsim scenario run partition-primary-owner slow-answers clock-skew-primary
   mcsim scenario run ./my-scenario.yaml --keep`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {

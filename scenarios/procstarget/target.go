@@ -27,6 +27,7 @@ import (
 	"github.com/mcsim/mcsim/cluster/gateway"
 	"github.com/mcsim/mcsim/cluster/health"
 	"github.com/mcsim/mcsim/cluster/launcher"
+	"github.com/mcsim/mcsim/cluster/procs"
 	"github.com/mcsim/mcsim/internal/logging"
 	mcsimv1 "github.com/mcsim/mcsim/proto/mcsim/v1"
 	"github.com/mcsim/mcsim/scenarios"
@@ -63,6 +64,7 @@ type Target struct {
 	failovers []scenarios.FailoverSeen
 	paused    map[string]bool
 	logRead   map[string]int64 // node log → bytes read
+	logRuns   map[string]int   // node log → processes started in it so far
 	declared  []scenarios.Declaration
 	commands  []scenarios.Command
 	// grants are the store's lease decisions converted so far: the runner
@@ -88,7 +90,7 @@ func New(cfg Config) (*Target, error) {
 	if cfg.Binary == "" {
 		return nil, errors.New("procstarget: Config.Binary is required")
 	}
-	return &Target{cfg: cfg, holders: map[int32]session{}, paused: map[string]bool{}, logRead: map[string]int64{}, rates: map[string]float64{}}, nil
+	return &Target{cfg: cfg, holders: map[int32]session{}, paused: map[string]bool{}, logRead: map[string]int64{}, logRuns: map[string]int{}, rates: map[string]float64{}}, nil
 }
 
 // Name implements scenarios.Target.
@@ -318,7 +320,7 @@ func (t *Target) readLogLocked(path string) {
 			return // a partial last line is read again next time
 		}
 		t.logRead[path] += int64(len(line))
-		if !strings.Contains(string(line), "unhealthy") && !strings.Contains(string(line), "lease_epoch") {
+		if !strings.Contains(string(line), "unhealthy") && !strings.Contains(string(line), "lease_epoch") && !strings.Contains(string(line), procs.StartMarker) {
 			continue
 		}
 		var l struct {
@@ -336,12 +338,17 @@ func (t *Target) readLogLocked(path string) {
 		if err != nil {
 			continue
 		}
+		if l.Message == procs.StartMarker {
+			t.logRuns[path]++
+			continue
+		}
 		if l.Message == "coreapp declared unhealthy" {
 			t.declared = append(t.declared, scenarios.Declaration{At: at, Master: l.NodeID, Coreapp: l.Coreapp})
 			continue
 		}
 		if c, ok := commandLines[l.Message]; ok && strings.HasPrefix(l.NodeID, "coreapp-") {
-			t.commands = append(t.commands, scenarios.Command{At: at, Coreapp: l.NodeID, Master: l.MasterID,
+			// The first marker starts run 0.
+			t.commands = append(t.commands, scenarios.Command{At: at, Coreapp: l.NodeID, Run: t.logRuns[path] - 1, Master: l.MasterID,
 				Kind: c.kind, LeaseEpoch: l.LeaseEpoch, Accepted: c.accepted})
 		}
 	}
