@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/mcsim/mcsim/shard"
 )
 
 // Config holds the settings the core decides with. Heartbeat and unhealthy
@@ -42,7 +44,7 @@ func (c Config) Validate() error {
 	if c.UnhealthyInterval <= 0 {
 		errs = append(errs, fmt.Errorf("failover: UnhealthyInterval: must be > 0, got %v", c.UnhealthyInterval))
 	}
-	if err := ValidShardCount(c.Shards); err != nil {
+	if err := shard.CountError(c.Shards); err != nil {
 		errs = append(errs, fmt.Errorf("failover: Shards: %w", err))
 	}
 	if c.StallThreshold < 0 {
@@ -61,16 +63,6 @@ func (c Config) stallThreshold() time.Duration {
 		return c.StallThreshold
 	}
 	return c.HeartbeatInterval / 2
-}
-
-// ValidShardCount says whether n is one of the supported shard counts
-// (1, 2, 4, 8, 16, 32).
-func ValidShardCount(n int) error {
-	switch n {
-	case 1, 2, 4, 8, 16, 32:
-		return nil
-	}
-	return fmt.Errorf("must be one of 1, 2, 4, 8, 16, 32, got %d", n)
 }
 
 // Assignment is the owner of one shard. Coreapp "" means unassigned (and
@@ -111,7 +103,7 @@ func (m ShardMap) validate() error {
 		return nil
 	}
 	var errs []error
-	if err := ValidShardCount(len(m.Assignments)); err != nil {
+	if err := shard.CountError(len(m.Assignments)); err != nil {
 		errs = append(errs, fmt.Errorf("failover: ShardMap.Assignments: length %w", err))
 	}
 	for i, a := range m.Assignments {

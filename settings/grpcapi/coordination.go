@@ -10,8 +10,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	mcsimv1 "github.com/mcsim/mcsim/proto/mcsim/v1"
-	"github.com/mcsim/mcsim/settings"
 	"github.com/mcsim/mcsim/settings/store"
+	"github.com/mcsim/mcsim/shard"
 )
 
 // coordinationServer serves the master lease and the shard map. The rules
@@ -114,8 +114,8 @@ func validateShardMap(m *mcsimv1.ShardMap) error {
 	if m == nil {
 		return invalid("shard_map", "a shard map", nil)
 	}
-	if e := settings.ValidateShards(int(m.GetShards())); e != nil {
-		return invalid("shard_map.shards", fmt.Sprintf("one of %v", settings.ShardCounts()), m.GetShards())
+	if !shard.ValidCount(int(m.GetShards())) {
+		return invalid("shard_map.shards", fmt.Sprintf("one of %v", shard.Counts()), m.GetShards())
 	}
 	if got := len(m.GetAssignments()); got != int(m.GetShards()) {
 		return invalid("shard_map.assignments", fmt.Sprintf("one assignment per shard (%d)", m.GetShards()), fmt.Sprintf("%d assignments", got))

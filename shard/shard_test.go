@@ -1,0 +1,80 @@
+package shard
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestCountRule(t *testing.T) {
+	var s []string
+	for _, n := range Counts() {
+		s = append(s, fmt.Sprint(n))
+	}
+	if want := "must be one of " + strings.Join(s, ", "); CountRule != want {
+		t.Fatalf("CountRule = %q, want %q (from Counts)", CountRule, want)
+	}
+	if !slices.Equal(Counts(), []int{1, 2, 4, 8, 16, 32}) {
+		t.Fatalf("Counts() = %v", Counts())
+	}
+	c := Counts()
+	c[0] = 99
+	if Counts()[0] != 1 {
+		t.Fatal("Counts shares its slice")
+	}
+}
+
+func TestValidCount(t *testing.T) {
+	for n := -2; n <= 2*Buckets; n++ {
+		want := slices.Contains(Counts(), n)
+		if got := ValidCount(n); got != want {
+			t.Errorf("ValidCount(%d) = %v, want %v", n, got, want)
+		}
+		if err := CountError(n); (err == nil) != want {
+			t.Errorf("CountError(%d) = %v", n, err)
+		}
+	}
+	if got, want := CountError(3).Error(), "must be one of 1, 2, 4, 8, 16, 32, got 3"; got != want {
+		t.Fatalf("CountError(3) = %q, want %q", got, want)
+	}
+}
+
+// TestCovers checks rule 2's partition: for every count, the shards' buckets
+// are disjoint and cover all Buckets; Owns and Overlap agree with Covers.
+func TestCovers(t *testing.T) {
+	for _, n := range Counts() {
+		seen := make([]int, Buckets)
+		for s := range n {
+			for _, b := range Covers(s, n) {
+				seen[b]++
+				if !Owns(b, s, n) {
+					t.Errorf("Owns(%d, %d, %d) = false, but Covers lists it", b, s, n)
+				}
+			}
+		}
+		for b, k := range seen {
+			if k != 1 {
+				t.Errorf("count %d: bucket %d covered %d times", n, b, k)
+			}
+		}
+	}
+	for _, n := range Counts() {
+		for _, m := range Counts() {
+			for a := range n {
+				for b := range m {
+					common := false
+					for _, x := range Covers(a, n) {
+						common = common || slices.Contains(Covers(b, m), x)
+					}
+					if got := Overlap(a, n, b, m); got != common {
+						t.Errorf("Overlap(%d/%d, %d/%d) = %v, want %v", a, n, b, m, got, common)
+					}
+				}
+			}
+		}
+	}
+	if got := Covers(1, 8); !slices.Equal(got, []int{1, 9, 17, 25}) {
+		t.Fatalf("Covers(1, 8) = %v", got)
+	}
+}
