@@ -78,3 +78,36 @@ func TestCovers(t *testing.T) {
 		t.Fatalf("Covers(1, 8) = %v", got)
 	}
 }
+
+func TestCheckMap(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		n        int
+		maxEpoch uint64
+		entries  []Assignment
+		want     []Problem
+	}{
+		{"empty", 2, 0, nil, nil},
+		{"dense and sound", 2, 5, []Assignment{{0, "c1", 5}, {1, "", 0}}, nil},
+		{"sparse: only place is broken", 4, 5, []Assignment{{2, "c1", 3}}, []Problem{{0, OutOfPlace}}},
+		{"out of range", 2, 5, []Assignment{{0, "c1", 1}, {2, "c2", 2}, {-1, "", 0}},
+			[]Problem{{1, OutOfRange}, {1, OutOfPlace}, {2, OutOfRange}, {2, OutOfPlace}}},
+		{"repeated", 2, 5, []Assignment{{1, "c1", 1}, {1, "c2", 2}}, []Problem{{0, OutOfPlace}, {1, Repeated}}},
+		{"epochs", 2, 5, []Assignment{{0, "c1", 6}, {1, "c2", 0}},
+			[]Problem{{0, AboveMaxEpoch}, {1, OwnedWithoutEpoch}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := CheckMap(tc.n, tc.maxEpoch, tc.entries)
+			if !slices.Equal(got, tc.want) {
+				t.Fatalf("CheckMap = %v, want %v", got, tc.want)
+			}
+		})
+	}
+	ps := []Problem{{0, OutOfPlace}, {1, Repeated}, {2, AboveMaxEpoch}}
+	if p, ok := First(ps, AboveMaxEpoch, Repeated); !ok || p != (Problem{1, Repeated}) {
+		t.Fatalf("First = %v %v, want the earliest of the asked faults", p, ok)
+	}
+	if _, ok := First(ps, OwnedWithoutEpoch); ok {
+		t.Fatal("First found a fault that is not there")
+	}
+}

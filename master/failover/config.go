@@ -106,16 +106,21 @@ func (m ShardMap) validate() error {
 	if err := shard.CountError(len(m.Assignments)); err != nil {
 		errs = append(errs, fmt.Errorf("failover: ShardMap.Assignments: length %w", err))
 	}
+	entries := make([]shard.Assignment, len(m.Assignments))
 	for i, a := range m.Assignments {
-		if a.Shard != i {
+		entries[i] = shard.Assignment{Shard: a.Shard, Owner: a.Coreapp, Epoch: a.Epoch}
+	}
+	for _, p := range shard.CheckMap(len(m.Assignments), m.MaxEpoch, entries) {
+		i, a := p.Index, m.Assignments[p.Index]
+		switch p.Fault {
+		case shard.OutOfPlace:
 			errs = append(errs, fmt.Errorf("failover: ShardMap.Assignments[%d].Shard: must equal its index %d, got %d", i, i, a.Shard))
-		}
-		if a.Epoch > m.MaxEpoch {
+		case shard.AboveMaxEpoch:
 			errs = append(errs, fmt.Errorf("failover: ShardMap.Assignments[%d].Epoch: must be <= MaxEpoch %d, got %d", i, m.MaxEpoch, a.Epoch))
-		}
-		if a.Coreapp != "" && a.Epoch == 0 {
+		case shard.OwnedWithoutEpoch:
 			errs = append(errs, fmt.Errorf("failover: ShardMap.Assignments[%d].Epoch: an assigned shard needs an epoch >= 1, got 0", i))
 		}
+		// OutOfRange and Repeated imply OutOfPlace, which says it better.
 	}
 	return errors.Join(errs...)
 }
