@@ -54,11 +54,6 @@ func Covers(s, n int) []int {
 	return out
 }
 
-// Owns reports whether shard s of count n covers bucket b.
-func Owns(b, s, n int) bool {
-	return b%n == s
-}
-
 // Overlap reports whether shard a of count n and shard b of count m cover a
 // common bucket. Because counts are powers of two, the smaller divides the
 // larger, and they do iff a and b agree modulo the smaller count.
