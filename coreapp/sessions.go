@@ -12,40 +12,38 @@ import (
 
 	"github.com/mcsim/mcsim/internal/clock"
 	mcsimv1 "github.com/mcsim/mcsim/proto/mcsim/v1"
+	"github.com/mcsim/mcsim/shard"
 )
 
 // validateAssign checks an AssignRequest's fields. shards may be 0 (unknown
 // to the sender, see sessionShards); when set, it is a count the gateway
-// accepts (a power of two up to maxShards) and shard falls inside it.
+// accepts (shard.ValidCount) and shard falls inside it.
 func validateAssign(req *mcsimv1.AssignRequest) error {
 	switch {
 	case req.GetShard() < 0:
 		return fmt.Errorf("shard: must be ≥ 0, got %d", req.GetShard())
-	case req.GetShards() == 0 && req.GetShard() >= maxShards:
-		return fmt.Errorf("shard: must be < %d, got %d", maxShards, req.GetShard())
+	case req.GetShards() == 0 && req.GetShard() >= shard.Buckets:
+		return fmt.Errorf("shard: must be < %d, got %d", shard.Buckets, req.GetShard())
 	case req.GetEpoch() == 0:
 		return fmt.Errorf("epoch: must be ≥ 1, got 0")
 	case req.GetShards() < 0:
 		return fmt.Errorf("shards: must be ≥ 0, got %d", req.GetShards())
-	case req.GetShards() > maxShards || req.GetShards()&(req.GetShards()-1) != 0:
-		return fmt.Errorf("shards: must be one of 1, 2, 4, 8, 16, 32 (or 0: unknown), got %d", req.GetShards())
+	case req.GetShards() > 0 && !shard.ValidCount(int(req.GetShards())):
+		return fmt.Errorf("shards: %s (or 0: unknown), got %d", shard.CountRule, req.GetShards())
 	case req.GetShards() > 0 && req.GetShard() >= req.GetShards():
 		return fmt.Errorf("shard: must be < shards (%d), got %d", req.GetShards(), req.GetShard())
 	}
 	return nil
 }
 
-// maxShards is the largest shard count; the gateway splits the keys into
-// that many buckets.
-const maxShards = 32
-
 // sessionShards is the shard count a session is opened with. A sender that
 // does not know the count (0; the master always sends it) gets the finest,
-// under which distinct shard numbers never share a key: the gateway then
-// fences by shard number alone, as it did before counts were known.
+// shard.Buckets, under which distinct shard numbers never share a key: the
+// gateway then fences by shard number alone, as it did before counts were
+// known.
 func sessionShards(shards int32) int32 {
 	if shards == 0 {
-		return maxShards
+		return shard.Buckets
 	}
 	return shards
 }

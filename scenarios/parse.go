@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mcsim/mcsim/settings"
+	"github.com/mcsim/mcsim/shard"
 )
 
 // problem is one thing wrong with a file.
@@ -209,8 +210,8 @@ func (d *decoder) cluster(t *tree) {
 			}
 		case "shards":
 			if v, ok := d.integer(e.val, path); ok {
-				if !slices.Contains(settings.ShardCounts(), v) {
-					d.fail(e.val, path, "must be one of 1, 2, 4, 8, 16, 32, got %d", v)
+				if err := shard.CountError(v); err != nil {
+					d.fail(e.val, path, "%v", err)
 				} else {
 					c.Shards = v
 				}
@@ -387,8 +388,8 @@ func (d *decoder) step(i int, t *tree) {
 		st.Set = d.settings(v, path)
 	case "shards":
 		if n, ok := d.integer(v, path); ok {
-			if !slices.Contains(settings.ShardCounts(), n) {
-				d.fail(v, path, "must be one of 1, 2, 4, 8, 16, 32, got %d", n)
+			if err := shard.CountError(n); err != nil {
+				d.fail(v, path, "%v", err)
 			} else if n > d.coreapps {
 				d.fail(v, path, "%d shards need at least %d coreapps; the cluster has %d at this step", n, n, d.coreapps)
 			} else {

@@ -4,19 +4,17 @@ import (
 	"fmt"
 	"net/http"
 	"sort"
+
+	"github.com/mcsim/mcsim/shard"
 )
 
-// ShardCounts lists the shard counts a multiconnect cluster may have, the
-// powers of two the seed allows. A function, so no caller can change it.
-func ShardCounts() []int { return []int{1, 2, 4, 8, 16, 32} }
-
 // ValidateShards reports a 1009 naming field "shards" when n is not one of
-// ShardCounts.
+// shard.Counts.
 func ValidateShards(n int) *Error {
-	if inSet(ShardCounts(), n) {
+	if shard.ValidCount(n) {
 		return nil
 	}
-	e := InvalidValue("shards", "must be one of 1, 2, 4, 8, 16, 32", n)
+	e := InvalidValue("shards", shard.CountRule, n)
 	return &e
 }
 
@@ -78,11 +76,11 @@ func ParseShardsRequest(body []byte, waID string) (int, Errors) {
 		fail("shards", MissingParameter("shards"))
 	case bad["shards"]: // its own error says enough
 	case v.kind != kindNumber:
-		fail("shards", InvalidValue("shards", "must be one of 1, 2, 4, 8, 16, 32", v))
+		fail("shards", InvalidValue("shards", shard.CountRule, v))
 	default:
 		i, isInt, _ := parseIntLiteral(v.num.String())
-		if !isInt || i < 1 || i > 32 || ValidateShards(int(i)) != nil {
-			fail("shards", InvalidValue("shards", "must be one of 1, 2, 4, 8, 16, 32", v))
+		if !isInt || i < 1 || i > shard.Buckets || !shard.ValidCount(int(i)) {
+			fail("shards", InvalidValue("shards", shard.CountRule, v))
 		} else {
 			n = int(i)
 		}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	mcsimv1 "github.com/mcsim/mcsim/proto/mcsim/v1"
+	"github.com/mcsim/mcsim/shard"
 )
 
 // ViolationKind names a broken fencing invariant.
@@ -52,11 +53,11 @@ func sessionOf(ev *mcsimv1.GatewayEvent) openSession {
 }
 
 func (o openSession) valid() bool {
-	return ValidShardCount(o.shards) && o.shard >= 0 && o.shard < o.shards
+	return shard.ValidCount(int(o.shards)) && o.shard >= 0 && o.shard < o.shards
 }
 
 // CheckLog replays a gateway log and reports every violation of the fencing
-// invariants, judged per key bucket (see MaxShards) so that sessions of
+// invariants, judged per key bucket (shard.Buckets) so that sessions of
 // different shard counts are compared by the keys they cover: (a) two open
 // sessions covering a common bucket, (b) a session accepted with an epoch
 // older than one accepted before on a bucket it covers. It trusts nothing
@@ -70,7 +71,7 @@ func (o openSession) valid() bool {
 func CheckLog(events []*mcsimv1.GatewayEvent) []Violation {
 	var out []Violation
 	var open []openSession
-	var maxEpoch [MaxShards]uint64
+	var maxEpoch [shard.Buckets]uint64
 	vio := func(kind ViolationKind, ev *mcsimv1.GatewayEvent, detail string) {
 		out = append(out, Violation{Kind: kind, Seq: ev.GetSeq(), Shard: ev.GetShard(), Shards: ev.GetShards(), Detail: detail})
 	}
@@ -126,12 +127,9 @@ func CheckLog(events []*mcsimv1.GatewayEvent) []Violation {
 	return out
 }
 
-// overlap reports whether two valid sessions cover a common bucket: shard
-// a of count n and shard b of count m do iff a ≡ b modulo the smaller count
-// (the counts are powers of two).
+// overlap reports whether two valid sessions cover a common bucket.
 func overlap(x, y openSession) bool {
-	m := min(x.shards, y.shards)
-	return x.shard%m == y.shard%m
+	return shard.Overlap(int(x.shard), int(x.shards), int(y.shard), int(y.shards))
 }
 
 // Failover is a shard passing from one coreapp to another, as the log

@@ -22,29 +22,20 @@ import (
 	"time"
 
 	mcsimv1 "github.com/mcsim/mcsim/proto/mcsim/v1"
+	"github.com/mcsim/mcsim/shard"
 )
 
-// MaxShards is the largest shard count. Counts are powers of two up to it,
-// so the keys split into MaxShards buckets (hash(k) % MaxShards) and shard s
-// of count N covers exactly the buckets b with b % N == s: sessions of
-// different counts are compared bucket by bucket.
-const MaxShards = 32
-
-// ValidShardCount reports whether n is a shard count a session may have: a
-// power of two from 1 to MaxShards.
-func ValidShardCount(n int32) bool {
-	return n >= 1 && n <= MaxShards && n&(n-1) == 0
-}
+// Fencing is per key bucket (shard.Buckets, rule 2) so that sessions of
+// different shard counts are compared by the keys they cover. These two
+// adapt the shard vocabulary to the wire's int32s; they also keep it in
+// reach where a parameter named shard hides the package.
 
 // buckets returns the buckets shard s of count n covers. s and n must be
 // valid (ValidateRequest).
-func buckets(s, n int32) []int32 {
-	out := make([]int32, 0, MaxShards/n)
-	for b := s; b < MaxShards; b += n {
-		out = append(out, b)
-	}
-	return out
-}
+func buckets(s, n int32) []int { return shard.Covers(int(s), int(n)) }
+
+// countError is shard.CountError for a wire count.
+func countError(n int32) error { return shard.CountError(int(n)) }
 
 // The liveness pace of every session. The gateway pings, the coreapp
 // answers; both sides judge silence by the same SilentAfter, which the
@@ -136,8 +127,8 @@ type assignment struct {
 type Log struct {
 	start    time.Time
 	nextID   SessionID
-	owner    [MaxShards]SessionID // 0: no open session
-	newest   [MaxShards]uint64    // 0: never accepted (epochs are ≥ 1)
+	owner    [shard.Buckets]SessionID // 0: no open session
+	newest   [shard.Buckets]uint64    // 0: never accepted (epochs are ≥ 1)
 	epochs   map[uint64]assignment
 	events   []*mcsimv1.GatewayEvent
 	sessions map[SessionID]Session
@@ -168,8 +159,8 @@ func ValidateRequest(coreappID string, shard, shards int32, epoch uint64) error 
 	switch {
 	case coreappID == "":
 		return fmt.Errorf("coreapp_id: must not be empty")
-	case !ValidShardCount(shards):
-		return fmt.Errorf("shards: must be one of 1, 2, 4, 8, 16, 32, got %d", shards)
+	case countError(shards) != nil:
+		return fmt.Errorf("shards: %w", countError(shards))
 	case shard < 0 || shard >= shards:
 		return fmt.Errorf("shard: must be in [0, %d) for shards %d, got %d", shards, shards, shard)
 	case epoch == 0:

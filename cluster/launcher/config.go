@@ -18,12 +18,11 @@ import (
 	"io"
 	"net"
 	"os"
-	"slices"
 	"time"
 
 	"github.com/mcsim/mcsim/internal/loopback"
-	"github.com/mcsim/mcsim/settings"
 	"github.com/mcsim/mcsim/settings/service"
+	"github.com/mcsim/mcsim/shard"
 )
 
 // Config configures one local cluster.
@@ -102,8 +101,8 @@ func DefaultConfig() Config {
 // each field comes from. It changes nothing.
 func (c Config) Validate() error {
 	var errs []error
-	if !slices.Contains(settings.ShardCounts(), c.Shards) {
-		errs = append(errs, fmt.Errorf("--shards: must be one of 1, 2, 4, 8, 16, 32, got %d", c.Shards))
+	if err := shard.CountError(c.Shards); err != nil {
+		errs = append(errs, fmt.Errorf("--shards: %w", err))
 	}
 	if c.Masters < 1 {
 		errs = append(errs, fmt.Errorf("--masters: must be ≥ 1, got %d", c.Masters))

@@ -3,12 +3,14 @@ package main
 import (
 	"errors"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
 	"github.com/mcsim/mcsim/cluster/launcher"
+	"github.com/mcsim/mcsim/shard"
 )
 
 func newUpCommand() *cobra.Command {
@@ -132,7 +134,11 @@ Exit status: 0 after a stop by signal, 1 when the cluster could not start
 	fl.BoolVar(&cfg.JSON, "json", false, "print cluster events as JSON lines instead of the status view")
 	fl.IntVar(&pollMS, "poll-ms", 100, "how often to read the gateway log and the store's lease grants (failovers, takeovers), in milliseconds")
 	fl.IntVar(&healthMS, "health-ms", 1000, "how often to read /v1/health (roles, gateway statuses: one Status call to every node), in milliseconds")
-	completeValues(c, "shards", "1", "2", "4", "8", "16", "32")
+	var counts []string
+	for _, n := range shard.Counts() {
+		counts = append(counts, strconv.Itoa(n))
+	}
+	completeValues(c, "shards", counts...)
 	return c
 }
 

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/mcsim/mcsim/shard"
 )
 
 // Config holds the settings the core decides with. Heartbeat and unhealthy
@@ -42,7 +44,7 @@ func (c Config) Validate() error {
 	if c.UnhealthyInterval <= 0 {
 		errs = append(errs, fmt.Errorf("failover: UnhealthyInterval: must be > 0, got %v", c.UnhealthyInterval))
 	}
-	if err := ValidShardCount(c.Shards); err != nil {
+	if err := shard.CountError(c.Shards); err != nil {
 		errs = append(errs, fmt.Errorf("failover: Shards: %w", err))
 	}
 	if c.StallThreshold < 0 {
@@ -61,16 +63,6 @@ func (c Config) stallThreshold() time.Duration {
 		return c.StallThreshold
 	}
 	return c.HeartbeatInterval / 2
-}
-
-// ValidShardCount says whether n is one of the supported shard counts
-// (1, 2, 4, 8, 16, 32).
-func ValidShardCount(n int) error {
-	switch n {
-	case 1, 2, 4, 8, 16, 32:
-		return nil
-	}
-	return fmt.Errorf("must be one of 1, 2, 4, 8, 16, 32, got %d", n)
 }
 
 // Assignment is the owner of one shard. Coreapp "" means unassigned (and
@@ -111,19 +103,24 @@ func (m ShardMap) validate() error {
 		return nil
 	}
 	var errs []error
-	if err := ValidShardCount(len(m.Assignments)); err != nil {
+	if err := shard.CountError(len(m.Assignments)); err != nil {
 		errs = append(errs, fmt.Errorf("failover: ShardMap.Assignments: length %w", err))
 	}
+	entries := make([]shard.Assignment, len(m.Assignments))
 	for i, a := range m.Assignments {
-		if a.Shard != i {
+		entries[i] = shard.Assignment{Shard: a.Shard, Owner: a.Coreapp, Epoch: a.Epoch}
+	}
+	for _, p := range shard.CheckMap(len(m.Assignments), m.MaxEpoch, entries) {
+		i, a := p.Index, m.Assignments[p.Index]
+		switch p.Fault {
+		case shard.OutOfPlace:
 			errs = append(errs, fmt.Errorf("failover: ShardMap.Assignments[%d].Shard: must equal its index %d, got %d", i, i, a.Shard))
-		}
-		if a.Epoch > m.MaxEpoch {
+		case shard.AboveMaxEpoch:
 			errs = append(errs, fmt.Errorf("failover: ShardMap.Assignments[%d].Epoch: must be <= MaxEpoch %d, got %d", i, m.MaxEpoch, a.Epoch))
-		}
-		if a.Coreapp != "" && a.Epoch == 0 {
+		case shard.OwnedWithoutEpoch:
 			errs = append(errs, fmt.Errorf("failover: ShardMap.Assignments[%d].Epoch: an assigned shard needs an epoch >= 1, got 0", i))
 		}
+		// OutOfRange and Repeated imply OutOfPlace, which says it better.
 	}
 	return errors.Join(errs...)
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sort"
 	"time"
+
+	"github.com/mcsim/mcsim/shard"
 )
 
 // Core is the failure detector and shard assigner of one primary master.
@@ -350,7 +352,7 @@ func (c *Core) validate(ev Event) error {
 			return fmt.Errorf("failover: SettingsChanged.UnhealthyInterval: must be > 0, got %v", ev.UnhealthyInterval)
 		}
 	case ShardCountChanged:
-		if err := ValidShardCount(ev.N); err != nil {
+		if err := shard.CountError(ev.N); err != nil {
 			return fmt.Errorf("failover: ShardCountChanged.N: %w", err)
 		}
 	case Stalled:

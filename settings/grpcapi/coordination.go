@@ -9,9 +9,10 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/mcsim/mcsim/coord"
 	mcsimv1 "github.com/mcsim/mcsim/proto/mcsim/v1"
-	"github.com/mcsim/mcsim/settings"
 	"github.com/mcsim/mcsim/settings/store"
+	"github.com/mcsim/mcsim/shard"
 )
 
 // coordinationServer serves the master lease and the shard map. The rules
@@ -114,21 +115,21 @@ func validateShardMap(m *mcsimv1.ShardMap) error {
 	if m == nil {
 		return invalid("shard_map", "a shard map", nil)
 	}
-	if e := settings.ValidateShards(int(m.GetShards())); e != nil {
-		return invalid("shard_map.shards", fmt.Sprintf("one of %v", settings.ShardCounts()), m.GetShards())
+	if !shard.ValidCount(int(m.GetShards())) {
+		return invalid("shard_map.shards", fmt.Sprintf("one of %v", shard.Counts()), m.GetShards())
 	}
 	if got := len(m.GetAssignments()); got != int(m.GetShards()) {
 		return invalid("shard_map.assignments", fmt.Sprintf("one assignment per shard (%d)", m.GetShards()), fmt.Sprintf("%d assignments", got))
 	}
-	for i, a := range m.GetAssignments() {
-		if a.GetShard() != int32(i) {
-			return invalid(fmt.Sprintf("shard_map.assignments[%d].shard", i), fmt.Sprintf("shard %d (assignments in shard order 0..%d)", i, m.GetShards()-1), a.GetShard())
-		}
-		if a.GetEpoch() > m.GetMaxEpoch() {
-			return invalid(fmt.Sprintf("shard_map.assignments[%d].epoch", i), fmt.Sprintf("<= max_epoch %d", m.GetMaxEpoch()), a.GetEpoch())
-		}
+	p, bad := shard.First(shard.CheckMap(int(m.GetShards()), m.GetMaxEpoch(), coord.Assignments(m)), shard.OutOfPlace, shard.AboveMaxEpoch)
+	if !bad {
+		return nil
 	}
-	return nil
+	i, a := p.Index, m.GetAssignments()[p.Index]
+	if p.Fault == shard.OutOfPlace {
+		return invalid(fmt.Sprintf("shard_map.assignments[%d].shard", i), fmt.Sprintf("shard %d (assignments in shard order 0..%d)", i, m.GetShards()-1), a.GetShard())
+	}
+	return invalid(fmt.Sprintf("shard_map.assignments[%d].epoch", i), fmt.Sprintf("<= max_epoch %d", m.GetMaxEpoch()), a.GetEpoch())
 }
 
 // invalid is an INVALID_ARGUMENT naming the field and what was expected.

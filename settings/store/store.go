@@ -30,6 +30,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/mcsim/mcsim/coord"
 	mcsimv1 "github.com/mcsim/mcsim/proto/mcsim/v1"
 )
 
@@ -39,13 +40,13 @@ var (
 	// the data dir.
 	ErrLocked = errors.New("store: data dir is locked")
 	// ErrNotLeaseHolder: a shard-map write from a master that does not hold
-	// the lease at the epoch it claims.
-	ErrNotLeaseHolder = errors.New("store: not the lease holder")
+	// the lease at the epoch it claims (coord decides it for every backend).
+	ErrNotLeaseHolder = coord.ErrNotLeaseHolder
 	// ErrNotFound: the named record does not exist.
 	ErrNotFound = errors.New("store: not found")
 	// ErrEpochRegression: a shard map whose max_epoch is lower than the
 	// stored one (epochs only grow, DESIGN.md rule 2).
-	ErrEpochRegression = errors.New("store: shard map max_epoch went down")
+	ErrEpochRegression = coord.ErrEpochRegression
 	// ErrClosed: the Store was closed.
 	ErrClosed = errors.New("store: closed")
 )
