@@ -48,7 +48,7 @@ func BenchmarkHeartbeatRTT(b *testing.B) {
 			dial := master.CoreappDialOptions()
 			if layered {
 				table := faultnet.Table{
-					Book: map[string][]string{"master-1": {"127.0.0.1:1"}, "coreapp-1": {addr}, "coreapp-2": {"127.0.0.1:2"}},
+					Book:  map[string][]string{"master-1": {"127.0.0.1:1"}, "coreapp-1": {addr}, "coreapp-2": {"127.0.0.1:2"}},
 					Links: []faultnet.Link{{From: "master-1", To: "coreapp-2", Cut: true}},
 				}
 				mLayer, cLayer := faultnet.New("master-1"), faultnet.New("coreapp-1")
