@@ -63,6 +63,7 @@ func TestFaultsReachEveryLink(t *testing.T) {
 		{"slow-clock-is-not-death", c.slowClock},
 		{"watch-link", c.watchLink},
 		{"paused-node-gets-the-table", c.pausedNode},
+		{"gateway-one-way", c.gatewayOneWay},
 		{"isolate-owner", c.isolateOwner},
 		{"master-settings-cut", c.masterSettingsCut},
 	} {
@@ -402,6 +403,41 @@ func (c *linkCluster) pausedNode(t *testing.T) {
 	t.Logf("%s paused: Network returned in %v; resumed, declared by %s %v later", standby, push, decl.Master, decl.At.Sub(at))
 	c.heal(t)
 	c.stable(t)
+}
+
+// A one-way cut gateway → owner of shard 1, on the session stream open
+// since the start, is applied by the gateway's own layer (in the
+// launcher's process, fed by SetFaults): its pings are held, so the
+// session is silent at the gateway within ~1 s although the owner's side
+// is untouched. The heal delivers what was held and the same session is
+// heard again (no new session, no failover): a heal restores an open
+// connection rather than leaving it to be replaced. Without the gateway's
+// layer (or without the launcher setting it) the pings would go on and
+// the session would never go silent. Silence this short moves nothing:
+// the master hears the owner's heartbeats all along.
+func (c *linkCluster) gatewayOneWay(t *testing.T) {
+	owner := c.tg.Served()[1]
+	nFail, nDecl, nGrants, nCmd := len(c.tg.Failovers()), len(c.tg.Declarations()), len(c.tg.Grants()), len(c.tg.Commands())
+	c.network(t, []scenarios.NetLink{{From: "gateway", To: owner, Cut: true}})
+	silent := waitFor(t, 2500*time.Millisecond, "the gateway stops hearing "+owner+"'s shard 1 session", func() bool {
+		return c.tg.Served()[1] != owner
+	})
+	at := time.Now()
+	c.heal(t)
+	heard := time.Since(at) + waitFor(t, 3*time.Second, "the same session of "+owner+" heard again", func() bool {
+		return c.tg.Served()[1] == owner
+	})
+	t.Logf("gateway → %s cut: silent in %v; healed, heard again in %v", owner, silent, heard)
+	if f := c.tg.Failovers(); len(f) > nFail {
+		t.Errorf("a failover during a 1 s one-way gateway cut: %+v", f[nFail:])
+	}
+	if why := c.noChange(nDecl, nGrants)(); why != "" {
+		t.Error(why)
+	}
+	// The same session: no assign or release reached any coreapp.
+	if cmds := c.tg.Commands(); len(cmds) > nCmd {
+		t.Errorf("commands during a 1 s one-way gateway cut: %+v", cmds[nCmd:])
+	}
 }
 
 // Isolating the owner of shard 0 cuts every link it has, the connections
