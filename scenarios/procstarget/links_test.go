@@ -246,9 +246,9 @@ func slowRTTs(ctx context.Context, metricsURL string) (int, error) {
 // owner of shard 0 answering the primary's heartbeats 400 ms late, nobody
 // is declared unhealthy for 6 s (slow is not dead), and the primary's
 // heartbeat round trips do take more than 250 ms, which shows the delay
-// reached the already open master ↔ coreapp connection. Without the layer
-// on that link (the coreapp's accepted gRPC connections unwrapped), no
-// round trip would pass 250 ms on loopback and the count would not grow.
+// reached the already open master ↔ coreapp connection. With the masters
+// dialing coreapps without the layer (no preamble, so the coreapp cannot
+// tell who calls), no round trip passed 250 ms and this failed.
 func (c *linkCluster) delayIsNotDeath(t *testing.T) {
 	owner, primary := c.tg.Served()[0], c.primary(t)
 	metrics := c.health(t)[primary].Metrics
@@ -305,9 +305,10 @@ func (c *linkCluster) slowClock(t *testing.T) {
 // service only does not receive a restart-required change (its
 // pending_restart, from its own Status over an unfaulted read, stays
 // without it) while the others do; after the heal it does, on the Watch
-// stream opened before the cut (held bytes delivered) or a new one. Without
-// the layer on the settings service's side of the Watch (its accepted
-// streams unwrapped), the cut coreapp would list it as soon as the others.
+// stream opened before the cut (held bytes delivered) or a new one. With
+// the nodes dialing the settings service without the layer, or with the
+// launcher not setting the settings service's own layer, the cut coreapp
+// listed it as soon as the others and this failed.
 func (c *linkCluster) watchLink(t *testing.T) {
 	served := c.tg.Served()
 	var victim string
@@ -358,8 +359,8 @@ func (c *linkCluster) watchLink(t *testing.T) {
 // that waited for the frozen node would take the 2 s push timeout and
 // fail); resumed, the standby applies the cut, so the primary declares it
 // unhealthy within rule 1 of the resume. Without the push on resume
-// (Target.Resume → PushFaults) it would answer every heartbeat and
-// nothing would be declared. The declaration moves no shard.
+// (Target.Resume → PushFaults) it answered every heartbeat, nothing was
+// declared and this failed. The declaration moves no shard.
 func (c *linkCluster) pausedNode(t *testing.T) {
 	served := c.tg.Served()
 	var standby string
@@ -411,10 +412,10 @@ func (c *linkCluster) pausedNode(t *testing.T) {
 // session is silent at the gateway within ~1 s although the owner's side
 // is untouched. The heal delivers what was held and the same session is
 // heard again (no new session, no failover): a heal restores an open
-// connection rather than leaving it to be replaced. Without the gateway's
-// layer (or without the launcher setting it) the pings would go on and
-// the session would never go silent. Silence this short moves nothing:
-// the master hears the owner's heartbeats all along.
+// connection rather than leaving it to be replaced. With the launcher not
+// setting the gateway's layer, the pings went on, the session never went
+// silent and this failed. Silence this short moves nothing: the master
+// hears the owner's heartbeats all along.
 func (c *linkCluster) gatewayOneWay(t *testing.T) {
 	owner := c.tg.Served()[1]
 	nFail, nDecl, nGrants, nCmd := len(c.tg.Failovers()), len(c.tg.Declarations()), len(c.tg.Grants()), len(c.tg.Commands())
@@ -443,15 +444,18 @@ func (c *linkCluster) gatewayOneWay(t *testing.T) {
 // Isolating the owner of shard 0 cuts every link it has, the connections
 // it opened before the cut included (the session, the Watch, the
 // heartbeat connection and the gossip peers were all open long before):
-//   - gateway: its session goes silent at the gateway within ~1 s (without
-//     the layer on coreapp → gateway, pongs would keep coming and Served
-//     would keep listing it until the master's release);
+//   - gateway: its session goes silent at the gateway within ~1 s (with
+//     the coreapp's gateway connection dialed without the layer, so that
+//     neither side knows the peer, pongs kept coming and this failed);
 //   - heartbeats: the primary declares it unhealthy and shard 0 is served
-//     by another coreapp within rule 1 (without the layer on master ↔
-//     coreapp, heartbeats would be answered and nothing declared);
+//     by another coreapp within rule 1 (with the masters dialing coreapps
+//     without the layer, heartbeats were answered, nothing was declared
+//     and this failed);
 //   - gossip: the settings service's gossip member gives it up (failed in
-//     /v1/health) within memberlist's failure detection (without the layer
-//     on memberlist's packets and streams it would stay alive).
+//     /v1/health) within memberlist's failure detection (with the
+//     children's memberlist transports unwrapped it stayed alive, the
+//     other nodes relaying the settings service's indirect probes, and
+//     this failed).
 //
 // After the heal it is alive in gossip again and comes back serving
 // nothing: a standby. A partitioned node looks partitioned to everyone.
@@ -532,8 +536,9 @@ func (c *linkCluster) isolateOwner(t *testing.T) {
 // A master ↔ settings cut (the primary from the settings service only,
 // every other link intact) faults the lease link: its renewals no longer
 // reach the store, which grants a new term to the other master within the
-// lease bound (TTL 3 s + renewal 1 s). Without the layer on master ↔
-// settings the renewals would go on and no new term would be granted.
+// lease bound (TTL 3 s + renewal 1 s). With the nodes dialing the settings
+// service without the layer the renewals went on, no new term was granted
+// and this failed.
 // After the heal the old primary is a secondary.
 func (c *linkCluster) masterSettingsCut(t *testing.T) {
 	old := c.primary(t)
