@@ -354,9 +354,12 @@ func (t *Target) readLogLocked(path string) {
 	}
 }
 
-// Nodes implements scenarios.Target: every node the supervisor started,
-// with its role from /v1/health (unknown when it does not answer).
-func (t *Target) Nodes(ctx context.Context) (map[string]scenarios.NodeState, error) {
+// Health is /v1/health by node id: what the settings service's gossip
+// member sees (State: failed or left once gossip gave a node up) and each
+// live node's own Status (role, shards, pending restart-required
+// settings), read over control connections the fault layers never fault.
+// Tests read what Nodes leaves out through it.
+func (t *Target) Health(ctx context.Context) (map[string]health.Entry, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	b, err := t.c.API().Do(ctx, "GET", "/v1/health", nil)
@@ -367,11 +370,24 @@ func (t *Target) Nodes(ctx context.Context) (map[string]scenarios.NodeState, err
 	if err != nil {
 		return nil, err
 	}
+	out := make(map[string]health.Entry, len(entries))
+	for key, e := range entries {
+		out[health.NodeID(key)] = e
+	}
+	return out, nil
+}
+
+// Nodes implements scenarios.Target: every node the supervisor started,
+// with its role from /v1/health (unknown when it does not answer).
+func (t *Target) Nodes(ctx context.Context) (map[string]scenarios.NodeState, error) {
+	entries, err := t.Health(ctx)
+	if err != nil {
+		return nil, err
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	out := map[string]scenarios.NodeState{}
-	for key, e := range entries {
-		id := health.NodeID(key)
+	for id, e := range entries {
 		out[id] = scenarios.NodeState{ID: id, Role: e.Role, Shards: e.Shards, Up: e.State == "" || e.State == health.StateAlive}
 	}
 	for id, n := range out {
