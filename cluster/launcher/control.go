@@ -48,7 +48,10 @@ func (c *cluster) Restart(ctx context.Context, id string) error {
 		return fmt.Errorf("restart %s: %w", id, err)
 	}
 	c.events.nodeStarted(np)
-	return c.faultsAfterStart(ctx)
+	if err := c.faultsAfterStart(ctx); err != nil {
+		return fmt.Errorf("restarted %s, but the fault table did not reach every node: %w", id, err)
+	}
+	return nil
 }
 
 // StartNode starts a new master or coreapp with the next free id.
@@ -66,5 +69,8 @@ func (c *cluster) StartNode(ctx context.Context, role string) (string, error) {
 		return "", fmt.Errorf("start %s: %w", role, err)
 	}
 	c.events.nodeStarted(p)
-	return p.Name(), c.faultsAfterStart(ctx)
+	if err := c.faultsAfterStart(ctx); err != nil {
+		return p.Name(), fmt.Errorf("started %s, but the fault table did not reach every node: %w", p.Name(), err)
+	}
+	return p.Name(), nil
 }

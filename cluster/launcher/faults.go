@@ -142,6 +142,11 @@ func (c *cluster) book() map[string]*mcsimv1.NodeAddresses {
 		"gateway":  {Addresses: []string{c.addrs.Gateway}},
 	}
 	for _, p := range c.sup.Procs() {
+		// A node that exited keeps no address: the OS may give its ports
+		// to another node, and one address named twice is refused.
+		if p.Exited() {
+			continue
+		}
 		r := p.Ready()
 		var as []string
 		for _, a := range []string{r.GRPC, r.Gossip} {
@@ -170,6 +175,20 @@ func (c *cluster) controlConn(p *procs.Proc) (*grpc.ClientConn, error) {
 	}
 	if ft.conns == nil {
 		ft.conns = map[string]*grpc.ClientConn{}
+	}
+	// Connections to nodes that exited since are of no more use: a
+	// restarted node listens elsewhere.
+	live := map[string]bool{}
+	for _, q := range c.sup.Procs() {
+		if !q.Exited() {
+			live[q.Ready().GRPC] = true
+		}
+	}
+	for a, old := range ft.conns {
+		if !live[a] {
+			_ = old.Close()
+			delete(ft.conns, a)
+		}
 	}
 	ft.conns[addr] = conn
 	return conn, nil

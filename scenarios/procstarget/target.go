@@ -467,8 +467,17 @@ func (t *Target) Resume(ctx context.Context, id string) error {
 func (t *Target) Restart(ctx context.Context, id string) error {
 	t.mu.Lock()
 	delete(t.paused, id)
+	cut := slices.ContainsFunc(t.links, func(l *mcsimv1.FaultLink) bool {
+		return l.GetCut() && (l.GetFrom() == id && l.GetTo() == "settings" || l.GetFrom() == "settings" && l.GetTo() == id)
+	})
 	t.mu.Unlock()
-	return t.c.Restart(ctx, id)
+	err := t.c.Restart(ctx, id)
+	if err != nil && cut {
+		// A node starts by reading its settings; the scenario's own cut
+		// keeps it from them, so it never becomes ready.
+		return fmt.Errorf("%w (the scenario cuts %s from the settings service: a node cannot start without reading its settings)", err, id)
+	}
+	return err
 }
 
 // StartNode implements scenarios.Target.
