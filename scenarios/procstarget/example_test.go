@@ -34,13 +34,7 @@ func ExampleTest() {
 // The library's process-fault scenarios pass on real processes. This is
 // the package's own use of Test: two short library scenarios.
 func TestLibraryScenariosOnRealProcesses(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts real clusters")
-	}
-	bin := filepath.Join(t.TempDir(), "mcsim")
-	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/mcsim").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildBinary(t)
 	for _, name := range []string{"primary-killed", "coreapp-graceful-stop"} {
 		t.Run(name, func(t *testing.T) {
 			out := procstarget.Test(t, bin, name, 1)
@@ -49,4 +43,18 @@ func TestLibraryScenariosOnRealProcesses(t *testing.T) {
 			}
 		})
 	}
+}
+
+// buildBinary builds the mcsim binary the nodes run into the test's temp
+// dir, or skips a -short run: every test here starts real processes.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts real processes")
+	}
+	bin := filepath.Join(t.TempDir(), "mcsim")
+	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/mcsim").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
 }

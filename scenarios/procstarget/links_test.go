@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -32,13 +30,7 @@ import (
 // add generous slack for a loaded 2-core machine; the measured times are
 // logged.
 func TestFaultsReachEveryLink(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a real cluster")
-	}
-	bin := filepath.Join(t.TempDir(), "mcsim")
-	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/mcsim").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildBinary(t)
 	tg, err := procstarget.New(procstarget.Config{Binary: bin, Seed: 1})
 	if err != nil {
 		t.Fatal(err)
