@@ -6,7 +6,11 @@
 //
 // # Gateway status
 //
-// The node's overall gateway_status is decided in one place, gatewayStatusLocked:
+// Every decision on commands, sessions and status is made by the node's
+// books (package books, a pure machine the simulator runs too); this
+// package delivers the RPCs and the gateway's answers to them as events and
+// carries out the actions. The node's overall gateway_status
+// (books.GatewayStatus):
 //   - UNINITIALIZED: the node has just started: no master has heartbeated
 //     it and no shard has been assigned to it yet.
 //   - CONNECTING: at least one assigned shard is not served: its session
@@ -35,7 +39,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"slices"
 	"sync"
 	"time"
 
@@ -47,6 +50,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
+	"github.com/mcsim/mcsim/coreapp/books"
 	"github.com/mcsim/mcsim/internal/clock"
 	mcsimv1 "github.com/mcsim/mcsim/proto/mcsim/v1"
 	"github.com/mcsim/mcsim/settings"
@@ -101,20 +105,22 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// session is one shard's gateway session, owned by its goroutine; the
-// fields are guarded by Node.mu.
+// session is the handle of one gateway session the books opened, run by
+// its goroutine (runSession) until it ends; what it means for the shard is
+// in the books. Its fields do not change.
 type session struct {
 	shard  int32
 	shards int32 // the assignment's shard count, sent to the gateway
 	epoch  uint64
-	state  mcsimv1.GatewayStatus // CONNECTING (opening, or the gateway not heard) or CONNECTED
-	// lastPing is when the gateway last pinged the session (its acceptance
-	// before the first ping).
-	lastPing time.Time
-	cancel   context.CancelFunc
-	// prev is the older session of the same shard on this node that this
-	// one took the place of; only this session's goroutine reads it.
-	prev *session
+	ctx    context.Context
+	cancel context.CancelFunc // closes the session (CloseSession, Stop)
+	lg     zerolog.Logger
+}
+
+// sessionKey names a session: a shard's epoch is accepted once per node.
+type sessionKey struct {
+	shard int32
+	epoch uint64
 }
 
 // Node is a coreapp. Its state is guarded by one mutex; gRPC handlers never
@@ -133,13 +139,13 @@ type Node struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu           sync.Mutex
-	stopped      bool
-	leaseEpoch   uint64
-	shardEpochs  map[int32]uint64 // newest epoch seen per shard (passed fencing)
-	sessions     map[int32]*session
-	everAssigned bool
-	heartbeated  bool              // a master has heartbeated it: it is part of the cluster
+	mu sync.Mutex
+	// books decide every command and what sessions mean (package books).
+	books *books.Books
+	// sessions are the handles of the sessions still running, including
+	// those out of the books and not yet closed.
+	sessions     map[sessionKey]*session
+	wake         clock.Timer       // at books.NextWake; nil until first set
 	baseline     map[string]string // restart-required values at start
 	latest       map[string]string // from the newest settings snapshot
 	latestRev    uint64
@@ -166,15 +172,15 @@ func New(cfg Config) (*Node, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	n := &Node{
-		cfg:         cfg,
-		m:           newMetrics(cfg.Registry),
-		logger:      cfg.Logger.With().Str("node_id", cfg.ID).Str("role", "coreapp").Logger(),
-		health:      health.NewServer(),
-		ctx:         ctx,
-		cancel:      cancel,
-		shardEpochs: make(map[int32]uint64),
-		sessions:    make(map[int32]*session),
-		unblock:     make(chan struct{}),
+		cfg:      cfg,
+		m:        newMetrics(cfg.Registry),
+		logger:   cfg.Logger.With().Str("node_id", cfg.ID).Str("role", "coreapp").Logger(),
+		health:   health.NewServer(),
+		ctx:      ctx,
+		cancel:   cancel,
+		books:    books.New(cfg.ID),
+		sessions: make(map[sessionKey]*session),
+		unblock:  make(chan struct{}),
 	}
 	if cfg.RestartRequired != nil {
 		n.baseline = maps.Clone(cfg.RestartRequired)
@@ -210,17 +216,15 @@ func (n *Node) SetUnresponsive(v bool) {
 	n.unresponsive = v
 }
 
-// Heartbeat implements mcsimv1.CoreAppServiceServer. Heartbeats are never
-// refused for a stale lease epoch: answering is harmless (it changes
-// nothing), while refusing would only make a deposed master blame a live
-// coreapp. The lease epoch is still remembered for fencing Assign/Release.
+// Heartbeat implements mcsimv1.CoreAppServiceServer. The books decide
+// (never refused for a stale lease epoch, but remembered for fencing
+// Assign/Release; see package books); the fault hooks then delay it.
 func (n *Node) Heartbeat(ctx context.Context, req *mcsimv1.HeartbeatRequest) (*mcsimv1.HeartbeatResponse, error) {
-	if err := n.checkTarget(req.GetCoreappId()); err != nil {
+	n.mu.Lock()
+	if err := refusal(n.stepLocked(books.HeartbeatAsked{Coreapp: req.GetCoreappId(), LeaseEpoch: req.GetLeaseEpoch()})); err != nil {
+		n.mu.Unlock()
 		return nil, err
 	}
-	n.mu.Lock()
-	n.leaseEpoch = max(n.leaseEpoch, req.GetLeaseEpoch())
-	n.heartbeated = true
 	delay, unresponsive, unblock := n.hbDelay, n.unresponsive, n.unblock
 	n.mu.Unlock()
 
@@ -255,9 +259,9 @@ func (n *Node) Status(context.Context, *mcsimv1.StatusRequest) (*mcsimv1.StatusR
 	resp := &mcsimv1.StatusResponse{
 		CoreappId:     n.cfg.ID,
 		Shards:        n.servedLocked(),
-		GatewayStatus: n.gatewayStatusLocked(),
+		GatewayStatus: n.books.GatewayStatus(),
 		Pid:           int64(n.cfg.PID),
-		LeaseEpoch:    n.leaseEpoch,
+		LeaseEpoch:    n.books.LeaseEpoch(),
 	}
 	if n.baseline != nil && n.latest != nil {
 		resp.PendingRestart = settings.PendingRestart(n.baseline, n.latest)
@@ -268,29 +272,15 @@ func (n *Node) Status(context.Context, *mcsimv1.StatusRequest) (*mcsimv1.StatusR
 // servedLocked lists the shards the node holds, sorted, including those
 // still connecting (their gateway_status says so).
 func (n *Node) servedLocked() []*mcsimv1.ServedShard {
-	out := make([]*mcsimv1.ServedShard, 0, len(n.sessions))
-	for _, shard := range slices.Sorted(maps.Keys(n.sessions)) {
-		s := n.sessions[shard]
-		out = append(out, &mcsimv1.ServedShard{Shard: s.shard, Epoch: s.epoch, GatewayStatus: s.state})
-	}
-	return out
+	return servedShards(n.books.Served())
 }
 
-// gatewayStatusLocked is the one place the node's gateway status is decided
-// (see the package comment).
-func (n *Node) gatewayStatusLocked() mcsimv1.GatewayStatus {
-	if !n.everAssigned && !n.heartbeated {
-		return mcsimv1.GatewayStatus_GATEWAY_STATUS_UNINITIALIZED
+func servedShards(held []books.Served) []*mcsimv1.ServedShard {
+	out := make([]*mcsimv1.ServedShard, 0, len(held))
+	for _, s := range held {
+		out = append(out, &mcsimv1.ServedShard{Shard: s.Shard, Epoch: s.Epoch, GatewayStatus: s.Status})
 	}
-	if len(n.sessions) == 0 {
-		return mcsimv1.GatewayStatus_GATEWAY_STATUS_DISCONNECTED
-	}
-	for _, s := range n.sessions {
-		if s.state != mcsimv1.GatewayStatus_GATEWAY_STATUS_CONNECTED {
-			return mcsimv1.GatewayStatus_GATEWAY_STATUS_CONNECTING
-		}
-	}
-	return mcsimv1.GatewayStatus_GATEWAY_STATUS_CONNECTED
+	return out
 }
 
 // Stop stops the node gracefully (rule 5): it refuses new assignments,
@@ -299,13 +289,17 @@ func (n *Node) gatewayStatusLocked() mcsimv1.GatewayStatus {
 // NOT_SERVING afterwards. The caller stops the gRPC server.
 func (n *Node) Stop(ctx context.Context) error {
 	n.mu.Lock()
-	if n.stopped {
-		n.mu.Unlock()
-		return nil
+	var served []*mcsimv1.ServedShard
+	var leaving bool
+	for _, a := range n.stepLocked(books.StopAsked{}) {
+		if l, ok := a.(books.Leave); ok {
+			served, leaving = servedShards(l.Shards), true
+		}
 	}
-	n.stopped = true
-	served := n.servedLocked()
 	n.mu.Unlock()
+	if !leaving {
+		return nil // stopped already
+	}
 
 	n.logger.Info().Int("shards", len(served)).Msg("stopping: closing gateway sessions")
 	if n.cfg.OnLeave != nil {

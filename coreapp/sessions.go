@@ -2,7 +2,6 @@ package coreapp
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -10,43 +9,9 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/mcsim/mcsim/internal/clock"
+	"github.com/mcsim/mcsim/coreapp/books"
 	mcsimv1 "github.com/mcsim/mcsim/proto/mcsim/v1"
-	"github.com/mcsim/mcsim/shard"
 )
-
-// validateAssign checks an AssignRequest's fields. shards may be 0 (unknown
-// to the sender, see sessionShards); when set, it is a count the gateway
-// accepts (shard.ValidCount) and shard falls inside it.
-func validateAssign(req *mcsimv1.AssignRequest) error {
-	switch {
-	case req.GetShard() < 0:
-		return fmt.Errorf("shard: must be ≥ 0, got %d", req.GetShard())
-	case req.GetShards() == 0 && req.GetShard() >= shard.Buckets:
-		return fmt.Errorf("shard: must be < %d, got %d", shard.Buckets, req.GetShard())
-	case req.GetEpoch() == 0:
-		return fmt.Errorf("epoch: must be ≥ 1, got 0")
-	case req.GetShards() < 0:
-		return fmt.Errorf("shards: must be ≥ 0, got %d", req.GetShards())
-	case req.GetShards() > 0 && !shard.ValidCount(int(req.GetShards())):
-		return fmt.Errorf("shards: %s (or 0: unknown), got %d", shard.CountRule, req.GetShards())
-	case req.GetShards() > 0 && req.GetShard() >= req.GetShards():
-		return fmt.Errorf("shard: must be < shards (%d), got %d", req.GetShards(), req.GetShard())
-	}
-	return nil
-}
-
-// sessionShards is the shard count a session is opened with. A sender that
-// does not know the count (0; the master always sends it) gets the finest,
-// shard.Buckets, under which distinct shard numbers never share a key: the
-// gateway then fences by shard number alone, as it did before counts were
-// known.
-func sessionShards(shards int32) int32 {
-	if shards == 0 {
-		return shard.Buckets
-	}
-	return shards
-}
 
 // Assign implements mcsimv1.CoreAppServiceServer. It answers once the
 // gateway has accepted the shard's session, so a successful answer means the
@@ -60,43 +25,25 @@ func (n *Node) Assign(ctx context.Context, req *mcsimv1.AssignRequest) (resp *mc
 			n.m.assignsAccepted.Inc()
 		}
 	}()
-	if err := validateAssign(req); err != nil {
-		return nil, status.Error(codes.InvalidArgument, err.Error())
-	}
-	if err := n.checkTarget(req.GetCoreappId()); err != nil {
-		return nil, err
-	}
-	shard, epoch := req.GetShard(), req.GetEpoch()
-	lg := n.logger.With().Int32("shard", shard).Uint64("epoch", epoch).
+	lg := n.logger.With().Int32("shard", req.GetShard()).Uint64("epoch", req.GetEpoch()).
 		Str("master_id", req.GetMasterId()).Uint64("lease_epoch", req.GetLeaseEpoch()).Logger()
 
 	n.mu.Lock()
-	if n.stopped {
+	acts := n.stepLocked(books.AssignAsked{Coreapp: req.GetCoreappId(), LeaseEpoch: req.GetLeaseEpoch(),
+		Shard: req.GetShard(), Shards: req.GetShards(), Epoch: req.GetEpoch()})
+	if err := refusal(acts); err != nil {
+		if verdict(acts) {
+			lg.Warn().Err(err).Msg("assign refused")
+		}
 		n.mu.Unlock()
-		return nil, status.Error(codes.Unavailable, "coreapp is stopping")
-	}
-	if err := n.fenceLocked(req.GetLeaseEpoch()); err != nil {
-		n.mu.Unlock()
-		lg.Warn().Err(err).Msg("assign refused")
 		return nil, err
 	}
-	if seen := n.shardEpochs[shard]; epoch <= seen {
-		n.mu.Unlock()
-		err := status.Errorf(codes.FailedPrecondition,
-			"shard %d epoch %d is not newer than epoch %d already seen", shard, epoch, seen)
-		lg.Warn().Err(err).Msg("assign refused")
-		return nil, err
+	var s *session
+	for _, a := range acts {
+		if o, ok := a.(books.OpenSession); ok {
+			s = n.newSessionLocked(o)
+		}
 	}
-	n.leaseEpoch = max(n.leaseEpoch, req.GetLeaseEpoch())
-	n.shardEpochs[shard] = epoch
-	n.everAssigned = true
-	sctx, cancel := context.WithCancel(n.ctx)
-	s := &session{shard: shard, shards: sessionShards(req.GetShards()), epoch: epoch, state: mcsimv1.GatewayStatus_GATEWAY_STATUS_CONNECTING, cancel: cancel}
-	// An older session of the same shard on this node is left to the
-	// gateway, which replaces it when this one is accepted; runSession
-	// ends it whatever the gateway answers (see there).
-	s.prev = n.sessions[shard]
-	n.sessions[shard] = s
 	result := make(chan error, 1)
 	n.wg.Add(1)
 	// Logged under the lock: the order of these lines is the order the
@@ -104,7 +51,7 @@ func (n *Node) Assign(ctx context.Context, req *mcsimv1.AssignRequest) (resp *mc
 	lg.Info().Msg("assigned: opening gateway session")
 	n.mu.Unlock()
 
-	go n.runSession(sctx, s, result)
+	go n.runSession(s, result)
 	select {
 	case err := <-result:
 		if err != nil {
@@ -118,81 +65,168 @@ func (n *Node) Assign(ctx context.Context, req *mcsimv1.AssignRequest) (resp *mc
 	}
 }
 
-// checkTarget refuses a request meant for another coreapp ("" means any):
-// the caller dialed an address that is no longer that coreapp's.
-func (n *Node) checkTarget(id string) error {
-	if id != "" && id != n.cfg.ID {
-		return status.Errorf(codes.FailedPrecondition,
-			"coreapp_id: this is coreapp %q, not %q (the address changed hands)", n.cfg.ID, id)
-	}
-	return nil
-}
-
-// fenceLocked refuses a request from a master older than one already seen.
-func (n *Node) fenceLocked(leaseEpoch uint64) error {
-	if leaseEpoch < n.leaseEpoch {
-		return status.Errorf(codes.FailedPrecondition,
-			"lease epoch %d is older than lease epoch %d already seen", leaseEpoch, n.leaseEpoch)
-	}
-	return nil
-}
-
-// Release implements mcsimv1.CoreAppServiceServer. It is fenced on the lease
-// epoch like Assign, and the epoch must be the one the shard is held with.
-// Releasing a shard the node does not hold succeeds and does nothing (it may
-// already have been dropped, for example replaced). It returns once the
-// session's stream is closed on this side; the gateway logs the disconnect
-// when it sees the stream end.
+// Release implements mcsimv1.CoreAppServiceServer; the books decide (see
+// package books). It returns once the session's stream is closed on this
+// side; the gateway logs the disconnect when it sees the stream end.
 func (n *Node) Release(_ context.Context, req *mcsimv1.ReleaseRequest) (*mcsimv1.ReleaseResponse, error) {
-	shard, epoch := req.GetShard(), req.GetEpoch()
-	if shard < 0 {
-		return nil, status.Errorf(codes.InvalidArgument, "shard: must be ≥ 0, got %d", shard)
-	}
-	if err := n.checkTarget(req.GetCoreappId()); err != nil {
-		return nil, err
-	}
-	lg := n.logger.With().Int32("shard", shard).Uint64("epoch", epoch).
+	lg := n.logger.With().Int32("shard", req.GetShard()).Uint64("epoch", req.GetEpoch()).
 		Str("master_id", req.GetMasterId()).Uint64("lease_epoch", req.GetLeaseEpoch()).Logger()
 
 	n.mu.Lock()
-	if err := n.fenceLocked(req.GetLeaseEpoch()); err != nil {
-		n.mu.Unlock()
-		lg.Warn().Err(err).Msg("release refused")
+	defer n.mu.Unlock()
+	acts := n.stepLocked(books.ReleaseAsked{Coreapp: req.GetCoreappId(), LeaseEpoch: req.GetLeaseEpoch(),
+		Shard: req.GetShard(), Epoch: req.GetEpoch()})
+	if err := refusal(acts); err != nil {
+		if verdict(acts) {
+			lg.Warn().Err(err).Msg("release refused")
+		}
 		return nil, err
-	}
-	s, ok := n.sessions[shard]
-	if ok && s.epoch != epoch {
-		n.mu.Unlock()
-		err := status.Errorf(codes.FailedPrecondition,
-			"shard %d is held with epoch %d, not %d", shard, s.epoch, epoch)
-		lg.Warn().Err(err).Msg("release refused")
-		return nil, err
-	}
-	n.leaseEpoch = max(n.leaseEpoch, req.GetLeaseEpoch())
-	if ok {
-		n.forgetLocked(s)
-		n.m.releases.Inc()
-		s.cancel()
 	}
 	// Under the lock, as in Assign: the lines keep the order of acceptance.
-	if ok {
+	if closes(acts) {
+		n.m.releases.Inc()
 		lg.Info().Msg("released: session closed")
 	} else {
 		lg.Info().Msg("release of a shard not held: nothing to do")
 	}
-	n.mu.Unlock()
 	return &mcsimv1.ReleaseResponse{}, nil
 }
 
-// runSession holds one shard's gateway session until it ends. It reports the
-// gateway's first answer on result (nil: accepted), then keeps reading so it
-// sees a REPLACED message or the stream breaking, and drops the shard then.
-func (n *Node) runSession(ctx context.Context, s *session, result chan<- error) {
-	defer n.wg.Done()
-	defer s.cancel()
-	lg := n.logger.With().Int32("shard", s.shard).Int32("shards", s.shards).Uint64("epoch", s.epoch).Logger()
+// refusal is the RPC error of a refused command, nil if it was accepted.
+func refusal(acts []books.Action) error {
+	for _, a := range acts {
+		if r, ok := a.(books.Refuse); ok {
+			return status.Error(r.Code, r.Reason)
+		}
+	}
+	return nil
+}
 
-	stream, err := n.cfg.GatewayClient.Session(ctx)
+// verdict reports whether the refusal judged the master's command, which
+// the log records (a malformed or misdirected request is not judged).
+func verdict(acts []books.Action) bool {
+	for _, a := range acts {
+		if r, ok := a.(books.Refuse); ok {
+			return r.Verdict
+		}
+	}
+	return false
+}
+
+// closes reports whether acts close a session.
+func closes(acts []books.Action) bool {
+	for _, a := range acts {
+		if _, ok := a.(books.CloseSession); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// stepLocked steps the books at the node's now and carries out what is the
+// same whoever stepped: closing sessions, status changes, the served gauge
+// and the silence timer. The caller carries out the rest (answers, opening
+// sessions) and logs its own verdicts. Caller holds mu.
+func (n *Node) stepLocked(ev books.Event) []books.Action {
+	now := n.cfg.Clock.Now()
+	acts, err := n.books.Step(now, ev)
+	if err != nil {
+		// Only an event type the books do not know: a bug here, not input.
+		n.logger.Error().Err(err).Msg("books refused an event")
+		return nil
+	}
+	for _, a := range acts {
+		switch a := a.(type) {
+		case books.CloseSession:
+			if s := n.sessions[sessionKey{a.Shard, a.Epoch}]; s != nil {
+				s.cancel()
+			}
+		case books.SetStatus:
+			lg := n.sessionLogger(a.Shard, a.Epoch)
+			if a.Status == mcsimv1.GatewayStatus_GATEWAY_STATUS_CONNECTED {
+				lg.Info().Int64("silence_ms", a.Silence.Milliseconds()).Msg("gateway heard again: shard served")
+			} else {
+				lg.Warn().Int64("silence_ms", a.Silence.Milliseconds()).Msg("gateway not heard: shard not served")
+			}
+		}
+	}
+	n.m.shardsServed.Set(float64(n.books.ServedCount()))
+	n.armLocked(now)
+	return acts
+}
+
+// step is stepLocked taking mu; it reports whether the books dropped the
+// shard.
+func (n *Node) step(ev books.Event) (dropped bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, a := range n.stepLocked(ev) {
+		if _, ok := a.(books.Dropped); ok {
+			dropped = true
+		}
+	}
+	return dropped
+}
+
+// armLocked sets the one timer of the node at the books' NextWake (the
+// gateway's silence is timed by the node's own clock, as a real process
+// would time it). Caller holds mu.
+func (n *Node) armLocked(now time.Time) {
+	w := n.books.NextWake()
+	if w.IsZero() || n.books.Stopped() {
+		if n.wake != nil {
+			n.wake.Stop()
+		}
+		return
+	}
+	if n.wake == nil {
+		n.wake = n.cfg.Clock.AfterFunc(w.Sub(now), n.tick)
+		return
+	}
+	n.wake.Reset(w.Sub(now))
+}
+
+// tick is the timer set by armLocked.
+func (n *Node) tick() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.stepLocked(books.Tick{})
+}
+
+// newSessionLocked makes the handle of a session the books opened; its
+// goroutine is runSession. Caller holds mu.
+func (n *Node) newSessionLocked(o books.OpenSession) *session {
+	ctx, cancel := context.WithCancel(n.ctx)
+	s := &session{shard: o.Shard, shards: o.Shards, epoch: o.Epoch, ctx: ctx, cancel: cancel,
+		lg: n.logger.With().Int32("shard", o.Shard).Int32("shards", o.Shards).Uint64("epoch", o.Epoch).Logger()}
+	n.sessions[sessionKey{o.Shard, o.Epoch}] = s
+	return s
+}
+
+// sessionLogger is the logger of the session of shard at epoch.
+func (n *Node) sessionLogger(shard int32, epoch uint64) zerolog.Logger {
+	if s := n.sessions[sessionKey{shard, epoch}]; s != nil {
+		return s.lg
+	}
+	return n.logger.With().Int32("shard", shard).Uint64("epoch", epoch).Logger()
+}
+
+// runSession holds one shard's gateway session until it ends, and tells
+// the books what the gateway says. It reports the gateway's first answer on
+// result (nil: accepted), then keeps reading so it sees a REPLACED message
+// or the stream breaking.
+func (n *Node) runSession(s *session, result chan<- error) {
+	defer n.wg.Done()
+	defer func() {
+		n.mu.Lock()
+		delete(n.sessions, sessionKey{s.shard, s.epoch})
+		n.mu.Unlock()
+	}()
+	defer s.cancel()
+	lg := s.lg
+	ended := books.SessionEnded{Shard: s.shard, Epoch: s.epoch}
+
+	stream, err := n.cfg.GatewayClient.Session(s.ctx)
 	if err == nil {
 		err = stream.Send(&mcsimv1.SessionRequest{CoreappId: n.cfg.ID, Shard: s.shard, Shards: s.shards, Epoch: s.epoch})
 	}
@@ -200,55 +234,33 @@ func (n *Node) runSession(ctx context.Context, s *session, result chan<- error) 
 	if err == nil {
 		first, err = stream.Recv()
 	}
-	if s.prev != nil {
-		// The older session is no longer in the node's books (heartbeats do
-		// not list it, Release cannot reach it). If this one failed, it
-		// would stay open at the gateway as an orphan the master cannot see;
-		// if this one was accepted, the gateway has already replaced it.
-		s.prev.cancel()
-		s.prev = nil
-	}
+	rejected := books.SessionRejected{Shard: s.shard, Epoch: s.epoch}
 	switch {
 	case err != nil:
-		n.drop(s)
+		n.step(rejected)
 		result <- status.Errorf(codes.Unavailable, "gateway session for shard %d: %v", s.shard, err)
 		return
 	case first.GetState() == mcsimv1.SessionState_SESSION_STATE_REJECTED:
-		n.drop(s)
+		n.step(rejected)
 		result <- status.Errorf(codes.FailedPrecondition, "gateway rejected shard %d epoch %d: %s",
 			s.shard, s.epoch, first.GetReason())
 		return
 	case first.GetState() != mcsimv1.SessionState_SESSION_STATE_ACCEPTED:
-		n.drop(s)
+		n.step(rejected)
 		result <- status.Errorf(codes.Internal, "gateway answered %v for shard %d, want ACCEPTED",
 			first.GetState(), s.shard)
 		return
 	}
-	silentAfter := time.Duration(first.GetSilentAfterMs()) * time.Millisecond
-	n.mu.Lock()
-	s.state = mcsimv1.GatewayStatus_GATEWAY_STATUS_CONNECTED
-	s.lastPing = n.cfg.Clock.Now()
-	n.countServedLocked()
-	n.mu.Unlock()
+	n.step(books.SessionAccepted{Shard: s.shard, Epoch: s.epoch,
+		SilentAfter: time.Duration(first.GetSilentAfterMs()) * time.Millisecond})
 	n.m.sessionsOpened.Inc()
 	defer n.m.sessionsEnded.Inc()
 	result <- nil
 
-	// A shard is served only while the gateway is heard (rule 7): with no
-	// ping for silentAfter the gateway cannot hear us either (we are cut
-	// off, or it is paused), so the shard reads CONNECTING until a ping
-	// comes again. The session and the assignment stay: the master decides
-	// failover, and the gateway replaces the session if it does. The
-	// silence is timed by our own clock, as a real process would time it.
-	var silence clock.Timer
-	if silentAfter > 0 {
-		silence = n.cfg.Clock.AfterFunc(silentAfter, func() { n.unheard(s, silentAfter, lg) })
-		defer silence.Stop()
-	}
 	for {
 		msg, err := stream.Recv()
 		if err != nil {
-			if n.drop(s) {
+			if n.step(ended) {
 				lg.Warn().Err(err).Msg("gateway session ended: shard dropped")
 			}
 			return
@@ -256,78 +268,13 @@ func (n *Node) runSession(ctx context.Context, s *session, result chan<- error) 
 		if p := msg.GetPing(); p != 0 {
 			// The pong first: the gateway times service by it.
 			_ = stream.Send(&mcsimv1.SessionRequest{Pong: p})
-			n.pinged(s, lg)
-			if silence != nil {
-				silence.Reset(silentAfter)
-			}
+			n.step(books.GatewayPinged{Shard: s.shard, Epoch: s.epoch})
 			continue
 		}
 		if msg.GetState() == mcsimv1.SessionState_SESSION_STATE_REPLACED {
-			if n.drop(s) {
+			if n.step(books.SessionReplaced{Shard: s.shard, Epoch: s.epoch}) {
 				lg.Warn().Str("reason", msg.GetReason()).Msg("gateway session replaced: shard dropped")
 			}
 		}
 	}
-}
-
-// pinged notes a ping of s: the gateway hears us, so a shard that was not
-// served is served again.
-func (n *Node) pinged(s *session, lg zerolog.Logger) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	now := n.cfg.Clock.Now()
-	last := s.lastPing
-	s.lastPing = now
-	if n.sessions[s.shard] != s || s.state != mcsimv1.GatewayStatus_GATEWAY_STATUS_CONNECTING {
-		return
-	}
-	s.state = mcsimv1.GatewayStatus_GATEWAY_STATUS_CONNECTED
-	n.countServedLocked()
-	lg.Info().Int64("silence_ms", now.Sub(last).Milliseconds()).Msg("gateway heard again: shard served")
-}
-
-// unheard is the silence timer of s: if no ping came for silentAfter (the
-// timer may race a ping that just reset it), the shard is not served.
-func (n *Node) unheard(s *session, silentAfter time.Duration, lg zerolog.Logger) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	since := clock.Since(n.cfg.Clock, s.lastPing)
-	if since < silentAfter || n.sessions[s.shard] != s || s.state != mcsimv1.GatewayStatus_GATEWAY_STATUS_CONNECTED {
-		return
-	}
-	s.state = mcsimv1.GatewayStatus_GATEWAY_STATUS_CONNECTING
-	n.countServedLocked()
-	lg.Warn().Int64("silence_ms", since.Milliseconds()).Msg("gateway not heard: shard not served")
-}
-
-// drop forgets s if it is still the shard's session (a Release or a newer
-// assignment of the same shard may have taken its place). It reports
-// whether it did.
-func (n *Node) drop(s *session) bool {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.sessions[s.shard] != s {
-		return false
-	}
-	n.forgetLocked(s)
-	return true
-}
-
-// forgetLocked removes s from the node's books. Caller holds mu.
-func (n *Node) forgetLocked(s *session) {
-	delete(n.sessions, s.shard)
-	n.countServedLocked()
-}
-
-// countServedLocked sets the shards_served gauge: the shards whose session
-// the gateway accepted and still hears, not those opening or cut off.
-// Caller holds mu.
-func (n *Node) countServedLocked() {
-	served := 0
-	for _, s := range n.sessions {
-		if s.state == mcsimv1.GatewayStatus_GATEWAY_STATUS_CONNECTED {
-			served++
-		}
-	}
-	n.m.shardsServed.Set(float64(served))
 }
