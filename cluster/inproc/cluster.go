@@ -22,8 +22,8 @@ import (
 	"github.com/rs/zerolog"
 	"google.golang.org/grpc"
 
-	"github.com/mcsim/mcsim/cluster/gateway"
 	"github.com/mcsim/mcsim/coreapp"
+	"github.com/mcsim/mcsim/gateway"
 	"github.com/mcsim/mcsim/internal/clock"
 	"github.com/mcsim/mcsim/master"
 	"github.com/mcsim/mcsim/master/failover"
