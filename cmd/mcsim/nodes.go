@@ -676,7 +676,7 @@ serves, like the coreapp's.`,
 			if err := f.joinCluster(cmd, rt, log, membership.RoleMaster, l.Addr().String()); err != nil {
 				return &exitError{code: exitFailure, msg: "mcsim master: " + err.Error()}
 			}
-			go followCoreapps(rt.member.Events(), node, log)
+			go node.FollowMembership(rt.member.Events())
 			if err := rt.ready(cmd.OutOrStdout(), f.id, l.Addr().String()); err != nil {
 				return err
 			}
@@ -721,33 +721,6 @@ func checkLeaseFlagAgainst(ttl, renew time.Duration, snap *mcsimv1.Snapshot) err
 		return usageErr("--lease-renew %v: must be shorter than the lease TTL, unhealthy_interval %v (or give --lease-ttl)", renew, ui)
 	}
 	return nil
-}
-
-// followCoreapps feeds the master what gossip says about coreapps until the
-// membership shuts down. Failed is only logged: memberlist must never
-// declare a coreapp unhealthy, the heartbeat rule does (rules 1 and 4). A
-// master that left gracefully has released the lease first, so the others
-// are told to try for it at once.
-func followCoreapps(events <-chan membership.Event, node *master.Node, log zerolog.Logger) {
-	for ev := range events {
-		if ev.Node.Role == membership.RoleMaster && ev.Kind == membership.LeftGracefully {
-			node.MasterLeft(ev.Node.ID)
-			continue
-		}
-		if ev.Node.Role != membership.RoleCoreapp {
-			continue
-		}
-		switch ev.Kind {
-		case membership.Joined, membership.Updated:
-			if ev.Node.GRPCAddr != "" {
-				node.CoreappJoined(ev.Node.ID, ev.Node.GRPCAddr)
-			}
-		case membership.LeftGracefully:
-			node.CoreappLeft(ev.Node.ID)
-		case membership.Failed:
-			log.Info().Str("coreapp", ev.Node.ID).Msg("gossip reports coreapp failed; the heartbeat rule decides")
-		}
-	}
 }
 
 // masterAlive says whether any master is still a gossip member: without
