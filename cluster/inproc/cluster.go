@@ -230,14 +230,26 @@ func (c *Cluster) StartCoreapp(id string) error {
 	// Connect now, not on the first session: a standby's first session is
 	// a failover, and a cold HTTP/2 handshake would add to its ε.
 	gw.Connect()
-	node, err := coreapp.New(coreapp.Config{
+	var node *coreapp.Node
+	node, err = coreapp.New(coreapp.Config{
 		ID:            id,
 		GatewayClient: mcsimv1.NewGatewayServiceClient(gw),
 		Settings:      mcsimv1.NewSettingsServiceClient(c.settingsConn),
 		Logger:        c.nodeLogger(id),
 		Clock:         c.opts.Clocks[id],
-		OnLeave: func(context.Context, []*mcsimv1.ServedShard) {
-			c.gossip(coreappEvent(membership.LeftGracefully, id, ""))
+		// The goodbye of mcsim coreapp (coreapp.HandOver), with the
+		// cluster's made-up gossip: the masters hear the leave at once,
+		// and the node keeps its sessions until the successors replaced
+		// them.
+		OnLeave: func(ctx context.Context, served []*mcsimv1.ServedShard) {
+			coreapp.HandOver(ctx, node, served, coreapp.Handover{
+				Leave: func(time.Duration) error {
+					c.gossip(coreappEvent(membership.LeftGracefully, id, ""))
+					return nil
+				},
+				MasterAlive: c.anyMaster,
+				Logger:      c.nodeLogger(id).With().Str("role", "coreapp").Logger(),
+			})
 		},
 	})
 	if err != nil {
@@ -498,6 +510,13 @@ func (c *Cluster) forMasters(f func(*master.Node)) {
 // process does (master.Node.Gossip).
 func (c *Cluster) gossip(ev membership.Event) {
 	c.forMasters(func(m *master.Node) { m.Gossip(ev) })
+}
+
+// anyMaster says whether a master runs, as a gossip member would see it.
+func (c *Cluster) anyMaster() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.masters) > 0
 }
 
 // coreappEvent is the gossip event about coreapp id at gRPC address addr.
