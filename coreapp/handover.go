@@ -11,7 +11,8 @@ import (
 
 // The rule-5 goodbye of a stopping coreapp lives here, in the node's
 // package, rather than in the command that wires it, so that it is tested
-// with the node and the gateway it waits on. Config.OnLeave calls HandOver.
+// with the node and the gateway it waits on, and so that mcsim coreapp and
+// cluster/inproc (both call HandOver from Config.OnLeave) share it.
 
 // DefaultHandoverWait bounds how long a stopping coreapp keeps its sessions
 // open for successors to replace them: long enough for a primary to assign
