@@ -7,7 +7,7 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/mcsim/mcsim/cluster/gateway"
+	"github.com/mcsim/mcsim/gateway"
 	"github.com/mcsim/mcsim/internal/clock"
 )
 

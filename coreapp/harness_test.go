@@ -10,7 +10,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/test/bufconn"
 
-	"github.com/mcsim/mcsim/cluster/gateway"
+	"github.com/mcsim/mcsim/gateway"
 	mcsimv1 "github.com/mcsim/mcsim/proto/mcsim/v1"
 )
 

@@ -10,7 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 
-	"github.com/mcsim/mcsim/cluster/gateway"
+	"github.com/mcsim/mcsim/gateway"
 	mcsimv1 "github.com/mcsim/mcsim/proto/mcsim/v1"
 )
 

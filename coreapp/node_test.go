@@ -14,7 +14,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
-	"github.com/mcsim/mcsim/cluster/gateway"
+	"github.com/mcsim/mcsim/gateway"
 	mcsimv1 "github.com/mcsim/mcsim/proto/mcsim/v1"
 )
 

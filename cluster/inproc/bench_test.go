@@ -22,8 +22,8 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/mcsim/mcsim/cluster/gateway"
 	"github.com/mcsim/mcsim/cluster/inproc"
+	"github.com/mcsim/mcsim/gateway"
 	"github.com/mcsim/mcsim/master/failover"
 	mcsimv1 "github.com/mcsim/mcsim/proto/mcsim/v1"
 )

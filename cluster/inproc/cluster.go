@@ -22,11 +22,12 @@ import (
 	"github.com/rs/zerolog"
 	"google.golang.org/grpc"
 
-	"github.com/mcsim/mcsim/cluster/gateway"
 	"github.com/mcsim/mcsim/coreapp"
+	"github.com/mcsim/mcsim/gateway"
 	"github.com/mcsim/mcsim/internal/clock"
 	"github.com/mcsim/mcsim/master"
 	"github.com/mcsim/mcsim/master/failover"
+	"github.com/mcsim/mcsim/membership"
 	mcsimv1 "github.com/mcsim/mcsim/proto/mcsim/v1"
 	"github.com/mcsim/mcsim/settings"
 	"github.com/mcsim/mcsim/settings/grpcapi"
@@ -229,14 +230,26 @@ func (c *Cluster) StartCoreapp(id string) error {
 	// Connect now, not on the first session: a standby's first session is
 	// a failover, and a cold HTTP/2 handshake would add to its ε.
 	gw.Connect()
-	node, err := coreapp.New(coreapp.Config{
+	var node *coreapp.Node
+	node, err = coreapp.New(coreapp.Config{
 		ID:            id,
 		GatewayClient: mcsimv1.NewGatewayServiceClient(gw),
 		Settings:      mcsimv1.NewSettingsServiceClient(c.settingsConn),
 		Logger:        c.nodeLogger(id),
 		Clock:         c.opts.Clocks[id],
-		OnLeave: func(context.Context, []*mcsimv1.ServedShard) {
-			c.forMasters(func(m *master.Node) { m.CoreappLeft(id) })
+		// The goodbye of mcsim coreapp (coreapp.HandOver), with the
+		// cluster's made-up gossip: the masters hear the leave at once,
+		// and the node keeps its sessions until the successors replaced
+		// them.
+		OnLeave: func(ctx context.Context, served []*mcsimv1.ServedShard) {
+			coreapp.HandOver(ctx, node, served, coreapp.Handover{
+				Leave: func(time.Duration) error {
+					c.gossip(coreappEvent(membership.LeftGracefully, id, ""))
+					return nil
+				},
+				MasterAlive: c.anyMaster,
+				Logger:      c.nodeLogger(id).With().Str("role", "coreapp").Logger(),
+			})
 		},
 	})
 	if err != nil {
@@ -258,7 +271,7 @@ func (c *Cluster) StartCoreapp(id string) error {
 	c.mu.Lock()
 	c.coreapps[id] = rc
 	c.mu.Unlock()
-	c.forMasters(func(m *master.Node) { m.CoreappJoined(id, addr) })
+	c.gossip(coreappEvent(membership.Joined, id, addr))
 	return nil
 }
 
@@ -272,7 +285,7 @@ func (c *Cluster) RejoinCoreapp(id string) error {
 	if rc == nil {
 		return fmt.Errorf("inproc: no running coreapp %q", id)
 	}
-	c.forMasters(func(m *master.Node) { m.CoreappJoined(id, rc.addr) })
+	c.gossip(coreappEvent(membership.Joined, id, rc.addr))
 	return nil
 }
 
@@ -395,7 +408,7 @@ func (c *Cluster) startMaster(id string, all bool, seeing []string) error {
 	}
 	c.mu.Unlock()
 	for i, cid := range ids {
-		node.CoreappJoined(cid, addrs[i])
+		node.Gossip(coreappEvent(membership.Joined, cid, addrs[i]))
 	}
 	return nil
 }
@@ -445,7 +458,7 @@ func (c *Cluster) StopMaster(id string) error {
 	<-rm.done
 	rm.srv.Stop()
 	rm.closeStoreLink()
-	c.forMasters(func(m *master.Node) { m.MasterLeft(id) })
+	c.gossip(membership.Event{Kind: membership.LeftGracefully, Node: membership.Node{ID: id, Role: membership.RoleMaster}})
 	return nil
 }
 
@@ -489,6 +502,26 @@ func (c *Cluster) forMasters(f func(*master.Node)) {
 	for _, m := range ms {
 		f(m)
 	}
+}
+
+// gossip tells every master what the gossip cluster would tell it: the
+// in-process cluster has no membership, so it makes up the events a real
+// one delivers, and each master decides what they mean as the mcsim master
+// process does (master.Node.Gossip).
+func (c *Cluster) gossip(ev membership.Event) {
+	c.forMasters(func(m *master.Node) { m.Gossip(ev) })
+}
+
+// anyMaster says whether a master runs, as a gossip member would see it.
+func (c *Cluster) anyMaster() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.masters) > 0
+}
+
+// coreappEvent is the gossip event about coreapp id at gRPC address addr.
+func coreappEvent(kind membership.EventKind, id, addr string) membership.Event {
+	return membership.Event{Kind: kind, Node: membership.Node{ID: id, Role: membership.RoleCoreapp, GRPCAddr: addr}}
 }
 
 // GatewayLog returns the gateway's whole event log.

@@ -5,8 +5,8 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/mcsim/mcsim/cluster/gateway"
 	"github.com/mcsim/mcsim/cluster/inproc"
+	"github.com/mcsim/mcsim/gateway"
 	"github.com/mcsim/mcsim/master"
 	mcsimv1 "github.com/mcsim/mcsim/proto/mcsim/v1"
 )

@@ -8,9 +8,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/mcsim/mcsim/cluster/gateway"
-	"github.com/mcsim/mcsim/cluster/health"
 	"github.com/mcsim/mcsim/cluster/procs"
+	"github.com/mcsim/mcsim/gateway"
+	"github.com/mcsim/mcsim/health"
 	mcsimv1 "github.com/mcsim/mcsim/proto/mcsim/v1"
 	"github.com/mcsim/mcsim/settings/service"
 )

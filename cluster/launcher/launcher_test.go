@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mcsim/mcsim/cluster/health"
+	"github.com/mcsim/mcsim/health"
 	mcsimv1 "github.com/mcsim/mcsim/proto/mcsim/v1"
 	"github.com/mcsim/mcsim/settings/grpcapi"
 )

@@ -3,7 +3,7 @@ package launcher
 import (
 	"fmt"
 
-	"github.com/mcsim/mcsim/cluster/health"
+	"github.com/mcsim/mcsim/health"
 )
 
 // leaseWait folds the store's lease into the view: while no master is

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mcsim/mcsim/cluster/health"
+	"github.com/mcsim/mcsim/health"
 )
 
 // A cluster restarted on the same data dir: both masters are secondaries

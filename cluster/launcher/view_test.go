@@ -10,7 +10,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/mcsim/mcsim/cluster/health"
+	"github.com/mcsim/mcsim/health"
 	mcsimv1 "github.com/mcsim/mcsim/proto/mcsim/v1"
 )
 

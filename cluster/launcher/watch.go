@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/mcsim/mcsim/cluster/health"
+	"github.com/mcsim/mcsim/health"
 )
 
 // watch feeds the emitter until ctx ends: the gateway log, the store's

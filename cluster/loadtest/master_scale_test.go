@@ -35,8 +35,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/mcsim/mcsim/cluster/gateway"
 	"github.com/mcsim/mcsim/coreapp"
+	"github.com/mcsim/mcsim/gateway"
 	mcsimv1 "github.com/mcsim/mcsim/proto/mcsim/v1"
 	"github.com/mcsim/mcsim/settings"
 	"github.com/mcsim/mcsim/settings/grpcapi"

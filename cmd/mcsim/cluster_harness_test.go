@@ -28,7 +28,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/mcsim/mcsim/cluster/health"
+	"github.com/mcsim/mcsim/health"
 	"github.com/mcsim/mcsim/internal/logging"
 	mcsimv1 "github.com/mcsim/mcsim/proto/mcsim/v1"
 	"github.com/mcsim/mcsim/settings/client"

@@ -25,8 +25,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mcsim/mcsim/cluster/gateway"
-	"github.com/mcsim/mcsim/cluster/health"
+	"github.com/mcsim/mcsim/gateway"
+	"github.com/mcsim/mcsim/health"
 	mcsimv1 "github.com/mcsim/mcsim/proto/mcsim/v1"
 )
 

@@ -22,15 +22,15 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/mcsim/mcsim/cluster/gateway"
-	"github.com/mcsim/mcsim/cluster/membership"
 	"github.com/mcsim/mcsim/cluster/procs"
 	"github.com/mcsim/mcsim/coreapp"
+	"github.com/mcsim/mcsim/gateway"
 	"github.com/mcsim/mcsim/internal/clock"
 	"github.com/mcsim/mcsim/internal/faultnet"
 	"github.com/mcsim/mcsim/internal/grpcopts"
 	"github.com/mcsim/mcsim/internal/logging"
 	"github.com/mcsim/mcsim/master"
+	"github.com/mcsim/mcsim/membership"
 	mcsimv1 "github.com/mcsim/mcsim/proto/mcsim/v1"
 )
 
@@ -528,14 +528,14 @@ prints one ready line (JSON) on stdout once it serves:
 					if rt.member == nil {
 						return
 					}
-					left = true
-					if err := rt.member.Leave(time.Second); err != nil {
-						log.Warn().Err(err).Msg("gossip leave incomplete: masters will wait for the heartbeat rule")
-						return
-					}
-					if len(served) > 0 && masterAlive(rt.member.Members()) {
-						awaitHandover(ctx, node, handoverWait, log)
-					}
+					left = true // rt.close must not leave a second time
+					coreapp.HandOver(ctx, node, served, coreapp.Handover{
+						Leave: rt.member.Leave,
+						MasterAlive: func() bool {
+							return membership.HasRole(rt.member.Members(), membership.RoleMaster)
+						},
+						Logger: log,
+					})
 				},
 			})
 			if err != nil {
@@ -676,7 +676,7 @@ serves, like the coreapp's.`,
 			if err := f.joinCluster(cmd, rt, log, membership.RoleMaster, l.Addr().String()); err != nil {
 				return &exitError{code: exitFailure, msg: "mcsim master: " + err.Error()}
 			}
-			go followCoreapps(rt.member.Events(), node, log)
+			go node.FollowMembership(rt.member.Events())
 			if err := rt.ready(cmd.OutOrStdout(), f.id, l.Addr().String()); err != nil {
 				return err
 			}
@@ -721,71 +721,6 @@ func checkLeaseFlagAgainst(ttl, renew time.Duration, snap *mcsimv1.Snapshot) err
 		return usageErr("--lease-renew %v: must be shorter than the lease TTL, unhealthy_interval %v (or give --lease-ttl)", renew, ui)
 	}
 	return nil
-}
-
-// followCoreapps feeds the master what gossip says about coreapps until the
-// membership shuts down. Failed is only logged: memberlist must never
-// declare a coreapp unhealthy, the heartbeat rule does (rules 1 and 4). A
-// master that left gracefully has released the lease first, so the others
-// are told to try for it at once.
-func followCoreapps(events <-chan membership.Event, node *master.Node, log zerolog.Logger) {
-	for ev := range events {
-		if ev.Node.Role == membership.RoleMaster && ev.Kind == membership.LeftGracefully {
-			node.MasterLeft(ev.Node.ID)
-			continue
-		}
-		if ev.Node.Role != membership.RoleCoreapp {
-			continue
-		}
-		switch ev.Kind {
-		case membership.Joined, membership.Updated:
-			if ev.Node.GRPCAddr != "" {
-				node.CoreappJoined(ev.Node.ID, ev.Node.GRPCAddr)
-			}
-		case membership.LeftGracefully:
-			node.CoreappLeft(ev.Node.ID)
-		case membership.Failed:
-			log.Info().Str("coreapp", ev.Node.ID).Msg("gossip reports coreapp failed; the heartbeat rule decides")
-		}
-	}
-}
-
-// masterAlive says whether any master is still a gossip member: without
-// one, nobody will take our shards over, so there is nothing to wait for
-// (as when a whole cluster stops, masters first).
-func masterAlive(members []membership.Node) bool {
-	for _, m := range members {
-		if m.Role == membership.RoleMaster {
-			return true
-		}
-	}
-	return false
-}
-
-// handoverWait bounds how long a stopping coreapp keeps its sessions open
-// for successors to replace them; with no standby nobody will.
-const handoverWait = 2 * time.Second
-
-// awaitHandover waits until node serves no shard (each was replaced by a
-// successor's newer epoch), or for d, or ctx.
-func awaitHandover(ctx context.Context, node *coreapp.Node, d time.Duration, log zerolog.Logger) {
-	ctx, cancel := context.WithTimeout(ctx, d)
-	defer cancel()
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		st, err := node.Status(ctx, &mcsimv1.StatusRequest{})
-		if err == nil && len(st.GetShards()) == 0 {
-			log.Info().Msg("every shard handed over")
-			return
-		}
-		select {
-		case <-ctx.Done():
-			log.Warn().Int("shards", len(st.GetShards())).Msg("shards not handed over in time: closing their sessions anyway")
-			return
-		case <-tick.C:
-		}
-	}
 }
 
 type staticCoreapp struct{ id, addr string }

@@ -14,8 +14,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/mcsim/mcsim/cluster/membership"
 	"github.com/mcsim/mcsim/internal/faultnet"
+	"github.com/mcsim/mcsim/membership"
 	"github.com/mcsim/mcsim/settings/client"
 	"github.com/mcsim/mcsim/settings/service"
 )

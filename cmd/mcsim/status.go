@@ -14,7 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/mcsim/mcsim/cluster/health"
+	"github.com/mcsim/mcsim/health"
 )
 
 // healthPath is the settings service's cluster health endpoint.

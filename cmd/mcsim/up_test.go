@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mcsim/mcsim/cluster/gateway"
-	"github.com/mcsim/mcsim/cluster/health"
+	"github.com/mcsim/mcsim/gateway"
+	"github.com/mcsim/mcsim/health"
 )
 
 func TestUpRefusesBadFlagsBeforeStartingAnything(t *testing.T) {

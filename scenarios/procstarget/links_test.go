@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mcsim/mcsim/cluster/health"
+	"github.com/mcsim/mcsim/health"
 	"github.com/mcsim/mcsim/scenarios"
 	"github.com/mcsim/mcsim/scenarios/procstarget"
 )

@@ -24,10 +24,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/mcsim/mcsim/cluster/gateway"
-	"github.com/mcsim/mcsim/cluster/health"
 	"github.com/mcsim/mcsim/cluster/launcher"
 	"github.com/mcsim/mcsim/cluster/procs"
+	"github.com/mcsim/mcsim/gateway"
+	"github.com/mcsim/mcsim/health"
 	"github.com/mcsim/mcsim/internal/logging"
 	mcsimv1 "github.com/mcsim/mcsim/proto/mcsim/v1"
 	"github.com/mcsim/mcsim/scenarios"

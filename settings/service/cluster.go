@@ -5,8 +5,8 @@ import (
 	"github.com/rs/zerolog"
 	"google.golang.org/grpc"
 
-	"github.com/mcsim/mcsim/cluster/health"
-	"github.com/mcsim/mcsim/cluster/membership"
+	"github.com/mcsim/mcsim/health"
+	"github.com/mcsim/mcsim/membership"
 	mcsimv1 "github.com/mcsim/mcsim/proto/mcsim/v1"
 )
 

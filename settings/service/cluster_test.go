@@ -14,8 +14,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/mcsim/mcsim/cluster/membership"
 	"github.com/mcsim/mcsim/coreapp"
+	"github.com/mcsim/mcsim/membership"
 	mcsimv1 "github.com/mcsim/mcsim/proto/mcsim/v1"
 )
 

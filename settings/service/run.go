@@ -14,9 +14,9 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/keepalive"
 
-	"github.com/mcsim/mcsim/cluster/membership"
 	"github.com/mcsim/mcsim/internal/faultnet"
 	"github.com/mcsim/mcsim/internal/grpcopts"
+	"github.com/mcsim/mcsim/membership"
 	mcsimv1 "github.com/mcsim/mcsim/proto/mcsim/v1"
 	"github.com/mcsim/mcsim/settings/grpcapi"
 	"github.com/mcsim/mcsim/settings/httpapi"

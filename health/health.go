@@ -1,5 +1,5 @@
 // Package health builds the cluster view behind the settings service's
-// GET /v1/health: every master and coreapp that gossip (cluster/membership)
+// GET /v1/health: every master and coreapp that gossip (membership/)
 // says is alive, each asked for its own Status over gRPC at the moment of
 // the request.
 //
@@ -37,8 +37,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/mcsim/mcsim/cluster/membership"
 	"github.com/mcsim/mcsim/internal/grpcopts"
+	"github.com/mcsim/mcsim/membership"
 	mcsimv1 "github.com/mcsim/mcsim/proto/mcsim/v1"
 )
 

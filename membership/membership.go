@@ -201,6 +201,13 @@ func (m *Member) Members() []Node {
 	return out
 }
 
+// HasRole says whether any of nodes (a Members list) has the role: a
+// stopping coreapp asks whether a master is still there to take its shards
+// over.
+func HasRole(nodes []Node, role Role) bool {
+	return slices.ContainsFunc(nodes, func(n Node) bool { return n.Role == role })
+}
+
 // LocalNode returns this node, with the GossipAddr memberlist advertises.
 func (m *Member) LocalNode() Node { return m.local }
 

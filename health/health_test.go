@@ -15,7 +15,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/test/bufconn"
 
-	"github.com/mcsim/mcsim/cluster/membership"
+	"github.com/mcsim/mcsim/membership"
 	mcsimv1 "github.com/mcsim/mcsim/proto/mcsim/v1"
 )
 

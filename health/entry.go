@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/mcsim/mcsim/cluster/membership"
+	"github.com/mcsim/mcsim/membership"
 	mcsimv1 "github.com/mcsim/mcsim/proto/mcsim/v1"
 )
 

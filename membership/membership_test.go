@@ -267,3 +267,16 @@ func TestKeyFromPassphrase(t *testing.T) {
 		t.Fatal(`KeyFromPassphrase("") must be nil (no encryption)`)
 	}
 }
+
+func TestHasRole(t *testing.T) {
+	nodes := []Node{{ID: "settings", Role: RoleSettings}, {ID: "coreapp-1", Role: RoleCoreapp}}
+	if HasRole(nodes, RoleMaster) {
+		t.Errorf("HasRole(%v, master) = true", nodes)
+	}
+	if !HasRole(nodes, RoleCoreapp) {
+		t.Errorf("HasRole(%v, coreapp) = false", nodes)
+	}
+	if HasRole(nil, RoleMaster) {
+		t.Error("HasRole(nil, master) = true")
+	}
+}
