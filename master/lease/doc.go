@@ -20,8 +20,8 @@
 //     starts competing for the lease) and on every change of them.
 //   - Step Check before acting on any other input: a primary whose lease
 //     ran out by its own clock steps down before anything else happens.
-//     Every Step makes that check first; Check is the Step that does
-//     nothing else.
+//     Every Step makes that check first (a map write's own Steps name a
+//     more precise reason); Check is the Step that does nothing else.
 //   - Set a timer at NextWake (zero: none) and Step a Tick when it fires.
 //   - Carry out SendAcquire in the background: read the send time from the
 //     own clock just before the request goes out and Step Answered with
@@ -53,7 +53,8 @@
 // earlier); only an answer to a request sent before the grant held is
 // ignored. A primary steps down, with the same reasons the logs have
 // always carried, when its lease ends by its own clock ("lease expired by
-// the master's own clock"), when the store says another master holds it
+// the master's own clock"; also at once when a renewal with a shorter TTL
+// is answered after the end it grants), when the store says another master holds it
 // ("lease held by X"), when it was granted again at a new epoch after it
 // lapsed in the store (another master may have acted in the gap), and
 // when a shard-map write fails, is fenced, or cannot be made or finish
