@@ -17,89 +17,110 @@ import (
 	"github.com/mcsim/mcsim/internal/clock"
 	"github.com/mcsim/mcsim/internal/logging"
 	"github.com/mcsim/mcsim/master/failover"
+	"github.com/mcsim/mcsim/master/lease"
 	mcsimv1 "github.com/mcsim/mcsim/proto/mcsim/v1"
 )
 
-// renew sends one lease acquire/renew request in the background. Its
-// timeout is one renew interval by our own clock, so a renewal hangs no
-// longer than the next one is due. sentAt is read from our own clock: rule
-// 3 measures the lease from it, and a slow clock makes that lease last
-// longer in real time than the store's TTL (what the coreapps' lease-epoch
-// fencing and the gateway must survive).
-func (n *Node) renew(ctx context.Context, wg *sync.WaitGroup, now time.Time) {
-	ttl, every := n.leaseTimes()
-	n.renewing = true
-	n.nextRenew = now.Add(every)
+// leaseStep steps the lease machine at now and carries out what it
+// decides.
+func (n *Node) leaseStep(ctx context.Context, wg *sync.WaitGroup, now time.Time, ev lease.Event) {
+	acts, err := n.lease.Step(now, ev)
+	n.publishLease()
+	if err != nil {
+		n.log.Error().Err(err).Str("event", fmt.Sprintf("%T", ev)).Msg("lease machine refused an event")
+		return
+	}
+	n.leaseExecute(ctx, wg, acts)
+}
+
+// leaseExecute carries out the lease machine's actions in order.
+// BecomePrimary and WriteMap are carried out where they are asked for
+// (becomePrimary, persist), which hold the map they need.
+func (n *Node) leaseExecute(ctx context.Context, wg *sync.WaitGroup, acts []lease.Action) {
+	for _, a := range acts {
+		switch a := a.(type) {
+		case lease.SendAcquire:
+			n.renew(ctx, wg, a)
+		case lease.StepDown:
+			n.stepDown(a)
+		case lease.LoadShardMap:
+			n.becomePrimary(ctx, wg, a)
+		case lease.StaySecondary:
+			// The load outlasted the lease: acting now would be acting
+			// after its end (rule 3).
+			n.log.Warn().Msg("lease ran out while loading the shard map; staying secondary")
+		case lease.RenewFailed:
+			// Not fatal by itself: the lease runs out by our own clock if
+			// the store stays unreachable, and the machine steps down then.
+			n.log.Warn().Err(a.Err).Msg("lease renewal failed")
+		case lease.TimingChanged:
+			n.log.Info().Dur("lease_ttl_ms", a.TTL).Dur("lease_renew_ms", a.Every).Bool("renewal_in_flight", a.InFlight).
+				Msg("lease timing changed; renewing the lease now")
+		case lease.TryNow:
+			n.log.Info().Str("master", a.Master).Msg("a master left gracefully; trying for the lease now")
+		case lease.ReleaseLease:
+			n.releaseLease(a)
+		}
+	}
+}
+
+// renew sends one lease acquire/renew request in the background, giving
+// up after the machine's timeout by our own clock. sentAt is read from our
+// own clock just before the request goes out: rule 3 measures the lease
+// from it, and a slow clock makes that lease last longer in real time than
+// the store's TTL (what the coreapps' lease-epoch fencing and the gateway
+// must survive).
+func (n *Node) renew(ctx context.Context, wg *sync.WaitGroup, a lease.SendAcquire) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		rctx, cancel := clock.WithTimeout(ctx, n.clk, every)
+		rctx, cancel := clock.WithTimeout(ctx, n.clk, a.Timeout)
 		defer cancel()
 		sentAt := n.clk.Now()
 		resp, err := n.cfg.Coordination.AcquireLease(rctx, &mcsimv1.AcquireLeaseRequest{
-			MasterId: n.cfg.ID, Incarnation: n.incarnation, TtlMs: ttl.Milliseconds(), Address: n.cfg.Address})
-		n.post(leaseResult{sentAt: sentAt, ttl: ttl, resp: resp, err: err})
+			MasterId: n.cfg.ID, Incarnation: n.incarnation, TtlMs: a.TTL.Milliseconds(), Address: n.cfg.Address})
+		n.post(leaseResult{sentAt: sentAt, ttl: a.TTL, resp: resp, err: err})
 	}()
 }
 
+// onLease delivers an acquire/renew answer to the lease machine.
 func (n *Node) onLease(ctx context.Context, wg *sync.WaitGroup, now time.Time, r leaseResult) {
-	n.renewing = false
-	if r.err != nil {
-		// Not fatal by itself: the lease runs out by our own clock if the
-		// store stays unreachable, and checkLease steps down then.
-		n.log.Warn().Err(r.err).Msg("lease renewal failed")
-		return
+	ev := lease.Answered{SentAt: r.sentAt, TTL: r.ttl, Err: r.err}
+	if r.err == nil {
+		n.m.leaseEpoch.Set(float64(r.resp.GetLeaseEpoch()))
+		ev.Granted, ev.Epoch, ev.Holder = r.resp.GetGranted(), r.resp.GetLeaseEpoch(), r.resp.GetHolder()
+		ev.Remaining = time.Duration(r.resp.GetRemainingMs()) * time.Millisecond
 	}
-	n.m.leaseEpoch.Set(float64(r.resp.GetLeaseEpoch()))
-	if !r.resp.GetGranted() {
-		if n.core != nil {
-			n.stepDown("lease held by " + r.resp.GetHolder())
-		}
-		n.lease.lost()
-		n.lease.epoch = r.resp.GetLeaseEpoch()
-		n.publishLease()
-		n.retryAtExpiry(now, r)
-		return
-	}
-	if n.core != nil && r.resp.GetLeaseEpoch() != n.lease.epoch {
-		// The store let our lease lapse and granted it again at a new epoch:
-		// in the gap another master may have acted, so this core's view is
-		// stale. Start a new term from the stored map.
-		n.stepDown(fmt.Sprintf("lease re-granted at epoch %d after it lapsed in the store", r.resp.GetLeaseEpoch()))
-	}
-	n.lease.granted(r.resp.GetLeaseEpoch(), r.sentAt, r.ttl)
-	n.publishLease()
-	if !n.lease.held(now) {
-		return // the answer came back after the lease it granted had run out
-	}
-	if n.core == nil {
-		n.becomePrimary(ctx, wg, now)
-	}
+	n.leaseStep(ctx, wg, now, ev)
 }
 
-// retryAtExpiry moves a secondary's next attempt to the moment the
-// holder's lease lapses in the store, if that is before the next poll.
-func (n *Node) retryAtExpiry(now time.Time, r leaseResult) {
-	remaining := time.Duration(r.resp.GetRemainingMs()) * time.Millisecond
-	n.nextRenew = nextAttempt(now, n.nextRenew, remaining)
-}
-
-// becomePrimary loads the shard map from the store and starts a fresh core.
-// The load may take as long as the lease lasts by our own clock.
-func (n *Node) becomePrimary(ctx context.Context, wg *sync.WaitGroup, now time.Time) {
-	gctx, cancel := clock.WithTimeout(ctx, n.clk, n.lease.remaining(now))
+// becomePrimary carries out LoadShardMap: it loads the shard map from the
+// store (for as long as the lease lasts by our own clock) and, if the
+// machine then says BecomePrimary, starts a fresh core from it.
+func (n *Node) becomePrimary(ctx context.Context, wg *sync.WaitGroup, a lease.LoadShardMap) {
+	gctx, cancel := clock.WithTimeout(ctx, n.clk, a.Timeout)
 	resp, err := n.cfg.Coordination.GetShardMap(gctx, &mcsimv1.GetShardMapRequest{})
 	cancel()
 	if err != nil {
 		n.log.Error().Err(err).Msg("took the lease but cannot load the shard map; staying secondary")
+	}
+	acts, serr := n.lease.Step(n.clk.Now(), lease.ShardMapLoaded{MaxEpoch: resp.GetShardMap().GetMaxEpoch(), Err: err})
+	n.publishLease()
+	if serr != nil {
+		n.log.Error().Err(serr).Msg("lease machine refused an event")
 		return
 	}
-	if !n.lease.held(n.clk.Now()) {
-		// The load outlasted the lease: acting now would be acting after
-		// validUntil (rule 3).
-		n.log.Warn().Msg("lease ran out while loading the shard map; staying secondary")
-		return
+	for _, act := range acts {
+		if bp, ok := act.(lease.BecomePrimary); ok {
+			n.startTerm(ctx, wg, bp, resp.GetShardMap())
+			continue
+		}
+		n.leaseExecute(ctx, wg, []lease.Action{act})
 	}
+}
+
+// startTerm carries out BecomePrimary: a fresh core from the stored map m.
+func (n *Node) startTerm(ctx context.Context, wg *sync.WaitGroup, a lease.BecomePrimary, m *mcsimv1.ShardMap) {
 	hb, ui := n.intervals()
 	core, err := failover.New(failover.Config{
 		HeartbeatInterval: hb,
@@ -107,23 +128,44 @@ func (n *Node) becomePrimary(ctx context.Context, wg *sync.WaitGroup, now time.T
 		Shards:            int(n.snap.GetShards()),
 		StallThreshold:    n.cfg.StallThreshold,
 		StartupCoreapps:   n.cfg.ExpectCoreapps,
-	}, shardMapFromProto(resp.GetShardMap()), n.clk.Now())
+	}, shardMapFromProto(m), n.clk.Now())
 	if err != nil {
 		n.log.Error().Err(err).Msg("took the lease but cannot build the failover core; staying secondary")
+		n.leaseStep(ctx, wg, n.clk.Now(), lease.PrimaryAborted{})
 		return
 	}
 	n.core = core
 	n.term++
-	n.startMapWriter(wg, resp.GetShardMap().GetMaxEpoch())
+	n.startMapWriter(wg)
 	n.m.leaseHolder.Set(1)
-	n.log.Info().Uint64("lease_epoch", n.lease.epoch).Uint64("max_epoch", resp.GetShardMap().GetMaxEpoch()).
+	n.log.Info().Uint64("lease_epoch", a.Epoch).Uint64("max_epoch", a.MaxEpoch).
 		Msg("became primary master")
-	n.dialStoredOwners(resp.GetShardMap())
-	now = n.clk.Now()
+	n.dialStoredOwners(m)
+	now := n.clk.Now()
 	for _, id := range slices.Sorted(maps.Keys(n.peers)) {
 		n.step(ctx, wg, now, failover.CoreappJoined{ID: id})
 	}
 	n.step(ctx, wg, now, failover.Tick{})
+}
+
+// releaseLease carries out ReleaseLease (a graceful stop of a primary).
+func (n *Node) releaseLease(a lease.ReleaseLease) {
+	if n.core == nil {
+		return
+	}
+	// A cap on how long a graceful stop may take, for whoever waits on
+	// it: real time. The lease is guarded inside the write itself (see
+	// startMapWriter).
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	// The last background map write must land before the lease goes:
+	// the next primary starts from the stored map.
+	if err := n.flushMap(ctx); err != nil {
+		n.log.Warn().Err(err).Msg("last shard map write failed; the next primary starts from an older map")
+	}
+	_, err := n.cfg.Coordination.ReleaseLease(ctx, &mcsimv1.ReleaseLeaseRequest{MasterId: n.cfg.ID, LeaseEpoch: a.Epoch})
+	cancel()
+	n.log.Info().Err(err).Uint64("lease_epoch", a.Epoch).Msg("master stopping; lease released")
+	n.core = nil
 }
 
 // dialStoredOwners dials every owner in the stored map that gossip has not
@@ -158,13 +200,7 @@ func (n *Node) execute(ctx context.Context, wg *sync.WaitGroup, now time.Time, a
 		case failover.SendHeartbeat:
 			n.sendHeartbeat(ctx, wg, a)
 		case failover.PersistShardMap:
-			if !n.persist(ctx, now, a.Map) {
-				return
-			}
-			// The write blocked; the assignments after it may go out only if
-			// the lease still holds by our clock now, not at the batch's now.
-			if !n.lease.held(n.clk.Now()) {
-				n.stepDown("lease ran out while the shard map was being written")
+			if !n.persist(ctx, wg, now, a.Map) {
 				return
 			}
 		case failover.Assign:
@@ -213,45 +249,56 @@ func (n *Node) execute(ctx context.Context, wg *sync.WaitGroup, now time.Time, a
 }
 
 // persist makes the epochs of the batch's assignments durable, fenced by
-// the lease, before any of them goes out. Within the reserved block the map
-// is written in the background (in order; a failure ends the term); past
-// it, the write that reserves the next block is waited for. Any failure
-// ends this term as primary.
-func (n *Node) persist(ctx context.Context, now time.Time, m failover.ShardMap) bool {
-	if !n.lease.held(now) {
-		n.stepDown("lease expired before the shard map could be written")
+// the lease, before any of them goes out: the lease machine decides
+// whether the map goes out in the background (within the reserved epoch
+// block) or waits for the write that reserves the next block, and whether
+// the term ends. It reports whether the batch may go on.
+func (n *Node) persist(ctx context.Context, wg *sync.WaitGroup, now time.Time, m failover.ShardMap) bool {
+	acts, err := n.lease.Step(now, lease.PersistMap{MaxEpoch: m.MaxEpoch})
+	n.publishLease()
+	if err != nil {
+		n.log.Error().Err(err).Msg("lease machine refused an event")
 		return false
 	}
-	p := shardMapToProto(m, n.peers)
-	if m.MaxEpoch <= n.reserved {
-		p.MaxEpoch = n.reserved
-		n.writer.background(p)
-		return true
-	}
-	p.MaxEpoch = m.MaxEpoch + epochBlock
-	// The write may last as long as the lease by our own clock.
-	pctx, cancel := clock.WithTimeout(ctx, n.clk, n.lease.remaining(now))
-	defer cancel()
-	if err := n.writer.wait(pctx, p); err != nil {
-		reason := "shard map write failed: " + err.Error()
-		if status.Code(err) == codes.FailedPrecondition {
-			reason = "shard map write fenced: " + status.Convert(err).Message()
+	for _, act := range acts {
+		w, ok := act.(lease.WriteMap)
+		if !ok {
+			n.leaseExecute(ctx, wg, []lease.Action{act})
+			continue
 		}
-		n.stepDown(reason)
-		return false
+		p := shardMapToProto(m, n.peers)
+		p.MaxEpoch = w.MaxEpoch
+		if !w.Wait {
+			n.writer.background(p)
+		} else {
+			pctx, cancel := clock.WithTimeout(ctx, n.clk, w.Timeout)
+			err := n.writer.wait(pctx, p)
+			cancel()
+			if err != nil {
+				f := lease.MapWriteFailed{Err: err.Error()}
+				if status.Code(err) == codes.FailedPrecondition {
+					f.Fenced, f.Err = true, status.Convert(err).Message()
+				}
+				n.leaseStep(ctx, wg, n.clk.Now(), f)
+				return false
+			}
+		}
+		// The write may have blocked: the machine checks the lease by our
+		// clock now, not at the batch's now.
+		n.leaseStep(ctx, wg, n.clk.Now(), lease.MapPersisted{MaxEpoch: w.MaxEpoch})
+		return n.core != nil
 	}
-	n.reserved = p.MaxEpoch
-	return true
+	return false
 }
 
 // startMapWriter starts this term's shard-map writer; the lease epoch and
 // id it writes with are fixed for the term. It lives until stopMapWriter,
 // not until Run's context ends: a graceful stop flushes the last map
 // after that.
-func (n *Node) startMapWriter(wg *sync.WaitGroup, storedMaxEpoch uint64) {
+func (n *Node) startMapWriter(wg *sync.WaitGroup) {
 	wctx, cancel := context.WithCancel(context.Background())
-	n.stopWriter, n.reserved = cancel, storedMaxEpoch
-	term, epoch := n.term, n.lease.epoch
+	n.stopWriter = cancel
+	term, epoch := n.term, n.lease.Epoch()
 	_, ui := n.intervals()
 	write := func(ctx context.Context, m *mcsimv1.ShardMap) error {
 		// Rule 3: the writer runs on its own, so it checks the lease by our
@@ -287,7 +334,7 @@ func (n *Node) flushMap(ctx context.Context) error {
 		return nil
 	}
 	p := shardMapToProto(n.core.ShardMap(), n.peers)
-	p.MaxEpoch = max(p.MaxEpoch, n.reserved)
+	p.MaxEpoch = max(p.MaxEpoch, n.lease.Reserved())
 	return n.writer.wait(ctx, p)
 }
 
@@ -302,7 +349,7 @@ func (n *Node) sendHeartbeat(ctx context.Context, wg *sync.WaitGroup, a failover
 		return
 	}
 	_, ui := n.intervals()
-	req := &mcsimv1.HeartbeatRequest{MasterId: n.cfg.ID, LeaseEpoch: n.lease.epoch, Seq: a.Seq, CoreappId: a.Coreapp}
+	req := &mcsimv1.HeartbeatRequest{MasterId: n.cfg.ID, LeaseEpoch: n.lease.Epoch(), Seq: a.Seq, CoreappId: a.Coreapp}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -363,7 +410,7 @@ func (n *Node) sendAssign(ctx context.Context, wg *sync.WaitGroup, a failover.As
 		return
 	}
 	_, ui := n.intervals()
-	req := &mcsimv1.AssignRequest{MasterId: n.cfg.ID, LeaseEpoch: n.lease.epoch, Shard: int32(a.Shard),
+	req := &mcsimv1.AssignRequest{MasterId: n.cfg.ID, LeaseEpoch: n.lease.Epoch(), Shard: int32(a.Shard),
 		Epoch: a.Epoch, Shards: int32(a.Shards), CoreappId: a.Coreapp}
 	wg.Add(1)
 	go func() {
@@ -434,8 +481,8 @@ func (n *Node) sendRelease(ctx context.Context, wg *sync.WaitGroup, a failover.R
 		return // best effort: fencing makes a missed release harmless
 	}
 	_, ui := n.intervals()
-	req := &mcsimv1.ReleaseRequest{MasterId: n.cfg.ID, LeaseEpoch: n.lease.epoch, Shard: int32(a.Shard), Epoch: a.Epoch, CoreappId: a.Coreapp}
-	until := n.lease.validUntil
+	req := &mcsimv1.ReleaseRequest{MasterId: n.cfg.ID, LeaseEpoch: n.lease.Epoch(), Shard: int32(a.Shard), Epoch: a.Epoch, CoreappId: a.Coreapp}
+	until := n.lease.ValidUntil()
 	wg.Add(1)
 	go func() {
 		defer wg.Done()

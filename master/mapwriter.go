@@ -7,16 +7,6 @@ import (
 	mcsimv1 "github.com/mcsim/mcsim/proto/mcsim/v1"
 )
 
-// epochBlock is how many shard epochs a primary reserves in the store at a
-// time. Fencing needs an epoch to be durable before any coreapp sees it, so
-// that no later master hands it out again; it does not need the owner to
-// be durable first. With a reserved block, a failover's Assign goes out at
-// once and the map write (an fsync of about a millisecond, the largest part
-// of the failover overhead ε) follows in the background. Only when the
-// block is used up does a write sit on the failover's path again, once per
-// epochBlock assignments. A takeover continues above the whole block.
-const epochBlock = 64
-
 // mapWriter writes one term's shard maps to the store in order, one at a
 // time; when writes queue up only the newest is written (each map is a
 // whole replacement). It runs in its own goroutine so the loop can go on

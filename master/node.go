@@ -14,16 +14,14 @@
 // TTL (default unhealthy_interval). A master acts as primary only while its
 // own clock says the lease holds, measured from the send time of its last
 // successful renewal; the check runs before every batch of actions, so a
-// master resumed after a pause stops before it sends anything. A new
+// master resumed after a pause stops before it sends anything. Every
+// decision about the lease and the term (the renew schedule, what an
+// answer means, becoming primary, stepping down, the epoch blocks of map
+// writes) is made by the pure machine lease.Term (package master/lease);
+// this loop delivers its events and carries out its actions. A new
 // primary loads the shard map from the store and builds a fresh core, in
 // which every owner starts with a fresh unhealthy clock: taking over causes
-// no failover by itself. A refused secondary tries again when the store
-// says the holder's lease lapses, if that comes before its next poll, so a
-// crashed primary is replaced within about the TTL, not TTL + renew
-// interval. A lease granted again at a new epoch (it lapsed in the store)
-// ends the current term: another master may have acted in the gap. A live
-// change of the intervals (rule 6) renews the lease at once with the new
-// TTL and reschedules renewals (see leaseTimingChanged).
+// no failover by itself.
 package master
 
 import (
@@ -45,6 +43,7 @@ import (
 	"github.com/mcsim/mcsim/internal/clock"
 	"github.com/mcsim/mcsim/internal/grpcopts"
 	"github.com/mcsim/mcsim/master/failover"
+	"github.com/mcsim/mcsim/master/lease"
 	mcsimv1 "github.com/mcsim/mcsim/proto/mcsim/v1"
 )
 
@@ -68,7 +67,7 @@ type Config struct {
 	// a secondary tries to take it); 0 means heartbeat_interval (live).
 	// With both set it must be shorter than LeaseTTL. With one set, a live
 	// change that makes the renewal interval reach the TTL renews at a
-	// third of the TTL instead (see leaseTiming).
+	// third of the TTL instead (see lease.Timing).
 	RenewInterval time.Duration
 	// StallThreshold is passed to the core (rule 4); 0 is the core's
 	// default (half the heartbeat interval).
@@ -179,11 +178,9 @@ type Node struct {
 	// Everything below is owned by the loop goroutine.
 	snap        *mcsimv1.Snapshot
 	started     map[string]string // restart-required values at start
-	core        *failover.Core
-	term        uint64 // grows every time this node becomes primary; tags RPC results
-	lease       leaseClock
-	renewing    bool
-	nextRenew   time.Time
+	core        *failover.Core    // while lease says primary (BecomePrimary until StepDown)
+	term        uint64            // grows every time this node becomes primary; tags RPC results
+	lease       *lease.Term       // the lease and the term: every decision about them
 	peers       map[string]*peer
 	failingOver map[int]failoverStart
 	// unassigned remembers, for `mcsim status`, since when each shard of
@@ -192,9 +189,8 @@ type Node struct {
 	unassigned map[int]unassignedShard
 	writer     *mapWriter         // this term's shard-map writer (nil when secondary)
 	stopWriter context.CancelFunc // ends writer
-	reserved   uint64             // shard epochs durably reserved in the store (see epochBlock)
 
-	// leaseUntil mirrors lease.validUntil for the map writer's goroutine,
+	// leaseUntil mirrors lease.ValidUntil for the map writer's goroutine,
 	// which must not send a write once the lease has ended by our own
 	// clock (rule 3), even while the loop is blocked or not yet woken.
 	leaseUntil atomic.Pointer[time.Time]
@@ -234,6 +230,7 @@ func New(cfg Config) (*Node, error) {
 		events:      make(chan any, 4096),
 		done:        make(chan struct{}),
 		started:     cfg.RestartRequired,
+		lease:       lease.New(lease.Config{ID: cfg.ID, TTL: cfg.LeaseTTL, RenewInterval: cfg.RenewInterval}),
 		peers:       map[string]*peer{},
 		failingOver: map[int]failoverStart{},
 		unassigned:  map[int]unassignedShard{},
@@ -343,26 +340,18 @@ func (n *Node) Run(ctx context.Context) error {
 	}
 }
 
-// nextWake is the earliest of the core's wake-up, the next renewal and the
-// end of the lease by our own clock. While a renewal is in flight its
-// answer wakes the loop, so a renewal due meanwhile (nextRenew moved to
-// now) sets no timer: one in the past would fire again and again.
+// nextWake is the earliest of the core's wake-up and the lease machine's
+// (the next renewal, and the end of the lease by our own clock while
+// primary).
 func (n *Node) nextWake() time.Time {
 	if n.snap == nil {
 		return time.Time{}
 	}
-	var w time.Time
-	if !n.renewing {
-		w = n.nextRenew
-	}
-	earliest := func(t time.Time) {
-		if !t.IsZero() && (w.IsZero() || t.Before(w)) {
+	w := n.lease.NextWake()
+	if n.core != nil {
+		if t := n.core.NextWake(); !t.IsZero() && (w.IsZero() || t.Before(w)) {
 			w = t
 		}
-	}
-	if n.core != nil {
-		earliest(n.core.NextWake())
-		earliest(n.lease.validUntil)
 	}
 	return w
 }
@@ -396,7 +385,7 @@ func (n *Node) handleQueued(ctx context.Context, wg *sync.WaitGroup, evs []any) 
 		}
 		if !applied {
 			now = n.clk.Now()
-			n.checkLease(now)
+			n.checkLease(ctx, wg, now)
 		}
 		if n.applyHeartbeat(now, r) {
 			applied = true
@@ -414,7 +403,7 @@ func (n *Node) handleQueued(ctx context.Context, wg *sync.WaitGroup, evs []any) 
 // applies those itself).
 func (n *Node) handle(ctx context.Context, wg *sync.WaitGroup, ev any) {
 	now := n.clk.Now()
-	n.checkLease(now)
+	n.checkLease(ctx, wg, now)
 	switch ev := ev.(type) {
 	case snapshotEvent:
 		n.applySnapshot(ctx, wg, now, ev.snap)
@@ -435,22 +424,14 @@ func (n *Node) handle(ctx context.Context, wg *sync.WaitGroup, ev any) {
 		}
 		delete(n.peers, ev.id)
 	case masterLeft:
-		if n.core != nil || n.snap == nil || ev.id == n.cfg.ID {
-			return
-		}
-		n.log.Info().Str("master", ev.id).Msg("a master left gracefully; trying for the lease now")
-		if n.renewing {
-			n.nextRenew = now // the answer in flight may predate the release
-		} else {
-			n.renew(ctx, wg, now)
-		}
+		n.leaseStep(ctx, wg, now, lease.MasterLeft{ID: ev.id})
 	case assignResult:
 		n.onAssign(ctx, wg, now, ev)
 	case statusQuery:
 		ev.reply <- n.status()
 	case mapWriteFailed:
 		if ev.term == n.term {
-			n.stepDown("background shard map write failed: " + ev.err.Error())
+			n.leaseStep(ctx, wg, now, lease.MapWriteFailed{Background: true, Err: ev.err.Error()})
 		}
 	case freezeEvent:
 		n.freeze(ctx, ev.d)
@@ -475,12 +456,10 @@ func (n *Node) freeze(ctx context.Context, d time.Duration) {
 
 func (n *Node) onTimer(ctx context.Context, wg *sync.WaitGroup) {
 	now := n.clk.Now()
-	n.checkLease(now)
+	// Rule 3 first, then a renewal that is due.
+	n.leaseStep(ctx, wg, now, lease.Tick{})
 	if n.snap == nil {
 		return
-	}
-	if !n.renewing && !now.Before(n.nextRenew) {
-		n.renew(ctx, wg, now)
 	}
 	if n.core != nil {
 		if w := n.core.NextWake(); !w.IsZero() && !now.Before(w) {
@@ -491,20 +470,19 @@ func (n *Node) onTimer(ctx context.Context, wg *sync.WaitGroup) {
 
 // checkLease is rule 3: a primary whose lease ran out by its own clock
 // stops acting at once, before anything else is processed.
-func (n *Node) checkLease(now time.Time) {
-	if n.core != nil && !n.lease.held(now) {
-		n.stepDown("lease expired by the master's own clock")
-	}
+func (n *Node) checkLease(ctx context.Context, wg *sync.WaitGroup, now time.Time) {
+	n.leaseStep(ctx, wg, now, lease.Check{})
 }
 
-func (n *Node) stepDown(reason string) {
+// stepDown carries out the lease machine's StepDown: the machine has
+// forgotten the lease already; the loop stops acting as primary.
+func (n *Node) stepDown(a lease.StepDown) {
 	if n.core == nil {
 		return
 	}
-	n.log.Warn().Uint64("lease_epoch", n.lease.epoch).Str("reason", reason).Msg("stepping down: no longer primary")
+	n.log.Warn().Uint64("lease_epoch", a.Epoch).Str("reason", a.Reason).Msg("stepping down: no longer primary")
 	n.core = nil
 	n.stopMapWriter()
-	n.lease.lost()
 	n.publishLease()
 	n.failingOver = map[int]failoverStart{}
 	n.unassigned = map[int]unassignedShard{}
@@ -513,9 +491,9 @@ func (n *Node) stepDown(reason string) {
 }
 
 // publishLease makes the lease's end by our own clock visible to the map
-// writer's goroutine; call it after every change of n.lease.
+// writer's goroutine; call it after every Step of n.lease.
 func (n *Node) publishLease() {
-	until := n.lease.validUntil
+	until := n.lease.ValidUntil()
 	n.leaseUntil.Store(&until)
 }
 
@@ -533,11 +511,6 @@ func (n *Node) intervals() (hb, ui time.Duration) {
 		time.Duration(n.snap.GetUnhealthyIntervalSeconds()) * time.Second
 }
 
-func (n *Node) leaseTimes() (ttl, renewEvery time.Duration) {
-	hb, ui := n.intervals()
-	return leaseTiming(n.cfg.LeaseTTL, n.cfg.RenewInterval, hb, ui)
-}
-
 func (n *Node) applySnapshot(ctx context.Context, wg *sync.WaitGroup, now time.Time, s *mcsimv1.Snapshot) {
 	if n.snap != nil && s.GetRevision() <= n.snap.GetRevision() {
 		return
@@ -552,38 +525,19 @@ func (n *Node) applySnapshot(ctx context.Context, wg *sync.WaitGroup, now time.T
 	if old == nil {
 		n.log.Info().Uint64("revision", s.GetRevision()).Dur("heartbeat_interval_ms", hb).Dur("unhealthy_interval_ms", ui).
 			Int32("shards", s.GetShards()).Msg("settings received; competing for the master lease")
-		n.renew(ctx, wg, now)
+		n.leaseStep(ctx, wg, now, lease.Settings{HeartbeatInterval: hb, UnhealthyInterval: ui})
 		return
 	}
 	if old.GetHeartbeatIntervalSeconds() != s.GetHeartbeatIntervalSeconds() || old.GetUnhealthyIntervalSeconds() != s.GetUnhealthyIntervalSeconds() {
 		n.log.Info().Dur("heartbeat_interval_ms", hb).Dur("unhealthy_interval_ms", ui).Msg("live settings changed")
 		n.step(ctx, wg, now, failover.SettingsChanged{HeartbeatInterval: hb, UnhealthyInterval: ui})
-		oldTTL, oldEvery := leaseTiming(n.cfg.LeaseTTL, n.cfg.RenewInterval,
-			time.Duration(old.GetHeartbeatIntervalSeconds())*time.Second, time.Duration(old.GetUnhealthyIntervalSeconds())*time.Second)
-		if ttl, every := n.leaseTimes(); ttl != oldTTL || every != oldEvery {
-			n.leaseTimingChanged(ctx, wg, now, ttl, every)
-		}
+		// Rule 6 for the lease: a change of its timing renews at once.
+		n.leaseStep(ctx, wg, now, lease.Settings{HeartbeatInterval: hb, UnhealthyInterval: ui})
 	}
 	if old.GetShards() != s.GetShards() {
 		n.log.Info().Int32("shards", s.GetShards()).Msg("shard count changed")
 		n.step(ctx, wg, now, failover.ShardCountChanged{N: int(s.GetShards())})
 	}
-}
-
-// leaseTimingChanged is rule 6 for the lease. A primary renews at once
-// with the new TTL, so the store's expiry (what a secondary waits for
-// after a crash) follows the change now rather than at the next renewal on
-// the old schedule; a secondary polls at once, learns the store's
-// remaining time and polls on the new interval from then on. A renewal in
-// flight carries the old TTL: the next one is due as soon as it returns.
-func (n *Node) leaseTimingChanged(ctx context.Context, wg *sync.WaitGroup, now time.Time, ttl, every time.Duration) {
-	n.log.Info().Dur("lease_ttl_ms", ttl).Dur("lease_renew_ms", every).Bool("renewal_in_flight", n.renewing).
-		Msg("lease timing changed; renewing the lease now")
-	if n.renewing {
-		n.nextRenew = now
-		return
-	}
-	n.renew(ctx, wg, now)
 }
 
 // step feeds the core (only while primary) and executes what it returns.
@@ -626,22 +580,20 @@ func (n *Node) setPeer(id, addr string) {
 
 func (n *Node) shutdown() {
 	// Rule 3: ctx may end before the timer at the lease's end is served;
-	// a master whose lease ran out by its own clock writes no last map.
-	n.checkLease(n.clk.Now())
-	if n.core != nil && !n.crashed.Load() {
-		// A cap on how long a graceful stop may take, for whoever waits on
-		// it: real time. The lease is guarded inside the write itself (see
-		// startMapWriter).
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		// The last background map write must land before the lease goes:
-		// the next primary starts from the stored map.
-		if err := n.flushMap(ctx); err != nil {
-			n.log.Warn().Err(err).Msg("last shard map write failed; the next primary starts from an older map")
+	// a master whose lease ran out by its own clock steps down and writes
+	// no last map.
+	acts, err := n.lease.Step(n.clk.Now(), lease.Shutdown{Crashed: n.crashed.Load()})
+	if err != nil {
+		n.log.Error().Err(err).Msg("lease machine refused an event")
+	}
+	n.publishLease()
+	for _, a := range acts {
+		switch a := a.(type) {
+		case lease.StepDown:
+			n.stepDown(a)
+		case lease.ReleaseLease:
+			n.releaseLease(a)
 		}
-		_, err := n.cfg.Coordination.ReleaseLease(ctx, &mcsimv1.ReleaseLeaseRequest{MasterId: n.cfg.ID, LeaseEpoch: n.lease.epoch})
-		cancel()
-		n.log.Info().Err(err).Uint64("lease_epoch", n.lease.epoch).Msg("master stopping; lease released")
-		n.core = nil
 	}
 	n.stopMapWriter()
 	for _, p := range n.peers {

@@ -60,13 +60,13 @@ func (n *Node) status() *mcsimv1.MasterServiceStatusResponse {
 	r := &mcsimv1.MasterServiceStatusResponse{
 		MasterId:   n.cfg.ID,
 		Role:       mcsimv1.MasterRole_MASTER_ROLE_SECONDARY,
-		LeaseEpoch: n.lease.epoch,
+		LeaseEpoch: n.lease.Epoch(),
 		Pid:        int64(n.cfg.PID),
 	}
 	if n.snap != nil && n.started != nil {
 		r.PendingRestart = settings.PendingRestart(n.started, n.snap.GetRestartRequired())
 	}
-	if n.core != nil && n.lease.held(n.clk.Now()) {
+	if n.core != nil && n.lease.Held(n.clk.Now()) {
 		r.Role = mcsimv1.MasterRole_MASTER_ROLE_PRIMARY
 		r.ShardMap = shardMapToProto(n.core.ShardMap(), n.peers)
 		r.UnassignedShards = n.unassignedShards(r.ShardMap)

@@ -430,7 +430,7 @@ func (c *Core) apply(now time.Time, ev Event) {
 // what was handed out: a coreapp (another one, or the owner itself) owns
 // it in the map at a lower epoch, and the reported epoch is one that was reserved (<= MaxEpoch) but is
 // missing from the map. That happens only across masters: a primary that
-// wrote the map in the background (see master's epochBlock) died before
+// wrote the map in the background (see lease.EpochBlock) died before
 // the write landed. The gateway holds the newest epoch, so the reporter is
 // the one serving it; releasing it would leave the shard unserved until
 // the stale owner's deadline.

@@ -1,12 +1,11 @@
-package master
+package lease
 
 import "time"
 
 // leaseClock is rule 3 judged by the master's own clock: the lease is held
-// until the send time of the last successful renewal plus the TTL. Measuring
-// from the send time (not the answer) errs on the safe side: the store
-// started its TTL no earlier than we sent the request. It is pure: time is
-// an argument.
+// until the send time of the last successful renewal plus the TTL.
+// Measuring from the send time (not the answer) errs on the safe side: the
+// store started its TTL no earlier than we sent the request.
 type leaseClock struct {
 	epoch      uint64
 	validUntil time.Time // zero: not held
@@ -63,14 +62,14 @@ func nextAttempt(now, scheduled time.Time, remaining time.Duration) time.Time {
 	return scheduled
 }
 
-// leaseTiming is the lease's TTL and renew interval: the overrides when
-// set (> 0), else unhealthy_interval and heartbeat_interval, which are
-// live (rule 6). A renewal that is not shorter than the TTL would let the
-// lease lapse between renewals and the master flap; the settings keep
+// Timing is the lease's TTL and renew interval: the overrides when set
+// (> 0), else unhealthy_interval and heartbeat_interval, which are live
+// (rule 6). A renewal that is not shorter than the TTL would let the lease
+// lapse between renewals and the master flap; the settings keep
 // heartbeat_interval below unhealthy_interval and the CLI refuses such
 // overrides, but one override against a live setting can still cross, and
 // then the lease is renewed at a third of the TTL.
-func leaseTiming(ttlOverride, renewOverride, heartbeat, unhealthy time.Duration) (ttl, renewEvery time.Duration) {
+func Timing(ttlOverride, renewOverride, heartbeat, unhealthy time.Duration) (ttl, renewEvery time.Duration) {
 	ttl, renewEvery = unhealthy, heartbeat
 	if ttlOverride > 0 {
 		ttl = ttlOverride

@@ -1,4 +1,4 @@
-package master
+package lease
 
 import (
 	"testing"
@@ -8,9 +8,9 @@ import (
 // Table tests of the pure lease clock (rule 3): the lease is judged by the
 // master's own clock from the send time of its last successful renewal.
 
-var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+func t0() time.Time { return time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC) }
 
-func at(d time.Duration) time.Time { return t0.Add(d) }
+func at(d time.Duration) time.Time { return t0().Add(d) }
 
 func TestLeaseClock(t *testing.T) {
 	const ttl = 3 * time.Second
@@ -61,7 +61,7 @@ func TestLeaseClock(t *testing.T) {
 			}
 			now := at(tt.now)
 			if got := l.held(now); got != tt.held {
-				t.Errorf("held(t0+%v) = %v, want %v (validUntil %v)", tt.now, got, tt.held, l.validUntil.Sub(t0))
+				t.Errorf("held(t0+%v) = %v, want %v (validUntil %v)", tt.now, got, tt.held, l.validUntil.Sub(t0()))
 			}
 			want := tt.remaining
 			if !tt.held {
@@ -98,13 +98,13 @@ func TestNextAttempt(t *testing.T) {
 				sched = at(tt.scheduled)
 			}
 			if got := nextAttempt(at(tt.now), sched, tt.remaining); !got.Equal(at(tt.want)) {
-				t.Errorf("nextAttempt = t0+%v, want t0+%v", got.Sub(t0), tt.want)
+				t.Errorf("nextAttempt = t0+%v, want t0+%v", got.Sub(t0()), tt.want)
 			}
 		})
 	}
 }
 
-func TestLeaseTiming(t *testing.T) {
+func TestTiming(t *testing.T) {
 	const s = time.Second
 	tests := []struct {
 		name                               string
@@ -119,9 +119,9 @@ func TestLeaseTiming(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ttl, renew := leaseTiming(tt.ttlOverride, tt.renewOverride, tt.hb, tt.ui)
+			ttl, renew := Timing(tt.ttlOverride, tt.renewOverride, tt.hb, tt.ui)
 			if ttl != tt.wantTTL || renew != tt.wantRenew {
-				t.Errorf("leaseTiming = %v, %v; want %v, %v", ttl, renew, tt.wantTTL, tt.wantRenew)
+				t.Errorf("Timing = %v, %v; want %v, %v", ttl, renew, tt.wantTTL, tt.wantRenew)
 			}
 		})
 	}
