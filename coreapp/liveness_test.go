@@ -128,3 +128,36 @@ func TestCutFromGatewayIsNotServed(t *testing.T) {
 		}
 	})
 }
+
+// A coreapp stopping gracefully keeps its sessions while it waits for
+// successors (rule 5), and keeps judging the gateway's silence meanwhile:
+// cut off during that wait, it stops claiming service like any coreapp.
+func TestSilenceIsJudgedDuringAGracefulStop(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t)
+		var cut atomic.Bool
+		leaving := make(chan struct{})
+		node, c, _ := h.coreapp("a", func(cfg *Config) {
+			cfg.GatewayClient = cutGateway{h.gc, &cut}
+			cfg.OnLeave = func(context.Context, []*mcsimv1.ServedShard) {
+				close(leaving)
+				time.Sleep(2 * time.Second) // successors that never come
+			}
+		})
+		if _, err := c.Assign(t.Context(), assign(1, 2, 1)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Second)
+		wantServed(t, statusOf(t, c), stConnected, "2/1/CONNECTED")
+		stopped := make(chan error, 1)
+		go func() { stopped <- node.Stop(context.Background()) }()
+		<-leaving
+		cut.Store(true)
+		time.Sleep(gateway.SilentAfter + time.Millisecond)
+		synctest.Wait()
+		wantServed(t, statusOf(t, c), stConnecting, "2/1/CONNECTING")
+		if err := <-stopped; err != nil {
+			t.Errorf("stop: %v", err)
+		}
+	})
+}

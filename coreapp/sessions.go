@@ -173,7 +173,7 @@ func (n *Node) step(ev books.Event) (dropped bool) {
 // would time it). Caller holds mu.
 func (n *Node) armLocked(now time.Time) {
 	w := n.books.NextWake()
-	if w.IsZero() || n.books.Stopped() {
+	if w.IsZero() {
 		if n.wake != nil {
 			n.wake.Stop()
 		}

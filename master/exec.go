@@ -285,7 +285,7 @@ func (n *Node) persist(ctx context.Context, wg *sync.WaitGroup, now time.Time, m
 		}
 		// The write may have blocked: the machine checks the lease by our
 		// clock now, not at the batch's now.
-		n.leaseStep(ctx, wg, n.clk.Now(), lease.MapPersisted{MaxEpoch: w.MaxEpoch})
+		n.leaseStep(ctx, wg, n.clk.Now(), lease.MapPersisted{MaxEpoch: w.MaxEpoch, Waited: w.Wait})
 		return n.core != nil
 	}
 	return false

@@ -37,7 +37,10 @@ func randomRun(t *testing.T, seed uint64) string {
 	// What a driver knows of its sessions: open (not closed, not ended),
 	// awaiting their first answer, and accepted by the gateway.
 	open, unanswered, accepted := map[key]bool{}, map[key]bool{}, map[key]bool{}
-	var lastAccepted uint64 // lease epoch of the last accepted command
+	// lastAccepted is the highest lease epoch the coreapp has heard from
+	// a master it listened to: accepted commands and every heartbeat
+	// (heartbeats are never refused, but raise the bar for commands).
+	var lastAccepted uint64
 	var out []string
 	for range 400 {
 		now = now.Add(time.Duration(r.IntN(2000)) * time.Millisecond)
@@ -128,6 +131,9 @@ func randomRun(t *testing.T, seed uint64) string {
 					le = ev.LeaseEpoch
 				case ReleaseAsked:
 					le = ev.LeaseEpoch
+				case HeartbeatAsked:
+					lastAccepted = max(lastAccepted, ev.LeaseEpoch)
+					continue
 				default:
 					continue
 				}

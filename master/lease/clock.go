@@ -25,6 +25,18 @@ func (l *leaseClock) granted(epoch uint64, sentAt time.Time, ttl time.Duration) 
 	l.epoch = epoch
 }
 
+// sending records a renewal about to be sent at now with ttl. The store,
+// if the request reaches it, sets the expiry to its receipt time plus ttl,
+// no earlier than now + ttl; with a shorter TTL (a live change) that may be
+// before the end we hold, and the answer may never come back to tell us.
+// So the end we act by moves to now + ttl at once if that is earlier: a
+// request lost on the way only makes us step down sooner than needed.
+func (l *leaseClock) sending(now time.Time, ttl time.Duration) {
+	if end := now.Add(ttl); !l.validUntil.IsZero() && end.Before(l.validUntil) {
+		l.validUntil = end
+	}
+}
+
 // held says whether the master may still act as primary at now.
 func (l *leaseClock) held(now time.Time) bool {
 	return !l.validUntil.IsZero() && now.Before(l.validUntil)

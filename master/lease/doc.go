@@ -51,7 +51,11 @@
 // the safe side. The latest grant is the truth, also when its TTL is
 // shorter than the one before (a live change moved the store's expiry
 // earlier); only an answer to a request sent before the grant held is
-// ignored. A primary steps down, with the same reasons the logs have
+// ignored. A renewal with a shorter TTL moves the end the master acts by
+// to its send time plus that TTL as it is sent: the store may apply it
+// and the answer be lost, and the master would otherwise act by its longer
+// end after another took the lease (testdata/shorter_ttl_lost.txt). A
+// primary steps down, with the same reasons the logs have
 // always carried, when its lease ends by its own clock ("lease expired by
 // the master's own clock"; also at once when a renewal with a shorter TTL
 // is answered after the end it grants), when the store says another master holds it

@@ -52,7 +52,13 @@ type PersistMap struct{ MaxEpoch uint64 }
 
 // MapPersisted: the WriteMap is done: queued (background) or written
 // (waited for), with the MaxEpoch the WriteMap named.
-type MapPersisted struct{ MaxEpoch uint64 }
+type MapPersisted struct {
+	MaxEpoch uint64
+	// Waited: the loop blocked on the write (a lease that ran out meanwhile
+	// ran out "while the shard map was being written"); otherwise it was
+	// only queued, and a lease that ran out is just over by our clock.
+	Waited bool
+}
 
 // MapWriteFailed: a shard-map write failed. Background: a write the loop
 // did not wait for. Fenced: the store refused it (lease not held); Err is

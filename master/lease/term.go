@@ -63,6 +63,9 @@ func (t *Term) Step(now time.Time, ev Event) ([]Action, error) {
 		// The write may have blocked: the assignments after it may go out
 		// only if the lease still holds now.
 		if !t.clock.held(now) {
+			if !ev.Waited {
+				return t.stepDown("lease expired by the master's own clock"), nil
+			}
 			return t.stepDown("lease ran out while the shard map was being written"), nil
 		}
 		return nil, nil
@@ -144,6 +147,7 @@ func (t *Term) send(now time.Time) Action {
 	ttl, every := t.Timing()
 	t.renewing = true
 	t.nextRenew = now.Add(every)
+	t.clock.sending(now, ttl)
 	return SendAcquire{TTL: ttl, Timeout: every}
 }
 

@@ -28,7 +28,7 @@ import (
 //	loaded max_epoch=5 [err=x] [at=]               ShardMapLoaded
 //	aborted [at=]                                  PrimaryAborted
 //	persist max_epoch=3 [at=]                      PersistMap
-//	persisted max_epoch=67 [at=]                   MapPersisted
+//	persisted max_epoch=67 [waited] [at=]          MapPersisted
 //	write-failed err=x [background] [fenced] [at=] MapWriteFailed
 //	master-left m2 [at=]                           MasterLeft
 //	shutdown [crashed] [at=]                       Shutdown
@@ -113,7 +113,7 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 	case "persist":
 		ev = PersistMap{MaxEpoch: num(t, d, "max_epoch")}
 	case "persisted":
-		ev = MapPersisted{MaxEpoch: num(t, d, "max_epoch")}
+		ev = MapPersisted{MaxEpoch: num(t, d, "max_epoch"), Waited: d.HasArg("waited")}
 	case "write-failed":
 		ev = MapWriteFailed{Background: d.HasArg("background"), Fenced: d.HasArg("fenced"), Err: str(d, "err")}
 	case "master-left":
