@@ -38,12 +38,31 @@ func (c *cluster) Proc(id string) *procs.Proc { return c.sup.Lookup(id) }
 
 // Restart starts a node again under its id (stopping it first if it still
 // runs): a coreapp comes back as a standby, a master as a new incarnation.
+// It comes back on the addresses it had (gRPC, gossip, metrics), as a
+// restarted process on a host with a fixed configuration does: peers
+// reach it on the connections they redial, and gossip takes the new
+// incarnation at the same address at once, where a new address under the
+// old name waits until the old one is declared dead (several seconds). If
+// an address was taken meanwhile it starts on free ports instead.
 func (c *cluster) Restart(ctx context.Context, id string) error {
 	p := c.sup.Lookup(id)
 	if p == nil {
 		return fmt.Errorf("restart %s: no such node", id)
 	}
-	np, err := c.sup.Restart(ctx, p)
+	role, n, _ := strings.Cut(id, "-")
+	num, err := strconv.Atoi(n)
+	if err != nil || (role != "master" && role != "coreapp") {
+		return fmt.Errorf("restart %s: not a master or coreapp", id)
+	}
+	spec, r := c.spec(role, num), p.Ready()
+	if r.GRPC != "" && r.Gossip != "" && r.HTTP != "" {
+		spec.Args = append(spec.Args, "--grpc", r.GRPC, "--gossip", r.Gossip, "--metrics", r.HTTP)
+	}
+	np, err := c.sup.RestartAs(ctx, p, spec)
+	if err != nil && ctx.Err() == nil && p.Exited() && c.sup.Lookup(id) == p {
+		// The old addresses could not be bound: free ports, then.
+		np, err = c.sup.RestartAs(ctx, p, c.spec(role, num))
+	}
 	if err != nil {
 		return fmt.Errorf("restart %s: %w", id, err)
 	}

@@ -318,6 +318,15 @@ func logTail(path string, offset int64) string {
 // is stopped first (DefaultStopGrace). p must be the latest process of its
 // name.
 func (s *Supervisor) Restart(ctx context.Context, p *Proc) (*Proc, error) {
+	return s.RestartAs(ctx, p, p.spec)
+}
+
+// RestartAs is Restart with another spec for the new process (its name
+// must be p's): a restart that keeps the node's addresses, for example.
+func (s *Supervisor) RestartAs(ctx context.Context, p *Proc, spec Spec) (*Proc, error) {
+	if spec.Name != p.Name() {
+		return nil, fmt.Errorf("procs: restart %s as %q: the name must stay", p.Name(), spec.Name)
+	}
 	if err := p.Stop(DefaultStopGrace); err != nil {
 		return nil, err
 	}
@@ -327,7 +336,7 @@ func (s *Supervisor) Restart(ctx context.Context, p *Proc) (*Proc, error) {
 	if cur != p {
 		return nil, fmt.Errorf("procs: restart %s: this process was already replaced", p.Name())
 	}
-	return s.Start(ctx, p.spec)
+	return s.Start(ctx, spec)
 }
 
 // StopAll stops every running process in parallel (see Proc.Stop) and

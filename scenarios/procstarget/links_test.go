@@ -511,6 +511,10 @@ func (c *linkCluster) isolateOwner(t *testing.T) {
 	// reach the gateway, both over links it had before the cut. A link
 	// left cut would leave shard 0 unserved here.
 	now := c.tg.Served()[0]
+	before, err := c.tg.Health(c.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
 	at = time.Now()
 	// Stop returns once the process exited, which with a standby is after
 	// the handover.
@@ -523,6 +527,17 @@ func (c *linkCluster) isolateOwner(t *testing.T) {
 		t.Fatalf("restart %s: %v", now, err)
 	}
 	c.stable(t)
+	// A restart keeps the node's addresses (gossip takes a new
+	// incarnation at the same address at once, and peers redial the
+	// same gRPC address); a node that came back elsewhere waited for its
+	// old self to be declared dead before anyone heard of it.
+	after, err := c.tg.Health(c.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, a := before[now].Metrics, after[now].Metrics; b == "" || a != b {
+		t.Errorf("%s restarted at metrics %q, was %q: a restart keeps the node's addresses", now, a, b)
+	}
 }
 
 // A master ↔ settings cut (the primary from the settings service only,
