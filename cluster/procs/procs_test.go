@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -376,6 +377,21 @@ func TestRestart(t *testing.T) {
 	}
 	if n := strings.Count(readLog(t, spec.LogFile), StartMarker); n != 3 {
 		t.Fatalf("log has %d run headers, want 3 (appended across restarts)", n)
+	}
+	// RestartAs runs another spec under the same name, never another name.
+	other := spec
+	other.Name = "coreapp-2"
+	if _, err := s.RestartAs(context.Background(), p3, other); err == nil || !strings.Contains(err.Error(), "the name must stay") {
+		t.Fatalf("RestartAs under another name: %v", err)
+	}
+	if p3.Exited() {
+		t.Fatal("a refused RestartAs stopped the process")
+	}
+	withArg := spec
+	withArg.Args = append(slices.Clone(spec.Args), "--extra")
+	p4, err := s.RestartAs(context.Background(), p3, withArg)
+	if err != nil || s.Lookup("coreapp-1") != p4 {
+		t.Fatalf("RestartAs: %v", err)
 	}
 }
 
