@@ -99,17 +99,19 @@ func (c *cluster) pushFaults(ctx context.Context, ids []string) error {
 	ft.mu.Unlock()
 
 	var errs []error
+	table, tableErr := faultnet.FromProto(req)
 	for _, id := range slices.Sorted(maps.Keys(layers)) {
 		if l := layers[id]; l != nil {
-			t, err := faultnet.FromProto(req)
+			err := tableErr
 			if err == nil {
-				err = l.Set(t)
+				err = l.Set(table)
 			}
 			if err != nil {
 				errs = append(errs, fmt.Errorf("%s: %w", id, err))
 			}
 		}
 	}
+	c.closeStaleControl()
 	results := make([]error, len(ids))
 	var wg sync.WaitGroup
 	for i, id := range ids {
@@ -176,22 +178,28 @@ func (c *cluster) controlConn(p *procs.Proc) (*grpc.ClientConn, error) {
 	if ft.conns == nil {
 		ft.conns = map[string]*grpc.ClientConn{}
 	}
-	// Connections to nodes that exited since are of no more use: a
-	// restarted node listens elsewhere.
+	ft.conns[addr] = conn
+	return conn, nil
+}
+
+// closeStaleControl closes the control connections to addresses no
+// running node listens on (its node exited, or restarted elsewhere).
+func (c *cluster) closeStaleControl() {
 	live := map[string]bool{}
-	for _, q := range c.sup.Procs() {
-		if !q.Exited() {
-			live[q.Ready().GRPC] = true
+	for _, p := range c.sup.Procs() {
+		if !p.Exited() {
+			live[p.Ready().GRPC] = true
 		}
 	}
-	for a, old := range ft.conns {
+	ft := &c.faults
+	ft.mu.Lock()
+	defer ft.mu.Unlock()
+	for a, conn := range ft.conns {
 		if !live[a] {
-			_ = old.Close()
+			_ = conn.Close()
 			delete(ft.conns, a)
 		}
 	}
-	ft.conns[addr] = conn
-	return conn, nil
 }
 
 // closeControl closes the control connections (Stop).

@@ -143,21 +143,9 @@ func (f *nodeFlags) listen(addr string) (net.Listener, error) {
 // serveFaults registers the fault layer's control API on s; setClock sets
 // the node's clock rate (nil: the node's clock cannot be skewed).
 func (f *nodeFlags) serveFaults(s *grpc.Server, setClock func(rate float64) error) {
-	l := f.layer()
-	if l == nil {
-		return
+	if l := f.layer(); l != nil {
+		mcsimv1.RegisterFaultServiceServer(s, faultnet.NewServer(l, setClock))
 	}
-	set := setClock
-	if set != nil {
-		// 0 is "not set" in the request: real time.
-		set = func(rate float64) error {
-			if rate == 0 {
-				rate = 1
-			}
-			return setClock(rate)
-		}
-	}
-	mcsimv1.RegisterFaultServiceServer(s, faultnet.NewServer(l, set))
 }
 
 // profile starts the CPU profile of --cpuprofile; the returned function

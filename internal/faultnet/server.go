@@ -21,8 +21,8 @@ type Server struct {
 }
 
 // NewServer returns the control API of layer. setClock, if not nil, is
-// handed each request's clock_rate as it came (0 and 1 both mean real
-// time) and refuses a rate it cannot take by returning an error, which the
+// handed each request's clock_rate, with 0 (not set: real time) handed as
+// 1, and refuses a rate it cannot take by returning an error, which the
 // caller sees as InvalidArgument. A node without a clock to change passes
 // nil: it refuses every rate but 0 and 1.
 func NewServer(layer *Layer, setClock func(rate float64) error) *Server {
@@ -44,6 +44,9 @@ func (s *Server) SetFaults(_ context.Context, req *mcsimv1.SetFaultsRequest) (*m
 	case s.setClock == nil && rate != 0 && rate != 1:
 		return nil, status.Errorf(codes.InvalidArgument, "clock_rate: %v: this node's clock runs in real time only (0 or 1)", rate)
 	case s.setClock != nil:
+		if rate == 0 {
+			rate = 1
+		}
 		if err := s.setClock(rate); err != nil {
 			return nil, status.Errorf(codes.InvalidArgument, "clock_rate: %v", err)
 		}
