@@ -10,6 +10,7 @@ import (
 
 	"github.com/cockroachdb/datadriven"
 
+	"github.com/mcsim/mcsim/internal/transcript"
 	mcsimv1 "github.com/mcsim/mcsim/proto/mcsim/v1"
 )
 
@@ -56,7 +57,7 @@ func (b *backend) run(t *testing.T, d *datadriven.TestData) string {
 		if err := CheckAcquire(id, ttl); err != nil {
 			return "error: " + err.Error() + "\n"
 		}
-		res := Acquire(b.lease, id, str(d, "inc"), str(d, "addr"), ttl, now)
+		res := Acquire(b.lease, id, transcript.Str(d, "inc"), transcript.Str(d, "addr"), ttl, now)
 		switch {
 		case !res.Granted:
 			return "refused " + leaseText(res.Lease) + "\n"
@@ -68,7 +69,7 @@ func (b *backend) run(t *testing.T, d *datadriven.TestData) string {
 			return "granted new-term " + leaseText(res.Lease) + "\n"
 		}
 	case "release":
-		next, ok := Release(b.lease, who(t, d), num(t, d, "epoch"))
+		next, ok := Release(b.lease, who(t, d), transcript.Num(t, d, "epoch"))
 		if !ok {
 			return "refused " + leaseText(b.lease) + "\n"
 		}
@@ -76,7 +77,7 @@ func (b *backend) run(t *testing.T, d *datadriven.TestData) string {
 		return "released " + leaseText(b.lease) + "\n"
 	case "write":
 		m := b.parseMap(t, d)
-		err := AdmitShardMapWrite(b.lease, who(t, d), num(t, d, "epoch"), at(t, d), b.m, m)
+		err := AdmitShardMapWrite(b.lease, who(t, d), transcript.Num(t, d, "epoch"), at(t, d), b.m, m)
 		switch {
 		case errors.Is(err, ErrNotLeaseHolder):
 			return "refused not-lease-holder: " + err.Error() + "\n"
@@ -106,7 +107,7 @@ func (b *backend) parseMap(t *testing.T, d *datadriven.TestData) *mcsimv1.ShardM
 	if d.HasArg("nil") {
 		return nil
 	}
-	m := &mcsimv1.ShardMap{MaxEpoch: num(t, d, "max_epoch")}
+	m := &mcsimv1.ShardMap{MaxEpoch: transcript.Num(t, d, "max_epoch")}
 	a, hasMap := d.Arg("map")
 	if hasMap {
 		for i, v := range a.Vals {
@@ -131,7 +132,7 @@ func (b *backend) parseMap(t *testing.T, d *datadriven.TestData) *mcsimv1.ShardM
 	}
 	m.Shards = int32(len(m.Assignments))
 	if d.HasArg("shards") {
-		m.Shards = int32(num(t, d, "shards"))
+		m.Shards = int32(transcript.Num(t, d, "shards"))
 	}
 	return m
 }
@@ -172,37 +173,14 @@ func who(t *testing.T, d *datadriven.TestData) string {
 	return d.CmdArgs[0].Key
 }
 
-func str(d *datadriven.TestData, key string) string {
-	if a, ok := d.Arg(key); ok && len(a.Vals) > 0 {
-		return a.Vals[0]
-	}
-	return ""
-}
-
 func at(t *testing.T, d *datadriven.TestData) time.Time {
 	return t0().Add(dur(t, d, "at"))
 }
 
 func dur(t *testing.T, d *datadriven.TestData, key string) time.Duration {
-	a, ok := d.Arg(key)
+	v, ok := transcript.Dur(t, d, key)
 	if !ok {
 		t.Fatalf("%s: missing %s=", d.Pos, key)
-	}
-	v, err := time.ParseDuration(a.SingleVal(t))
-	if err != nil {
-		t.Fatalf("%s: %s: %v", d.Pos, key, err)
-	}
-	return v
-}
-
-func num(t *testing.T, d *datadriven.TestData, key string) uint64 {
-	a, ok := d.Arg(key)
-	if !ok {
-		t.Fatalf("%s: missing %s=", d.Pos, key)
-	}
-	v, err := strconv.ParseUint(a.SingleVal(t), 10, 64)
-	if err != nil {
-		t.Fatalf("%s: %s: %v", d.Pos, key, err)
 	}
 	return v
 }

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/cockroachdb/datadriven"
+
+	"github.com/mcsim/mcsim/internal/transcript"
 )
 
 // t0 is time zero of every transcript (a func: no package-level vars).
@@ -34,22 +36,22 @@ func TestTranscripts(t *testing.T) {
 	datadriven.Walk(t, "testdata", func(t *testing.T, path string) {
 		b, now := New("c1"), t0()
 		datadriven.RunTest(t, path, func(t *testing.T, d *datadriven.TestData) string {
-			if v, ok := dur(t, d, "at"); ok {
+			if v, ok := transcript.Dur(t, d, "at"); ok {
 				now = t0().Add(v)
 			}
 			var ev Event
 			switch d.Cmd {
 			case "assign":
-				ev = AssignAsked{Coreapp: str(d, "to"), LeaseEpoch: num(t, d, "lease"), Shard: int32(num(t, d, "shard")),
+				ev = AssignAsked{Coreapp: transcript.Str(d, "to"), LeaseEpoch: num(t, d, "lease"), Shard: int32(num(t, d, "shard")),
 					Shards: int32(optNum(t, d, "shards")), Epoch: num(t, d, "epoch")}
 			case "release":
-				ev = ReleaseAsked{Coreapp: str(d, "to"), LeaseEpoch: num(t, d, "lease"), Shard: int32(num(t, d, "shard")), Epoch: num(t, d, "epoch")}
+				ev = ReleaseAsked{Coreapp: transcript.Str(d, "to"), LeaseEpoch: num(t, d, "lease"), Shard: int32(num(t, d, "shard")), Epoch: num(t, d, "epoch")}
 			case "heartbeat":
-				ev = HeartbeatAsked{Coreapp: str(d, "to"), LeaseEpoch: num(t, d, "lease")}
+				ev = HeartbeatAsked{Coreapp: transcript.Str(d, "to"), LeaseEpoch: num(t, d, "lease")}
 			case "stop":
 				ev = StopAsked{}
 			case "accepted":
-				silent, _ := dur(t, d, "silent")
+				silent, _ := transcript.Dur(t, d, "silent")
 				ev = SessionAccepted{Shard: int32(num(t, d, "shard")), Epoch: num(t, d, "epoch"), SilentAfter: silent}
 			case "rejected":
 				ev = SessionRejected{Shard: int32(num(t, d, "shard")), Epoch: num(t, d, "epoch")}
@@ -102,25 +104,6 @@ func booksText(b *Books) string {
 		fmt.Fprintf(&s, " %d@%d/%s", sv.Shard, sv.Epoch, StatusName(sv.Status))
 	}
 	return s.String() + "\n"
-}
-
-func str(d *datadriven.TestData, key string) string {
-	if a, ok := d.Arg(key); ok && len(a.Vals) > 0 {
-		return a.Vals[0]
-	}
-	return ""
-}
-
-func dur(t *testing.T, d *datadriven.TestData, key string) (time.Duration, bool) {
-	a, ok := d.Arg(key)
-	if !ok {
-		return 0, false
-	}
-	v, err := time.ParseDuration(a.SingleVal(t))
-	if err != nil {
-		t.Fatalf("%s: %s: %v", d.Pos, key, err)
-	}
-	return v, true
 }
 
 func num(t *testing.T, d *datadriven.TestData, key string) uint64 {

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/cockroachdb/datadriven"
+
+	"github.com/mcsim/mcsim/internal/transcript"
 )
 
 // TestTranscripts runs testdata/*.txt. Regenerate with
@@ -43,30 +45,6 @@ func TestTranscripts(t *testing.T) {
 	})
 }
 
-func dur(t *testing.T, d *datadriven.TestData, key string) (time.Duration, bool) {
-	a, ok := d.Arg(key)
-	if !ok {
-		return 0, false
-	}
-	v, err := time.ParseDuration(a.SingleVal(t))
-	if err != nil {
-		t.Fatalf("%s: %s: %v", d.Pos, key, err)
-	}
-	return v, true
-}
-
-func num(t *testing.T, d *datadriven.TestData, key string) uint64 {
-	a, ok := d.Arg(key)
-	if !ok {
-		t.Fatalf("%s: missing %s=", d.Pos, key)
-	}
-	v, err := strconv.ParseUint(a.SingleVal(t), 10, 64)
-	if err != nil {
-		t.Fatalf("%s: %s: %v", d.Pos, key, err)
-	}
-	return v
-}
-
 // ids are the bare words of a command (c1 c2 …).
 func ids(d *datadriven.TestData) []string {
 	var out []string
@@ -93,7 +71,7 @@ func parseEpochPair(t *testing.T, s string) (string, uint64) {
 func runCmd(t *testing.T, hp **harness, d *datadriven.TestData) (string, error) {
 	h := *hp
 	at := func(def time.Time) time.Time {
-		if v, ok := dur(t, d, "at"); ok {
+		if v, ok := transcript.Dur(t, d, "at"); ok {
 			return base.Add(v)
 		}
 		return def
@@ -116,16 +94,16 @@ func runCmd(t *testing.T, hp **harness, d *datadriven.TestData) (string, error) 
 	switch d.Cmd {
 	case "new":
 		cfg := Config{}
-		cfg.HeartbeatInterval, _ = dur(t, d, "hb")
-		cfg.UnhealthyInterval, _ = dur(t, d, "ui")
-		cfg.StallThreshold, _ = dur(t, d, "stall")
-		cfg.Shards = int(num(t, d, "shards"))
+		cfg.HeartbeatInterval, _ = transcript.Dur(t, d, "hb")
+		cfg.UnhealthyInterval, _ = transcript.Dur(t, d, "ui")
+		cfg.StallThreshold, _ = transcript.Dur(t, d, "stall")
+		cfg.Shards = int(transcript.Num(t, d, "shards"))
 		if d.HasArg("expect") {
-			cfg.StartupCoreapps = int(num(t, d, "expect"))
+			cfg.StartupCoreapps = int(transcript.Num(t, d, "expect"))
 		}
 		var m ShardMap
 		if a, ok := d.Arg("map"); ok {
-			m.MaxEpoch = num(t, d, "max_epoch")
+			m.MaxEpoch = transcript.Num(t, d, "max_epoch")
 			for i, v := range a.Vals {
 				as := Assignment{Shard: i}
 				if v != "-" {
@@ -161,7 +139,7 @@ func runCmd(t *testing.T, hp **harness, d *datadriven.TestData) (string, error) 
 			h.crash(id)
 		}
 	case "answer":
-		ev := HeartbeatAnswered{ID: ids(d)[0], Seq: num(t, d, "seq"), Shards: h.served(ids(d)[0])}
+		ev := HeartbeatAnswered{ID: ids(d)[0], Seq: transcript.Num(t, d, "seq"), Shards: h.served(ids(d)[0])}
 		if a, ok := d.Arg("serves"); ok {
 			ev.Shards = []ServedShard{}
 			for _, v := range a.Vals {
@@ -175,20 +153,20 @@ func runCmd(t *testing.T, hp **harness, d *datadriven.TestData) (string, error) 
 		}
 		err = stepAll(at(h.now), ev)
 	case "fail":
-		err = stepAll(at(h.now), HeartbeatFailed{ID: ids(d)[0], Seq: num(t, d, "seq")})
+		err = stepAll(at(h.now), HeartbeatFailed{ID: ids(d)[0], Seq: transcript.Num(t, d, "seq")})
 	case "assign-done":
-		err = stepAll(at(h.now), AssignDone{Coreapp: ids(d)[0], Shard: int(num(t, d, "shard")), Epoch: num(t, d, "epoch"), OK: !d.HasArg("refused")})
+		err = stepAll(at(h.now), AssignDone{Coreapp: ids(d)[0], Shard: int(transcript.Num(t, d, "shard")), Epoch: transcript.Num(t, d, "epoch"), OK: !d.HasArg("refused")})
 	case "settings":
-		hb, _ := dur(t, d, "hb")
-		ui, _ := dur(t, d, "ui")
+		hb, _ := transcript.Dur(t, d, "hb")
+		ui, _ := transcript.Dur(t, d, "ui")
 		err = stepAll(at(h.now), SettingsChanged{HeartbeatInterval: hb, UnhealthyInterval: ui})
 	case "shard-count":
-		err = stepAll(at(h.now), ShardCountChanged{N: int(num(t, d, "n"))})
+		err = stepAll(at(h.now), ShardCountChanged{N: int(transcript.Num(t, d, "n"))})
 	case "stalled":
-		gap, _ := dur(t, d, "gap")
+		gap, _ := transcript.Dur(t, d, "gap")
 		err = stepAll(at(h.now), Stalled{Gap: gap})
 	case "tick":
-		when, ok := dur(t, d, "at")
+		when, ok := transcript.Dur(t, d, "at")
 		if !ok {
 			lines = append(lines, h.run(h.c.NextWake(), false)...)
 			err = stepAll(h.c.NextWake(), Tick{})
@@ -196,7 +174,7 @@ func runCmd(t *testing.T, hp **harness, d *datadriven.TestData) (string, error) 
 			err = stepAll(base.Add(when), Tick{})
 		}
 	case "pause":
-		until, _ := dur(t, d, "until")
+		until, _ := transcript.Dur(t, d, "until")
 		h.pause(base.Add(until))
 		return "ok\n", nil
 	case "behave":
@@ -204,7 +182,7 @@ func runCmd(t *testing.T, hp **harness, d *datadriven.TestData) (string, error) 
 		for _, id := range ids(d) {
 			b := h.behaviourOf(id)
 			b.silent, b.failing = d.HasArg("silent"), d.HasArg("failing")
-			if v, ok := dur(t, d, "rtt"); ok {
+			if v, ok := transcript.Dur(t, d, "rtt"); ok {
 				b.rtt = v
 			}
 		}
@@ -218,7 +196,7 @@ func runCmd(t *testing.T, hp **harness, d *datadriven.TestData) (string, error) 
 		lines = append(lines, "ok")
 		return strings.Join(lines, "\n") + "\n", nil
 	case "run":
-		until, _ := dur(t, d, "until")
+		until, _ := transcript.Dur(t, d, "until")
 		v := h.verbose
 		h.verbose = v || d.HasArg("verbose")
 		lines = h.run(base.Add(until), true)

@@ -3,12 +3,13 @@ package lease
 import (
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/cockroachdb/datadriven"
+
+	"github.com/mcsim/mcsim/internal/transcript"
 )
 
 // TestTranscripts runs testdata/*.txt, each against a fresh Term of master
@@ -52,7 +53,7 @@ type harness struct {
 }
 
 func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
-	if v, ok := dur(t, d, "at"); ok {
+	if v, ok := transcript.Dur(t, d, "at"); ok {
 		if at := t0().Add(v); at.Before(h.now) {
 			t.Fatalf("%s: at=%v goes back in time", d.Pos, v)
 		} else {
@@ -61,10 +62,10 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 	}
 	answer := func() Answered {
 		a := Answered{SentAt: h.lastSent, TTL: h.lastTTL}
-		if v, ok := dur(t, d, "sent"); ok {
+		if v, ok := transcript.Dur(t, d, "sent"); ok {
 			a.SentAt = t0().Add(v)
 		}
-		if v, ok := dur(t, d, "ttl"); ok {
+		if v, ok := transcript.Dur(t, d, "ttl"); ok {
 			a.TTL = v
 		}
 		return a
@@ -72,13 +73,13 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 	var ev Event
 	switch d.Cmd {
 	case "config":
-		ttl, _ := dur(t, d, "ttl")
-		renew, _ := dur(t, d, "renew")
+		ttl, _ := transcript.Dur(t, d, "ttl")
+		renew, _ := transcript.Dur(t, d, "renew")
 		h.term = New(Config{ID: "m1", TTL: ttl, RenewInterval: renew})
 		return "ok\n"
 	case "settings":
-		hb, _ := dur(t, d, "hb")
-		ui, _ := dur(t, d, "ui")
+		hb, _ := transcript.Dur(t, d, "hb")
+		ui, _ := transcript.Dur(t, d, "ui")
 		ev = Settings{HeartbeatInterval: hb, UnhealthyInterval: ui}
 	case "tick":
 		if !d.HasArg("at") {
@@ -91,31 +92,31 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 		ev = Check{}
 	case "granted":
 		a := answer()
-		a.Granted, a.Epoch, a.Holder = true, num(t, d, "epoch"), "m1"
+		a.Granted, a.Epoch, a.Holder = true, transcript.Num(t, d, "epoch"), "m1"
 		ev = a
 	case "refused":
 		a := answer()
-		a.Epoch, a.Holder = num(t, d, "epoch"), str(d, "holder")
-		a.Remaining, _ = dur(t, d, "remaining")
+		a.Epoch, a.Holder = transcript.Num(t, d, "epoch"), transcript.Str(d, "holder")
+		a.Remaining, _ = transcript.Dur(t, d, "remaining")
 		ev = a
 	case "failed":
 		a := answer()
-		a.Err = errors.New(str(d, "err"))
+		a.Err = errors.New(transcript.Str(d, "err"))
 		ev = a
 	case "loaded":
-		l := ShardMapLoaded{MaxEpoch: num(t, d, "max_epoch")}
+		l := ShardMapLoaded{MaxEpoch: transcript.Num(t, d, "max_epoch")}
 		if d.HasArg("err") {
-			l.Err = errors.New(str(d, "err"))
+			l.Err = errors.New(transcript.Str(d, "err"))
 		}
 		ev = l
 	case "aborted":
 		ev = PrimaryAborted{}
 	case "persist":
-		ev = PersistMap{MaxEpoch: num(t, d, "max_epoch")}
+		ev = PersistMap{MaxEpoch: transcript.Num(t, d, "max_epoch")}
 	case "persisted":
-		ev = MapPersisted{MaxEpoch: num(t, d, "max_epoch"), Waited: d.HasArg("waited")}
+		ev = MapPersisted{MaxEpoch: transcript.Num(t, d, "max_epoch"), Waited: d.HasArg("waited")}
 	case "write-failed":
-		ev = MapWriteFailed{Background: d.HasArg("background"), Fenced: d.HasArg("fenced"), Err: str(d, "err")}
+		ev = MapWriteFailed{Background: d.HasArg("background"), Fenced: d.HasArg("fenced"), Err: transcript.Str(d, "err")}
 	case "master-left":
 		ev = MasterLeft{ID: d.CmdArgs[0].Key}
 	case "shutdown":
@@ -153,35 +154,4 @@ func (h *harness) state() string {
 	}
 	return fmt.Sprintf("> at=%s primary=%v until=%s epoch=%d reserved=%d renewing=%v next-wake=%s",
 		h.now.Sub(t0()), tm.Primary(), until, tm.Epoch(), tm.Reserved(), tm.Renewing(), wake)
-}
-
-func str(d *datadriven.TestData, key string) string {
-	if a, ok := d.Arg(key); ok && len(a.Vals) > 0 {
-		return a.Vals[0]
-	}
-	return ""
-}
-
-func dur(t *testing.T, d *datadriven.TestData, key string) (time.Duration, bool) {
-	a, ok := d.Arg(key)
-	if !ok {
-		return 0, false
-	}
-	v, err := time.ParseDuration(a.SingleVal(t))
-	if err != nil {
-		t.Fatalf("%s: %s: %v", d.Pos, key, err)
-	}
-	return v, true
-}
-
-func num(t *testing.T, d *datadriven.TestData, key string) uint64 {
-	a, ok := d.Arg(key)
-	if !ok {
-		t.Fatalf("%s: missing %s=", d.Pos, key)
-	}
-	v, err := strconv.ParseUint(a.SingleVal(t), 10, 64)
-	if err != nil {
-		t.Fatalf("%s: %s: %v", d.Pos, key, err)
-	}
-	return v
 }

@@ -1,0 +1,52 @@
+// Package transcript reads the arguments of a datadriven transcript
+// command (cockroachdb/datadriven, as the tests of master/failover,
+// master/lease, coord and coreapp/books use it), failing the test with the
+// command's position when an argument is missing or malformed. It exists
+// so that each transcript test does not carry its own copy of the same
+// parsers.
+package transcript
+
+import (
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/datadriven"
+)
+
+// Str is the first value of key, or "" when the command does not have it.
+func Str(d *datadriven.TestData, key string) string {
+	if a, ok := d.Arg(key); ok && len(a.Vals) > 0 {
+		return a.Vals[0]
+	}
+	return ""
+}
+
+// Dur is key's value as a Go duration (500ms, 3s); false when the command
+// does not have it.
+func Dur(t testing.TB, d *datadriven.TestData, key string) (time.Duration, bool) {
+	t.Helper()
+	a, ok := d.Arg(key)
+	if !ok {
+		return 0, false
+	}
+	v, err := time.ParseDuration(a.SingleVal(t))
+	if err != nil {
+		t.Fatalf("%s: %s: %v", d.Pos, key, err)
+	}
+	return v, true
+}
+
+// Num is key's value as an unsigned number; the command must have it.
+func Num(t testing.TB, d *datadriven.TestData, key string) uint64 {
+	t.Helper()
+	a, ok := d.Arg(key)
+	if !ok {
+		t.Fatalf("%s: missing %s=", d.Pos, key)
+	}
+	v, err := strconv.ParseUint(a.SingleVal(t), 10, 64)
+	if err != nil {
+		t.Fatalf("%s: %s: %v", d.Pos, key, err)
+	}
+	return v
+}
