@@ -10,4 +10,10 @@
 // with what was expected. Nothing here runs anything: the runner talks to
 // a Target (the real multi-process cluster, later the simulator) and the
 // checkers judge only what the gateway witnessed and the nodes reported.
+//
+// A failing nemesis run is made into a small reproduction without any
+// target here: its Outcome holds the schedule it drew, Shrink makes the
+// schedule smaller while a caller's judge still sees it fail,
+// ExplicitScenario writes a schedule out as plain steps, and Render
+// writes any scenario back as a file.
 package scenarios

@@ -65,6 +65,10 @@ type Step struct {
 	As      string
 	For     time.Duration // 0: not given
 	Timeout time.Duration // 0: the default
+
+	// Comment is written above the step by Render (one "# " line per
+	// line); Parse keeps no comments, so it is "" in a parsed scenario.
+	Comment string
 }
 
 // Link is a one-way network fault (delay, loss).

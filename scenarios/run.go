@@ -45,6 +45,11 @@ type Outcome struct {
 	Violations   []Violation
 	// Aborted says why the steps stopped early ("" if they all ran).
 	Aborted string
+	// Schedule is every fault the run's nemesis steps drew, in the order
+	// drawn (the whole of each step's schedule, also when the run stopped
+	// part way through it); nil when the scenario has no nemesis step.
+	// ExplicitScenario turns it into steps, Shrink makes it smaller.
+	Schedule []ScheduledFault
 }
 
 // ExpectResult is the verdict on one expectation (or a failed wait).
@@ -116,6 +121,8 @@ type runner struct {
 	// servedLog are the moments the runner saw every shard served or
 	// not, in order (liveness is judged from them).
 	servedLog []servedAt
+	// drawn are the nemesis schedules drawn so far (Outcome.Schedule).
+	drawn []ScheduledFault
 }
 
 type servedAt struct {
@@ -196,7 +203,7 @@ func Run(ctx context.Context, t Target, sc *Scenario, opt Options) (out Outcome,
 		return Outcome{}, ctx.Err()
 	}
 	r.observe()
-	out = Outcome{Seed: opt.Seed, Duration: t.Now().Sub(r.t0), Expectations: r.results, Violations: vios, Aborted: r.aborted}
+	out = Outcome{Seed: opt.Seed, Duration: t.Now().Sub(r.t0), Expectations: r.results, Violations: vios, Aborted: r.aborted, Schedule: r.drawn}
 	failed := 0
 	for _, e := range r.results {
 		if !e.OK {
@@ -426,6 +433,11 @@ func (r *runner) step(ctx context.Context, st Step) error {
 	case "restart":
 		if err = r.t.Restart(ctx, node); err == nil {
 			delete(r.paused, node)
+			// Restarting a running node is a fault of its own (the nemesis
+			// counts it so), and a replayed nemesis restart must be judged
+			// as the nemesis's was. After a kill, stop or pause the window
+			// adds nothing: theirs ends at this same moment.
+			r.faults = append(r.faults, fault{node: node, kind: "restart", start: at})
 			r.endFault(node, "")
 		}
 	case "start":
