@@ -215,11 +215,7 @@ func (u *unroller) steps(faults []ScheduledFault) []Step {
 }
 
 func describeNemesis(n *Nemesis) string {
-	s := fmt.Sprintf("nemesis {faults: [%s], every: %s", strings.Join(n.Faults, ", "), durationText(n.Every))
-	if n.MaxDown >= 0 {
-		s += fmt.Sprintf(", max_down: %d", n.MaxDown)
-	}
-	return s + "}"
+	return "nemesis " + actionText(Step{Action: "nemesis", Nemesis: n})
 }
 
 func (u *unroller) add(st Step) {

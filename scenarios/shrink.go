@@ -27,14 +27,16 @@ const ShrinkResolution = 100 * time.Millisecond
 //     cluster is plainly settled when it comes, and a fault that needs no
 //     particular moment shows that it does not.
 //
-// Every candidate keeps the faults' order and the nemesis's rule of one
-// fault at a time. fails is called at most budget times (a candidate
-// already judged is not judged again); when the budget is spent, the
-// smallest schedule found so far is returned. schedule itself must be
-// one that fails (the run that drew it failed): Shrink does not call
-// fails on it, and returns it (a copy) when nothing smaller fails; it
-// never returns a schedule for which fails returned false. Call fails on
-// schedule first when it may not reproduce (ExplicitScenario says when).
+// schedule is in the order the nemesis drew it (Outcome.Schedule): each
+// step's faults in time order. Every candidate keeps the faults' order
+// and the nemesis's rule of one fault at a time. fails is called at most
+// budget times, on a copy (a candidate already judged is not judged
+// again); when the budget is spent, the smallest schedule found so far is
+// returned. schedule itself must be one that fails (the run that drew it
+// failed): Shrink does not call fails on it, and returns it (a copy) when
+// nothing smaller fails; it never returns a schedule for which fails
+// returned false. Call fails on schedule first when it may not reproduce
+// (ExplicitScenario says when).
 func Shrink(schedule []ScheduledFault, fails func([]ScheduledFault) bool, budget int) []ScheduledFault {
 	s := &shrinker{fails: fails, budget: budget, judged: map[string]bool{}}
 	ends := map[int]time.Duration{}
@@ -161,8 +163,8 @@ func (s *shrinker) shorten(cur []ScheduledFault) []ScheduledFault {
 func (s *shrinker) delay(cur []ScheduledFault, ends map[int]time.Duration) []ScheduledFault {
 	for i := len(cur) - 1; i >= 0 && !s.spent(); i-- {
 		limit := ends[cur[i].Step]
-		if i+1 < len(cur) && cur[i+1].Step == cur[i].Step {
-			limit = cur[i+1].At
+		if j := slices.IndexFunc(cur[i+1:], func(f ScheduledFault) bool { return f.Step == cur[i].Step }); j >= 0 {
+			limit = cur[i+1+j].At
 		}
 		latest := limit - cur[i].Undo
 		if latest <= cur[i].At {

@@ -257,3 +257,21 @@ func TestAShrunkScheduleIsReplayable(t *testing.T) {
 		t.Errorf("shrunk to %v; %v", got, replayErr)
 	}
 }
+
+// Each nemesis step's faults move within their own step: the last of one
+// step is bounded by that step's end, not by the next step's first fault.
+func TestShrinkMovesFaultsWithinTheirStep(t *testing.T) {
+	in := faults(t,
+		"steps[1] +2s kill coreapp-1 for 3s",
+		"steps[1] +9s pause coreapp-2 for 3s",
+		"steps[3] +1s clock master-1 for 3s",
+		"steps[3] +8s stop coreapp-3 for 3s",
+	)
+	j := newJudge(func(s []ScheduledFault) bool { return len(s) == 4 })
+	got := Shrink(in, j.call, 200)
+	checkShrunk(t, in, got, j)
+	want := "[steps[1] +11.8s kill coreapp-1 for 100ms steps[1] +11.9s pause coreapp-2 for 100ms steps[3] +10.8s clock master-1 for 100ms steps[3] +10.9s stop coreapp-3 for 100ms]"
+	if fmt.Sprint(got) != want {
+		t.Errorf("shrunk to %v\nwant        %s", got, want)
+	}
+}
