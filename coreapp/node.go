@@ -221,9 +221,16 @@ func (n *Node) SetUnresponsive(v bool) {
 // Assign/Release; see package books); the fault hooks then delay it.
 func (n *Node) Heartbeat(ctx context.Context, req *mcsimv1.HeartbeatRequest) (*mcsimv1.HeartbeatResponse, error) {
 	n.mu.Lock()
+	before := n.books.LeaseEpoch()
 	if err := refusal(n.stepLocked(books.HeartbeatAsked{Coreapp: req.GetCoreappId(), LeaseEpoch: req.GetLeaseEpoch()})); err != nil {
 		n.mu.Unlock()
 		return nil, err
+	}
+	if n.books.LeaseEpoch() > before {
+		// Logged under the lock, in order with the verdicts: from here on
+		// a deposed master's commands are refused, and single_primary
+		// judges that from these lines.
+		n.logger.Info().Str("master_id", req.GetMasterId()).Uint64("lease_epoch", req.GetLeaseEpoch()).Msg("heard a newer lease epoch")
 	}
 	delay, unresponsive, unblock := n.hbDelay, n.unresponsive, n.unblock
 	n.mu.Unlock()

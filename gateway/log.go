@@ -133,7 +133,16 @@ type Log struct {
 	events   []*mcsimv1.GatewayEvent
 	sessions map[SessionID]Session
 	heard    map[SessionID]*hearing // one per open session
+	// unfenced: stale epochs are accepted (DisableEpochFencing).
+	unfenced bool
 }
+
+// DisableEpochFencing makes the log accept a session whose epoch is older
+// than the newest on its buckets, as if the gateway had no fencing. It
+// exists for the simulator's selftest (sim.Sabotage), which must show that
+// the checkers catch what this lets through; a test keeps every other
+// package from calling it.
+func (l *Log) DisableEpochFencing() { l.unfenced = true }
 
 // hearing is when an open session was last heard, and whether it is
 // silent (logged SILENT and not heard since).
@@ -193,7 +202,7 @@ func (l *Log) Open(now time.Time, coreappID string, shard, shards int32, epoch u
 		}
 	}
 	switch {
-	case epoch < newest:
+	case epoch < newest && !l.unfenced:
 		return reject(fmt.Sprintf("stale epoch %d for shard %d of %d: newest is %d", epoch, shard, shards, newest))
 	case epoch == newest:
 		if a := l.epochs[epoch]; a != (assignment{coreappID, shard, shards}) {

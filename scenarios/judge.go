@@ -295,26 +295,33 @@ func checkSinglePrimary(grants []LeaseGrant) []Violation {
 const timeLayout = "15:04:05.000"
 
 // checkFencedCommands is the coreapps' half of single_primary: each
-// coreapp accepts commands only in growing lease epochs (once it took a
-// command of a newer primary, a deposed one's are refused). Under clock
-// skew a deposed master may still believe it is primary and send; this is
-// what makes that harmless.
+// coreapp accepts commands only in growing lease epochs (once it heard a
+// newer primary, by a command or a heartbeat, a deposed one's commands are
+// refused). Under clock skew a deposed master may still believe it is
+// primary and send; this is what makes that harmless.
 func checkFencedCommands(cmds []Command) []Violation {
 	var out []Violation
 	type run struct {
 		coreapp string
 		n       int
 	}
-	newest := map[run]Command{} // per coreapp process: the accepted command of the highest lease epoch
+	newest := map[run]Command{} // per coreapp process: what it heard of the highest lease epoch
 	for _, c := range cmds {
 		if !c.Accepted {
 			continue
 		}
 		key := run{c.Coreapp, c.Run}
 		if prev, ok := newest[key]; ok && c.LeaseEpoch < prev.LeaseEpoch {
+			if c.Kind == "heartbeat" {
+				continue // a heartbeat is never refused; it only raises the bar
+			}
+			heard := "accepting " + prev.Kind
+			if prev.Kind == "heartbeat" {
+				heard = "a heartbeat"
+			}
 			out = append(out, Violation{Invariant: "single_primary", At: c.At,
-				Details: fmt.Sprintf("%s accepted %s from %s at lease epoch %d (%s) after accepting %s from %s at lease epoch %d (%s)",
-					c.Coreapp, c.Kind, c.Master, c.LeaseEpoch, c.At.Format(timeLayout), prev.Kind, prev.Master, prev.LeaseEpoch, prev.At.Format(timeLayout))})
+				Details: fmt.Sprintf("%s accepted %s from %s at lease epoch %d (%s) after %s from %s at lease epoch %d (%s)",
+					c.Coreapp, c.Kind, c.Master, c.LeaseEpoch, c.At.Format(timeLayout), heard, prev.Master, prev.LeaseEpoch, prev.At.Format(timeLayout))})
 			continue
 		}
 		newest[key] = c

@@ -163,6 +163,19 @@ func TestFencedCommands(t *testing.T) {
 		!strings.Contains(v[0].Details, "coreapp-1 accepted assign from master-1 at lease epoch 1 (21:00:06.000) after accepting release from master-2 at lease epoch 2") {
 		t.Errorf("violations on a bad history: %v", v)
 	}
+	// A heartbeat of the new primary raises the bar as a command does.
+	heard := []Command{
+		{At: at(0), Coreapp: "coreapp-3", Master: "master-1", Kind: "heartbeat", LeaseEpoch: 1, Accepted: true},
+		{At: at(5), Coreapp: "coreapp-3", Master: "master-2", Kind: "heartbeat", LeaseEpoch: 2, Accepted: true},
+		{At: at(6), Coreapp: "coreapp-3", Master: "master-1", Kind: "assign", LeaseEpoch: 1, Accepted: false},
+	}
+	if v := checkFencedCommands(heard); len(v) != 0 {
+		t.Errorf("violations when the old epoch was refused: %v", v)
+	}
+	heard[2].Accepted = true
+	if v := checkFencedCommands(heard); len(v) != 1 || !strings.Contains(v[0].Details, "coreapp-3 accepted assign from master-1 at lease epoch 1 (21:00:06.000) after a heartbeat from master-2 at lease epoch 2") {
+		t.Errorf("violations when a coreapp took the old epoch after the new primary's heartbeat: %v", v)
+	}
 	// And through a run: the fake's coreapp reports it.
 	f := newFake()
 	f.commands = bad

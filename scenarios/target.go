@@ -107,7 +107,9 @@ type Declaration struct {
 }
 
 // Command is a coreapp's verdict on one command of a master: an assign
-// or release, accepted or refused, with the lease epoch it carried.
+// or release, accepted or refused, with the lease epoch it carried; or
+// (Kind heartbeat, Accepted) the first heartbeat by which it heard a newer
+// lease epoch, which raises the bar for the commands after it.
 type Command struct {
 	At      time.Time
 	Coreapp string
@@ -115,7 +117,7 @@ type Command struct {
 	// coreapp remembers no lease epoch, so each run is judged alone.
 	Run        int
 	Master     string
-	Kind       string // assign or release
+	Kind       string // assign, release or heartbeat
 	LeaseEpoch uint64
 	Accepted   bool
 }

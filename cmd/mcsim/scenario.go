@@ -19,6 +19,7 @@ import (
 
 	"github.com/mcsim/mcsim/scenarios"
 	"github.com/mcsim/mcsim/scenarios/procstarget"
+	"github.com/mcsim/mcsim/sim"
 )
 
 func newScenarioCommand() *cobra.Command {
@@ -216,8 +217,8 @@ func runScenarios(cmd *cobra.Command, args []string, f scenarioRunFlags) error {
 	if f.target != "procs" && f.target != "sim" {
 		return usageErr(`--target: must be "procs" or "sim", got %q`, f.target)
 	}
-	if f.target == "sim" {
-		return usageErr("--target sim: the deterministic simulator is not built yet; use --target procs")
+	if f.target == "sim" && !cmd.Flags().Changed("epsilon") {
+		f.epsilon = sim.DefaultEpsilon
 	}
 	if f.runs < 1 {
 		return usageErr("--runs: must be ≥ 1, got %d", f.runs)
@@ -272,9 +273,12 @@ func runScenarios(cmd *cobra.Command, args []string, f scenarioRunFlags) error {
 					evw = io.MultiWriter(evw, file)
 				}
 			}
-			t, err := procstarget.New(procstarget.Config{Binary: bin, Parent: f.data, Keep: f.keep, Seed: seed})
-			if err != nil {
-				return err
+			var t scenarios.Target = sim.New(sim.Config{Seed: seed})
+			if f.target == "procs" {
+				t, err = procstarget.New(procstarget.Config{Binary: bin, Parent: f.data, Keep: f.keep, Seed: seed})
+				if err != nil {
+					return err
+				}
 			}
 			o, err := scenarios.Run(cmd.Context(), t, sc, scenarios.Options{Run: run, Seed: seed, Epsilon: f.epsilon, Events: evw, Progress: progress})
 			if file != nil {

@@ -31,7 +31,17 @@ type Books struct {
 	// it took the place of, to close at its first answer (see the package
 	// doc). The older one is out of held already.
 	closeOnAnswer map[key]uint64
+	// unfenced: commands of older lease epochs are accepted
+	// (DisableLeaseFence).
+	unfenced bool
 }
+
+// DisableLeaseFence makes the books accept commands of a lease epoch older
+// than one already seen, as if the coreapp had no lease-epoch check. It
+// exists for the simulator's selftest (sim.Sabotage), which must show that
+// the checkers catch what this lets through; a test keeps every other
+// package from calling it.
+func (b *Books) DisableLeaseFence() { b.unfenced = true }
 
 type key struct {
 	shard int32
@@ -198,7 +208,7 @@ func (b *Books) checkTarget(id string) (Refuse, bool) {
 
 // fence refuses a command from a master older than one already seen.
 func (b *Books) fence(leaseEpoch uint64) (Refuse, bool) {
-	if leaseEpoch < b.leaseEpoch {
+	if leaseEpoch < b.leaseEpoch && !b.unfenced {
 		return Refuse{Code: codes.FailedPrecondition, Verdict: true,
 			Reason: fmt.Sprintf("lease epoch %d is older than lease epoch %d already seen", leaseEpoch, b.leaseEpoch)}, true
 	}

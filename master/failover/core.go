@@ -28,6 +28,8 @@ type Core struct {
 	// The driver asks for NextWake several times per wake-up, and with
 	// 1,000 coreapps each computation is a scan of all of them.
 	wakeValid bool
+	// noDeadline: rule 1 never fires (DisableDeadline).
+	noDeadline bool
 
 	// The batch being built; New may leave one for the first Step.
 	reports []Action // reports and heartbeats, in the order they happened
@@ -196,7 +198,9 @@ func (c *Core) nextWake() time.Time {
 	for _, id := range c.ids() {
 		ca := c.coreapps[id]
 		min(ca.nextHB)
-		min(c.deadline(ca))
+		if !c.noDeadline {
+			min(c.deadline(ca))
+		}
 	}
 	min(c.startupUntil)
 	return w
@@ -515,6 +519,9 @@ func (c *Core) stall(now time.Time, gap time.Duration, source string) {
 
 // expire declares every healthy coreapp whose deadline is at or before now.
 func (c *Core) expire(now time.Time) {
+	if c.noDeadline {
+		return
+	}
 	for _, id := range c.ids() {
 		ca := c.coreapps[id]
 		d := c.deadline(ca)
@@ -532,6 +539,12 @@ func (c *Core) expire(now time.Time) {
 		}
 	}
 }
+
+// DisableDeadline makes the core never declare a coreapp unhealthy, as if
+// rule 1 had no deadline. It exists for the simulator's selftest
+// (sim.Sabotage), which must show that the checkers catch what this lets
+// through; a test keeps every other package from calling it.
+func (c *Core) DisableDeadline() { c.noDeadline = true }
 
 // sendHeartbeats sends every heartbeat due, healthy or not (an unhealthy
 // coreapp must be able to prove it recovered). One per interval, whether

@@ -26,7 +26,6 @@ import (
 
 	"github.com/mcsim/mcsim/cluster/launcher"
 	"github.com/mcsim/mcsim/cluster/procs"
-	"github.com/mcsim/mcsim/gateway"
 	"github.com/mcsim/mcsim/health"
 	"github.com/mcsim/mcsim/internal/logging"
 	mcsimv1 "github.com/mcsim/mcsim/proto/mcsim/v1"
@@ -55,18 +54,15 @@ type Target struct {
 	dir string
 	c   *launcher.Cluster
 
-	mu        sync.Mutex
-	shards    int
-	nextSeq   uint64
-	events    []*mcsimv1.GatewayEvent
-	holders   map[int32]session // by shard number, of any count
-	witness   gateway.Service
-	failovers []scenarios.FailoverSeen
-	paused    map[string]bool
-	logRead   map[string]int64 // node log → bytes read
-	logRuns   map[string]int   // node log → processes started in it so far
-	declared  []scenarios.Declaration
-	commands  []scenarios.Command
+	mu       sync.Mutex
+	shards   int
+	nextSeq  uint64
+	witness  scenarios.Witness
+	paused   map[string]bool
+	logRead  map[string]int64 // node log → bytes read
+	logRuns  map[string]int   // node log → processes started in it so far
+	declared []scenarios.Declaration
+	commands []scenarios.Command
 	// grants are the store's lease decisions converted so far: the runner
 	// asks for them on every look, so only the new ones are copied.
 	grants []scenarios.LeaseGrant
@@ -76,13 +72,6 @@ type Target struct {
 	rates map[string]float64
 }
 
-type session struct {
-	coreapp string
-	shards  int32
-	epoch   uint64
-	silent  bool
-}
-
 var _ scenarios.Target = (*Target)(nil)
 
 // New returns a Target; Start starts its cluster.
@@ -90,7 +79,7 @@ func New(cfg Config) (*Target, error) {
 	if cfg.Binary == "" {
 		return nil, errors.New("procstarget: Config.Binary is required")
 	}
-	return &Target{cfg: cfg, holders: map[int32]session{}, paused: map[string]bool{}, logRead: map[string]int64{}, logRuns: map[string]int{}, rates: map[string]float64{}}, nil
+	return &Target{cfg: cfg, paused: map[string]bool{}, logRead: map[string]int64{}, logRuns: map[string]int{}, rates: map[string]float64{}}, nil
 }
 
 // Name implements scenarios.Target.
@@ -167,37 +156,10 @@ func (t *Target) Sleep(ctx context.Context, d time.Duration) error {
 // refresh folds the gateway's new events in. Callers hold mu.
 func (t *Target) refreshLocked() {
 	evs := t.c.GatewayLog(max(t.nextSeq, 1))
-	for _, ev := range evs {
-		t.events = append(t.events, ev)
-		t.nextSeq = ev.GetSeq() + 1
-		if f, ok := t.witness.Step(ev); ok {
-			t.failovers = append(t.failovers, scenarios.FailoverSeen{
-				Shard: int(f.Shard), From: f.From, To: f.To, Epoch: f.Epoch,
-				ServedUntil: time.Unix(0, f.ServedUntilUnixNs), ServedAgain: time.Unix(0, f.ServedAgainUnixNs),
-			})
-		}
-		s := ev.GetShard()
-		switch ev.GetKind() {
-		case mcsimv1.GatewayEventKind_GATEWAY_EVENT_KIND_CONNECT:
-			t.holders[s] = session{coreapp: ev.GetCoreappId(), shards: ev.GetShards(), epoch: ev.GetEpoch()}
-		case mcsimv1.GatewayEventKind_GATEWAY_EVENT_KIND_REPLACE:
-			if from := ev.GetReplacedShard(); from != s {
-				if h, ok := t.holders[from]; ok && h.epoch == ev.GetReplacedEpoch() {
-					delete(t.holders, from)
-				}
-			}
-			t.holders[s] = session{coreapp: ev.GetCoreappId(), shards: ev.GetShards(), epoch: ev.GetEpoch()}
-		case mcsimv1.GatewayEventKind_GATEWAY_EVENT_KIND_DISCONNECT:
-			if h, ok := t.holders[s]; ok && h.epoch == ev.GetEpoch() {
-				delete(t.holders, s)
-			}
-		case mcsimv1.GatewayEventKind_GATEWAY_EVENT_KIND_SILENT, mcsimv1.GatewayEventKind_GATEWAY_EVENT_KIND_HEARD:
-			if h, ok := t.holders[s]; ok && h.epoch == ev.GetEpoch() {
-				h.silent = ev.GetKind() == mcsimv1.GatewayEventKind_GATEWAY_EVENT_KIND_SILENT
-				t.holders[s] = h
-			}
-		}
+	if len(evs) > 0 {
+		t.nextSeq = evs[len(evs)-1].GetSeq() + 1
 	}
+	t.witness.Fold(evs)
 }
 
 // Served implements scenarios.Target: the shards of the current count
@@ -206,13 +168,7 @@ func (t *Target) Served() map[int]string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.refreshLocked()
-	out := map[int]string{}
-	for s, h := range t.holders {
-		if !h.silent && int(h.shards) == t.shards {
-			out[int(s)] = h.coreapp
-		}
-	}
-	return out
+	return t.witness.Served(t.shards)
 }
 
 // Failovers implements scenarios.Target.
@@ -220,7 +176,7 @@ func (t *Target) Failovers() []scenarios.FailoverSeen {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.refreshLocked()
-	return slices.Clone(t.failovers)
+	return t.witness.Failovers()
 }
 
 // Violations implements scenarios.Target: the gateway log's fencing
@@ -229,19 +185,7 @@ func (t *Target) Violations() []scenarios.Violation {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.refreshLocked()
-	at := map[uint64]time.Time{}
-	for _, ev := range t.events {
-		at[ev.GetSeq()] = time.Unix(0, ev.GetUnixNs())
-	}
-	var out []scenarios.Violation
-	for _, v := range gateway.CheckLog(t.events) {
-		inv := "single_owner"
-		if v.Kind == gateway.StaleEpoch || v.Kind == gateway.BadEvent {
-			inv = "epoch_monotonic"
-		}
-		out = append(out, scenarios.Violation{Invariant: inv, At: at[v.Seq], Details: "gateway: " + v.String()})
-	}
-	return out
+	return t.witness.Violations()
 }
 
 // Grants implements scenarios.Target: the store's grants, renewals and
@@ -291,6 +235,7 @@ var commandLines = map[string]struct {
 	"released: session closed":                   {"release", true},
 	"release of a shard not held: nothing to do": {"release", true},
 	"release refused":                            {"release", false},
+	"heard a newer lease epoch":                  {"heartbeat", true},
 }
 
 // readLogsLocked reads what the masters' and coreapps' logs added since

@@ -1,0 +1,100 @@
+package scenarios
+
+import (
+	"slices"
+	"time"
+
+	"github.com/mcsim/mcsim/gateway"
+	mcsimv1 "github.com/mcsim/mcsim/proto/mcsim/v1"
+)
+
+// Witness reads the gateway's log for a Target: who holds each shard and
+// whether the gateway hears it (Served), the failovers it saw (Failovers)
+// and the fencing invariants the log breaks (Violations). Every target
+// reads the same log the same way, so their verdicts mean the same.
+type Witness struct {
+	events    []*mcsimv1.GatewayEvent
+	holders   map[int32]holder // by shard number, of any count
+	service   gateway.Service
+	failovers []FailoverSeen
+}
+
+type holder struct {
+	coreapp string
+	shards  int32
+	epoch   uint64
+	silent  bool
+}
+
+// Fold takes the log's next events, in order.
+func (w *Witness) Fold(evs []*mcsimv1.GatewayEvent) {
+	if w.holders == nil {
+		w.holders = map[int32]holder{}
+	}
+	for _, ev := range evs {
+		w.events = append(w.events, ev)
+		if f, ok := w.service.Step(ev); ok {
+			w.failovers = append(w.failovers, FailoverSeen{
+				Shard: int(f.Shard), From: f.From, To: f.To, Epoch: f.Epoch,
+				ServedUntil: time.Unix(0, f.ServedUntilUnixNs), ServedAgain: time.Unix(0, f.ServedAgainUnixNs),
+			})
+		}
+		s := ev.GetShard()
+		switch ev.GetKind() {
+		case mcsimv1.GatewayEventKind_GATEWAY_EVENT_KIND_CONNECT:
+			w.holders[s] = holder{coreapp: ev.GetCoreappId(), shards: ev.GetShards(), epoch: ev.GetEpoch()}
+		case mcsimv1.GatewayEventKind_GATEWAY_EVENT_KIND_REPLACE:
+			if from := ev.GetReplacedShard(); from != s {
+				if h, ok := w.holders[from]; ok && h.epoch == ev.GetReplacedEpoch() {
+					delete(w.holders, from)
+				}
+			}
+			w.holders[s] = holder{coreapp: ev.GetCoreappId(), shards: ev.GetShards(), epoch: ev.GetEpoch()}
+		case mcsimv1.GatewayEventKind_GATEWAY_EVENT_KIND_DISCONNECT:
+			if h, ok := w.holders[s]; ok && h.epoch == ev.GetEpoch() {
+				delete(w.holders, s)
+			}
+		case mcsimv1.GatewayEventKind_GATEWAY_EVENT_KIND_SILENT, mcsimv1.GatewayEventKind_GATEWAY_EVENT_KIND_HEARD:
+			if h, ok := w.holders[s]; ok && h.epoch == ev.GetEpoch() {
+				h.silent = ev.GetKind() == mcsimv1.GatewayEventKind_GATEWAY_EVENT_KIND_SILENT
+				w.holders[s] = h
+			}
+		}
+	}
+}
+
+// Served is who serves each shard of a count of shards now: a session of
+// that count that the gateway hears.
+func (w *Witness) Served(shards int) map[int]string {
+	out := map[int]string{}
+	for s, h := range w.holders {
+		if !h.silent && int(h.shards) == shards {
+			out[int(s)] = h.coreapp
+		}
+	}
+	return out
+}
+
+// Failovers are the failovers seen so far; the caller may keep the slice.
+func (w *Witness) Failovers() []FailoverSeen { return slices.Clone(w.failovers) }
+
+// FailoverCount is len(Failovers()) without the copy.
+func (w *Witness) FailoverCount() int { return len(w.failovers) }
+
+// Violations are the log's fencing violations (gateway.CheckLog), named
+// by the invariant they break.
+func (w *Witness) Violations() []Violation {
+	at := map[uint64]time.Time{}
+	for _, ev := range w.events {
+		at[ev.GetSeq()] = time.Unix(0, ev.GetUnixNs())
+	}
+	var out []Violation
+	for _, v := range gateway.CheckLog(w.events) {
+		inv := "single_owner"
+		if v.Kind == gateway.StaleEpoch || v.Kind == gateway.BadEvent {
+			inv = "epoch_monotonic"
+		}
+		out = append(out, Violation{Invariant: inv, At: at[v.Seq], Details: "gateway: " + v.String()})
+	}
+	return out
+}

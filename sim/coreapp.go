@@ -1,0 +1,246 @@
+package sim
+
+import (
+	"errors"
+	"time"
+
+	"github.com/mcsim/mcsim/coreapp/books"
+	"github.com/mcsim/mcsim/gateway"
+	"github.com/mcsim/mcsim/master/failover"
+	mcsimv1 "github.com/mcsim/mcsim/proto/mcsim/v1"
+)
+
+// handoverWait and handoverPoll are coreapp.DefaultHandoverWait and its
+// poll: a stopping coreapp keeps its sessions open until successors
+// replaced them, or for this long.
+const (
+	handoverWait = 2 * time.Second
+	handoverPoll = 10 * time.Millisecond
+)
+
+// coreappNode is a coreapp: books.Books decides every command and
+// session; the adapter carries its sessions to the gateway and its
+// answers back.
+type coreappNode struct {
+	w     *World
+	p     *proc
+	b     *books.Books
+	ready bool
+	// sessions are the gateway's ids of the sessions it accepted, by
+	// shard and epoch; closeOnAnswer those closed before their answer.
+	sessions      map[sessKey]gateway.SessionID
+	closeOnAnswer map[sessKey]bool
+}
+
+type sessKey struct {
+	shard int32
+	epoch uint64
+}
+
+func newCoreapp(w *World, id string) *coreappNode {
+	c := &coreappNode{w: w, p: newProc(w, id)}
+	c.p.rewake = c.rewake
+	return c
+}
+
+// start runs a new process: empty books; it reads its settings (retrying
+// while the store is out of reach, as a real coreapp cannot start
+// without them), then joins the gossip cluster.
+func (c *coreappNode) start() {
+	c.p.start()
+	c.b = books.New(c.p.id)
+	if c.w.sabotage.NoLeaseFence {
+		c.b.DisableLeaseFence()
+	}
+	c.ready = false
+	c.sessions, c.closeOnAnswer = map[sessKey]gateway.SessionID{}, map[sessKey]bool{}
+	c.readSettings()
+}
+
+func (c *coreappNode) readSettings() {
+	c.w.call(c.p, c.w.store.p, time.Second, func() (any, error) { return c.w.store.snap(), nil }, func(_ any, err error) {
+		if err != nil {
+			c.w.after(time.Second, func() { c.p.deliver(c.p.run, c.readSettings) })
+			return
+		}
+		c.ready = true
+		c.w.joined(c.p)
+	})
+}
+
+func (c *coreappNode) rewake() { c.p.wake(c.b.NextWake(), c.tick) }
+
+func (c *coreappNode) tick() { c.step(books.Tick{}) }
+
+// step steps the books at the own clock's now, carries out what they
+// decide and returns the verdict on a command (Accept or Refuse).
+func (c *coreappNode) step(ev books.Event) books.Action {
+	acts, _ := c.b.Step(c.p.local(), ev)
+	var verdict books.Action
+	for _, a := range acts {
+		switch a := a.(type) {
+		case books.Accept, books.Refuse:
+			verdict = a
+		case books.OpenSession:
+			c.open(a)
+		case books.CloseSession:
+			c.close(sessKey{a.Shard, a.Epoch})
+		case books.Leave:
+			c.leave(len(a.Shards) > 0)
+		}
+	}
+	c.rewake()
+	return verdict
+}
+
+func (c *coreappNode) open(a books.OpenSession) {
+	run, gw := c.p.run, c.w.gw
+	c.w.net.stream(c.p.id, gw.p.id, func() { gw.openSession(c, run, a.Shard, a.Shards, a.Epoch) })
+}
+
+func (c *coreappNode) close(k sessKey) {
+	id, ok := c.sessions[k]
+	if !ok {
+		c.closeOnAnswer[k] = true
+		return
+	}
+	delete(c.sessions, k)
+	gw := c.w.gw
+	c.w.net.stream(c.p.id, gw.p.id, func() { gw.closeSession(id) })
+}
+
+// sessionAnswer is the gateway's first answer on a session.
+func (c *coreappNode) sessionAnswer(shard int32, epoch uint64, id gateway.SessionID, accepted bool) {
+	k := sessKey{shard, epoch}
+	if !accepted {
+		delete(c.closeOnAnswer, k)
+		c.step(books.SessionRejected{Shard: shard, Epoch: epoch})
+		return
+	}
+	c.sessions[k] = id
+	if c.closeOnAnswer[k] {
+		delete(c.closeOnAnswer, k)
+		c.close(k)
+	}
+	c.step(books.SessionAccepted{Shard: shard, Epoch: epoch, SilentAfter: gateway.SilentAfter})
+}
+
+func (c *coreappNode) sessionReplaced(shard int32, epoch uint64) {
+	k := sessKey{shard, epoch}
+	delete(c.sessions, k)
+	c.step(books.SessionReplaced{Shard: shard, Epoch: epoch})
+}
+
+// pinged is a gateway ping on the session of shard at epoch; false if the
+// session is no longer open here (no pong).
+func (c *coreappNode) pinged(shard int32, epoch uint64) bool {
+	if _, ok := c.sessions[sessKey{shard, epoch}]; !ok {
+		return false
+	}
+	c.step(books.GatewayPinged{Shard: shard, Epoch: epoch})
+	return true
+}
+
+// refusal turns a Refuse into the error the caller sees.
+func refusal(a books.Action) error {
+	if r, ok := a.(books.Refuse); ok {
+		return errors.New(r.Reason)
+	}
+	return nil
+}
+
+// heartbeat answers a master's heartbeat: the shards held, with epochs.
+func (c *coreappNode) heartbeat(master string, leaseEpoch uint64) (any, error) {
+	before := c.b.LeaseEpoch()
+	if err := refusal(c.step(books.HeartbeatAsked{Coreapp: c.p.id, LeaseEpoch: leaseEpoch})); err != nil {
+		return nil, err
+	}
+	if c.b.LeaseEpoch() > before {
+		c.w.commands = append(c.w.commands, command{at: c.w.now, coreapp: c.p.id, run: c.p.run, master: master, kind: "heartbeat", leaseEpoch: leaseEpoch, accepted: true})
+	}
+	held := c.b.Served()
+	out := make([]failover.ServedShard, len(held))
+	for i, s := range held {
+		out[i] = failover.ServedShard{Shard: int(s.Shard), Epoch: s.Epoch}
+	}
+	return out, nil
+}
+
+// command is an Assign or Release from master: the books' verdict, which
+// is recorded for the single_primary check as the real coreapp logs it.
+func (c *coreappNode) command(master, kind string, ev books.Event, leaseEpoch uint64) (any, error) {
+	v := c.step(ev)
+	if r, ok := v.(books.Refuse); ok && !r.Verdict {
+		return nil, errors.New(r.Reason)
+	}
+	_, accepted := v.(books.Accept)
+	c.w.commands = append(c.w.commands, command{at: c.w.now, coreapp: c.p.id, run: c.p.run, master: master, kind: kind, leaseEpoch: leaseEpoch, accepted: accepted})
+	return nil, refusal(v)
+}
+
+// served is what the coreapp's health says it serves: held and heard by
+// the gateway.
+func (c *coreappNode) served() []int {
+	var out []int
+	for _, s := range c.b.Served() {
+		if s.Status == mcsimv1.GatewayStatus_GATEWAY_STATUS_CONNECTED {
+			out = append(out, int(s.Shard))
+		}
+	}
+	return out
+}
+
+// stop is SIGTERM (rule 5): the books refuse new assignments and say what
+// to hand over.
+func (c *coreappNode) stop() { c.step(books.StopAsked{}) }
+
+// leave leaves the gossip cluster and, if it served shards and a master
+// is alive to hand them over, waits until successors replaced every
+// session (or handoverWait), then closes the rest and exits.
+func (c *coreappNode) leave(served bool) {
+	c.w.left(c.p)
+	deadline := c.w.now.Add(handoverWait)
+	if !served || !c.w.masterAlive() {
+		c.exit()
+		return
+	}
+	run := c.p.run
+	var poll func()
+	poll = func() {
+		if c.b.ServedCount() == 0 || !c.w.now.Before(deadline) {
+			c.exit()
+			return
+		}
+		c.w.after(handoverPoll, func() { c.p.deliver(run, poll) })
+	}
+	poll()
+}
+
+// exit closes every session and ends the process.
+func (c *coreappNode) exit() {
+	for _, k := range sortedKeys(c.sessions) {
+		c.close(k)
+	}
+	c.p.crash()
+}
+
+func sortedKeys(m map[sessKey]gateway.SessionID) []sessKey {
+	out := make([]sessKey, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	for i := 1; i < len(out); i++ {
+		for j := i; j > 0 && (out[j].shard < out[j-1].shard || out[j].shard == out[j-1].shard && out[j].epoch < out[j-1].epoch); j-- {
+			out[j], out[j-1] = out[j-1], out[j]
+		}
+	}
+	return out
+}
+
+// crash is SIGKILL: the books are gone and the kernel closes the
+// gateway's connections.
+func (c *coreappNode) crash() {
+	run := c.p.run
+	c.p.crash()
+	c.w.gw.closeAll(c, run)
+}

@@ -1,0 +1,29 @@
+// Package sim is the deterministic simulator: the cluster's pure machines
+// (master/lease, master/failover, coreapp/books, coord, gateway.Log) driven
+// by a discrete-event loop in virtual time instead of by goroutines, gRPC
+// and the wall clock.
+//
+// One World is one run. It has one thread, one event heap ordered by
+// (time, sequence), and one seeded PCG source from which every random
+// choice is drawn (network latency and jitter, loss, gossip delays, process
+// start times). No decision reads a map in iteration order, starts a
+// goroutine or looks at the wall clock, so the same seed gives the same
+// run, event for event: `mcsim scenario run FILE --target sim --seed N
+// --json` prints the same bytes every time.
+//
+// The adapters (master.go, coreapp.go, gateway.go, store.go) do for the
+// machines what the real drivers do: deliver events, carry out actions.
+// Every message between nodes goes through the network model (net.go):
+// per-link latency with jitter, loss, one-way cuts that hold a stream's
+// messages until the heal, exactly the semantics of internal/faultnet on
+// real processes. Process faults (crash, pause, restart, graceful stop)
+// and per-node clock rates are modelled in node.go; membership (join,
+// graceful leave) in membership.go with the delays of memberlist's local
+// tuning.
+//
+// Target (target.go) is the scenarios.Target of the simulator: the scenario
+// runner drives it exactly as it drives real processes.
+//
+// Sabotage (sabotage.go) disables one safety mechanism at a time for
+// `mcsim scenario selftest`; only this package reaches those switches.
+package sim

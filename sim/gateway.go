@@ -1,0 +1,141 @@
+package sim
+
+import (
+	"time"
+
+	"github.com/mcsim/mcsim/gateway"
+	"github.com/mcsim/mcsim/scenarios"
+)
+
+// gatewayNode is the gateway: gateway.Log decides every session, as in the
+// real server; the adapter carries its pings (every PingInterval, all
+// sessions at the same instants since the gateway started, as the real
+// server aligns them) and wakes the log when the next session is due to
+// turn silent.
+type gatewayNode struct {
+	w   *World
+	p   *proc
+	log *gateway.Log
+	// open are the sessions open now, in the order they opened (which is
+	// their SessionID order).
+	open   []*gwSession
+	tickAt time.Time // the pending silence check (zero: none)
+}
+
+type gwSession struct {
+	id      gateway.SessionID
+	coreapp *coreappNode
+	run     int
+	shard   int32
+	epoch   uint64
+}
+
+func newGateway(w *World) *gatewayNode {
+	g := &gatewayNode{w: w, p: newProc(w, "gateway"), log: gateway.NewLog(w.now)}
+	g.p.up = true
+	if w.sabotage.NoGatewayFencing {
+		g.log.DisableEpochFencing()
+	}
+	w.after(gateway.PingInterval, g.pingRound)
+	return g
+}
+
+// openSession is a coreapp's session request arriving: the log decides;
+// the replaced sessions' coreapps are told; the answer goes back.
+func (g *gatewayNode) openSession(c *coreappNode, run int, shard, shards int32, epoch uint64) {
+	d := g.log.Open(g.w.now, c.p.id, shard, shards, epoch)
+	if !d.Accepted {
+		g.w.net.stream(g.p.id, c.p.id, func() { c.p.deliver(run, func() { c.sessionAnswer(shard, epoch, 0, false) }) })
+		return
+	}
+	for _, r := range d.Replaced {
+		if i := g.index(r.ID); i >= 0 {
+			old := g.open[i]
+			g.open = append(g.open[:i], g.open[i+1:]...)
+			g.w.net.stream(g.p.id, old.coreapp.p.id, func() {
+				old.coreapp.p.deliver(old.run, func() { old.coreapp.sessionReplaced(old.shard, old.epoch) })
+			})
+		}
+	}
+	s := &gwSession{id: d.Session.ID, coreapp: c, run: run, shard: shard, epoch: epoch}
+	g.open = append(g.open, s)
+	g.w.net.stream(g.p.id, c.p.id, func() { c.p.deliver(run, func() { c.sessionAnswer(shard, epoch, s.id, true) }) })
+	g.scheduleTick()
+}
+
+func (g *gatewayNode) index(id gateway.SessionID) int {
+	for i, s := range g.open {
+		if s.id == id {
+			return i
+		}
+	}
+	return -1
+}
+
+// closeSession is a session's stream ending (closed by its coreapp, or
+// broken by its process's death).
+func (g *gatewayNode) closeSession(id gateway.SessionID) {
+	if i := g.index(id); i >= 0 {
+		g.open = append(g.open[:i], g.open[i+1:]...)
+		g.log.Close(g.w.now, id)
+	}
+}
+
+// closeAll ends every session of a coreapp run whose process died: its
+// kernel closes the connections.
+func (g *gatewayNode) closeAll(c *coreappNode, run int) {
+	var ids []gateway.SessionID
+	for _, s := range g.open {
+		if s.coreapp == c && s.run == run {
+			ids = append(ids, s.id)
+		}
+	}
+	for _, id := range ids {
+		g.w.after(g.w.net.latency(scenarios.NetLink{}), func() { g.closeSession(id) })
+	}
+}
+
+func (g *gatewayNode) pingRound() {
+	g.w.after(gateway.PingInterval, g.pingRound)
+	for _, s := range g.open {
+		s := s
+		g.w.net.stream(g.p.id, s.coreapp.p.id, func() {
+			s.coreapp.p.deliver(s.run, func() {
+				if s.coreapp.pinged(s.shard, s.epoch) {
+					g.w.net.stream(s.coreapp.p.id, g.p.id, func() { g.heard(s.id) })
+				}
+			})
+		})
+	}
+}
+
+func (g *gatewayNode) heard(id gateway.SessionID) {
+	if _, again := g.log.Heard(g.w.now, id); again {
+		g.scheduleTick()
+	}
+	// Otherwise the deadline only moved later: the pending check finds
+	// the new one when it fires.
+}
+
+// scheduleTick wakes the log when the first open session is due to turn
+// silent.
+func (g *gatewayNode) scheduleTick() {
+	var next time.Time
+	for _, s := range g.open {
+		if d, ok := g.log.Deadline(s.id); ok && (next.IsZero() || d.Before(next)) {
+			next = d
+		}
+	}
+	if next.IsZero() || (!g.tickAt.IsZero() && !next.Before(g.tickAt)) {
+		return
+	}
+	g.tickAt = next
+	g.w.at(next, func() {
+		if !g.tickAt.Equal(next) {
+			return
+		}
+		g.tickAt = time.Time{}
+		g.log.Tick(g.w.now)
+		g.scheduleTick()
+	})
+}

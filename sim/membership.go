@@ -1,0 +1,96 @@
+package sim
+
+import "time"
+
+// Membership, with the delays of memberlist's local tuning
+// (membership/config.go): a node that joins reaches the masters by
+// push-pull and gossip within a gossip interval (500 ms); a graceful leave
+// is pushed at once (a few ms). Gossip that cannot cross a cut link is
+// retried every gossip interval until it can. Failure detection is not
+// modelled: to a master, gossip's "failed" means nothing (the heartbeat
+// rule decides, master/gossip.go).
+const (
+	gossipInterval = 500 * time.Millisecond
+	leaveMax       = 5 * time.Millisecond
+)
+
+// gossip tells to (its current run) fn, as news from `from` (which link it
+// crosses), lo..hi after now.
+func (w *World) gossip(from string, to *proc, lo, hi time.Duration, fn func()) {
+	run := to.run
+	var try func()
+	try = func() {
+		if !to.up || to.run != run {
+			return
+		}
+		if w.net.cut(from, to.id) {
+			w.after(gossipInterval, try)
+			return
+		}
+		w.after(w.uniform(lo, hi), func() { to.deliver(run, fn) })
+	}
+	try()
+}
+
+// joined: p is a gossip member now. The masters hear of a coreapp; a
+// master hears of every coreapp that is a member.
+func (w *World) joined(p *proc) {
+	if c := w.coreappByID(p.id); c != nil {
+		for _, m := range w.masters {
+			if m.p.up && m.haveSnap {
+				w.gossip(p.id, m.p, time.Millisecond, gossipInterval, func() { m.coreappJoined(c.p.id) })
+			}
+		}
+		return
+	}
+	m := w.masterByID(p.id)
+	for _, c := range w.coreapps {
+		if c.p.up && c.ready {
+			w.gossip(c.p.id, m.p, time.Millisecond, gossipInterval, func() { m.coreappJoined(c.p.id) })
+		}
+	}
+}
+
+// left: p left gracefully; every master hears it at once.
+func (w *World) left(p *proc) {
+	c := w.coreappByID(p.id)
+	for _, m := range w.masters {
+		if m.p == p || !m.p.up {
+			continue
+		}
+		if c != nil {
+			w.gossip(p.id, m.p, baseLatency, leaveMax, func() { m.coreappLeft(p.id) })
+		} else {
+			w.gossip(p.id, m.p, baseLatency, leaveMax, func() { m.masterLeft(p.id) })
+		}
+	}
+}
+
+// masterAlive: some master is a member (a stopping coreapp waits for a
+// handover only if one is).
+func (w *World) masterAlive() bool {
+	for _, m := range w.masters {
+		if m.p.up {
+			return true
+		}
+	}
+	return false
+}
+
+func (w *World) coreappByID(id string) *coreappNode {
+	for _, c := range w.coreapps {
+		if c.p.id == id {
+			return c
+		}
+	}
+	return nil
+}
+
+func (w *World) masterByID(id string) *masterNode {
+	for _, m := range w.masters {
+		if m.p.id == id {
+			return m
+		}
+	}
+	return nil
+}

@@ -1,0 +1,175 @@
+package sim
+
+import (
+	"errors"
+	"time"
+
+	"github.com/mcsim/mcsim/scenarios"
+)
+
+// The network model. Every message names its sender and receiver by node
+// id ("settings" and "gateway" for those two); the fault on that one-way
+// link is the sender's, as in internal/faultnet:
+//
+//   - no fault: loopback latency, baseLatency ± baseJitter;
+//   - a cut holds a stream's messages (in order, delivered after the
+//     heal, as TCP retransmits them) and drops datagrams;
+//   - delay adds latency ± uniform jitter; a stream stays in order;
+//   - loss drops that share of datagrams and delays a stream's message by
+//     a retransmission timeout (200 ms, doubling) per loss, because TCP
+//     loses no bytes.
+const (
+	baseLatency = 100 * time.Microsecond
+	baseJitter  = 50 * time.Microsecond
+	rto         = 200 * time.Millisecond
+)
+
+type linkKey struct{ from, to string }
+
+type held struct {
+	deliver func()
+}
+
+type network struct {
+	w      *World
+	faults map[linkKey]scenarios.NetLink
+	held   map[linkKey][]held
+	// heldOrder lists the links with held messages in the order they were
+	// first held, so a heal delivers them in a fixed order.
+	heldOrder []linkKey
+	last      map[linkKey]time.Time // the last stream delivery per link
+}
+
+func newNetwork(w *World) *network {
+	return &network{w: w, faults: map[linkKey]scenarios.NetLink{}, held: map[linkKey][]held{}, last: map[linkKey]time.Time{}}
+}
+
+// latency draws one message's latency on a link with fault f.
+func (n *network) latency(f scenarios.NetLink) time.Duration {
+	d := n.w.uniform(baseLatency-baseJitter, baseLatency+baseJitter)
+	if f.Latency > 0 || f.Jitter > 0 {
+		d += n.w.uniform(f.Latency-f.Jitter, f.Latency+f.Jitter)
+	}
+	return d
+}
+
+// stream sends one message of a TCP stream from → to.
+func (n *network) stream(from, to string, deliver func()) {
+	k := linkKey{from, to}
+	f := n.faults[k]
+	if f.Cut {
+		if len(n.held[k]) == 0 {
+			n.heldOrder = append(n.heldOrder, k)
+		}
+		n.held[k] = append(n.held[k], held{deliver: deliver})
+		return
+	}
+	d := n.latency(f)
+	if f.LossPercent > 0 {
+		for r, tries := rto, 0; tries < 8 && n.w.chance(f.LossPercent/100); r, tries = r*2, tries+1 {
+			d += r
+		}
+	}
+	at := n.w.now.Add(d)
+	if last := n.last[k]; at.Before(last) {
+		at = last // a stream stays in order
+	}
+	n.last[k] = at
+	n.w.at(at, deliver)
+}
+
+// datagram sends one UDP datagram from → to: cut or lost, it is gone.
+func (n *network) datagram(from, to string, deliver func()) bool {
+	f := n.faults[linkKey{from, to}]
+	if f.Cut || n.w.chance(f.LossPercent/100) {
+		return false
+	}
+	n.w.after(n.latency(f), deliver)
+	return true
+}
+
+// cut says whether from → to is cut now.
+func (n *network) cut(from, to string) bool { return n.faults[linkKey{from, to}].Cut }
+
+// set replaces the fault table; links no longer cut deliver what they held.
+func (n *network) set(links []scenarios.NetLink) {
+	n.faults = make(map[linkKey]scenarios.NetLink, len(links))
+	for _, l := range links {
+		n.faults[linkKey{l.From, l.To}] = l
+	}
+	var still []linkKey
+	for _, k := range n.heldOrder {
+		if n.faults[k].Cut {
+			still = append(still, k)
+			continue
+		}
+		msgs := n.held[k]
+		delete(n.held, k)
+		for _, m := range msgs {
+			n.stream(k.from, k.to, m.deliver)
+		}
+	}
+	n.heldOrder = still
+}
+
+// errTimeout and errRefused are the two ways a call fails in the model:
+// no answer within the caller's deadline, or nobody listening.
+var (
+	errTimeout = errors.New("deadline exceeded")
+	errRefused = errors.New("connection refused")
+)
+
+// call is one gRPC call from caller to callee: the request goes as a
+// stream message; handle runs in the callee (held while it is paused) and
+// returns the answer, which comes back the same way; reply runs in the
+// caller with it, or with errTimeout once timeout (of the caller's clock)
+// has passed, whichever is first. A callee that is down answers
+// errRefused.
+func (w *World) call(caller, callee *proc, timeout time.Duration, handle func() (any, error), reply func(any, error)) {
+	w.callAt(caller, callee, timeout, func() (any, error, time.Time) {
+		v, err := handle()
+		return v, err, time.Time{}
+	}, reply)
+}
+
+// callAt is call for a handler whose answer leaves only at a time it
+// names (a store write: once its fsync is done).
+func (w *World) callAt(caller, callee *proc, timeout time.Duration, handle func() (any, error, time.Time), reply func(any, error)) {
+	w.callWith(caller, callee, timeout, handle, reply, false)
+}
+
+// callBlocking is a call the caller's loop blocks on (it is busy until
+// the answer): what else arrives meanwhile waits, as in the real loop.
+func (w *World) callBlocking(caller, callee *proc, timeout time.Duration, handle func() (any, error, time.Time), reply func(any, error)) {
+	caller.busy = true
+	w.callWith(caller, callee, timeout, handle, reply, true)
+}
+
+func (w *World) callWith(caller, callee *proc, timeout time.Duration, handle func() (any, error, time.Time), reply func(any, error), blocking bool) {
+	run := caller.run
+	done := false
+	finish := func(v any, err error) {
+		if done {
+			return
+		}
+		done = true
+		if blocking {
+			caller.answerBlocked(run, func() { reply(v, err) })
+			return
+		}
+		caller.deliver(run, func() { reply(v, err) })
+	}
+	if timeout > 0 {
+		w.after(caller.globalDur(timeout), func() { finish(nil, errTimeout) })
+	}
+	w.net.stream(caller.id, callee.id, func() {
+		if !callee.up {
+			w.net.stream(callee.id, caller.id, func() { finish(nil, errRefused) })
+			return
+		}
+		callee.deliver(callee.run, func() {
+			v, err, at := handle()
+			w.at(at, func() { w.net.stream(callee.id, caller.id, func() { finish(v, err) }) })
+		})
+	})
+}

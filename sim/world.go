@@ -1,0 +1,148 @@
+package sim
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"time"
+)
+
+// epoch is virtual time zero of every run: a fixed instant, so that the
+// times a run prints do not depend on when it ran.
+func epoch() time.Time { return time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC) }
+
+// event is one thing to happen at at; seq breaks ties in the order they
+// were scheduled, so that the heap's order is total and the run is the
+// same every time.
+type event struct {
+	at  time.Time
+	seq uint64
+	fn  func()
+}
+
+// World is one simulated run: the event loop, the seeded random source and
+// the nodes.
+type World struct {
+	now    time.Time
+	seq    uint64
+	heap   []event
+	rng    *rand.Rand
+	events uint64 // events run so far, for the benchmarks
+
+	net      *network
+	store    *store
+	gw       *gatewayNode
+	masters  []*masterNode // by id order: master-1, master-2, …
+	coreapps []*coreappNode
+	sabotage Sabotage
+
+	// records the runner reads (Target)
+	grants       []grantRecord
+	declarations []declaration
+	commands     []command
+}
+
+func newWorld(seed uint64, sab Sabotage) *World {
+	w := &World{now: epoch(), rng: rand.New(rand.NewPCG(seed, seed^0x73696d75)), sabotage: sab}
+	w.net = newNetwork(w)
+	return w
+}
+
+// at schedules fn at t (not before now).
+func (w *World) at(t time.Time, fn func()) {
+	if t.Before(w.now) {
+		t = w.now
+	}
+	w.seq++
+	w.push(event{at: t, seq: w.seq, fn: fn})
+}
+
+// after schedules fn d from now.
+func (w *World) after(d time.Duration, fn func()) { w.at(w.now.Add(d), fn) }
+
+// runUntil runs every event due up to t, then sets the time to t.
+func (w *World) runUntil(t time.Time) {
+	same := 0
+	for len(w.heap) > 0 && !w.heap[0].at.After(t) {
+		ev := w.pop()
+		if ev.at.Equal(w.now) {
+			same++
+			if same > livelock {
+				panic(fmt.Sprintf("sim: %d events at virtual time %v without time passing: a machine keeps asking to be woken now", same, w.now.Sub(epoch())))
+			}
+		} else {
+			same = 0
+		}
+		w.now = ev.at
+		w.events++
+		ev.fn()
+	}
+	if t.After(w.now) {
+		w.now = t
+	}
+}
+
+// livelock is how many events may run at one instant before the world
+// gives up: far more than any real burst (a 1,000-coreapp cluster's
+// heartbeats), far fewer than a loop that never lets time pass.
+const livelock = 1_000_000
+
+// uniform draws a duration in [lo, hi].
+func (w *World) uniform(lo, hi time.Duration) time.Duration {
+	if hi <= lo {
+		return lo
+	}
+	return lo + time.Duration(w.rng.Int64N(int64(hi-lo)+1))
+}
+
+// chance is true with probability p (0..1).
+func (w *World) chance(p float64) bool { return p > 0 && w.rng.Float64() < p }
+
+// The heap is written out rather than container/heap's: no interface
+// boxing per event, which is most of the simulator's cost.
+
+func less(a, b event) bool {
+	if !a.at.Equal(b.at) {
+		return a.at.Before(b.at)
+	}
+	return a.seq < b.seq
+}
+
+func (w *World) push(ev event) {
+	h := append(w.heap, ev)
+	i := len(h) - 1
+	for i > 0 {
+		p := (i - 1) / 2
+		if !less(h[i], h[p]) {
+			break
+		}
+		h[i], h[p] = h[p], h[i]
+		i = p
+	}
+	w.heap = h
+}
+
+func (w *World) pop() event {
+	h := w.heap
+	top := h[0]
+	n := len(h) - 1
+	h[0] = h[n]
+	h[n] = event{}
+	h = h[:n]
+	i := 0
+	for {
+		l, r, m := 2*i+1, 2*i+2, i
+		if l < n && less(h[l], h[m]) {
+			m = l
+		}
+		if r < n && less(h[r], h[m]) {
+			m = r
+		}
+		if m == i {
+			break
+		}
+		h[i], h[m] = h[m], h[i]
+		i = m
+	}
+	w.heap = h
+	return top
+}
