@@ -470,6 +470,18 @@ func TestRunnerReviewFindings(t *testing.T) {
 		out, _ := runFake(t, f, "name: t\nsettings: {heartbeat_interval: 1, unhealthy_interval: 3}\nsteps:\n  - kill: coreapp-1\n  - sleep: 90s\nchecks: [liveness]\n")
 		assertViolation(t, out, "liveness", "every shard served again only 1m0s after the last fault ended")
 	})
+	t.Run("liveness fires for a crash nobody takes over, also when the gateway notices it late", func(t *testing.T) {
+		// Found by the simulator's selftest: the shard was still served at
+		// the instant of the kill (the gateway hears of a crash a moment
+		// later), and that used to count as "served again".
+		f := newFake()
+		f.failoverAfter = 0
+		// The kill changes nothing the runner can see at once; 3 ms later
+		// shard 0 is unserved, for good.
+		f.at(5*time.Second, func() { f.at(3*time.Millisecond, func() { delete(f.served, 0) }) })
+		out, _ := runFake(t, f, "name: t\nsettings: {heartbeat_interval: 1, unhealthy_interval: 3}\nsteps:\n  - sleep: 5s\n  - kill: coreapp-3\n  - sleep: 20s\nchecks: [liveness]\n")
+		assertViolation(t, out, "liveness", "shards [0] unserved 20s after the last fault ended")
+	})
 	t.Run("wait: stable waits out a failover without spinning", func(t *testing.T) {
 		f := newFake()
 		f.at(time.Millisecond, func() { _ = f.Kill(context.Background(), "coreapp-1") })

@@ -39,8 +39,12 @@ type Target interface {
 	// Commands are the assignments and releases the coreapps accepted or
 	// refused so far, as they reported them.
 	Commands() []Command
-	// Violations are the fencing invariants the gateway's log breaks so
-	// far (single_owner, epoch_monotonic).
+	// Violations are the invariants the target saw broken so far: the
+	// gateway log's fencing (single_owner, epoch_monotonic) on every
+	// target, and on the simulator also what its ground truth shows
+	// (rule 3 under single_primary, rule 4 under no_false_failover, the
+	// stored max_epoch under epoch_monotonic). The runner counts each
+	// under its invariant when the scenario checks it.
 	Violations() []Violation
 
 	// Process faults and changes, by node id.

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/mcsim/mcsim/coreapp/books"
@@ -50,6 +49,9 @@ func (m *masterNode) incarnation() string { return fmt.Sprintf("%s/%d", m.p.id, 
 func (m *masterNode) start() {
 	m.p.start()
 	m.term = lease.New(lease.Config{ID: m.p.id})
+	if m.w.sabotage.NoOwnClockLease {
+		m.term.DisableOwnClockCheck()
+	}
 	m.core, m.haveSnap, m.writing, m.pending = nil, false, false, nil
 	m.peers = map[string]bool{}
 	m.readSettings()
@@ -136,19 +138,15 @@ func (m *masterNode) acquire(a lease.SendAcquire) {
 		if err == nil {
 			r := v.(acquireAnswer)
 			ev.Granted, ev.Epoch, ev.Holder, ev.Remaining = r.granted, r.epoch, r.holder, r.remaining
+			if r.granted {
+				m.w.truth.granted(proofKey{m.p.id, m.p.run, r.epoch}, sentAt, a.TTL)
+			}
 		}
 		m.leaseStep(ev)
 	})
 }
 
-// ownClockStepDown is the reason the lease machine gives when the lease
-// ran out by the master's own clock.
-const ownClockStepDown = "lease expired by the master's own clock"
-
-func (m *masterNode) stepDown(a lease.StepDown) {
-	if m.w.sabotage.NoOwnClockLease && strings.HasPrefix(a.Reason, ownClockStepDown) {
-		return // sabotaged: the master goes on acting as primary
-	}
+func (m *masterNode) stepDown(lease.StepDown) {
 	m.core = nil
 	m.termNo++
 	m.writing, m.pending = false, nil
@@ -262,6 +260,7 @@ func (m *masterNode) execute(acts []failover.Action) {
 			m.release(a)
 		case failover.DeclaredUnhealthy:
 			m.w.declarations = append(m.w.declarations, declaration{at: m.w.now, master: m.p.id, coreapp: a.Coreapp})
+			m.w.truth.declared(m.hbKey(a.Coreapp), a.EarliestUnansweredSentAt, m.p.local(), m.core.Config().UnhealthyInterval)
 		}
 	}
 }
@@ -285,6 +284,10 @@ func (m *masterNode) later(fn func()) {
 	})
 }
 
+func (m *masterNode) hbKey(coreapp string) hbKey {
+	return hbKey{master: m.p.id, run: m.p.run, term: m.termNo, coreapp: coreapp}
+}
+
 func (m *masterNode) heartbeat(a failover.SendHeartbeat) {
 	c := m.coreapp(a.Coreapp)
 	if c == nil {
@@ -293,7 +296,14 @@ func (m *masterNode) heartbeat(a failover.SendHeartbeat) {
 	}
 	term, id := m.termNo, m.p.id
 	leaseEpoch := m.term.Epoch()
-	m.w.call(m.p, c.p, m.snap.ui, func() (any, error) { return c.heartbeat(id, leaseEpoch) }, func(v any, err error) {
+	k := m.hbKey(a.Coreapp)
+	m.w.truth.heartbeatSent(k, a.Seq, m.p.local())
+	arrived := func(_ any, err error) {
+		if err == nil {
+			m.w.truth.heartbeatArrived(k, a.Seq, m.p.local())
+		}
+	}
+	m.w.callObserved(m.p, c.p, m.snap.ui, func() (any, error) { return c.heartbeat(id, leaseEpoch) }, arrived, func(v any, err error) {
 		if m.termNo != term || m.core == nil {
 			return
 		}
@@ -317,6 +327,7 @@ func (m *masterNode) assign(a failover.Assign) {
 		return
 	}
 	term, leaseEpoch, id := m.termNo, m.term.Epoch(), m.p.id
+	m.w.truth.commandSent(proofKey{id, m.p.run, leaseEpoch}, "assign", a.Shard, m.p.local())
 	ev := books.AssignAsked{Coreapp: a.Coreapp, LeaseEpoch: leaseEpoch, Shard: int32(a.Shard), Shards: int32(a.Shards), Epoch: a.Epoch}
 	m.w.call(m.p, c.p, m.snap.ui, func() (any, error) { return c.command(id, "assign", ev, leaseEpoch) }, func(_ any, err error) {
 		if m.termNo != term || m.core == nil {
@@ -335,9 +346,13 @@ func (m *masterNode) release(a failover.Release) {
 	ev := books.ReleaseAsked{Coreapp: a.Coreapp, LeaseEpoch: leaseEpoch, Shard: int32(a.Shard), Epoch: a.Epoch}
 	// Rule 3: a release must not arrive after the lease's end by our clock.
 	timeout := min(m.snap.ui, m.term.Remaining(m.p.local()))
-	if timeout <= 0 {
+	if timeout <= 0 && !m.w.sabotage.NoOwnClockLease {
 		return
 	}
+	if timeout <= 0 {
+		timeout = m.snap.ui
+	}
+	m.w.truth.commandSent(proofKey{id, m.p.run, leaseEpoch}, "release", a.Shard, m.p.local())
 	m.w.call(m.p, c.p, timeout, func() (any, error) { return c.command(id, "release", ev, leaseEpoch) }, func(any, error) {})
 }
 

@@ -15,9 +15,11 @@ import (
 //   - a cut holds a stream's messages (in order, delivered after the
 //     heal, as TCP retransmits them) and drops datagrams;
 //   - delay adds latency ± uniform jitter; a stream stays in order;
-//   - loss drops that share of datagrams and delays a stream's message by
-//     a retransmission timeout (200 ms, doubling) per loss, because TCP
-//     loses no bytes.
+//   - loss drops that share of datagrams; on a stream a lost message is
+//     retransmitted after a retransmission timeout (200 ms, doubling),
+//     each retransmission judged by the link as it is then (a heal in
+//     between lets it through), and everything behind it on the stream
+//     waits, because TCP loses no bytes and keeps them in order.
 const (
 	baseLatency = 100 * time.Microsecond
 	baseJitter  = 50 * time.Microsecond
@@ -38,10 +40,13 @@ type network struct {
 	// first held, so a heal delivers them in a fixed order.
 	heldOrder []linkKey
 	last      map[linkKey]time.Time // the last stream delivery per link
+	// stalled are the streams whose head message is being retransmitted,
+	// with what waits behind it.
+	stalled map[linkKey][]held
 }
 
 func newNetwork(w *World) *network {
-	return &network{w: w, faults: map[linkKey]scenarios.NetLink{}, held: map[linkKey][]held{}, last: map[linkKey]time.Time{}}
+	return &network{w: w, faults: map[linkKey]scenarios.NetLink{}, held: map[linkKey][]held{}, last: map[linkKey]time.Time{}, stalled: map[linkKey][]held{}}
 }
 
 // latency draws one message's latency on a link with fault f.
@@ -56,26 +61,67 @@ func (n *network) latency(f scenarios.NetLink) time.Duration {
 // stream sends one message of a TCP stream from → to.
 func (n *network) stream(from, to string, deliver func()) {
 	k := linkKey{from, to}
-	f := n.faults[k]
-	if f.Cut {
-		if len(n.held[k]) == 0 {
-			n.heldOrder = append(n.heldOrder, k)
-		}
-		n.held[k] = append(n.held[k], held{deliver: deliver})
+	if q, ok := n.stalled[k]; ok {
+		n.stalled[k] = append(q, held{deliver: deliver})
 		return
 	}
-	d := n.latency(f)
-	if f.LossPercent > 0 {
-		for r, tries := rto, 0; tries < 8 && n.w.chance(f.LossPercent/100); r, tries = r*2, tries+1 {
-			d += r
-		}
+	f := n.faults[k]
+	if f.Cut {
+		n.hold(k, held{deliver: deliver})
+		return
 	}
-	at := n.w.now.Add(d)
+	if n.w.chance(f.LossPercent / 100) {
+		n.stalled[k] = []held{{deliver: deliver}}
+		n.w.after(rto, func() { n.retransmit(k, rto) })
+		return
+	}
+	n.send(k, f, deliver)
+}
+
+// send delivers one message after the link's latency, in order.
+func (n *network) send(k linkKey, f scenarios.NetLink, deliver func()) {
+	at := n.w.now.Add(n.latency(f))
 	if last := n.last[k]; at.Before(last) {
 		at = last // a stream stays in order
 	}
 	n.last[k] = at
 	n.w.at(at, deliver)
+}
+
+func (n *network) hold(k linkKey, m held) {
+	if len(n.held[k]) == 0 {
+		n.heldOrder = append(n.heldOrder, k)
+	}
+	n.held[k] = append(n.held[k], m)
+}
+
+// maxRetransmits is Linux's tcp_retries2: after that the connection
+// breaks; in the model the message then goes through, which a scenario
+// long enough to see it cannot tell apart from a reconnect.
+const maxRetransmits = 15
+
+// retransmit is the retransmission of a stalled stream's head after
+// timeout r, under the link as it is now.
+func (n *network) retransmit(k linkKey, r time.Duration) {
+	q := n.stalled[k]
+	f := n.faults[k]
+	switch {
+	case f.Cut:
+		delete(n.stalled, k)
+		for _, m := range q {
+			n.hold(k, m)
+		}
+		return
+	case r < rto<<maxRetransmits && n.w.chance(f.LossPercent/100):
+		r = min(2*r, time.Minute)
+		n.w.after(r, func() { n.retransmit(k, r) })
+		return
+	}
+	delete(n.stalled, k)
+	n.send(k, f, q[0].deliver)
+	for _, m := range q[1:] {
+		n.stream(k.from, k.to, m.deliver)
+	}
 }
 
 // datagram sends one UDP datagram from → to: cut or lost, it is gone.
@@ -135,17 +181,27 @@ func (w *World) call(caller, callee *proc, timeout time.Duration, handle func() 
 // callAt is call for a handler whose answer leaves only at a time it
 // names (a store write: once its fsync is done).
 func (w *World) callAt(caller, callee *proc, timeout time.Duration, handle func() (any, error, time.Time), reply func(any, error)) {
-	w.callWith(caller, callee, timeout, handle, reply, false)
+	w.callWith(caller, callee, timeout, handle, nil, reply, false)
+}
+
+// callObserved is call that also tells arrived when the answer reaches
+// the caller's host, even if the caller cannot read it yet (paused or
+// busy): the simulator's witnesses judge rule 4 by it.
+func (w *World) callObserved(caller, callee *proc, timeout time.Duration, handle func() (any, error), arrived func(any, error), reply func(any, error)) {
+	w.callWith(caller, callee, timeout, func() (any, error, time.Time) {
+		v, err := handle()
+		return v, err, time.Time{}
+	}, arrived, reply, false)
 }
 
 // callBlocking is a call the caller's loop blocks on (it is busy until
 // the answer): what else arrives meanwhile waits, as in the real loop.
 func (w *World) callBlocking(caller, callee *proc, timeout time.Duration, handle func() (any, error, time.Time), reply func(any, error)) {
 	caller.busy = true
-	w.callWith(caller, callee, timeout, handle, reply, true)
+	w.callWith(caller, callee, timeout, handle, nil, reply, true)
 }
 
-func (w *World) callWith(caller, callee *proc, timeout time.Duration, handle func() (any, error, time.Time), reply func(any, error), blocking bool) {
+func (w *World) callWith(caller, callee *proc, timeout time.Duration, handle func() (any, error, time.Time), arrived, reply func(any, error), blocking bool) {
 	run := caller.run
 	done := false
 	finish := func(v any, err error) {
@@ -153,6 +209,9 @@ func (w *World) callWith(caller, callee *proc, timeout time.Duration, handle fun
 			return
 		}
 		done = true
+		if arrived != nil && err != errTimeout && caller.up && caller.run == run {
+			arrived(v, err)
+		}
 		if blocking {
 			caller.answerBlocked(run, func() { reply(v, err) })
 			return

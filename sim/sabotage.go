@@ -3,9 +3,9 @@ package sim
 // Sabotage disables safety mechanisms, one per field, for `mcsim scenario
 // selftest`: each must then be caught by the invariant it exists for, or
 // the checkers prove nothing. Only this package sets the machines'
-// switches (DisableEpochFencing, DisableLeaseFence, DisableDeadline) and
-// its own adapters' (the store's fencing, the master's own-clock lease,
-// the stall guard); TestSabotageOnlyInSim keeps it so.
+// switches (DisableEpochFencing, DisableLeaseFence, DisableDeadline,
+// DisableOwnClockCheck) and its own adapters' (the store's fencing, the
+// map writer's own-clock check, the stall guard's threshold); TestSabotageOnlyInSim keeps it so.
 type Sabotage struct {
 	// NoGatewayFencing: the gateway accepts sessions of stale epochs.
 	NoGatewayFencing bool

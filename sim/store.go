@@ -155,6 +155,7 @@ func (s *store) writeMap(master string, leaseEpoch uint64, m *mcsimv1.ShardMap) 
 	} else if err := coord.CheckShardMap(m); err != nil {
 		return err
 	}
+	s.w.truth.mapStored(master, leaseEpoch, s.smap.GetMaxEpoch(), m.GetMaxEpoch())
 	s.smap = m
 	return nil
 }

@@ -175,10 +175,11 @@ func (t *Target) Failovers() []scenarios.FailoverSeen {
 	return t.witness.Failovers()
 }
 
-// Violations implements scenarios.Target.
+// Violations implements scenarios.Target: the gateway's log, then the
+// simulator's ground truth (truth.go).
 func (t *Target) Violations() []scenarios.Violation {
 	t.refresh()
-	return t.witness.Violations()
+	return append(t.witness.Violations(), t.w.truth.violations...)
 }
 
 // Grants implements scenarios.Target.

@@ -39,11 +39,13 @@ type World struct {
 	grants       []grantRecord
 	declarations []declaration
 	commands     []command
+	truth        *truth
 }
 
 func newWorld(seed uint64, sab Sabotage) *World {
 	w := &World{now: epoch(), rng: rand.New(rand.NewPCG(seed, seed^0x73696d75)), sabotage: sab}
 	w.net = newNetwork(w)
+	w.truth = newTruth(w)
 	return w
 }
 

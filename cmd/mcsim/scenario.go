@@ -41,7 +41,7 @@ started.`,
   mcsim scenario schema > scenario.schema.json`,
 	}
 	c.AddCommand(newScenarioRunCommand(), newScenarioCheckCommand(), newScenarioListCommand(),
-		newScenarioSchemaCommand(), newScenarioSimOnlyCommand("explore"), newScenarioSimOnlyCommand("selftest"))
+		newScenarioSchemaCommand(), newScenarioExploreCommand(), newScenarioSelftestCommand())
 	return c
 }
 
@@ -125,24 +125,6 @@ func newScenarioSchemaCommand() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			_, err := cmd.OutOrStdout().Write(scenarios.Schema())
 			return err
-		},
-	}
-}
-
-func newScenarioSimOnlyCommand(name string) *cobra.Command {
-	short := map[string]string{
-		"explore":  "Run a scenario over a range of seeds in the simulator, shrink a failing one (needs the simulator)",
-		"selftest": "Disable each safety mechanism in the simulator in turn: every one must be caught (needs the simulator)",
-	}[name]
-	return &cobra.Command{
-		Use:                name,
-		Short:              short,
-		Long:               short + ".\n\nThe deterministic simulator (--target sim) is not built yet, so this command refuses to run (exit 2).",
-		Example:            "  mcsim scenario " + name + " coreapp-crash --target sim --seeds 1..1000",
-		Args:               cobra.ArbitraryArgs,
-		DisableFlagParsing: true,
-		RunE: func(*cobra.Command, []string) error {
-			return usageErr("scenario %s: needs the deterministic simulator (--target sim), which is not built yet; use 'mcsim scenario run --target procs'", name)
 		},
 	}
 }

@@ -10,6 +10,9 @@ type leaseClock struct {
 	epoch      uint64
 	validUntil time.Time // zero: not held
 	sentAt     time.Time // send time of the grant validUntil comes from
+	// unchecked: a lease once granted is held until lost, whatever the
+	// own clock says (Term.DisableOwnClockCheck).
+	unchecked bool
 }
 
 // granted records a successful acquire or renewal sent at sentAt. The
@@ -39,7 +42,7 @@ func (l *leaseClock) sending(now time.Time, ttl time.Duration) {
 
 // held says whether the master may still act as primary at now.
 func (l *leaseClock) held(now time.Time) bool {
-	return !l.validUntil.IsZero() && now.Before(l.validUntil)
+	return !l.validUntil.IsZero() && (now.Before(l.validUntil) || l.unchecked)
 }
 
 // lost forgets the lease (refused renewal, fenced write, step-down).
@@ -49,6 +52,9 @@ func (l *leaseClock) lost() { l.validUntil = time.Time{} }
 func (l *leaseClock) remaining(now time.Time) time.Duration {
 	if !l.held(now) {
 		return 0
+	}
+	if l.unchecked && !now.Before(l.validUntil) {
+		return l.validUntil.Sub(l.sentAt) // a TTL's worth, for the timeouts it bounds
 	}
 	return l.validUntil.Sub(now)
 }

@@ -252,11 +252,19 @@ func (t *Term) NextWake() time.Time {
 	if t.started && !t.renewing {
 		w = t.nextRenew
 	}
-	if t.primary && !t.clock.validUntil.IsZero() && (w.IsZero() || t.clock.validUntil.Before(w)) {
+	if t.primary && !t.clock.unchecked && !t.clock.validUntil.IsZero() && (w.IsZero() || t.clock.validUntil.Before(w)) {
 		w = t.clock.validUntil
 	}
 	return w
 }
+
+// DisableOwnClockCheck makes the term hold a granted lease until it is
+// lost (refused, fenced, stepped down for another reason), whatever the
+// master's own clock says: rule 3 switched off. It exists for the
+// simulator's selftest (sim.Sabotage), which must show that the checkers
+// catch what this lets through; a test keeps every other package from
+// calling it.
+func (t *Term) DisableOwnClockCheck() { t.clock.unchecked = true }
 
 // Timing is the current TTL and renew interval (see Timing).
 func (t *Term) Timing() (ttl, renewEvery time.Duration) {
