@@ -3,9 +3,10 @@ package sim
 import "time"
 
 // Membership, with the delays of memberlist's local tuning
-// (membership/config.go): a node that joins reaches the masters by
-// push-pull and gossip within a gossip interval (500 ms); a graceful leave
-// is pushed at once (a few ms). Gossip that cannot cross a cut link is
+// (membership/config.go): a coreapp that joins reaches each master by
+// gossip within a gossip interval (500 ms); a master that joins learns
+// every member at once by push-pull with its seed; a graceful leave is
+// pushed at once (a few ms). Gossip that cannot cross a cut link is
 // retried every gossip interval until it can. Failure detection is not
 // modelled: to a master, gossip's "failed" means nothing (the heartbeat
 // rule decides, master/gossip.go).
@@ -43,10 +44,13 @@ func (w *World) joined(p *proc) {
 		}
 		return
 	}
+	// A joining master learns the whole membership in one push-pull with
+	// its seed: every coreapp at the same moment.
 	m := w.masterByID(p.id)
+	d := w.uniform(time.Millisecond, 5*time.Millisecond)
 	for _, c := range w.coreapps {
 		if c.p.up && c.ready {
-			w.gossip(c.p.id, m.p, time.Millisecond, gossipInterval, func() { m.coreappJoined(c.p.id) })
+			w.gossip(c.p.id, m.p, d, d, func() { m.coreappJoined(c.p.id) })
 		}
 	}
 }

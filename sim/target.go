@@ -29,7 +29,8 @@ type Target struct {
 	w       *World
 	shards  int
 	witness scenarios.Witness
-	seen    int // gateway events folded into the witness
+	seen    int       // gateway events folded into the witness
+	started time.Time // when Start returned: the runner's time zero
 }
 
 var _ scenarios.Target = (*Target)(nil)
@@ -83,7 +84,9 @@ func (t *Target) Start(ctx context.Context, c scenarios.Cluster, settingsBody js
 	for _, c := range w.coreapps {
 		w.after(w.uniform(5*time.Millisecond, 300*time.Millisecond), c.start)
 	}
-	return t.runUntil(ctx, w.now.Add(startWait), t.allReady)
+	err := t.runUntil(ctx, w.now.Add(startWait), t.allReady)
+	t.started = w.now
+	return err
 }
 
 func (t *Target) allReady() bool {
