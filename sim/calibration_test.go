@@ -141,4 +141,3 @@ func fmtQ(n int, p50, lo, hi float64) string {
 	b, _ := json.Marshal(map[string]any{"n": n, "p50_ms": int(p50 + 0.5), "min_ms": int(lo + 0.5), "max_ms": int(hi + 0.5)})
 	return string(b)
 }
-
