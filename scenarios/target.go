@@ -27,7 +27,8 @@ type Target interface {
 
 	// Nodes are the masters and coreapps now, by id.
 	Nodes(ctx context.Context) (map[string]NodeState, error)
-	// Served is who serves each shard now, as the gateway hears it.
+	// Served is who serves each shard now, as the gateway hears it. The
+	// caller must not change the map.
 	Served() map[int]string
 	// Failovers are the shards the gateway saw pass between coreapps so far.
 	Failovers() []FailoverSeen

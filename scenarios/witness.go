@@ -1,7 +1,6 @@
 package scenarios
 
 import (
-	"slices"
 	"time"
 
 	"github.com/mcsim/mcsim/gateway"
@@ -17,6 +16,11 @@ type Witness struct {
 	holders   map[int32]holder // by shard number, of any count
 	service   gateway.Service
 	failovers []FailoverSeen
+	// served caches Served for one shard count until the next event: the
+	// runner asks on every look, and the simulator looks fifty times a
+	// simulated second.
+	served       map[int]string
+	servedShards int
 }
 
 type holder struct {
@@ -30,6 +34,9 @@ type holder struct {
 func (w *Witness) Fold(evs []*mcsimv1.GatewayEvent) {
 	if w.holders == nil {
 		w.holders = map[int32]holder{}
+	}
+	if len(evs) > 0 {
+		w.served = nil
 	}
 	for _, ev := range evs {
 		w.events = append(w.events, ev)
@@ -64,19 +71,25 @@ func (w *Witness) Fold(evs []*mcsimv1.GatewayEvent) {
 }
 
 // Served is who serves each shard of a count of shards now: a session of
-// that count that the gateway hears.
+// that count that the gateway hears. The map is shared until the next
+// event changes it: callers must not change it.
 func (w *Witness) Served(shards int) map[int]string {
+	if w.served != nil && w.servedShards == shards {
+		return w.served
+	}
 	out := map[int]string{}
 	for s, h := range w.holders {
 		if !h.silent && int(h.shards) == shards {
 			out[int(s)] = h.coreapp
 		}
 	}
+	w.served, w.servedShards = out, shards
 	return out
 }
 
-// Failovers are the failovers seen so far; the caller may keep the slice.
-func (w *Witness) Failovers() []FailoverSeen { return slices.Clone(w.failovers) }
+// Failovers are the failovers seen so far; the caller may keep the slice
+// (it is only ever appended to) but must not change it.
+func (w *Witness) Failovers() []FailoverSeen { return w.failovers[:len(w.failovers):len(w.failovers)] }
 
 // FailoverCount is len(Failovers()) without the copy.
 func (w *Witness) FailoverCount() int { return len(w.failovers) }

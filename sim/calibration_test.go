@@ -78,8 +78,8 @@ func lastHeartbeat(w *World, node string, at time.Time) time.Duration {
 func lastRenewal(w *World, node string, at time.Time) time.Duration {
 	var last time.Time
 	for _, g := range w.grants {
-		if g.master == node && !g.at.After(at) {
-			last = g.at
+		if g.Master == node && !g.At.After(at) {
+			last = g.At
 		}
 	}
 	return at.Sub(last)

@@ -8,6 +8,7 @@ import (
 	"github.com/mcsim/mcsim/gateway"
 	"github.com/mcsim/mcsim/master/failover"
 	mcsimv1 "github.com/mcsim/mcsim/proto/mcsim/v1"
+	"github.com/mcsim/mcsim/scenarios"
 )
 
 // handoverWait and handoverPoll are coreapp.DefaultHandoverWait and its
@@ -30,6 +31,7 @@ type coreappNode struct {
 	// shard and epoch; closeOnAnswer those closed before their answer.
 	sessions      map[sessKey]gateway.SessionID
 	closeOnAnswer map[sessKey]bool
+	tickFn        func() // c.tick, made once: a method value allocates
 }
 
 type sessKey struct {
@@ -39,7 +41,7 @@ type sessKey struct {
 
 func newCoreapp(w *World, id string) *coreappNode {
 	c := &coreappNode{w: w, p: newProc(w, id)}
-	c.p.rewake = c.rewake
+	c.p.rewake, c.tickFn = c.rewake, c.tick
 	return c
 }
 
@@ -68,7 +70,7 @@ func (c *coreappNode) readSettings() {
 	})
 }
 
-func (c *coreappNode) rewake() { c.p.wake(c.b.NextWake(), c.tick) }
+func (c *coreappNode) rewake() { c.p.wake(c.b.NextWake(), c.tickFn) }
 
 func (c *coreappNode) tick() { c.step(books.Tick{}) }
 
@@ -156,7 +158,7 @@ func (c *coreappNode) heartbeat(master string, leaseEpoch uint64) (any, error) {
 		return nil, err
 	}
 	if c.b.LeaseEpoch() > before {
-		c.w.commands = append(c.w.commands, command{at: c.w.now, coreapp: c.p.id, run: c.p.run, master: master, kind: "heartbeat", leaseEpoch: leaseEpoch, accepted: true})
+		c.w.commands = append(c.w.commands, scenarios.Command{At: c.w.now, Coreapp: c.p.id, Run: c.p.run, Master: master, Kind: "heartbeat", LeaseEpoch: leaseEpoch, Accepted: true})
 	}
 	held := c.b.Served()
 	out := make([]failover.ServedShard, len(held))
@@ -174,7 +176,7 @@ func (c *coreappNode) command(master, kind string, ev books.Event, leaseEpoch ui
 		return nil, errors.New(r.Reason)
 	}
 	_, accepted := v.(books.Accept)
-	c.w.commands = append(c.w.commands, command{at: c.w.now, coreapp: c.p.id, run: c.p.run, master: master, kind: kind, leaseEpoch: leaseEpoch, accepted: accepted})
+	c.w.commands = append(c.w.commands, scenarios.Command{At: c.w.now, Coreapp: c.p.id, Run: c.p.run, Master: master, Kind: kind, LeaseEpoch: leaseEpoch, Accepted: accepted})
 	return nil, refusal(v)
 }
 

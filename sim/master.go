@@ -10,6 +10,7 @@ import (
 	"github.com/mcsim/mcsim/master/failover"
 	"github.com/mcsim/mcsim/master/lease"
 	mcsimv1 "github.com/mcsim/mcsim/proto/mcsim/v1"
+	"github.com/mcsim/mcsim/scenarios"
 )
 
 // masterNode is a master: lease.Term decides its term, failover.Core (while
@@ -33,11 +34,12 @@ type masterNode struct {
 
 	writing bool              // a background map write is in flight
 	pending *mcsimv1.ShardMap // the newest map waiting for it
+	tickFn  func()            // m.tick, made once: a method value allocates
 }
 
 func newMaster(w *World, id string, expect int) *masterNode {
 	m := &masterNode{w: w, p: newProc(w, id), expect: expect}
-	m.p.rewake = m.rewake
+	m.p.rewake, m.tickFn = m.rewake, m.tick
 	return m
 }
 
@@ -90,7 +92,7 @@ func (m *masterNode) rewake() {
 			w = c
 		}
 	}
-	m.p.wake(w, m.tick)
+	m.p.wake(w, m.tickFn)
 }
 
 func (m *masterNode) tick() {
@@ -259,7 +261,7 @@ func (m *masterNode) execute(acts []failover.Action) {
 		case failover.Release:
 			m.release(a)
 		case failover.DeclaredUnhealthy:
-			m.w.declarations = append(m.w.declarations, declaration{at: m.w.now, master: m.p.id, coreapp: a.Coreapp})
+			m.w.declarations = append(m.w.declarations, scenarios.Declaration{At: m.w.now, Master: m.p.id, Coreapp: a.Coreapp})
 			m.w.truth.declared(m.hbKey(a.Coreapp), a.EarliestUnansweredSentAt, m.p.local(), m.core.Config().UnhealthyInterval)
 		}
 	}

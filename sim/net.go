@@ -134,6 +134,17 @@ func (n *network) datagram(from, to string, deliver func()) bool {
 	return true
 }
 
+// clear says whether from → to is as if no fault were there: no fault in
+// the table and nothing held or stalled on it.
+func (n *network) clear(from, to string) bool {
+	k := linkKey{from, to}
+	if _, ok := n.faults[k]; ok {
+		return false
+	}
+	_, stalled := n.stalled[k]
+	return !stalled && len(n.held[k]) == 0
+}
+
 // cut says whether from → to is cut now.
 func (n *network) cut(from, to string) bool { return n.faults[linkKey{from, to}].Cut }
 

@@ -7,6 +7,7 @@ import (
 
 	"github.com/mcsim/mcsim/coord"
 	mcsimv1 "github.com/mcsim/mcsim/proto/mcsim/v1"
+	"github.com/mcsim/mcsim/scenarios"
 	"github.com/mcsim/mcsim/settings"
 )
 
@@ -123,7 +124,7 @@ func (s *store) acquire(master, incarnation string, ttl time.Duration) (acquireA
 	r := coord.Acquire(s.lease, master, incarnation, master, ttl, now)
 	s.lease = r.Lease
 	if r.Granted {
-		s.w.grants = append(s.w.grants, grantRecord{at: now, master: master, epoch: r.Lease.Epoch, expires: r.Lease.Expires, renewal: r.Renewal})
+		s.w.grants = append(s.w.grants, scenarios.LeaseGrant{At: now, Master: master, Epoch: r.Lease.Epoch, Expires: r.Lease.Expires, Renewal: r.Renewal})
 	}
 	a := acquireAnswer{granted: r.Granted, epoch: r.Lease.Epoch, holder: r.Lease.Holder}
 	if r.Lease.Holder != "" && now.Before(r.Lease.Expires) {
@@ -135,7 +136,7 @@ func (s *store) acquire(master, incarnation string, ttl time.Duration) (acquireA
 func (s *store) release(master string, epoch uint64) {
 	if l, ok := coord.Release(s.lease, master, epoch); ok {
 		s.lease = l
-		s.w.grants = append(s.w.grants, grantRecord{at: s.w.now, master: master, epoch: epoch, released: true})
+		s.w.grants = append(s.w.grants, scenarios.LeaseGrant{At: s.w.now, Master: master, Epoch: epoch, Released: true})
 	}
 }
 

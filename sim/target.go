@@ -185,32 +185,17 @@ func (t *Target) Violations() []scenarios.Violation {
 	return append(t.witness.Violations(), t.w.truth.violations...)
 }
 
-// Grants implements scenarios.Target.
-func (t *Target) Grants() []scenarios.LeaseGrant {
-	out := make([]scenarios.LeaseGrant, len(t.w.grants))
-	for i, g := range t.w.grants {
-		out[i] = scenarios.LeaseGrant{At: g.at, Master: g.master, Epoch: g.epoch, Expires: g.expires, Renewal: g.renewal, Released: g.released}
-	}
-	return out
-}
+// Grants implements scenarios.Target. The records are appended to, never
+// changed, so the caller may keep the slice (capped at its length).
+func (t *Target) Grants() []scenarios.LeaseGrant { return capped(t.w.grants) }
 
 // Declarations implements scenarios.Target.
-func (t *Target) Declarations() []scenarios.Declaration {
-	out := make([]scenarios.Declaration, len(t.w.declarations))
-	for i, d := range t.w.declarations {
-		out[i] = scenarios.Declaration{At: d.at, Master: d.master, Coreapp: d.coreapp}
-	}
-	return out
-}
+func (t *Target) Declarations() []scenarios.Declaration { return capped(t.w.declarations) }
 
 // Commands implements scenarios.Target.
-func (t *Target) Commands() []scenarios.Command {
-	out := make([]scenarios.Command, len(t.w.commands))
-	for i, c := range t.w.commands {
-		out[i] = scenarios.Command{At: c.at, Coreapp: c.coreapp, Run: c.run, Master: c.master, Kind: c.kind, LeaseEpoch: c.leaseEpoch, Accepted: c.accepted}
-	}
-	return out
-}
+func (t *Target) Commands() []scenarios.Command { return capped(t.w.commands) }
+
+func capped[T any](s []T) []T { return s[:len(s):len(s)] }
 
 func (t *Target) node(id string) (*proc, error) {
 	if m := t.w.masterByID(id); m != nil {
@@ -370,29 +355,4 @@ func (t *Target) Clock(_ context.Context, id string, rate float64) error {
 	}
 	p.setRate(rate)
 	return nil
-}
-
-// The records the runner reads.
-
-type grantRecord struct {
-	at                time.Time
-	master            string
-	epoch             uint64
-	expires           time.Time
-	renewal, released bool
-}
-
-type declaration struct {
-	at              time.Time
-	master, coreapp string
-}
-
-type command struct {
-	at         time.Time
-	coreapp    string
-	run        int
-	master     string
-	kind       string
-	leaseEpoch uint64
-	accepted   bool
 }

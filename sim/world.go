@@ -2,6 +2,7 @@ package sim
 
 import (
 	"fmt"
+	"github.com/mcsim/mcsim/scenarios"
 	"math/rand/v2"
 	"time"
 )
@@ -14,7 +15,7 @@ func epoch() time.Time { return time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC) }
 // were scheduled, so that the heap's order is total and the run is the
 // same every time.
 type event struct {
-	at  time.Time
+	at  int64 // nanoseconds since epoch: cheaper to order than time.Time
 	seq uint64
 	fn  func()
 }
@@ -23,6 +24,7 @@ type event struct {
 // the nodes.
 type World struct {
 	now    time.Time
+	zero   time.Time // epoch: event times count from it
 	seq    uint64
 	heap   []event
 	rng    *rand.Rand
@@ -36,14 +38,14 @@ type World struct {
 	sabotage Sabotage
 
 	// records the runner reads (Target)
-	grants       []grantRecord
-	declarations []declaration
-	commands     []command
+	grants       []scenarios.LeaseGrant
+	declarations []scenarios.Declaration
+	commands     []scenarios.Command
 	truth        *truth
 }
 
 func newWorld(seed uint64, sab Sabotage) *World {
-	w := &World{now: epoch(), rng: rand.New(rand.NewPCG(seed, seed^0x73696d75)), sabotage: sab}
+	w := &World{now: epoch(), zero: epoch(), rng: rand.New(rand.NewPCG(seed, seed^0x73696d75)), sabotage: sab}
 	w.net = newNetwork(w)
 	w.truth = newTruth(w)
 	return w
@@ -55,7 +57,7 @@ func (w *World) at(t time.Time, fn func()) {
 		t = w.now
 	}
 	w.seq++
-	w.push(event{at: t, seq: w.seq, fn: fn})
+	w.push(event{at: int64(t.Sub(w.zero)), seq: w.seq, fn: fn})
 }
 
 // after schedules fn d from now.
@@ -64,9 +66,11 @@ func (w *World) after(d time.Duration, fn func()) { w.at(w.now.Add(d), fn) }
 // runUntil runs every event due up to t, then sets the time to t.
 func (w *World) runUntil(t time.Time) {
 	same := 0
-	for len(w.heap) > 0 && !w.heap[0].at.After(t) {
+	until := int64(t.Sub(w.zero))
+	for len(w.heap) > 0 && w.heap[0].at <= until {
 		ev := w.pop()
-		if ev.at.Equal(w.now) {
+		at := w.zero.Add(time.Duration(ev.at))
+		if at.Equal(w.now) {
 			same++
 			if same > livelock {
 				panic(fmt.Sprintf("sim: %d events at virtual time %v without time passing: a machine keeps asking to be woken now", same, w.now.Sub(epoch())))
@@ -74,7 +78,7 @@ func (w *World) runUntil(t time.Time) {
 		} else {
 			same = 0
 		}
-		w.now = ev.at
+		w.now = at
 		w.events++
 		ev.fn()
 	}
@@ -103,8 +107,8 @@ func (w *World) chance(p float64) bool { return p > 0 && w.rng.Float64() < p }
 // boxing per event, which is most of the simulator's cost.
 
 func less(a, b event) bool {
-	if !a.at.Equal(b.at) {
-		return a.at.Before(b.at)
+	if a.at != b.at {
+		return a.at < b.at
 	}
 	return a.seq < b.seq
 }

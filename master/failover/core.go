@@ -17,6 +17,7 @@ type Core struct {
 	shards    []shardState
 	coreapps  map[string]*coreapp
 	sortedIDs []string  // ids of coreapps, sorted; nil when stale
+	sortedCAs []*coreapp // the same coreapps in the same order
 	resumedAt time.Time // last stall resume (rule 4); zero if none
 	now       time.Time // now of the last Step (or New)
 	wantWake  time.Time // NextWake after the last Step, for stall detection
@@ -195,8 +196,7 @@ func (c *Core) nextWake() time.Time {
 			w = t
 		}
 	}
-	for _, id := range c.ids() {
-		ca := c.coreapps[id]
+	for _, ca := range c.all() {
 		min(ca.nextHB)
 		if !c.noDeadline {
 			min(c.deadline(ca))
@@ -267,11 +267,23 @@ func (c *Core) ids() []string {
 			c.sortedIDs = append(c.sortedIDs, id)
 		}
 		sort.Strings(c.sortedIDs)
+		c.sortedCAs = make([]*coreapp, len(c.sortedIDs))
+		for i, id := range c.sortedIDs {
+			c.sortedCAs[i] = c.coreapps[id]
+		}
 	}
 	return c.sortedIDs
 }
 
 // clockFrom is rule 1's t for a coreapp with outstanding heartbeats.
+// all is every coreapp in id order: the loops that run on every Step
+// (deadlines, heartbeats due) walk it instead of looking each id up, which
+// on a thousand coreapps was most of a master's time.
+func (c *Core) all() []*coreapp {
+	c.ids()
+	return c.sortedCAs
+}
+
 func (c *Core) clockFrom(ca *coreapp) (earliest, from time.Time, ok bool) {
 	if len(ca.outstanding) == 0 {
 		return time.Time{}, time.Time{}, false
@@ -522,8 +534,8 @@ func (c *Core) expire(now time.Time) {
 	if c.noDeadline {
 		return
 	}
-	for _, id := range c.ids() {
-		ca := c.coreapps[id]
+	for _, ca := range c.all() {
+		id := ca.id
 		d := c.deadline(ca)
 		if d.IsZero() || d.After(now) {
 			continue
@@ -551,8 +563,8 @@ func (c *Core) DisableDeadline() { c.noDeadline = true }
 // or not earlier ones are outstanding: an answer to a later seq proves
 // liveness.
 func (c *Core) sendHeartbeats(now time.Time) {
-	for _, id := range c.ids() {
-		ca := c.coreapps[id]
+	for _, ca := range c.all() {
+		id := ca.id
 		if ca.nextHB.After(now) {
 			continue
 		}
