@@ -16,11 +16,11 @@ type Core struct {
 	sm        ShardMap
 	shards    []shardState
 	coreapps  map[string]*coreapp
-	sortedIDs []string  // ids of coreapps, sorted; nil when stale
+	sortedIDs []string   // ids of coreapps, sorted; nil when stale
 	sortedCAs []*coreapp // the same coreapps in the same order
-	resumedAt time.Time // last stall resume (rule 4); zero if none
-	now       time.Time // now of the last Step (or New)
-	wantWake  time.Time // NextWake after the last Step, for stall detection
+	resumedAt time.Time  // last stall resume (rule 4); zero if none
+	now       time.Time  // now of the last Step (or New)
+	wantWake  time.Time  // NextWake after the last Step, for stall detection
 	// startupUntil ends the start-up wait of a fresh cluster (see
 	// awaitingCoreapps); zero when there is none or it is over.
 	startupUntil    time.Time
