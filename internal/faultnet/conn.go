@@ -51,9 +51,15 @@ type conn struct {
 	busy     atomic.Bool
 	isClosed atomic.Bool
 
-	mu      sync.Mutex
-	q       []entry
-	qBytes  int
+	mu     sync.Mutex
+	q      []entry
+	qBytes int
+	// unsent counts the entries in q not through yet (lost, or held by a
+	// cut); due is the earliest retransmission of a lost one, and judged
+	// the table the held ones were last judged under.
+	unsent  int
+	due     time.Time
+	judged  *snapshot
 	running bool
 	closed  bool
 	linger  time.Time // when a closed stream gives up on what it holds
@@ -68,16 +74,27 @@ const (
 	readLeftover        // serve leftover (or rerr) first
 )
 
-// entry is one Write waiting to go out.
+// entry is one Write waiting to go out. Each transmission of it (the
+// write, then each retransmission) is judged under the table in force at
+// that moment: a cut holds it, the link's loss may lose it (one draw), and
+// otherwise it is through. A lost entry is retransmitted at its
+// retransmission timeout; one the cut held goes out again at the next
+// table change. Once through, it is released the link's latency (and its
+// share of the jitter) after the transmission, re-timed at each table
+// change: that is why u is kept apart from the link's latency.
 type entry struct {
-	b  []byte
-	at time.Time // when it was written
-	// u is the entry's share of the link's jitter (-1 to 1) and rtx the
-	// retransmission delay of its losses, drawn when it was written. They
-	// are kept apart from the link's latency so that a table change
-	// re-times the entry under the new link.
-	u   float64
-	rtx time.Duration
+	b []byte
+	u float64 // its share of the link's jitter (-1 to 1), drawn when written
+	// sent is when the transmission that got through was made; zero while
+	// none has.
+	sent time.Time
+	// retry is when a lost entry is retransmitted; losses counts its
+	// losses since it was written or last held by a cut.
+	retry  time.Time
+	losses int
+	// heldBy is the table under which a cut held the entry (sent and retry
+	// zero): it is retransmitted once another is in force.
+	heldBy *snapshot
 }
 
 func newConn(raw net.Conn, l *Layer, addr string, accepted bool) *conn {
@@ -135,9 +152,17 @@ func (c *conn) enqueue(p []byte, force bool) (int, error) {
 	if c.werr != nil {
 		return 0, c.werr
 	}
-	e := entry{b: append([]byte(nil), p...), at: time.Now()}
-	if lk := c.link(c.l.cur.Load()); lk != nil {
-		e.u, e.rtx = c.l.draw(lk)
+	e := entry{b: append([]byte(nil), p...)}
+	s := c.l.cur.Load()
+	if lk := c.link(s); lk != nil && lk.Jitter > 0 {
+		e.u = c.l.jitter()
+	}
+	c.transmit(&e, s, time.Now())
+	if e.sent.IsZero() {
+		c.unsent++
+		if !e.retry.IsZero() && (c.due.IsZero() || e.retry.Before(c.due)) {
+			c.due = e.retry
+		}
 	}
 	c.q = append(c.q, e)
 	c.qBytes += len(p)
@@ -149,20 +174,61 @@ func (c *conn) enqueue(p []byte, force bool) (int, error) {
 	return len(p), nil
 }
 
-// releaseAt is when e may go out under lk; hold means not until the table
-// changes (a cut).
+// transmit judges one transmission of e, made at t, under the table s:
+// held if the link is cut, lost with the link's loss (retransmitted after
+// the timeout its losses have reached), or through.
+func (c *conn) transmit(e *entry, s *snapshot, t time.Time) {
+	lk := c.link(s)
+	switch {
+	case lk != nil && lk.Cut:
+		// The retransmission at the heal starts over, as a new write's.
+		*e = entry{b: e.b, u: e.u, heldBy: s}
+	case lk != nil && e.losses < maxRetransmits && c.l.lost(lk):
+		e.losses++
+		e.retry, e.heldBy = t.Add(rto(e.losses)), nil
+	default:
+		e.sent, e.retry, e.heldBy = t, time.Time{}, nil
+	}
+}
+
+// retransmit judges every retransmission due under s at now: of each lost
+// entry whose timeout has passed, and of each entry a cut held under
+// another table. It looks through the queue only when one may be due: at
+// the earliest timeout or when the table has changed.
+func (c *conn) retransmit(s *snapshot, now time.Time) {
+	if c.unsent == 0 || s == c.judged && (c.due.IsZero() || now.Before(c.due)) {
+		return
+	}
+	c.judged, c.due = s, time.Time{}
+	for i := range c.q {
+		e := &c.q[i]
+		if !e.sent.IsZero() {
+			continue
+		}
+		switch {
+		case !e.retry.IsZero() && !now.Before(e.retry):
+			c.transmit(e, s, e.retry)
+		case e.retry.IsZero() && e.heldBy != s:
+			c.transmit(e, s, now)
+		}
+		if !e.sent.IsZero() {
+			c.unsent--
+		} else if !e.retry.IsZero() && (c.due.IsZero() || e.retry.Before(c.due)) {
+			c.due = e.retry
+		}
+	}
+}
+
+// releaseAt is when e may go out under lk; hold means not until a
+// retransmission gets it through or the table changes.
 func (e *entry) releaseAt(lk *Link) (t time.Time, hold bool) {
 	switch {
-	case lk == nil:
-		return e.at, false
-	case lk.Cut:
+	case e.sent.IsZero() || lk != nil && lk.Cut:
 		return time.Time{}, true
+	case lk == nil:
+		return e.sent, false
 	}
-	d := lk.Latency + time.Duration(e.u*float64(lk.Jitter))
-	if lk.LossPercent > 0 {
-		d += e.rtx
-	}
-	return e.at.Add(d), false
+	return e.sent.Add(lk.Latency + time.Duration(e.u*float64(lk.Jitter))), false
 }
 
 // run writes the queue out, each entry at its release time and never
@@ -177,7 +243,7 @@ func (c *conn) run() {
 	c.mu.Lock()
 	for {
 		if len(c.q) == 0 || c.werr != nil {
-			c.q, c.qBytes = nil, 0
+			c.q, c.qBytes, c.unsent, c.due = nil, 0, 0, time.Time{}
 			c.running = false
 			c.busy.Store(false)
 			c.signalSpace()
@@ -190,18 +256,23 @@ func (c *conn) run() {
 		}
 		s := c.l.cur.Load()
 		now := time.Now()
+		c.retransmit(s, now)
 		rel, hold := c.q[0].releaseAt(c.link(s))
 		if c.closed && !now.Before(c.linger) {
 			c.werr = errLingerExpired
 			continue
 		}
 		if hold || now.Before(rel) {
-			wake := c.linger
-			if !c.closed || (!hold && rel.Before(wake)) {
-				wake = rel
+			// Wake at the release, the next retransmission or the end of
+			// the linger, whichever comes first, or at a table change.
+			var wake time.Time
+			for _, w := range []time.Time{rel, c.due, c.linger} {
+				if !w.IsZero() && (wake.IsZero() || w.Before(wake)) {
+					wake = w
+				}
 			}
 			var timerC <-chan time.Time
-			if !hold || c.closed {
+			if !wake.IsZero() {
 				if timer == nil {
 					timer = time.NewTimer(wake.Sub(now))
 				} else {

@@ -22,13 +22,22 @@
 // # Loss on a stream is a retransmission
 //
 // TCP does not lose bytes: it resends a lost segment after a
-// retransmission timeout, and everything behind it waits. So a "lost"
-// write on a stream is delivered after 200 ms (RFC 6298's initial RTO),
-// doubling each time the draw says it is lost again, and the stream stays
-// in order; only datagrams are dropped. A cut stream holds its bytes and
-// delivers them on heal, in order, as retransmission would. A writer on a
-// faulted stream is answered at once, as by a kernel send buffer, until
-// 4 MiB are held.
+// retransmission timeout, and everything behind it waits. So a write on a
+// stream is a transmission, lost with the link's loss probability (one
+// draw), and a lost write is retransmitted 200 ms later (RFC 6298's
+// initial RTO), then at a timeout doubling each time it is lost again (up
+// to a minute); after 15 losses it goes through. Each retransmission is
+// judged under the table as it is at that moment, not as it was when the
+// write was made: once the loss has healed the next retransmission gets
+// through, and one that finds the link cut is held until the table
+// changes and is sent again then, under the new link (starting over at
+// 200 ms if it is lost again). Everything written behind a lost write
+// waits for it, so the stream stays in order; only datagrams are dropped
+// (a lost datagram is gone). A cut stream holds its bytes and sends them
+// on heal, in order, as retransmission would: what was written during the
+// cut is sent at the heal, the healed link's latency counted from then. A
+// writer on a faulted stream is answered at once, as by a kernel send
+// buffer, until 4 MiB are held.
 //
 // # The preamble
 //

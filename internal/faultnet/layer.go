@@ -68,7 +68,9 @@ func (l *Layer) Self() string { return l.self }
 // Set replaces the whole table at once. An invalid table is refused with
 // every problem named and the table in force is kept. Bytes held or
 // delayed under the old table are re-timed under the new one at once: a
-// healed link delivers what it held, in order.
+// healed link delivers what it held, in order. A write lost to the loss of
+// the old table goes out at its next retransmission, judged under the
+// table in force then.
 func (l *Layer) Set(t Table) error {
 	if err := t.Validate(); err != nil {
 		return fmt.Errorf("faultnet: %w", err)
@@ -216,30 +218,36 @@ func (l *Layer) SendPacket(addr string, b []byte, send func([]byte) error) error
 
 // The retransmission timeout of a lost write on a stream: TCP's initial
 // RTO (RFC 6298), doubled each time the retransmission is lost too, up to
-// maxRTO, for at most maxRetransmits times (Linux's tcp_retries2): at 100%
-// loss a write arrives after about eight minutes, which is as good as
-// never.
+// maxRTO. After maxRetransmits losses (Linux's tcp_retries2) the write goes
+// through: at 100% loss that is after about eight minutes, which is as
+// good as never, and Linux would have broken the connection.
 const (
 	initialRTO     = 200 * time.Millisecond
 	maxRTO         = time.Minute
 	maxRetransmits = 15
 )
 
-// draw makes a write's random choices under lk: its share of the jitter
-// (-1 to 1) and the retransmission delay of its losses.
-func (l *Layer) draw(lk *Link) (u float64, rtx time.Duration) {
-	if lk.Jitter == 0 && lk.LossPercent == 0 {
-		return 0, 0
+// rto is the timeout after a write's n-th loss (n ≥ 1).
+func rto(n int) time.Duration {
+	if n > 10 { // 200 ms << 9 is past maxRTO already
+		return maxRTO
+	}
+	return min(initialRTO<<(n-1), maxRTO)
+}
+
+// jitter draws a write's share of the jitter, -1 to 1.
+func (l *Layer) jitter() float64 {
+	l.rngMu.Lock()
+	defer l.rngMu.Unlock()
+	return 2*l.rng.Float64() - 1
+}
+
+// lost draws whether one transmission on a stream under lk is lost.
+func (l *Layer) lost(lk *Link) bool {
+	if lk.LossPercent <= 0 {
+		return false
 	}
 	l.rngMu.Lock()
 	defer l.rngMu.Unlock()
-	if lk.Jitter > 0 {
-		u = 2*l.rng.Float64() - 1
-	}
-	rto := initialRTO
-	for n := 0; n < maxRetransmits && lk.LossPercent > 0 && l.rng.Float64()*100 < lk.LossPercent; n++ {
-		rtx += rto
-		rto = min(2*rto, maxRTO)
-	}
-	return u, rtx
+	return l.rng.Float64()*100 < lk.LossPercent
 }

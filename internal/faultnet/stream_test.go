@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strconv"
 	"testing"
 	"testing/synctest"
@@ -152,6 +153,109 @@ func TestConcurrentWritersLoseNothing(t *testing.T) {
 		}
 		if len(seen) != writers*each {
 			t.Fatalf("%d distinct writes arrived, want %d", len(seen), writers*each)
+		}
+	})
+}
+
+// A write lost under 100% loss is retransmitted 200 ms after it was
+// written, then 400 ms after that, and each retransmission is judged under
+// the table in force then: healed at 500 ms, the loss no longer applies,
+// and each write goes through at its first retransmission after the heal
+// (not at the heal, and not after the retransmissions drawn when it was
+// written, which 100% loss makes about eight minutes). What is written
+// behind them waits, and the stream stays in order.
+func TestLostWriteGoesThroughAtTheFirstRetransmissionAfterHeal(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		la, lb := New("a"), New("b")
+		p := openPair(t, la, lb)
+		r := record(p.b, time.Now())
+		synctest.Wait() // the preamble is through
+		mustSet(t, "a>b loss=100", la, lb)
+		write := func(s string) {
+			t.Helper()
+			if _, err := p.a.Write([]byte(s)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		write("w1") // lost at 0, 200; next retransmission at 600
+		time.Sleep(50 * time.Millisecond)
+		write("w2") // lost at 50, 250; next at 650
+		time.Sleep(50 * time.Millisecond)
+		write("w3") // lost at 100, 300; next at 700
+		time.Sleep(400 * time.Millisecond)
+		synctest.Wait()
+		if got := r.take(); len(got) != 0 {
+			t.Fatalf("under 100%% loss b read %v", got)
+		}
+		mustSet(t, "", la, lb) // 500 ms: healed
+		time.Sleep(10 * time.Millisecond)
+		write("w4") // through at once, but behind w1..w3
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		want := []arrival{{600 * time.Millisecond, "w1"}, {650 * time.Millisecond, "w2"}, {700 * time.Millisecond, "w3"}, {700 * time.Millisecond, "w4"}}
+		if got := r.take(); !slices.Equal(got, want) {
+			t.Fatalf("b read %v, want %v", got, want)
+		}
+	})
+}
+
+// A retransmission that finds the link cut is held until the table
+// changes, and then goes out under the new link: it arrives the healed
+// link's latency after the heal, with what was written during the cut
+// behind it.
+func TestRetransmissionMeetingACutWaitsForTheHeal(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		la, lb := New("a"), New("b")
+		p := openPair(t, la, lb)
+		r := record(p.b, time.Now())
+		synctest.Wait() // the preamble is through
+		mustSet(t, "a>b loss=100", la, lb)
+		if _, err := p.a.Write([]byte("w1")); err != nil { // lost at 0, 200
+			t.Fatal(err)
+		}
+		time.Sleep(500 * time.Millisecond)
+		mustSet(t, "a>b cut", la, lb) // the retransmission at 600 meets it
+		time.Sleep(50 * time.Millisecond)
+		if _, err := p.a.Write([]byte("w2")); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(450 * time.Millisecond)
+		synctest.Wait()
+		if got := r.take(); len(got) != 0 {
+			t.Fatalf("before the heal b read %v", got)
+		}
+		mustSet(t, "a>b latency=100ms", la, lb) // 1 s: healed, slow
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		want := []arrival{{1100 * time.Millisecond, "w1"}, {1100 * time.Millisecond, "w2"}}
+		if got := r.take(); !slices.Equal(got, want) {
+			t.Fatalf("b read %v, want %v", got, want)
+		}
+	})
+}
+
+// The loss lowered rather than removed: the retransmission at 600 ms is
+// judged under 1% loss, not held to the losses drawn under 100% when the
+// write was made (about eight minutes of them).
+func TestLostWriteIsJudgedUnderTheLossAtItsRetransmission(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		lingerAtEnd(t) // a write still held must not outlive the bubble
+		la, lb := New("a"), New("b")
+		p := openPair(t, la, lb)
+		r := record(p.b, time.Now())
+		synctest.Wait() // the preamble is through
+		mustSet(t, "a>b loss=100", la, lb)
+		if _, err := p.a.Write([]byte("w1")); err != nil { // lost at 0, 200
+			t.Fatal(err)
+		}
+		time.Sleep(500 * time.Millisecond)
+		mustSet(t, "a>b loss=1", la, lb)
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		// Through at 600 ms unless the 1% loses it again (then 1.4 s).
+		got := r.take()
+		if len(got) != 1 || got[0].data != "w1" || got[0].at > 1400*time.Millisecond {
+			t.Fatalf("b read %v, want w1 at 600ms (or 1.4s)", got)
 		}
 	})
 }

@@ -34,7 +34,8 @@ type Link struct {
 	// (uniformly). Streams stay in order.
 	Latency, Jitter time.Duration
 	// LossPercent (0 to 100) of datagrams are dropped; the same share of
-	// writes on a stream arrive a retransmission timeout late.
+	// a stream's transmissions are lost and retransmitted after a timeout,
+	// each retransmission judged under the table in force at its time.
 	LossPercent float64
 }
 
