@@ -72,7 +72,7 @@ func (n *network) stream(from, to string, deliver func()) {
 	}
 	if n.w.chance(f.LossPercent / 100) {
 		n.stalled[k] = []held{{deliver: deliver}}
-		n.w.after(rto, func() { n.retransmit(k, rto) })
+		n.w.after(rto, func() { n.retransmit(k, rto, 1) })
 		return
 	}
 	n.send(k, f, deliver)
@@ -95,14 +95,13 @@ func (n *network) hold(k linkKey, m held) {
 	n.held[k] = append(n.held[k], m)
 }
 
-// maxRetransmits is Linux's tcp_retries2: after that the connection
-// breaks; in the model the message then goes through, which a scenario
-// long enough to see it cannot tell apart from a reconnect.
+// maxRetransmits is Linux's tcp_retries2 (and faultnet's): after that
+// many losses a message goes through regardless, as faultnet lets it.
 const maxRetransmits = 15
 
-// retransmit is the retransmission of a stalled stream's head after
-// timeout r, under the link as it is now.
-func (n *network) retransmit(k linkKey, r time.Duration) {
+// retransmit is the losses-th retransmission of a stalled stream's head,
+// timeout r after the one before, judged under the link as it is now.
+func (n *network) retransmit(k linkKey, r time.Duration, losses int) {
 	q := n.stalled[k]
 	f := n.faults[k]
 	switch {
@@ -112,9 +111,9 @@ func (n *network) retransmit(k linkKey, r time.Duration) {
 			n.hold(k, m)
 		}
 		return
-	case r < rto<<maxRetransmits && n.w.chance(f.LossPercent/100):
+	case losses < maxRetransmits && n.w.chance(f.LossPercent/100):
 		r = min(2*r, time.Minute)
-		n.w.after(r, func() { n.retransmit(k, r) })
+		n.w.after(r, func() { n.retransmit(k, r, losses+1) })
 		return
 	}
 	delete(n.stalled, k)

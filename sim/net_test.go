@@ -1,0 +1,86 @@
+package sim
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mcsim/mcsim/scenarios"
+)
+
+// The network model, message by message: what arrives when, on a
+// stream (held by a cut, retransmitted under loss, in order) and as a
+// datagram (dropped by a cut or a loss).
+func TestNetworkModel(t *testing.T) {
+	ms := func(d time.Duration) string { return fmt.Sprintf("%.1fms", float64(d)/1e6) }
+	type send struct {
+		at       time.Duration
+		datagram bool
+	}
+	cases := []struct {
+		name   string
+		sends  []send
+		tables map[time.Duration][]scenarios.NetLink // the table from a time on
+		want   string
+	}{
+		{"no fault: loopback latency", []send{{0, false}, {10 * time.Millisecond, true}}, nil,
+			"m0@0.1ms m1@10.1ms"},
+		{"a cut holds a stream until the heal, in order, and drops datagrams",
+			[]send{{0, false}, {5 * time.Millisecond, true}, {10 * time.Millisecond, false}},
+			map[time.Duration][]scenarios.NetLink{0: {{From: "a", To: "b", Cut: true}}, 500 * time.Millisecond: nil},
+			"m0@500.1ms m2@500.1ms"},
+		{"delay keeps a stream in order",
+			[]send{{0, false}, {1 * time.Millisecond, false}},
+			map[time.Duration][]scenarios.NetLink{0: {{From: "a", To: "b", Latency: 100 * time.Millisecond, Jitter: 50 * time.Millisecond}}},
+			"m0@~ m1@~"},
+		{"a lost stream message is retransmitted; a heal lets the retransmission through",
+			[]send{{0, false}, {50 * time.Millisecond, false}},
+			map[time.Duration][]scenarios.NetLink{0: {{From: "a", To: "b", LossPercent: 100}}, 500 * time.Millisecond: nil},
+			// retransmissions at 200 and 600 ms: the second is after the heal
+			"m0@600.1ms m1@600.1ms"},
+		{"a lost datagram is gone",
+			[]send{{0, true}},
+			map[time.Duration][]scenarios.NetLink{0: {{From: "a", To: "b", LossPercent: 100}}},
+			""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			w := newWorld(1, Sabotage{})
+			var got []string
+			var times []time.Duration
+			for at, table := range c.tables {
+				w.at(epoch().Add(at), func() { w.net.set(table) })
+			}
+			for i, s := range c.sends {
+				w.at(epoch().Add(s.at), func() {
+					arrive := func() {
+						got = append(got, fmt.Sprintf("m%d", i))
+						times = append(times, w.now.Sub(epoch()))
+					}
+					if s.datagram {
+						w.net.datagram("a", "b", arrive)
+					} else {
+						w.net.stream("a", "b", arrive)
+					}
+				})
+			}
+			w.runUntil(epoch().Add(10 * time.Second))
+			var out []string
+			for i := range got {
+				out = append(out, got[i]+"@"+ms(times[i]))
+			}
+			res := strings.Join(out, " ")
+			if strings.Contains(c.want, "~") {
+				// Jittered: only the order and the range are fixed.
+				if len(got) != 2 || got[0] != "m0" || got[1] != "m1" || times[0] < 50*time.Millisecond || times[1] > 160*time.Millisecond || times[1] < times[0] {
+					t.Fatalf("got %s, want m0 then m1, each 50–151 ms", res)
+				}
+				return
+			}
+			if res != c.want {
+				t.Fatalf("got %q, want %q", res, c.want)
+			}
+		})
+	}
+}
