@@ -2,6 +2,7 @@ package sim
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/mcsim/mcsim/coreapp/books"
@@ -32,6 +33,11 @@ type coreappNode struct {
 	sessions      map[sessKey]gateway.SessionID
 	closeOnAnswer map[sessKey]bool
 	tickFn        func() // c.tick, made once: a method value allocates
+	// assigns are the Assign calls waiting for their session's first
+	// answer (coreapp/sessions.go answers an Assign only then).
+	assigns map[sessKey]func(any, error)
+	// opened is the session the last step opened, if any.
+	opened *sessKey
 }
 
 type sessKey struct {
@@ -56,6 +62,7 @@ func (c *coreappNode) start() {
 	}
 	c.ready = false
 	c.sessions, c.closeOnAnswer = map[sessKey]gateway.SessionID{}, map[sessKey]bool{}
+	c.assigns = map[sessKey]func(any, error){}
 	c.readSettings()
 }
 
@@ -96,6 +103,7 @@ func (c *coreappNode) step(ev books.Event) books.Action {
 }
 
 func (c *coreappNode) open(a books.OpenSession) {
+	c.opened = &sessKey{a.Shard, a.Epoch}
 	run, gw := c.p.run, c.w.gw
 	c.w.net.stream(c.p.id, gw.p.id, func() { gw.openSession(c, run, a.Shard, a.Shards, a.Epoch) })
 }
@@ -114,6 +122,14 @@ func (c *coreappNode) close(k sessKey) {
 // sessionAnswer is the gateway's first answer on a session.
 func (c *coreappNode) sessionAnswer(shard int32, epoch uint64, id gateway.SessionID, accepted bool) {
 	k := sessKey{shard, epoch}
+	if respond, ok := c.assigns[k]; ok {
+		delete(c.assigns, k)
+		if accepted {
+			respond(nil, nil)
+		} else {
+			respond(nil, fmt.Errorf("gateway rejected the session of shard %d at epoch %d", shard, epoch))
+		}
+	}
 	if !accepted {
 		delete(c.closeOnAnswer, k)
 		c.step(books.SessionRejected{Shard: shard, Epoch: epoch})
@@ -168,16 +184,35 @@ func (c *coreappNode) heartbeat(master string, leaseEpoch uint64) (any, error) {
 	return out, nil
 }
 
-// command is an Assign or Release from master: the books' verdict, which
-// is recorded for the single_primary check as the real coreapp logs it.
+// assign is an Assign from master: the books' verdict, recorded as the
+// real coreapp logs it, and an accepted one is answered once the gateway
+// answered its session (refused by the gateway: the Assign fails), as
+// coreapp/sessions.go does.
+func (c *coreappNode) assign(master string, ev books.AssignAsked, respond func(any, error)) {
+	c.opened = nil
+	v := c.verdict(master, "assign", ev, ev.LeaseEpoch)
+	if _, ok := v.(books.Accept); !ok || c.opened == nil {
+		respond(nil, refusal(v))
+		return
+	}
+	c.assigns[*c.opened] = respond
+}
+
+// command is a Release from master: the books' verdict, recorded for the
+// single_primary check as the real coreapp logs it.
 func (c *coreappNode) command(master, kind string, ev books.Event, leaseEpoch uint64) (any, error) {
+	return nil, refusal(c.verdict(master, kind, ev, leaseEpoch))
+}
+
+// verdict steps a command and records the verdict.
+func (c *coreappNode) verdict(master, kind string, ev books.Event, leaseEpoch uint64) books.Action {
 	v := c.step(ev)
 	if r, ok := v.(books.Refuse); ok && !r.Verdict {
-		return nil, errors.New(r.Reason)
+		return v // not a judgement on the master (malformed, misdirected, stopping)
 	}
 	_, accepted := v.(books.Accept)
 	c.w.commands = append(c.w.commands, scenarios.Command{At: c.w.now, Coreapp: c.p.id, Run: c.p.run, Master: master, Kind: kind, LeaseEpoch: leaseEpoch, Accepted: accepted})
-	return nil, refusal(v)
+	return v
 }
 
 // served is what the coreapp's health says it serves: held and heard by

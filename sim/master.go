@@ -32,14 +32,26 @@ type masterNode struct {
 	peers    map[string]bool // coreapps known by gossip or the stored map
 	expect   int             // StartupCoreapps: the cluster's coreapp count
 
-	writing bool              // a background map write is in flight
-	pending *mcsimv1.ShardMap // the newest map waiting for it
+	writing bool       // the term's map writer has a write in flight
+	queue   []mapWrite // what waits for it
+	// blocked says what the loop is blocked on ("write", "load", or "");
+	// blockGen counts the blocks a stop cut short, whose late answers are
+	// then dropped.
+	blocked  string
+	blockGen int
+	needTick bool // answers were applied in a backlog: one Tick after it
 	tickFn  func()            // m.tick, made once: a method value allocates
 }
 
 func newMaster(w *World, id string, expect int) *masterNode {
 	m := &masterNode{w: w, p: newProc(w, id), expect: expect}
 	m.p.rewake, m.tickFn = m.rewake, m.tick
+	m.p.afterDrain = func() {
+		if m.needTick {
+			m.needTick = false
+			m.coreStep(failover.Tick{})
+		}
+	}
 	return m
 }
 
@@ -54,7 +66,7 @@ func (m *masterNode) start() {
 	if m.w.sabotage.NoOwnClockLease {
 		m.term.DisableOwnClockCheck()
 	}
-	m.core, m.haveSnap, m.writing, m.pending = nil, false, false, nil
+	m.core, m.haveSnap, m.writing, m.queue, m.blocked = nil, false, false, nil, ""
 	m.peers = map[string]bool{}
 	m.readSettings()
 }
@@ -134,6 +146,9 @@ func (m *masterNode) acquire(a lease.SendAcquire) {
 	sentAt, inc := m.p.local(), m.incarnation()
 	m.w.callAt(m.p, st.p, a.Timeout, func() (any, error, time.Time) {
 		v, err := st.acquire(m.p.id, inc, a.TTL)
+		if err != nil || !v.granted {
+			return v, err, time.Time{} // a refusal writes nothing
+		}
 		return v, err, st.commit()
 	}, func(v any, err error) {
 		ev := lease.Answered{SentAt: sentAt, TTL: a.TTL, Err: err}
@@ -151,14 +166,20 @@ func (m *masterNode) acquire(a lease.SendAcquire) {
 func (m *masterNode) stepDown(lease.StepDown) {
 	m.core = nil
 	m.termNo++
-	m.writing, m.pending = false, nil
+	m.writing, m.queue = false, nil
 }
 
 // loadMap carries out LoadShardMap: the loop blocks on the load, as the
 // real one does.
 func (m *masterNode) loadMap(a lease.LoadShardMap) {
 	st := m.w.store
+	m.blocked = "load"
+	gen := m.blockGen
 	m.w.callBlocking(m.p, st.p, a.Timeout, func() (any, error, time.Time) { return st.smap, nil, time.Time{} }, func(v any, err error) {
+		if m.blockGen != gen {
+			return // a stop cut the load short
+		}
+		m.blocked = ""
 		var sm *mcsimv1.ShardMap
 		if err == nil {
 			sm = v.(*mcsimv1.ShardMap)
@@ -210,7 +231,7 @@ func (m *masterNode) startTerm(sm *mcsimv1.ShardMap) {
 	}
 	m.core = core
 	m.termNo++
-	m.writing, m.pending = false, nil
+	m.writing, m.queue = false, nil
 	for _, a := range sm.GetAssignments() {
 		if a.GetCoreappId() != "" {
 			m.peers[a.GetCoreappId()] = true
@@ -309,13 +330,22 @@ func (m *masterNode) heartbeat(a failover.SendHeartbeat) {
 		if m.termNo != term || m.core == nil {
 			return
 		}
-		m.input(func() {
-			if err != nil {
-				m.coreStep(failover.HeartbeatFailed{ID: a.Coreapp, Seq: a.Seq})
-				return
+		var ev failover.Event = failover.HeartbeatFailed{ID: a.Coreapp, Seq: a.Seq}
+		if err == nil {
+			ev = failover.HeartbeatAnswered{ID: a.Coreapp, Seq: a.Seq, Shards: v.([]failover.ServedShard)}
+		}
+		if m.p.draining {
+			// Queued while the loop was blocked: applied without a Step,
+			// and one Tick after the whole backlog (master/node.go
+			// handleQueued), so a deadline that passed meanwhile does not
+			// blame a coreapp whose answer is next in the queue.
+			m.leaseStep(lease.Check{})
+			if m.core != nil && m.core.Apply(m.p.local(), ev) == nil {
+				m.needTick = true
 			}
-			m.coreStep(failover.HeartbeatAnswered{ID: a.Coreapp, Seq: a.Seq, Shards: v.([]failover.ServedShard)})
-		})
+			return
+		}
+		m.input(func() { m.coreStep(ev) })
 	})
 }
 
@@ -331,7 +361,7 @@ func (m *masterNode) assign(a failover.Assign) {
 	term, leaseEpoch, id := m.termNo, m.term.Epoch(), m.p.id
 	m.w.truth.commandSent(proofKey{id, m.p.run, leaseEpoch}, "assign", a.Shard, m.p.local())
 	ev := books.AssignAsked{Coreapp: a.Coreapp, LeaseEpoch: leaseEpoch, Shard: int32(a.Shard), Shards: int32(a.Shards), Epoch: a.Epoch}
-	m.w.call(m.p, c.p, m.snap.ui, func() (any, error) { return c.command(id, "assign", ev, leaseEpoch) }, func(_ any, err error) {
+	m.w.callAsync(m.p, c.p, m.snap.ui, func(respond func(any, error)) { c.assign(id, ev, respond) }, func(_ any, err error) {
 		if m.termNo != term || m.core == nil {
 			return
 		}
@@ -375,17 +405,11 @@ func (m *masterNode) persist(sm failover.ShardMap, rest []failover.Action) bool 
 		p := toProto(sm)
 		p.MaxEpoch = w.MaxEpoch
 		if !w.Wait {
-			m.background(p)
+			m.queueWrite(p, nil)
 			m.leaseExecute(m.step(lease.MapPersisted{MaxEpoch: w.MaxEpoch}))
 			return m.core != nil
 		}
-		st, epoch, id, term := m.w.store, m.term.Epoch(), m.p.id, m.termNo
-		m.w.callBlocking(m.p, st.p, w.Timeout, func() (any, error, time.Time) {
-			return nil, st.writeMap(id, epoch, p), st.commit()
-		}, func(_ any, err error) {
-			if m.termNo != term {
-				return
-			}
+		m.waitWrite(p, w.Timeout, func(err error) {
 			if err != nil {
 				m.leaseStep(lease.MapWriteFailed{Fenced: errors.Is(err, errFenced), Err: err.Error()})
 				return
@@ -408,55 +432,103 @@ func (m *masterNode) step(ev lease.Event) []lease.Action {
 	return acts
 }
 
-// background queues a map write behind the one in flight (the newest map
-// wins), as the real map writer does; a failure steps MapWriteFailed.
-func (m *masterNode) background(p *mcsimv1.ShardMap) {
-	if m.writing {
-		m.pending = p
+// The map writer, as master/mapwriter.go: one per term, on its own
+// goroutine (its answers do not wait for the loop), one write at a time;
+// what queued meanwhile is written as one, the newest map, so the store
+// never sees an older map after a newer one. Each write checks the lease
+// by the master's own clock as it starts (rule 3) and gives up at its end.
+
+type mapWrite struct {
+	m    *mcsimv1.ShardMap
+	done func(error) // nil: a background write, whose failure the loop hears
+}
+
+// queueWrite queues a write; done (in the writer's goroutine) hears how it
+// went, nil for a background write.
+func (m *masterNode) queueWrite(p *mcsimv1.ShardMap, done func(error)) {
+	m.queue = append(m.queue, mapWrite{m: p, done: done})
+	if !m.writing {
+		m.writeNext()
+	}
+}
+
+func (m *masterNode) writeNext() {
+	if len(m.queue) == 0 {
+		m.writing = false
 		return
 	}
+	batch := m.queue
+	m.queue = nil
 	m.writing = true
-	st, epoch, id, term := m.w.store, m.term.Epoch(), m.p.id, m.termNo
-	fail := func(err error) {
-		m.writing, m.pending = false, nil
-		m.leaseStep(lease.MapWriteFailed{Background: true, Fenced: errors.Is(err, errFenced), Err: err.Error()})
+	st, epoch, id, term, run := m.w.store, m.term.Epoch(), m.p.id, m.termNo, m.p.run
+	finish := func(err error) {
+		if m.termNo != term {
+			return // the term ended: its writer was stopped
+		}
+		background := false
+		for _, w := range batch {
+			if w.done != nil {
+				w.done(err)
+			} else {
+				background = true
+			}
+		}
+		if err != nil && background {
+			f := lease.MapWriteFailed{Background: true, Fenced: errors.Is(err, errFenced), Err: err.Error()}
+			m.p.deliver(run, func() {
+				if m.termNo == term {
+					m.leaseStep(f)
+				}
+			})
+		}
+		if m.termNo == term {
+			m.writeNext()
+		}
 	}
-	// Rule 3: the writer checks the lease by our own clock itself.
 	remaining := m.term.Remaining(m.p.local())
 	if remaining <= 0 && !m.w.sabotage.NoOwnClockLease {
-		m.later(func() { fail(errors.New("lease ended by the master's own clock; shard map not written")) })
+		m.w.after(0, func() {
+			m.p.deliverOther(run, func() { finish(errors.New("lease ended by the master's own clock; shard map not written")) })
+		})
 		return
 	}
 	timeout := m.snap.ui
 	if !m.w.sabotage.NoOwnClockLease {
 		timeout = min(timeout, remaining)
 	}
-	m.w.callAt(m.p, st.p, timeout, func() (any, error, time.Time) {
-		return nil, st.writeMap(id, epoch, p), st.commit()
-	}, func(_ any, err error) {
-		if m.termNo != term {
+	newest := batch[len(batch)-1].m
+	m.w.callFromOther(m.p, st.p, timeout, func() (any, error, time.Time) {
+		return nil, st.writeMap(id, epoch, newest), st.commit()
+	}, func(_ any, err error) { finish(err) })
+}
+
+// waitWrite queues a write and blocks the loop until it is done or
+// timeout (of the own clock) has passed; then the loop goes on with
+// then(err).
+func (m *masterNode) waitWrite(p *mcsimv1.ShardMap, timeout time.Duration, then func(error)) {
+	m.p.busy = true
+	m.blocked = "write"
+	run, settled := m.p.run, false
+	settle := func(err error) {
+		if settled {
 			return
 		}
-		if err != nil {
-			fail(err)
-			return
-		}
-		m.writing = false
-		if next := m.pending; next != nil {
-			m.pending = nil
-			m.background(next)
-		}
-	})
+		settled = true
+		m.blocked = ""
+		m.p.answerBlocked(run, func() { then(err) })
+	}
+	m.queueWrite(p, settle)
+	m.w.after(m.p.globalDur(timeout), func() { settle(errTimeout) })
 }
 
 // releaseLease carries out ReleaseLease (a graceful stop of a primary):
-// the last map, then the release, then the process leaves.
+// the last map through the term's writer (after what is queued), then the
+// release, then the process leaves; each bounded, as the real stop is.
 func (m *masterNode) releaseLease(a lease.ReleaseLease) {
 	st, id := m.w.store, m.p.id
 	release := func() {
 		m.w.callAt(m.p, st.p, time.Second, func() (any, error, time.Time) {
-			st.release(id, a.Epoch)
-			return nil, nil, st.commit()
+			return nil, nil, st.release(id, a.Epoch)
 		}, func(any, error) { m.exit() })
 	}
 	if m.core == nil {
@@ -466,20 +538,41 @@ func (m *masterNode) releaseLease(a lease.ReleaseLease) {
 	p := toProto(m.core.ShardMap())
 	p.MaxEpoch = max(p.MaxEpoch, m.term.Reserved())
 	m.core = nil
-	epoch := a.Epoch
-	m.w.callAt(m.p, st.p, time.Second, func() (any, error, time.Time) {
-		return nil, st.writeMap(id, epoch, p), st.commit()
-	}, func(any, error) { release() })
+	run, released := m.p.run, false
+	once := func() {
+		if !released {
+			released = true
+			m.p.deliver(run, release)
+		}
+	}
+	m.queueWrite(p, func(error) { once() })
+	m.w.after(time.Second, once)
 }
 
-// stop is SIGTERM: a primary releases its lease (releaseLease exits);
-// any other master leaves at once.
+// stop is SIGTERM. A loop blocked on a call sees its context cancelled
+// first (the call fails: a waited map write ends the term, a map load
+// leaves it secondary); then Shutdown, and a primary releases its lease
+// (releaseLease exits); any other master leaves at once.
 func (m *masterNode) stop() {
-	primary := m.term.Primary()
-	m.leaseStep(lease.Shutdown{})
-	if !primary {
-		m.exit()
+	if m.p.busy {
+		what := m.blocked
+		m.p.busy, m.blocked, m.p.unblock = false, "", nil
+		m.blockGen++
+		switch what {
+		case "write":
+			m.leaseStep(lease.MapWriteFailed{Err: "context canceled"})
+		case "load":
+			m.leaseStep(lease.ShardMapLoaded{Err: errors.New("context canceled")})
+		}
 	}
+	acts, _ := m.term.Step(m.p.local(), lease.Shutdown{})
+	for _, a := range acts {
+		if r, ok := a.(lease.ReleaseLease); ok {
+			m.releaseLease(r)
+			return
+		}
+	}
+	m.exit()
 }
 
 // exit leaves the gossip cluster and ends the process.
@@ -500,7 +593,10 @@ func (m *masterNode) coreappJoined(id string) {
 	m.input(func() { m.coreStep(failover.CoreappJoined{ID: id}) })
 }
 
+// coreappLeft forgets the coreapp, on a secondary too (master/node.go): a
+// later term must not heartbeat a coreapp that said goodbye.
 func (m *masterNode) coreappLeft(id string) {
+	delete(m.peers, id)
 	m.input(func() { m.coreStep(failover.CoreappLeft{ID: id}) })
 }
 

@@ -2,17 +2,21 @@ package sim
 
 import "time"
 
-// Membership, with the delays of memberlist's local tuning
-// (membership/config.go): a coreapp that joins reaches each master by
-// gossip within a gossip interval (500 ms); a master that joins learns
-// every member at once by push-pull with its seed; a graceful leave is
-// pushed at once (a few ms). Gossip that cannot cross a cut link is
-// retried every gossip interval until it can. Failure detection is not
+// Membership, with the delays measured on real processes (README,
+// "graceful leave and join, as both masters see them"): a join and a
+// graceful leave are pushed to the masters directly (membership's direct
+// push), arriving within tens of milliseconds of the process's start or
+// its SIGTERM; a master that joins learns every member at once by
+// push-pull with its seed. Gossip that cannot cross a cut link is retried
+// every gossip interval (500 ms, membership/config.go) until it can. Failure detection is not
 // modelled: to a master, gossip's "failed" means nothing (the heartbeat
 // rule decides, master/gossip.go).
 const (
 	gossipInterval = 500 * time.Millisecond
-	leaveMax       = 5 * time.Millisecond
+	joinMin        = 5 * time.Millisecond
+	joinMax        = 40 * time.Millisecond
+	leaveMin       = time.Millisecond
+	leaveMax       = 8 * time.Millisecond
 )
 
 // gossip tells to (its current run) fn, as news from `from` (which link it
@@ -39,7 +43,7 @@ func (w *World) joined(p *proc) {
 	if c := w.coreappByID(p.id); c != nil {
 		for _, m := range w.masters {
 			if m.p.up && m.haveSnap {
-				w.gossip(p.id, m.p, time.Millisecond, gossipInterval, func() { m.coreappJoined(c.p.id) })
+				w.gossip(p.id, m.p, joinMin, joinMax, func() { m.coreappJoined(c.p.id) })
 			}
 		}
 		return
@@ -63,9 +67,9 @@ func (w *World) left(p *proc) {
 			continue
 		}
 		if c != nil {
-			w.gossip(p.id, m.p, baseLatency, leaveMax, func() { m.coreappLeft(p.id) })
+			w.gossip(p.id, m.p, leaveMin, leaveMax, func() { m.coreappLeft(p.id) })
 		} else {
-			w.gossip(p.id, m.p, baseLatency, leaveMax, func() { m.masterLeft(p.id) })
+			w.gossip(p.id, m.p, leaveMin, leaveMax, func() { m.masterLeft(p.id) })
 		}
 	}
 }

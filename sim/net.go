@@ -182,36 +182,61 @@ var (
 // has passed, whichever is first. A callee that is down answers
 // errRefused.
 func (w *World) call(caller, callee *proc, timeout time.Duration, handle func() (any, error), reply func(any, error)) {
-	w.callAt(caller, callee, timeout, func() (any, error, time.Time) {
-		v, err := handle()
-		return v, err, time.Time{}
-	}, reply)
+	w.callWith(caller, callee, timeout, syncHandler(handle), nil, reply, replyToLoop)
+}
+
+// syncHandler is a handler that answers at once.
+func syncHandler(handle func() (any, error)) func(func(any, error)) {
+	return func(respond func(any, error)) { respond(handle()) }
 }
 
 // callAt is call for a handler whose answer leaves only at a time it
 // names (a store write: once its fsync is done).
 func (w *World) callAt(caller, callee *proc, timeout time.Duration, handle func() (any, error, time.Time), reply func(any, error)) {
-	w.callWith(caller, callee, timeout, handle, nil, reply, false)
+	w.callWith(caller, callee, timeout, atHandler(w, handle), nil, reply, replyToLoop)
+}
+
+func atHandler(w *World, handle func() (any, error, time.Time)) func(func(any, error)) {
+	return func(respond func(any, error)) {
+		v, err, at := handle()
+		w.at(at, func() { respond(v, err) })
+	}
 }
 
 // callObserved is call that also tells arrived when the answer reaches
 // the caller's host, even if the caller cannot read it yet (paused or
 // busy): the simulator's witnesses judge rule 4 by it.
 func (w *World) callObserved(caller, callee *proc, timeout time.Duration, handle func() (any, error), arrived func(any, error), reply func(any, error)) {
-	w.callWith(caller, callee, timeout, func() (any, error, time.Time) {
-		v, err := handle()
-		return v, err, time.Time{}
-	}, arrived, reply, false)
+	w.callWith(caller, callee, timeout, syncHandler(handle), arrived, reply, replyToLoop)
+}
+
+// callAsync is a call whose handler answers later, through respond (a
+// coreapp answers an Assign once the gateway answered its session).
+func (w *World) callAsync(caller, callee *proc, timeout time.Duration, handle func(respond func(any, error)), reply func(any, error)) {
+	w.callWith(caller, callee, timeout, handle, nil, reply, replyToLoop)
 }
 
 // callBlocking is a call the caller's loop blocks on (it is busy until
 // the answer): what else arrives meanwhile waits, as in the real loop.
 func (w *World) callBlocking(caller, callee *proc, timeout time.Duration, handle func() (any, error, time.Time), reply func(any, error)) {
 	caller.busy = true
-	w.callWith(caller, callee, timeout, handle, nil, reply, true)
+	w.callWith(caller, callee, timeout, atHandler(w, handle), nil, reply, replyUnblocks)
 }
 
-func (w *World) callWith(caller, callee *proc, timeout time.Duration, handle func() (any, error, time.Time), arrived, reply func(any, error), blocking bool) {
+// callFromOther is a call made by another goroutine of the caller than
+// its loop (the map writer): its answer does not wait for the loop.
+func (w *World) callFromOther(caller, callee *proc, timeout time.Duration, handle func() (any, error, time.Time), reply func(any, error)) {
+	w.callWith(caller, callee, timeout, atHandler(w, handle), nil, reply, replyToOther)
+}
+
+// Where a call's answer goes in the caller.
+const (
+	replyToLoop   = iota // the loop's queue (held while paused or busy)
+	replyUnblocks        // the answer the busy loop waits for
+	replyToOther         // another goroutine (held only while paused)
+)
+
+func (w *World) callWith(caller, callee *proc, timeout time.Duration, handle func(func(any, error)), arrived, reply func(any, error), mode int) {
 	run := caller.run
 	done := false
 	finish := func(v any, err error) {
@@ -222,11 +247,14 @@ func (w *World) callWith(caller, callee *proc, timeout time.Duration, handle fun
 		if arrived != nil && err != errTimeout && caller.up && caller.run == run {
 			arrived(v, err)
 		}
-		if blocking {
+		switch mode {
+		case replyUnblocks:
 			caller.answerBlocked(run, func() { reply(v, err) })
-			return
+		case replyToOther:
+			caller.deliverOther(run, func() { reply(v, err) })
+		default:
+			caller.deliver(run, func() { reply(v, err) })
 		}
-		caller.deliver(run, func() { reply(v, err) })
 	}
 	if timeout > 0 {
 		w.after(caller.globalDur(timeout), func() { finish(nil, errTimeout) })
@@ -236,9 +264,22 @@ func (w *World) callWith(caller, callee *proc, timeout time.Duration, handle fun
 			w.net.stream(callee.id, caller.id, func() { finish(nil, errRefused) })
 			return
 		}
+		// If the callee dies before it answers, the caller sees the
+		// connection reset, after the way back.
+		answered := false
+		forget := callee.onCrash(func() {
+			answered = true
+			w.net.stream(callee.id, caller.id, func() { finish(nil, errRefused) })
+		})
 		callee.deliver(callee.run, func() {
-			v, err, at := handle()
-			w.at(at, func() { w.net.stream(callee.id, caller.id, func() { finish(v, err) }) })
+			handle(func(v any, err error) {
+				if answered {
+					return
+				}
+				answered = true
+				forget()
+				w.net.stream(callee.id, caller.id, func() { finish(v, err) })
+			})
 		})
 	})
 }

@@ -1,6 +1,9 @@
 package sim
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // proc is what every simulated process has: its id, which run of it this
 // is, whether it is up or paused, and its own clock.
@@ -29,6 +32,18 @@ type proc struct {
 	// unblock is the answer a busy process waits for, when it came while
 	// the process was paused: it runs first at the resume.
 	unblock func()
+	// heldOther is what the process's other goroutines (its map writer)
+	// got while it was paused: they do not wait for the loop.
+	heldOther []func()
+	// draining: the loop is working off a backlog (after a blocked call),
+	// and afterDrain runs once it is done (the master's one Tick after
+	// its queued answers, master/node.go handleQueued).
+	draining   bool
+	afterDrain func()
+	// resets are what a SIGKILL does to the calls this process holds
+	// unanswered: their callers see the connection reset at once.
+	resets    map[uint64]func()
+	nextReset uint64
 
 	// The clock: local = localBase + (now − globalBase) × rate.
 	rate                  float64
@@ -91,7 +106,7 @@ func (p *proc) answerBlocked(run int, fn func()) {
 	u := func() {
 		p.busy = false
 		fn()
-		p.drain()
+		p.drainAfterBlock()
 	}
 	if p.paused {
 		p.unblock = u
@@ -100,17 +115,69 @@ func (p *proc) answerBlocked(run int, fn func()) {
 	u()
 }
 
-// resume ends a pause: the blocked answer first, then what was held.
+// deliverOther runs fn on another goroutine of the process (not its
+// loop): held only while the process is paused.
+func (p *proc) deliverOther(run int, fn func()) {
+	if !p.up || p.run != run {
+		return
+	}
+	if p.paused {
+		p.heldOther = append(p.heldOther, fn)
+		return
+	}
+	fn()
+}
+
+// resume ends a pause: the other goroutines' work and the blocked answer
+// first, then what the loop had held, timers first.
 func (p *proc) resume() {
 	if !p.paused {
 		return
 	}
 	p.paused = false
-	if u := p.unblock; u != nil {
+	for len(p.heldOther) > 0 && p.up && !p.paused {
+		fn := p.heldOther[0]
+		p.heldOther = p.heldOther[1:]
+		fn()
+	}
+	if u := p.unblock; u != nil && p.up && !p.paused {
 		p.unblock = nil
 		u()
 	}
 	p.drain()
+}
+
+// drainAfterBlock works off what queued while the loop was blocked on a
+// call. Unlike after a pause, the answers are already in the loop's
+// queue when it unblocks (other goroutines read them meanwhile), so they
+// come before the timers, and afterDrain runs once at the end.
+func (p *proc) drainAfterBlock() {
+	if p.paused || !p.up {
+		return
+	}
+	p.draining = true
+	for len(p.held) > 0 && p.up && !p.paused && !p.busy {
+		fn := p.held[0]
+		p.held = p.held[1:]
+		fn()
+	}
+	p.draining = false
+	if p.afterDrain != nil && p.up && !p.busy {
+		p.afterDrain()
+	}
+	p.drain()
+}
+
+// onCrash registers what a SIGKILL must do for a call this process holds;
+// the returned func forgets it once the call is handled.
+func (p *proc) onCrash(fn func()) func() {
+	if p.resets == nil {
+		p.resets = map[uint64]func(){}
+	}
+	p.nextReset++
+	id := p.nextReset
+	p.resets[id] = fn
+	return func() { delete(p.resets, id) }
 }
 
 // drain runs what was held, timers first, each in order, until the
@@ -156,10 +223,21 @@ func (p *proc) wake(t time.Time, fn func()) {
 	})
 }
 
-// crash ends the run at once: nothing it held or scheduled happens.
+// crash ends the run at once: nothing it held or scheduled happens, and
+// the callers of what it held unanswered see their connections reset.
 func (p *proc) crash() {
+	resets := p.resets
+	p.resets = nil
+	ids := make([]uint64, 0, len(resets))
+	for id := range resets {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		resets[id]()
+	}
 	p.up, p.paused, p.busy = false, false, false
-	p.held, p.heldTimers, p.unblock = nil, nil, nil
+	p.held, p.heldTimers, p.heldOther, p.unblock = nil, nil, nil, nil
 	p.wakeAt = time.Time{}
 	p.run++
 }

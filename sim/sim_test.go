@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"path/filepath"
 	"testing"
 
 	"github.com/mcsim/mcsim/scenarios"
@@ -70,4 +71,27 @@ func firstDiff(a, b []byte) string {
 		}
 	}
 	return fmt.Sprintf("lengths %d and %d lines", len(la), len(lb))
+}
+
+// TestFidelity runs scenarios of things the simulator once did unlike the
+// real processes (testdata/fidelity/*.yaml, each says what); every one
+// must pass for several seeds.
+func TestFidelity(t *testing.T) {
+	files, err := filepath.Glob("testdata/fidelity/*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no fidelity scenarios: %v", err)
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			sc, err := scenarios.LoadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for seed := uint64(1); seed <= 5; seed++ {
+				if _, out := runJSON(t, sc, seed, Sabotage{}); !out.OK {
+					t.Errorf("seed %d: %+v %+v", seed, out.Expectations, out.Violations)
+				}
+			}
+		})
+	}
 }

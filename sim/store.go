@@ -133,11 +133,16 @@ func (s *store) acquire(master, incarnation string, ttl time.Duration) (acquireA
 	return a, nil
 }
 
-func (s *store) release(master string, epoch uint64) {
-	if l, ok := coord.Release(s.lease, master, epoch); ok {
-		s.lease = l
-		s.w.grants = append(s.w.grants, scenarios.LeaseGrant{At: s.w.now, Master: master, Epoch: epoch, Released: true})
+// release is ReleaseLease; it returns when its answer may leave (after
+// the fsync of a release, at once when nothing was released).
+func (s *store) release(master string, epoch uint64) time.Time {
+	l, ok := coord.Release(s.lease, master, epoch)
+	if !ok {
+		return time.Time{}
 	}
+	s.lease = l
+	s.w.grants = append(s.w.grants, scenarios.LeaseGrant{At: s.w.now, Master: master, Epoch: epoch, Released: true})
+	return s.commit()
 }
 
 // errFenced is the store's refusal of a map write (FailedPrecondition on
