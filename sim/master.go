@@ -39,8 +39,8 @@ type masterNode struct {
 	// then dropped.
 	blocked  string
 	blockGen int
-	needTick bool // answers were applied in a backlog: one Tick after it
-	tickFn  func()            // m.tick, made once: a method value allocates
+	needTick bool   // answers were applied in a backlog: one Tick after it
+	tickFn   func() // m.tick, made once: a method value allocates
 }
 
 func newMaster(w *World, id string, expect int) *masterNode {
