@@ -37,6 +37,9 @@ file or the flags are invalid, nothing was run; 3 the cluster could not be
 started.`,
 		Example: `  mcsim scenario list
   mcsim scenario run coreapp-crash
+  mcsim scenario run coreapp-crash --target sim --seed 7 --json
+  mcsim scenario explore nemesis-soak --target sim --seeds 1..1000
+  mcsim scenario selftest
   mcsim scenario check my-scenario.yaml
   mcsim scenario schema > scenario.schema.json`,
 	}
@@ -144,27 +147,33 @@ func newScenarioRunCommand() *cobra.Command {
 	var f scenarioRunFlags
 	c := &cobra.Command{
 		Use:   "run FILE|NAME...",
-		Short: "Run scenarios against a real multi-process cluster and judge them",
-		Long: `Run each scenario: start its cluster (every node a real process, as
-'mcsim up' does), apply the steps, measure every expectation from what the
-gateway witnessed and the store granted, judge every invariant over the
-whole run, and stop every process it started (also on failure, Ctrl-C or a
-timeout). One line per step goes to stdout as it begins and ends (to stderr
+		Short: "Run scenarios against a real multi-process cluster or in the simulator, and judge them",
+		Long: `Run each scenario: start its cluster (with --target procs, every node a
+real process, as 'mcsim up' does; with --target sim, the deterministic
+simulator in virtual time), apply the steps, measure every expectation
+from what the gateway witnessed and the store granted, judge every
+invariant over the whole run, and stop every process it started (also on
+failure, Ctrl-C or a timeout). One line per step goes to stdout as it begins and ends (to stderr
 with --json), then the verdicts; the seed is always printed.
 
---seed seeds every random choice (random(...) and standby selectors);
+--seed seeds every random choice (random(...) and standby selectors,
+the nemesis, and on sim also latencies, loss and the heartbeat phase);
 without it a random seed is drawn and printed. --runs N repeats each
 scenario with seeds seed, seed+1, … and prints the distribution of every
 timed expectation (n, min, p50, p90, p99, max, bound, outside). --json
 prints the events of SCENARIOS.md, one JSON object per line. --report DIR
 writes each run's events (DIR/<scenario>-run<N>.jsonl) and the summary
 (DIR/summary.json). --keep keeps each run's data dir and node logs and
-prints where they are. --epsilon is the allowance ε on rule1 and lease
-bounds (default 250ms).
+prints where they are (procs only). --epsilon is the allowance ε on rule1
+and lease bounds (default 250ms on procs, 50ms on sim).
 
 Targets: procs (real processes; every step runs, network faults and clock
-skew through the fault layer in every node). The simulator (sim) is not
-built yet.
+skew through the fault layer in every node) and sim (the same machines in
+the deterministic simulator: one thread, virtual time, one seeded source;
+the same file, seed and binary print the same --json bytes; a run of
+minutes takes milliseconds; on sim the invariants are also judged by the
+simulator's ground truth, see the README). 'mcsim scenario explore' and
+'mcsim scenario selftest' run many seeds in the simulator.
 
 Network faults are one-way and applied by the sender on every link
 (gRPC, gossip, gateway sessions, settings), open connections included: a
@@ -176,14 +185,16 @@ timeout. heal ends network faults, not clock skew.`,
   mcsim scenario run coreapp-crash --runs 5 --seed 42
   mcsim scenario run primary-killed --json | jq -c 'select(.event=="expect")'
   mcsim scenario run partition-primary-owner slow-answers clock-skew-primary
-  mcsim scenario run ./my-scenario.yaml --keep`,
+  mcsim scenario run ./my-scenario.yaml --keep
+  mcsim scenario run coreapp-crash --target sim --seed 7 --json
+  mcsim scenario run nemesis-soak --target sim --runs 500 --seed 1`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runScenarios(cmd, args, f)
 		},
 	}
 	fl := c.Flags()
-	fl.StringVar(&f.target, "target", "procs", `where to run: "procs" (real processes) or "sim" (not built yet)`)
+	fl.StringVar(&f.target, "target", "procs", `where to run: "procs" (real processes) or "sim" (the deterministic simulator)`)
 	fl.Uint64Var(&f.seed, "seed", 0, "seed of every random choice (default: drawn at random and printed)")
 	fl.IntVar(&f.runs, "runs", 1, "runs per scenario (seeds seed, seed+1, …); prints distributions")
 	fl.BoolVar(&f.asJSON, "json", false, "print the events as JSON lines (SCENARIOS.md)")
