@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/mcsim/mcsim/coreapp"
 	"github.com/mcsim/mcsim/coreapp/books"
 	"github.com/mcsim/mcsim/gateway"
 	"github.com/mcsim/mcsim/master/failover"
@@ -12,13 +13,10 @@ import (
 	"github.com/mcsim/mcsim/scenarios"
 )
 
-// handoverWait and handoverPoll are coreapp.DefaultHandoverWait and its
-// poll: a stopping coreapp keeps its sessions open until successors
-// replaced them, or for this long.
-const (
-	handoverWait = 2 * time.Second
-	handoverPoll = 10 * time.Millisecond
-)
+// A stopping coreapp keeps its sessions open until successors replaced
+// them, or for coreapp.DefaultHandoverWait, looking at its books this
+// often (coreapp/handover.go).
+const handoverPoll = 10 * time.Millisecond
 
 // coreappNode is a coreapp: books.Books decides every command and
 // session; the adapter carries its sessions to the gateway and its
@@ -236,7 +234,7 @@ func (c *coreappNode) stop() { c.step(books.StopAsked{}) }
 // session (or handoverWait), then closes the rest and exits.
 func (c *coreappNode) leave(served bool) {
 	c.w.left(c.p)
-	deadline := c.w.now.Add(handoverWait)
+	deadline := c.w.now.Add(coreapp.DefaultHandoverWait)
 	if !served || !c.w.masterAlive() {
 		c.exit()
 		return
