@@ -2,6 +2,8 @@ package sim
 
 import (
 	"errors"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/mcsim/mcsim/scenarios"
@@ -40,16 +42,19 @@ type network struct {
 	// first held, so a heal delivers them in a fixed order.
 	heldOrder []linkKey
 	last      map[linkKey]time.Time // the last stream delivery per link
+	// flying are the stream messages sent under a delay and not yet
+	// delivered, per link, in order.
+	flying map[linkKey][]*flight
 	// stalled are the streams whose head message is being retransmitted,
 	// with what waits behind it.
 	stalled map[linkKey][]held
 }
 
 func newNetwork(w *World) *network {
-	return &network{w: w, faults: map[linkKey]scenarios.NetLink{}, held: map[linkKey][]held{}, last: map[linkKey]time.Time{}, stalled: map[linkKey][]held{}}
+	return &network{w: w, faults: map[linkKey]scenarios.NetLink{}, held: map[linkKey][]held{}, last: map[linkKey]time.Time{}, stalled: map[linkKey][]held{}, flying: map[linkKey][]*flight{}}
 }
 
-// latency draws one message's latency on a link with fault f.
+// latency draws one datagram's latency on a link with fault f.
 func (n *network) latency(f scenarios.NetLink) time.Duration {
 	d := n.w.uniform(baseLatency-baseJitter, baseLatency+baseJitter)
 	if f.Latency > 0 || f.Jitter > 0 {
@@ -78,14 +83,87 @@ func (n *network) stream(from, to string, deliver func()) {
 	n.send(k, f, deliver)
 }
 
-// send delivers one message after the link's latency, in order.
+// send delivers one message after the link's latency, in order. A
+// message sent under a delay stays in flight on its link: a change of
+// the table re-times it under the new link (refly), as faultnet re-times
+// its queued writes, so a heal releases it at once and a cut holds it.
 func (n *network) send(k linkKey, f scenarios.NetLink, deliver func()) {
-	at := n.w.now.Add(n.latency(f))
+	base := n.w.uniform(baseLatency-baseJitter, baseLatency+baseJitter)
+	if f.Latency == 0 && f.Jitter == 0 {
+		n.schedule(k, n.w.now.Add(base), deliver)
+		return
+	}
+	fl := &flight{sent: n.w.now, base: base, deliver: deliver}
+	if f.Jitter > 0 {
+		fl.u = 2*n.w.rng.Float64() - 1
+	}
+	n.flying[k] = append(n.flying[k], fl)
+	n.fly(k, fl, fl.arrival(f))
+}
+
+// schedule delivers at at, or after the last message on the link.
+func (n *network) schedule(k linkKey, at time.Time, deliver func()) time.Time {
 	if last := n.last[k]; at.Before(last) {
 		at = last // a stream stays in order
 	}
 	n.last[k] = at
 	n.w.at(at, deliver)
+	return at
+}
+
+// flight is a stream message in flight under a delay.
+type flight struct {
+	sent    time.Time
+	base    time.Duration // its loopback latency
+	u       float64       // its share of the jitter, -1..1
+	deliver func()
+	gen     int // bumped when re-timed: the older delivery is void
+}
+
+func (fl *flight) arrival(f scenarios.NetLink) time.Time {
+	return fl.sent.Add(fl.base + f.Latency + time.Duration(fl.u*float64(f.Jitter)))
+}
+
+// fly schedules fl's delivery at at (in order on its link).
+func (n *network) fly(k linkKey, fl *flight, at time.Time) {
+	fl.gen++
+	gen := fl.gen
+	n.schedule(k, at, func() {
+		if fl.gen != gen {
+			return
+		}
+		q := n.flying[k]
+		if i := slices.Index(q, fl); i >= 0 {
+			n.flying[k] = slices.Delete(q, i, i+1)
+		}
+		fl.deliver()
+	})
+}
+
+// refly re-times what is in flight on link k under its new fault: a cut
+// holds it, anything else delivers it when the new link would have (not
+// before now), in order.
+func (n *network) refly(k linkKey) {
+	q := n.flying[k]
+	if len(q) == 0 {
+		return
+	}
+	delete(n.flying, k)
+	f := n.faults[k]
+	delete(n.last, k)
+	for _, fl := range q {
+		fl.gen++ // the scheduled delivery is void
+		if f.Cut {
+			n.hold(k, held{deliver: fl.deliver})
+			continue
+		}
+		at := fl.arrival(f)
+		if at.Before(n.w.now) {
+			at = n.w.now
+		}
+		n.flying[k] = append(n.flying[k], fl)
+		n.fly(k, fl, at)
+	}
 }
 
 func (n *network) hold(k linkKey, m held) {
@@ -133,6 +211,24 @@ func (n *network) datagram(from, to string, deliver func()) bool {
 	return true
 }
 
+// flyingOrder is the links with messages in flight, sorted: set re-times
+// them in an order that does not depend on map iteration.
+func (n *network) flyingOrder() []linkKey {
+	ks := make([]linkKey, 0, len(n.flying))
+	for k, q := range n.flying {
+		if len(q) > 0 {
+			ks = append(ks, k)
+		}
+	}
+	slices.SortFunc(ks, func(a, b linkKey) int {
+		if c := strings.Compare(a.from, b.from); c != 0 {
+			return c
+		}
+		return strings.Compare(a.to, b.to)
+	})
+	return ks
+}
+
 // clear says whether from → to is as if no fault were there: no fault in
 // the table and nothing held or stalled on it.
 func (n *network) clear(from, to string) bool {
@@ -149,9 +245,17 @@ func (n *network) cut(from, to string) bool { return n.faults[linkKey{from, to}]
 
 // set replaces the fault table; links no longer cut deliver what they held.
 func (n *network) set(links []scenarios.NetLink) {
+	old := n.faults
 	n.faults = make(map[linkKey]scenarios.NetLink, len(links))
 	for _, l := range links {
 		n.faults[linkKey{l.From, l.To}] = l
+	}
+	// Links whose fault changed re-time what is in flight on them, in
+	// the order the links were first faulted.
+	for _, k := range n.flyingOrder() {
+		if old[k] != n.faults[k] {
+			n.refly(k)
+		}
 	}
 	var still []linkKey
 	for _, k := range n.heldOrder {
