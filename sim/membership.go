@@ -85,13 +85,15 @@ func (w *World) masterAlive() bool {
 	return false
 }
 
-func (w *World) coreappByID(id string) *coreappNode {
-	for _, c := range w.coreapps {
-		if c.p.id == id {
-			return c
-		}
+func (w *World) coreappByID(id string) *coreappNode { return w.coreappIndex[id] }
+
+// addCoreapp adds a coreapp to the world (not started).
+func (w *World) addCoreapp(c *coreappNode) {
+	w.coreapps = append(w.coreapps, c)
+	if w.coreappIndex == nil {
+		w.coreappIndex = map[string]*coreappNode{}
 	}
-	return nil
+	w.coreappIndex[c.p.id] = c
 }
 
 func (w *World) masterByID(id string) *masterNode {

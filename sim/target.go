@@ -73,7 +73,7 @@ func (t *Target) Start(ctx context.Context, c scenarios.Cluster, settingsBody js
 		w.masters = append(w.masters, newMaster(w, fmt.Sprintf("master-%d", i), c.Coreapps))
 	}
 	for i := 1; i <= c.Coreapps; i++ {
-		w.coreapps = append(w.coreapps, newCoreapp(w, fmt.Sprintf("coreapp-%d", i)))
+		w.addCoreapp(newCoreapp(w, fmt.Sprintf("coreapp-%d", i)))
 	}
 	// The masters' start times spread over a heartbeat interval and more:
 	// the heartbeat phase (when in its cycle a fault strikes) is the
@@ -317,7 +317,7 @@ func (t *Target) StartNode(ctx context.Context, role string) (string, error) {
 		return id, t.startProc(ctx, id)
 	case "coreapp":
 		id := fmt.Sprintf("coreapp-%d", len(t.w.coreapps)+1)
-		t.w.coreapps = append(t.w.coreapps, newCoreapp(t.w, id))
+		t.w.addCoreapp(newCoreapp(t.w, id))
 		return id, t.startProc(ctx, id)
 	}
 	return "", fmt.Errorf("start: %q: want master or coreapp", role)

@@ -35,6 +35,8 @@ type World struct {
 	gw       *gatewayNode
 	masters  []*masterNode // by id order: master-1, master-2, …
 	coreapps []*coreappNode
+	// coreappIndex finds a coreapp by id (the cluster may have 1,000).
+	coreappIndex map[string]*coreappNode
 	sabotage Sabotage
 
 	// records the runner reads (Target)

@@ -31,6 +31,15 @@ type Core struct {
 	wakeValid bool
 	// noDeadline: rule 1 never fires (DisableDeadline).
 	noDeadline bool
+	// dueAt is the earliest heartbeat due or rule-1 deadline of any
+	// coreapp as of the last scan, while dueValid; a Step before it has
+	// nothing to scan for. Everything that can move a coreapp's next
+	// heartbeat or deadline earlier (a join, a recovery, a stall, a
+	// settings change) clears dueValid; answers and sends only move them
+	// later. On a thousand coreapps the scan on every Step was most of a
+	// master's time.
+	dueAt    time.Time
+	dueValid bool
 
 	// The batch being built; New may leave one for the first Step.
 	reports []Action // reports and heartbeats, in the order they happened
@@ -128,8 +137,11 @@ func (c *Core) Step(now time.Time, ev Event) ([]Action, error) {
 	if err := c.begin(now, ev); err != nil {
 		return nil, err
 	}
-	c.expire(now)
-	c.sendHeartbeats(now)
+	if !c.dueValid || !now.Before(c.dueAt) {
+		c.expire(now)
+		c.sendHeartbeats(now)
+		c.dueAt, c.dueValid = c.earliestDue(), true
+	}
 	c.assignUnassigned(now)
 
 	out := c.reports
@@ -190,6 +202,19 @@ func (c *Core) nextWake() time.Time {
 	if len(c.reports) > 0 || len(c.rpcs) > 0 || c.dirty {
 		return c.now
 	}
+	w := c.dueAt
+	if !c.dueValid {
+		w = c.earliestDue()
+	}
+	if t := c.startupUntil; !t.IsZero() && (w.IsZero() || t.Before(w)) {
+		w = t
+	}
+	return w
+}
+
+// earliestDue is the earliest heartbeat due or rule-1 deadline of any
+// coreapp (zero: none).
+func (c *Core) earliestDue() time.Time {
 	var w time.Time
 	min := func(t time.Time) {
 		if !t.IsZero() && (w.IsZero() || t.Before(w)) {
@@ -202,7 +227,6 @@ func (c *Core) nextWake() time.Time {
 			min(c.deadline(ca))
 		}
 	}
-	min(c.startupUntil)
 	return w
 }
 
@@ -386,6 +410,7 @@ func (c *Core) validate(ev Event) error {
 func (c *Core) apply(now time.Time, ev Event) {
 	switch ev := ev.(type) {
 	case CoreappJoined:
+		c.dueValid = false
 		ca := c.coreapps[ev.ID]
 		switch {
 		case ca == nil:
@@ -425,6 +450,7 @@ func (c *Core) apply(now time.Time, ev Event) {
 		ca.benched, ca.benchedAfterSeq = true, ca.lastSeq
 		c.loseShard(now, ev.Shard, LostRefused)
 	case SettingsChanged:
+		c.dueValid = false
 		c.cfg.HeartbeatInterval = ev.HeartbeatInterval
 		c.cfg.UnhealthyInterval = ev.UnhealthyInterval
 		for _, id := range c.ids() {
@@ -436,6 +462,7 @@ func (c *Core) apply(now time.Time, ev Event) {
 		// Deadlines derive from UnhealthyInterval, so they move with it;
 		// any now past fire in expire, at now (the formula is PendingDeadline).
 	case ShardCountChanged:
+		c.dueValid = false
 		c.remap(ev.N)
 	case Stalled:
 		c.stall(now, ev.Gap, "driver")
@@ -513,6 +540,7 @@ func (c *Core) answered(now time.Time, ev HeartbeatAnswered) {
 
 func (c *Core) recover(now time.Time, ca *coreapp) {
 	ca.healthy = true
+	c.dueValid = false
 	c.reports = append(c.reports, Recovered{Coreapp: ca.id, At: now})
 }
 
@@ -523,6 +551,7 @@ func (c *Core) stall(now time.Time, gap time.Duration, source string) {
 		return // already applied in this Step
 	}
 	c.resumedAt = now
+	c.dueValid = false
 	for _, ca := range c.coreapps {
 		ca.nextHB = now
 	}
@@ -556,7 +585,7 @@ func (c *Core) expire(now time.Time) {
 // rule 1 had no deadline. It exists for the simulator's selftest
 // (sim.Sabotage), which must show that the checkers catch what this lets
 // through; a test keeps every other package from calling it.
-func (c *Core) DisableDeadline() { c.noDeadline = true }
+func (c *Core) DisableDeadline() { c.noDeadline, c.dueValid = true, false }
 
 // sendHeartbeats sends every heartbeat due, healthy or not (an unhealthy
 // coreapp must be able to prove it recovered). One per interval, whether
