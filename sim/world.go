@@ -37,7 +37,7 @@ type World struct {
 	coreapps []*coreappNode
 	// coreappIndex finds a coreapp by id (the cluster may have 1,000).
 	coreappIndex map[string]*coreappNode
-	sabotage Sabotage
+	sabotage     Sabotage
 
 	// records the runner reads (Target)
 	grants       []scenarios.LeaseGrant
