@@ -3,34 +3,30 @@ package sim
 import (
 	"errors"
 	"fmt"
-	"slices"
-	"time"
+		"time"
 
 	"github.com/mcsim/mcsim/coreapp/books"
 	"github.com/mcsim/mcsim/master/failover"
-	"github.com/mcsim/mcsim/master/lease"
+	"github.com/mcsim/mcsim/master/primary"
 	mcsimv1 "github.com/mcsim/mcsim/proto/mcsim/v1"
 )
 
-// masterNode is a master: lease.Term decides its term, failover.Core (while
-// primary) its failovers. The adapter carries out their actions as the real
-// driver does (master/exec.go): acquire and map writes to the store,
-// heartbeats, assigns and releases to the coreapps, each answer stepped
-// back at the own clock's now; a lease Check before every other input; a
-// map write that must be waited for blocks the master's loop.
+// masterNode is a master: primary.Machine decides its lease, its term
+// and, while primary, its failovers. The adapter carries out the actions
+// as the real driver does (master/exec.go): acquire and map writes to the
+// store, heartbeats, assigns and releases to the coreapps, each outcome
+// stepped back at the own clock's now; a map write that must be waited for
+// blocks the master's loop.
 type masterNode struct {
-	w    *World
-	p    *proc
-	term *lease.Term
-	core *failover.Core
-	// termNo counts the terms as primary: an answer to a call of an
-	// earlier term is dropped, as the real driver drops it.
-	termNo   int
+	w        *World
+	p        *proc
+	mc       *primary.Machine
 	snap     settingsSnap
 	haveSnap bool
 	peers    map[string]bool // coreapps known by gossip or the stored map
 	expect   int             // StartupCoreapps: the cluster's coreapp count
 
+	loaded  *mcsimv1.ShardMap // the map being stepped as MapLoaded
 	writing bool              // a background map write is in flight
 	pending *mcsimv1.ShardMap // the newest map waiting for it
 }
@@ -48,13 +44,30 @@ func (m *masterNode) incarnation() string { return fmt.Sprintf("%s/%d", m.p.id, 
 // for the lease.
 func (m *masterNode) start() {
 	m.p.start()
-	m.term = lease.New(lease.Config{ID: m.p.id})
-	if m.w.sabotage.NoOwnClockLease {
-		m.term.DisableOwnClockCheck()
+	cfg := primary.Config{ID: m.p.id, StartupCoreapps: m.expect}
+	if m.w.sabotage.NoStallGuard {
+		cfg.StallThreshold = 1000 * time.Hour
 	}
-	m.core, m.haveSnap, m.writing, m.pending = nil, false, false, nil
+	if m.w.sabotage.NoDeadline {
+		cfg.NewCore = func(c failover.Config, sm failover.ShardMap, now time.Time) (*failover.Core, error) {
+			core, err := failover.New(c, sm, now)
+			if err == nil {
+				core.DisableDeadline()
+			}
+			return core, err
+		}
+	}
+	m.mc = primary.New(cfg)
+	if m.w.sabotage.NoOwnClockLease {
+		m.mc.Lease().DisableOwnClockCheck()
+	}
+	m.haveSnap, m.writing, m.pending = false, false, nil
 	m.peers = map[string]bool{}
 	m.readSettings()
+}
+
+func (m *masterNode) settingsEvent() primary.Settings {
+	return primary.Settings{HeartbeatInterval: m.snap.hb, UnhealthyInterval: m.snap.ui, Shards: m.snap.shards}
 }
 
 func (m *masterNode) readSettings() {
@@ -66,75 +79,71 @@ func (m *masterNode) readSettings() {
 		}
 		m.snap, m.haveSnap = v.(settingsSnap), true
 		m.w.joined(m.p)
-		m.leaseStep(lease.Settings{HeartbeatInterval: m.snap.hb, UnhealthyInterval: m.snap.ui})
+		m.step(m.settingsEvent())
 	})
 }
 
 func (m *masterNode) settingsChanged(s settingsSnap) {
-	old := m.snap
 	m.snap = s
-	m.leaseStep(lease.Check{})
-	if s.hb != old.hb || s.ui != old.ui {
-		m.leaseStep(lease.Settings{HeartbeatInterval: s.hb, UnhealthyInterval: s.ui})
-		m.coreStep(failover.SettingsChanged{HeartbeatInterval: s.hb, UnhealthyInterval: s.ui})
-	}
-	if s.shards != old.shards {
-		m.coreStep(failover.ShardCountChanged{N: s.shards})
-	}
+	m.step(m.settingsEvent())
 }
 
-func (m *masterNode) rewake() {
-	w := m.term.NextWake()
-	if m.core != nil {
-		if c := m.core.NextWake(); !c.IsZero() && (w.IsZero() || c.Before(w)) {
-			w = c
-		}
-	}
-	m.p.wake(w, m.tick)
-}
+func (m *masterNode) rewake() { m.p.wake(m.mc.NextWake(), m.tick) }
 
-func (m *masterNode) tick() {
-	m.leaseStep(lease.Tick{})
-	m.coreStep(failover.Tick{})
-}
+func (m *masterNode) tick() { m.step(primary.Tick{}) }
 
-// input is an event from outside: the lease is checked first (rule 3).
-func (m *masterNode) input(fn func()) {
-	m.leaseStep(lease.Check{})
-	fn()
-}
+// primary says whether the master acts as primary (for the target's
+// report of roles).
+func (m *masterNode) primary() bool { return m.p.up && m.mc != nil && m.mc.Primary() }
 
-func (m *masterNode) leaseStep(ev lease.Event) {
-	acts, err := m.term.Step(m.p.local(), ev)
+// step steps the machine at the own clock's now and carries out what it
+// decides.
+func (m *masterNode) step(ev primary.Event) {
+	acts, err := m.mc.Step(m.p.local(), ev)
 	if err == nil {
-		m.leaseExecute(acts)
+		m.carry(acts)
 	}
 	m.rewake()
 }
 
-func (m *masterNode) leaseExecute(acts []lease.Action) {
+func (m *masterNode) carry(acts []primary.Action) {
 	for _, a := range acts {
 		switch a := a.(type) {
-		case lease.SendAcquire:
+		case primary.SendAcquire:
 			m.acquire(a)
-		case lease.StepDown:
-			m.stepDown(a)
-		case lease.LoadShardMap:
+		case primary.LoadShardMap:
 			m.loadMap(a)
-		case lease.ReleaseLease:
+		case primary.BecomePrimary:
+			m.startTerm()
+		case primary.StepDown:
+			m.writing, m.pending = false, nil
+		case primary.ReleaseLease:
 			m.releaseLease(a)
+		case primary.SendHeartbeat:
+			m.heartbeat(a)
+		case primary.Assign:
+			m.assign(a)
+		case primary.Release:
+			m.release(a)
+		case primary.WriteMap:
+			m.writeMap(a)
+		case primary.Report:
+			if d, ok := a.A.(failover.DeclaredUnhealthy); ok {
+				m.w.declarations = append(m.w.declarations, declaration{at: m.w.now, master: m.p.id, coreapp: d.Coreapp})
+				m.w.truth.declared(m.hbKey(m.mc.Term(), d.Coreapp), d.EarliestUnansweredSentAt, m.p.local(), m.mc.Core().Config().UnhealthyInterval)
+			}
 		}
 	}
 }
 
-func (m *masterNode) acquire(a lease.SendAcquire) {
+func (m *masterNode) acquire(a primary.SendAcquire) {
 	st := m.w.store
 	sentAt, inc := m.p.local(), m.incarnation()
 	m.w.callAt(m.p, st.p, a.Timeout, func() (any, error, time.Time) {
 		v, err := st.acquire(m.p.id, inc, a.TTL)
 		return v, err, st.commit()
 	}, func(v any, err error) {
-		ev := lease.Answered{SentAt: sentAt, TTL: a.TTL, Err: err}
+		ev := primary.Answered{SentAt: sentAt, TTL: a.TTL, Err: err}
 		if err == nil {
 			r := v.(acquireAnswer)
 			ev.Granted, ev.Epoch, ev.Holder, ev.Remaining = r.granted, r.epoch, r.holder, r.remaining
@@ -142,36 +151,22 @@ func (m *masterNode) acquire(a lease.SendAcquire) {
 				m.w.truth.granted(proofKey{m.p.id, m.p.run, r.epoch}, sentAt, a.TTL)
 			}
 		}
-		m.leaseStep(ev)
+		m.step(ev)
 	})
-}
-
-func (m *masterNode) stepDown(lease.StepDown) {
-	m.core = nil
-	m.termNo++
-	m.writing, m.pending = false, nil
 }
 
 // loadMap carries out LoadShardMap: the loop blocks on the load, as the
 // real one does.
-func (m *masterNode) loadMap(a lease.LoadShardMap) {
+func (m *masterNode) loadMap(a primary.LoadShardMap) {
 	st := m.w.store
 	m.w.callBlocking(m.p, st.p, a.Timeout, func() (any, error, time.Time) { return st.smap, nil, time.Time{} }, func(v any, err error) {
 		var sm *mcsimv1.ShardMap
 		if err == nil {
 			sm = v.(*mcsimv1.ShardMap)
 		}
-		acts, serr := m.term.Step(m.p.local(), lease.ShardMapLoaded{MaxEpoch: sm.GetMaxEpoch(), Err: err})
-		if serr == nil {
-			for _, act := range acts {
-				if _, ok := act.(lease.BecomePrimary); ok {
-					m.startTerm(sm)
-					continue
-				}
-				m.leaseExecute([]lease.Action{act})
-			}
-		}
-		m.rewake()
+		m.loaded = sm
+		m.step(primary.MapLoaded{Map: fromProto(sm), Err: err})
+		m.loaded = nil
 	})
 }
 
@@ -191,76 +186,13 @@ func toProto(sm failover.ShardMap) *mcsimv1.ShardMap {
 	return p
 }
 
-// startTerm carries out BecomePrimary: a fresh core from the stored map;
-// the stored owners are known at once (their addresses are in the map).
-func (m *masterNode) startTerm(sm *mcsimv1.ShardMap) {
-	cfg := failover.Config{HeartbeatInterval: m.snap.hb, UnhealthyInterval: m.snap.ui, Shards: m.snap.shards, StartupCoreapps: m.expect}
-	if m.w.sabotage.NoStallGuard {
-		cfg.StallThreshold = 1000 * time.Hour
-	}
-	core, err := failover.New(cfg, fromProto(sm), m.p.local())
-	if err != nil {
-		m.leaseStep(lease.PrimaryAborted{})
-		return
-	}
-	if m.w.sabotage.NoDeadline {
-		core.DisableDeadline()
-	}
-	m.core = core
-	m.termNo++
+// startTerm carries out BecomePrimary: the stored owners are known at once
+// (their addresses are in the map); the map writer starts idle.
+func (m *masterNode) startTerm() {
 	m.writing, m.pending = false, nil
-	for _, a := range sm.GetAssignments() {
+	for _, a := range m.loaded.GetAssignments() {
 		if a.GetCoreappId() != "" {
 			m.peers[a.GetCoreappId()] = true
-		}
-	}
-	for _, id := range m.peerIDs() {
-		m.coreStep(failover.CoreappJoined{ID: id})
-	}
-	m.coreStep(failover.Tick{})
-}
-
-func (m *masterNode) peerIDs() []string {
-	out := make([]string, 0, len(m.peers))
-	for id := range m.peers {
-		out = append(out, id)
-	}
-	slices.Sort(out)
-	return out
-}
-
-func (m *masterNode) coreStep(ev failover.Event) {
-	if m.core == nil {
-		return
-	}
-	acts, err := m.core.Step(m.p.local(), ev)
-	if err == nil {
-		m.execute(acts)
-	}
-	m.rewake()
-}
-
-// execute carries out a batch of the core's actions in order; a map write
-// that must be waited for suspends the rest of the batch until it is done.
-func (m *masterNode) execute(acts []failover.Action) {
-	for i, a := range acts {
-		if m.core == nil {
-			return // stepped down mid-batch: nothing more may be sent
-		}
-		switch a := a.(type) {
-		case failover.SendHeartbeat:
-			m.heartbeat(a)
-		case failover.PersistShardMap:
-			if !m.persist(a.Map, acts[i+1:]) {
-				return
-			}
-		case failover.Assign:
-			m.assign(a)
-		case failover.Release:
-			m.release(a)
-		case failover.DeclaredUnhealthy:
-			m.w.declarations = append(m.w.declarations, declaration{at: m.w.now, master: m.p.id, coreapp: a.Coreapp})
-			m.w.truth.declared(m.hbKey(a.Coreapp), a.EarliestUnansweredSentAt, m.p.local(), m.core.Config().UnhealthyInterval)
 		}
 	}
 }
@@ -272,80 +204,66 @@ func (m *masterNode) coreapp(id string) *coreappNode {
 	return m.w.coreappByID(id)
 }
 
-// later posts fn to the loop after what is running now, for this term.
+// later posts fn to the loop after what is running now.
 func (m *masterNode) later(fn func()) {
-	run, term := m.p.run, m.termNo
-	m.w.after(0, func() {
-		m.p.deliver(run, func() {
-			if m.termNo == term {
-				fn()
-			}
-		})
-	})
+	run := m.p.run
+	m.w.after(0, func() { m.p.deliver(run, fn) })
 }
 
-func (m *masterNode) hbKey(coreapp string) hbKey {
-	return hbKey{master: m.p.id, run: m.p.run, term: m.termNo, coreapp: coreapp}
+func (m *masterNode) hbKey(term uint64, coreapp string) hbKey {
+	return hbKey{master: m.p.id, run: m.p.run, term: int(term), coreapp: coreapp}
 }
 
-func (m *masterNode) heartbeat(a failover.SendHeartbeat) {
+func (m *masterNode) heartbeat(a primary.SendHeartbeat) {
+	failed := primary.HeartbeatsDone{Results: []primary.HeartbeatResult{{Term: a.Term, Coreapp: a.Coreapp, Seq: a.Seq, Failed: true}}}
 	c := m.coreapp(a.Coreapp)
 	if c == nil {
-		m.later(func() { m.coreStep(failover.HeartbeatFailed{ID: a.Coreapp, Seq: a.Seq}) })
+		m.later(func() { m.step(failed) })
 		return
 	}
-	term, id := m.termNo, m.p.id
-	leaseEpoch := m.term.Epoch()
-	k := m.hbKey(a.Coreapp)
+	id := m.p.id
+	k := m.hbKey(a.Term, a.Coreapp)
 	m.w.truth.heartbeatSent(k, a.Seq, m.p.local())
 	arrived := func(_ any, err error) {
 		if err == nil {
 			m.w.truth.heartbeatArrived(k, a.Seq, m.p.local())
 		}
 	}
-	m.w.callObserved(m.p, c.p, m.snap.ui, func() (any, error) { return c.heartbeat(id, leaseEpoch) }, arrived, func(v any, err error) {
-		if m.termNo != term || m.core == nil {
+	m.w.callObserved(m.p, c.p, m.snap.ui, func() (any, error) { return c.heartbeat(id, a.LeaseEpoch) }, arrived, func(v any, err error) {
+		if err != nil {
+			m.step(failed)
 			return
 		}
-		m.input(func() {
-			if err != nil {
-				m.coreStep(failover.HeartbeatFailed{ID: a.Coreapp, Seq: a.Seq})
-				return
-			}
-			m.coreStep(failover.HeartbeatAnswered{ID: a.Coreapp, Seq: a.Seq, Shards: v.([]failover.ServedShard)})
-		})
+		m.step(primary.HeartbeatsDone{Results: []primary.HeartbeatResult{{Term: a.Term, Coreapp: a.Coreapp, Seq: a.Seq, Shards: v.([]failover.ServedShard)}}})
 	})
 }
 
-func (m *masterNode) assign(a failover.Assign) {
+func (m *masterNode) assign(a primary.Assign) {
 	c := m.coreapp(a.Coreapp)
 	done := func(ok bool) {
-		m.coreStep(failover.AssignDone{Shard: a.Shard, Coreapp: a.Coreapp, Epoch: a.Epoch, OK: ok})
+		m.step(primary.AssignDone{Term: a.Term, Shard: a.Shard, Coreapp: a.Coreapp, Epoch: a.Epoch, OK: ok})
 	}
 	if c == nil {
 		m.later(func() { done(false) })
 		return
 	}
-	term, leaseEpoch, id := m.termNo, m.term.Epoch(), m.p.id
+	leaseEpoch, id := a.LeaseEpoch, m.p.id
 	m.w.truth.commandSent(proofKey{id, m.p.run, leaseEpoch}, "assign", a.Shard, m.p.local())
 	ev := books.AssignAsked{Coreapp: a.Coreapp, LeaseEpoch: leaseEpoch, Shard: int32(a.Shard), Shards: int32(a.Shards), Epoch: a.Epoch}
 	m.w.call(m.p, c.p, m.snap.ui, func() (any, error) { return c.command(id, "assign", ev, leaseEpoch) }, func(_ any, err error) {
-		if m.termNo != term || m.core == nil {
-			return
-		}
-		m.input(func() { done(err == nil) })
+		done(err == nil)
 	})
 }
 
-func (m *masterNode) release(a failover.Release) {
+func (m *masterNode) release(a primary.Release) {
 	c := m.coreapp(a.Coreapp)
 	if c == nil {
 		return // best effort: fencing makes a missed release harmless
 	}
-	leaseEpoch, id := m.term.Epoch(), m.p.id
+	leaseEpoch, id := a.LeaseEpoch, m.p.id
 	ev := books.ReleaseAsked{Coreapp: a.Coreapp, LeaseEpoch: leaseEpoch, Shard: int32(a.Shard), Epoch: a.Epoch}
 	// Rule 3: a release must not arrive after the lease's end by our clock.
-	timeout := min(m.snap.ui, m.term.Remaining(m.p.local()))
+	timeout := min(m.snap.ui, m.mc.Lease().Remaining(m.p.local()))
 	if timeout <= 0 && !m.w.sabotage.NoOwnClockLease {
 		return
 	}
@@ -356,73 +274,48 @@ func (m *masterNode) release(a failover.Release) {
 	m.w.call(m.p, c.p, timeout, func() (any, error) { return c.command(id, "release", ev, leaseEpoch) }, func(any, error) {})
 }
 
-// persist makes the batch's epochs durable before its assignments go out
-// (see master/exec.go persist); rest are the actions after it. It reports
-// whether the batch goes on now.
-func (m *masterNode) persist(sm failover.ShardMap, rest []failover.Action) bool {
-	acts, err := m.term.Step(m.p.local(), lease.PersistMap{MaxEpoch: sm.MaxEpoch})
-	if err != nil {
-		return false
+// writeMap carries out WriteMap: queued on the term's writer, or written
+// while the loop blocks on it.
+func (m *masterNode) writeMap(a primary.WriteMap) {
+	p := toProto(a.Map)
+	p.MaxEpoch = a.MaxEpoch
+	if !a.Wait {
+		m.background(p, a.Term, a.LeaseEpoch)
+		return
 	}
-	for _, act := range acts {
-		w, ok := act.(lease.WriteMap)
-		if !ok {
-			m.leaseExecute([]lease.Action{act})
-			continue
+	st, id := m.w.store, m.p.id
+	m.w.callBlocking(m.p, st.p, a.Timeout, func() (any, error, time.Time) {
+		return nil, st.writeMap(id, a.LeaseEpoch, p), st.commit()
+	}, func(_ any, err error) {
+		ev := primary.MapWritten{Term: a.Term}
+		if err != nil {
+			ev.Fenced, ev.Err = errors.Is(err, errFenced), err.Error()
 		}
-		p := toProto(sm)
-		p.MaxEpoch = w.MaxEpoch
-		if !w.Wait {
-			m.background(p)
-			m.leaseExecute(m.step(lease.MapPersisted{MaxEpoch: w.MaxEpoch}))
-			return m.core != nil
-		}
-		st, epoch, id, term := m.w.store, m.term.Epoch(), m.p.id, m.termNo
-		m.w.callBlocking(m.p, st.p, w.Timeout, func() (any, error, time.Time) {
-			return nil, st.writeMap(id, epoch, p), st.commit()
-		}, func(_ any, err error) {
-			if m.termNo != term {
-				return
-			}
-			if err != nil {
-				m.leaseStep(lease.MapWriteFailed{Fenced: errors.Is(err, errFenced), Err: err.Error()})
-				return
-			}
-			m.leaseExecute(m.step(lease.MapPersisted{MaxEpoch: w.MaxEpoch, Waited: true}))
-			if m.core != nil {
-				m.execute(rest)
-			}
-			m.rewake()
-		})
-		return false
-	}
-	return false
-}
-
-// step steps the lease machine and returns its actions (for the callers
-// that carry them out themselves).
-func (m *masterNode) step(ev lease.Event) []lease.Action {
-	acts, _ := m.term.Step(m.p.local(), ev)
-	return acts
+		m.step(ev)
+	})
 }
 
 // background queues a map write behind the one in flight (the newest map
 // wins), as the real map writer does; a failure steps MapWriteFailed.
-func (m *masterNode) background(p *mcsimv1.ShardMap) {
+func (m *masterNode) background(p *mcsimv1.ShardMap, term, epoch uint64) {
 	if m.writing {
 		m.pending = p
 		return
 	}
 	m.writing = true
-	st, epoch, id, term := m.w.store, m.term.Epoch(), m.p.id, m.termNo
+	st, id := m.w.store, m.p.id
 	fail := func(err error) {
 		m.writing, m.pending = false, nil
-		m.leaseStep(lease.MapWriteFailed{Background: true, Fenced: errors.Is(err, errFenced), Err: err.Error()})
+		m.step(primary.MapWriteFailed{Term: term, Fenced: errors.Is(err, errFenced), Err: err.Error()})
 	}
 	// Rule 3: the writer checks the lease by our own clock itself.
-	remaining := m.term.Remaining(m.p.local())
+	remaining := m.mc.Lease().Remaining(m.p.local())
 	if remaining <= 0 && !m.w.sabotage.NoOwnClockLease {
-		m.later(func() { fail(errors.New("lease ended by the master's own clock; shard map not written")) })
+		m.later(func() {
+			if m.mc.Current(term) {
+				fail(errors.New("lease ended by the master's own clock; shard map not written"))
+			}
+		})
 		return
 	}
 	timeout := m.snap.ui
@@ -432,8 +325,8 @@ func (m *masterNode) background(p *mcsimv1.ShardMap) {
 	m.w.callAt(m.p, st.p, timeout, func() (any, error, time.Time) {
 		return nil, st.writeMap(id, epoch, p), st.commit()
 	}, func(_ any, err error) {
-		if m.termNo != term {
-			return
+		if !m.mc.Current(term) {
+			return // the writer ended with its term
 		}
 		if err != nil {
 			fail(err)
@@ -442,14 +335,14 @@ func (m *masterNode) background(p *mcsimv1.ShardMap) {
 		m.writing = false
 		if next := m.pending; next != nil {
 			m.pending = nil
-			m.background(next)
+			m.background(next, term, epoch)
 		}
 	})
 }
 
 // releaseLease carries out ReleaseLease (a graceful stop of a primary):
 // the last map, then the release, then the process leaves.
-func (m *masterNode) releaseLease(a lease.ReleaseLease) {
+func (m *masterNode) releaseLease(a primary.ReleaseLease) {
 	st, id := m.w.store, m.p.id
 	release := func() {
 		m.w.callAt(m.p, st.p, time.Second, func() (any, error, time.Time) {
@@ -457,13 +350,12 @@ func (m *masterNode) releaseLease(a lease.ReleaseLease) {
 			return nil, nil, st.commit()
 		}, func(any, error) { m.exit() })
 	}
-	if m.core == nil {
+	if a.Map == nil {
 		release()
 		return
 	}
-	p := toProto(m.core.ShardMap())
-	p.MaxEpoch = max(p.MaxEpoch, m.term.Reserved())
-	m.core = nil
+	p := toProto(*a.Map)
+	p.MaxEpoch = a.MaxEpoch
 	epoch := a.Epoch
 	m.w.callAt(m.p, st.p, time.Second, func() (any, error, time.Time) {
 		return nil, st.writeMap(id, epoch, p), st.commit()
@@ -473,9 +365,9 @@ func (m *masterNode) releaseLease(a lease.ReleaseLease) {
 // stop is SIGTERM: a primary releases its lease (releaseLease exits);
 // any other master leaves at once.
 func (m *masterNode) stop() {
-	primary := m.term.Primary()
-	m.leaseStep(lease.Shutdown{})
-	if !primary {
+	wasPrimary := m.mc.Primary()
+	m.step(primary.Shutdown{})
+	if !wasPrimary {
 		m.exit()
 	}
 }
@@ -486,20 +378,14 @@ func (m *masterNode) exit() {
 	m.crash()
 }
 
-func (m *masterNode) crash() {
-	m.p.crash()
-	m.core = nil
-	m.termNo++
-}
+func (m *masterNode) crash() { m.p.crash() }
 
 // Gossip, as master/gossip.go decides it.
 func (m *masterNode) coreappJoined(id string) {
 	m.peers[id] = true
-	m.input(func() { m.coreStep(failover.CoreappJoined{ID: id}) })
+	m.step(primary.CoreappJoined{ID: id})
 }
 
-func (m *masterNode) coreappLeft(id string) {
-	m.input(func() { m.coreStep(failover.CoreappLeft{ID: id}) })
-}
+func (m *masterNode) coreappLeft(id string) { m.step(primary.CoreappLeft{ID: id}) }
 
-func (m *masterNode) masterLeft(id string) { m.leaseStep(lease.MasterLeft{ID: id}) }
+func (m *masterNode) masterLeft(id string) { m.step(primary.MasterLeft{ID: id}) }
