@@ -3,7 +3,7 @@ package sim
 import (
 	"errors"
 	"fmt"
-		"time"
+	"time"
 
 	"github.com/mcsim/mcsim/coreapp/books"
 	"github.com/mcsim/mcsim/master/failover"
