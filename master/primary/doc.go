@@ -58,8 +58,9 @@
 // Terms. Each time the master becomes primary a new term begins, with a
 // new core whose heartbeat seqs start again at 1. Calls carry the term
 // they were made in; an outcome of another term, or one that comes back
-// after a step-down, is ignored whole (nothing is checked or stepped for
-// it): it describes a core that no longer exists.
+// after a step-down, is ignored (only rule 3 is checked, as for every
+// input): it describes a core that no longer exists, whose seqs and
+// epochs mean nothing to the current one.
 //
 // Stepping down drops the core, any batch waiting for its write, and the
 // core events queued behind it; the lease has already been forgotten.

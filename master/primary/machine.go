@@ -100,10 +100,7 @@ func (m *Machine) Step(now time.Time, ev Event) ([]Action, error) {
 	case HeartbeatsDone:
 		err = m.heartbeats(now, ev)
 	case AssignDone:
-		if !m.Current(ev.Term) {
-			break
-		}
-		if err = m.leaseStep(now, lease.Check{}); err != nil || m.core == nil {
+		if err = m.leaseStep(now, lease.Check{}); err != nil || !m.Current(ev.Term) {
 			break
 		}
 		m.emit(ResultTaken{Index: 0})
@@ -112,6 +109,7 @@ func (m *Machine) Step(now time.Time, ev Event) ([]Action, error) {
 		err = m.written(now, ev)
 	case MapWriteFailed:
 		if ev.Term != m.term {
+			err = m.leaseStep(now, lease.Check{})
 			break
 		}
 		err = m.leaseStep(now, lease.MapWriteFailed{Background: true, Fenced: ev.Fenced, Err: ev.Err})
@@ -180,9 +178,6 @@ func (m *Machine) settings(now time.Time, s Settings) error {
 // heartbeats applies this term's outcomes together, then steps the core
 // once (see HeartbeatsDone).
 func (m *Machine) heartbeats(now time.Time, ev HeartbeatsDone) error {
-	if !slices.ContainsFunc(ev.Results, func(r HeartbeatResult) bool { return m.Current(r.Term) }) {
-		return nil
-	}
 	if err := m.leaseStep(now, lease.Check{}); err != nil || m.core == nil {
 		return err
 	}
@@ -212,7 +207,7 @@ func (m *Machine) heartbeats(now time.Time, ev HeartbeatsDone) error {
 // still holds now, after the write.
 func (m *Machine) written(now time.Time, ev MapWritten) error {
 	if !m.waiting || ev.Term != m.term {
-		return nil
+		return m.leaseStep(now, lease.Check{})
 	}
 	m.waiting = false
 	if ev.Err != "" {

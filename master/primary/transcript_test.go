@@ -14,7 +14,6 @@ import (
 	"github.com/mcsim/mcsim/master/failover"
 )
 
-
 func t0() time.Time { return time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC) }
 
 // TestTranscripts runs testdata/*.txt, each against a fresh Machine of
