@@ -380,9 +380,7 @@ func (n *Node) handleQueued(ctx context.Context, wg *sync.WaitGroup, evs []any) 
 		}
 	}
 	if len(hbs) > 0 {
-		now := n.clk.Now()
-		n.checkLease(ctx, wg, now)
-		n.heartbeatsDone(ctx, wg, now, hbs)
+		n.heartbeatsDone(ctx, wg, n.clk.Now(), hbs) // the machine checks the lease first
 	}
 	for _, ev := range rest {
 		n.handle(ctx, wg, ev)
