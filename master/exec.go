@@ -43,7 +43,7 @@ func (n *Node) stepWith(ctx context.Context, wg *sync.WaitGroup, now, batch time
 func (n *Node) carry(ctx context.Context, wg *sync.WaitGroup, now time.Time, acts []primary.Action, taken func(int)) {
 	coreActs := false
 	for _, a := range acts {
-		if fa := primary.Core(a); fa != nil {
+		if fa := primary.CoreAction(a); fa != nil {
 			coreActs = true
 			if n.cfg.Observe != nil {
 				// Only actions that are carried out are observed, so a test

@@ -208,9 +208,9 @@ func (LeaseReport) isAction()    {}
 func (ResultTaken) isAction()    {}
 func (CoreRefused) isAction()    {}
 
-// Core is the failover action an action carries out or reports, for
+// CoreAction is the failover action an action carries out or reports, for
 // drivers that observe the core's actions; nil for the others.
-func Core(a Action) failover.Action {
+func CoreAction(a Action) failover.Action {
 	switch a := a.(type) {
 	case SendHeartbeat:
 		return a.SendHeartbeat

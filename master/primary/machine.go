@@ -66,7 +66,8 @@ func New(cfg Config) *Machine {
 }
 
 // Step applies ev at now and returns what to do (see the package doc). An
-// error means the event was refused and nothing changed.
+// error (an event while a batch waits for its write, an unknown event)
+// means the event was refused and nothing changed.
 func (m *Machine) Step(now time.Time, ev Event) ([]Action, error) {
 	if m.waiting {
 		switch ev.(type) {
@@ -409,7 +410,8 @@ func (m *Machine) Term() uint64 { return m.term }
 func (m *Machine) Waiting() bool { return m.waiting }
 
 // Lease is the lease machine, for queries (Epoch, ValidUntil, Remaining,
-// Reserved); stepping it directly would bypass this Machine's rules.
+// Reserved) and the simulator's sabotage switch; stepping it directly
+// would bypass this Machine's rules.
 func (m *Machine) Lease() *lease.Term { return m.lease }
 
 // Core is the failover core while primary (nil otherwise), for queries
