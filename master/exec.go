@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
-	"slices"
 	"sync"
 	"time"
 
@@ -18,49 +16,101 @@ import (
 	"github.com/mcsim/mcsim/internal/logging"
 	"github.com/mcsim/mcsim/master/failover"
 	"github.com/mcsim/mcsim/master/lease"
+	"github.com/mcsim/mcsim/master/primary"
 	mcsimv1 "github.com/mcsim/mcsim/proto/mcsim/v1"
 )
 
-// leaseStep steps the lease machine at now and carries out what it
+// stepMachine steps the master's machine at now and carries out what it
 // decides.
-func (n *Node) leaseStep(ctx context.Context, wg *sync.WaitGroup, now time.Time, ev lease.Event) {
-	acts, err := n.lease.Step(now, ev)
-	n.publishLease()
-	if err != nil {
-		n.log.Error().Err(err).Str("event", fmt.Sprintf("%T", ev)).Msg("lease machine refused an event")
-		return
-	}
-	n.leaseExecute(ctx, wg, acts)
+func (n *Node) stepMachine(ctx context.Context, wg *sync.WaitGroup, now time.Time, ev primary.Event) {
+	n.stepWith(ctx, wg, now, now, ev, nil)
 }
 
-// leaseExecute carries out the lease machine's actions in order.
-// BecomePrimary and WriteMap are carried out where they are asked for
-// (becomePrimary, persist), which hold the map they need.
-func (n *Node) leaseExecute(ctx context.Context, wg *sync.WaitGroup, acts []lease.Action) {
+// stepWith steps the machine at now; the core's actions it carries out are
+// observed at batch (the batch's now, also when it goes on after a map
+// write); taken is told which of the event's results went to the core.
+func (n *Node) stepWith(ctx context.Context, wg *sync.WaitGroup, now, batch time.Time, ev primary.Event, taken func(int)) {
+	acts, err := n.mc.Step(now, ev)
+	n.publishLease()
+	if err != nil {
+		n.log.Error().Err(err).Str("event", fmt.Sprintf("%T", ev)).Msg("master machine refused an event")
+		return
+	}
+	n.carry(ctx, wg, batch, acts, taken)
+}
+
+// carry carries out the machine's actions in order.
+func (n *Node) carry(ctx context.Context, wg *sync.WaitGroup, now time.Time, acts []primary.Action, taken func(int)) {
+	coreActs := false
 	for _, a := range acts {
-		switch a := a.(type) {
-		case lease.SendAcquire:
-			n.renew(ctx, wg, a)
-		case lease.StepDown:
-			n.stepDown(a)
-		case lease.LoadShardMap:
-			n.becomePrimary(ctx, wg, a)
-		case lease.StaySecondary:
-			// The load outlasted the lease: acting now would be acting
-			// after its end (rule 3).
-			n.log.Warn().Msg("lease ran out while loading the shard map; staying secondary")
-		case lease.RenewFailed:
-			// Not fatal by itself: the lease runs out by our own clock if
-			// the store stays unreachable, and the machine steps down then.
-			n.log.Warn().Err(a.Err).Msg("lease renewal failed")
-		case lease.TimingChanged:
-			n.log.Info().Dur("lease_ttl_ms", a.TTL).Dur("lease_renew_ms", a.Every).Bool("renewal_in_flight", a.InFlight).
-				Msg("lease timing changed; renewing the lease now")
-		case lease.TryNow:
-			n.log.Info().Str("master", a.Master).Msg("a master left gracefully; trying for the lease now")
-		case lease.ReleaseLease:
-			n.releaseLease(a)
+		if fa := primary.CoreAction(a); fa != nil {
+			coreActs = true
+			if n.cfg.Observe != nil {
+				// Only actions that are carried out are observed, so a test
+				// that sees none knows none went out.
+				n.cfg.Observe(now, fa)
+			}
 		}
+		switch a := a.(type) {
+		case primary.SendAcquire:
+			n.renew(ctx, wg, a)
+		case primary.LoadShardMap:
+			n.loadShardMap(ctx, wg, a)
+		case primary.BecomePrimary:
+			n.startTerm(wg, a)
+		case primary.PrimaryAborted:
+			n.log.Error().Err(a.Err).Msg("took the lease but cannot build the failover core; staying secondary")
+		case primary.StepDown:
+			n.stepDown(a)
+		case primary.ReleaseLease:
+			n.releaseLease(a)
+		case primary.LeaseReport:
+			n.leaseReport(a.A)
+		case primary.ResultTaken:
+			if taken != nil {
+				taken(a.Index)
+			}
+		case primary.CoreRefused:
+			n.log.Error().Err(a.Err).Str("event", a.Event).Msg("core refused an event")
+		case primary.SendHeartbeat:
+			n.sendHeartbeat(ctx, wg, a)
+		case primary.WriteMap:
+			n.writeMap(ctx, wg, now, a)
+		case primary.Assign:
+			delete(n.unassigned, a.Shard)
+			n.sendAssign(ctx, wg, a)
+		case primary.Release:
+			n.sendRelease(ctx, wg, a)
+		case primary.Report:
+			n.report(now, a.A)
+		}
+	}
+	if !coreActs {
+		return
+	}
+	if c := n.mc.Core(); c != nil {
+		n.m.shardsUnassigned.Set(float64(c.Unassigned()))
+	} else {
+		n.m.shardsUnassigned.Set(0)
+	}
+}
+
+// leaseReport logs the lease's reports.
+func (n *Node) leaseReport(a lease.Action) {
+	switch a := a.(type) {
+	case lease.StaySecondary:
+		// The load outlasted the lease: acting now would be acting after
+		// its end (rule 3).
+		n.log.Warn().Msg("lease ran out while loading the shard map; staying secondary")
+	case lease.RenewFailed:
+		// Not fatal by itself: the lease runs out by our own clock if the
+		// store stays unreachable, and the machine steps down then.
+		n.log.Warn().Err(a.Err).Msg("lease renewal failed")
+	case lease.TimingChanged:
+		n.log.Info().Dur("lease_ttl_ms", a.TTL).Dur("lease_renew_ms", a.Every).Bool("renewal_in_flight", a.InFlight).
+			Msg("lease timing changed; renewing the lease now")
+	case lease.TryNow:
+		n.log.Info().Str("master", a.Master).Msg("a master left gracefully; trying for the lease now")
 	}
 }
 
@@ -70,7 +120,7 @@ func (n *Node) leaseExecute(ctx context.Context, wg *sync.WaitGroup, acts []leas
 // from it, and a slow clock makes that lease last longer in real time than
 // the store's TTL (what the coreapps' lease-epoch fencing and the gateway
 // must survive).
-func (n *Node) renew(ctx context.Context, wg *sync.WaitGroup, a lease.SendAcquire) {
+func (n *Node) renew(ctx context.Context, wg *sync.WaitGroup, a primary.SendAcquire) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -83,74 +133,47 @@ func (n *Node) renew(ctx context.Context, wg *sync.WaitGroup, a lease.SendAcquir
 	}()
 }
 
-// onLease delivers an acquire/renew answer to the lease machine.
+// onLease delivers an acquire/renew answer to the machine.
 func (n *Node) onLease(ctx context.Context, wg *sync.WaitGroup, now time.Time, r leaseResult) {
-	ev := lease.Answered{SentAt: r.sentAt, TTL: r.ttl, Err: r.err}
+	ev := primary.Answered{SentAt: r.sentAt, TTL: r.ttl, Err: r.err}
 	if r.err == nil {
 		n.m.leaseEpoch.Set(float64(r.resp.GetLeaseEpoch()))
 		ev.Granted, ev.Epoch, ev.Holder = r.resp.GetGranted(), r.resp.GetLeaseEpoch(), r.resp.GetHolder()
 		ev.Remaining = time.Duration(r.resp.GetRemainingMs()) * time.Millisecond
 	}
-	n.leaseStep(ctx, wg, now, ev)
+	n.stepMachine(ctx, wg, now, ev)
 }
 
-// becomePrimary carries out LoadShardMap: it loads the shard map from the
-// store (for as long as the lease lasts by our own clock) and, if the
-// machine then says BecomePrimary, starts a fresh core from it.
-func (n *Node) becomePrimary(ctx context.Context, wg *sync.WaitGroup, a lease.LoadShardMap) {
+// loadShardMap carries out LoadShardMap: it loads the shard map from the
+// store (for as long as the lease lasts by our own clock); the machine
+// then builds a fresh core from it, if the lease still holds.
+func (n *Node) loadShardMap(ctx context.Context, wg *sync.WaitGroup, a primary.LoadShardMap) {
 	gctx, cancel := clock.WithTimeout(ctx, n.clk, a.Timeout)
 	resp, err := n.cfg.Coordination.GetShardMap(gctx, &mcsimv1.GetShardMapRequest{})
 	cancel()
 	if err != nil {
 		n.log.Error().Err(err).Msg("took the lease but cannot load the shard map; staying secondary")
 	}
-	acts, serr := n.lease.Step(n.clk.Now(), lease.ShardMapLoaded{MaxEpoch: resp.GetShardMap().GetMaxEpoch(), Err: err})
-	n.publishLease()
-	if serr != nil {
-		n.log.Error().Err(serr).Msg("lease machine refused an event")
-		return
-	}
-	for _, act := range acts {
-		if bp, ok := act.(lease.BecomePrimary); ok {
-			n.startTerm(ctx, wg, bp, resp.GetShardMap())
-			continue
-		}
-		n.leaseExecute(ctx, wg, []lease.Action{act})
-	}
+	n.loaded = resp.GetShardMap()
+	n.stepMachine(ctx, wg, n.clk.Now(), primary.MapLoaded{Map: shardMapFromProto(resp.GetShardMap()), Err: err})
+	n.loaded = nil
 }
 
-// startTerm carries out BecomePrimary: a fresh core from the stored map m.
-func (n *Node) startTerm(ctx context.Context, wg *sync.WaitGroup, a lease.BecomePrimary, m *mcsimv1.ShardMap) {
-	hb, ui := n.intervals()
-	core, err := failover.New(failover.Config{
-		HeartbeatInterval: hb,
-		UnhealthyInterval: ui,
-		Shards:            int(n.snap.GetShards()),
-		StallThreshold:    n.cfg.StallThreshold,
-		StartupCoreapps:   n.cfg.ExpectCoreapps,
-	}, shardMapFromProto(m), n.clk.Now())
-	if err != nil {
-		n.log.Error().Err(err).Msg("took the lease but cannot build the failover core; staying secondary")
-		n.leaseStep(ctx, wg, n.clk.Now(), lease.PrimaryAborted{})
-		return
-	}
-	n.core = core
-	n.term++
-	n.startMapWriter(wg)
+// startTerm carries out BecomePrimary: the machine built the core from
+// the loaded map; the term's map writer starts, and the stored owners
+// gossip has not shown yet are dialed before the core's first heartbeats
+// (which follow in the same batch) go out.
+func (n *Node) startTerm(wg *sync.WaitGroup, a primary.BecomePrimary) {
+	n.startMapWriter(wg, a.Term, a.Epoch)
 	n.m.leaseHolder.Set(1)
 	n.log.Info().Uint64("lease_epoch", a.Epoch).Uint64("max_epoch", a.MaxEpoch).
 		Msg("became primary master")
-	n.dialStoredOwners(m)
-	now := n.clk.Now()
-	for _, id := range slices.Sorted(maps.Keys(n.peers)) {
-		n.step(ctx, wg, now, failover.CoreappJoined{ID: id})
-	}
-	n.step(ctx, wg, now, failover.Tick{})
+	n.dialStoredOwners(n.loaded)
 }
 
 // releaseLease carries out ReleaseLease (a graceful stop of a primary).
-func (n *Node) releaseLease(a lease.ReleaseLease) {
-	if n.core == nil {
+func (n *Node) releaseLease(a primary.ReleaseLease) {
+	if a.Map == nil {
 		return
 	}
 	// A cap on how long a graceful stop may take, for whoever waits on
@@ -159,13 +182,12 @@ func (n *Node) releaseLease(a lease.ReleaseLease) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	// The last background map write must land before the lease goes:
 	// the next primary starts from the stored map.
-	if err := n.flushMap(ctx); err != nil {
+	if err := n.flushMap(ctx, *a.Map, a.MaxEpoch); err != nil {
 		n.log.Warn().Err(err).Msg("last shard map write failed; the next primary starts from an older map")
 	}
 	_, err := n.cfg.Coordination.ReleaseLease(ctx, &mcsimv1.ReleaseLeaseRequest{MasterId: n.cfg.ID, LeaseEpoch: a.Epoch})
 	cancel()
 	n.log.Info().Err(err).Uint64("lease_epoch", a.Epoch).Msg("master stopping; lease released")
-	n.core = nil
 }
 
 // dialStoredOwners dials every owner in the stored map that gossip has not
@@ -185,120 +207,76 @@ func (n *Node) dialStoredOwners(m *mcsimv1.ShardMap) {
 	}
 }
 
-// execute carries out a batch of the core's actions in order.
-func (n *Node) execute(ctx context.Context, wg *sync.WaitGroup, now time.Time, actions []failover.Action) {
-	for _, a := range actions {
-		if n.core == nil {
-			return // stepped down mid-batch: nothing more may be sent
+// report logs and counts one of the core's reports.
+func (n *Node) report(now time.Time, a failover.Action) {
+	switch a := a.(type) {
+	case failover.DeclaredUnhealthy:
+		n.m.unhealthy.Inc()
+		n.log.Warn().Str("coreapp", a.Coreapp).Str("deadline", a.Deadline.UTC().Format(logging.TimeFormat)).
+			Str("earliest_unanswered_sent_at", a.EarliestUnansweredSentAt.UTC().Format(logging.TimeFormat)).Msg("coreapp declared unhealthy")
+	case failover.Recovered:
+		n.log.Info().Str("coreapp", a.Coreapp).Msg("coreapp recovered; it is a standby now")
+	case failover.ShardLost:
+		n.unassigned[a.Shard] = unassignedShard{since: now}
+		n.log.Warn().Int("shard", a.Shard).Str("coreapp", a.Coreapp).Uint64("epoch", a.Epoch).
+			Str("reason", string(a.Reason)).Msg("shard lost its owner")
+	case failover.ShardUnassigned:
+		u := n.unassigned[a.Shard]
+		if u.since.IsZero() {
+			u.since = a.At
 		}
-		if n.cfg.Observe != nil {
-			// Only actions that are carried out are observed, so a test that
-			// sees none knows none went out.
-			n.cfg.Observe(now, a)
-		}
-		switch a := a.(type) {
-		case failover.SendHeartbeat:
-			n.sendHeartbeat(ctx, wg, a)
-		case failover.PersistShardMap:
-			if !n.persist(ctx, wg, now, a.Map) {
-				return
-			}
-		case failover.Assign:
-			delete(n.unassigned, a.Shard)
-			n.sendAssign(ctx, wg, a)
-		case failover.Release:
-			n.sendRelease(ctx, wg, a)
-		case failover.DeclaredUnhealthy:
-			n.m.unhealthy.Inc()
-			n.log.Warn().Str("coreapp", a.Coreapp).Str("deadline", a.Deadline.UTC().Format(logging.TimeFormat)).
-				Str("earliest_unanswered_sent_at", a.EarliestUnansweredSentAt.UTC().Format(logging.TimeFormat)).Msg("coreapp declared unhealthy")
-		case failover.Recovered:
-			n.log.Info().Str("coreapp", a.Coreapp).Msg("coreapp recovered; it is a standby now")
-		case failover.ShardLost:
-			n.unassigned[a.Shard] = unassignedShard{since: now}
-			n.log.Warn().Int("shard", a.Shard).Str("coreapp", a.Coreapp).Uint64("epoch", a.Epoch).
-				Str("reason", string(a.Reason)).Msg("shard lost its owner")
-		case failover.ShardUnassigned:
-			u := n.unassigned[a.Shard]
-			if u.since.IsZero() {
-				u.since = a.At
-			}
-			u.noStandby = true
-			n.unassigned[a.Shard] = u
-			n.log.Error().Int("shard", a.Shard).Msg("shard unassigned: no healthy standby")
-		case failover.FirstAssignmentWait:
-			n.log.Info().Int("coreapps_joined", a.Joined).Int("coreapps_wanted", a.Want).Dur("wait_ms", a.Until.Sub(now)).
-				Msg("fresh cluster: the first assignment waits for coreapps to join")
-		case failover.Failover:
-			n.m.failovers.Inc()
-			n.failingOver[a.Shard] = failoverStart{lostAt: a.LostAt, epoch: a.Epoch}
-			n.log.Info().Int("shard", a.Shard).Str("from", a.From).Str("to", a.To).Uint64("epoch", a.Epoch).Msg("failing shard over")
-		case failover.ShardAdopted:
-			n.log.Warn().Int("shard", a.Shard).Str("coreapp", a.Coreapp).Uint64("epoch", a.Epoch).
-				Str("from", a.From).Uint64("from_epoch", a.FromEpoch).Msg("stored map was behind: adopting the newer owner a coreapp reports")
-		case failover.StallDetected:
-			n.m.stalls.Inc()
-			n.log.Warn().Dur("gap_ms", a.Gap).Str("source", a.Source).Msg("master was stalled; unhealthy clocks restart now (rule 4)")
-		}
-	}
-	if n.core != nil {
-		n.m.shardsUnassigned.Set(float64(n.core.Unassigned()))
-	} else {
-		n.m.shardsUnassigned.Set(0)
+		u.noStandby = true
+		n.unassigned[a.Shard] = u
+		n.log.Error().Int("shard", a.Shard).Msg("shard unassigned: no healthy standby")
+	case failover.FirstAssignmentWait:
+		n.log.Info().Int("coreapps_joined", a.Joined).Int("coreapps_wanted", a.Want).Dur("wait_ms", a.Until.Sub(now)).
+			Msg("fresh cluster: the first assignment waits for coreapps to join")
+	case failover.Failover:
+		n.m.failovers.Inc()
+		n.failingOver[a.Shard] = failoverStart{lostAt: a.LostAt, epoch: a.Epoch}
+		n.log.Info().Int("shard", a.Shard).Str("from", a.From).Str("to", a.To).Uint64("epoch", a.Epoch).Msg("failing shard over")
+	case failover.ShardAdopted:
+		n.log.Warn().Int("shard", a.Shard).Str("coreapp", a.Coreapp).Uint64("epoch", a.Epoch).
+			Str("from", a.From).Uint64("from_epoch", a.FromEpoch).Msg("stored map was behind: adopting the newer owner a coreapp reports")
+	case failover.StallDetected:
+		n.m.stalls.Inc()
+		n.log.Warn().Dur("gap_ms", a.Gap).Str("source", a.Source).Msg("master was stalled; unhealthy clocks restart now (rule 4)")
 	}
 }
 
-// persist makes the epochs of the batch's assignments durable, fenced by
-// the lease, before any of them goes out: the lease machine decides
-// whether the map goes out in the background (within the reserved epoch
-// block) or waits for the write that reserves the next block, and whether
-// the term ends. It reports whether the batch may go on.
-func (n *Node) persist(ctx context.Context, wg *sync.WaitGroup, now time.Time, m failover.ShardMap) bool {
-	acts, err := n.lease.Step(now, lease.PersistMap{MaxEpoch: m.MaxEpoch})
-	n.publishLease()
+// writeMap carries out WriteMap: the machine decided whether the map goes
+// out in the background (within the reserved epoch block) or the batch
+// waits for it (the write that reserves the next block). A waited write
+// blocks the loop, as the batch's assignments must not go out before it;
+// the machine then judges the lease by our clock after the write, not at
+// the batch's now, and the batch goes on (observed at its own now).
+func (n *Node) writeMap(ctx context.Context, wg *sync.WaitGroup, batch time.Time, a primary.WriteMap) {
+	p := shardMapToProto(a.Map, n.peers)
+	p.MaxEpoch = a.MaxEpoch
+	if !a.Wait {
+		n.writer.background(p)
+		return
+	}
+	pctx, cancel := clock.WithTimeout(ctx, n.clk, a.Timeout)
+	err := n.writer.wait(pctx, p)
+	cancel()
+	ev := primary.MapWritten{Term: a.Term}
 	if err != nil {
-		n.log.Error().Err(err).Msg("lease machine refused an event")
-		return false
-	}
-	for _, act := range acts {
-		w, ok := act.(lease.WriteMap)
-		if !ok {
-			n.leaseExecute(ctx, wg, []lease.Action{act})
-			continue
+		ev.Err = err.Error()
+		if status.Code(err) == codes.FailedPrecondition {
+			ev.Fenced, ev.Err = true, status.Convert(err).Message()
 		}
-		p := shardMapToProto(m, n.peers)
-		p.MaxEpoch = w.MaxEpoch
-		if !w.Wait {
-			n.writer.background(p)
-		} else {
-			pctx, cancel := clock.WithTimeout(ctx, n.clk, w.Timeout)
-			err := n.writer.wait(pctx, p)
-			cancel()
-			if err != nil {
-				f := lease.MapWriteFailed{Err: err.Error()}
-				if status.Code(err) == codes.FailedPrecondition {
-					f.Fenced, f.Err = true, status.Convert(err).Message()
-				}
-				n.leaseStep(ctx, wg, n.clk.Now(), f)
-				return false
-			}
-		}
-		// The write may have blocked: the machine checks the lease by our
-		// clock now, not at the batch's now.
-		n.leaseStep(ctx, wg, n.clk.Now(), lease.MapPersisted{MaxEpoch: w.MaxEpoch, Waited: w.Wait})
-		return n.core != nil
 	}
-	return false
+	n.stepWith(ctx, wg, n.clk.Now(), batch, ev, nil)
 }
 
 // startMapWriter starts this term's shard-map writer; the lease epoch and
 // id it writes with are fixed for the term. It lives until stopMapWriter,
 // not until Run's context ends: a graceful stop flushes the last map
 // after that.
-func (n *Node) startMapWriter(wg *sync.WaitGroup) {
+func (n *Node) startMapWriter(wg *sync.WaitGroup, term, epoch uint64) {
 	wctx, cancel := context.WithCancel(context.Background())
 	n.stopWriter = cancel
-	term, epoch := n.term, n.lease.Epoch()
 	_, ui := n.intervals()
 	write := func(ctx context.Context, m *mcsimv1.ShardMap) error {
 		// Rule 3: the writer runs on its own, so it checks the lease by our
@@ -328,20 +306,20 @@ func (n *Node) stopMapWriter() {
 	n.writer, n.stopWriter = nil, nil
 }
 
-// flushMap writes the core's current map and waits for it (graceful stop).
-func (n *Node) flushMap(ctx context.Context) error {
-	if n.writer == nil || n.core == nil {
+// flushMap writes the term's last map and waits for it (graceful stop).
+func (n *Node) flushMap(ctx context.Context, m failover.ShardMap, maxEpoch uint64) error {
+	if n.writer == nil {
 		return nil
 	}
-	p := shardMapToProto(n.core.ShardMap(), n.peers)
-	p.MaxEpoch = max(p.MaxEpoch, n.lease.Reserved())
+	p := shardMapToProto(m, n.peers)
+	p.MaxEpoch = maxEpoch
 	return n.writer.wait(ctx, p)
 }
 
-func (n *Node) sendHeartbeat(ctx context.Context, wg *sync.WaitGroup, a failover.SendHeartbeat) {
+func (n *Node) sendHeartbeat(ctx context.Context, wg *sync.WaitGroup, a primary.SendHeartbeat) {
 	n.m.heartbeatsSent.Inc()
 	p := n.peers[a.Coreapp]
-	term := n.term
+	term := a.Term
 	if p == nil || p.client == nil {
 		// A coreapp the map names but membership never showed us: its
 		// heartbeat fails now and rule 1 decides.
@@ -349,7 +327,7 @@ func (n *Node) sendHeartbeat(ctx context.Context, wg *sync.WaitGroup, a failover
 		return
 	}
 	_, ui := n.intervals()
-	req := &mcsimv1.HeartbeatRequest{MasterId: n.cfg.ID, LeaseEpoch: n.lease.Epoch(), Seq: a.Seq, CoreappId: a.Coreapp}
+	req := &mcsimv1.HeartbeatRequest{MasterId: n.cfg.ID, LeaseEpoch: a.LeaseEpoch, Seq: a.Seq, CoreappId: a.Coreapp}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -375,42 +353,42 @@ func (n *Node) sendHeartbeat(ctx context.Context, wg *sync.WaitGroup, a failover
 	}()
 }
 
-// applyHeartbeat applies a heartbeat outcome to the core without stepping
-// it (see handleQueued); the caller Steps a Tick at the same now after it.
-// It reports whether the core took it.
-func (n *Node) applyHeartbeat(now time.Time, r heartbeatResult) bool {
-	if n.core == nil || r.term != n.term {
-		return false // an answer to a heartbeat of an earlier term as primary
-	}
-	var ev failover.Event
-	if r.err != nil {
-		n.m.heartbeatsFailed.Inc()
-		n.log.Debug().Err(r.err).Str("coreapp", r.id).Uint64("seq", r.seq).Msg("heartbeat failed")
-		ev = failover.HeartbeatFailed{ID: r.id, Seq: r.seq}
-	} else {
-		n.m.heartbeatRTT.Observe(r.rtt.Seconds())
-		served := make([]failover.ServedShard, 0, len(r.resp.GetShards()))
-		for _, s := range r.resp.GetShards() {
-			served = append(served, failover.ServedShard{Shard: int(s.GetShard()), Epoch: s.GetEpoch()})
+// heartbeatsDone steps heartbeat outcomes that were all queued when the
+// loop woke as one event (see primary.HeartbeatsDone), counting and
+// logging those the machine takes: the answers of earlier terms are not.
+func (n *Node) heartbeatsDone(ctx context.Context, wg *sync.WaitGroup, now time.Time, rs []heartbeatResult) {
+	ev := primary.HeartbeatsDone{Results: make([]primary.HeartbeatResult, len(rs))}
+	for i, r := range rs {
+		hr := primary.HeartbeatResult{Term: r.term, Coreapp: r.id, Seq: r.seq, Failed: r.err != nil}
+		if r.err == nil {
+			hr.Shards = make([]failover.ServedShard, 0, len(r.resp.GetShards()))
+			for _, s := range r.resp.GetShards() {
+				hr.Shards = append(hr.Shards, failover.ServedShard{Shard: int(s.GetShard()), Epoch: s.GetEpoch()})
+			}
 		}
-		ev = failover.HeartbeatAnswered{ID: r.id, Seq: r.seq, Shards: served}
+		ev.Results[i] = hr
 	}
-	if err := n.core.Apply(now, ev); err != nil {
-		n.log.Error().Err(err).Str("event", fmt.Sprintf("%T", ev)).Msg("core refused an event")
-		return false
-	}
-	return true
+	n.stepWith(ctx, wg, now, now, ev, func(i int) {
+		r := rs[i]
+		if r.err != nil {
+			n.m.heartbeatsFailed.Inc()
+			n.log.Debug().Err(r.err).Str("coreapp", r.id).Uint64("seq", r.seq).Msg("heartbeat failed")
+			return
+		}
+		n.m.heartbeatRTT.Observe(r.rtt.Seconds())
+	})
 }
 
-func (n *Node) sendAssign(ctx context.Context, wg *sync.WaitGroup, a failover.Assign) {
+func (n *Node) sendAssign(ctx context.Context, wg *sync.WaitGroup, pa primary.Assign) {
+	a := pa.Assign
 	p := n.peers[a.Coreapp]
-	term := n.term
+	term := pa.Term
 	if p == nil || p.client == nil {
 		n.postAsync(wg, assignResult{term: term, a: a, err: errors.New("no address known for coreapp")})
 		return
 	}
 	_, ui := n.intervals()
-	req := &mcsimv1.AssignRequest{MasterId: n.cfg.ID, LeaseEpoch: n.lease.Epoch(), Shard: int32(a.Shard),
+	req := &mcsimv1.AssignRequest{MasterId: n.cfg.ID, LeaseEpoch: pa.LeaseEpoch, Shard: int32(a.Shard),
 		Epoch: a.Epoch, Shards: int32(a.Shards), CoreappId: a.Coreapp}
 	wg.Add(1)
 	go func() {
@@ -453,36 +431,38 @@ func (n *Node) readyWithinLease(ctx context.Context, conn *grpc.ClientConn) bool
 	}
 }
 
+// onAssign steps an assign outcome; the machine ignores one of an earlier
+// term, and only one it takes is logged and counted.
 func (n *Node) onAssign(ctx context.Context, wg *sync.WaitGroup, now time.Time, r assignResult) {
-	if n.core == nil || r.term != n.term {
-		return
-	}
 	ok := r.err == nil
-	if ok {
+	ev := primary.AssignDone{Term: r.term, Shard: r.a.Shard, Coreapp: r.a.Coreapp, Epoch: r.a.Epoch, OK: ok}
+	n.stepWith(ctx, wg, now, now, ev, func(int) {
+		if !ok {
+			n.m.assignmentsRefused.Inc()
+			n.log.Warn().Err(r.err).Int("shard", r.a.Shard).Str("coreapp", r.a.Coreapp).Uint64("epoch", r.a.Epoch).Msg("assignment refused or failed")
+			return
+		}
 		if f, found := n.failingOver[r.a.Shard]; found && f.epoch == r.a.Epoch {
 			d := now.Sub(f.lostAt)
 			n.m.failoverDuration.Observe(d.Seconds())
 			delete(n.failingOver, r.a.Shard)
 			n.log.Info().Int("shard", r.a.Shard).Str("coreapp", r.a.Coreapp).Uint64("epoch", r.a.Epoch).
 				Dur("failover_ms", d).Msg("shard served again")
-		} else {
-			n.log.Info().Int("shard", r.a.Shard).Str("coreapp", r.a.Coreapp).Uint64("epoch", r.a.Epoch).Msg("shard assigned")
+			return
 		}
-	} else {
-		n.m.assignmentsRefused.Inc()
-		n.log.Warn().Err(r.err).Int("shard", r.a.Shard).Str("coreapp", r.a.Coreapp).Uint64("epoch", r.a.Epoch).Msg("assignment refused or failed")
-	}
-	n.step(ctx, wg, now, failover.AssignDone{Shard: r.a.Shard, Coreapp: r.a.Coreapp, Epoch: r.a.Epoch, OK: ok})
+		n.log.Info().Int("shard", r.a.Shard).Str("coreapp", r.a.Coreapp).Uint64("epoch", r.a.Epoch).Msg("shard assigned")
+	})
 }
 
-func (n *Node) sendRelease(ctx context.Context, wg *sync.WaitGroup, a failover.Release) {
+func (n *Node) sendRelease(ctx context.Context, wg *sync.WaitGroup, pa primary.Release) {
+	a := pa.Release
 	p := n.peers[a.Coreapp]
 	if p == nil || p.client == nil {
 		return // best effort: fencing makes a missed release harmless
 	}
 	_, ui := n.intervals()
-	req := &mcsimv1.ReleaseRequest{MasterId: n.cfg.ID, LeaseEpoch: n.lease.Epoch(), Shard: int32(a.Shard), Epoch: a.Epoch, CoreappId: a.Coreapp}
-	until := n.lease.ValidUntil()
+	req := &mcsimv1.ReleaseRequest{MasterId: n.cfg.ID, LeaseEpoch: pa.LeaseEpoch, Shard: int32(a.Shard), Epoch: a.Epoch, CoreappId: a.Coreapp}
+	until := n.mc.Lease().ValidUntil()
 	wg.Add(1)
 	go func() {
 		defer wg.Done()

@@ -1,13 +1,14 @@
 // Package master is the master node of an mcsim cluster: one loop
-// goroutine around the pure failover core (package master/failover), plus
-// the master lease, the settings watch and the gRPC clients to coreapps.
+// goroutine around the master's pure machine (package master/primary: the
+// lease, the term and, while primary, the failover core), plus the settings
+// watch, the map writer and the gRPC clients to coreapps.
 //
 // Everything that happens (a heartbeat answered, a settings change, a
 // coreapp joining, a lease renewal coming back, a timer) is an event posted
 // to the loop; gRPC handlers and RPC goroutines never touch the core or the
-// loop's state. The loop sets one timer at the earliest of the core's
-// NextWake, the next lease renewal and the lease's end by its own clock, so
-// rule-1 deadlines fire on time, not at the next tick.
+// loop's state. The loop sets one timer at the machine's NextWake (the
+// earliest of the core's, the next lease renewal and the lease's end by
+// its own clock), so rule-1 deadlines fire on time, not at the next tick.
 //
 // Lease (rule 3): every master tries to acquire or renew the lease in the
 // settings store every renew interval (default heartbeat_interval) with a
@@ -17,8 +18,10 @@
 // master resumed after a pause stops before it sends anything. Every
 // decision about the lease and the term (the renew schedule, what an
 // answer means, becoming primary, stepping down, the epoch blocks of map
-// writes) is made by the pure machine lease.Term (package master/lease);
-// this loop delivers its events and carries out its actions. A new
+// writes) is made by the pure machine lease.Term (package master/lease),
+// and how it joins the failover core (which batch waits for which write,
+// which answers are stale) by primary.Machine, which owns both; this loop
+// delivers its events and carries out its actions. A new
 // primary loads the shard map from the store and builds a fresh core, in
 // which every owner starts with a fresh unhealthy clock: taking over causes
 // no failover by itself.
@@ -43,7 +46,7 @@ import (
 	"github.com/mcsim/mcsim/internal/clock"
 	"github.com/mcsim/mcsim/internal/grpcopts"
 	"github.com/mcsim/mcsim/master/failover"
-	"github.com/mcsim/mcsim/master/lease"
+	"github.com/mcsim/mcsim/master/primary"
 	mcsimv1 "github.com/mcsim/mcsim/proto/mcsim/v1"
 )
 
@@ -178,9 +181,8 @@ type Node struct {
 	// Everything below is owned by the loop goroutine.
 	snap        *mcsimv1.Snapshot
 	started     map[string]string // restart-required values at start
-	core        *failover.Core    // while lease says primary (BecomePrimary until StepDown)
-	term        uint64            // grows every time this node becomes primary; tags RPC results
-	lease       *lease.Term       // the lease and the term: every decision about them
+	mc          *primary.Machine  // the lease, the term and the core: every decision about them
+	loaded      *mcsimv1.ShardMap // the stored map while MapLoaded is stepped (its addresses)
 	peers       map[string]*peer
 	failingOver map[int]failoverStart
 	// unassigned remembers, for `mcsim status`, since when each shard of
@@ -230,7 +232,8 @@ func New(cfg Config) (*Node, error) {
 		events:      make(chan any, 4096),
 		done:        make(chan struct{}),
 		started:     cfg.RestartRequired,
-		lease:       lease.New(lease.Config{ID: cfg.ID, TTL: cfg.LeaseTTL, RenewInterval: cfg.RenewInterval}),
+		mc: primary.New(primary.Config{ID: cfg.ID, LeaseTTL: cfg.LeaseTTL, RenewInterval: cfg.RenewInterval,
+			StallThreshold: cfg.StallThreshold, StartupCoreapps: cfg.ExpectCoreapps}),
 		peers:       map[string]*peer{},
 		failingOver: map[int]failoverStart{},
 		unassigned:  map[int]unassignedShard{},
@@ -323,7 +326,7 @@ func (n *Node) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
-			n.shutdown()
+			n.shutdown(ctx, &wg)
 			return nil
 		case ev := <-n.events:
 			n.handleQueued(ctx, &wg, n.drain([]any{ev}))
@@ -340,20 +343,13 @@ func (n *Node) Run(ctx context.Context) error {
 	}
 }
 
-// nextWake is the earliest of the core's wake-up and the lease machine's
-// (the next renewal, and the end of the lease by our own clock while
-// primary).
+// nextWake is the machine's: the earliest of the core's wake-up, the next
+// renewal, and the end of the lease by our own clock while primary.
 func (n *Node) nextWake() time.Time {
 	if n.snap == nil {
 		return time.Time{}
 	}
-	w := n.lease.NextWake()
-	if n.core != nil {
-		if t := n.core.NextWake(); !t.IsZero() && (w.IsZero() || t.Before(w)) {
-			w = t
-		}
-	}
-	return w
+	return n.mc.NextWake()
 }
 
 // drain appends every event already queued to evs.
@@ -369,30 +365,22 @@ func (n *Node) drain(evs []any) []any {
 }
 
 // handleQueued handles events that were all queued when the loop woke.
-// Heartbeat outcomes go first and are applied to the core together, with
-// one Step after them: stepping them one at a time would let the first
-// Step fire the deadline of a coreapp whose answer, already here, is
-// queued behind it (rules 1 and 4: an answer that arrived in time counts).
+// Heartbeat outcomes go first, as one event: stepping them one at a time
+// would let the first Step fire the deadline of a coreapp whose answer,
+// already here, is queued behind it (rules 1 and 4: an answer that arrived
+// in time counts).
 func (n *Node) handleQueued(ctx context.Context, wg *sync.WaitGroup, evs []any) {
 	var rest []any
-	applied := false
-	var now time.Time
+	var hbs []heartbeatResult
 	for _, ev := range evs {
-		r, ok := ev.(heartbeatResult)
-		if !ok {
+		if r, ok := ev.(heartbeatResult); ok {
+			hbs = append(hbs, r)
+		} else {
 			rest = append(rest, ev)
-			continue
-		}
-		if !applied {
-			now = n.clk.Now()
-			n.checkLease(ctx, wg, now)
-		}
-		if n.applyHeartbeat(now, r) {
-			applied = true
 		}
 	}
-	if applied {
-		n.step(ctx, wg, now, failover.Tick{})
+	if len(hbs) > 0 {
+		n.heartbeatsDone(ctx, wg, n.clk.Now(), hbs) // the machine checks the lease first
 	}
 	for _, ev := range rest {
 		n.handle(ctx, wg, ev)
@@ -411,28 +399,23 @@ func (n *Node) handle(ctx context.Context, wg *sync.WaitGroup, ev any) {
 		n.onLease(ctx, wg, now, ev)
 	case coreappJoined:
 		n.setPeer(ev.id, ev.addr)
-		n.step(ctx, wg, now, failover.CoreappJoined{ID: ev.id})
+		n.stepMachine(ctx, wg, now, primary.CoreappJoined{ID: ev.id})
 	case coreappLeft:
 		n.log.Info().Str("coreapp", ev.id).Msg("coreapp left gracefully; handing its shards over")
-		n.step(ctx, wg, now, failover.CoreappLeft{ID: ev.id})
-		// Forget it as a peer too, also as a secondary: otherwise a later
-		// takeover would bring it back as a member (becomePrimary joins
-		// every peer), heartbeat it, declare it unhealthy and offer it
-		// shards.
+		n.stepMachine(ctx, wg, now, primary.CoreappLeft{ID: ev.id})
+		// The machine forgets it as a member; forget its connection too.
 		if p := n.peers[ev.id]; p != nil && p.conn != nil {
 			p.conn.Close()
 		}
 		delete(n.peers, ev.id)
 	case masterLeft:
-		n.leaseStep(ctx, wg, now, lease.MasterLeft{ID: ev.id})
+		n.stepMachine(ctx, wg, now, primary.MasterLeft{ID: ev.id})
 	case assignResult:
 		n.onAssign(ctx, wg, now, ev)
 	case statusQuery:
 		ev.reply <- n.status()
 	case mapWriteFailed:
-		if ev.term == n.term {
-			n.leaseStep(ctx, wg, now, lease.MapWriteFailed{Background: true, Err: ev.err.Error()})
-		}
+		n.stepMachine(ctx, wg, now, primary.MapWriteFailed{Term: ev.term, Err: ev.err.Error()})
 	case freezeEvent:
 		n.freeze(ctx, ev.d)
 	}
@@ -455,33 +438,20 @@ func (n *Node) freeze(ctx context.Context, d time.Duration) {
 }
 
 func (n *Node) onTimer(ctx context.Context, wg *sync.WaitGroup) {
-	now := n.clk.Now()
-	// Rule 3 first, then a renewal that is due.
-	n.leaseStep(ctx, wg, now, lease.Tick{})
-	if n.snap == nil {
-		return
-	}
-	if n.core != nil {
-		if w := n.core.NextWake(); !w.IsZero() && !now.Before(w) {
-			n.step(ctx, wg, now, failover.Tick{})
-		}
-	}
+	// Rule 3 first, then a renewal that is due, then the core if it is.
+	n.stepMachine(ctx, wg, n.clk.Now(), primary.Tick{})
 }
 
 // checkLease is rule 3: a primary whose lease ran out by its own clock
 // stops acting at once, before anything else is processed.
 func (n *Node) checkLease(ctx context.Context, wg *sync.WaitGroup, now time.Time) {
-	n.leaseStep(ctx, wg, now, lease.Check{})
+	n.stepMachine(ctx, wg, now, primary.Check{})
 }
 
-// stepDown carries out the lease machine's StepDown: the machine has
+// stepDown carries out the machine's StepDown: it has dropped the core and
 // forgotten the lease already; the loop stops acting as primary.
-func (n *Node) stepDown(a lease.StepDown) {
-	if n.core == nil {
-		return
-	}
+func (n *Node) stepDown(a primary.StepDown) {
 	n.log.Warn().Uint64("lease_epoch", a.Epoch).Str("reason", a.Reason).Msg("stepping down: no longer primary")
-	n.core = nil
 	n.stopMapWriter()
 	n.publishLease()
 	n.failingOver = map[int]failoverStart{}
@@ -491,9 +461,9 @@ func (n *Node) stepDown(a lease.StepDown) {
 }
 
 // publishLease makes the lease's end by our own clock visible to the map
-// writer's goroutine; call it after every Step of n.lease.
+// writer's goroutine; call it after every Step of the machine.
 func (n *Node) publishLease() {
-	until := n.lease.ValidUntil()
+	until := n.mc.Lease().ValidUntil()
 	n.leaseUntil.Store(&until)
 }
 
@@ -522,35 +492,22 @@ func (n *Node) applySnapshot(ctx context.Context, wg *sync.WaitGroup, now time.T
 		n.started = s.GetRestartRequired()
 	}
 	hb, ui := n.intervals()
-	if old == nil {
+	switch {
+	case old == nil:
 		n.log.Info().Uint64("revision", s.GetRevision()).Dur("heartbeat_interval_ms", hb).Dur("unhealthy_interval_ms", ui).
 			Int32("shards", s.GetShards()).Msg("settings received; competing for the master lease")
-		n.leaseStep(ctx, wg, now, lease.Settings{HeartbeatInterval: hb, UnhealthyInterval: ui})
-		return
+	default:
+		if old.GetHeartbeatIntervalSeconds() != s.GetHeartbeatIntervalSeconds() || old.GetUnhealthyIntervalSeconds() != s.GetUnhealthyIntervalSeconds() {
+			n.log.Info().Dur("heartbeat_interval_ms", hb).Dur("unhealthy_interval_ms", ui).Msg("live settings changed")
+		}
+		if old.GetShards() != s.GetShards() {
+			n.log.Info().Int32("shards", s.GetShards()).Msg("shard count changed")
+		}
 	}
-	if old.GetHeartbeatIntervalSeconds() != s.GetHeartbeatIntervalSeconds() || old.GetUnhealthyIntervalSeconds() != s.GetUnhealthyIntervalSeconds() {
-		n.log.Info().Dur("heartbeat_interval_ms", hb).Dur("unhealthy_interval_ms", ui).Msg("live settings changed")
-		n.step(ctx, wg, now, failover.SettingsChanged{HeartbeatInterval: hb, UnhealthyInterval: ui})
-		// Rule 6 for the lease: a change of its timing renews at once.
-		n.leaseStep(ctx, wg, now, lease.Settings{HeartbeatInterval: hb, UnhealthyInterval: ui})
-	}
-	if old.GetShards() != s.GetShards() {
-		n.log.Info().Int32("shards", s.GetShards()).Msg("shard count changed")
-		n.step(ctx, wg, now, failover.ShardCountChanged{N: int(s.GetShards())})
-	}
-}
-
-// step feeds the core (only while primary) and executes what it returns.
-func (n *Node) step(ctx context.Context, wg *sync.WaitGroup, now time.Time, ev failover.Event) {
-	if n.core == nil {
-		return
-	}
-	actions, err := n.core.Step(now, ev)
-	if err != nil {
-		n.log.Error().Err(err).Str("event", fmt.Sprintf("%T", ev)).Msg("core refused an event")
-		return
-	}
-	n.execute(ctx, wg, now, actions)
+	// The machine starts competing for the lease on the first, and sees
+	// itself what a later one changes (rule 6: a change of the lease's
+	// timing renews at once).
+	n.stepMachine(ctx, wg, now, primary.Settings{HeartbeatInterval: hb, UnhealthyInterval: ui, Shards: int(s.GetShards())})
 }
 
 // setPeer dials a coreapp that joined, or re-joined. A re-join at the same
@@ -562,8 +519,8 @@ func (n *Node) step(ctx context.Context, wg *sync.WaitGroup, now time.Time, ev f
 // partition, is dialed afresh rather than left to gRPC's backoff.
 func (n *Node) setPeer(id, addr string) {
 	p := n.peers[id]
-	if p != nil && p.conn != nil && p.addr == addr && p.conn.GetState() == connectivity.Ready &&
-		n.core != nil && n.core.Healthy(id) {
+	if c := n.mc.Core(); p != nil && p.conn != nil && p.addr == addr && p.conn.GetState() == connectivity.Ready &&
+		c != nil && c.Healthy(id) {
 		return
 	}
 	if p != nil && p.conn != nil {
@@ -578,23 +535,11 @@ func (n *Node) setPeer(id, addr string) {
 	n.peers[id] = &peer{addr: addr, conn: conn, client: mcsimv1.NewCoreAppServiceClient(conn)}
 }
 
-func (n *Node) shutdown() {
+func (n *Node) shutdown(ctx context.Context, wg *sync.WaitGroup) {
 	// Rule 3: ctx may end before the timer at the lease's end is served;
 	// a master whose lease ran out by its own clock steps down and writes
 	// no last map.
-	acts, err := n.lease.Step(n.clk.Now(), lease.Shutdown{Crashed: n.crashed.Load()})
-	if err != nil {
-		n.log.Error().Err(err).Msg("lease machine refused an event")
-	}
-	n.publishLease()
-	for _, a := range acts {
-		switch a := a.(type) {
-		case lease.StepDown:
-			n.stepDown(a)
-		case lease.ReleaseLease:
-			n.releaseLease(a)
-		}
-	}
+	n.stepMachine(ctx, wg, n.clk.Now(), primary.Shutdown{Crashed: n.crashed.Load()})
 	n.stopMapWriter()
 	for _, p := range n.peers {
 		if p.conn != nil {

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/mcsim/mcsim/master/failover"
+	"github.com/mcsim/mcsim/master/primary"
 	mcsimv1 "github.com/mcsim/mcsim/proto/mcsim/v1"
 )
 
@@ -29,6 +30,23 @@ type fakeCoordination struct {
 
 func (f *fakeCoordination) GetShardMap(context.Context, *mcsimv1.GetShardMapRequest, ...grpc.CallOption) (*mcsimv1.GetShardMapResponse, error) {
 	return &mcsimv1.GetShardMapResponse{ShardMap: &mcsimv1.ShardMap{Shards: 1}}, nil
+}
+
+// AcquireLease grants the lease to whoever asks: the tests give the first
+// grant themselves, and the renewals the machine's Ticks send keep it.
+func (f *fakeCoordination) AcquireLease(_ context.Context, r *mcsimv1.AcquireLeaseRequest, _ ...grpc.CallOption) (*mcsimv1.AcquireLeaseResponse, error) {
+	return &mcsimv1.AcquireLeaseResponse{Granted: true, LeaseEpoch: 1, Holder: r.GetMasterId()}, nil
+}
+
+// primeSettings gives n its first settings snapshot as the watch would,
+// except that the acquire it starts is not sent: the test answers it.
+func primeSettings(t *testing.T, n *Node, s *mcsimv1.Snapshot, now time.Time) {
+	t.Helper()
+	n.snap = s
+	hb, ui := n.intervals()
+	if _, err := n.mc.Step(now, primary.Settings{HeartbeatInterval: hb, UnhealthyInterval: ui, Shards: int(s.GetShards())}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func (f *fakeCoordination) WriteShardMap(ctx context.Context, _ *mcsimv1.WriteShardMapRequest, _ ...grpc.CallOption) (*mcsimv1.WriteShardMapResponse, error) {
@@ -55,11 +73,11 @@ func TestBackgroundMapWriteNotSentAfterOwnLease(t *testing.T) {
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		var wg sync.WaitGroup
-		n.snap = &mcsimv1.Snapshot{Revision: 1, HeartbeatIntervalSeconds: 1, UnhealthyIntervalSeconds: 3, Shards: 1}
 		now := time.Now()
+		primeSettings(t, n, &mcsimv1.Snapshot{Revision: 1, HeartbeatIntervalSeconds: 1, UnhealthyIntervalSeconds: 3, Shards: 1}, now)
 		n.onLease(ctx, &wg, now, leaseResult{sentAt: now, ttl: time.Second,
 			resp: &mcsimv1.AcquireLeaseResponse{Granted: true, LeaseEpoch: 1, Holder: "m1"}})
-		if n.core == nil || n.writer == nil {
+		if n.mc.Core() == nil || n.writer == nil {
 			t.Fatal("did not become primary")
 		}
 		n.writer.background(&mcsimv1.ShardMap{Shards: 1, Version: 1}) // sent now, blocks on gate
@@ -108,8 +126,8 @@ func TestQueuedAnswersAtDeadlineCount(t *testing.T) {
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		var wg sync.WaitGroup
-		n.snap = &mcsimv1.Snapshot{Revision: 1, HeartbeatIntervalSeconds: 1, UnhealthyIntervalSeconds: 3, Shards: 1}
 		t0 := time.Now()
+		primeSettings(t, n, &mcsimv1.Snapshot{Revision: 1, HeartbeatIntervalSeconds: 1, UnhealthyIntervalSeconds: 3, Shards: 1}, t0)
 		n.onLease(ctx, &wg, t0, leaseResult{sentAt: t0, ttl: time.Hour,
 			resp: &mcsimv1.AcquireLeaseResponse{Granted: true, LeaseEpoch: 1, Holder: "m1"}})
 		n.handle(ctx, &wg, coreappJoined{id: "a", addr: "a"})
@@ -121,11 +139,11 @@ func TestQueuedAnswersAtDeadlineCount(t *testing.T) {
 		settle()
 		for i := 1; i <= 2; i++ {
 			time.Sleep(time.Second)
-			n.step(ctx, &wg, time.Now(), failover.Tick{})
+			n.stepMachine(ctx, &wg, time.Now(), primary.Tick{})
 			settle()
 		}
 		time.Sleep(time.Second) // t0+3s: the deadline of both seq-1 heartbeats
-		term := n.term
+		term := n.mc.Term()
 		n.events <- heartbeatResult{term: term, id: "b", seq: 3, resp: &mcsimv1.HeartbeatResponse{}}
 		n.events <- heartbeatResult{term: term, id: "a", seq: 3, resp: &mcsimv1.HeartbeatResponse{}}
 		n.handleQueued(ctx, &wg, n.drain(nil))
@@ -189,8 +207,8 @@ func TestAssignNotSentAfterOwnLease(t *testing.T) {
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		var wg sync.WaitGroup
-		n.snap = &mcsimv1.Snapshot{Revision: 1, HeartbeatIntervalSeconds: 1, UnhealthyIntervalSeconds: 3, Shards: 1}
 		t0 := time.Now()
+		primeSettings(t, n, &mcsimv1.Snapshot{Revision: 1, HeartbeatIntervalSeconds: 1, UnhealthyIntervalSeconds: 3, Shards: 1}, t0)
 		n.onLease(ctx, &wg, t0, leaseResult{sentAt: t0, ttl: 2 * time.Second,
 			resp: &mcsimv1.AcquireLeaseResponse{Granted: true, LeaseEpoch: 1, Holder: "m1"}})
 		n.handle(ctx, &wg, coreappJoined{id: "a", addr: "a"}) // assigns shard 0 to a

@@ -60,17 +60,17 @@ func (n *Node) status() *mcsimv1.MasterServiceStatusResponse {
 	r := &mcsimv1.MasterServiceStatusResponse{
 		MasterId:   n.cfg.ID,
 		Role:       mcsimv1.MasterRole_MASTER_ROLE_SECONDARY,
-		LeaseEpoch: n.lease.Epoch(),
+		LeaseEpoch: n.mc.Lease().Epoch(),
 		Pid:        int64(n.cfg.PID),
 	}
 	if n.snap != nil && n.started != nil {
 		r.PendingRestart = settings.PendingRestart(n.started, n.snap.GetRestartRequired())
 	}
-	if n.core != nil && n.lease.Held(n.clk.Now()) {
+	if core := n.mc.Core(); core != nil && n.mc.Lease().Held(n.clk.Now()) {
 		r.Role = mcsimv1.MasterRole_MASTER_ROLE_PRIMARY
-		r.ShardMap = shardMapToProto(n.core.ShardMap(), n.peers)
+		r.ShardMap = shardMapToProto(core.ShardMap(), n.peers)
 		r.UnassignedShards = n.unassignedShards(r.ShardMap)
-		for _, c := range n.core.Coreapps() {
+		for _, c := range core.Coreapps() {
 			if c.Healthy {
 				r.HealthyCoreapps = append(r.HealthyCoreapps, c.ID)
 			} else {

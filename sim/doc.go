@@ -1,5 +1,6 @@
 // Package sim is the deterministic simulator: the cluster's pure machines
-// (master/lease, master/failover, coreapp/books, coord, gateway.Log) driven
+// (master/primary with master/lease and master/failover, coreapp/books,
+// coord, gateway.Log) driven
 // by a discrete-event loop in virtual time instead of by goroutines, gRPC
 // and the wall clock.
 //

@@ -3,53 +3,56 @@ package sim
 import (
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/mcsim/mcsim/coreapp/books"
 	"github.com/mcsim/mcsim/master/failover"
-	"github.com/mcsim/mcsim/master/lease"
+	"github.com/mcsim/mcsim/master/primary"
 	mcsimv1 "github.com/mcsim/mcsim/proto/mcsim/v1"
 	"github.com/mcsim/mcsim/scenarios"
 )
 
-// masterNode is a master: lease.Term decides its term, failover.Core (while
-// primary) its failovers. The adapter carries out their actions as the real
-// driver does (master/exec.go): acquire and map writes to the store,
-// heartbeats, assigns and releases to the coreapps, each answer stepped
-// back at the own clock's now; a lease Check before every other input; a
-// map write that must be waited for blocks the master's loop.
+// masterNode is a master: primary.Machine decides its lease, its term
+// and, while primary, its failovers. The adapter carries out the actions
+// as the real driver does (master/exec.go): acquire and map writes to the
+// store, heartbeats, assigns and releases to the coreapps, each outcome
+// stepped back at the own clock's now; a map write that must be waited for
+// blocks the master's loop.
 type masterNode struct {
-	w    *World
-	p    *proc
-	term *lease.Term
-	core *failover.Core
-	// termNo counts the terms as primary: an answer to a call of an
-	// earlier term is dropped, as the real driver drops it.
-	termNo   int
+	w        *World
+	p        *proc
+	mc       *primary.Machine
 	snap     settingsSnap
 	haveSnap bool
 	peers    map[string]bool // coreapps known by gossip or the stored map
 	expect   int             // StartupCoreapps: the cluster's coreapp count
 
-	writing bool       // the term's map writer has a write in flight
-	queue   []mapWrite // what waits for it
+	loaded *mcsimv1.ShardMap // the map being stepped as MapLoaded
+
+	// The term's map writer (see queueWrite).
+	writing   bool       // a write is in flight
+	queue     []mapWrite // what waits for it
+	writerGen int        // bumped when a term ends: its writer's answers are void
 	// blocked says what the loop is blocked on ("write", "load", or "");
 	// blockGen counts the blocks a stop cut short, whose late answers are
 	// then dropped.
 	blocked  string
 	blockGen int
-	needTick bool   // answers were applied in a backlog: one Tick after it
-	tickFn   func() // m.tick, made once: a method value allocates
+	// results are heartbeat outcomes queued while the loop was blocked,
+	// stepped as one HeartbeatsDone once the backlog is worked off.
+	results   []primary.HeartbeatResult
+	releasing bool // a ReleaseLease is being carried out: it exits
+	tickFn    func()
 }
 
 func newMaster(w *World, id string, expect int) *masterNode {
 	m := &masterNode{w: w, p: newProc(w, id), expect: expect}
 	m.p.rewake, m.tickFn = m.rewake, m.tick
 	m.p.afterDrain = func() {
-		if m.needTick {
-			m.needTick = false
-			m.coreStep(failover.Tick{})
+		if len(m.results) > 0 {
+			rs := m.results
+			m.results = nil
+			m.step(primary.HeartbeatsDone{Results: rs})
 		}
 	}
 	return m
@@ -62,13 +65,31 @@ func (m *masterNode) incarnation() string { return fmt.Sprintf("%s/%d", m.p.id, 
 // for the lease.
 func (m *masterNode) start() {
 	m.p.start()
-	m.term = lease.New(lease.Config{ID: m.p.id})
-	if m.w.sabotage.NoOwnClockLease {
-		m.term.DisableOwnClockCheck()
+	cfg := primary.Config{ID: m.p.id, StartupCoreapps: m.expect}
+	if m.w.sabotage.NoStallGuard {
+		cfg.StallThreshold = 1000 * time.Hour
 	}
-	m.core, m.haveSnap, m.writing, m.queue, m.blocked = nil, false, false, nil, ""
+	if m.w.sabotage.NoDeadline {
+		cfg.NewCore = func(c failover.Config, sm failover.ShardMap, now time.Time) (*failover.Core, error) {
+			core, err := failover.New(c, sm, now)
+			if err == nil {
+				core.DisableDeadline()
+			}
+			return core, err
+		}
+	}
+	m.mc = primary.New(cfg)
+	if m.w.sabotage.NoOwnClockLease {
+		m.mc.Lease().DisableOwnClockCheck()
+	}
+	m.haveSnap, m.blocked, m.results, m.releasing = false, "", nil, false
+	m.endWriter()
 	m.peers = map[string]bool{}
 	m.readSettings()
+}
+
+func (m *masterNode) settingsEvent() primary.Settings {
+	return primary.Settings{HeartbeatInterval: m.snap.hb, UnhealthyInterval: m.snap.ui, Shards: m.snap.shards}
 }
 
 func (m *masterNode) readSettings() {
@@ -80,68 +101,64 @@ func (m *masterNode) readSettings() {
 		}
 		m.snap, m.haveSnap = v.(settingsSnap), true
 		m.w.joined(m.p)
-		m.leaseStep(lease.Settings{HeartbeatInterval: m.snap.hb, UnhealthyInterval: m.snap.ui})
+		m.step(m.settingsEvent())
 	})
 }
 
 func (m *masterNode) settingsChanged(s settingsSnap) {
-	old := m.snap
 	m.snap = s
-	m.leaseStep(lease.Check{})
-	if s.hb != old.hb || s.ui != old.ui {
-		m.leaseStep(lease.Settings{HeartbeatInterval: s.hb, UnhealthyInterval: s.ui})
-		m.coreStep(failover.SettingsChanged{HeartbeatInterval: s.hb, UnhealthyInterval: s.ui})
-	}
-	if s.shards != old.shards {
-		m.coreStep(failover.ShardCountChanged{N: s.shards})
-	}
+	m.step(m.settingsEvent())
 }
 
-func (m *masterNode) rewake() {
-	w := m.term.NextWake()
-	if m.core != nil {
-		if c := m.core.NextWake(); !c.IsZero() && (w.IsZero() || c.Before(w)) {
-			w = c
-		}
-	}
-	m.p.wake(w, m.tickFn)
-}
+func (m *masterNode) rewake() { m.p.wake(m.mc.NextWake(), m.tickFn) }
 
-func (m *masterNode) tick() {
-	m.leaseStep(lease.Tick{})
-	m.coreStep(failover.Tick{})
-}
+func (m *masterNode) tick() { m.step(primary.Tick{}) }
 
-// input is an event from outside: the lease is checked first (rule 3).
-func (m *masterNode) input(fn func()) {
-	m.leaseStep(lease.Check{})
-	fn()
-}
+// primary says whether the master acts as primary (for the target's
+// report of roles).
+func (m *masterNode) primary() bool { return m.p.up && m.mc != nil && m.mc.Primary() }
 
-func (m *masterNode) leaseStep(ev lease.Event) {
-	acts, err := m.term.Step(m.p.local(), ev)
+// step steps the machine at the own clock's now and carries out what it
+// decides.
+func (m *masterNode) step(ev primary.Event) {
+	acts, err := m.mc.Step(m.p.local(), ev)
 	if err == nil {
-		m.leaseExecute(acts)
+		m.carry(acts)
 	}
 	m.rewake()
 }
 
-func (m *masterNode) leaseExecute(acts []lease.Action) {
+func (m *masterNode) carry(acts []primary.Action) {
 	for _, a := range acts {
 		switch a := a.(type) {
-		case lease.SendAcquire:
+		case primary.SendAcquire:
 			m.acquire(a)
-		case lease.StepDown:
-			m.stepDown(a)
-		case lease.LoadShardMap:
+		case primary.LoadShardMap:
 			m.loadMap(a)
-		case lease.ReleaseLease:
+		case primary.BecomePrimary:
+			m.startTerm()
+		case primary.StepDown:
+			m.endWriter()
+		case primary.ReleaseLease:
 			m.releaseLease(a)
+		case primary.SendHeartbeat:
+			m.heartbeat(a)
+		case primary.Assign:
+			m.assign(a)
+		case primary.Release:
+			m.release(a)
+		case primary.WriteMap:
+			m.writeMap(a)
+		case primary.Report:
+			if d, ok := a.A.(failover.DeclaredUnhealthy); ok {
+				m.w.declarations = append(m.w.declarations, scenarios.Declaration{At: m.w.now, Master: m.p.id, Coreapp: d.Coreapp})
+				m.w.truth.declared(m.hbKey(m.mc.Term(), d.Coreapp), d.EarliestUnansweredSentAt, m.p.local(), m.mc.Core().Config().UnhealthyInterval)
+			}
 		}
 	}
 }
 
-func (m *masterNode) acquire(a lease.SendAcquire) {
+func (m *masterNode) acquire(a primary.SendAcquire) {
 	st := m.w.store
 	sentAt, inc := m.p.local(), m.incarnation()
 	m.w.callAt(m.p, st.p, a.Timeout, func() (any, error, time.Time) {
@@ -151,7 +168,7 @@ func (m *masterNode) acquire(a lease.SendAcquire) {
 		}
 		return v, err, st.commit()
 	}, func(v any, err error) {
-		ev := lease.Answered{SentAt: sentAt, TTL: a.TTL, Err: err}
+		ev := primary.Answered{SentAt: sentAt, TTL: a.TTL, Err: err}
 		if err == nil {
 			r := v.(acquireAnswer)
 			ev.Granted, ev.Epoch, ev.Holder, ev.Remaining = r.granted, r.epoch, r.holder, r.remaining
@@ -159,19 +176,13 @@ func (m *masterNode) acquire(a lease.SendAcquire) {
 				m.w.truth.granted(proofKey{m.p.id, m.p.run, r.epoch}, sentAt, a.TTL)
 			}
 		}
-		m.leaseStep(ev)
+		m.step(ev)
 	})
-}
-
-func (m *masterNode) stepDown(lease.StepDown) {
-	m.core = nil
-	m.termNo++
-	m.writing, m.queue = false, nil
 }
 
 // loadMap carries out LoadShardMap: the loop blocks on the load, as the
 // real one does.
-func (m *masterNode) loadMap(a lease.LoadShardMap) {
+func (m *masterNode) loadMap(a primary.LoadShardMap) {
 	st := m.w.store
 	m.blocked = "load"
 	gen := m.blockGen
@@ -184,17 +195,9 @@ func (m *masterNode) loadMap(a lease.LoadShardMap) {
 		if err == nil {
 			sm = v.(*mcsimv1.ShardMap)
 		}
-		acts, serr := m.term.Step(m.p.local(), lease.ShardMapLoaded{MaxEpoch: sm.GetMaxEpoch(), Err: err})
-		if serr == nil {
-			for _, act := range acts {
-				if _, ok := act.(lease.BecomePrimary); ok {
-					m.startTerm(sm)
-					continue
-				}
-				m.leaseExecute([]lease.Action{act})
-			}
-		}
-		m.rewake()
+		m.loaded = sm
+		m.step(primary.MapLoaded{Map: fromProto(sm), Err: err})
+		m.loaded = nil
 	})
 }
 
@@ -214,76 +217,13 @@ func toProto(sm failover.ShardMap) *mcsimv1.ShardMap {
 	return p
 }
 
-// startTerm carries out BecomePrimary: a fresh core from the stored map;
-// the stored owners are known at once (their addresses are in the map).
-func (m *masterNode) startTerm(sm *mcsimv1.ShardMap) {
-	cfg := failover.Config{HeartbeatInterval: m.snap.hb, UnhealthyInterval: m.snap.ui, Shards: m.snap.shards, StartupCoreapps: m.expect}
-	if m.w.sabotage.NoStallGuard {
-		cfg.StallThreshold = 1000 * time.Hour
-	}
-	core, err := failover.New(cfg, fromProto(sm), m.p.local())
-	if err != nil {
-		m.leaseStep(lease.PrimaryAborted{})
-		return
-	}
-	if m.w.sabotage.NoDeadline {
-		core.DisableDeadline()
-	}
-	m.core = core
-	m.termNo++
-	m.writing, m.queue = false, nil
-	for _, a := range sm.GetAssignments() {
+// startTerm carries out BecomePrimary: the stored owners are known at once
+// (their addresses are in the map); the map writer starts idle.
+func (m *masterNode) startTerm() {
+	m.endWriter()
+	for _, a := range m.loaded.GetAssignments() {
 		if a.GetCoreappId() != "" {
 			m.peers[a.GetCoreappId()] = true
-		}
-	}
-	for _, id := range m.peerIDs() {
-		m.coreStep(failover.CoreappJoined{ID: id})
-	}
-	m.coreStep(failover.Tick{})
-}
-
-func (m *masterNode) peerIDs() []string {
-	out := make([]string, 0, len(m.peers))
-	for id := range m.peers {
-		out = append(out, id)
-	}
-	slices.Sort(out)
-	return out
-}
-
-func (m *masterNode) coreStep(ev failover.Event) {
-	if m.core == nil {
-		return
-	}
-	acts, err := m.core.Step(m.p.local(), ev)
-	if err == nil {
-		m.execute(acts)
-	}
-	m.rewake()
-}
-
-// execute carries out a batch of the core's actions in order; a map write
-// that must be waited for suspends the rest of the batch until it is done.
-func (m *masterNode) execute(acts []failover.Action) {
-	for i, a := range acts {
-		if m.core == nil {
-			return // stepped down mid-batch: nothing more may be sent
-		}
-		switch a := a.(type) {
-		case failover.SendHeartbeat:
-			m.heartbeat(a)
-		case failover.PersistShardMap:
-			if !m.persist(a.Map, acts[i+1:]) {
-				return
-			}
-		case failover.Assign:
-			m.assign(a)
-		case failover.Release:
-			m.release(a)
-		case failover.DeclaredUnhealthy:
-			m.w.declarations = append(m.w.declarations, scenarios.Declaration{At: m.w.now, Master: m.p.id, Coreapp: a.Coreapp})
-			m.w.truth.declared(m.hbKey(a.Coreapp), a.EarliestUnansweredSentAt, m.p.local(), m.core.Config().UnhealthyInterval)
 		}
 	}
 }
@@ -295,89 +235,72 @@ func (m *masterNode) coreapp(id string) *coreappNode {
 	return m.w.coreappByID(id)
 }
 
-// later posts fn to the loop after what is running now, for this term.
+// later posts fn to the loop after what is running now.
 func (m *masterNode) later(fn func()) {
-	run, term := m.p.run, m.termNo
-	m.w.after(0, func() {
-		m.p.deliver(run, func() {
-			if m.termNo == term {
-				fn()
-			}
-		})
-	})
+	run := m.p.run
+	m.w.after(0, func() { m.p.deliver(run, fn) })
 }
 
-func (m *masterNode) hbKey(coreapp string) hbKey {
-	return hbKey{master: m.p.id, run: m.p.run, term: m.termNo, coreapp: coreapp}
+func (m *masterNode) hbKey(term uint64, coreapp string) hbKey {
+	return hbKey{master: m.p.id, run: m.p.run, term: int(term), coreapp: coreapp}
 }
 
-func (m *masterNode) heartbeat(a failover.SendHeartbeat) {
+func (m *masterNode) heartbeat(a primary.SendHeartbeat) {
+	failed := primary.HeartbeatsDone{Results: []primary.HeartbeatResult{{Term: a.Term, Coreapp: a.Coreapp, Seq: a.Seq, Failed: true}}}
 	c := m.coreapp(a.Coreapp)
 	if c == nil {
-		m.later(func() { m.coreStep(failover.HeartbeatFailed{ID: a.Coreapp, Seq: a.Seq}) })
+		m.later(func() { m.step(failed) })
 		return
 	}
-	term, id := m.termNo, m.p.id
-	leaseEpoch := m.term.Epoch()
-	k := m.hbKey(a.Coreapp)
+	id := m.p.id
+	k := m.hbKey(a.Term, a.Coreapp)
 	m.w.truth.heartbeatSent(k, a.Seq, m.p.local())
 	arrived := func(_ any, err error) {
 		if err == nil {
 			m.w.truth.heartbeatArrived(k, a.Seq, m.p.local())
 		}
 	}
-	m.w.callObserved(m.p, c.p, m.snap.ui, func() (any, error) { return c.heartbeat(id, leaseEpoch) }, arrived, func(v any, err error) {
-		if m.termNo != term || m.core == nil {
-			return
-		}
-		var ev failover.Event = failover.HeartbeatFailed{ID: a.Coreapp, Seq: a.Seq}
+	m.w.callObserved(m.p, c.p, m.snap.ui, func() (any, error) { return c.heartbeat(id, a.LeaseEpoch) }, arrived, func(v any, err error) {
+		r := primary.HeartbeatResult{Term: a.Term, Coreapp: a.Coreapp, Seq: a.Seq, Failed: true}
 		if err == nil {
-			ev = failover.HeartbeatAnswered{ID: a.Coreapp, Seq: a.Seq, Shards: v.([]failover.ServedShard)}
+			r.Failed, r.Shards = false, v.([]failover.ServedShard)
 		}
 		if m.p.draining {
-			// Queued while the loop was blocked: applied without a Step,
-			// and one Tick after the whole backlog (master/node.go
-			// handleQueued), so a deadline that passed meanwhile does not
-			// blame a coreapp whose answer is next in the queue.
-			m.leaseStep(lease.Check{})
-			if m.core != nil && m.core.Apply(m.p.local(), ev) == nil {
-				m.needTick = true
-			}
+			// Queued while the loop was blocked: stepped together with the
+			// rest of the backlog (master/node.go handleQueued).
+			m.results = append(m.results, r)
 			return
 		}
-		m.input(func() { m.coreStep(ev) })
+		m.step(primary.HeartbeatsDone{Results: []primary.HeartbeatResult{r}})
 	})
 }
 
-func (m *masterNode) assign(a failover.Assign) {
+func (m *masterNode) assign(a primary.Assign) {
 	c := m.coreapp(a.Coreapp)
 	done := func(ok bool) {
-		m.coreStep(failover.AssignDone{Shard: a.Shard, Coreapp: a.Coreapp, Epoch: a.Epoch, OK: ok})
+		m.step(primary.AssignDone{Term: a.Term, Shard: a.Shard, Coreapp: a.Coreapp, Epoch: a.Epoch, OK: ok})
 	}
 	if c == nil {
 		m.later(func() { done(false) })
 		return
 	}
-	term, leaseEpoch, id := m.termNo, m.term.Epoch(), m.p.id
+	leaseEpoch, id := a.LeaseEpoch, m.p.id
 	m.w.truth.commandSent(proofKey{id, m.p.run, leaseEpoch}, "assign", a.Shard, m.p.local())
 	ev := books.AssignAsked{Coreapp: a.Coreapp, LeaseEpoch: leaseEpoch, Shard: int32(a.Shard), Shards: int32(a.Shards), Epoch: a.Epoch}
 	m.w.callAsync(m.p, c.p, m.snap.ui, func(respond func(any, error)) { c.assign(id, ev, respond) }, func(_ any, err error) {
-		if m.termNo != term || m.core == nil {
-			return
-		}
-		m.input(func() { done(err == nil) })
+		done(err == nil)
 	})
 }
 
-func (m *masterNode) release(a failover.Release) {
+func (m *masterNode) release(a primary.Release) {
 	c := m.coreapp(a.Coreapp)
 	if c == nil {
 		return // best effort: fencing makes a missed release harmless
 	}
-	leaseEpoch, id := m.term.Epoch(), m.p.id
+	leaseEpoch, id := a.LeaseEpoch, m.p.id
 	ev := books.ReleaseAsked{Coreapp: a.Coreapp, LeaseEpoch: leaseEpoch, Shard: int32(a.Shard), Epoch: a.Epoch}
 	// Rule 3: a release must not arrive after the lease's end by our clock.
-	timeout := min(m.snap.ui, m.term.Remaining(m.p.local()))
+	timeout := min(m.snap.ui, m.mc.Lease().Remaining(m.p.local()))
 	if timeout <= 0 && !m.w.sabotage.NoOwnClockLease {
 		return
 	}
@@ -388,48 +311,34 @@ func (m *masterNode) release(a failover.Release) {
 	m.w.call(m.p, c.p, timeout, func() (any, error) { return c.command(id, "release", ev, leaseEpoch) }, func(any, error) {})
 }
 
-// persist makes the batch's epochs durable before its assignments go out
-// (see master/exec.go persist); rest are the actions after it. It reports
-// whether the batch goes on now.
-func (m *masterNode) persist(sm failover.ShardMap, rest []failover.Action) bool {
-	acts, err := m.term.Step(m.p.local(), lease.PersistMap{MaxEpoch: sm.MaxEpoch})
-	if err != nil {
-		return false
+// writeMap carries out WriteMap: queued on the term's writer, or queued
+// and waited for while the loop blocks on it.
+func (m *masterNode) writeMap(a primary.WriteMap) {
+	p := toProto(a.Map)
+	p.MaxEpoch = a.MaxEpoch
+	if !a.Wait {
+		m.queueWrite(p, a.Term, a.LeaseEpoch, nil)
+		return
 	}
-	for _, act := range acts {
-		w, ok := act.(lease.WriteMap)
-		if !ok {
-			m.leaseExecute([]lease.Action{act})
-			continue
+	m.p.busy = true
+	m.blocked = "write"
+	run, gen, settled := m.p.run, m.blockGen, false
+	settle := func(err error) {
+		if settled || m.blockGen != gen {
+			return // answered already, or a stop cut the wait short
 		}
-		p := toProto(sm)
-		p.MaxEpoch = w.MaxEpoch
-		if !w.Wait {
-			m.queueWrite(p, nil)
-			m.leaseExecute(m.step(lease.MapPersisted{MaxEpoch: w.MaxEpoch}))
-			return m.core != nil
-		}
-		m.waitWrite(p, w.Timeout, func(err error) {
+		settled = true
+		m.p.answerBlocked(run, func() {
+			m.blocked = ""
+			ev := primary.MapWritten{Term: a.Term}
 			if err != nil {
-				m.leaseStep(lease.MapWriteFailed{Fenced: errors.Is(err, errFenced), Err: err.Error()})
-				return
+				ev.Fenced, ev.Err = errors.Is(err, errFenced), err.Error()
 			}
-			m.leaseExecute(m.step(lease.MapPersisted{MaxEpoch: w.MaxEpoch, Waited: true}))
-			if m.core != nil {
-				m.execute(rest)
-			}
-			m.rewake()
+			m.step(ev)
 		})
-		return false
 	}
-	return false
-}
-
-// step steps the lease machine and returns its actions (for the callers
-// that carry them out themselves).
-func (m *masterNode) step(ev lease.Event) []lease.Action {
-	acts, _ := m.term.Step(m.p.local(), ev)
-	return acts
+	m.queueWrite(p, a.Term, a.LeaseEpoch, settle)
+	m.w.after(m.p.globalDur(a.Timeout), func() { settle(errTimeout) })
 }
 
 // The map writer, as master/mapwriter.go: one per term, on its own
@@ -443,16 +352,21 @@ type mapWrite struct {
 	done func(error) // nil: a background write, whose failure the loop hears
 }
 
-// queueWrite queues a write; done (in the writer's goroutine) hears how it
-// went, nil for a background write.
-func (m *masterNode) queueWrite(p *mcsimv1.ShardMap, done func(error)) {
+// endWriter stops the term's writer: what it has in flight or queued is
+// void.
+func (m *masterNode) endWriter() {
+	m.writing, m.queue = false, nil
+	m.writerGen++
+}
+
+func (m *masterNode) queueWrite(p *mcsimv1.ShardMap, term, leaseEpoch uint64, done func(error)) {
 	m.queue = append(m.queue, mapWrite{m: p, done: done})
 	if !m.writing {
-		m.writeNext()
+		m.writeNext(term, leaseEpoch)
 	}
 }
 
-func (m *masterNode) writeNext() {
+func (m *masterNode) writeNext(term, leaseEpoch uint64) {
 	if len(m.queue) == 0 {
 		m.writing = false
 		return
@@ -460,9 +374,9 @@ func (m *masterNode) writeNext() {
 	batch := m.queue
 	m.queue = nil
 	m.writing = true
-	st, epoch, id, term, run := m.w.store, m.term.Epoch(), m.p.id, m.termNo, m.p.run
+	st, id, run, gen := m.w.store, m.p.id, m.p.run, m.writerGen
 	finish := func(err error) {
-		if m.termNo != term {
+		if m.writerGen != gen {
 			return // the term ended: its writer was stopped
 		}
 		background := false
@@ -474,18 +388,14 @@ func (m *masterNode) writeNext() {
 			}
 		}
 		if err != nil && background {
-			f := lease.MapWriteFailed{Background: true, Fenced: errors.Is(err, errFenced), Err: err.Error()}
-			m.p.deliver(run, func() {
-				if m.termNo == term {
-					m.leaseStep(f)
-				}
-			})
+			f := primary.MapWriteFailed{Term: term, Fenced: errors.Is(err, errFenced), Err: err.Error()}
+			m.p.deliver(run, func() { m.step(f) })
 		}
-		if m.termNo == term {
-			m.writeNext()
+		if m.writerGen == gen {
+			m.writeNext(term, leaseEpoch)
 		}
 	}
-	remaining := m.term.Remaining(m.p.local())
+	remaining := m.mc.Lease().Remaining(m.p.local())
 	if remaining <= 0 && !m.w.sabotage.NoOwnClockLease {
 		m.w.after(0, func() {
 			m.p.deliverOther(run, func() { finish(errors.New("lease ended by the master's own clock; shard map not written")) })
@@ -498,46 +408,27 @@ func (m *masterNode) writeNext() {
 	}
 	newest := batch[len(batch)-1].m
 	m.w.callFromOther(m.p, st.p, timeout, func() (any, error, time.Time) {
-		return nil, st.writeMap(id, epoch, newest), st.commit()
+		return nil, st.writeMap(id, leaseEpoch, newest), st.commit()
 	}, func(_ any, err error) { finish(err) })
-}
-
-// waitWrite queues a write and blocks the loop until it is done or
-// timeout (of the own clock) has passed; then the loop goes on with
-// then(err).
-func (m *masterNode) waitWrite(p *mcsimv1.ShardMap, timeout time.Duration, then func(error)) {
-	m.p.busy = true
-	m.blocked = "write"
-	run, settled := m.p.run, false
-	settle := func(err error) {
-		if settled {
-			return
-		}
-		settled = true
-		m.blocked = ""
-		m.p.answerBlocked(run, func() { then(err) })
-	}
-	m.queueWrite(p, settle)
-	m.w.after(m.p.globalDur(timeout), func() { settle(errTimeout) })
 }
 
 // releaseLease carries out ReleaseLease (a graceful stop of a primary):
 // the last map through the term's writer (after what is queued), then the
 // release, then the process leaves; each bounded, as the real stop is.
-func (m *masterNode) releaseLease(a lease.ReleaseLease) {
+func (m *masterNode) releaseLease(a primary.ReleaseLease) {
+	m.releasing = true
 	st, id := m.w.store, m.p.id
 	release := func() {
 		m.w.callAt(m.p, st.p, time.Second, func() (any, error, time.Time) {
 			return nil, nil, st.release(id, a.Epoch)
 		}, func(any, error) { m.exit() })
 	}
-	if m.core == nil {
+	if a.Map == nil {
 		release()
 		return
 	}
-	p := toProto(m.core.ShardMap())
-	p.MaxEpoch = max(p.MaxEpoch, m.term.Reserved())
-	m.core = nil
+	p := toProto(*a.Map)
+	p.MaxEpoch = a.MaxEpoch
 	run, released := m.p.run, false
 	once := func() {
 		if !released {
@@ -545,7 +436,7 @@ func (m *masterNode) releaseLease(a lease.ReleaseLease) {
 			m.p.deliver(run, release)
 		}
 	}
-	m.queueWrite(p, func(error) { once() })
+	m.queueWrite(p, m.mc.Term(), a.Epoch, func(error) { once() })
 	m.w.after(time.Second, once)
 }
 
@@ -560,19 +451,15 @@ func (m *masterNode) stop() {
 		m.blockGen++
 		switch what {
 		case "write":
-			m.leaseStep(lease.MapWriteFailed{Err: "context canceled"})
+			m.step(primary.MapWritten{Term: m.mc.Term(), Err: "context canceled"})
 		case "load":
-			m.leaseStep(lease.ShardMapLoaded{Err: errors.New("context canceled")})
+			m.step(primary.MapLoaded{Err: errors.New("context canceled")})
 		}
 	}
-	acts, _ := m.term.Step(m.p.local(), lease.Shutdown{})
-	for _, a := range acts {
-		if r, ok := a.(lease.ReleaseLease); ok {
-			m.releaseLease(r)
-			return
-		}
+	m.step(primary.Shutdown{})
+	if !m.releasing {
+		m.exit()
 	}
-	m.exit()
 }
 
 // exit leaves the gossip cluster and ends the process.
@@ -581,23 +468,19 @@ func (m *masterNode) exit() {
 	m.crash()
 }
 
-func (m *masterNode) crash() {
-	m.p.crash()
-	m.core = nil
-	m.termNo++
-}
+func (m *masterNode) crash() { m.p.crash() }
 
 // Gossip, as master/gossip.go decides it.
 func (m *masterNode) coreappJoined(id string) {
 	m.peers[id] = true
-	m.input(func() { m.coreStep(failover.CoreappJoined{ID: id}) })
+	m.step(primary.CoreappJoined{ID: id})
 }
 
 // coreappLeft forgets the coreapp, on a secondary too (master/node.go): a
 // later term must not heartbeat a coreapp that said goodbye.
 func (m *masterNode) coreappLeft(id string) {
 	delete(m.peers, id)
-	m.input(func() { m.coreStep(failover.CoreappLeft{ID: id}) })
+	m.step(primary.CoreappLeft{ID: id})
 }
 
-func (m *masterNode) masterLeft(id string) { m.leaseStep(lease.MasterLeft{ID: id}) }
+func (m *masterNode) masterLeft(id string) { m.step(primary.MasterLeft{ID: id}) }

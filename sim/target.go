@@ -145,7 +145,7 @@ func (t *Target) Nodes(context.Context) (map[string]scenarios.NodeState, error) 
 	out := map[string]scenarios.NodeState{}
 	for _, m := range t.w.masters {
 		role := "secondary_master"
-		if m.core != nil {
+		if m.primary() {
 			role = "primary_master"
 		}
 		out[m.p.id] = scenarios.NodeState{ID: m.p.id, Role: role, Up: m.p.up && !m.p.paused}

@@ -16,7 +16,8 @@
 //	    execute(acts)                           // see below
 //	    timer.Reset(c.NextWake() - now)         // zero NextWake: no timer
 //
-// Rules for the driver:
+// Rules for the driver (primary.Machine follows them for the master's loop
+// and the simulator alike):
 //   - One goroutine owns the Core. gRPC callbacks, memberlist and settings
 //     watchers post events to it; they never call it.
 //   - Right after New, Step(now, Tick{}): it sends the first heartbeats (and

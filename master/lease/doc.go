@@ -14,6 +14,9 @@
 //
 // # Driving it
 //
+// primary.Machine is its one driver: it joins the Term to the failover
+// core and is what the master's loop and the simulator step. Its rules:
+//
 //   - One goroutine (the master's loop) owns the Term. now comes from the
 //     master's own clock and never goes back.
 //   - Step Settings with the live intervals on the first snapshot (it
