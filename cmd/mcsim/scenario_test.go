@@ -87,8 +87,10 @@ func TestScenarioRunEndToEnd(t *testing.T) {
 	if code != exitUsage || !strings.Contains(errs, "typo.yaml:4:11: steps[1].kill: unknown node selector \"coreap-1\"") {
 		t.Errorf("typo: exit %d, stderr %q; want exit 2 with file:line:col", code, errs)
 	}
-	if code, _, errs = mcsimCmd(ctx, t, bin, "scenario", "run", "coreapp-crash", "--target", "sim"); code != exitUsage {
-		t.Errorf("--target sim: exit %d (%s), want 2 until the simulator exists", code, errs)
+	// The same scenario in the simulator: the same verdict, from the
+	// same binary.
+	if code, out, errs := mcsimCmd(ctx, t, bin, "scenario", "run", "coreapp-crash", "--target", "sim", "--seed", "7"); code != exitOK || !strings.Contains(out, "PASS coreapp-crash run 0 seed 7") {
+		t.Errorf("--target sim: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errs)
 	}
 
 	left, _ := filepath.Glob(filepath.Join(parent, "mcsim-scenario-*"))
