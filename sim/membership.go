@@ -7,10 +7,11 @@ import "time"
 // graceful leave are pushed to the masters directly (membership's direct
 // push), arriving within tens of milliseconds of the process's start or
 // its SIGTERM; a master that joins learns every member at once by
-// push-pull with its seed. Gossip that cannot cross a cut link is retried
-// every gossip interval (500 ms, membership/config.go) until it can. Failure detection is not
-// modelled: to a master, gossip's "failed" means nothing (the heartbeat
-// rule decides, master/gossip.go).
+// push-pull with its seed. What cannot cross a cut link directly goes
+// through another member a gossip round (500 ms, membership/config.go)
+// later, or waits until some member can relay it. Failure detection is
+// not modelled: to a master, gossip's "failed" means nothing (the
+// heartbeat rule decides, master/gossip.go).
 const (
 	gossipInterval = 500 * time.Millisecond
 	joinMin        = 5 * time.Millisecond
@@ -28,13 +29,41 @@ func (w *World) gossip(from string, to *proc, lo, hi time.Duration, fn func()) {
 		if !to.up || to.run != run {
 			return
 		}
+		d := w.uniform(lo, hi)
 		if w.net.cut(from, to.id) {
-			w.after(gossipInterval, try)
-			return
+			// Cut: another member may relay it, a gossip round later;
+			// with nobody to relay, try again next round.
+			if !w.relay(from, to.id) {
+				w.after(gossipInterval, try)
+				return
+			}
+			d += w.uniform(0, gossipInterval)
 		}
-		w.after(w.uniform(lo, hi), func() { to.deliver(run, fn) })
+		w.after(d, func() { to.deliver(run, fn) })
 	}
 	try()
+}
+
+// relay says whether some running member other than from and to hears
+// from and is heard by to: gossip then reaches to through it.
+func (w *World) relay(from, to string) bool {
+	ok := func(p *proc) bool {
+		return p.id != from && p.id != to && p.up && !p.paused && !w.net.cut(from, p.id) && !w.net.cut(p.id, to)
+	}
+	if ok(w.store.p) {
+		return true
+	}
+	for _, m := range w.masters {
+		if ok(m.p) {
+			return true
+		}
+	}
+	for _, c := range w.coreapps {
+		if ok(c.p) {
+			return true
+		}
+	}
+	return false
 }
 
 // joined: p is a gossip member now. The masters hear of a coreapp; a
