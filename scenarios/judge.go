@@ -369,9 +369,6 @@ func (r *runner) maxWindow(at time.Time) time.Duration {
 	return w
 }
 
-// checkLiveness: once every fault has ended, every shard is served again
-// within lease + rule1, while enough coreapps and a master are up. A
-// killed node that was never restarted ends its fault when it is killed.
 // servedStretch is when the stretch of "every shard of the current count
 // served" that lasts until now began, as the runner saw it; false if not
 // every shard is served now.
@@ -387,6 +384,9 @@ func (r *runner) servedStretch() (time.Time, bool) {
 	return r.servedLog[i].at, true
 }
 
+// checkLiveness: once every fault has ended, every shard is served again
+// within lease + rule1, while enough coreapps and a master are up. A
+// killed node that was never restarted ends its fault when it is killed.
 func (r *runner) checkLiveness(ctx context.Context) []Violation {
 	if len(r.faults) == 0 {
 		return nil

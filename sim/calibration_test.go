@@ -97,6 +97,9 @@ func lastRenewal(w *World, node string, at time.Time) time.Duration {
 func TestCalibration(t *testing.T) {
 	const hb, ui = time.Second, 3 * time.Second
 	crash := runPhased(t, "coreapp-crash", 200, 1, 2, lastHeartbeat)
+	if len(crash) != 200 {
+		t.Fatalf("coreapp-crash: %d measured failovers of 200 runs (did the library's steps move?)", len(crash))
+	}
 	for _, p := range crash {
 		// Rule 1: unhealthy at the next heartbeat's send + ui; the
 		// failover adds only the assign and the session (ε).
@@ -107,6 +110,9 @@ func TestCalibration(t *testing.T) {
 	}
 	logPhased(t, "coreapp-crash failover", crash, 50*time.Millisecond)
 	kill := runPhased(t, "primary-killed", 200, 1, 2, lastRenewal)
+	if len(kill) != 200 {
+		t.Fatalf("primary-killed: %d measured takeovers of 200 runs (did the library's steps move?)", len(kill))
+	}
 	for _, p := range kill {
 		// The store grants the lease again TTL (= ui) after the last
 		// renewal it granted; the secondary asks as it lapses.

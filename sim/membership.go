@@ -20,13 +20,21 @@ const (
 	leaveMax       = 8 * time.Millisecond
 )
 
-// gossip tells to (its current run) fn, as news from `from` (which link it
-// crosses), lo..hi after now.
-func (w *World) gossip(from string, to *proc, lo, hi time.Duration, fn func()) {
-	run := to.run
+// gossip tells to (its current run) fn, as news about the current run of
+// from (which link it crosses), lo..hi after now. News of a run that is
+// over is dropped, as memberlist drops a message of an older incarnation:
+// a join once that run crashed, a goodbye once the node runs again.
+func (w *World) gossip(src *proc, to *proc, lo, hi time.Duration, leave bool, fn func()) {
+	run, from, srcRun := to.run, src.id, src.run
+	stale := func() bool {
+		if leave {
+			return src.up && src.run != srcRun // it runs again: a newer incarnation
+		}
+		return src.run != srcRun
+	}
 	var try func()
 	try = func() {
-		if !to.up || to.run != run {
+		if !to.up || to.run != run || stale() {
 			return
 		}
 		d := w.uniform(lo, hi)
@@ -39,7 +47,11 @@ func (w *World) gossip(from string, to *proc, lo, hi time.Duration, fn func()) {
 			}
 			d += w.uniform(0, gossipInterval)
 		}
-		w.after(d, func() { to.deliver(run, fn) })
+		w.after(d, func() {
+			if !stale() {
+				to.deliver(run, fn)
+			}
+		})
 	}
 	try()
 }
@@ -72,7 +84,7 @@ func (w *World) joined(p *proc) {
 	if c := w.coreappByID(p.id); c != nil {
 		for _, m := range w.masters {
 			if m.p.up && m.haveSnap {
-				w.gossip(p.id, m.p, joinMin, joinMax, func() { m.coreappJoined(c.p.id) })
+				w.gossip(p, m.p, joinMin, joinMax, false, func() { m.coreappJoined(c.p.id) })
 			}
 		}
 		return
@@ -83,7 +95,7 @@ func (w *World) joined(p *proc) {
 	d := w.uniform(time.Millisecond, 5*time.Millisecond)
 	for _, c := range w.coreapps {
 		if c.p.up && c.ready {
-			w.gossip(c.p.id, m.p, d, d, func() { m.coreappJoined(c.p.id) })
+			w.gossip(c.p, m.p, d, d, false, func() { m.coreappJoined(c.p.id) })
 		}
 	}
 }
@@ -96,9 +108,9 @@ func (w *World) left(p *proc) {
 			continue
 		}
 		if c != nil {
-			w.gossip(p.id, m.p, leaveMin, leaveMax, func() { m.coreappLeft(p.id) })
+			w.gossip(p, m.p, leaveMin, leaveMax, true, func() { m.coreappLeft(p.id) })
 		} else {
-			w.gossip(p.id, m.p, leaveMin, leaveMax, func() { m.masterLeft(p.id) })
+			w.gossip(p, m.p, leaveMin, leaveMax, true, func() { m.masterLeft(p.id) })
 		}
 	}
 }

@@ -84,7 +84,7 @@ simulator can run thousands of seeds and replay one exactly.`,
 	fl := c.Flags()
 	fl.StringVar(&f.target, "target", "sim", `where to run: only "sim"`)
 	fl.StringVar(&f.seeds, "seeds", "1..100", "the seeds to run, A..B (both included)")
-	fl.IntVar(&f.workers, "workers", runtime.NumCPU(), "seeds run in parallel (default: every core)")
+	fl.IntVar(&f.workers, "workers", runtime.NumCPU(), "seeds run in parallel (every core)")
 	fl.BoolVar(&f.all, "all", false, "run every seed instead of stopping at the first failing one")
 	fl.StringVar(&f.out, "out", ".", "directory for the minimal scenario file")
 	fl.BoolVar(&f.asJSON, "json", false, "print one JSON line per failing seed and a summary line")
@@ -169,11 +169,16 @@ func runExplore(cmd *cobra.Command, arg string, f exploreFlags) error {
 		fmt.Fprintln(stdout, string(b))
 	} else {
 		if !s.Reproduced {
-			fmt.Fprintf(stdout, "seed %d: the schedule written out as explicit steps does not break %s again; kept whole (not shrunk)\n", s.Seed, s.Breach)
-		}
-		fmt.Fprintf(stdout, "shrunk seed %d: %d nemesis faults → %d in %d runs, still breaking %s:\n", s.Seed, len(s.Original), len(s.Minimal), s.Runs, s.Breach)
-		for _, fl := range s.Minimal {
-			fmt.Fprintf(stdout, "  %s\n", fl)
+			fmt.Fprintf(stdout, "seed %d: the schedule written out as explicit steps does not break %s again; kept whole (not shrunk), %d nemesis faults\n", s.Seed, s.Breach, len(s.Original))
+		} else {
+			fmt.Fprintf(stdout, "shrunk seed %d: %d nemesis faults → %d in %d runs, still breaking %s", s.Seed, len(s.Original), len(s.Minimal), s.Runs, s.Breach)
+			if len(s.Minimal) > 0 {
+				fmt.Fprint(stdout, ":")
+			}
+			fmt.Fprintln(stdout)
+			for _, fl := range s.Minimal {
+				fmt.Fprintf(stdout, "  %s\n", fl)
+			}
 		}
 		fmt.Fprintf(stdout, "minimal scenario: %s\nreplay: %s\n", path, replay)
 	}
@@ -302,7 +307,7 @@ Exit codes: 0 every mechanism was caught and shrunk; 1 one was not.`, sim.Selfte
 			return nil
 		},
 	}
-	c.Flags().IntVar(&workers, "workers", runtime.NumCPU(), "seeds run in parallel (default: every core)")
+	c.Flags().IntVar(&workers, "workers", runtime.NumCPU(), "seeds run in parallel (every core)")
 	c.Flags().StringVar(&out, "out", "", "write each minimal scenario into this directory")
 	return c
 }

@@ -13,6 +13,13 @@ import (
 // loseShard takes shard s from its owner. It is reassigned by
 // assignUnassigned in the same Step if a healthy standby exists.
 func (c *Core) loseShard(now time.Time, s int, reason LostReason) {
+	// An Assign of this shard still queued in the batch (made by an event
+	// applied earlier in it, a shard-count change) is void now: sent, it
+	// would name an owner the map no longer has.
+	c.rpcs = slices.DeleteFunc(c.rpcs, func(a Action) bool {
+		as, ok := a.(Assign)
+		return ok && as.Shard == s
+	})
 	a := c.sm.Assignments[s]
 	c.reports = append(c.reports, ShardLost{Shard: s, Coreapp: a.Coreapp, Epoch: a.Epoch, Reason: reason, At: now})
 	c.sm.Assignments[s] = Assignment{Shard: s}

@@ -36,10 +36,15 @@ type Core struct {
 	// nothing to scan for. Everything that can move a coreapp's next
 	// heartbeat or deadline earlier (a join, a recovery, a stall, a
 	// settings change) clears dueValid; answers and sends only move them
-	// later. On a thousand coreapps the scan on every Step was most of a
+	// later, and an answer or a leave clears it when the coreapp it
+	// concerns was the one due first (the next due is then someone else's,
+	// later). dueAt is thus always exact: NextWake and the stall check
+	// read it. On a thousand coreapps the scan on every Step was most of a
 	// master's time.
 	dueAt    time.Time
 	dueValid bool
+	// noDueCache scans on every Step (tests compare the two).
+	noDueCache bool
 
 	// The batch being built; New may leave one for the first Step.
 	reports []Action // reports and heartbeats, in the order they happened
@@ -137,7 +142,7 @@ func (c *Core) Step(now time.Time, ev Event) ([]Action, error) {
 	if err := c.begin(now, ev); err != nil {
 		return nil, err
 	}
-	if !c.dueValid || !now.Before(c.dueAt) {
+	if !c.dueValid || !now.Before(c.dueAt) || c.noDueCache {
 		c.expire(now)
 		c.sendHeartbeats(now)
 		c.dueAt, c.dueValid = c.earliestDue(), true
@@ -216,18 +221,27 @@ func (c *Core) nextWake() time.Time {
 // coreapp (zero: none).
 func (c *Core) earliestDue() time.Time {
 	var w time.Time
-	min := func(t time.Time) {
-		if !t.IsZero() && (w.IsZero() || t.Before(w)) {
-			w = t
-		}
-	}
 	for _, ca := range c.all() {
-		min(ca.nextHB)
-		if !c.noDeadline {
-			min(c.deadline(ca))
-		}
+		w = earlier(w, c.dueOf(ca))
 	}
 	return w
+}
+
+// dueOf is ca's next heartbeat or its rule-1 deadline, whichever is first.
+func (c *Core) dueOf(ca *coreapp) time.Time {
+	w := ca.nextHB
+	if !c.noDeadline {
+		w = earlier(w, c.deadline(ca))
+	}
+	return w
+}
+
+// earlier is the earlier of two times, zero meaning none.
+func earlier(a, b time.Time) time.Time {
+	if a.IsZero() || !b.IsZero() && b.Before(a) {
+		return b
+	}
+	return a
 }
 
 // ShardMap returns a copy of the current map (what the last
@@ -299,7 +313,6 @@ func (c *Core) ids() []string {
 	return c.sortedIDs
 }
 
-// clockFrom is rule 1's t for a coreapp with outstanding heartbeats.
 // all is every coreapp in id order: the loops that run on every Step
 // (deadlines, heartbeats due) walk it instead of looking each id up, which
 // on a thousand coreapps was most of a master's time.
@@ -308,6 +321,7 @@ func (c *Core) all() []*coreapp {
 	return c.sortedCAs
 }
 
+// clockFrom is rule 1's t for a coreapp with outstanding heartbeats.
 func (c *Core) clockFrom(ca *coreapp) (earliest, from time.Time, ok bool) {
 	if len(ca.outstanding) == 0 {
 		return time.Time{}, time.Time{}, false
@@ -423,6 +437,7 @@ func (c *Core) apply(now time.Time, ev Event) {
 			c.recover(now, ca)
 		}
 	case CoreappLeft:
+		c.dueValid = false // it may have been due first
 		for s, a := range c.sm.Assignments {
 			if a.Coreapp == ev.ID {
 				c.loseShard(now, s, LostLeft)
@@ -496,6 +511,9 @@ func (c *Core) adopt(now time.Time, id string, s ServedShard) bool {
 // coreapp says it serves with the map.
 func (c *Core) answered(now time.Time, ev HeartbeatAnswered) {
 	ca := c.coreapps[ev.ID]
+	if c.dueValid && c.dueOf(ca).Equal(c.dueAt) {
+		c.dueValid = false // it was due first; the next due is later
+	}
 	i := 0
 	for i < len(ca.outstanding) && ca.outstanding[i].seq <= ev.Seq {
 		i++

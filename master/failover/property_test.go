@@ -80,7 +80,30 @@ func TestRandomRuns(t *testing.T) {
 	}
 }
 
-func randomRun(t *testing.T, seed uint64) string {
+// TestDueCacheChangesNothing: the core's memory of when something is due
+// next (dueAt) only saves scans; with it and without it every random run
+// decides the same, action for action.
+func TestDueCacheChangesNothing(t *testing.T) {
+	for seed := uint64(1); seed <= 300; seed++ {
+		if a, b := randomRunWith(t, seed, false), randomRunWith(t, seed, true); a != b {
+			t.Fatalf("seed %d: the run with the due cache differs from the one that scans every Step:\n%s", seed, firstDifference(a, b))
+		}
+	}
+}
+
+func firstDifference(a, b string) string {
+	la, lb := strings.Split(a, "\n"), strings.Split(b, "\n")
+	for i := range min(len(la), len(lb)) {
+		if la[i] != lb[i] {
+			return fmt.Sprintf("line %d:\n  cached: %s\n  scans:  %s", i+1, la[i], lb[i])
+		}
+	}
+	return fmt.Sprintf("%d lines against %d", len(la), len(lb))
+}
+
+func randomRun(t *testing.T, seed uint64) string { return randomRunWith(t, seed, false) }
+
+func randomRunWith(t *testing.T, seed uint64, noDueCache bool) string {
 	r := rand.New(rand.NewPCG(seed, 0xfa11))
 	cfg := Config{
 		HeartbeatInterval: time.Duration(1+r.IntN(5)) * time.Second,
@@ -91,6 +114,7 @@ func randomRun(t *testing.T, seed uint64) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	h.c.noDueCache = noDueCache
 	// Even seeds apply simultaneous replies as one batch, as the driver does.
 	h.batch = seed%2 == 0
 	model := &rule1Model{sent: map[string]map[uint64]time.Time{}, answered: map[string]uint64{}, ui: cfg.UnhealthyInterval}
