@@ -36,13 +36,14 @@ type Core struct {
 	// nothing to scan for. Everything that can move a coreapp's next
 	// heartbeat or deadline earlier (a join, a recovery, a stall, a
 	// settings change) clears dueValid; answers and sends only move them
-	// later, and an answer or a leave clears it when the coreapp it
-	// concerns was the one due first (the next due is then someone else's,
-	// later). dueAt is thus always exact: NextWake and the stall check
+	// later, and a leave clears it, as does an answer of the last coreapp
+	// due at dueAt (dueCount counts them: many are due at the same instant
+	// when a new primary heartbeats all at once). dueAt is thus always exact: NextWake and the stall check
 	// read it. On a thousand coreapps the scan on every Step was most of a
 	// master's time.
 	dueAt    time.Time
 	dueValid bool
+	dueCount int // how many coreapps are due at dueAt
 	// noDueCache scans on every Step (tests compare the two).
 	noDueCache bool
 
@@ -145,7 +146,8 @@ func (c *Core) Step(now time.Time, ev Event) ([]Action, error) {
 	if !c.dueValid || !now.Before(c.dueAt) || c.noDueCache {
 		c.expire(now)
 		c.sendHeartbeats(now)
-		c.dueAt, c.dueValid = c.earliestDue(), true
+		c.dueAt, c.dueCount = c.earliestDue()
+		c.dueValid = true
 	}
 	c.assignUnassigned(now)
 
@@ -209,7 +211,7 @@ func (c *Core) nextWake() time.Time {
 	}
 	w := c.dueAt
 	if !c.dueValid {
-		w = c.earliestDue()
+		w, _ = c.earliestDue()
 	}
 	if t := c.startupUntil; !t.IsZero() && (w.IsZero() || t.Before(w)) {
 		w = t
@@ -218,13 +220,21 @@ func (c *Core) nextWake() time.Time {
 }
 
 // earliestDue is the earliest heartbeat due or rule-1 deadline of any
-// coreapp (zero: none).
-func (c *Core) earliestDue() time.Time {
+// coreapp (zero: none), and how many coreapps are due then.
+func (c *Core) earliestDue() (time.Time, int) {
 	var w time.Time
+	n := 0
 	for _, ca := range c.all() {
-		w = earlier(w, c.dueOf(ca))
+		d := c.dueOf(ca)
+		switch {
+		case d.IsZero():
+		case w.IsZero() || d.Before(w):
+			w, n = d, 1
+		case d.Equal(w):
+			n++
+		}
 	}
-	return w
+	return w, n
 }
 
 // dueOf is ca's next heartbeat or its rule-1 deadline, whichever is first.
@@ -511,8 +521,16 @@ func (c *Core) adopt(now time.Time, id string, s ServedShard) bool {
 // coreapp says it serves with the map.
 func (c *Core) answered(now time.Time, ev HeartbeatAnswered) {
 	ca := c.coreapps[ev.ID]
-	if c.dueValid && c.dueOf(ca).Equal(c.dueAt) {
-		c.dueValid = false // it was due first; the next due is later
+	// If it was due first and no longer is once its answer is in, the
+	// earliest due is another's: with nobody else due then, look again.
+	if wasFirst := c.dueValid && c.dueOf(ca).Equal(c.dueAt); wasFirst {
+		defer func() {
+			if c.dueValid && !c.dueOf(ca).Equal(c.dueAt) {
+				if c.dueCount--; c.dueCount <= 0 {
+					c.dueValid = false
+				}
+			}
+		}()
 	}
 	i := 0
 	for i < len(ca.outstanding) && ca.outstanding[i].seq <= ev.Seq {
