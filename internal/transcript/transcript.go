@@ -50,3 +50,18 @@ func Num(t testing.TB, d *datadriven.TestData, key string) uint64 {
 	}
 	return v
 }
+
+// Advance moves *now to base plus the command's at= (if it has one); a
+// time before *now fails the test: a transcript's clock never goes back.
+func Advance(t testing.TB, d *datadriven.TestData, base time.Time, now *time.Time) {
+	t.Helper()
+	v, ok := Dur(t, d, "at")
+	if !ok {
+		return
+	}
+	at := base.Add(v)
+	if at.Before(*now) {
+		t.Fatalf("%s: at=%v goes back in time", d.Pos, v)
+	}
+	*now = at
+}

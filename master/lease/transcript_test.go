@@ -53,13 +53,7 @@ type harness struct {
 }
 
 func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
-	if v, ok := transcript.Dur(t, d, "at"); ok {
-		if at := t0().Add(v); at.Before(h.now) {
-			t.Fatalf("%s: at=%v goes back in time", d.Pos, v)
-		} else {
-			h.now = at
-		}
-	}
+	transcript.Advance(t, d, t0(), &h.now)
 	answer := func() Answered {
 		a := Answered{SentAt: h.lastSent, TTL: h.lastTTL}
 		if v, ok := transcript.Dur(t, d, "sent"); ok {
