@@ -76,3 +76,18 @@ func TestSimCommands(t *testing.T) {
 		}
 	})
 }
+
+// webhook-sink refuses bad flags before it listens.
+func TestWebhookSinkUsage(t *testing.T) {
+	for _, args := range [][]string{
+		{"webhook-sink", "--fail", "130%"},
+		{"webhook-sink", "--fail", "lots"},
+		{"webhook-sink", "--listen", "nope"},
+		{"webhook-sink", "--latency", "-1s"},
+		{"webhook-sink", "--down-for", "-2s"},
+	} {
+		if code, out := run(t, args...); code != exitUsage {
+			t.Errorf("mcsim %v: exit %d, want 2: %s", args, code, out)
+		}
+	}
+}
