@@ -25,7 +25,7 @@ import (
 func newScenarioCommand() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "scenario",
-		Short: "Chaos scenario scripts: run, check, list the library, print the schema",
+		Short: "Chaos scenario scripts: run (real processes or the simulator), explore and selftest in the simulator, check, list, schema",
 		Long: `A scenario is a chaos script and a timing test in one YAML file: a cluster
 shape, the settings it starts with, steps (faults, changes, waits,
 expectations) and the invariants judged over the whole run. The contract is
