@@ -65,3 +65,16 @@ func Advance(t testing.TB, d *datadriven.TestData, base time.Time, now *time.Tim
 	}
 	*now = at
 }
+
+// SentTTL is an acquire answer's send time and TTL: sent= (an offset from
+// base) and ttl= when the command has them, else the last request's.
+func SentTTL(t testing.TB, d *datadriven.TestData, base, lastSent time.Time, lastTTL time.Duration) (time.Time, time.Duration) {
+	t.Helper()
+	if v, ok := Dur(t, d, "sent"); ok {
+		lastSent = base.Add(v)
+	}
+	if v, ok := Dur(t, d, "ttl"); ok {
+		lastTTL = v
+	}
+	return lastSent, lastTTL
+}

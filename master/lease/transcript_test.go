@@ -55,14 +55,8 @@ type harness struct {
 func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 	transcript.Advance(t, d, t0(), &h.now)
 	answer := func() Answered {
-		a := Answered{SentAt: h.lastSent, TTL: h.lastTTL}
-		if v, ok := transcript.Dur(t, d, "sent"); ok {
-			a.SentAt = t0().Add(v)
-		}
-		if v, ok := transcript.Dur(t, d, "ttl"); ok {
-			a.TTL = v
-		}
-		return a
+		sent, ttl := transcript.SentTTL(t, d, t0(), h.lastSent, h.lastTTL)
+		return Answered{SentAt: sent, TTL: ttl}
 	}
 	var ev Event
 	switch d.Cmd {
