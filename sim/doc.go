@@ -1,8 +1,7 @@
 // Package sim is the deterministic simulator: the cluster's pure machines
 // (master/primary with master/lease and master/failover, coreapp/books,
-// coord, gateway.Log) driven
-// by a discrete-event loop in virtual time instead of by goroutines, gRPC
-// and the wall clock.
+// coord, gateway.Log) driven by a discrete-event loop in virtual time
+// instead of by goroutines, gRPC and the wall clock.
 //
 // One World is one run. It has one thread, one event heap ordered by
 // (time, sequence), and one seeded PCG source from which every random
@@ -19,8 +18,14 @@
 // messages until the heal, exactly the semantics of internal/faultnet on
 // real processes. Process faults (crash, pause, restart, graceful stop)
 // and per-node clock rates are modelled in node.go; membership (join,
-// graceful leave) in membership.go with the delays of memberlist's local
-// tuning.
+// graceful leave, relayed around cuts) in membership.go with the delays
+// measured on real processes.
+//
+// What only a simulator can see, when an answer reached a host and which
+// lease a master could prove, feeds the ground-truth checks of truth.go
+// (rules 2, 3 and 4). Explore (explore.go) runs seeds on every core,
+// Shrink (shrink.go) makes a failing run small, and Selftest (selftest.go)
+// proves every check can fail.
 //
 // Target (target.go) is the scenarios.Target of the simulator: the scenario
 // runner drives it exactly as it drives real processes.
