@@ -1,6 +1,7 @@
 package callbacks
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"slices"
@@ -104,20 +105,10 @@ func (o *Outbox) fail(now time.Time, i int, timedOut bool) Action {
 	delay := min(o.cfg.Backoff*time.Duration(c.failures), o.cfg.MaxBackoff)
 	c.due = now.Add(delay)
 	at, _ := slices.BinarySearchFunc(o.waiting, c.seq, func(w *callback, seq uint64) int {
-		return cmpUint(w.seq, seq)
+		return cmp.Compare(w.seq, seq)
 	})
 	o.waiting = slices.Insert(o.waiting, at, c)
 	return Retry{ID: c.st.ID, Attempt: c.attempts, TimedOut: timedOut, Delay: delay, At: c.due}
-}
-
-func cmpUint(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // dispatch posts what is due, in queue order, while there is room.

@@ -30,10 +30,8 @@ func TestTranscripts(t *testing.T) {
 	datadriven.Walk(t, "testdata", func(t *testing.T, path string) {
 		o, now := New(), t0()
 		datadriven.RunTest(t, path, func(t *testing.T, d *datadriven.TestData) string {
-			if d.Cmd == "tick" && !d.HasArg("at") {
-				if w := o.NextWake(); w.After(now) {
-					now = w
-				}
+			if d.Cmd == "tick" {
+				transcript.Wake(d, o.NextWake(), &now)
 			}
 			transcript.Advance(t, d, t0(), &now)
 			var ev Event

@@ -1,8 +1,10 @@
 package sim
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/mcsim/mcsim/coreapp"
@@ -264,11 +266,9 @@ func sortedKeys(m map[sessKey]gateway.SessionID) []sessKey {
 	for k := range m {
 		out = append(out, k)
 	}
-	for i := 1; i < len(out); i++ {
-		for j := i; j > 0 && (out[j].shard < out[j-1].shard || out[j].shard == out[j-1].shard && out[j].epoch < out[j-1].epoch); j-- {
-			out[j], out[j-1] = out[j-1], out[j]
-		}
-	}
+	slices.SortFunc(out, func(a, b sessKey) int {
+		return cmp.Or(cmp.Compare(a.shard, b.shard), cmp.Compare(a.epoch, b.epoch))
+	})
 	return out
 }
 

@@ -1,8 +1,10 @@
 package sim
 
 import (
+	"cmp"
 	"context"
 	"io"
+	"slices"
 	"sync"
 
 	"github.com/mcsim/mcsim/scenarios"
@@ -83,7 +85,7 @@ func Explore(ctx context.Context, sc *scenarios.Scenario, cfg ExploreConfig) []S
 		})
 	}
 	wg.Wait()
-	sortRuns(failing)
+	slices.SortFunc(failing, func(a, b SeedRun) int { return cmp.Compare(a.Seed, b.Seed) })
 	if !cfg.All && len(failing) > 1 {
 		failing = failing[:1]
 	}
@@ -96,12 +98,4 @@ func RunSeed(ctx context.Context, sc *scenarios.Scenario, seed uint64, sab Sabot
 	out, err := scenarios.Run(ctx, New(Config{Seed: seed, Sabotage: sab}), sc,
 		scenarios.Options{Seed: seed, Epsilon: DefaultEpsilon, Events: events})
 	return SeedRun{Seed: seed, Outcome: out, Err: err}
-}
-
-func sortRuns(rs []SeedRun) {
-	for i := 1; i < len(rs); i++ {
-		for j := i; j > 0 && rs[j].Seed < rs[j-1].Seed; j-- {
-			rs[j], rs[j-1] = rs[j-1], rs[j]
-		}
-	}
 }

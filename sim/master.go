@@ -161,12 +161,12 @@ func (m *masterNode) carry(acts []primary.Action) {
 func (m *masterNode) acquire(a primary.SendAcquire) {
 	st := m.w.store
 	sentAt, inc := m.p.local(), m.incarnation()
-	m.w.callAt(m.p, st.p, a.Timeout, func() (any, error, time.Time) {
+	m.w.callAt(m.p, st.p, a.Timeout, func() (any, time.Time, error) {
 		v, err := st.acquire(m.p.id, inc, a.TTL)
 		if err != nil || !v.granted {
-			return v, err, time.Time{} // a refusal writes nothing
+			return v, time.Time{}, err // a refusal writes nothing
 		}
-		return v, err, st.commit()
+		return v, st.commit(), nil
 	}, func(v any, err error) {
 		ev := primary.Answered{SentAt: sentAt, TTL: a.TTL, Err: err}
 		if err == nil {
@@ -186,7 +186,7 @@ func (m *masterNode) loadMap(a primary.LoadShardMap) {
 	st := m.w.store
 	m.blocked = "load"
 	gen := m.blockGen
-	m.w.callBlocking(m.p, st.p, a.Timeout, func() (any, error, time.Time) { return st.smap, nil, time.Time{} }, func(v any, err error) {
+	m.w.callBlocking(m.p, st.p, a.Timeout, func() (any, time.Time, error) { return st.smap, time.Time{}, nil }, func(v any, err error) {
 		if m.blockGen != gen {
 			return // a stop cut the load short
 		}
@@ -407,8 +407,9 @@ func (m *masterNode) writeNext(term, leaseEpoch uint64) {
 		timeout = min(timeout, remaining)
 	}
 	newest := batch[len(batch)-1].m
-	m.w.callFromOther(m.p, st.p, timeout, func() (any, error, time.Time) {
-		return nil, st.writeMap(id, leaseEpoch, newest), st.commit()
+	m.w.callFromOther(m.p, st.p, timeout, func() (any, time.Time, error) {
+		err := st.writeMap(id, leaseEpoch, newest)
+		return nil, st.commit(), err
 	}, func(_ any, err error) { finish(err) })
 }
 
@@ -419,8 +420,8 @@ func (m *masterNode) releaseLease(a primary.ReleaseLease) {
 	m.releasing = true
 	st, id := m.w.store, m.p.id
 	release := func() {
-		m.w.callAt(m.p, st.p, time.Second, func() (any, error, time.Time) {
-			return nil, nil, st.release(id, a.Epoch)
+		m.w.callAt(m.p, st.p, time.Second, func() (any, time.Time, error) {
+			return nil, st.release(id, a.Epoch), nil
 		}, func(any, error) { m.exit() })
 	}
 	if a.Map == nil {

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"cmp"
 	"errors"
 	"slices"
 	"strings"
@@ -30,14 +31,10 @@ const (
 
 type linkKey struct{ from, to string }
 
-type held struct {
-	deliver func()
-}
-
 type network struct {
 	w      *World
 	faults map[linkKey]scenarios.NetLink
-	held   map[linkKey][]held
+	held   map[linkKey][]func() // stream messages held by a cut
 	// heldOrder lists the links with held messages in the order they were
 	// first held, so a heal delivers them in a fixed order.
 	heldOrder []linkKey
@@ -47,11 +44,11 @@ type network struct {
 	flying map[linkKey][]*flight
 	// stalled are the streams whose head message is being retransmitted,
 	// with what waits behind it.
-	stalled map[linkKey][]held
+	stalled map[linkKey][]func()
 }
 
 func newNetwork(w *World) *network {
-	return &network{w: w, faults: map[linkKey]scenarios.NetLink{}, held: map[linkKey][]held{}, last: map[linkKey]time.Time{}, stalled: map[linkKey][]held{}, flying: map[linkKey][]*flight{}}
+	return &network{w: w, faults: map[linkKey]scenarios.NetLink{}, held: map[linkKey][]func(){}, last: map[linkKey]time.Time{}, stalled: map[linkKey][]func(){}, flying: map[linkKey][]*flight{}}
 }
 
 // latency draws one datagram's latency on a link with fault f.
@@ -67,16 +64,16 @@ func (n *network) latency(f scenarios.NetLink) time.Duration {
 func (n *network) stream(from, to string, deliver func()) {
 	k := linkKey{from, to}
 	if q, ok := n.stalled[k]; ok {
-		n.stalled[k] = append(q, held{deliver: deliver})
+		n.stalled[k] = append(q, deliver)
 		return
 	}
 	f := n.faults[k]
 	if f.Cut {
-		n.hold(k, held{deliver: deliver})
+		n.hold(k, deliver)
 		return
 	}
 	if n.w.chance(f.LossPercent / 100) {
-		n.stalled[k] = []held{{deliver: deliver}}
+		n.stalled[k] = []func(){deliver}
 		n.w.after(rto, func() { n.retransmit(k, rto, 1) })
 		return
 	}
@@ -154,7 +151,7 @@ func (n *network) refly(k linkKey) {
 	for _, fl := range q {
 		fl.gen++ // the scheduled delivery is void
 		if f.Cut {
-			n.hold(k, held{deliver: fl.deliver})
+			n.hold(k, fl.deliver)
 			continue
 		}
 		at := fl.arrival(f)
@@ -166,7 +163,7 @@ func (n *network) refly(k linkKey) {
 	}
 }
 
-func (n *network) hold(k linkKey, m held) {
+func (n *network) hold(k linkKey, m func()) {
 	if len(n.held[k]) == 0 {
 		n.heldOrder = append(n.heldOrder, k)
 	}
@@ -195,20 +192,10 @@ func (n *network) retransmit(k linkKey, r time.Duration, losses int) {
 		return
 	}
 	delete(n.stalled, k)
-	n.send(k, f, q[0].deliver)
+	n.send(k, f, q[0])
 	for _, m := range q[1:] {
-		n.stream(k.from, k.to, m.deliver)
+		n.stream(k.from, k.to, m)
 	}
-}
-
-// datagram sends one UDP datagram from → to: cut or lost, it is gone.
-func (n *network) datagram(from, to string, deliver func()) bool {
-	f := n.faults[linkKey{from, to}]
-	if f.Cut || n.w.chance(f.LossPercent/100) {
-		return false
-	}
-	n.w.after(n.latency(f), deliver)
-	return true
 }
 
 // flyingOrder is the links with messages in flight, sorted: set re-times
@@ -221,10 +208,7 @@ func (n *network) flyingOrder() []linkKey {
 		}
 	}
 	slices.SortFunc(ks, func(a, b linkKey) int {
-		if c := strings.Compare(a.from, b.from); c != 0 {
-			return c
-		}
-		return strings.Compare(a.to, b.to)
+		return cmp.Or(strings.Compare(a.from, b.from), strings.Compare(a.to, b.to))
 	})
 	return ks
 }
@@ -266,7 +250,7 @@ func (n *network) set(links []scenarios.NetLink) {
 		msgs := n.held[k]
 		delete(n.held, k)
 		for _, m := range msgs {
-			n.stream(k.from, k.to, m.deliver)
+			n.stream(k.from, k.to, m)
 		}
 	}
 	n.heldOrder = still
@@ -296,13 +280,13 @@ func syncHandler(handle func() (any, error)) func(func(any, error)) {
 
 // callAt is call for a handler whose answer leaves only at a time it
 // names (a store write: once its fsync is done).
-func (w *World) callAt(caller, callee *proc, timeout time.Duration, handle func() (any, error, time.Time), reply func(any, error)) {
+func (w *World) callAt(caller, callee *proc, timeout time.Duration, handle func() (any, time.Time, error), reply func(any, error)) {
 	w.callWith(caller, callee, timeout, atHandler(w, handle), nil, reply, replyToLoop)
 }
 
-func atHandler(w *World, handle func() (any, error, time.Time)) func(func(any, error)) {
+func atHandler(w *World, handle func() (any, time.Time, error)) func(func(any, error)) {
 	return func(respond func(any, error)) {
-		v, err, at := handle()
+		v, at, err := handle()
 		w.at(at, func() { respond(v, err) })
 	}
 }
@@ -322,14 +306,14 @@ func (w *World) callAsync(caller, callee *proc, timeout time.Duration, handle fu
 
 // callBlocking is a call the caller's loop blocks on (it is busy until
 // the answer): what else arrives meanwhile waits, as in the real loop.
-func (w *World) callBlocking(caller, callee *proc, timeout time.Duration, handle func() (any, error, time.Time), reply func(any, error)) {
+func (w *World) callBlocking(caller, callee *proc, timeout time.Duration, handle func() (any, time.Time, error), reply func(any, error)) {
 	caller.busy = true
 	w.callWith(caller, callee, timeout, atHandler(w, handle), nil, reply, replyUnblocks)
 }
 
 // callFromOther is a call made by another goroutine of the caller than
 // its loop (the map writer): its answer does not wait for the loop.
-func (w *World) callFromOther(caller, callee *proc, timeout time.Duration, handle func() (any, error, time.Time), reply func(any, error)) {
+func (w *World) callFromOther(caller, callee *proc, timeout time.Duration, handle func() (any, time.Time, error), reply func(any, error)) {
 	w.callWith(caller, callee, timeout, atHandler(w, handle), nil, reply, replyToOther)
 }
 

@@ -9,49 +9,42 @@ import (
 	"github.com/mcsim/mcsim/scenarios"
 )
 
-// The network model, message by message: what arrives when, on a
-// stream (held by a cut, retransmitted under loss, in order) and as a
-// datagram (dropped by a cut or a loss).
+// The network model, message by message: what arrives when on a stream
+// (held by a cut, retransmitted under loss, re-timed when a delay heals,
+// in order).
 func TestNetworkModel(t *testing.T) {
 	ms := func(d time.Duration) string { return fmt.Sprintf("%.1fms", float64(d)/1e6) }
-	type send struct {
-		at       time.Duration
-		datagram bool
-	}
+	type send struct{ at time.Duration }
 	cases := []struct {
 		name   string
 		sends  []send
 		tables map[time.Duration][]scenarios.NetLink // the table from a time on
 		want   string
 	}{
-		{"no fault: loopback latency", []send{{0, false}, {10 * time.Millisecond, true}}, nil,
+		{"no fault: loopback latency", []send{{0}, {10 * time.Millisecond}}, nil,
 			"m0@0.1ms m1@10.1ms"},
-		{"a cut holds a stream until the heal, in order, and drops datagrams",
-			[]send{{0, false}, {5 * time.Millisecond, true}, {10 * time.Millisecond, false}},
+		{"a cut holds a stream until the heal, in order",
+			[]send{{0}, {10 * time.Millisecond}},
 			map[time.Duration][]scenarios.NetLink{0: {{From: "a", To: "b", Cut: true}}, 500 * time.Millisecond: nil},
-			"m0@500.1ms m2@500.1ms"},
+			"m0@500.1ms m1@500.1ms"},
 		{"delay keeps a stream in order",
-			[]send{{0, false}, {1 * time.Millisecond, false}},
+			[]send{{0}, {1 * time.Millisecond}},
 			map[time.Duration][]scenarios.NetLink{0: {{From: "a", To: "b", Latency: 100 * time.Millisecond, Jitter: 50 * time.Millisecond}}},
 			"m0@~ m1@~"},
 		{"a lost stream message is retransmitted; a heal lets the retransmission through",
-			[]send{{0, false}, {50 * time.Millisecond, false}},
+			[]send{{0}, {50 * time.Millisecond}},
 			map[time.Duration][]scenarios.NetLink{0: {{From: "a", To: "b", LossPercent: 100}}, 500 * time.Millisecond: nil},
 			// retransmissions at 200 and 600 ms: the second is after the heal
 			"m0@600.1ms m1@600.1ms"},
 		{"a heal of a delay releases what is in flight at once",
-			[]send{{0, false}, {10 * time.Millisecond, false}},
+			[]send{{0}, {10 * time.Millisecond}},
 			map[time.Duration][]scenarios.NetLink{0: {{From: "a", To: "b", Latency: 400 * time.Millisecond}}, 100 * time.Millisecond: nil},
 			"m0@100.0ms m1@100.0ms"},
 		{"a cut during a delay holds what is in flight until the heal",
-			[]send{{0, false}},
+			[]send{{0}},
 			map[time.Duration][]scenarios.NetLink{0: {{From: "a", To: "b", Latency: 400 * time.Millisecond}},
 				100 * time.Millisecond: {{From: "a", To: "b", Cut: true}}, 2 * time.Second: nil},
 			"m0@2000.1ms"},
-		{"a lost datagram is gone",
-			[]send{{0, true}},
-			map[time.Duration][]scenarios.NetLink{0: {{From: "a", To: "b", LossPercent: 100}}},
-			""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -67,11 +60,7 @@ func TestNetworkModel(t *testing.T) {
 						got = append(got, fmt.Sprintf("m%d", i))
 						times = append(times, w.now.Sub(epoch()))
 					}
-					if s.datagram {
-						w.net.datagram("a", "b", arrive)
-					} else {
-						w.net.stream("a", "b", arrive)
-					}
+					w.net.stream("a", "b", arrive)
 				})
 			}
 			w.runUntil(epoch().Add(10 * time.Second))

@@ -105,24 +105,7 @@ func Selftest(ctx context.Context, c SelftestCase, workers int, progress func(do
 	}
 	res.Caught = &r
 	// The shrink holds the run to the invariant it was caught by.
-	r.Outcome.Violations = wantFirst(r.Outcome.Violations, c.Want)
-	s, err := Shrink(ctx, c.Scenario, r, sab)
+	s, err := Shrink(ctx, c.Scenario, r, sab, c.Want)
 	res.Shrunk = s
 	return res, err
-}
-
-// wantFirst puts the violations of invariant want first.
-func wantFirst(vs []scenarios.Violation, want string) []scenarios.Violation {
-	out := make([]scenarios.Violation, 0, len(vs))
-	for _, v := range vs {
-		if v.Invariant == want {
-			out = append(out, v)
-		}
-	}
-	for _, v := range vs {
-		if v.Invariant != want {
-			out = append(out, v)
-		}
-	}
-	return out
 }

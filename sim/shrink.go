@@ -76,10 +76,14 @@ const ShrinkBudget = 400
 // Shrink makes a failing run small: its nemesis schedule written out as
 // explicit steps, then faults dropped, shortened and moved later
 // (scenarios.Shrink) while a run with the same seed still breaks the same
-// invariant (or expectation).
-func Shrink(ctx context.Context, sc *scenarios.Scenario, failed SeedRun, sab Sabotage) (Shrunk, error) {
+// invariant (or expectation): invariant, or if "" the first one the run
+// broke.
+func Shrink(ctx context.Context, sc *scenarios.Scenario, failed SeedRun, sab Sabotage, invariant string) (Shrunk, error) {
 	b, ok := breachOf(failed.Outcome)
-	if !ok {
+	if invariant != "" {
+		b, ok = breach{invariant: invariant}, true
+	}
+	if !ok || !b.in(failed.Outcome) {
 		return Shrunk{}, fmt.Errorf("seed %d: the run broke nothing to shrink", failed.Seed)
 	}
 	out := Shrunk{Seed: failed.Seed, Breach: b.String(), Original: failed.Outcome.Schedule, Minimal: failed.Outcome.Schedule}

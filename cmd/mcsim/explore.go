@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -138,7 +139,7 @@ func runExplore(cmd *cobra.Command, arg string, f exploreFlags) error {
 		fmt.Fprintf(stdout, "seed %d FAILED: %s\n", r.Seed, describeFailure(r))
 	}
 	summary := map[string]any{"event": "explore", "scenario": sc.Name, "seeds": done, "from": from, "to": to, "failing": len(failing),
-		"wall_s": roundTo(wall.Seconds(), 3), "seeds_per_s": roundTo(float64(done)/wall.Seconds(), 1)}
+		"wall_s": math.Round(wall.Seconds()*1000) / 1000, "seeds_per_s": math.Round(float64(done)/wall.Seconds()*10) / 10}
 	if !f.asJSON {
 		fmt.Fprintf(stdout, "explored %d seeds of %s (%d..%d) in %.1f s (%.0f seeds/s, %d workers): %d failing\n",
 			done, sc.Name, from, to, wall.Seconds(), float64(done)/wall.Seconds(), f.workers, len(failing))
@@ -152,7 +153,7 @@ func runExplore(cmd *cobra.Command, arg string, f exploreFlags) error {
 	}
 	first := failing[0]
 	fmt.Fprintf(stderr, "shrinking seed %d (%d nemesis faults)…\n", first.Seed, len(first.Outcome.Schedule))
-	s, err := sim.Shrink(cmd.Context(), sc, first, sim.Sabotage{})
+	s, err := sim.Shrink(cmd.Context(), sc, first, sim.Sabotage{}, "")
 	if err != nil {
 		return &exitError{code: exitFailure, msg: fmt.Sprintf("mcsim scenario explore: shrinking seed %d: %v", first.Seed, err)}
 	}
@@ -210,14 +211,6 @@ func describeFailure(r sim.SeedRun) string {
 		parts = append(parts, r.Outcome.Aborted)
 	}
 	return strings.Join(parts, "; ")
-}
-
-func roundTo(x float64, digits int) float64 {
-	p := 1.0
-	for range digits {
-		p *= 10
-	}
-	return float64(int64(x*p+0.5)) / p
 }
 
 func newScenarioSelftestCommand() *cobra.Command {

@@ -62,11 +62,7 @@ func TestTranscripts(t *testing.T) {
 			case "ping":
 				ev = GatewayPinged{Shard: int32(num(t, d, "shard")), Epoch: num(t, d, "epoch")}
 			case "tick":
-				if !d.HasArg("at") {
-					if w := b.NextWake(); !w.IsZero() {
-						now = w
-					}
-				}
+				transcript.Wake(d, b.NextWake(), &now)
 				ev = Tick{}
 			case "books":
 				return booksText(b)

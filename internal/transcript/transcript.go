@@ -78,3 +78,12 @@ func SentTTL(t testing.TB, d *datadriven.TestData, base, lastSent time.Time, las
 	}
 	return lastSent, lastTTL
 }
+
+// Wake moves *now to wake, the machine's NextWake, for a command without
+// at= (a tick then fires when the machine asked), unless wake is not later
+// than *now (a wake that passed is due now).
+func Wake(d *datadriven.TestData, wake time.Time, now *time.Time) {
+	if !d.HasArg("at") && wake.After(*now) {
+		*now = wake
+	}
+}

@@ -70,11 +70,7 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 		ui, _ := transcript.Dur(t, d, "ui")
 		ev = Settings{HeartbeatInterval: hb, UnhealthyInterval: ui}
 	case "tick":
-		if !d.HasArg("at") {
-			if w := h.term.NextWake(); w.After(h.now) {
-				h.now = w // a wake in the past is due now
-			}
-		}
+		transcript.Wake(d, h.term.NextWake(), &h.now)
 		ev = Tick{}
 	case "check":
 		ev = Check{}

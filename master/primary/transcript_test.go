@@ -89,11 +89,7 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 		ui, _ := transcript.Dur(t, d, "ui")
 		ev = Settings{HeartbeatInterval: hb, UnhealthyInterval: ui, Shards: int(transcript.Num(t, d, "shards"))}
 	case "tick":
-		if !d.HasArg("at") {
-			if w := h.mc.NextWake(); w.After(h.now) {
-				h.now = w
-			}
-		}
+		transcript.Wake(d, h.mc.NextWake(), &h.now)
 		ev = Tick{}
 	case "check":
 		ev = Check{}

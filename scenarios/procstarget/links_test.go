@@ -490,7 +490,6 @@ func (c *linkCluster) isolateOwner(t *testing.T) {
 		t.Errorf("declared %v after the cut: before unhealthy_interval", d)
 	}
 
-	at = time.Now()
 	c.heal(t)
 	var e health.Entry
 	alive := waitFor(t, 20*time.Second, owner+" alive in gossip, answering, serving nothing", func() bool {
