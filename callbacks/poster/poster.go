@@ -158,13 +158,11 @@ func New(cfg Config) (*Poster, error) {
 func (p *Poster) Configure(s Settings) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.configured && s.Persist != p.persist {
-		s.Persist = p.persist // restart-required
-	}
 	if _, err := p.stepLocked(callbacks.Configure{Config: s.outbox(p.cfg.Timeout)}); err != nil {
 		return fmt.Errorf("webhook settings: %w", err)
 	}
 	if !p.configured {
+		// callback_persist is restart-required: set here only.
 		p.configured, p.persist = true, s.Persist
 		close(p.ready)
 		p.lg.Info().Bool("callback_persist", s.Persist).Int("max_concurrent_requests", s.MaxConcurrent).
