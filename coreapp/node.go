@@ -23,6 +23,16 @@
 //   - DISCONNECTED: it serves no shard but is part of the cluster (a master
 //     heartbeats it): a standby, as the issue's /v1/health describes it.
 //
+// # Webhooks
+//
+// A node given a webhook poster (Config.Webhooks, package
+// callbacks/poster) keeps it configured from the settings it watches and
+// has it adopt a shard's kept callbacks whenever a session for the shard
+// is accepted; the poster is the sessions' StatusHandler. The
+// restart-required callback settings (callback_persist,
+// webhooks.max_concurrent_requests) stay as the node started with them and
+// a change of them shows in pending_restart like any other.
+//
 // # Sessions that end
 //
 // When the gateway replaces a session (a newer epoch took the shard) or the
@@ -50,6 +60,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
+	"github.com/mcsim/mcsim/callbacks/poster"
 	"github.com/mcsim/mcsim/coreapp/books"
 	"github.com/mcsim/mcsim/internal/clock"
 	mcsimv1 "github.com/mcsim/mcsim/proto/mcsim/v1"
@@ -83,6 +94,14 @@ type Config struct {
 	// Registry receives the node's metrics (see metrics.go); nil means a
 	// private registry nobody reads.
 	Registry prometheus.Registerer
+	// Webhooks, when not nil, is the node's webhook poster: the node
+	// configures it from every settings snapshot (the restart-required
+	// callback_persist and webhooks.max_concurrent_requests as the node
+	// started with them; without a settings client, the defaults) and,
+	// each time the gateway accepts a session for a shard, has it adopt the
+	// callbacks the shard's last owner kept. The wiring also makes it the
+	// sessions' StatusHandler and closes it after Stop.
+	Webhooks *poster.Poster
 	// Clock is the node's own clock: the gateway's silence (rule 7), the
 	// heartbeat delay hook and the settings retry are timed by it. nil
 	// means clock.Real(); a *clock.Skewed lets a scenario run this node's
@@ -185,6 +204,10 @@ func New(cfg Config) (*Node, error) {
 	if cfg.RestartRequired != nil {
 		n.baseline = maps.Clone(cfg.RestartRequired)
 		n.latest = maps.Clone(cfg.RestartRequired)
+	}
+	if err := n.configureWebhooksWithoutSettings(); err != nil {
+		cancel()
+		return nil, fmt.Errorf("coreapp config: Webhooks: %w", err)
 	}
 	n.health.SetServingStatus(mcsimv1.CoreAppService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 	return n, nil

@@ -255,6 +255,11 @@ func (n *Node) runSession(s *session, result chan<- error) {
 		SilentAfter: time.Duration(first.GetSilentAfterMs()) * time.Millisecond})
 	n.m.sessionsOpened.Inc()
 	defer n.m.sessionsEnded.Inc()
+	if n.cfg.Webhooks != nil {
+		// Here rather than in Assign: a session whose Assign caller gave
+		// up is served all the same, and its kept callbacks with it.
+		n.cfg.Webhooks.Adopt(s.shard, s.shards)
+	}
 	result <- nil
 
 	for {

@@ -49,8 +49,11 @@ func Defaults() Settings { return FromApplication(settings.Defaults("")) }
 
 // FromSnapshot reads the callback settings from a settings snapshot's
 // application_json, validated as the settings service validates a stored
-// document.
+// document ("" is the defaults).
 func FromSnapshot(snap *mcsimv1.Snapshot) (Settings, error) {
+	if snap.GetApplicationJson() == "" {
+		return Defaults(), nil // nothing stored yet
+	}
 	var doc map[string]json.RawMessage
 	if err := json.Unmarshal([]byte(snap.GetApplicationJson()), &doc); err != nil {
 		return Settings{}, fmt.Errorf("snapshot %d: application_json: %w", snap.GetRevision(), err)
