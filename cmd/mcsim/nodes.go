@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/mcsim/mcsim/callbacks/poster"
 	"github.com/mcsim/mcsim/cluster/procs"
 	"github.com/mcsim/mcsim/coreapp"
 	"github.com/mcsim/mcsim/gateway"
@@ -499,8 +500,18 @@ prints one ready line (JSON) on stdout once it serves:
 			defer func() { rt.close(log, !left) }()
 			var node *coreapp.Node
 			clk := clock.NewSkewed(clock.Real())
+			// The webhook poster: configured by the node from the settings,
+			// keeping callbacks through the settings service's store
+			// (callback_persist); closed after the node stopped.
+			wh, err := poster.New(poster.Config{CoreappID: f.id, Coord: mcsimv1.NewCoordinationServiceClient(st.conn),
+				Logger: log, Registry: rt.registry, Clock: clk})
+			if err != nil {
+				return usageErr("%v", err)
+			}
+			defer wh.Close()
 			node, err = coreapp.New(coreapp.Config{
 				ID:              f.id,
+				Webhooks:        wh,
 				Clock:           clk,
 				GatewayClient:   mcsimv1.NewGatewayServiceClient(gconn),
 				Settings:        settingsClient,
