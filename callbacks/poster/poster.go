@@ -341,7 +341,9 @@ func (p *Poster) stepLocked(ev callbacks.Event) ([]callbacks.Action, error) {
 			forget = append(forget, a.ID)
 		case callbacks.Retry:
 			p.m.failed.Inc()
-			p.lg.Info().Str("callback", a.ID).Int("attempt", a.Attempt).Bool("timed_out", a.TimedOut).
+			// Debug, like every per-callback line: a receiver that is down
+			// fails every pending callback, hundreds a second under load.
+			p.lg.Debug().Str("callback", a.ID).Int("attempt", a.Attempt).Bool("timed_out", a.TimedOut).
 				Dur("next_in", a.Delay).Msg("callback attempt failed")
 		}
 	}
