@@ -33,9 +33,10 @@ import (
 // on virtual time. It also counts the posts in flight at once.
 type receiver struct {
 	*webhook.Sink
-	mu          sync.Mutex
-	inFlight    int
-	maxInFlight int
+	mu           sync.Mutex
+	inFlight     int
+	maxInFlight  int
+	contentTypes map[string]int
 }
 
 func newReceiver(cfg webhook.Config) *receiver { return &receiver{Sink: webhook.New(cfg, nil)} }
@@ -44,6 +45,10 @@ func (r *receiver) RoundTrip(req *http.Request) (*http.Response, error) {
 	r.mu.Lock()
 	r.inFlight++
 	r.maxInFlight = max(r.maxInFlight, r.inFlight)
+	if r.contentTypes == nil {
+		r.contentTypes = map[string]int{}
+	}
+	r.contentTypes[req.Header.Get("Content-Type")]++
 	r.mu.Unlock()
 	defer func() {
 		r.mu.Lock()
@@ -172,6 +177,9 @@ func TestBackoffScheduleFollowsTheSettings(t *testing.T) {
 		rec := rcv.Records()[0]
 		if rec.Query != "auth=secret" || rec.Recipient != recipient() {
 			t.Errorf("first post %+v, want the query auth=secret and the recipient", rec)
+		}
+		if got := fmt.Sprint(rcv.contentTypes); got != "map[application/json:8]" {
+			t.Errorf("Content-Types posted: %s, want application/json every time", got)
 		}
 		if got := counted(t, p, "failed_attempts_total"); got != 7 {
 			t.Errorf("failed attempts counted %v, want 7", got)
@@ -430,6 +438,26 @@ func TestTakeStatusChecks(t *testing.T) {
 		}
 		if _, err := New(Config{}); err == nil || !strings.Contains(err.Error(), "CoreappID") {
 			t.Errorf("New without an id = %v", err)
+		}
+	})
+}
+
+// The gateway offers a status again until the session acknowledges it; a
+// status whose callback is already pending is taken without a second
+// callback.
+func TestStatusOfferedTwiceIsOneCallback(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rcv := newReceiver(webhook.Config{})
+		rcv.SetDown(true)
+		p := newPoster(t, "coreapp-1", rcv, nil, func() Settings { s := testSettings(); s.Persist = false; return s }())
+		take(t, p, "m1", "read")
+		take(t, p, "m1", "read")
+		time.Sleep(2 * time.Second)
+		if got, want := rcv.posts(), "m1/read#1:503@0s by coreapp-1"; got != want {
+			t.Fatalf("posts:\n%s\nwant:\n%s", got, want)
+		}
+		if got := counted(t, p, "queued_total"); got != 1 {
+			t.Errorf("queued %v, want 1", got)
 		}
 	})
 }
