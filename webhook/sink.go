@@ -65,7 +65,8 @@ func (c Config) Validate() error {
 }
 
 // Record is one status callback as the sink took it; its JSON is one line
-// of `mcsim webhook-sink`'s output.
+// of `mcsim webhook-sink`'s output. At (JSON time) and T are when the
+// request arrived.
 type Record struct {
 	At        time.Time `json:"time"`
 	T         float64   `json:"t"` // seconds since the sink started
@@ -80,8 +81,12 @@ type Record struct {
 	// as the posting coreapp counts it, which its backoff follows.
 	Coreapp        string `json:"coreapp,omitempty"`
 	CoreappAttempt int    `json:"coreapp_attempt,omitempty"`
-	Code           int    `json:"code"`
-	Query          string `json:"query,omitempty"` // e.g. auth=secret, as posted
+	// Answered is when the sink answered; Code what (0: the poster hung
+	// up before the answer, e.g. its timeout was shorter than the
+	// latency). A record is kept, and printed, once answered.
+	Answered time.Time `json:"answered"`
+	Code     int       `json:"code"`
+	Query    string    `json:"query,omitempty"` // e.g. auth=secret, as posted
 }
 
 // Sink is the receiver; it is an http.Handler.
@@ -142,16 +147,12 @@ func (s *Sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case s.fail > 0 && s.rng.Float64()*100 < s.fail:
 		code = http.StatusInternalServerError
 	}
+	var recs []Record
 	for _, st := range p.Statuses {
 		key := st.ID + "/" + st.Status
 		s.attempts[key]++
-		rec := Record{At: now, T: now.Sub(s.start).Seconds(), ID: st.ID, Status: st.Status, Recipient: st.RecipientID,
-			Attempt: s.attempts[key], Coreapp: coreapp, CoreappAttempt: attempt, Code: code, Query: r.URL.RawQuery}
-		s.records = append(s.records, rec)
-		if s.out != nil {
-			b, _ := json.Marshal(rec)
-			fmt.Fprintln(s.out, string(b))
-		}
+		recs = append(recs, Record{At: now, T: now.Sub(s.start).Seconds(), ID: st.ID, Status: st.Status, Recipient: st.RecipientID,
+			Attempt: s.attempts[key], Coreapp: coreapp, CoreappAttempt: attempt, Code: code, Query: r.URL.RawQuery})
 	}
 	s.mu.Unlock()
 	if s.cfg.Latency > 0 {
@@ -159,11 +160,30 @@ func (s *Sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-t.C:
 		case <-r.Context().Done():
+			// The poster gave up first (its timeout): nothing was answered.
 			t.Stop()
-			return
+			code = 0
 		}
 	}
-	w.WriteHeader(code)
+	if code != 0 {
+		w.WriteHeader(code)
+	}
+	s.record(recs, code, time.Now())
+}
+
+// record keeps and prints the records of one request once it is answered
+// (code 0: the poster hung up first), so that a record says how it ended.
+func (s *Sink) record(recs []Record, code int, answered time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, rec := range recs {
+		rec.Code, rec.Answered = code, answered
+		s.records = append(s.records, rec)
+		if s.out != nil {
+			b, _ := json.Marshal(rec)
+			fmt.Fprintln(s.out, string(b))
+		}
+	}
 }
 
 // SetDown makes the sink answer 503 to every callback (true) until it is

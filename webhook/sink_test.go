@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -39,6 +40,9 @@ func TestSinkRecordsAttemptsAndMisbehaves(t *testing.T) {
 			t.Fatalf("after the down window: %d, want 200", w.Code)
 		}
 		rs := s.Records()
+		if len(rs) == 2 && rs[0].Answered.Sub(rs[0].At) != 200*time.Millisecond {
+			t.Errorf("answered %v after it arrived, want the 200ms latency", rs[0].Answered.Sub(rs[0].At))
+		}
 		if len(rs) != 2 || rs[0].Attempt != 1 || rs[1].Attempt != 2 || rs[0].Code != 503 || rs[1].Code != 200 ||
 			rs[1].Query != "auth=secret" || rs[1].ID != "m1" || rs[1].Status != "delivered" {
 			t.Fatalf("records %+v", rs)
@@ -151,4 +155,20 @@ func TestSinkSetDownAndSetFail(t *testing.T) {
 	if err := s.SetFail(101); err == nil || !strings.Contains(err.Error(), "fail") {
 		t.Fatalf("SetFail(101) = %v, want an error naming fail", err)
 	}
+}
+
+// A poster that hangs up before the answer (its timeout is shorter than
+// the latency) is recorded as not answered: code 0.
+func TestSinkRecordsAPosterThatHungUp(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := New(Config{Latency: 15 * time.Second}, nil)
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		defer cancel()
+		r := httptest.NewRequestWithContext(ctx, http.MethodPost, "/cb", strings.NewReader(delivered))
+		s.ServeHTTP(httptest.NewRecorder(), r)
+		rs := s.Records()
+		if len(rs) != 1 || rs[0].Code != 0 || rs[0].Answered.Sub(rs[0].At) != 10*time.Second {
+			t.Fatalf("records %+v, want one with code 0 ended at the poster's 10 s", rs)
+		}
+	})
 }

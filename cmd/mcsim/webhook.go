@@ -40,8 +40,9 @@ one JSON line: time, t (seconds since the sink started), id, status,
 recipient_id, attempt (the n-th post of the same status of the same
 message the sink took is attempt n), coreapp and coreapp_attempt (the
 poster's X-Mcsim-Coreapp and X-Mcsim-Attempt headers: its id and its own
-attempt number, which its backoff follows), code (what the sink answered)
-and query. GET /records serves the same lines.
+attempt number, which its backoff follows), answered and code (when and
+what the sink answered; 0: the poster hung up first) and query, once the
+callback is answered. GET /records serves the same lines.
 
 --fail answers that share of callbacks 500 (drawn from --seed), --latency
 waits before every answer, --down-for answers 503 to everything for that
