@@ -36,20 +36,20 @@ type event struct {
 	Bound      string   `json:"bound,omitempty"`
 	// OK is a *bool (a verdict) or, on traffic events, a *int (messages
 	// answered 201): one key, two shapes, as SCENARIOS.md has it.
-	OK         any      `json:"ok,omitempty"`
-	Detail     string   `json:"detail,omitempty"`
+	OK     any    `json:"ok,omitempty"`
+	Detail string `json:"detail,omitempty"`
 
 	Invariant string `json:"invariant,omitempty"`
 	Details   string `json:"details,omitempty"`
 
 	// traffic (one per second of the load) and callbacks (in the summary).
-	Sent      *int           `json:"sent,omitempty"`
+	Sent      *int            `json:"sent,omitempty"`
 	Errors    *map[string]int `json:"errors,omitempty"`
-	P50MS     *float64       `json:"p50_ms,omitempty"`
-	P99MS     *float64       `json:"p99_ms,omitempty"`
-	Delivered *int           `json:"delivered,omitempty"`
-	Retried   *int           `json:"retried,omitempty"`
-	Lost      *int           `json:"lost,omitempty"`
+	P50MS     *float64        `json:"p50_ms,omitempty"`
+	P99MS     *float64        `json:"p99_ms,omitempty"`
+	Delivered *int            `json:"delivered,omitempty"`
+	Retried   *int            `json:"retried,omitempty"`
+	Lost      *int            `json:"lost,omitempty"`
 
 	DurationS    *float64 `json:"duration_s,omitempty"`
 	Expectations *int     `json:"expectations,omitempty"`

@@ -141,7 +141,7 @@ func TestConcurrencyCheck(t *testing.T) {
 	// counting at the timeout.
 	var late []CallbackSeen
 	for i := range 7 {
-		c := cb("m"+string(rune('a'+i))+"/sent", "coreapp-1", 1, (time.Duration(i)*11*time.Second).String(), 200)
+		c := cb("m"+string(rune('a'+i))+"/sent", "coreapp-1", 1, (time.Duration(i) * 11 * time.Second).String(), 200)
 		c.Answered = c.At.Add(time.Minute)
 		late = append(late, c)
 	}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	mcsimv1 "github.com/mcsim/mcsim/proto/mcsim/v1"
 )
 
 // trafficFake is fakeTarget with a scripted workload: ten messages a
@@ -249,5 +251,32 @@ func TestWorkloadNeedsATrafficTarget(t *testing.T) {
 	_, _, err := runTrafficFake(t, newFake(), "name: t\nworkload: {rate: 10/s}\nsteps:\n  - sleep: 1s\n")
 	if !errors.Is(err, ErrStart) || !strings.Contains(err.Error(), "cannot run a workload") {
 		t.Errorf("err = %v, want ErrStart: cannot run a workload", err)
+	}
+}
+
+func TestWitnessFoldsTraffic(t *testing.T) {
+	var w Witness
+	ev := func(seq uint64, kind mcsimv1.GatewayEventKind, id, status string) *mcsimv1.GatewayEvent {
+		return &mcsimv1.GatewayEvent{Seq: seq, Kind: kind, Shard: 0, Shards: 1, Epoch: 1, CoreappId: "coreapp-1",
+			MessageId: id, RecipientId: "16315551234", Status: status, UnixNs: int64(seq) * 1e6}
+	}
+	w.Fold([]*mcsimv1.GatewayEvent{
+		ev(1, mcsimv1.GatewayEventKind_GATEWAY_EVENT_KIND_CONNECT, "", ""),
+		ev(2, mcsimv1.GatewayEventKind_GATEWAY_EVENT_KIND_MESSAGE, "m1", ""),
+		ev(3, mcsimv1.GatewayEventKind_GATEWAY_EVENT_KIND_MESSAGE, "m1", ""),
+		ev(4, mcsimv1.GatewayEventKind_GATEWAY_EVENT_KIND_MESSAGE_REJECTED, "m2", ""),
+		ev(5, mcsimv1.GatewayEventKind_GATEWAY_EVENT_KIND_STATUS, "m1", "sent"),
+	})
+	if got := w.Accepted(); got["m1"] != 2 || got["m2"] != 0 {
+		t.Errorf("accepted %v, want m1 twice and m2 never", got)
+	}
+	if tk := w.Taken(); len(tk) != 1 || tk[0].ID != "m1/sent" || tk[0].Coreapp != "coreapp-1" {
+		t.Errorf("taken %+v", tk)
+	}
+	if v := w.Violations(); len(v) > 0 {
+		t.Errorf("fencing violations %v from traffic events", v)
+	}
+	if s := w.Served(1); s[0] != "coreapp-1" {
+		t.Errorf("served %v", s)
 	}
 }
