@@ -50,6 +50,19 @@ type Outcome struct {
 	// part way through it); nil when the scenario has no nemesis step.
 	// ExplicitScenario turns it into steps, Shrink makes it smaller.
 	Schedule []ScheduledFault
+	// Traffic sums up the workload (nil: the scenario has none).
+	Traffic *TrafficSummary
+}
+
+// TrafficSummary is a workload's totals: messages started, answered 201
+// and failed for good (by code), the worst second's p99 latency, the
+// client-visible failed attempts, and what became of the callbacks.
+type TrafficSummary struct {
+	Sent, OK                 int
+	Errors                   map[string]int
+	WorstP99                 time.Duration
+	FailedAttempts           int
+	Delivered, Retried, Lost int
 }
 
 // ExpectResult is the verdict on one expectation (or a failed wait).
@@ -218,7 +231,8 @@ func Run(ctx context.Context, t Target, sc *Scenario, opt Options) (out Outcome,
 		return Outcome{}, ctx.Err()
 	}
 	r.observe()
-	out = Outcome{Seed: opt.Seed, Duration: t.Now().Sub(r.t0), Expectations: r.results, Violations: vios, Aborted: r.aborted, Schedule: r.drawn}
+	out = Outcome{Seed: opt.Seed, Duration: t.Now().Sub(r.t0), Expectations: r.results, Violations: vios, Aborted: r.aborted, Schedule: r.drawn,
+		Traffic: r.trafficSummary()}
 	failed := 0
 	for _, e := range r.results {
 		if !e.OK {

@@ -223,3 +223,24 @@ func (r *runner) judgeTraffic(inv string) []Violation {
 	}
 	return nil
 }
+
+// trafficSummary sums the workload up for the Outcome.
+func (r *runner) trafficSummary() *TrafficSummary {
+	if r.wl == nil {
+		return nil
+	}
+	tr := r.wl.tt.Traffic()
+	sum := &TrafficSummary{Errors: map[string]int{}, FailedAttempts: len(tr.Refused)}
+	for _, s := range tr.Seconds {
+		sum.Sent += s.Sent
+		sum.OK += s.OK
+		for c, n := range s.Errors {
+			sum.Errors[c] += n
+		}
+		sum.WorstP99 = max(sum.WorstP99, s.P99)
+	}
+	if t := r.wl.tally; t != nil {
+		sum.Delivered, sum.Retried, sum.Lost = t.Delivered, t.Retried, t.Lost
+	}
+	return sum
+}
