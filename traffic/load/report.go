@@ -155,6 +155,18 @@ func (s *stats) cancelled() {
 	s.mu.Unlock()
 }
 
+// pending reports whether anything happened in second t or later.
+func (s *stats) pending(t int) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k := range s.open {
+		if k >= t {
+			return true
+		}
+	}
+	return false
+}
+
 // second reports second t (the next one not reported).
 func (s *stats) second(t int) Second {
 	s.mu.Lock()
@@ -215,7 +227,7 @@ func (r *run) report(stop <-chan struct{}, onSecond func(Second)) {
 		case <-stop:
 			// The part-second since the last report, if the run lasted
 			// into it.
-			if time.Since(r.start) > time.Duration(t-1)*time.Second {
+			if time.Since(r.start) > time.Duration(t-1)*time.Second && r.stats.pending(t) {
 				sec := r.stats.second(t)
 				if onSecond != nil {
 					onSecond(sec)
@@ -269,17 +281,37 @@ func WriteSecond(w io.Writer, s Second, asJSON bool) error {
 	return err
 }
 
+// summaryLine is the JSON summary, "event" first like the traffic lines.
+type summaryLine struct {
+	Event      string         `json:"event"`
+	ElapsedS   float64        `json:"elapsed_s"`
+	Sent       int            `json:"sent"`
+	OK         int            `json:"ok"`
+	Throughput float64        `json:"throughput"`
+	P50        float64        `json:"p50_ms"`
+	P90        float64        `json:"p90_ms"`
+	P99        float64        `json:"p99_ms"`
+	Max        float64        `json:"max_ms"`
+	Errors     map[string]int `json:"errors"`
+	Answers    map[string]int `json:"answers"`
+	Retries    int            `json:"retries"`
+	Skipped    int            `json:"skipped"`
+	Cancelled  int            `json:"cancelled"`
+	Stretch    int            `json:"longest_error_stretch_s"`
+	StretchEnd int            `json:"longest_error_stretch_end"`
+}
+
 // WriteSummary writes sum as a few human lines, or with asJSON as one
 // {"event":"summary",…} line.
 func WriteSummary(w io.Writer, sum Summary, asJSON bool) error {
 	if asJSON {
-		b, err := json.Marshal(map[string]any{
-			"event": "summary", "elapsed_s": math.Round(sum.Elapsed.Seconds()*1000) / 1000,
-			"sent": sum.Sent, "ok": sum.OK, "throughput": math.Round(sum.Throughput*10) / 10,
-			"p50_ms": ms(sum.P50), "p90_ms": ms(sum.P90), "p99_ms": ms(sum.P99), "max_ms": ms(sum.Max),
-			"errors": sum.Errors, "answers": sum.Answers, "retries": sum.Retries,
-			"skipped": sum.Skipped, "cancelled": sum.Cancelled,
-			"longest_error_stretch_s": sum.LongestErrorStretch, "longest_error_stretch_end": sum.LongestErrorEnd,
+		b, err := json.Marshal(summaryLine{
+			Event: "summary", ElapsedS: math.Round(sum.Elapsed.Seconds()*1000) / 1000,
+			Sent: sum.Sent, OK: sum.OK, Throughput: math.Round(sum.Throughput*10) / 10,
+			P50: ms(sum.P50), P90: ms(sum.P90), P99: ms(sum.P99), Max: ms(sum.Max),
+			Errors: sum.Errors, Answers: sum.Answers, Retries: sum.Retries,
+			Skipped: sum.Skipped, Cancelled: sum.Cancelled,
+			Stretch: sum.LongestErrorStretch, StretchEnd: sum.LongestErrorEnd,
 		})
 		if err != nil {
 			return err
