@@ -43,7 +43,12 @@ func (f *frontDoor) RoundTrip(req *http.Request) (*http.Response, error) {
 	f.n++
 	id := f.n
 	f.mu.Unlock()
-	time.Sleep(f.latency)
+	// As a real transport, it gives up when the request is cancelled.
+	select {
+	case <-time.After(f.latency):
+	case <-req.Context().Done():
+		return nil, req.Context().Err()
+	}
 	if f.answer == nil {
 		return reply(201, fmt.Sprintf(`{"messages":[{"id":"m%d"}],"meta":{}}`, id)), nil
 	}
@@ -289,4 +294,42 @@ func TestValidateNamesTheField(t *testing.T) {
 			t.Errorf("Validate: %v, want it to name %s", err, f)
 		}
 	}
+}
+
+// The JSON line has exactly SCENARIOS.md's fields.
+func TestSecondJSONShape(t *testing.T) {
+	var b strings.Builder
+	err := WriteSecond(&b, Second{T: 3, Sent: 200, OK: 198, Errors: map[string]int{"1018": 2}, P50: 3.1, P99: 12, Retries: 2}, true)
+	want := `{"event":"traffic","t":3,"sent":200,"ok":198,"errors":{"1018":2},"p50_ms":3.1,"p99_ms":12}` + "\n"
+	if err != nil || b.String() != want {
+		t.Errorf("got %q (%v), want %q", b.String(), err, want)
+	}
+	b.Reset()
+	if err := WriteSecond(&b, Second{T: 1, Errors: map[string]int{}}, true); err != nil || !strings.Contains(b.String(), `"errors":{}`) {
+		t.Errorf("a second without errors: %q, want an empty errors object", b.String())
+	}
+}
+
+// Cancelling the run (Ctrl-C) ends the messages in progress at once,
+// counted as cancelled, not as errors.
+func TestCancelEndsMessagesInProgress(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFrontDoor()
+		f.answer = func(time.Duration, string, int) (int, string, error) { return 503, notPrimary, nil }
+		// Some are waiting to retry at the cancel, some wait for an answer.
+		f.latency = 150 * time.Millisecond
+		ctx, cancel := context.WithCancel(t.Context())
+		time.AfterFunc(2450*time.Millisecond, cancel)
+		start := time.Now()
+		sum, err := Run(ctx, Config{Client: f.client(), Rate: 10, Recipients: 10, Seed: 1}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if took := time.Since(start); took != 2450*time.Millisecond {
+			t.Errorf("Run returned after %v, want at the cancel (2.45s)", took)
+		}
+		if sum.Sent != 25 || sum.Cancelled != 25 || len(sum.Errors) != 0 || sum.Answers["conn"] != 0 {
+			t.Errorf("sent %d cancelled %d errors %v, want 25 sent and cancelled, no error (answers %v)", sum.Sent, sum.Cancelled, sum.Errors, sum.Answers)
+		}
+	})
 }
