@@ -120,10 +120,13 @@ not be reached at all (as every client command of mcsim).`,
 				}
 				return &exitError{code: exitFailure, msg: "mcsim: " + err.Error()}
 			}
-			if werr != nil {
-				return werr
+			if werr == nil {
+				werr = load.WriteSummary(out, sum, asJSON)
 			}
-			return load.WriteSummary(out, sum, asJSON)
+			if werr != nil {
+				return &exitError{code: exitFailure, msg: "mcsim: load: writing the report: " + werr.Error()}
+			}
+			return nil
 		},
 	}
 	cf.register(c)

@@ -27,6 +27,9 @@
 //     Recipients fixed wa ids "1631555" + the zero-padded index, from a PCG
 //     seeded with Seed; the jitter of message i uses PCG(Seed, i+1), so a
 //     run's choices do not depend on how goroutines interleave.
+//   - Time is read from package time, so under testing/synctest a run
+//     takes virtual time (the tests run minutes of traffic in
+//     milliseconds); the simulator models traffic itself.
 //   - When Duration ends no message starts, and those in progress run to
 //     their final answer (at most the give-up time plus one request); a
 //     cancelled ctx ends them at once, counted as Cancelled, not errors.
@@ -212,28 +215,21 @@ func (r *run) run(ctx context.Context, onSecond func(Second)) Summary {
 	interval := time.Duration(float64(time.Second) / r.cfg.Rate)
 	timer := time.NewTimer(0)
 	defer timer.Stop()
-	var deadline <-chan time.Time
-	if r.cfg.Duration > 0 {
-		dt := time.NewTimer(r.cfg.Duration)
-		defer dt.Stop()
-		deadline = dt.C
-	}
 	stopped := false
 	for i := uint64(0); !stopped; {
 		select {
 		case <-ctx.Done():
 			stopped = true
 			continue
-		case <-deadline:
-			stopped = true
-			continue
 		case <-timer.C:
 		}
 		// Start every message whose time has come: after a late wake-up
-		// the rate is kept by starting the missed ones at once.
+		// the rate is kept by starting the missed ones at once. The run
+		// stops at the first start time at or past Duration.
 		now := time.Now()
-		for ; r.at(i, interval).Compare(now) <= 0; i++ {
+		for ; !stopped && r.at(i, interval).Compare(now) <= 0; i++ {
 			if r.cfg.Duration > 0 && r.at(i, interval).Sub(r.start) >= r.cfg.Duration {
+				stopped = true
 				break
 			}
 			to := Recipient(picks.IntN(r.cfg.Recipients), r.cfg.Recipients)
