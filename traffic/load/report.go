@@ -26,6 +26,9 @@ type Second struct {
 	// Errors is every error answer received in the second, retried or
 	// final, by code.
 	Errors map[string]int `json:"errors"`
+	// Final is the messages that ended in an error in the second, by
+	// code (not in the JSON line).
+	Final map[string]int `json:"-"`
 	// P50 and P99 are latency percentiles of the messages answered 201 in
 	// the second, in milliseconds (0 when none was).
 	P50 float64 `json:"p50_ms"`
@@ -96,7 +99,7 @@ func (s *stats) at(t time.Time) *bucket {
 	k := max(int(t.Sub(s.start)/time.Second)+1, s.reported+1)
 	b := s.open[k]
 	if b == nil {
-		b = &bucket{s: Second{T: k, Errors: map[string]int{}}}
+		b = &bucket{s: Second{T: k, Errors: map[string]int{}, Final: map[string]int{}}}
 		s.open[k] = b
 	}
 	return b
@@ -129,23 +132,22 @@ func (s *stats) ok(a Ack) {
 	}
 }
 
-func (s *stats) errorAnswer(t time.Time, code string) {
+func (s *stats) errorAnswer(t time.Time, code string, final bool) {
 	s.mu.Lock()
-	s.at(t).s.Errors[code]++
+	defer s.mu.Unlock()
+	b := s.at(t)
+	b.s.Errors[code]++
 	s.sum.Answers[code]++
-	s.mu.Unlock()
+	if final {
+		b.s.Final[code]++
+		s.sum.Errors[code]++
+	}
 }
 
 func (s *stats) retry(t time.Time) {
 	s.mu.Lock()
 	s.at(t).s.Retries++
 	s.sum.Retries++
-	s.mu.Unlock()
-}
-
-func (s *stats) final(code string) {
-	s.mu.Lock()
-	s.sum.Errors[code]++
 	s.mu.Unlock()
 }
 
@@ -173,7 +175,7 @@ func (s *stats) second(t int) Second {
 	defer s.mu.Unlock()
 	b := s.open[t]
 	if b == nil {
-		b = &bucket{s: Second{T: t, Errors: map[string]int{}}}
+		b = &bucket{s: Second{T: t, Errors: map[string]int{}, Final: map[string]int{}}}
 	}
 	delete(s.open, t)
 	s.reported = t
@@ -250,7 +252,7 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 
 func ms(d time.Duration) float64 { return math.Round(float64(d)/1e3) / 1e3 }
 
-// codes renders counts by code as "1018:3 conn:1", sorted; "-" when none.
+// codes renders counts by code as "1018:3 network:1", sorted; "-" when none.
 func codes(m map[string]int) string {
 	if len(m) == 0 {
 		return "-"
