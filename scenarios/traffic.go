@@ -89,8 +89,11 @@ type TrafficSeen struct {
 }
 
 // TrafficSecond is one second of the load (SCENARIOS.md's traffic event):
-// messages started (Sent), answered 201 (OK), final errors by code, and
-// the latency percentiles of the messages finished in it.
+// messages first started in it (Sent, not retries), answered 201 (OK),
+// every error answer in it by code (retried or final: with final errors
+// only, a failover shorter than the clients' 30 s patience would show no
+// errors at all), and the latency percentiles of the messages answered
+// 201 in it, from their first attempt.
 type TrafficSecond struct {
 	End      time.Time // the end of the second
 	Sent, OK int
