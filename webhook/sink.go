@@ -22,6 +22,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -215,11 +216,16 @@ func (s *Sink) serveRecords(w http.ResponseWriter) {
 	}
 }
 
-// Records are the callbacks taken so far, in order.
+// Records are the callbacks answered so far (or hung up on), in the order
+// they arrived; one still waiting out the latency is not among them yet.
 func (s *Sink) Records() []Record {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]Record(nil), s.records...)
+	out := append([]Record(nil), s.records...)
+	s.mu.Unlock()
+	// Kept in the order answered; a slow answer may end after a later
+	// request's.
+	slices.SortStableFunc(out, func(a, b Record) int { return a.At.Compare(b.At) })
+	return out
 }
 
 // Summary counts the records by answer code.

@@ -172,3 +172,29 @@ func TestSinkRecordsAPosterThatHungUp(t *testing.T) {
 		}
 	})
 }
+
+// Records come in the order the callbacks arrived, even when a later one
+// ends first (its poster hung up).
+func TestSinkRecordsInOrderOfArrival(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := New(Config{Latency: 10 * time.Second}, nil)
+		postAt := func(id string, patience time.Duration) {
+			ctx, cancel := context.WithTimeout(context.Background(), patience)
+			defer cancel()
+			body := strings.Replace(delivered, `"m1"`, `"`+id+`"`, 1)
+			s.ServeHTTP(httptest.NewRecorder(), httptest.NewRequestWithContext(ctx, http.MethodPost, "/cb", strings.NewReader(body)))
+		}
+		done := make(chan struct{})
+		go func() { defer close(done); postAt("first", time.Minute) }() // answered at 10 s
+		time.Sleep(time.Second)
+		postAt("second", time.Second) // hung up at 2 s
+		<-done
+		var got []string
+		for _, r := range s.Records() {
+			got = append(got, fmt.Sprintf("%s:%d", r.ID, r.Code))
+		}
+		if want := "first:200 second:0"; strings.Join(got, " ") != want {
+			t.Fatalf("records %v, want %s", got, want)
+		}
+	})
+}
