@@ -247,6 +247,11 @@ func (p *Poster) TakeStatus(ctx context.Context, sh, shards int32, u *mcsimv1.St
 // when the coreapp is assigned the shard. It asks the store in the
 // background, again every AdoptRetry until it answers or Close.
 func (p *Poster) Adopt(sh, shards int32) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ctx.Err() != nil {
+		return // closed: Close may be waiting on wg already
+	}
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
