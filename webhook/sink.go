@@ -97,8 +97,9 @@ type Sink struct {
 	out   io.Writer // one JSON line per record (nil: none)
 
 	mu       sync.Mutex
-	down     bool    // SetDown
-	fail     float64 // FailPercent, changed by SetFail
+	down     bool          // SetDown
+	fail     float64       // FailPercent, changed by SetFail
+	latency  time.Duration // Latency, changed by SetLatency
 	rng      *rand.Rand
 	attempts map[string]int
 	records  []Record
@@ -106,7 +107,7 @@ type Sink struct {
 
 // New returns a sink started now that writes each record to out.
 func New(cfg Config, out io.Writer) *Sink {
-	return &Sink{cfg: cfg, start: time.Now(), out: out, fail: cfg.FailPercent,
+	return &Sink{cfg: cfg, start: time.Now(), out: out, fail: cfg.FailPercent, latency: cfg.Latency,
 		rng: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x7765626b)), attempts: map[string]int{}}
 }
 
@@ -155,9 +156,10 @@ func (s *Sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		recs = append(recs, Record{At: now, T: now.Sub(s.start).Seconds(), ID: st.ID, Status: st.Status, Recipient: st.RecipientID,
 			Attempt: s.attempts[key], Coreapp: coreapp, CoreappAttempt: attempt, Code: code, Query: r.URL.RawQuery})
 	}
+	latency := s.latency
 	s.mu.Unlock()
-	if s.cfg.Latency > 0 {
-		t := time.NewTimer(s.cfg.Latency)
+	if latency > 0 {
+		t := time.NewTimer(latency)
 		select {
 		case <-t.C:
 		case <-r.Context().Done():
@@ -205,6 +207,30 @@ func (s *Sink) SetFail(percent float64) error {
 	defer s.mu.Unlock()
 	s.fail = percent
 	return nil
+}
+
+// SetLatency changes how long the sink waits before every answer, from
+// the next callback on.
+func (s *Sink) SetLatency(d time.Duration) error {
+	if d < 0 {
+		return fmt.Errorf("latency: must be ≥ 0, got %v", d)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.latency = d
+	return nil
+}
+
+// RecordsFrom are the records from the i-th on (0: all) in the order they
+// were answered, for a reader that keeps what it read before: a long run
+// is not copied and sorted on every look.
+func (s *Sink) RecordsFrom(i int) []Record {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if i >= len(s.records) {
+		return nil
+	}
+	return append([]Record(nil), s.records[i:]...)
 }
 
 // serveRecords writes every record so far as JSON lines.

@@ -198,3 +198,31 @@ func TestSinkRecordsInOrderOfArrival(t *testing.T) {
 		}
 	})
 }
+
+func TestSetLatencyAndRecordsFrom(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := New(Config{}, nil)
+		post := func(id string) {
+			req := httptest.NewRequest(http.MethodPost, "/cb", strings.NewReader(`{"statuses":[{"id":"`+id+`","recipient_id":"1","status":"sent"}]}`))
+			s.ServeHTTP(httptest.NewRecorder(), req)
+		}
+		post("m1")
+		if err := s.SetLatency(300 * time.Millisecond); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		post("m2")
+		if d := time.Since(start); d != 300*time.Millisecond {
+			t.Errorf("answered after %v, want the new latency, 300ms", d)
+		}
+		if got := s.RecordsFrom(1); len(got) != 1 || got[0].ID != "m2" {
+			t.Errorf("RecordsFrom(1) = %+v, want m2 only", got)
+		}
+		if got := s.RecordsFrom(2); got != nil {
+			t.Errorf("RecordsFrom(2) = %+v, want none", got)
+		}
+		if err := s.SetLatency(-time.Second); err == nil {
+			t.Error("SetLatency(-1s) accepted")
+		}
+	})
+}
