@@ -42,6 +42,15 @@
 // the master decides who serves it next. Reconnecting on its own would race
 // the master's failover for no gain, since the gateway would reject the old
 // epoch as soon as a newer one was accepted.
+//
+// # Messages and status updates
+//
+// Send goes out only on a shard the books say is ours under the caller's
+// shard count and served (books.Route); it answers once the gateway's ack
+// comes, so an accepted Send is a message the gateway logged. Status
+// updates the gateway offers on a session go to Config.Statuses one at a
+// time and are acknowledged only once it took them (see StatusHandler and
+// traffic.go).
 package coreapp
 
 import (
@@ -102,6 +111,10 @@ type Config struct {
 	// callbacks the shard's last owner kept. The wiring also makes it the
 	// sessions' StatusHandler and closes it after Stop.
 	Webhooks *poster.Poster
+	// Statuses takes the status updates the gateway offers (see
+	// StatusHandler); nil takes each and drops it, counted in
+	// mcsim_coreapp_statuses_dropped_total.
+	Statuses StatusHandler
 	// Clock is the node's own clock: the gateway's silence (rule 7), the
 	// heartbeat delay hook and the settings retry are timed by it. nil
 	// means clock.Real(); a *clock.Skewed lets a scenario run this node's
@@ -134,6 +147,7 @@ type session struct {
 	ctx    context.Context
 	cancel context.CancelFunc // closes the session (CloseSession, Stop)
 	lg     zerolog.Logger
+	io     *sessionIO // messages and statuses on the stream
 }
 
 // sessionKey names a session: a shard's epoch is accepted once per node.
@@ -188,6 +202,11 @@ func New(cfg Config) (*Node, error) {
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = clock.Real()
+	}
+	if cfg.Statuses == nil && cfg.Webhooks != nil {
+		// The poster takes the statuses it posts (callback_persist: kept
+		// before the gateway hears they are taken).
+		cfg.Statuses = cfg.Webhooks
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	n := &Node{

@@ -1,20 +1,9 @@
 package coreapp
 
 import (
-	"context"
-
 	"github.com/mcsim/mcsim/callbacks/poster"
 	mcsimv1 "github.com/mcsim/mcsim/proto/mcsim/v1"
 )
-
-// StatusHandler takes the status updates the gateway delivers on a shard's
-// session. The session acknowledges a status to the gateway only after
-// TakeStatus returned nil, so a handler that must keep the status durably
-// (callback_persist) does so before it returns; an error leaves the status
-// unacknowledged, and the gateway offers it again.
-type StatusHandler interface {
-	TakeStatus(ctx context.Context, shard, shards int32, u *mcsimv1.StatusUpdate) error
-}
 
 // The webhook poster is the coreapp's StatusHandler.
 var _ StatusHandler = (*poster.Poster)(nil)
