@@ -54,9 +54,10 @@ type Outcome struct {
 	Traffic *TrafficSummary
 }
 
-// TrafficSummary is a workload's totals: messages started, answered 201
-// and failed for good (by code), the worst second's p99 latency, the
-// client-visible failed attempts, and what became of the callbacks.
+// TrafficSummary is a workload's totals: messages started, answered 201,
+// error answers by code (retried or final, as the traffic events count
+// them), the worst second's p99 latency, the client-visible failed
+// attempts, and what became of the callbacks.
 type TrafficSummary struct {
 	Sent, OK                 int
 	Errors                   map[string]int

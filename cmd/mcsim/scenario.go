@@ -333,7 +333,7 @@ func printVerdict(w io.Writer, sc *scenarios.Scenario, run int, o scenarios.Outc
 		fmt.Fprintf(w, "  FAIL invariant %s: %s\n", v.Invariant, v.Details)
 	}
 	if tr := o.Traffic; tr != nil {
-		fmt.Fprintf(w, "  traffic: %d sent, %d answered 201, final errors %v, %d failed attempts seen by clients, worst second's p99 %.1f ms\n",
+		fmt.Fprintf(w, "  traffic: %d sent, %d answered 201, error answers %v, %d failed attempts seen by clients, worst second's p99 %.1f ms\n",
 			tr.Sent, tr.OK, tr.Errors, tr.FailedAttempts, float64(tr.WorstP99)/float64(time.Millisecond))
 		fmt.Fprintf(w, "  callbacks: %d delivered, %d retries, %d lost\n", tr.Delivered, tr.Retried, tr.Lost)
 	}
