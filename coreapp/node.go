@@ -83,6 +83,10 @@ type Config struct {
 	// Registry receives the node's metrics (see metrics.go); nil means a
 	// private registry nobody reads.
 	Registry prometheus.Registerer
+	// Statuses takes the status updates the gateway offers (see
+	// StatusHandler); nil takes each and drops it, counted in
+	// mcsim_coreapp_statuses_dropped_total.
+	Statuses StatusHandler
 	// Clock is the node's own clock: the gateway's silence (rule 7), the
 	// heartbeat delay hook and the settings retry are timed by it. nil
 	// means clock.Real(); a *clock.Skewed lets a scenario run this node's
@@ -115,6 +119,7 @@ type session struct {
 	ctx    context.Context
 	cancel context.CancelFunc // closes the session (CloseSession, Stop)
 	lg     zerolog.Logger
+	io     *sessionIO // messages and statuses on the stream
 }
 
 // sessionKey names a session: a shard's epoch is accepted once per node.
