@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"bytes"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -91,5 +92,63 @@ func TestSinkRefusesWhatIsNotACallback(t *testing.T) {
 		if c.Validate() == nil {
 			t.Errorf("%+v validated", c)
 		}
+	}
+}
+
+// The coreapp's headers are recorded per callback: its id and its own
+// attempt number, next to the sink's count of posts.
+func TestSinkRecordsTheCoreappHeaders(t *testing.T) {
+	var out bytes.Buffer
+	s := New(Config{}, &out)
+	for _, h := range []struct{ coreapp, attempt string }{{"coreapp-1", "1"}, {"coreapp-1", "2"}, {"coreapp-2", "1"}} {
+		r := httptest.NewRequest(http.MethodPost, "/cb", strings.NewReader(delivered))
+		r.Header.Set(HeaderCoreapp, h.coreapp)
+		r.Header.Set(HeaderAttempt, h.attempt)
+		s.ServeHTTP(httptest.NewRecorder(), r)
+	}
+	var got []string
+	for _, r := range s.Records() {
+		got = append(got, fmt.Sprintf("%s#%d attempt=%d", r.Coreapp, r.CoreappAttempt, r.Attempt))
+	}
+	if want := "coreapp-1#1 attempt=1,coreapp-1#2 attempt=2,coreapp-2#1 attempt=3"; strings.Join(got, ",") != want {
+		t.Fatalf("records %q, want %q", got, want)
+	}
+	line := strings.SplitN(out.String(), "\n", 2)[0]
+	for _, field := range []string{`"time":`, `"id":"m1"`, `"status":"delivered"`, `"attempt":1`, `"coreapp":"coreapp-1"`, `"coreapp_attempt":1`, `"code":200`} {
+		if !strings.Contains(line, field) {
+			t.Errorf("JSON line %s has no %s", line, field)
+		}
+	}
+	// GET /records serves the same lines.
+	w := httptest.NewRecorder()
+	s.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/records", nil))
+	if w.Code != http.StatusOK || strings.Count(w.Body.String(), "\n") != 3 || !strings.Contains(w.Body.String(), `"coreapp":"coreapp-2"`) {
+		t.Fatalf("GET /records: %d\n%s", w.Code, w.Body.String())
+	}
+}
+
+// A scenario turns the sink down and failing while it runs.
+func TestSinkSetDownAndSetFail(t *testing.T) {
+	s := New(Config{}, nil)
+	var codes []int
+	code := func() { codes = append(codes, post(s, "", delivered).Code) }
+	code()
+	s.SetDown(true)
+	code()
+	s.SetDown(false)
+	code()
+	if err := s.SetFail(100); err != nil {
+		t.Fatal(err)
+	}
+	code()
+	if err := s.SetFail(0); err != nil {
+		t.Fatal(err)
+	}
+	code()
+	if got, want := fmt.Sprint(codes), "[200 503 200 500 200]"; got != want {
+		t.Fatalf("answers %s, want %s", got, want)
+	}
+	if err := s.SetFail(101); err == nil || !strings.Contains(err.Error(), "fail") {
+		t.Fatalf("SetFail(101) = %v, want an error naming fail", err)
 	}
 }
