@@ -2,6 +2,7 @@ package scenarios
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -110,6 +111,18 @@ func TestBackoffLateRetryExcusedOnlyAtTheCap(t *testing.T) {
 	cbs = append(cbs, cb("m1/sent", "coreapp-1", 2, "4s", 200))
 	if got := checkBackoff(&TrafficSeen{Callbacks: cbs}, timeline(`{}`), 50*time.Millisecond); len(got) > 0 {
 		t.Errorf("violations %q, want none: the coreapp was at its cap", invariantsOf(got))
+	}
+	// Five in flight at the due time, but the sixth slot taken again a
+	// moment later (a poster working through a backlog: the receiver sees
+	// a slot free between one answer and the next request): the cap was
+	// reached during the wait, the late retry is excused.
+	busy := slices.Clone(cbs)
+	busy[6].At, busy[6].Answered = tcAt("2.8s"), tcAt("2.9s")
+	next := cb("xz/sent", "coreapp-1", 1, "3.1s", 200)
+	next.Answered = tcAt("4s")
+	busy = append(busy, next)
+	if got := checkBackoff(&TrafficSeen{Callbacks: busy}, timeline(`{}`), 50*time.Millisecond); len(got) > 0 {
+		t.Errorf("violations %q, want none: the coreapp reached its cap during the wait", invariantsOf(got))
 	}
 	// With five in flight a slot was free: the late retry is a violation.
 	cbs = append(cbs[:1], cbs[2:]...)

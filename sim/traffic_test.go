@@ -1,0 +1,207 @@
+package sim
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mcsim/mcsim/scenarios"
+)
+
+// The traffic scenarios of testdata/traffic: each states what it shows.
+func loadTraffic(t testing.TB, name string) *scenarios.Scenario {
+	t.Helper()
+	sc, err := scenarios.LoadFile("testdata/traffic/" + name + ".yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sc
+}
+
+// runTraffic runs sc and returns its --json bytes, its outcome and the
+// target (to read its traffic).
+func runTraffic(t testing.TB, sc *scenarios.Scenario, seed uint64, sab Sabotage) ([]byte, scenarios.Outcome, *Target) {
+	t.Helper()
+	var buf bytes.Buffer
+	tg := New(Config{Seed: seed, Sabotage: sab})
+	out, err := scenarios.Run(context.Background(), tg, sc, scenarios.Options{Seed: seed, Epsilon: DefaultEpsilon, Events: &buf})
+	if err != nil {
+		t.Fatalf("%s seed %d: %v", sc.Name, seed, err)
+	}
+	return buf.Bytes(), out, tg
+}
+
+// violated lists the invariants out broke.
+func violated(out scenarios.Outcome) []string {
+	var vs []string
+	for _, v := range out.Violations {
+		vs = append(vs, v.Invariant)
+	}
+	return vs
+}
+
+// TestTrafficSameBytesTwice: a workload keeps the run deterministic.
+func TestTrafficSameBytesTwice(t *testing.T) {
+	sc := loadTraffic(t, "crash-under-load")
+	for _, seed := range []uint64{1, 2} {
+		a, _, _ := runTraffic(t, sc, seed, Sabotage{})
+		b, _, _ := runTraffic(t, sc, seed, Sabotage{})
+		if !bytes.Equal(a, b) {
+			t.Fatalf("seed %d: two runs printed different bytes:\n%s", seed, firstDiff(a, b))
+		}
+		if !bytes.Contains(a, []byte(`"event":"traffic"`)) {
+			t.Fatalf("seed %d: no traffic lines", seed)
+		}
+	}
+}
+
+// TestCrashUnderLoad: the clients' error window after a crash closes
+// within rule 1, next to the failover; every 201 reached the gateway
+// once; nothing is lost with callback_persist.
+func TestCrashUnderLoad(t *testing.T) {
+	sc := loadTraffic(t, "crash-under-load")
+	for _, seed := range []uint64{1, 2, 3} {
+		_, out, tg := runTraffic(t, sc, seed, Sabotage{})
+		if !out.OK {
+			t.Fatalf("seed %d: %+v %+v %s", seed, out.Expectations, out.Violations, out.Aborted)
+		}
+		var failover, errs *scenarios.ExpectResult
+		for i := range out.Expectations {
+			switch e := &out.Expectations[i]; e.What {
+			case "failover":
+				failover = e
+			case "errors":
+				errs = e
+			}
+		}
+		if failover == nil || errs == nil || errs.Measured == nil || failover.Measured == nil {
+			t.Fatalf("seed %d: expectations %+v", seed, out.Expectations)
+		}
+		// The clients see 1018 for as long as the shard is unserved: the
+		// window ends with the failover, give or take a retry's wait.
+		if d := *errs.Measured - *failover.Measured; d < -50*time.Millisecond || d > 2500*time.Millisecond {
+			t.Errorf("seed %d: last client error %v after the crash, failover after %v", seed, *errs.Measured, *failover.Measured)
+		}
+		tr := tg.Traffic()
+		if len(tr.Acked) < 2000 || len(tr.Refused) == 0 {
+			t.Errorf("seed %d: %d acked, %d refused: want a load with errors in the window", seed, len(tr.Acked), len(tr.Refused))
+		}
+		for _, r := range tr.Refused {
+			if r.Code != "1018" {
+				t.Fatalf("seed %d: client error %+v, want only 1018", seed, r)
+			}
+		}
+	}
+}
+
+// TestCallbackPersist: the owner crashes while the receiver is down.
+// With callback_persist its pending callbacks are in the store and the
+// shard's next owner delivers them (0 lost); without, they are gone with
+// the process (lost > 0, a figure, not a violation).
+func TestCallbackPersist(t *testing.T) {
+	for _, c := range []struct {
+		persist bool
+		lost    func(int) bool
+	}{
+		{true, func(n int) bool { return n == 0 }},
+		{false, func(n int) bool { return n > 0 }},
+	} {
+		sc := loadTraffic(t, "crash-receiver-down")
+		sc.Settings = setting(t, sc.Settings, "callback_persist", c.persist)
+		for _, seed := range []uint64{1, 2} {
+			b, out, _ := runTraffic(t, sc, seed, Sabotage{})
+			lost := callbacksLost(t, b)
+			if !c.lost(lost) {
+				t.Errorf("callback_persist %v seed %d: %d callbacks lost", c.persist, seed, lost)
+			}
+			if len(out.Violations) > 0 {
+				t.Errorf("callback_persist %v seed %d: %+v", c.persist, seed, out.Violations)
+			}
+		}
+	}
+}
+
+// TestCallbackPersistSabotaged: a poster that ignores callback_persist
+// loses callbacks in a crash, and callbacks_delivered says so.
+func TestCallbackPersistSabotaged(t *testing.T) {
+	sc := loadTraffic(t, "crash-receiver-down")
+	_, out, _ := runTraffic(t, sc, 1, Sabotage{NoCallbackPersist: true})
+	if !strings.Contains(strings.Join(violated(out), " "), "callbacks_delivered") {
+		t.Fatalf("violations %v, want callbacks_delivered", violated(out))
+	}
+}
+
+// TestReceiverDownBackoff: a receiver down for a minute sees every
+// callback retried by the seed's rule (callback_backoff_delay_ms × n),
+// judged by the backoff invariant, and every one delivered after.
+func TestReceiverDownBackoff(t *testing.T) {
+	sc := loadTraffic(t, "receiver-down")
+	_, out, tg := runTraffic(t, sc, 1, Sabotage{})
+	if !out.OK {
+		t.Fatalf("%+v %+v %s", out.Expectations, out.Violations, out.Aborted)
+	}
+	// One callback's attempts: 3 s, 6 s, 9 s, … apart (here 1 s × n).
+	tr := tg.Traffic()
+	first := tr.Callbacks[0]
+	var at []time.Time
+	for _, c := range tr.Callbacks {
+		if c.ID == first.ID && c.Coreapp == first.Coreapp {
+			at = append(at, c.At)
+		}
+	}
+	if len(at) < 5 {
+		t.Fatalf("callback %s: %d attempts, want the retries of a minute down", first.ID, len(at))
+	}
+	for n := 1; n < len(at); n++ {
+		got, want := at[n].Sub(at[n-1]), time.Duration(n)*time.Second
+		if got < want || got > want+50*time.Millisecond {
+			t.Errorf("attempt %d came %v after attempt %d, want %v", n+1, got, n, want)
+		}
+	}
+}
+
+// TestBackoffSabotaged: a poster that ignores the backoff is caught by
+// the backoff invariant.
+func TestBackoffSabotaged(t *testing.T) {
+	sc := loadTraffic(t, "receiver-down")
+	_, out, _ := runTraffic(t, sc, 1, Sabotage{NoCallbackBackoff: true})
+	if !strings.Contains(strings.Join(violated(out), " "), "backoff") {
+		t.Fatalf("violations %v, want backoff", violated(out))
+	}
+}
+
+// setting returns the settings body with key set to v.
+func setting(t *testing.T, body json.RawMessage, key string, v any) json.RawMessage {
+	t.Helper()
+	m := map[string]any{}
+	if len(body) > 0 {
+		if err := json.Unmarshal(body, &m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m[key] = v
+	b, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// callbacksLost reads the callbacks line of a run's --json.
+func callbacksLost(t *testing.T, out []byte) int {
+	t.Helper()
+	for _, line := range bytes.Split(out, []byte("\n")) {
+		var ev struct {
+			Event string `json:"event"`
+			Lost  *int   `json:"lost"`
+		}
+		if json.Unmarshal(line, &ev) == nil && ev.Event == "callbacks" && ev.Lost != nil {
+			return *ev.Lost
+		}
+	}
+	t.Fatalf("no callbacks line in:\n%s", out)
+	return 0
+}
