@@ -266,7 +266,12 @@ func checkConcurrency(tr *TrafficSeen, timeline []callbackSettings) []Violation 
 // working through a backlog at its cap shows one slot short at most
 // instants: the cap is judged over the wait, not at one instant. Attempts are paired per callback and coreapp: a
 // shard's next owner starts a callback over at attempt 1.
-func checkBackoff(tr *TrafficSeen, timeline []callbackSettings, eps time.Duration) []Violation {
+//
+// A retry timed by a coreapp that was paused or had a skewed clock
+// between the failure and the retry is not judged (stalled excuses it):
+// the rule is kept by the coreapp's own clock, and a process that does
+// not run cannot keep time at all.
+func checkBackoff(tr *TrafficSeen, timeline []callbackSettings, eps time.Duration, stalled func(coreapp string, from, to time.Time) bool) []Violation {
 	type key struct{ id, coreapp string }
 	byKey := map[key][]CallbackSeen{}
 	var keys []key
@@ -295,6 +300,9 @@ func checkBackoff(tr *TrafficSeen, timeline []callbackSettings, eps time.Duratio
 			want := min(set.backoff*time.Duration(prev.Attempt), set.maxBackoff)
 			due := failed.Add(want)
 			got := next.At.Sub(failed)
+			if stalled != nil && stalled(k.coreapp, failed, next.At) {
+				continue
+			}
 			switch {
 			case next.At.Before(due.Add(-eps)):
 				out = append(out, Violation{Invariant: "backoff", At: next.At, Details: fmt.Sprintf(

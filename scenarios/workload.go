@@ -217,9 +217,24 @@ func (r *runner) judgeTraffic(inv string) []Violation {
 		}
 		return checkCallbacksDelivered(*r.wl.tally, r.wl.callbacks)
 	case "backoff":
-		return checkBackoff(tr, r.wl.callbacks, r.eps)
+		return checkBackoff(tr, r.wl.callbacks, r.eps, r.stalled)
 	case "concurrency":
 		return checkConcurrency(tr, r.wl.callbacks)
 	}
 	return nil
+}
+
+// stalled says whether coreapp was paused or ran a skewed clock at some
+// moment in [from, to] (the backoff check's excuse).
+func (r *runner) stalled(coreapp string, from, to time.Time) bool {
+	for _, f := range r.faults {
+		if f.node != coreapp || (f.kind != "pause" && f.kind != "clock") {
+			continue
+		}
+		if f.start.After(to) || (!f.end.IsZero() && f.end.Before(from)) {
+			continue
+		}
+		return true
+	}
+	return false
 }

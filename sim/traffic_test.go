@@ -205,3 +205,18 @@ func callbacksLost(t *testing.T, out []byte) int {
 	t.Fatalf("no callbacks line in:\n%s", out)
 	return 0
 }
+
+// TestPausedPosterNotBlamed: a poster paused while its retries fall due
+// sends them late; the backoff invariant excuses the stall.
+func TestPausedPosterNotBlamed(t *testing.T) {
+	sc := loadTraffic(t, "pause-backoff")
+	for _, seed := range []uint64{1, 2} {
+		_, out, tg := runTraffic(t, sc, seed, Sabotage{})
+		if !out.OK {
+			t.Errorf("seed %d: %+v %+v", seed, out.Expectations, out.Violations)
+		}
+		if len(tg.Traffic().Callbacks) == 0 {
+			t.Errorf("seed %d: no callbacks", seed)
+		}
+	}
+}
