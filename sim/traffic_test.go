@@ -220,3 +220,38 @@ func TestPausedPosterNotBlamed(t *testing.T) {
 		}
 	}
 }
+
+// TestLiveWebhookSettings: webhooks.message.* applies live (no read
+// callback for a message accepted after the change reached the
+// coreapps), callback_persist and webhooks.max_concurrent_requests only
+// after a restart.
+func TestLiveWebhookSettings(t *testing.T) {
+	sc := loadTraffic(t, "live-webhook-settings")
+	_, out, tg := runTraffic(t, sc, 1, Sabotage{})
+	if !out.OK {
+		t.Fatalf("%+v %+v", out.Expectations, out.Violations)
+	}
+	set := tg.started.Add(2 * time.Second)
+	reads, before := 0, 0
+	for _, c := range tg.Traffic().Callbacks {
+		if c.Status != "read" {
+			continue
+		}
+		// A message's read is due a second after it was accepted.
+		if c.At.After(set.Add(time.Second + 100*time.Millisecond)) {
+			reads++
+		} else {
+			before++
+		}
+	}
+	if reads > 0 || before == 0 {
+		t.Errorf("%d read callbacks after webhooks.message.read went off, %d before: want none after, some before", reads, before)
+	}
+	for _, c := range tg.w.coreapps {
+		h := c.tr.hooks
+		restarted := c.p.run > 0
+		if h.persist != restarted {
+			t.Errorf("%s (run %d): callback_persist %v, want %v: restart-required", c.p.id, c.p.run, h.persist, restarted)
+		}
+	}
+}
