@@ -32,6 +32,15 @@
 // the master decides who serves it next. Reconnecting on its own would race
 // the master's failover for no gain, since the gateway would reject the old
 // epoch as soon as a newer one was accepted.
+//
+// # Messages and status updates
+//
+// Send goes out only on a shard the books say is ours under the caller's
+// shard count and served (books.Route); it answers once the gateway's ack
+// comes, so an accepted Send is a message the gateway logged. Status
+// updates the gateway offers on a session go to Config.Statuses one at a
+// time and are acknowledged only once it took them (see StatusHandler and
+// traffic.go).
 package coreapp
 
 import (
