@@ -41,6 +41,7 @@ func TestParseMessageRequest(t *testing.T) {
 		{name: "text.body empty", body: `{"to":"1","text":{"body":""}}`, errs: []want{{1009, "text.body"}}},
 		{name: "text.body a number", body: `{"to":"1","text":{"body":5}}`, errs: []want{{1009, "text.body"}}},
 		{name: "text.body of 4097 characters", body: `{"to":"1","text":{"body":"` + long + `x"}}`, errs: []want{{1009, "text.body"}}},
+		{name: "text.body of 4097 ASCII characters", body: `{"to":"1","text":{"body":"` + strings.Repeat("x", MaxMessageBody+1) + `"}}`, errs: []want{{1009, "text.body"}}},
 		{name: "text.body a lone surrogate", body: `{"to":"1","text":{"body":"\ud800"}}`, errs: []want{{1009, "text.body"}}},
 		{name: "unknown top-level field", body: `{"to":"1","text":{"body":"x"},"preview":true}`, errs: []want{{1010, "preview"}}},
 		{name: "unknown field in text", body: `{"to":"1","text":{"body":"x","boddy":"y"}}`, errs: []want{{1010, "text.boddy"}}},

@@ -155,8 +155,11 @@ func (s *server) postMessage(w http.ResponseWriter, r *http.Request) {
 			Str("code", st.Code().String()).Str("error", st.Message()).Msg("message outcome unknown")
 		s.notPrimary(w, outcomeUnknown, fmt.Sprintf("%s: no answer (%s); retry", where, st.Code()))
 	default:
+		// The code and the owner are no secret and tell an operator what
+		// broke (Unimplemented: a coreapp older than the front door).
 		s.metrics.message(outcomeError)
-		s.writeInternal(w, r, "the shard's owner could not send the message", err)
+		s.log.Error().Err(err).Str("message_id", id).Int("shard", sh).Str("coreapp", owner.GetCoreappId()).Msg("send failed")
+		s.writeErrors(w, settings.Errors{settings.Internal(fmt.Sprintf("the shard's owner could not send the message (%s: %s)", where, st.Code()))})
 	}
 }
 

@@ -21,12 +21,16 @@
 //     second (retries are not new messages; they are in "retries"), "ok"
 //     those answered 201 in it, "errors" every error answer received in it
 //     by code, retried or final, so a failover shows as errors even when
-//     every retry succeeds. Codes are the API code ("1018"), "conn" for no
-//     HTTP answer, "http_<status>" for an answer that is no envelope.
+//     every retry succeeds; Second.Final (not in the JSON line) has the
+//     messages that ended in an error in it. Codes are the API code ("1018"), "network" for no
+//     HTTP answer (as the scenario runner's ClientError names it), "http_<status>" for an answer that is no envelope.
 //   - Recipients: message i goes to a recipient drawn uniformly from
 //     Recipients fixed wa ids "1631555" + the zero-padded index, from a PCG
 //     seeded with Seed; the jitter of message i uses PCG(Seed, i+1), so a
 //     run's choices do not depend on how goroutines interleave.
+//   - Time is read from package time, so under testing/synctest a run
+//     takes virtual time (the tests run minutes of traffic in
+//     milliseconds); the simulator models traffic itself.
 //   - When Duration ends no message starts, and those in progress run to
 //     their final answer (at most the give-up time plus one request); a
 //     cancelled ctx ends them at once, counted as Cancelled, not errors.
@@ -101,6 +105,26 @@ type Config struct {
 	// acked_reached); off, a long run keeps no per-message memory but the
 	// latencies.
 	RecordAcks bool
+	// Stop, when closed, stops new starts as the end of Duration does:
+	// messages in progress run to their final answer (the scenario
+	// runner's StopLoad). Nil: only Duration and ctx stop the run.
+	Stop <-chan struct{}
+	// OnAnswer, if set, is told of every answer as it comes (201s and
+	// errors, retried or final), from the message's goroutine: many at
+	// once, so it must be safe for concurrent use and quick.
+	OnAnswer func(Answer)
+}
+
+// Answer is one attempt's answer.
+type Answer struct {
+	// At is when it came; Started when the message's first attempt began.
+	At, Started time.Time
+	To          string
+	// ID is the message id of a 201; Code is "" for a 201, else the error
+	// code as in Second.Errors.
+	ID, Code string
+	// Final: the message ends with this answer (a 201, a final error).
+	Final bool
 }
 
 // MaxRecipients keeps every recipient id within 15 digits (E.164): the
@@ -212,28 +236,24 @@ func (r *run) run(ctx context.Context, onSecond func(Second)) Summary {
 	interval := time.Duration(float64(time.Second) / r.cfg.Rate)
 	timer := time.NewTimer(0)
 	defer timer.Stop()
-	var deadline <-chan time.Time
-	if r.cfg.Duration > 0 {
-		dt := time.NewTimer(r.cfg.Duration)
-		defer dt.Stop()
-		deadline = dt.C
-	}
 	stopped := false
 	for i := uint64(0); !stopped; {
 		select {
 		case <-ctx.Done():
 			stopped = true
 			continue
-		case <-deadline:
+		case <-r.cfg.Stop:
 			stopped = true
 			continue
 		case <-timer.C:
 		}
 		// Start every message whose time has come: after a late wake-up
-		// the rate is kept by starting the missed ones at once.
+		// the rate is kept by starting the missed ones at once. The run
+		// stops at the first start time at or past Duration.
 		now := time.Now()
-		for ; r.at(i, interval).Compare(now) <= 0; i++ {
+		for ; !stopped && r.at(i, interval).Compare(now) <= 0; i++ {
 			if r.cfg.Duration > 0 && r.at(i, interval).Sub(r.start) >= r.cfg.Duration {
+				stopped = true
 				break
 			}
 			to := Recipient(picks.IntN(r.cfg.Recipients), r.cfg.Recipients)
@@ -269,9 +289,11 @@ func (r *run) message(ctx context.Context, to string, jitter *rand.Rand) {
 	first := time.Now()
 	for n := 1; ; n++ {
 		ans, err := r.cfg.Client.Do(ctx, http.MethodPost, MessagesPath, body)
+		now := time.Now()
 		if err == nil {
 			id := messageIDOf(ans)
-			r.stats.ok(Ack{ID: id, To: to, Started: first, Acked: time.Now()})
+			r.stats.ok(Ack{ID: id, To: to, Started: first, Acked: now})
+			r.tell(Answer{At: now, Started: first, To: to, ID: id, Final: true})
 			return
 		}
 		if ctx.Err() != nil {
@@ -279,10 +301,11 @@ func (r *run) message(ctx context.Context, to string, jitter *rand.Rand) {
 			return
 		}
 		code, retryable := classify(err)
-		r.stats.errorAnswer(time.Now(), code)
 		wait := time.Duration(float64(r.cfg.Retry.wait(n)) * (1 - r.cfg.Retry.Jitter + 2*r.cfg.Retry.Jitter*jitter.Float64()))
-		if !retryable || time.Since(first)+wait > r.cfg.Retry.GiveUp {
-			r.stats.final(code)
+		final := !retryable || now.Sub(first)+wait > r.cfg.Retry.GiveUp
+		r.stats.errorAnswer(now, code, final)
+		r.tell(Answer{At: now, Started: first, To: to, Code: code, Final: final})
+		if final {
 			return
 		}
 		t := time.NewTimer(wait)
@@ -297,11 +320,17 @@ func (r *run) message(ctx context.Context, to string, jitter *rand.Rand) {
 	}
 }
 
+func (r *run) tell(a Answer) {
+	if r.cfg.OnAnswer != nil {
+		r.cfg.OnAnswer(a)
+	}
+}
+
 // classify names an error answer and says whether it is retried.
 func classify(err error) (code string, retryable bool) {
 	var apiErr *client.APIError
 	if !errors.As(err, &apiErr) {
-		return "conn", true
+		return "network", true
 	}
 	c, ok := envelopeCode(apiErr.Body)
 	if !ok {

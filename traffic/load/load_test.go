@@ -43,7 +43,12 @@ func (f *frontDoor) RoundTrip(req *http.Request) (*http.Response, error) {
 	f.n++
 	id := f.n
 	f.mu.Unlock()
-	time.Sleep(f.latency)
+	// As a real transport, it gives up when the request is cancelled.
+	select {
+	case <-time.After(f.latency):
+	case <-req.Context().Done():
+		return nil, req.Context().Err()
+	}
 	if f.answer == nil {
 		return reply(201, fmt.Sprintf(`{"messages":[{"id":"m%d"}],"meta":{}}`, id)), nil
 	}
@@ -136,9 +141,18 @@ func TestNotPrimaryIsRetriedWithTheStatedDelays(t *testing.T) {
 			}
 			return 201, "", nil
 		}
-		sum, _ := runLoad(t, f, Config{Rate: 1, Recipients: 1, Duration: time.Second, Seed: 7})
-		if sum.OK != 1 || sum.Retries != 4 || sum.Answers["1018"] != 3 || sum.Answers["conn"] != 1 || len(sum.Errors) != 0 {
-			t.Fatalf("summary %+v, want 1 ok after 4 retries (three 1018, one conn)", sum)
+		var mu sync.Mutex
+		var told []string
+		sum, _ := runLoad(t, f, Config{Rate: 1, Recipients: 1, Duration: time.Second, Seed: 7, OnAnswer: func(a Answer) {
+			mu.Lock()
+			defer mu.Unlock()
+			told = append(told, fmt.Sprintf("%s%s final=%v", a.Code, a.ID, a.Final))
+		}})
+		if got, want := strings.Join(told, ", "), "1018 final=false, 1018 final=false, 1018 final=false, network final=false, m5 final=true"; got != want {
+			t.Errorf("OnAnswer told %s, want %s", got, want)
+		}
+		if sum.OK != 1 || sum.Retries != 4 || sum.Answers["1018"] != 3 || sum.Answers["network"] != 1 || len(sum.Errors) != 0 {
+			t.Fatalf("summary %+v, want 1 ok after 4 retries (three 1018, one network)", sum)
 		}
 		ts := f.attempts[Recipient(0, 1)]
 		nominal := []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond}
@@ -158,9 +172,21 @@ func TestGiveUpAfter30s(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newFrontDoor()
 		f.answer = func(time.Duration, string, int) (int, string, error) { return 503, notPrimary, nil }
-		sum, _ := runLoad(t, f, Config{Rate: 1, Recipients: 1, Duration: time.Second, Seed: 3})
+		sum, secs := runLoad(t, f, Config{Rate: 1, Recipients: 1, Duration: time.Second, Seed: 3})
 		if sum.OK != 0 || sum.Errors["1018"] != 1 {
 			t.Fatalf("summary %+v, want one final 1018", sum)
+		}
+		finals := 0
+		for _, s := range secs {
+			if s.Final["1018"] > 0 {
+				finals += s.Final["1018"]
+				if s.T < 29 || s.T > 31 {
+					t.Errorf("the give-up counted in second %d, want about 30", s.T)
+				}
+			}
+		}
+		if finals != 1 {
+			t.Errorf("%d final errors over the seconds, want 1", finals)
 		}
 		ts := f.attempts[Recipient(0, 1)]
 		last := ts[len(ts)-1]
@@ -289,4 +315,60 @@ func TestValidateNamesTheField(t *testing.T) {
 			t.Errorf("Validate: %v, want it to name %s", err, f)
 		}
 	}
+}
+
+// The JSON line has exactly SCENARIOS.md's fields.
+func TestSecondJSONShape(t *testing.T) {
+	var b strings.Builder
+	err := WriteSecond(&b, Second{T: 3, Sent: 200, OK: 198, Errors: map[string]int{"1018": 2}, P50: 3.1, P99: 12, Retries: 2}, true)
+	want := `{"event":"traffic","t":3,"sent":200,"ok":198,"errors":{"1018":2},"p50_ms":3.1,"p99_ms":12}` + "\n"
+	if err != nil || b.String() != want {
+		t.Errorf("got %q (%v), want %q", b.String(), err, want)
+	}
+	b.Reset()
+	if err := WriteSecond(&b, Second{T: 1, Errors: map[string]int{}}, true); err != nil || !strings.Contains(b.String(), `"errors":{}`) {
+		t.Errorf("a second without errors: %q, want an empty errors object", b.String())
+	}
+}
+
+// Cancelling the run (Ctrl-C) ends the messages in progress at once,
+// counted as cancelled, not as errors.
+func TestCancelEndsMessagesInProgress(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFrontDoor()
+		f.answer = func(time.Duration, string, int) (int, string, error) { return 503, notPrimary, nil }
+		// Some are waiting to retry at the cancel, some wait for an answer.
+		f.latency = 150 * time.Millisecond
+		ctx, cancel := context.WithCancel(t.Context())
+		time.AfterFunc(2450*time.Millisecond, cancel)
+		start := time.Now()
+		sum, err := Run(ctx, Config{Client: f.client(), Rate: 10, Recipients: 10, Seed: 1}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if took := time.Since(start); took != 2450*time.Millisecond {
+			t.Errorf("Run returned after %v, want at the cancel (2.45s)", took)
+		}
+		if sum.Sent != 25 || sum.Cancelled != 25 || len(sum.Errors) != 0 || sum.Answers["network"] != 0 {
+			t.Errorf("sent %d cancelled %d errors %v, want 25 sent and cancelled, no error (answers %v)", sum.Sent, sum.Cancelled, sum.Errors, sum.Answers)
+		}
+	})
+}
+
+// Closing Stop ends the starts; the messages in progress finish.
+func TestStopLetsMessagesInProgressFinish(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFrontDoor()
+		f.latency = 300 * time.Millisecond
+		stop := make(chan struct{})
+		time.AfterFunc(1050*time.Millisecond, func() { close(stop) })
+		start := time.Now()
+		sum, _ := runLoad(t, f, Config{Rate: 10, Recipients: 10, Duration: 5 * time.Second, Seed: 1, Stop: stop})
+		if sum.Sent != 11 || sum.OK != 11 || sum.Cancelled != 0 {
+			t.Errorf("sent %d ok %d cancelled %d, want 11 started before the stop and all answered", sum.Sent, sum.OK, sum.Cancelled)
+		}
+		if took := time.Since(start); took != 1300*time.Millisecond {
+			t.Errorf("Run returned after %v, want when the last answer came (1.3s)", took)
+		}
+	})
 }

@@ -26,6 +26,9 @@ type Second struct {
 	// Errors is every error answer received in the second, retried or
 	// final, by code.
 	Errors map[string]int `json:"errors"`
+	// Final is the messages that ended in an error in the second, by
+	// code (not in the JSON line).
+	Final map[string]int `json:"-"`
 	// P50 and P99 are latency percentiles of the messages answered 201 in
 	// the second, in milliseconds (0 when none was).
 	P50 float64 `json:"p50_ms"`
@@ -96,7 +99,7 @@ func (s *stats) at(t time.Time) *bucket {
 	k := max(int(t.Sub(s.start)/time.Second)+1, s.reported+1)
 	b := s.open[k]
 	if b == nil {
-		b = &bucket{s: Second{T: k, Errors: map[string]int{}}}
+		b = &bucket{s: Second{T: k, Errors: map[string]int{}, Final: map[string]int{}}}
 		s.open[k] = b
 	}
 	return b
@@ -129,11 +132,16 @@ func (s *stats) ok(a Ack) {
 	}
 }
 
-func (s *stats) errorAnswer(t time.Time, code string) {
+func (s *stats) errorAnswer(t time.Time, code string, final bool) {
 	s.mu.Lock()
-	s.at(t).s.Errors[code]++
+	defer s.mu.Unlock()
+	b := s.at(t)
+	b.s.Errors[code]++
 	s.sum.Answers[code]++
-	s.mu.Unlock()
+	if final {
+		b.s.Final[code]++
+		s.sum.Errors[code]++
+	}
 }
 
 func (s *stats) retry(t time.Time) {
@@ -143,16 +151,22 @@ func (s *stats) retry(t time.Time) {
 	s.mu.Unlock()
 }
 
-func (s *stats) final(code string) {
-	s.mu.Lock()
-	s.sum.Errors[code]++
-	s.mu.Unlock()
-}
-
 func (s *stats) cancelled() {
 	s.mu.Lock()
 	s.sum.Cancelled++
 	s.mu.Unlock()
+}
+
+// pending reports whether anything happened in second t or later.
+func (s *stats) pending(t int) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k := range s.open {
+		if k >= t {
+			return true
+		}
+	}
+	return false
 }
 
 // second reports second t (the next one not reported).
@@ -161,7 +175,7 @@ func (s *stats) second(t int) Second {
 	defer s.mu.Unlock()
 	b := s.open[t]
 	if b == nil {
-		b = &bucket{s: Second{T: t, Errors: map[string]int{}}}
+		b = &bucket{s: Second{T: t, Errors: map[string]int{}, Final: map[string]int{}}}
 	}
 	delete(s.open, t)
 	s.reported = t
@@ -215,7 +229,7 @@ func (r *run) report(stop <-chan struct{}, onSecond func(Second)) {
 		case <-stop:
 			// The part-second since the last report, if the run lasted
 			// into it.
-			if time.Since(r.start) > time.Duration(t-1)*time.Second {
+			if time.Since(r.start) > time.Duration(t-1)*time.Second && r.stats.pending(t) {
 				sec := r.stats.second(t)
 				if onSecond != nil {
 					onSecond(sec)
@@ -238,7 +252,7 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 
 func ms(d time.Duration) float64 { return math.Round(float64(d)/1e3) / 1e3 }
 
-// codes renders counts by code as "1018:3 conn:1", sorted; "-" when none.
+// codes renders counts by code as "1018:3 network:1", sorted; "-" when none.
 func codes(m map[string]int) string {
 	if len(m) == 0 {
 		return "-"
@@ -269,17 +283,37 @@ func WriteSecond(w io.Writer, s Second, asJSON bool) error {
 	return err
 }
 
+// summaryLine is the JSON summary, "event" first like the traffic lines.
+type summaryLine struct {
+	Event      string         `json:"event"`
+	ElapsedS   float64        `json:"elapsed_s"`
+	Sent       int            `json:"sent"`
+	OK         int            `json:"ok"`
+	Throughput float64        `json:"throughput"`
+	P50        float64        `json:"p50_ms"`
+	P90        float64        `json:"p90_ms"`
+	P99        float64        `json:"p99_ms"`
+	Max        float64        `json:"max_ms"`
+	Errors     map[string]int `json:"errors"`
+	Answers    map[string]int `json:"answers"`
+	Retries    int            `json:"retries"`
+	Skipped    int            `json:"skipped"`
+	Cancelled  int            `json:"cancelled"`
+	Stretch    int            `json:"longest_error_stretch_s"`
+	StretchEnd int            `json:"longest_error_stretch_end"`
+}
+
 // WriteSummary writes sum as a few human lines, or with asJSON as one
 // {"event":"summary",…} line.
 func WriteSummary(w io.Writer, sum Summary, asJSON bool) error {
 	if asJSON {
-		b, err := json.Marshal(map[string]any{
-			"event": "summary", "elapsed_s": math.Round(sum.Elapsed.Seconds()*1000) / 1000,
-			"sent": sum.Sent, "ok": sum.OK, "throughput": math.Round(sum.Throughput*10) / 10,
-			"p50_ms": ms(sum.P50), "p90_ms": ms(sum.P90), "p99_ms": ms(sum.P99), "max_ms": ms(sum.Max),
-			"errors": sum.Errors, "answers": sum.Answers, "retries": sum.Retries,
-			"skipped": sum.Skipped, "cancelled": sum.Cancelled,
-			"longest_error_stretch_s": sum.LongestErrorStretch, "longest_error_stretch_end": sum.LongestErrorEnd,
+		b, err := json.Marshal(summaryLine{
+			Event: "summary", ElapsedS: math.Round(sum.Elapsed.Seconds()*1000) / 1000,
+			Sent: sum.Sent, OK: sum.OK, Throughput: math.Round(sum.Throughput*10) / 10,
+			P50: ms(sum.P50), P90: ms(sum.P90), P99: ms(sum.P99), Max: ms(sum.Max),
+			Errors: sum.Errors, Answers: sum.Answers, Retries: sum.Retries,
+			Skipped: sum.Skipped, Cancelled: sum.Cancelled,
+			Stretch: sum.LongestErrorStretch, StretchEnd: sum.LongestErrorEnd,
 		})
 		if err != nil {
 			return err
