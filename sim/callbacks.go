@@ -17,8 +17,8 @@ import (
 // (with callback_persist: kept in the store first, and only then
 // acknowledged; without: acknowledged at once and gone with the
 // process), carries its posts to the receiver over the network, deletes
-// delivered callbacks from the store, and on an assignment adopts what
-// the shard's last owner kept (ListCallbacks).
+// delivered callbacks from the store, and when the gateway accepts a
+// session adopts what the shard's last owner kept (ListCallbacks).
 
 // adoptRetry is poster.Config.AdoptRetry's default: how long an adoption
 // waits before asking the store again.
@@ -187,8 +187,9 @@ func (c *coreappNode) takeStatus(u *mcsimv1.StatusUpdate, done func(bool)) {
 	})
 }
 
-// adoptCallbacks is poster.Adopt: on an assignment, a run that keeps its
-// callbacks queues what the shard's last owner kept and did not deliver.
+// adoptCallbacks is poster.Adopt: when the gateway accepts a session, a
+// run that keeps its callbacks queues what the shard's last owner kept
+// and did not deliver.
 func (c *coreappNode) adoptCallbacks(sh, shards int32) {
 	if c.tr == nil || c.tr.hooks == nil {
 		return

@@ -113,7 +113,7 @@ func (c *coreappNode) open(a books.OpenSession) {
 	c.opened = &sessKey{a.Shard, a.Epoch}
 	run, gw := c.p.run, c.w.gw
 	c.w.net.stream(c.p.id, gw.p.id, func() { gw.openSession(c, run, a.Shard, a.Shards, a.Epoch) })
-	c.adoptCallbacks(a.Shard, a.Shards)
+	c.sessionOpening(a)
 }
 
 func (c *coreappNode) close(k sessKey) {
@@ -145,6 +145,7 @@ func (c *coreappNode) sessionAnswer(shard int32, epoch uint64, id gateway.Sessio
 		return
 	}
 	c.sessions[k] = id
+	c.sessionAccepted(k)
 	if c.closeOnAnswer[k] {
 		delete(c.closeOnAnswer, k)
 		c.close(k)

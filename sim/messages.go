@@ -25,6 +25,9 @@ type coreappTraffic struct {
 	// workers take the statuses offered on each session, one at a time.
 	workers map[sessKey]*statusWorker
 	hooks   *hooks
+	// opening are the shard counts of the sessions asked for and not yet
+	// answered.
+	opening map[sessKey]int32
 }
 
 type pendingSend struct {
@@ -46,7 +49,7 @@ var errSessionEnded = errors.New("gateway session ended before the gateway answe
 // traffic is the run's traffic state, made on first use.
 func (c *coreappNode) traffic() *coreappTraffic {
 	if c.tr == nil {
-		c.tr = &coreappTraffic{sends: map[sessKey][]pendingSend{}, workers: map[sessKey]*statusWorker{}}
+		c.tr = &coreappTraffic{sends: map[sessKey][]pendingSend{}, workers: map[sessKey]*statusWorker{}, opening: map[sessKey]int32{}}
 	}
 	return c.tr
 }
@@ -91,6 +94,27 @@ func (c *coreappNode) messageAcked(k sessKey, a *mcsimv1.MessageAck) {
 			s.respond(nil, errors.New(books.NotPrimary+"the gateway refused the message: "+a.GetReason()))
 		}
 		return
+	}
+}
+
+// sessionOpening notes the shard count of a session being opened.
+func (c *coreappNode) sessionOpening(a books.OpenSession) {
+	if c.tr != nil {
+		c.tr.opening[sessKey{a.Shard, a.Epoch}] = a.Shards
+	}
+}
+
+// sessionAccepted is the gateway's acceptance of session k: the poster
+// adopts what the shard's last owner kept, as the real coreapp has it do
+// each time the gateway accepts a session.
+func (c *coreappNode) sessionAccepted(k sessKey) {
+	if c.tr == nil {
+		return
+	}
+	shards, ok := c.tr.opening[k]
+	delete(c.tr.opening, k)
+	if ok {
+		c.adoptCallbacks(k.shard, shards)
 	}
 }
 
