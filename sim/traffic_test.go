@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/mcsim/mcsim/scenarios"
+	"github.com/mcsim/mcsim/traffic/load"
 )
 
 // The traffic scenarios of testdata/traffic: each states what it shows.
@@ -93,6 +95,21 @@ func TestCrashUnderLoad(t *testing.T) {
 			if r.Code != "1018" {
 				t.Fatalf("seed %d: client error %+v, want only 1018", seed, r)
 			}
+		}
+		// The seconds account for every message: started at the rate, every
+		// 201 and every error answer once, each in the second it came in.
+		sent, ok, nerr := 0, 0, 0
+		for i, s := range tr.Seconds {
+			if want := tg.started.Add(time.Duration(i+1) * time.Second); !s.End.Equal(want) {
+				t.Fatalf("seed %d: second %d ends at %v, want %v", seed, i+1, s.End, want)
+			}
+			sent, ok, nerr = sent+s.Sent, ok+s.OK, nerr+s.Errors["1018"]
+			if i > 0 && i < len(tr.Seconds)-1 && s.Sent != 200 {
+				t.Errorf("seed %d: second %d started %d messages, want 200", seed, i+1, s.Sent)
+			}
+		}
+		if ok != len(tr.Acked) || nerr != len(tr.Refused) || sent < ok {
+			t.Errorf("seed %d: seconds count %d sent, %d ok, %d errors; the run %d acked, %d refused", seed, sent, ok, nerr, len(tr.Acked), len(tr.Refused))
 		}
 	}
 }
@@ -274,5 +291,28 @@ func TestStopUnderLoad(t *testing.T) {
 		if out.Duration > 15*time.Second {
 			t.Errorf("seed %d: the run lasted %v: the drain waited for callbacks lost in the stop", seed, out.Duration)
 		}
+	}
+}
+
+// TestClientMirrorsLoad: the simulated clients wait and measure as
+// traffic/load does: 100 ms doubling to a 2 s cap, nearest-rank
+// percentiles.
+func TestClientMirrorsLoad(t *testing.T) {
+	r := load.DefaultRetry()
+	var got []time.Duration
+	for n := 1; n <= 7; n++ {
+		got = append(got, retryWait(r, n))
+	}
+	want := []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond,
+		1600 * time.Millisecond, 2 * time.Second, 2 * time.Second}
+	if !slices.Equal(got, want) {
+		t.Errorf("waits %v, want %v", got, want)
+	}
+	lat := []time.Duration{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}
+	if p50, p99 := percentile(lat, 50), percentile(lat, 99); p50 != 5 || p99 != 10 {
+		t.Errorf("p50 %v p99 %v of 1..10, want 5 and 10", p50, p99)
+	}
+	if percentile(nil, 50) != 0 {
+		t.Error("percentile of nothing, want 0")
 	}
 }
