@@ -117,7 +117,11 @@ func (h *hooks) step(ev callbacks.Event) {
 }
 
 // arm sets the outbox's one timer at its NextWake (the earliest asked
-// for is kept; every step asks again).
+// for is kept; every step asks again). The timer is set in global time
+// at the clock rate of the moment: a clock step changing the rate
+// re-times the books' wake-up (proc.setRate) but not this one, so a
+// retry pending across a rate change comes when the old rate said
+// (early retries are then excused by the backoff check's stall rule).
 func (h *hooks) arm() {
 	c := h.c
 	t := h.ob.NextWake()
