@@ -258,11 +258,20 @@ func checkConcurrency(tr *TrafficSeen, timeline []callbackSettings) []Violation 
 // but 200, or none within the timeout), the coreapp tries again
 // callback_backoff_delay_ms × n later, capped at
 // max_callback_backoff_delay_ms (the settings in force at the failure),
-// within eps: never early, and late only while the coreapp had its
-// whole cap of requests in flight when the retry fell due (what is due
-// waits its turn). Attempts are paired per callback and coreapp: a
+// within eps: never early, and late only if the coreapp had its whole
+// cap of requests in flight at some moment between the retry's due time
+// (less eps) and the retry (what is due waits its turn). The receiver
+// sees a poster's slot free for a moment between one request's answer
+// and the next request's arrival (two network trips), so a poster
+// working through a backlog at its cap shows one slot short at most
+// instants: the cap is judged over the wait, not at one instant. Attempts are paired per callback and coreapp: a
 // shard's next owner starts a callback over at attempt 1.
-func checkBackoff(tr *TrafficSeen, timeline []callbackSettings, eps time.Duration) []Violation {
+//
+// A retry timed by a coreapp that was paused or had a skewed clock
+// between the failure and the retry is not judged (stalled excuses it):
+// the rule is kept by the coreapp's own clock, and a process that does
+// not run cannot keep time at all.
+func checkBackoff(tr *TrafficSeen, timeline []callbackSettings, eps time.Duration, stalled func(coreapp string, from, to time.Time) bool) []Violation {
 	type key struct{ id, coreapp string }
 	byKey := map[key][]CallbackSeen{}
 	var keys []key
@@ -277,6 +286,7 @@ func checkBackoff(tr *TrafficSeen, timeline []callbackSettings, eps time.Duratio
 	for _, c := range timeline {
 		limit = max(limit, c.maxConcurrent)
 	}
+	levels := inFlightLevels(tr.Callbacks)
 	var out []Violation
 	for _, k := range keys {
 		cs := byKey[k]
@@ -290,12 +300,15 @@ func checkBackoff(tr *TrafficSeen, timeline []callbackSettings, eps time.Duratio
 			want := min(set.backoff*time.Duration(prev.Attempt), set.maxBackoff)
 			due := failed.Add(want)
 			got := next.At.Sub(failed)
+			if stalled != nil && stalled(k.coreapp, failed, next.At) {
+				continue
+			}
 			switch {
 			case next.At.Before(due.Add(-eps)):
 				out = append(out, Violation{Invariant: "backoff", At: next.At, Details: fmt.Sprintf(
 					"%s from %s: attempt %d came %v after attempt %d failed, want %v (callback_backoff_delay_ms × %d, cap %v): early",
 					k.id, k.coreapp, next.Attempt, got, prev.Attempt, want, prev.Attempt, set.maxBackoff)})
-			case next.At.After(due.Add(eps)) && inFlightAt(tr.Callbacks, k.coreapp, due.Add(eps)) < limit:
+			case next.At.After(due.Add(eps)) && !levels.reached(k.coreapp, limit, due.Add(-eps), next.At):
 				out = append(out, Violation{Invariant: "backoff", At: next.At, Details: fmt.Sprintf(
 					"%s from %s: attempt %d came %v after attempt %d failed, want %v (callback_backoff_delay_ms × %d, cap %v): late, with free slots",
 					k.id, k.coreapp, next.Attempt, got, prev.Attempt, want, prev.Attempt, set.maxBackoff)})
@@ -303,4 +316,64 @@ func checkBackoff(tr *TrafficSeen, timeline []callbackSettings, eps time.Duratio
 		}
 	}
 	return listed("backoff", out)
+}
+
+// levels are, per coreapp, its callback requests in flight at the
+// receiver after each start or end (ends first at one instant), in time
+// order.
+type levels map[string][]level
+
+type level struct {
+	at time.Time
+	n  int
+}
+
+func inFlightLevels(cbs []CallbackSeen) levels {
+	type edge struct {
+		at    time.Time
+		delta int
+	}
+	edges := map[string][]edge{}
+	for _, c := range cbs {
+		edges[c.Coreapp] = append(edges[c.Coreapp], edge{c.At, 1}, edge{inFlightEnd(c), -1})
+	}
+	out := levels{}
+	for id, es := range edges {
+		slices.SortStableFunc(es, func(a, b edge) int {
+			if c := a.at.Compare(b.at); c != 0 {
+				return c
+			}
+			return a.delta - b.delta
+		})
+		ls := make([]level, len(es))
+		n := 0
+		for i, e := range es {
+			n += e.delta
+			ls[i] = level{e.at, n}
+		}
+		out[id] = ls
+	}
+	return out
+}
+
+// reached says whether coreapp had limit requests in flight at some
+// moment in [from, to].
+func (l levels) reached(coreapp string, limit int, from, to time.Time) bool {
+	ls := l[coreapp]
+	// The level at from is the last one at or before it.
+	i, _ := slices.BinarySearchFunc(ls, from, func(x level, t time.Time) int {
+		if x.at.After(t) {
+			return 1
+		}
+		return -1
+	})
+	if i > 0 && ls[i-1].n >= limit {
+		return true
+	}
+	for ; i < len(ls) && !ls[i].at.After(to); i++ {
+		if ls[i].n >= limit {
+			return true
+		}
+	}
+	return false
 }

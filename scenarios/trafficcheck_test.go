@@ -2,6 +2,8 @@ package scenarios
 
 import (
 	"encoding/json"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -87,7 +89,7 @@ func TestBackoffCheck(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := checkBackoff(&TrafficSeen{Callbacks: tt.cbs}, timeline(tt.patch), eps)
+			got := checkBackoff(&TrafficSeen{Callbacks: tt.cbs}, timeline(tt.patch), eps, nil)
 			switch {
 			case tt.want == "" && len(got) > 0:
 				t.Errorf("violations %q, want none", invariantsOf(got))
@@ -108,12 +110,45 @@ func TestBackoffLateRetryExcusedOnlyAtTheCap(t *testing.T) {
 		cbs = append(cbs, c)
 	}
 	cbs = append(cbs, cb("m1/sent", "coreapp-1", 2, "4s", 200))
-	if got := checkBackoff(&TrafficSeen{Callbacks: cbs}, timeline(`{}`), 50*time.Millisecond); len(got) > 0 {
+	if got := checkBackoff(&TrafficSeen{Callbacks: cbs}, timeline(`{}`), 50*time.Millisecond, nil); len(got) > 0 {
 		t.Errorf("violations %q, want none: the coreapp was at its cap", invariantsOf(got))
+	}
+	// Five in flight at the due time, but the sixth slot taken again a
+	// moment later (a poster working through a backlog: the receiver sees
+	// a slot free between one answer and the next request): the cap was
+	// reached during the wait, the late retry is excused.
+	busy := slices.Clone(cbs)
+	busy[6].At, busy[6].Answered = tcAt("2.8s"), tcAt("2.9s")
+	next := cb("xz/sent", "coreapp-1", 1, "3.1s", 200)
+	next.Answered = tcAt("4s")
+	busy = append(busy, next)
+	if got := checkBackoff(&TrafficSeen{Callbacks: busy}, timeline(`{}`), 50*time.Millisecond, nil); len(got) > 0 {
+		t.Errorf("violations %q, want none: the coreapp reached its cap during the wait", invariantsOf(got))
 	}
 	// With five in flight a slot was free: the late retry is a violation.
 	cbs = append(cbs[:1], cbs[2:]...)
-	if got := checkBackoff(&TrafficSeen{Callbacks: cbs}, timeline(`{}`), 50*time.Millisecond); len(got) != 1 {
+	if got := checkBackoff(&TrafficSeen{Callbacks: cbs}, timeline(`{}`), 50*time.Millisecond, nil); len(got) != 1 {
+		t.Errorf("violations %q, want the late retry", invariantsOf(got))
+	}
+}
+
+func TestBackoffNotJudgedWhileStalled(t *testing.T) {
+	// m1's retry came a second late: a violation, unless its coreapp was
+	// paused (or its clock skewed) between the failure and the retry.
+	cbs := []CallbackSeen{cb("m1/sent", "coreapp-1", 1, "0s", 503), cb("m1/sent", "coreapp-1", 2, "4s", 200)}
+	var asked []string
+	stalled := func(coreapp string, from, to time.Time) bool {
+		asked = append(asked, fmt.Sprintf("%s %v %v", coreapp, from.Sub(tcAt("0s")), to.Sub(tcAt("0s"))))
+		return true
+	}
+	if got := checkBackoff(&TrafficSeen{Callbacks: cbs}, timeline(`{}`), 50*time.Millisecond, stalled); len(got) > 0 {
+		t.Errorf("violations %q, want none: the coreapp was stalled", invariantsOf(got))
+	}
+	if len(asked) != 1 || asked[0] != "coreapp-1 10ms 4s" {
+		t.Errorf("stalled asked %q, want coreapp-1 from the failure to the retry", asked)
+	}
+	never := func(string, time.Time, time.Time) bool { return false }
+	if got := checkBackoff(&TrafficSeen{Callbacks: cbs}, timeline(`{}`), 50*time.Millisecond, never); len(got) != 1 {
 		t.Errorf("violations %q, want the late retry", invariantsOf(got))
 	}
 }

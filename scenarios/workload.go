@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/mcsim/mcsim/coreapp"
 )
 
 // drainLimit is how long the runner waits after the load stops for the
@@ -140,7 +142,10 @@ func (r *runner) finishWorkload(ctx context.Context) error {
 // stillDeliverable are the callbacks taken but not delivered that may yet
 // be: with callback_persist every one of them (the shard's next owner
 // delivers it); without, those whose coreapp has not crashed, stopped or
-// restarted since it took them (a crash loses the rest).
+// restarted since it took them (a crash loses the rest). A stopping
+// coreapp still holds its sessions, and takes the statuses offered on
+// them, until its successors replace them or its handover wait ends:
+// what it took after the stop began is lost with it too.
 func (r *runner) stillDeliverable() []StatusTaken {
 	t := tallyCallbacks(r.wl.tt.Traffic(), r.wl.callbacks)
 	if r.wl.callbacks[0].persist {
@@ -149,7 +154,7 @@ func (r *runner) stillDeliverable() []StatusTaken {
 	var out []StatusTaken
 	for _, s := range t.lost {
 		if !slices.ContainsFunc(r.faults, func(f fault) bool {
-			return f.node == s.Coreapp && (f.kind == "kill" || f.kind == "stop" || f.kind == "restart") && f.start.After(s.At)
+			return f.node == s.Coreapp && (f.kind == "kill" || f.kind == "stop" || f.kind == "restart") && f.start.After(s.At.Add(-coreapp.DefaultHandoverWait))
 		}) {
 			out = append(out, s)
 		}
@@ -217,7 +222,7 @@ func (r *runner) judgeTraffic(inv string) []Violation {
 		}
 		return checkCallbacksDelivered(*r.wl.tally, r.wl.callbacks)
 	case "backoff":
-		return checkBackoff(tr, r.wl.callbacks, r.eps)
+		return checkBackoff(tr, r.wl.callbacks, r.eps, r.stalled)
 	case "concurrency":
 		return checkConcurrency(tr, r.wl.callbacks)
 	}
@@ -243,4 +248,19 @@ func (r *runner) trafficSummary() *TrafficSummary {
 		sum.Delivered, sum.Retried, sum.Lost = t.Delivered, t.Retried, t.Lost
 	}
 	return sum
+}
+
+// stalled says whether coreapp was paused or ran a skewed clock at some
+// moment in [from, to] (the backoff check's excuse).
+func (r *runner) stalled(coreapp string, from, to time.Time) bool {
+	for _, f := range r.faults {
+		if f.node != coreapp || (f.kind != "pause" && f.kind != "clock") {
+			continue
+		}
+		if f.start.After(to) || (!f.end.IsZero() && f.end.Before(from)) {
+			continue
+		}
+		return true
+	}
+	return false
 }

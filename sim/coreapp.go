@@ -38,6 +38,9 @@ type coreappNode struct {
 	assigns map[sessKey]func(any, error)
 	// opened is the session the last step opened, if any.
 	opened *sessKey
+	// tr is the run's messages and callbacks (messages.go); nil until a
+	// workload needs it.
+	tr *coreappTraffic
 }
 
 type sessKey struct {
@@ -63,6 +66,10 @@ func (c *coreappNode) start() {
 	c.ready = false
 	c.sessions, c.closeOnAnswer = map[sessKey]gateway.SessionID{}, map[sessKey]bool{}
 	c.assigns = map[sessKey]func(any, error){}
+	c.tr = nil
+	if c.w.traffic != nil {
+		c.startHooks()
+	}
 	c.readSettings()
 }
 
@@ -106,6 +113,7 @@ func (c *coreappNode) open(a books.OpenSession) {
 	c.opened = &sessKey{a.Shard, a.Epoch}
 	run, gw := c.p.run, c.w.gw
 	c.w.net.stream(c.p.id, gw.p.id, func() { gw.openSession(c, run, a.Shard, a.Shards, a.Epoch) })
+	c.sessionOpening(a)
 }
 
 func (c *coreappNode) close(k sessKey) {
@@ -115,6 +123,7 @@ func (c *coreappNode) close(k sessKey) {
 		return
 	}
 	delete(c.sessions, k)
+	c.sessionEnded(k)
 	gw := c.w.gw
 	c.w.net.stream(c.p.id, gw.p.id, func() { gw.closeSession(id) })
 }
@@ -136,6 +145,7 @@ func (c *coreappNode) sessionAnswer(shard int32, epoch uint64, id gateway.Sessio
 		return
 	}
 	c.sessions[k] = id
+	c.sessionAccepted(k)
 	if c.closeOnAnswer[k] {
 		delete(c.closeOnAnswer, k)
 		c.close(k)
@@ -146,6 +156,7 @@ func (c *coreappNode) sessionAnswer(shard int32, epoch uint64, id gateway.Sessio
 func (c *coreappNode) sessionReplaced(shard int32, epoch uint64) {
 	k := sessKey{shard, epoch}
 	delete(c.sessions, k)
+	c.sessionEnded(k)
 	c.step(books.SessionReplaced{Shard: shard, Epoch: epoch})
 }
 
