@@ -64,6 +64,9 @@ type TrafficSummary struct {
 	WorstP99                 time.Duration
 	FailedAttempts           int
 	Delivered, Retried, Lost int
+	// Untaken: status updates of accepted messages no coreapp took
+	// charge of by the end of the drain (the gateway still held them).
+	Untaken int
 }
 
 // ExpectResult is the verdict on one expectation (or a failed wait).

@@ -146,7 +146,16 @@ func checkAckedReached(tr *TrafficSeen) []Violation {
 type callbackTally struct {
 	Delivered, Retried, Lost int
 	lost                     []StatusTaken
+	// Untaken counts the status updates of accepted messages (three each:
+	// sent, delivered, read) no coreapp has taken charge of yet: the
+	// gateway still holds them. They are no callback yet, so not lost,
+	// but the drain waits for them.
+	Untaken int
 }
+
+// statusesPerMessage is how many status updates the gateway produces for
+// each message it accepts (sent, delivered, read).
+const statusesPerMessage = 3
 
 func tallyCallbacks(tr *TrafficSeen, timeline []callbackSettings) callbackTally {
 	var t callbackTally
@@ -161,11 +170,15 @@ func tallyCallbacks(tr *TrafficSeen, timeline []callbackSettings) callbackTally 
 	}
 	t.Delivered = len(delivered)
 	seen := map[string]bool{}
+	t.Untaken = statusesPerMessage * len(tr.Accepted)
 	for _, s := range tr.Taken {
 		if seen[s.ID] {
 			continue // taken again by a later owner (callback_persist): one callback
 		}
 		seen[s.ID] = true
+		if tr.Accepted[s.MessageID] > 0 {
+			t.Untaken--
+		}
 		if !callbackSettingsAt(timeline, s.At).enabled[s.Status] || delivered[s.ID] {
 			continue
 		}

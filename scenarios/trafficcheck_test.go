@@ -208,18 +208,22 @@ func TestMessageChecks(t *testing.T) {
 func TestCallbackTally(t *testing.T) {
 	tr := &TrafficSeen{
 		Taken: []StatusTaken{
-			{At: tcAt("1s"), ID: "m1/sent", Status: "sent", Coreapp: "coreapp-1"},
-			{At: tcAt("1s"), ID: "m1/read", Status: "read", Coreapp: "coreapp-1"},
-			{At: tcAt("2s"), ID: "m2/sent", Status: "sent", Coreapp: "coreapp-1"},
-			{At: tcAt("5s"), ID: "m2/sent", Status: "sent", Coreapp: "coreapp-2"}, // taken again after a failover
+			{At: tcAt("1s"), ID: "m1/sent", MessageID: "m1", Status: "sent", Coreapp: "coreapp-1"},
+			{At: tcAt("1s"), ID: "m1/read", MessageID: "m1", Status: "read", Coreapp: "coreapp-1"},
+			{At: tcAt("2s"), ID: "m2/sent", MessageID: "m2", Status: "sent", Coreapp: "coreapp-1"},
+			{At: tcAt("5s"), ID: "m2/sent", MessageID: "m2", Status: "sent", Coreapp: "coreapp-2"}, // taken again after a failover
 		},
 		Callbacks: []CallbackSeen{
 			cb("m1/sent", "coreapp-1", 1, "1.1s", 503),
 			cb("m1/sent", "coreapp-1", 2, "4.2s", 200),
 		},
 	}
+	tr.Accepted = map[string]int{"m1": 1, "m2": 1}
 	persist, lossy := timeline(`{"webhooks": {"message": {"read": false}}}`), timeline(`{"callback_persist": false}`)
 	got := tallyCallbacks(tr, persist)
+	if got.Untaken != 3 {
+		t.Errorf("untaken %d, want 3: m1's delivered, m2's delivered and read", got.Untaken)
+	}
 	if got.Delivered != 1 || got.Retried != 1 || got.Lost != 1 || got.lost[0].ID != "m2/sent" {
 		t.Errorf("tally %+v, want 1 delivered, 1 retry, m2/sent lost (read is disabled)", got)
 	}

@@ -22,6 +22,9 @@ const drainLimit = 60 * time.Second
 // it by default, so every status of the last messages is out by then.
 const drainSettle = 3 * time.Second
 
+// drainLook is how often the drain looks whether it is done.
+const drainLook = 250 * time.Millisecond
+
 // workloadRun is the runner's side of a scenario's traffic.
 type workloadRun struct {
 	tt TrafficTarget
@@ -121,16 +124,24 @@ func (r *runner) finishWorkload(ctx context.Context) error {
 	}
 	stopped := r.t.Now()
 	r.progress("workload: load stopped; waiting up to %v for pending callbacks", drainLimit)
+	// Tallying walks every callback so far: once every drainLook is
+	// enough for a wait of seconds.
+	var looked time.Time
 	_, err := r.until(ctx, stopped.Add(drainLimit), func() (bool, error) {
-		return !r.t.Now().Before(stopped.Add(drainSettle)) && len(r.stillDeliverable()) == 0, nil
+		now := r.t.Now()
+		if now.Before(stopped.Add(drainSettle)) || now.Sub(looked) < drainLook {
+			return false, nil
+		}
+		looked = now
+		return tallyCallbacks(r.wl.tt.Traffic(), r.wl.callbacks).Untaken == 0 && len(r.stillDeliverable()) == 0, nil
 	})
 	if err != nil {
 		return err
 	}
 	t := tallyCallbacks(r.wl.tt.Traffic(), r.wl.callbacks)
 	r.wl.tally = &t
-	if n := len(r.stillDeliverable()); n > 0 {
-		r.progress("workload: %d callbacks still pending after %v", n, drainLimit)
+	if n := len(r.stillDeliverable()); n > 0 || t.Untaken > 0 {
+		r.progress("workload: after %v, %d callbacks still pending and %d status updates no coreapp took", r.t.Now().Sub(stopped).Round(time.Millisecond), n, t.Untaken)
 	}
 	for _, st := range r.wl.lostExpects {
 		r.record(ExpectResult{Index: st.Index, What: st.What, Bound: fmt.Sprintf("≤ %d", st.Max),
@@ -245,7 +256,7 @@ func (r *runner) trafficSummary() *TrafficSummary {
 		sum.WorstP99 = max(sum.WorstP99, s.P99)
 	}
 	if t := r.wl.tally; t != nil {
-		sum.Delivered, sum.Retried, sum.Lost = t.Delivered, t.Retried, t.Lost
+		sum.Delivered, sum.Retried, sum.Lost, sum.Untaken = t.Delivered, t.Retried, t.Lost, t.Untaken
 	}
 	return sum
 }
