@@ -545,6 +545,8 @@ func describeStep(st Step, node string) string {
 		return string(st.Set)
 	case st.Action == "shards":
 		return fmt.Sprint(st.Shards)
+	case st.Action == "webhook" && st.Webhook != nil:
+		return webhookText(*st.Webhook)
 	case st.Action == "expect" && st.Shard >= 0:
 		return fmt.Sprintf("%s shard %d", st.What, st.Shard)
 	}

@@ -38,6 +38,8 @@ started.`,
 		Example: `  mcsim scenario list
   mcsim scenario run coreapp-crash
   mcsim scenario run coreapp-crash --target sim --seed 7 --json
+  mcsim scenario run crash-under-load callbacks-persisted callbacks-in-memory
+  mcsim scenario run webhook-down --target sim --seed 1 --json | jq -c 'select(.event=="callbacks")'
   mcsim scenario explore nemesis-soak --target sim --seeds 1..1000
   mcsim scenario selftest
   mcsim scenario check my-scenario.yaml
