@@ -17,7 +17,7 @@ import (
 // StatusHandler takes charge of the status updates the gateway offers on
 // the session of shard (of count shards). The session's worker hands it
 // every update queued since its last call as one batch (at most
-// maxStatusBatch), and acknowledges to the gateway, in one status_ack,
+// MaxStatusBatch), and acknowledges to the gateway, in one status_ack,
 // those TakeStatuses returned a nil error for, only once it returned: so
 // a handler that persists callbacks makes them durable first, and may do
 // so for the whole batch at once. The answer has one error per update, in
@@ -30,9 +30,9 @@ type StatusHandler interface {
 	TakeStatuses(ctx context.Context, shard, shards int32, us []*mcsimv1.StatusUpdate) []error
 }
 
-// maxStatusBatch bounds one TakeStatuses call, so a backlog becomes
+// MaxStatusBatch bounds one TakeStatuses call, so a backlog becomes
 // several store writes of a bounded size rather than one huge RPC.
-const maxStatusBatch = 1000
+const MaxStatusBatch = 1000
 
 // sessionIO is what goes over an accepted session's stream besides pings:
 // messages out and their acks back, status updates in and their acks
@@ -258,11 +258,11 @@ func (n *Node) takeStatuses(s *session) {
 }
 
 // takeBatch takes the statuses queued for the worker, at most
-// maxStatusBatch of them; the token stays while more are queued.
+// MaxStatusBatch of them; the token stays while more are queued.
 func (io *sessionIO) takeBatch() []*mcsimv1.StatusUpdate {
 	io.mu.Lock()
 	defer io.mu.Unlock()
-	n := min(len(io.statuses), maxStatusBatch)
+	n := min(len(io.statuses), MaxStatusBatch)
 	batch := io.statuses[:n:n]
 	io.statuses = io.statuses[n:]
 	if len(io.statuses) == 0 {

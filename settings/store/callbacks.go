@@ -27,10 +27,11 @@ import (
 // only the callback buckets and publish nothing, and under load every
 // coreapp writes at once (a put per status batch, a delete per delivery
 // window), so concurrent callers share one transaction and one fsync
-// (batchDelay, store.go). A write returns only once its transaction committed, so
-// an answer still means durable. db.Batch may run a function twice (when
-// another in its batch fails, it is retried alone): these only read and
-// write inside their transaction, so a second run does the same.
+// (BatchDelay, store.go). A write returns only once its transaction
+// committed, so an answer still means durable. db.Batch may run a
+// function twice (when another in its batch fails, it is retried alone):
+// these only read and write inside their transaction, so a second run
+// does the same.
 
 // PutCallbacks keeps the callbacks, all in one fsync'd transaction
 // (possibly shared with other callers' callback writes): either all are
