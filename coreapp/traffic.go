@@ -30,6 +30,9 @@ type StatusHandler interface {
 	TakeStatuses(ctx context.Context, shard, shards int32, us []*mcsimv1.StatusUpdate) []error
 }
 
+// errNoAnswer fails a status the handler's answer has no error slot for.
+var errNoAnswer = errors.New("the status handler gave no answer for it")
+
 // MaxStatusBatch bounds one TakeStatuses call, so a backlog becomes
 // several store writes of a bounded size rather than one huge RPC.
 const MaxStatusBatch = 1000
@@ -220,6 +223,9 @@ func (n *Node) takeStatuses(s *session) {
 		case <-s.io.ready:
 		}
 		batch := s.io.takeBatch()
+		if len(batch) == 0 {
+			continue
+		}
 		n.m.statusesReceived.Add(float64(len(batch)))
 		var taken []string
 		if n.cfg.Statuses == nil {
@@ -231,9 +237,11 @@ func (n *Node) takeStatuses(s *session) {
 			errs := n.cfg.Statuses.TakeStatuses(s.ctx, s.shard, s.shards, batch)
 			failed, firstID, firstErr := 0, "", error(nil)
 			for i, u := range batch {
-				err := errors.New("the status handler gave no answer for it")
+				var err error
 				if i < len(errs) {
 					err = errs[i]
+				} else {
+					err = errNoAnswer
 				}
 				if err == nil {
 					taken = append(taken, u.GetId())
