@@ -15,16 +15,27 @@ import (
 )
 
 // StatusHandler takes charge of the status updates the gateway offers on
-// the session of shard (of count shards). The node acknowledges a status
-// to the gateway only once TakeStatus returned nil, so a handler that
-// persists callbacks makes them durable first; an error leaves the status
-// unacknowledged and the gateway offers it again (to this session after
-// its resend interval, or to the shard's next owner). Calls for one
-// session come one at a time, in the order the gateway offered them;
-// sessions are handled concurrently. ctx ends with the session.
+// the session of shard (of count shards). The session's worker hands it
+// every update queued since its last call as one batch (at most
+// MaxStatusBatch), and acknowledges to the gateway, in one status_ack,
+// those TakeStatuses returned a nil error for, only once it returned: so
+// a handler that persists callbacks makes them durable first, and may do
+// so for the whole batch at once. The answer has one error per update, in
+// order; an error leaves its status unacknowledged and the gateway offers
+// it again (to this session after its resend interval, or to the shard's
+// next owner). Calls for one session come one at a time, in the order the
+// gateway offered the updates; sessions are handled concurrently. ctx
+// ends with the session.
 type StatusHandler interface {
-	TakeStatus(ctx context.Context, shard, shards int32, u *mcsimv1.StatusUpdate) error
+	TakeStatuses(ctx context.Context, shard, shards int32, us []*mcsimv1.StatusUpdate) []error
 }
+
+// errNoAnswer fails a status the handler's answer has no error slot for.
+var errNoAnswer = errors.New("the status handler gave no answer for it")
+
+// MaxStatusBatch bounds one TakeStatuses call, so a backlog becomes
+// several store writes of a bounded size rather than one huge RPC.
+const MaxStatusBatch = 1000
 
 // sessionIO is what goes over an accepted session's stream besides pings:
 // messages out and their acks back, status updates in and their acks
@@ -200,8 +211,9 @@ func (n *Node) Send(ctx context.Context, req *mcsimv1.SendRequest) (*mcsimv1.Sen
 	return &mcsimv1.SendResponse{Shard: r.Shard, Epoch: r.Epoch}, nil
 }
 
-// takeStatuses hands the statuses offered on session s to the handler,
-// in order, and acknowledges those it took, until the session ends.
+// takeStatuses hands the statuses offered on session s to the handler, a
+// batch of all those queued at a time, and acknowledges those it took in
+// one status_ack, until the session ends.
 func (n *Node) takeStatuses(s *session) {
 	defer n.wg.Done()
 	for {
@@ -210,28 +222,64 @@ func (n *Node) takeStatuses(s *session) {
 			return
 		case <-s.io.ready:
 		}
-		s.io.mu.Lock()
-		batch := s.io.statuses
-		s.io.statuses = nil
-		s.io.mu.Unlock()
+		batch := s.io.takeBatch()
+		if len(batch) == 0 {
+			continue
+		}
+		n.m.statusesReceived.Add(float64(len(batch)))
 		var taken []string
-		for _, u := range batch {
-			n.m.statusesReceived.Inc()
-			if n.cfg.Statuses == nil {
-				n.m.statusesDropped.Inc()
+		if n.cfg.Statuses == nil {
+			n.m.statusesDropped.Add(float64(len(batch)))
+			for _, u := range batch {
 				taken = append(taken, u.GetId())
-				continue
 			}
-			if err := n.cfg.Statuses.TakeStatus(s.ctx, s.shard, s.shards, u); err != nil {
-				n.m.statusesFailed.Inc()
-				s.lg.Warn().Str("status_id", u.GetId()).Err(err).Msg("status not taken: the gateway will offer it again")
-				continue
+		} else {
+			errs := n.cfg.Statuses.TakeStatuses(s.ctx, s.shard, s.shards, batch)
+			failed, firstID, firstErr := 0, "", error(nil)
+			for i, u := range batch {
+				var err error
+				if i < len(errs) {
+					err = errs[i]
+				} else {
+					err = errNoAnswer
+				}
+				if err == nil {
+					taken = append(taken, u.GetId())
+					continue
+				}
+				if failed++; failed == 1 {
+					firstID, firstErr = u.GetId(), err
+				}
 			}
-			taken = append(taken, u.GetId())
+			if failed > 0 {
+				// One line a batch: a store that is down fails every status.
+				n.m.statusesFailed.Add(float64(failed))
+				s.lg.Warn().Int("statuses", failed).Str("status_id", firstID).Err(firstErr).
+					Msg("statuses not taken: the gateway will offer them again")
+			}
 		}
 		if len(taken) > 0 {
-			// A lost ack only means the status is offered again.
+			// A lost ack only means the statuses are offered again.
 			_ = s.io.send(&mcsimv1.SessionRequest{StatusAck: taken})
 		}
 	}
+}
+
+// takeBatch takes the statuses queued for the worker, at most
+// MaxStatusBatch of them; the token stays while more are queued.
+func (io *sessionIO) takeBatch() []*mcsimv1.StatusUpdate {
+	io.mu.Lock()
+	defer io.mu.Unlock()
+	n := min(len(io.statuses), MaxStatusBatch)
+	batch := io.statuses[:n:n]
+	io.statuses = io.statuses[n:]
+	if len(io.statuses) == 0 {
+		io.statuses = nil
+		return batch
+	}
+	select {
+	case io.ready <- struct{}{}:
+	default:
+	}
+	return batch
 }

@@ -4,13 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 
 	"github.com/mcsim/mcsim/gateway"
@@ -32,18 +35,132 @@ type recorder struct {
 	fail  func(id string, call int) bool
 }
 
-func (r *recorder) TakeStatus(_ context.Context, shard, shards int32, u *mcsimv1.StatusUpdate) error {
+func (r *recorder) TakeStatuses(_ context.Context, shard, shards int32, us []*mcsimv1.StatusUpdate) []error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.calls == nil {
 		r.calls = map[string]int{}
 	}
-	r.calls[u.GetId()]++
-	if r.fail != nil && r.fail(u.GetId(), r.calls[u.GetId()]) {
-		return errors.New("webhook outbox full")
+	errs := make([]error, len(us))
+	for i, u := range us {
+		r.calls[u.GetId()]++
+		if r.fail != nil && r.fail(u.GetId(), r.calls[u.GetId()]) {
+			errs[i] = errors.New("webhook outbox full")
+			continue
+		}
+		r.took = append(r.took, fmt.Sprintf("%d/%d %s", shard, shards, u.GetId()))
 	}
-	r.took = append(r.took, fmt.Sprintf("%d/%d %s", shard, shards, u.GetId()))
-	return nil
+	return errs
+}
+
+// gated is a StatusHandler that records each batch it is handed and
+// returns only when the test lets it (or the session ends).
+type gated struct {
+	mu      sync.Mutex
+	batches [][]string
+	release chan struct{}
+}
+
+func (g *gated) TakeStatuses(ctx context.Context, _, _ int32, us []*mcsimv1.StatusUpdate) []error {
+	var ids []string
+	for _, u := range us {
+		ids = append(ids, u.GetId())
+	}
+	g.mu.Lock()
+	g.batches = append(g.batches, ids)
+	g.mu.Unlock()
+	select {
+	case <-g.release:
+		return make([]error, len(us))
+	case <-ctx.Done():
+		errs := make([]error, len(us))
+		for i := range errs {
+			errs[i] = ctx.Err()
+		}
+		return errs
+	}
+}
+
+func (g *gated) seen() [][]string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return slices.Clone(g.batches)
+}
+
+// countingGateway counts the status_acks the coreapp sends.
+type countingGateway struct {
+	mcsimv1.GatewayServiceClient
+	acks *atomic.Int32
+}
+
+func (g countingGateway) Session(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[mcsimv1.SessionRequest, mcsimv1.SessionResponse], error) {
+	st, err := g.GatewayServiceClient.Session(ctx, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return countingStream{st, g.acks}, nil
+}
+
+type countingStream struct {
+	grpc.BidiStreamingClient[mcsimv1.SessionRequest, mcsimv1.SessionResponse]
+	acks *atomic.Int32
+}
+
+func (s countingStream) Send(req *mcsimv1.SessionRequest) error {
+	if len(req.GetStatusAck()) > 0 {
+		s.acks.Add(1)
+	}
+	return s.BidiStreamingClient.Send(req)
+}
+
+// TestQueuedStatusesAreOneBatch: the statuses offered while the handler
+// is busy are handed to it as one batch when it returns, and acknowledged
+// together, in one status_ack, only once it returned with the batch.
+func TestQueuedStatusesAreOneBatch(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t)
+		g := &gated{release: make(chan struct{})}
+		acks := &atomic.Int32{}
+		_, a, _ := h.coreapp("a", func(cfg *Config) {
+			cfg.Statuses = g
+			cfg.GatewayClient = countingGateway{h.gc, acks}
+		})
+		if _, err := a.Assign(t.Context(), assign(1, 0, 1)); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		if _, err := a.Send(t.Context(), send("m1", rcpt0)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond) // m1/sent, due at 50ms, is with the handler
+		synctest.Wait()
+		for _, m := range []string{"m2", "m3", "m4"} {
+			if _, err := a.Send(t.Context(), send(m, rcpt0)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Their sent statuses are offered at 150ms and wait on the session;
+		// m1/delivered is not due before 300ms.
+		time.Sleep(start.Add(200 * time.Millisecond).Sub(time.Now()))
+		synctest.Wait()
+		msgs := []string{kMessage + " a m1", kMessage + " a m2", kMessage + " a m3", kMessage + " a m4"}
+		wantTraffic(t, h.gw, msgs...)
+
+		g.release <- struct{}{}
+		synctest.Wait()
+		if got, want := g.seen(), [][]string{{"m1/sent"}, {"m2/sent", "m3/sent", "m4/sent"}}; !reflect.DeepEqual(got, want) {
+			t.Fatalf("batches %q, want %q", got, want)
+		}
+		// The second batch is with the handler: not acknowledged yet.
+		wantTraffic(t, h.gw, append(msgs, "STATUS a m1/sent")...)
+
+		g.release <- struct{}{}
+		synctest.Wait()
+		wantTraffic(t, h.gw, append(msgs, "STATUS a m1/sent", "STATUS a m2/sent", "STATUS a m3/sent", "STATUS a m4/sent")...)
+		if got := acks.Load(); got != 2 {
+			t.Fatalf("%d status_acks for two batches, want 2", got)
+		}
+	})
 }
 
 func (r *recorder) taken() []string {

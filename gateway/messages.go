@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"slices"
@@ -102,6 +103,7 @@ type goneSession struct {
 type pendingStatus struct {
 	update *mcsimv1.StatusUpdate
 	bucket int
+	seq    uint64 // the order made
 	due    time.Time
 	// offered are the sessions it was offered to (any of them may
 	// acknowledge it); last was offered it last, at lastOffer.
@@ -109,16 +111,132 @@ type pendingStatus struct {
 	last      SessionID
 	lastOffer time.Time
 	acked     bool
+	// gen counts the changes of its wake time; only the index entry of
+	// the current one is live.
+	gen uint64
 }
 
-// statusQueue holds the pending statuses in the order they were made, so
-// offers come out in a deterministic order.
+// statusQueue holds the pending statuses, indexed by the time each is to
+// be offered next (wake), so Due and NextWake read only what is due
+// rather than every pending status: under load thousands are pending
+// (offered, not yet acknowledged) and both run after every offer.
+//
+// A status's wake changes only when it is offered (Due) or when its
+// bucket changes holder (Open, Close, a replacement); the index keeps one
+// live entry per status with a holder, and entries made stale by either
+// change (or by the ack) stay in the heap until they surface and are
+// dropped. Holder changes are found by comparing l.owner with holder, the
+// owners the entries were made for, so no path that changes an owner
+// needs to tell the index.
 type statusQueue struct {
+	byID map[string]*pendingStatus // unacked only
+	// byBucket are the unacked statuses of each key bucket.
+	byBucket [shard.Buckets]map[*pendingStatus]struct{}
+	holder   [shard.Buckets]SessionID
+	wakes    wakeHeap
+	seq      uint64
+
+	// scan makes Due and NextWake walk every pending status in order
+	// (order), as they did before the index; for the test that shows the
+	// index changes nothing.
+	scan  bool
 	order []*pendingStatus
-	byID  map[string]*pendingStatus // unacked only
 }
 
-func newStatusQueue() statusQueue { return statusQueue{byID: map[string]*pendingStatus{}} }
+func newStatusQueue() statusQueue {
+	q := statusQueue{byID: map[string]*pendingStatus{}}
+	for b := range q.byBucket {
+		q.byBucket[b] = map[*pendingStatus]struct{}{}
+	}
+	return q
+}
+
+// wakeEntry says p is to be offered at at, if p's gen is still gen.
+type wakeEntry struct {
+	at  time.Time
+	seq uint64
+	gen uint64
+	p   *pendingStatus
+}
+
+// wakeHeap is a min-heap of wake entries by time, then by the order the
+// statuses were made.
+type wakeHeap []wakeEntry
+
+func (h wakeHeap) less(i, j int) bool {
+	if c := h[i].at.Compare(h[j].at); c != 0 {
+		return c < 0
+	}
+	return h[i].seq < h[j].seq
+}
+
+func (h *wakeHeap) push(e wakeEntry) {
+	*h = append(*h, e)
+	for i := len(*h) - 1; i > 0; {
+		parent := (i - 1) / 2
+		if !h.less(i, parent) {
+			break
+		}
+		(*h)[i], (*h)[parent] = (*h)[parent], (*h)[i]
+		i = parent
+	}
+}
+
+func (h *wakeHeap) pop() wakeEntry {
+	old := *h
+	top := old[0]
+	n := len(old) - 1
+	old[0] = old[n]
+	old[n] = wakeEntry{}
+	*h = old[:n]
+	for i := 0; ; {
+		l, r, m := 2*i+1, 2*i+2, i
+		if l < n && h.less(l, m) {
+			m = l
+		}
+		if r < n && h.less(r, m) {
+			m = r
+		}
+		if m == i {
+			break
+		}
+		(*h)[i], (*h)[m] = (*h)[m], (*h)[i]
+		i = m
+	}
+	return top
+}
+
+func (e wakeEntry) live() bool { return !e.p.acked && e.p.gen == e.gen }
+
+// index gives p a new live entry at its wake, if it has one.
+func (l *Log) index(p *pendingStatus) {
+	p.gen++
+	if w, ok := l.wake(p); ok {
+		l.statuses.wakes.push(wakeEntry{at: w, seq: p.seq, gen: p.gen, p: p})
+	}
+}
+
+// syncHolders re-indexes the statuses of every bucket whose holder
+// changed since its entries were made.
+func (l *Log) syncHolders() {
+	q := &l.statuses
+	for b := range q.holder {
+		if q.holder[b] == l.owner[b] {
+			continue
+		}
+		q.holder[b] = l.owner[b]
+		for p := range q.byBucket[b] {
+			l.index(p)
+		}
+	}
+}
+
+// dropStale pops the stale entries off the top of the index.
+func (q *statusQueue) dropStale() {
+	for len(q.wakes) > 0 && !q.wakes[0].live() {
+		q.wakes.pop()
+	}
+}
 
 // MessageDecision is the outcome of a message sent on a session.
 type MessageDecision struct {
@@ -183,10 +301,16 @@ func (l *Log) Message(now time.Time, id SessionID, m *mcsimv1.OutboundMessage) M
 			continue // a duplicate while the first's statuses are pending: one set per id
 		}
 		due := now.Add(l.delays.of(st))
-		p := &pendingStatus{bucket: b, due: due, update: &mcsimv1.StatusUpdate{
+		l.statuses.seq++
+		p := &pendingStatus{bucket: b, seq: l.statuses.seq, due: due, update: &mcsimv1.StatusUpdate{
 			Id: sid, MessageId: m.GetId(), RecipientId: m.GetTo(), Status: st, TimestampUnix: due.Unix()}}
-		l.statuses.order = append(l.statuses.order, p)
 		l.statuses.byID[sid] = p
+		if l.statuses.scan {
+			l.statuses.order = append(l.statuses.order, p)
+			continue
+		}
+		l.statuses.byBucket[b][p] = struct{}{}
+		l.index(p)
 	}
 	return MessageDecision{Ack: &mcsimv1.MessageAck{Id: m.GetId(), Accepted: true}, Event: l.append(now, ev)}
 }
@@ -195,6 +319,39 @@ func (l *Log) Message(now time.Time, id SessionID, m *mcsimv1.OutboundMessage) M
 // and records the offers: each due status whose bucket has a holder that
 // was not the last offered it, or was offered it Resend ago or more.
 func (l *Log) Due(now time.Time) []Offer {
+	if l.statuses.scan {
+		return l.dueScan(now)
+	}
+	l.syncHolders()
+	q := &l.statuses
+	var due []*pendingStatus
+	for len(q.wakes) > 0 && !now.Before(q.wakes[0].at) {
+		if e := q.wakes.pop(); e.live() {
+			due = append(due, e.p)
+		}
+	}
+	slices.SortFunc(due, func(a, b *pendingStatus) int { return cmp.Compare(a.seq, b.seq) })
+	out := make([]Offer, 0, len(due))
+	for _, p := range due {
+		out = append(out, l.offer(now, p))
+		l.index(p)
+	}
+	q.dropStale()
+	return out
+}
+
+// offer records that p is offered at now to its bucket's holder.
+func (l *Log) offer(now time.Time, p *pendingStatus) Offer {
+	h := l.owner[p.bucket]
+	if !slices.Contains(p.offered, h) {
+		p.offered = append(p.offered, h)
+	}
+	p.last, p.lastOffer = h, now
+	return Offer{Session: h, Update: p.update}
+}
+
+// dueScan is Due walking every pending status (statusQueue.scan).
+func (l *Log) dueScan(now time.Time) []Offer {
 	var out []Offer
 	acked := 0
 	for _, p := range l.statuses.order {
@@ -205,12 +362,7 @@ func (l *Log) Due(now time.Time) []Offer {
 		if w, ok := l.wake(p); !ok || now.Before(w) {
 			continue
 		}
-		h := l.owner[p.bucket]
-		if !slices.Contains(p.offered, h) {
-			p.offered = append(p.offered, h)
-		}
-		p.last, p.lastOffer = h, now
-		out = append(out, Offer{Session: h, Update: p.update})
+		out = append(out, l.offer(now, p))
 	}
 	if acked > len(l.statuses.order)/2 {
 		l.statuses.order = slices.DeleteFunc(l.statuses.order, func(p *pendingStatus) bool { return p.acked })
@@ -237,6 +389,14 @@ func (l *Log) wake(p *pendingStatus) (time.Time, bool) {
 // statuses a new holder: they are due at once. Silence is timed per
 // session by Deadline.
 func (l *Log) NextWake() time.Time {
+	if !l.statuses.scan {
+		l.syncHolders()
+		l.statuses.dropStale()
+		if len(l.statuses.wakes) == 0 {
+			return time.Time{}
+		}
+		return l.statuses.wakes[0].at
+	}
 	var w time.Time
 	for _, p := range l.statuses.order {
 		if p.acked {
@@ -262,6 +422,7 @@ func (l *Log) Ack(now time.Time, id SessionID, ids []string) []*mcsimv1.GatewayE
 		}
 		p.acked = true
 		delete(l.statuses.byID, sid)
+		delete(l.statuses.byBucket[p.bucket], p)
 		s, open := l.sessions[id]
 		if !open {
 			s = l.gone[id].Session

@@ -69,9 +69,8 @@ func BenchmarkWorkload(b *testing.B) {
 	benchSoak(b, "testdata/traffic/crash-under-load.yaml", 0)
 }
 
-// BenchmarkWorkloadPersist is the same with callback_persist on: the
-// store saturates, statuses pile up at the gateway, and its log's offers
-// (which read every pending status) dominate.
+// BenchmarkWorkloadPersist is the same with callback_persist on: every
+// batch of statuses and every delete window is a store write.
 func BenchmarkWorkloadPersist(b *testing.B) {
 	benchSoak(b, "testdata/traffic/crash-under-load-persist.yaml", 0)
 }

@@ -13,12 +13,14 @@ import (
 // real coreapp: the pure callbacks.Outbox decides every post, retry and
 // drop; this adapter configures it from the settings (watched live:
 // callback_persist and webhooks.max_concurrent_requests keep the values
-// the process started with), takes the statuses the gateway offers
-// (with callback_persist: kept in the store first, and only then
-// acknowledged; without: acknowledged at once and gone with the
-// process), carries its posts to the receiver over the network, deletes
-// delivered callbacks from the store, and when the gateway accepts a
-// session adopts what the shard's last owner kept (ListCallbacks).
+// the process started with), takes the statuses the gateway offers a
+// batch at a time (with callback_persist: the batch kept in the store
+// with one write first, and only then acknowledged; without:
+// acknowledged at once and gone with the process), carries its posts to
+// the receiver over the network, deletes delivered callbacks from the
+// store with one write per poster.DefaultDeleteWindow, and when the
+// gateway accepts a session adopts what the shard's last owner kept
+// (ListCallbacks).
 
 // adoptRetry is poster.Config.AdoptRetry's default: how long an adoption
 // waits before asking the store again.
@@ -32,6 +34,10 @@ type hooks struct {
 	configured bool
 	persist    bool // callback_persist as first configured
 	wakeAt     time.Time
+	// forgets wait for the end of the delete window (poster.forgetLoop);
+	// forgetting says a window is running.
+	forgets    []string
+	forgetting bool
 }
 
 // startHooks starts the run's poster: it watches the settings and
@@ -106,14 +112,53 @@ func (h *hooks) step(ev callbacks.Event) {
 		}
 	}
 	if len(forget) > 0 && h.persisting() {
-		st := c.w.store
-		kept := c.w.traffic.kept
-		c.w.callAt(c.p, st.p, 0, func() (any, time.Time, error) {
-			kept.del(forget)
-			return nil, st.commit(), nil
-		}, func(any, error) {})
+		h.forgets = append(h.forgets, forget...)
+		if !h.forgetting {
+			h.forgetting = true
+			h.forgetLater()
+		}
 	}
 	h.arm()
+}
+
+// forgetLater deletes what was forgotten at the end of the window, in one
+// store write, and goes on while each window forgets something
+// (poster.forgetLoop).
+func (h *hooks) forgetLater() {
+	c := h.c
+	c.w.after(poster.DefaultDeleteWindow, func() {
+		c.p.deliver(h.run, func() {
+			if !h.current() {
+				return
+			}
+			ids := h.forgets
+			h.forgets = nil
+			if len(ids) == 0 {
+				h.forgetting = false
+				return
+			}
+			h.deleteKept(ids)
+			h.forgetLater()
+		})
+	})
+}
+
+// deleteKept is one DeleteCallbacks.
+func (h *hooks) deleteKept(ids []string) {
+	c := h.c
+	st, kept := c.w.store, c.w.traffic.kept
+	c.w.callAt(c.p, st.p, 0, func() (any, time.Time, error) {
+		kept.del(ids)
+		return nil, st.callbackCommit(), nil
+	}, func(any, error) {})
+}
+
+// flushForgets is poster.Close's last delete, on a graceful exit.
+func (h *hooks) flushForgets() {
+	if len(h.forgets) > 0 && h.persisting() {
+		h.deleteKept(h.forgets)
+	}
+	h.forgets = nil
 }
 
 // arm sets the outbox's one timer at its NextWake (the earliest asked
@@ -151,43 +196,67 @@ func (h *hooks) arm() {
 	})
 }
 
-// takeStatus is poster.TakeStatus: done(true) once the status's callback
-// is queued (kept in the store first with callback_persist), done(false)
-// when it was not taken and the gateway must offer it again.
-func (c *coreappNode) takeStatus(u *mcsimv1.StatusUpdate, done func(bool)) {
+// takeStatuses is poster.TakeStatuses: done(taken) with the ids of the
+// batch whose callbacks are queued (kept in the store first, all with one
+// write, with callback_persist); the others were not taken and the
+// gateway must offer them again.
+func (c *coreappNode) takeStatuses(us []*mcsimv1.StatusUpdate, done func(taken []string)) {
 	h := c.traffic().hooks
 	if h == nil || !h.configured {
-		// The real poster waits for its first settings; here the status
-		// stays unacknowledged and the gateway offers it again.
-		done(false)
+		// The real poster waits for its first settings; here the statuses
+		// stay unacknowledged and the gateway offers them again.
+		done(nil)
 		return
 	}
-	st := statusOf(u)
-	if h.ob.Has(st.ID) {
-		done(true)
-		return
+	sts := make([]callbacks.Status, len(us))
+	var keep []callbacks.Status
+	seen := map[string]bool{}
+	for i, u := range us {
+		sts[i] = statusOf(u)
+		st := sts[i]
+		if seen[st.ID] {
+			continue
+		}
+		seen[st.ID] = true
+		if h.persisting() && !h.ob.Has(st.ID) && h.ob.DropReason(st.Kind) == "" {
+			keep = append(keep, st)
+		}
 	}
-	if !h.persisting() || h.ob.DropReason(st.Kind) != "" {
-		h.step(callbacks.Queue{Status: st})
-		done(true)
+	queue := func(refused map[string]bool) {
+		var taken []string
+		for _, st := range sts {
+			if refused[st.ID] {
+				continue
+			}
+			if !h.ob.Has(st.ID) {
+				h.step(callbacks.Queue{Status: st})
+			}
+			taken = append(taken, st.ID)
+		}
+		done(taken)
+	}
+	if len(keep) == 0 {
+		queue(nil)
 		return
 	}
 	s, kept := c.w.store, c.w.traffic.kept
 	c.w.callAt(c.p, s.p, 0, func() (any, time.Time, error) {
-		kept.put(st)
-		return nil, s.commit(), nil
+		for _, st := range keep {
+			kept.put(st)
+		}
+		return nil, s.callbackCommit(), nil
 	}, func(_ any, err error) {
 		if !h.current() {
 			return
 		}
+		var refused map[string]bool
 		if err != nil {
-			done(false)
-			return
+			refused = map[string]bool{}
+			for _, st := range keep {
+				refused[st.ID] = true
+			}
 		}
-		if !h.ob.Has(st.ID) {
-			h.step(callbacks.Queue{Status: st})
-		}
-		done(true)
+		queue(refused)
 	})
 }
 

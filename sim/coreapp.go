@@ -264,10 +264,14 @@ func (c *coreappNode) leave(served bool) {
 	poll()
 }
 
-// exit closes every session and ends the process.
+// exit closes every session and ends the process; the poster's Close
+// deletes what waits for its window.
 func (c *coreappNode) exit() {
 	for _, k := range sortedKeys(c.sessions) {
 		c.close(k)
+	}
+	if c.tr != nil && c.tr.hooks != nil {
+		c.tr.hooks.flushForgets()
 	}
 	c.p.crash()
 }

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/mcsim/mcsim/callbacks"
+	"github.com/mcsim/mcsim/coreapp"
 	"github.com/mcsim/mcsim/coreapp/books"
 	"github.com/mcsim/mcsim/gateway"
 	mcsimv1 "github.com/mcsim/mcsim/proto/mcsim/v1"
@@ -35,8 +36,9 @@ type pendingSend struct {
 	respond func(any, error)
 }
 
-// statusWorker is a session's status worker: it takes the offered
-// statuses in order, one at a time, and acknowledges a batch once taken.
+// statusWorker is a session's status worker: it hands the offered
+// statuses queued to the poster as one batch, and acknowledges the batch
+// once taken.
 type statusWorker struct {
 	queue []*mcsimv1.StatusUpdate
 	busy  bool
@@ -149,34 +151,23 @@ func (c *coreappNode) statusOffered(k sessKey, u *mcsimv1.StatusUpdate) {
 	}
 }
 
-// takeBatch takes the statuses queued on session k one at a time, then
-// acknowledges those taken, and goes on while more came meanwhile.
+// takeBatch hands the statuses queued on session k to the poster as one
+// batch (at most coreapp.MaxStatusBatch), then acknowledges those taken
+// in one ack, and goes on while more came meanwhile.
 func (c *coreappNode) takeBatch(k sessKey, wk *statusWorker) {
-	batch := wk.queue
-	wk.queue, wk.busy = nil, true
-	var taken []string
-	var next func(i int)
-	next = func(i int) {
+	n := min(len(wk.queue), coreapp.MaxStatusBatch)
+	batch := wk.queue[:n:n]
+	wk.queue, wk.busy = wk.queue[n:], true
+	c.takeStatuses(batch, func(taken []string) {
 		if c.tr == nil || c.tr.workers[k] != wk {
 			return // the session ended
 		}
-		if i == len(batch) {
-			wk.busy = false
-			c.ackStatuses(k, taken)
-			if len(wk.queue) > 0 {
-				c.takeBatch(k, wk)
-			}
-			return
+		wk.busy = false
+		c.ackStatuses(k, taken)
+		if len(wk.queue) > 0 {
+			c.takeBatch(k, wk)
 		}
-		u := batch[i]
-		c.takeStatus(u, func(ok bool) {
-			if ok {
-				taken = append(taken, u.GetId())
-			}
-			next(i + 1)
-		})
-	}
-	next(0)
+	})
 }
 
 // ackStatuses sends the ack of taken statuses on session k.
@@ -201,8 +192,7 @@ func (g *gatewayNode) message(c *coreappNode, run int, id gateway.SessionID, k s
 	d := g.log.Message(g.w.now, id, m)
 	g.w.net.stream(g.p.id, c.p.id, func() { c.p.deliver(run, func() { c.messageAcked(k, d.Ack) }) })
 	// Its statuses fall due no sooner than the first delay: an offer
-	// pending before that needs no new look (NextWake reads every pending
-	// status, the gateway's cost under load).
+	// pending before that needs no new look.
 	if d.Ack.GetAccepted() && (g.offerAt.IsZero() || g.offerAt.After(g.w.now.Add(g.delays.Sent))) {
 		g.armOffers()
 	}

@@ -10,6 +10,7 @@ import (
 	mcsimv1 "github.com/mcsim/mcsim/proto/mcsim/v1"
 	"github.com/mcsim/mcsim/scenarios"
 	"github.com/mcsim/mcsim/settings"
+	bboltstore "github.com/mcsim/mcsim/settings/store"
 )
 
 // Writes to the store wait for an fsync: bbolt commits one transaction at
@@ -33,6 +34,9 @@ type store struct {
 	// busyUntil is when the last write's fsync ends: writes commit one at
 	// a time.
 	busyUntil time.Time
+	// batchAt is when the open batch of callback writes starts to commit,
+	// durable at batchDone (callbackCommit).
+	batchAt, batchDone time.Time
 	// watchers are told every change of the settings (the Watch streams).
 	watchers []watcher
 }
@@ -66,6 +70,24 @@ func (s *store) commit() time.Time {
 	}
 	s.busyUntil = start.Add(s.w.uniform(fsyncMin, fsyncMax))
 	return s.busyUntil
+}
+
+// callbackCommit is when a callback write (PutCallbacks, DeleteCallbacks)
+// that starts now is durable: the store's db.Batch holds it up to
+// store.BatchDelay so that the callback writes arriving meanwhile share
+// its transaction and its fsync.
+func (s *store) callbackCommit() time.Time {
+	if s.w.now.Before(s.batchAt) {
+		return s.batchDone // joins the batch not yet started
+	}
+	s.batchAt = s.w.now.Add(bboltstore.BatchDelay)
+	start := s.batchAt
+	if s.busyUntil.After(start) {
+		start = s.busyUntil
+	}
+	s.busyUntil = start.Add(s.w.uniform(fsyncMin, fsyncMax))
+	s.batchDone = s.busyUntil
+	return s.batchDone
 }
 
 // patch applies a settings PATCH as the HTTP API does: all or nothing.

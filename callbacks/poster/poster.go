@@ -1,6 +1,6 @@
 // Package poster is a coreapp's webhook driver: the goroutine shell around
 // the pure outbox of package callbacks. It takes the status updates the
-// coreapp's gateway sessions hand it (TakeStatus), delivers them and the
+// coreapp's gateway sessions hand it (TakeStatuses), delivers them and the
 // webhook settings to the outbox as events, and carries out what the
 // outbox decides: it POSTs each callback to webhooks.url, steps the answer
 // back, and sets the outbox's timer. Every decision (kinds, URL, backoff,
@@ -9,11 +9,13 @@
 // # What it adds around the outbox
 //
 //   - callback_persist (restart-required: the value the poster was first
-//     configured with). When true, TakeStatus keeps the callback durably in
-//     the shared store (CoordinationService.PutCallbacks) before it
-//     returns, so the gateway's status is acknowledged only once the
-//     callback survives this process; a callback the receiver answered 200
-//     (or that the settings now drop) is deleted from the store; and when
+//     configured with). When true, TakeStatuses keeps the callbacks
+//     durably in the shared store (CoordinationService.PutCallbacks, one
+//     call per batch) before it returns, so the gateway's statuses are
+//     acknowledged only once the callbacks survive this process; a
+//     callback the receiver answered 200 (or that the settings now drop)
+//     is deleted from the store, with the others of its DeleteWindow in
+//     one DeleteCallbacks; and when
 //     the coreapp is assigned a shard, Adopt lists what the shard's last
 //     owner kept and queues it. When false, callbacks live in this
 //     process only and a crash loses those still pending.
@@ -88,7 +90,17 @@ type Config struct {
 	// AdoptRetry is how long Adopt waits before asking the store again
 	// after a failed ListCallbacks (0: 1 s).
 	AdoptRetry time.Duration
+	// DeleteWindow is how long a delivered callback may stay kept in the
+	// store so that its delete is one with the others of the window
+	// (0: DefaultDeleteWindow). A crash within it only means those
+	// callbacks are posted again by the shard's next owner.
+	DeleteWindow time.Duration
 }
+
+// DefaultDeleteWindow is Config.DeleteWindow's default: at most ten
+// deletes a second per coreapp, whatever the traffic, and a successor
+// re-posts at most a tenth of a second of deliveries.
+const DefaultDeleteWindow = 100 * time.Millisecond
 
 // Validate reports every problem of the configuration.
 func (c Config) Validate() error {
@@ -101,6 +113,9 @@ func (c Config) Validate() error {
 	}
 	if c.AdoptRetry < 0 {
 		errs = append(errs, fmt.Errorf("AdoptRetry: must be ≥ 0, got %v", c.AdoptRetry))
+	}
+	if c.DeleteWindow < 0 {
+		errs = append(errs, fmt.Errorf("DeleteWindow: must be ≥ 0, got %v", c.DeleteWindow))
 	}
 	return errors.Join(errs...)
 }
@@ -125,6 +140,10 @@ type Poster struct {
 	configured bool
 	persist    bool // callback_persist as first configured
 	wake       clock.Timer
+	// forgets are the callbacks to delete from the store at the end of
+	// the current window; forgetting says forgetLoop runs.
+	forgets    []string
+	forgetting bool
 }
 
 // New builds a poster; it posts nothing until Configure.
@@ -143,6 +162,9 @@ func New(cfg Config) (*Poster, error) {
 	}
 	if cfg.AdoptRetry == 0 {
 		cfg.AdoptRetry = time.Second
+	}
+	if cfg.DeleteWindow == 0 {
+		cfg.DeleteWindow = DefaultDeleteWindow
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Poster{
@@ -188,58 +210,106 @@ func (p *Poster) Pending() int {
 	return p.ob.Pending()
 }
 
-// TakeStatus takes one status update of a message on shard (of shards)
-// and returns once the callback is queued, or kept durably and queued with
-// callback_persist; only then may the gateway session acknowledge it. A
-// status whose callback is already pending here (the gateway offered it
-// again) is taken at once. It waits for the first Configure, and returns
-// ctx's error if that does not come in time.
+// TakeStatus is TakeStatuses for one status update.
 func (p *Poster) TakeStatus(ctx context.Context, sh, shards int32, u *mcsimv1.StatusUpdate) error {
-	st, err := statusOf(u)
-	if err != nil {
-		return err
+	return p.TakeStatuses(ctx, sh, shards, []*mcsimv1.StatusUpdate{u})[0]
+}
+
+// TakeStatuses takes the status updates of messages on shard (of shards)
+// offered on one session, and returns once their callbacks are queued, or
+// kept durably and queued with callback_persist; only then may the
+// gateway session acknowledge them. The answer has one error per update,
+// in order: nil for an update taken. The updates to keep are kept in one
+// PutCallbacks call, so a batch costs the store one commit whatever its
+// size; if that call fails, none of them is taken. A status whose
+// callback is already pending here (the gateway offered it again) is
+// taken at once. It waits for the first Configure, and fails every update
+// with ctx's error if that does not come in time.
+func (p *Poster) TakeStatuses(ctx context.Context, sh, shards int32, us []*mcsimv1.StatusUpdate) []error {
+	errs := make([]error, len(us))
+	sts := make([]callbacks.Status, len(us))
+	valid := 0
+	for i, u := range us {
+		if sts[i], errs[i] = statusOf(u); errs[i] == nil {
+			valid++
+		}
+	}
+	if valid == 0 {
+		return errs
+	}
+	failAll := func(err error) []error {
+		for i := range errs {
+			if errs[i] == nil {
+				errs[i] = err
+			}
+		}
+		return errs
 	}
 	select {
 	case <-p.ready:
 	case <-ctx.Done():
-		return fmt.Errorf("status %s: webhook settings not known yet: %w", u.GetId(), ctx.Err())
+		return failAll(fmt.Errorf("statuses: webhook settings not known yet: %w", ctx.Err()))
 	case <-p.ctx.Done():
-		return ErrClosed
+		return failAll(ErrClosed)
 	}
 	p.mu.Lock()
 	if p.ctx.Err() != nil {
 		p.mu.Unlock()
-		return ErrClosed
+		return failAll(ErrClosed)
 	}
-	if p.ob.Has(st.ID) {
-		p.mu.Unlock()
-		return nil
+	var keep []*mcsimv1.PendingCallback
+	var kept []int            // the indexes of keep's updates
+	first := map[string]int{} // an id offered twice in one batch follows its first
+	for i, st := range sts {
+		if errs[i] != nil {
+			continue
+		}
+		if _, dup := first[st.ID]; dup {
+			continue
+		}
+		first[st.ID] = i
+		// Nothing is kept for a callback pending already or that the
+		// outbox would drop.
+		if !p.persist || p.ob.Has(st.ID) || p.ob.DropReason(st.Kind) != "" {
+			continue
+		}
+		keep = append(keep, &mcsimv1.PendingCallback{Id: st.ID, MessageId: st.MessageID, RecipientId: st.Recipient,
+			Status: string(st.Kind), TimestampUnix: st.At.Unix(), CoreappId: p.cfg.CoreappID})
+		kept = append(kept, i)
 	}
-	// Nothing is kept for a callback the outbox would drop.
-	persist := p.persist && p.ob.DropReason(st.Kind) == ""
 	p.mu.Unlock()
 
-	if persist {
+	if len(keep) > 0 {
+		var err error
 		if p.cfg.Coord == nil {
-			return fmt.Errorf("status %s: callback_persist is true and the poster has no coordination client", st.ID)
+			err = errors.New("callback_persist is true and the poster has no coordination client")
+		} else if _, err = p.cfg.Coord.PutCallbacks(ctx, &mcsimv1.PutCallbacksRequest{Callbacks: keep}); err != nil {
+			err = fmt.Errorf("keeping its callback (callback_persist): %w", err)
 		}
-		cb := &mcsimv1.PendingCallback{Id: st.ID, MessageId: st.MessageID, RecipientId: st.Recipient,
-			Status: string(st.Kind), TimestampUnix: st.At.Unix(), CoreappId: p.cfg.CoreappID}
-		if _, err := p.cfg.Coord.PutCallbacks(ctx, &mcsimv1.PutCallbacksRequest{Callbacks: []*mcsimv1.PendingCallback{cb}}); err != nil {
-			return fmt.Errorf("status %s: keeping its callback (callback_persist): %w", st.ID, err)
+		if err != nil {
+			for _, i := range kept {
+				errs[i] = fmt.Errorf("status %s: %w", sts[i].ID, err)
+			}
+		} else {
+			p.m.persisted.Add(float64(len(keep)))
 		}
-		p.m.persisted.Inc()
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.ob.Has(st.ID) {
-		return nil // the same status, taken meanwhile from another session
+	for i, st := range sts {
+		if j := first[st.ID]; errs[i] == nil && j != i {
+			errs[i] = errs[j]
+		}
+		if errs[i] != nil || p.ob.Has(st.ID) {
+			continue // refused, or the same status taken meanwhile (this batch, another session)
+		}
+		if _, err := p.stepLocked(callbacks.Queue{Status: st}); err != nil {
+			errs[i] = err
+			continue
+		}
+		p.lg.Debug().Int32("shard", sh).Int32("shards", shards).Str("callback", st.ID).Bool("persist", p.persist).Msg("callback queued")
 	}
-	if _, err := p.stepLocked(callbacks.Queue{Status: st}); err != nil {
-		return err
-	}
-	p.lg.Debug().Int32("shard", sh).Int32("shards", shards).Str("callback", st.ID).Bool("persisted", persist).Msg("callback queued")
-	return nil
+	return errs
 }
 
 // Adopt queues the callbacks the last owner of shard (of shards) kept and
@@ -313,7 +383,21 @@ func (p *Poster) Close() {
 	}
 	p.mu.Unlock()
 	p.wg.Wait()
+	// Deletes still waiting for their window go now, briefly: one lost
+	// only means the callback is posted again by the shard's next owner.
+	p.mu.Lock()
+	ids := p.forgets
+	p.forgets = nil
+	p.mu.Unlock()
+	if len(ids) > 0 {
+		ctx, cancel := clock.WithTimeout(context.Background(), p.cfg.Clock, closeDeleteTimeout)
+		defer cancel()
+		p.deleteKept(ctx, ids)
+	}
 }
+
+// closeDeleteTimeout bounds Close's last delete.
+const closeDeleteTimeout = time.Second
 
 // stepLocked steps the outbox at the clock's now, carries out its actions
 // and sets its timer. Caller holds mu.
@@ -353,8 +437,7 @@ func (p *Poster) stepLocked(ev callbacks.Event) ([]callbacks.Action, error) {
 		}
 	}
 	if p.persist && len(forget) > 0 {
-		p.wg.Add(1)
-		go p.forget(forget)
+		p.forgetLocked(forget)
 	}
 	p.m.pending.Set(float64(p.ob.Pending()))
 	p.m.inFlight.Set(float64(p.ob.InFlight()))
@@ -441,16 +524,53 @@ func (p *Poster) post(a callbacks.Post) {
 	_, _ = p.stepLocked(callbacks.Answered{ID: a.Status.ID, Attempt: a.Attempt, OK: code == http.StatusOK})
 }
 
-// forget deletes delivered or dropped callbacks from the store. A failed
-// delete leaves the callback kept: the shard's next owner posts it once
-// more, which at-least-once delivery allows.
-func (p *Poster) forget(ids []string) {
+// forgetLocked has ids deleted from the store, with the others forgotten
+// within DeleteWindow, in one DeleteCallbacks: a delete per delivered
+// callback would cost the store a commit each. Caller holds mu.
+func (p *Poster) forgetLocked(ids []string) {
+	p.forgets = append(p.forgets, ids...)
+	if p.forgetting {
+		return
+	}
+	p.forgetting = true
+	p.wg.Add(1)
+	go p.forgetLoop()
+}
+
+// forgetLoop deletes what was forgotten every DeleteWindow until a window
+// forgets nothing, or Close (which deletes what is left).
+func (p *Poster) forgetLoop() {
 	defer p.wg.Done()
+	for {
+		t := p.cfg.Clock.NewTimer(p.cfg.DeleteWindow)
+		select {
+		case <-p.ctx.Done():
+			t.Stop()
+			return
+		case <-t.C():
+		}
+		p.mu.Lock()
+		ids := p.forgets
+		p.forgets = nil
+		if len(ids) == 0 {
+			p.forgetting = false
+			p.mu.Unlock()
+			return
+		}
+		p.mu.Unlock()
+		p.deleteKept(p.ctx, ids)
+	}
+}
+
+// deleteKept deletes delivered or dropped callbacks from the store. A
+// failed delete leaves the callback kept: the shard's next owner posts it
+// once more, which at-least-once delivery allows.
+func (p *Poster) deleteKept(ctx context.Context, ids []string) {
 	if p.cfg.Coord == nil {
 		return
 	}
-	if _, err := p.cfg.Coord.DeleteCallbacks(p.ctx, &mcsimv1.DeleteCallbacksRequest{Ids: ids}); err != nil && p.ctx.Err() == nil {
-		p.lg.Warn().Err(err).Strs("callbacks", ids).Msg("delivered callbacks not deleted from the store")
+	if _, err := p.cfg.Coord.DeleteCallbacks(ctx, &mcsimv1.DeleteCallbacksRequest{Ids: ids}); err != nil && ctx.Err() == nil {
+		p.lg.Warn().Err(err).Int("callbacks", len(ids)).Msg("delivered callbacks not deleted from the store")
 	}
 }
 

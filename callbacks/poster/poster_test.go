@@ -366,7 +366,9 @@ func TestPersistedCallbackOutlivesItsCoreapp(t *testing.T) {
 
 				want := "m1/delivered#1:503@0s by coreapp-1"
 				if persist {
-					want += "\nm1/delivered#1:200@1s by coreapp-2"
+					// Kept first: the store holds a callback write up to
+					// store.BatchDelay (2ms) for others to share its fsync.
+					want = "m1/delivered#1:503@0.002s by coreapp-1\nm1/delivered#1:200@1.002s by coreapp-2"
 				}
 				if got := rcv.posts(); got != want {
 					t.Fatalf("posts:\n%s\nwant:\n%s", got, want)
@@ -460,6 +462,79 @@ func TestStatusOfferedTwiceIsOneCallback(t *testing.T) {
 		}
 		if got := counted(t, p, "queued_total"); got != 1 {
 			t.Errorf("queued %v, want 1", got)
+		}
+	})
+}
+
+// countingCoord counts the store writes a poster asks for.
+type countingCoord struct {
+	mcsimv1.CoordinationServiceClient
+	mu      sync.Mutex
+	puts    []int // callbacks per PutCallbacks
+	deletes []int // ids per DeleteCallbacks
+}
+
+func (c *countingCoord) PutCallbacks(ctx context.Context, req *mcsimv1.PutCallbacksRequest, opts ...grpc.CallOption) (*mcsimv1.PutCallbacksResponse, error) {
+	c.mu.Lock()
+	c.puts = append(c.puts, len(req.GetCallbacks()))
+	c.mu.Unlock()
+	return c.CoordinationServiceClient.PutCallbacks(ctx, req, opts...)
+}
+
+func (c *countingCoord) DeleteCallbacks(ctx context.Context, req *mcsimv1.DeleteCallbacksRequest, opts ...grpc.CallOption) (*mcsimv1.DeleteCallbacksResponse, error) {
+	c.mu.Lock()
+	c.deletes = append(c.deletes, len(req.GetIds()))
+	c.mu.Unlock()
+	return c.CoordinationServiceClient.DeleteCallbacks(ctx, req, opts...)
+}
+
+func (c *countingCoord) writes() (puts, deletes []int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.puts), slices.Clone(c.deletes)
+}
+
+// With callback_persist, a batch of statuses costs the store one
+// PutCallbacks, whatever its size, and is taken only once it returned;
+// the callbacks delivered within one DeleteWindow are deleted with one
+// DeleteCallbacks. Each status of the batch gets its own answer.
+func TestBatchCostsOneWriteEachWay(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		inner, st := coordEnv(t)
+		coord := &countingCoord{CoordinationServiceClient: inner}
+		rcv := newReceiver(webhook.Config{})
+		p := newPoster(t, "coreapp-1", rcv, coord, testSettings())
+		var us []*mcsimv1.StatusUpdate
+		for i := range 5 {
+			us = append(us, update(fmt.Sprint("m", i), "sent"))
+		}
+		bad := &mcsimv1.StatusUpdate{Id: "m9/x", MessageId: "m9", RecipientId: recipient(), Status: "x"}
+		us = append(us, update("m0", "sent"), bad) // offered twice in one batch; and one bad
+		errs := p.TakeStatuses(t.Context(), 1, 2, us)
+		for i, err := range errs[:6] {
+			if err != nil {
+				t.Fatalf("status %d: %v", i, err)
+			}
+		}
+		if len(errs) != 7 || errs[6] == nil || !strings.Contains(errs[6].Error(), "status:") {
+			t.Fatalf("answers %v, want the last (bad) one refused naming status", errs)
+		}
+		if puts, _ := coord.writes(); !slices.Equal(puts, []int{5}) {
+			t.Fatalf("PutCallbacks calls (callbacks each) %v, want one of 5", puts)
+		}
+		if got := kept(t, st); got != 5 {
+			t.Fatalf("kept %d callbacks when TakeStatuses returned, want 5", got)
+		}
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if got := len(rcv.Records()); got != 5 {
+			t.Fatalf("%d posts, want 5", got)
+		}
+		if _, deletes := coord.writes(); !slices.Equal(deletes, []int{5}) {
+			t.Fatalf("DeleteCallbacks calls (ids each) %v, want one of 5", deletes)
+		}
+		if got := kept(t, st); got != 0 {
+			t.Fatalf("%d callbacks still kept after delivery", got)
 		}
 	})
 }

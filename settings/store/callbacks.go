@@ -23,8 +23,19 @@ import (
 // successor retries them oldest first; bucketCallbackIDs maps an id to its
 // sequence so Put overwrites in place and Delete finds it.
 
-// PutCallbacks keeps the callbacks, all in one fsync'd transaction: either
-// all are kept or none. A callback whose id is already kept replaces it in
+// The callback writes go through bbolt's db.Batch, not wmu: they touch
+// only the callback buckets and publish nothing, and under load every
+// coreapp writes at once (a put per status batch, a delete per delivery
+// window), so concurrent callers share one transaction and one fsync
+// (BatchDelay, store.go). A write returns only once its transaction
+// committed, so an answer still means durable. db.Batch may run a
+// function twice (when another in its batch fails, it is retried alone):
+// these only read and write inside their transaction, so a second run
+// does the same.
+
+// PutCallbacks keeps the callbacks, all in one fsync'd transaction
+// (possibly shared with other callers' callback writes): either all are
+// kept or none. A callback whose id is already kept replaces it in
 // its place (the order is the order ids were first kept). Every id and
 // recipient must be non-empty, else nothing changes.
 func (s *Store) PutCallbacks(cbs []*mcsimv1.PendingCallback) error {
@@ -39,12 +50,7 @@ func (s *Store) PutCallbacks(cbs []*mcsimv1.PendingCallback) error {
 	if len(cbs) == 0 {
 		return nil
 	}
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
-	if s.closed {
-		return ErrClosed
-	}
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.db.Batch(func(tx *bolt.Tx) error {
 		byseq, byid := tx.Bucket([]byte(bucketCallbacks)), tx.Bucket([]byte(bucketCallbackIDs))
 		for _, cb := range cbs {
 			v, err := proto.Marshal(cb)
@@ -68,6 +74,9 @@ func (s *Store) PutCallbacks(cbs []*mcsimv1.PendingCallback) error {
 		}
 		return nil
 	})
+	if errors.Is(err, bolt.ErrDatabaseNotOpen) {
+		return ErrClosed
+	}
 	if err != nil {
 		return fmt.Errorf("store: put callbacks: %w", err)
 	}
@@ -75,18 +84,13 @@ func (s *Store) PutCallbacks(cbs []*mcsimv1.PendingCallback) error {
 }
 
 // DeleteCallbacks forgets the callbacks of the given ids in one fsync'd
-// transaction; ids not kept are ignored (a callback delivered twice, by a
+// transaction (possibly shared, as PutCallbacks'); ids not kept are ignored (a callback delivered twice, by a
 // coreapp and by its successor, is deleted twice).
 func (s *Store) DeleteCallbacks(ids []string) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
-	if s.closed {
-		return ErrClosed
-	}
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.db.Batch(func(tx *bolt.Tx) error {
 		byseq, byid := tx.Bucket([]byte(bucketCallbacks)), tx.Bucket([]byte(bucketCallbackIDs))
 		for _, id := range ids {
 			key := byid.Get([]byte(id))
@@ -105,6 +109,9 @@ func (s *Store) DeleteCallbacks(ids []string) error {
 		}
 		return nil
 	})
+	if errors.Is(err, bolt.ErrDatabaseNotOpen) {
+		return ErrClosed
+	}
 	if err != nil {
 		return fmt.Errorf("store: delete callbacks: %w", err)
 	}

@@ -1,8 +1,10 @@
 package store
 
 import (
+	"errors"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	mcsimv1 "github.com/mcsim/mcsim/proto/mcsim/v1"
@@ -172,5 +174,52 @@ func TestCallbacksBadInput(t *testing.T) {
 		if _, err := s.ListCallbacks(tc.sh, tc.n); err == nil {
 			t.Errorf("ListCallbacks(%d, %d) = nil error", tc.sh, tc.n)
 		}
+	}
+}
+
+// Callback writes from many callers at once (coreapps under load) all
+// commit, each answering only once its own is durable (a reopen sees
+// them); after Close they fail with ErrClosed.
+func TestConcurrentCallbackWrites(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := recipientIn(t, 0)
+	var wg sync.WaitGroup
+	for i := range 40 {
+		wg.Go(func() {
+			if err := s.PutCallbacks([]*mcsimv1.PendingCallback{cb("m"+strconv.Itoa(i), r, "sent"), cb("m"+strconv.Itoa(i), r, "read")}); err != nil {
+				t.Error(err)
+			}
+			if i%2 == 0 {
+				if err := s.DeleteCallbacks([]string{"m" + strconv.Itoa(i) + "/sent"}); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutCallbacks([]*mcsimv1.PendingCallback{cb("late", r, "sent")}); !errors.Is(err, ErrClosed) {
+		t.Errorf("PutCallbacks after Close = %v, want ErrClosed", err)
+	}
+	if err := s.DeleteCallbacks([]string{"m1/sent"}); !errors.Is(err, ErrClosed) {
+		t.Errorf("DeleteCallbacks after Close = %v, want ErrClosed", err)
+	}
+	s2, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	got, err := s2.ListCallbacks(0, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 60 {
+		t.Fatalf("%d callbacks kept after reopening, want 60 (40 read, 20 sent)", len(got))
 	}
 }

@@ -89,6 +89,11 @@ type State struct {
 	Shards int
 }
 
+// BatchDelay is how long a callback write (db.Batch) waits for others
+// to join its transaction: about one fsync, so writes arriving while one
+// commits share the next.
+const BatchDelay = 2 * time.Millisecond
+
 // Store is the open settings database. Its methods are safe for concurrent
 // use.
 type Store struct {
@@ -150,6 +155,10 @@ func Open(dir string) (*Store, error) {
 		}
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
+	// A lone caller's callback write waits at most this long for others
+	// to share its fsync (bbolt's default, 10ms, would be most of a
+	// status's way to its callback).
+	db.MaxBatchDelay = BatchDelay
 	s := &Store{db: db, now: time.Now, changed: make(chan struct{})}
 	if err := s.load(); err != nil {
 		_ = db.Close()
