@@ -144,6 +144,9 @@ func runBench(cmd *cobra.Command, arg string, f benchFlags) error {
 	if f.target != "procs" && f.target != "sim" {
 		return usageErr(`--target: must be "procs" or "sim", got %q`, f.target)
 	}
+	if f.compare && cmd.Flags().Changed("target") {
+		return usageErr("--compare runs on both targets, procs then sim: drop --target %s", f.target)
+	}
 	if f.runs < 1 {
 		return usageErr("--runs: must be ≥ 1, got %d", f.runs)
 	}

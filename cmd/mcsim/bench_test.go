@@ -102,6 +102,7 @@ func TestBenchCommand(t *testing.T) {
 			{"bench", "failover", "--coreapps", "2"},
 			{"bench", "takeover", "--masters", "1"},
 			{"bench", "failover", "--shards", "3", "--coreapps", "4"},
+			{"bench", "failover", "--compare", "--target", "sim"},
 		} {
 			if code, out, errs := runSplit(t, args...); code != exitUsage {
 				t.Errorf("mcsim %v: exit %d, want 2\n%s%s", args, code, out, errs)
