@@ -191,7 +191,7 @@ func (p *Poster) Configure(s Settings) error {
 			Msg("webhook poster configured")
 	}
 	p.lg.Debug().Str("url", s.URL).Bool("sent", s.Sent).Bool("delivered", s.Delivered).Bool("read", s.Read).
-		Dur("backoff", s.Backoff).Dur("max_backoff", s.MaxBackoff).Msg("webhook settings")
+		Dur("backoff_ms", s.Backoff).Dur("max_backoff_ms", s.MaxBackoff).Msg("webhook settings")
 	return nil
 }
 
@@ -340,7 +340,7 @@ func (p *Poster) Adopt(sh, shards int32) {
 				p.adopt(lg, resp.GetCallbacks())
 				return
 			}
-			lg.Warn().Err(err).Dur("retry_in", p.cfg.AdoptRetry).Msg("listing the shard's kept callbacks failed")
+			lg.Warn().Err(err).Dur("retry_in_ms", p.cfg.AdoptRetry).Msg("listing the shard's kept callbacks failed")
 			t := p.cfg.Clock.NewTimer(p.cfg.AdoptRetry)
 			select {
 			case <-p.ctx.Done():
