@@ -1,8 +1,8 @@
 package books
 
 import (
+	"cmp"
 	"fmt"
-	"maps"
 	"slices"
 	"time"
 
@@ -26,7 +26,10 @@ type Books struct {
 	heartbeated  bool // a master has heartbeated it: it is part of the cluster
 	everAssigned bool
 	seen         map[int32]uint64 // newest epoch accepted per shard
-	held         map[int32]*session
+	// held are the sessions held, one per shard, sorted by shard: a
+	// coreapp holds a few, and every Step after a ping walks them (a
+	// map's iteration and its sorted keys cost more than the walk).
+	held []*session
 	// closeOnAnswer maps a session to the older session of its shard that
 	// it took the place of, to close at its first answer (see the package
 	// doc). The older one is out of held already.
@@ -49,6 +52,7 @@ type key struct {
 }
 
 type session struct {
+	shard       int32
 	shards      int32
 	epoch       uint64
 	status      mcsimv1.GatewayStatus
@@ -59,7 +63,7 @@ type session struct {
 
 // New returns the empty books of coreapp id.
 func New(id string) *Books {
-	return &Books{id: id, seen: map[int32]uint64{}, held: map[int32]*session{}, closeOnAnswer: map[key]uint64{}}
+	return &Books{id: id, seen: map[int32]uint64{}, closeOnAnswer: map[key]uint64{}}
 }
 
 // Step applies ev at now and returns what to do (see the package doc).
@@ -135,11 +139,10 @@ func (s *session) deadline() (time.Time, bool) {
 // CONNECTING (rule 7); the session and the assignment stay.
 func (b *Books) expire(now time.Time) []Action {
 	var out []Action
-	for _, sh := range slices.Sorted(maps.Keys(b.held)) {
-		s := b.held[sh]
+	for _, s := range b.held {
 		if d, ok := s.deadline(); ok && !now.Before(d) {
 			s.status = connecting
-			out = append(out, SetStatus{Shard: sh, Epoch: s.epoch, Status: connecting, Silence: now.Sub(s.lastPing)})
+			out = append(out, SetStatus{Shard: s.shard, Epoch: s.epoch, Status: connecting, Silence: now.Sub(s.lastPing)})
 		}
 	}
 	return out
@@ -165,11 +168,11 @@ func (b *Books) assign(ev AssignAsked) []Action {
 	b.leaseEpoch = max(b.leaseEpoch, ev.LeaseEpoch)
 	b.seen[ev.Shard] = ev.Epoch
 	b.everAssigned = true
-	if old := b.held[ev.Shard]; old != nil {
+	if old := b.get(ev.Shard); old != nil {
 		b.closeOnAnswer[key{ev.Shard, ev.Epoch}] = old.epoch
 	}
-	s := &session{shards: sessionShards(ev.Shards), epoch: ev.Epoch, status: connecting}
-	b.held[ev.Shard] = s
+	s := &session{shard: ev.Shard, shards: sessionShards(ev.Shards), epoch: ev.Epoch, status: connecting}
+	b.put(s)
 	return []Action{Accept{}, OpenSession{Shard: ev.Shard, Shards: s.shards, Epoch: ev.Epoch}}
 }
 
@@ -183,7 +186,7 @@ func (b *Books) release(ev ReleaseAsked) []Action {
 	if r, bad := b.fence(ev.LeaseEpoch); bad {
 		return []Action{r}
 	}
-	s := b.held[ev.Shard]
+	s := b.get(ev.Shard)
 	if s != nil && s.epoch != ev.Epoch {
 		return []Action{Refuse{Code: codes.FailedPrecondition, Verdict: true,
 			Reason: fmt.Sprintf("shard %d is held with epoch %d, not %d", ev.Shard, s.epoch, ev.Epoch)}}
@@ -192,7 +195,7 @@ func (b *Books) release(ev ReleaseAsked) []Action {
 	if s == nil {
 		return []Action{Accept{}}
 	}
-	delete(b.held, ev.Shard)
+	b.del(ev.Shard)
 	return append([]Action{Accept{}}, b.close(ev.Shard, s.epoch)...)
 }
 
@@ -244,10 +247,39 @@ func (b *Books) close(shard int32, epoch uint64) []Action {
 
 // current is the held session of shard if it is the one at epoch.
 func (b *Books) current(shard int32, epoch uint64) *session {
-	if s := b.held[shard]; s != nil && s.epoch == epoch {
+	if s := b.get(shard); s != nil && s.epoch == epoch {
 		return s
 	}
 	return nil
+}
+
+// find is where shard's session is in held, or would be.
+func (b *Books) find(shard int32) (int, bool) {
+	return slices.BinarySearchFunc(b.held, shard, func(s *session, shard int32) int { return cmp.Compare(s.shard, shard) })
+}
+
+// get is the session held for shard, nil if none.
+func (b *Books) get(shard int32) *session {
+	if i, ok := b.find(shard); ok {
+		return b.held[i]
+	}
+	return nil
+}
+
+// put holds s for its shard, in the place of any session held for it.
+func (b *Books) put(s *session) {
+	if i, ok := b.find(s.shard); ok {
+		b.held[i] = s
+	} else {
+		b.held = slices.Insert(b.held, i, s)
+	}
+}
+
+// del forgets the session held for shard, if any.
+func (b *Books) del(shard int32) {
+	if i, ok := b.find(shard); ok {
+		b.held = slices.Delete(b.held, i, i+1)
+	}
 }
 
 // drop forgets the session of shard at epoch if it is still the shard's (a
@@ -256,7 +288,7 @@ func (b *Books) drop(shard int32, epoch uint64) []Action {
 	if b.current(shard, epoch) == nil {
 		return nil
 	}
-	delete(b.held, shard)
+	b.del(shard)
 	return []Action{Dropped{Shard: shard, Epoch: epoch}}
 }
 
@@ -264,9 +296,8 @@ func (b *Books) drop(shard int32, epoch uint64) []Action {
 // connecting (their status says so).
 func (b *Books) Served() []Served {
 	out := make([]Served, 0, len(b.held))
-	for _, sh := range slices.Sorted(maps.Keys(b.held)) {
-		s := b.held[sh]
-		out = append(out, Served{Shard: sh, Epoch: s.epoch, Status: s.status})
+	for _, s := range b.held {
+		out = append(out, Served{Shard: s.shard, Epoch: s.epoch, Status: s.status})
 	}
 	return out
 }
