@@ -34,7 +34,7 @@ type linkKey struct{ from, to string }
 type network struct {
 	w      *World
 	faults map[linkKey]scenarios.NetLink
-	held   map[linkKey][]func() // stream messages held by a cut
+	held   map[linkKey][]task // stream messages held by a cut
 	// heldOrder lists the links with held messages in the order they were
 	// first held, so a heal delivers them in a fixed order.
 	heldOrder []linkKey
@@ -44,11 +44,11 @@ type network struct {
 	flying map[linkKey][]*flight
 	// stalled are the streams whose head message is being retransmitted,
 	// with what waits behind it.
-	stalled map[linkKey][]func()
+	stalled map[linkKey][]task
 }
 
 func newNetwork(w *World) *network {
-	return &network{w: w, faults: map[linkKey]scenarios.NetLink{}, held: map[linkKey][]func(){}, last: map[linkKey]time.Time{}, stalled: map[linkKey][]func(){}, flying: map[linkKey][]*flight{}}
+	return &network{w: w, faults: map[linkKey]scenarios.NetLink{}, held: map[linkKey][]task{}, last: map[linkKey]time.Time{}, stalled: map[linkKey][]task{}, flying: map[linkKey][]*flight{}}
 }
 
 // latency draws one datagram's latency on a link with fault f.
@@ -61,7 +61,11 @@ func (n *network) latency(f scenarios.NetLink) time.Duration {
 }
 
 // stream sends one message of a TCP stream from → to.
-func (n *network) stream(from, to string, deliver func()) {
+func (n *network) stream(from, to string, deliver func()) { n.streamTask(from, to, fn(deliver)) }
+
+// streamTask sends one message of a TCP stream from → to, delivered by
+// running deliver.
+func (n *network) streamTask(from, to string, deliver task) {
 	k := linkKey{from, to}
 	if q, ok := n.stalled[k]; ok {
 		n.stalled[k] = append(q, deliver)
@@ -73,7 +77,7 @@ func (n *network) stream(from, to string, deliver func()) {
 		return
 	}
 	if n.w.chance(f.LossPercent / 100) {
-		n.stalled[k] = []func(){deliver}
+		n.stalled[k] = []task{deliver}
 		n.w.after(rto, func() { n.retransmit(k, rto, 1) })
 		return
 	}
@@ -84,7 +88,7 @@ func (n *network) stream(from, to string, deliver func()) {
 // message sent under a delay stays in flight on its link: a change of
 // the table re-times it under the new link (refly), as faultnet re-times
 // its queued writes, so a heal releases it at once and a cut holds it.
-func (n *network) send(k linkKey, f scenarios.NetLink, deliver func()) {
+func (n *network) send(k linkKey, f scenarios.NetLink, deliver task) {
 	base := n.w.uniform(baseLatency-baseJitter, baseLatency+baseJitter)
 	if f.Latency == 0 && f.Jitter == 0 {
 		n.schedule(k, n.w.now.Add(base), deliver)
@@ -99,12 +103,12 @@ func (n *network) send(k linkKey, f scenarios.NetLink, deliver func()) {
 }
 
 // schedule delivers at at, or after the last message on the link.
-func (n *network) schedule(k linkKey, at time.Time, deliver func()) time.Time {
+func (n *network) schedule(k linkKey, at time.Time, deliver task) time.Time {
 	if last := n.last[k]; at.Before(last) {
 		at = last // a stream stays in order
 	}
 	n.last[k] = at
-	n.w.at(at, deliver)
+	n.w.atTask(at, deliver)
 	return at
 }
 
@@ -113,7 +117,7 @@ type flight struct {
 	sent    time.Time
 	base    time.Duration // its loopback latency
 	u       float64       // its share of the jitter, -1..1
-	deliver func()
+	deliver task
 	gen     int // bumped when re-timed: the older delivery is void
 }
 
@@ -125,7 +129,7 @@ func (fl *flight) arrival(f scenarios.NetLink) time.Time {
 func (n *network) fly(k linkKey, fl *flight, at time.Time) {
 	fl.gen++
 	gen := fl.gen
-	n.schedule(k, at, func() {
+	n.schedule(k, at, fn(func() {
 		if fl.gen != gen {
 			return
 		}
@@ -133,8 +137,8 @@ func (n *network) fly(k linkKey, fl *flight, at time.Time) {
 		if i := slices.Index(q, fl); i >= 0 {
 			n.flying[k] = slices.Delete(q, i, i+1)
 		}
-		fl.deliver()
-	})
+		fl.deliver.run()
+	}))
 }
 
 // refly re-times what is in flight on link k under its new fault: a cut
@@ -163,7 +167,7 @@ func (n *network) refly(k linkKey) {
 	}
 }
 
-func (n *network) hold(k linkKey, m func()) {
+func (n *network) hold(k linkKey, m task) {
 	if len(n.held[k]) == 0 {
 		n.heldOrder = append(n.heldOrder, k)
 	}
@@ -194,7 +198,7 @@ func (n *network) retransmit(k linkKey, r time.Duration, losses int) {
 	delete(n.stalled, k)
 	n.send(k, f, q[0])
 	for _, m := range q[1:] {
-		n.stream(k.from, k.to, m)
+		n.streamTask(k.from, k.to, m)
 	}
 }
 
@@ -250,7 +254,7 @@ func (n *network) set(links []scenarios.NetLink) {
 		msgs := n.held[k]
 		delete(n.held, k)
 		for _, m := range msgs {
-			n.stream(k.from, k.to, m)
+			n.streamTask(k.from, k.to, m)
 		}
 	}
 	n.heldOrder = still
@@ -270,51 +274,39 @@ var (
 // has passed, whichever is first. A callee that is down answers
 // errRefused.
 func (w *World) call(caller, callee *proc, timeout time.Duration, handle func() (any, error), reply func(any, error)) {
-	w.callWith(caller, callee, timeout, syncHandler(handle), nil, reply, replyToLoop)
-}
-
-// syncHandler is a handler that answers at once.
-func syncHandler(handle func() (any, error)) func(func(any, error)) {
-	return func(respond func(any, error)) { respond(handle()) }
+	w.callWith(&rpc{caller: caller, callee: callee, sync: handle, reply: reply}, timeout)
 }
 
 // callAt is call for a handler whose answer leaves only at a time it
 // names (a store write: once its fsync is done).
 func (w *World) callAt(caller, callee *proc, timeout time.Duration, handle func() (any, time.Time, error), reply func(any, error)) {
-	w.callWith(caller, callee, timeout, atHandler(w, handle), nil, reply, replyToLoop)
-}
-
-func atHandler(w *World, handle func() (any, time.Time, error)) func(func(any, error)) {
-	return func(respond func(any, error)) {
-		v, at, err := handle()
-		w.at(at, func() { respond(v, err) })
-	}
+	w.callWith(&rpc{caller: caller, callee: callee, at: handle, reply: reply}, timeout)
 }
 
 // callObserved is call that also tells arrived when the answer reaches
 // the caller's host, even if the caller cannot read it yet (paused or
 // busy): the simulator's witnesses judge rule 4 by it.
 func (w *World) callObserved(caller, callee *proc, timeout time.Duration, handle func() (any, error), arrived func(any, error), reply func(any, error)) {
-	w.callWith(caller, callee, timeout, syncHandler(handle), arrived, reply, replyToLoop)
+	w.callWith(&rpc{caller: caller, callee: callee, sync: handle, arrived: arrived, reply: reply}, timeout)
 }
 
 // callAsync is a call whose handler answers later, through respond (a
 // coreapp answers an Assign once the gateway answered its session).
 func (w *World) callAsync(caller, callee *proc, timeout time.Duration, handle func(respond func(any, error)), reply func(any, error)) {
-	w.callWith(caller, callee, timeout, handle, nil, reply, replyToLoop)
+	w.callWith(&rpc{caller: caller, callee: callee, async: handle, reply: reply}, timeout)
 }
 
 // callBlocking is a call the caller's loop blocks on (it is busy until
 // the answer): what else arrives meanwhile waits, as in the real loop.
 func (w *World) callBlocking(caller, callee *proc, timeout time.Duration, handle func() (any, time.Time, error), reply func(any, error)) {
 	caller.busy = true
-	w.callWith(caller, callee, timeout, atHandler(w, handle), nil, reply, replyUnblocks)
+	w.callWith(&rpc{caller: caller, callee: callee, at: handle, reply: reply, mode: replyUnblocks}, timeout)
 }
 
 // callFromOther is a call made by another goroutine of the caller than
 // its loop (the map writer): its answer does not wait for the loop.
 func (w *World) callFromOther(caller, callee *proc, timeout time.Duration, handle func() (any, time.Time, error), reply func(any, error)) {
-	w.callWith(caller, callee, timeout, atHandler(w, handle), nil, reply, replyToOther)
+	w.callWith(&rpc{caller: caller, callee: callee, at: handle, reply: reply, mode: replyToOther}, timeout)
 }
 
 // Where a call's answer goes in the caller.
@@ -324,50 +316,130 @@ const (
 	replyToOther         // another goroutine (held only while paused)
 )
 
-func (w *World) callWith(caller, callee *proc, timeout time.Duration, handle func(func(any, error)), arrived, reply func(any, error), mode int) {
-	run := caller.run
-	done := false
-	finish := func(v any, err error) {
-		if done {
-			return
-		}
-		done = true
-		if arrived != nil && err != errTimeout && caller.up && caller.run == run {
-			arrived(v, err)
-		}
-		switch mode {
-		case replyUnblocks:
-			caller.answerBlocked(run, func() { reply(v, err) })
-		case replyToOther:
-			caller.deliverOther(run, func() { reply(v, err) })
-		default:
-			caller.deliver(run, func() { reply(v, err) })
-		}
-	}
-	if timeout > 0 {
-		w.after(caller.globalDur(timeout), func() { finish(nil, errTimeout) })
-	}
-	w.net.stream(caller.id, callee.id, func() {
-		if !callee.up {
-			w.net.stream(callee.id, caller.id, func() { finish(nil, errRefused) })
-			return
-		}
-		// If the callee dies before it answers, the caller sees the
-		// connection reset, after the way back.
-		answered := false
-		forget := callee.onCrash(func() {
-			answered = true
-			w.net.stream(callee.id, caller.id, func() { finish(nil, errRefused) })
-		})
-		callee.deliver(callee.run, func() {
-			handle(func(v any, err error) {
-				if answered {
-					return
-				}
-				answered = true
-				forget()
-				w.net.stream(callee.id, caller.id, func() { finish(v, err) })
-			})
-		})
-	})
+// rpc is one call in flight. Its steps (the request's arrival, the
+// callee's answer at a later time, the answer's arrival, the timeout, the
+// reply in the caller) are tasks over this one struct, so that a call
+// allocates it and nothing else of its own.
+type rpc struct {
+	w              *World
+	caller, callee *proc
+	callerRun      int // the caller's run
+	mode           int // where the answer goes (replyToLoop, …)
+	// The callee's handler, one of: answers at once; answers at a time it
+	// names; answers later through respond.
+	sync  func() (any, error)
+	at    func() (any, time.Time, error)
+	async func(respond func(any, error))
+
+	arrived, reply func(any, error)
+
+	// answered: the callee answered, or its crash reset the connection
+	// (later answers are void); done: the caller has its outcome.
+	answered, done bool
+	// later is the answer of an at handler, until its time.
+	laterV   any
+	laterErr error
+	// back is the answer on its way back (or the reset, or the refusal);
+	// out is the outcome the caller gets.
+	backV, outV     any
+	backErr, outErr error
 }
+
+func (w *World) callWith(c *rpc, timeout time.Duration) {
+	c.w, c.callerRun = w, c.caller.run
+	if timeout > 0 {
+		w.afterTask(c.caller.globalDur(timeout), (*rpcTimeout)(c))
+	}
+	w.net.streamTask(c.caller.id, c.callee.id, (*rpcRequest)(c))
+}
+
+// The tasks of a call.
+type (
+	rpcRequest rpc // the request reaches the callee's host
+	rpcHandle  rpc // the callee's loop runs the handler
+	rpcLater   rpc // an at handler's answer leaves
+	rpcBack    rpc // the answer (or reset, or refusal) reaches the caller's host
+	rpcTimeout rpc // the caller's deadline passes
+	rpcReply   rpc // the caller's loop (or other goroutine) takes the outcome
+)
+
+func (t *rpcRequest) run() {
+	c := (*rpc)(t)
+	if !c.callee.up {
+		c.back(nil, errRefused)
+		return
+	}
+	// If the callee dies before it answers, the caller sees the
+	// connection reset, after the way back (reset).
+	c.callee.onCrash(c)
+	c.callee.deliverTask(c.callee.run, (*rpcHandle)(c))
+}
+
+func (t *rpcHandle) run() {
+	c := (*rpc)(t)
+	switch {
+	case c.sync != nil:
+		c.respond(c.sync())
+	case c.at != nil:
+		v, at, err := c.at()
+		c.laterV, c.laterErr = v, err
+		c.w.atTask(at, (*rpcLater)(c))
+	default:
+		c.async(c.respond)
+	}
+}
+
+func (t *rpcLater) run() {
+	c := (*rpc)(t)
+	c.respond(c.laterV, c.laterErr)
+}
+
+// respond is the callee's answer: it goes back unless the connection was
+// reset.
+func (c *rpc) respond(v any, err error) {
+	if c.answered {
+		return
+	}
+	c.answered = true
+	c.callee.forgetReset()
+	c.back(v, err)
+}
+
+// reset is the callee's crash while it holds the call.
+func (c *rpc) reset() {
+	c.answered = true
+	c.back(nil, errRefused)
+}
+
+// back sends an outcome on the stream back to the caller.
+func (c *rpc) back(v any, err error) {
+	c.backV, c.backErr = v, err
+	c.w.net.streamTask(c.callee.id, c.caller.id, (*rpcBack)(c))
+}
+
+func (t *rpcBack) run()    { (*rpc)(t).finish(t.backV, t.backErr) }
+func (t *rpcTimeout) run() { (*rpc)(t).finish(nil, errTimeout) }
+
+// finish gives the caller its outcome, the first of the answer and the
+// timeout.
+func (c *rpc) finish(v any, err error) {
+	if c.done {
+		return
+	}
+	c.done = true
+	caller, run := c.caller, c.callerRun
+	if c.arrived != nil && err != errTimeout && caller.up && caller.run == run {
+		c.arrived(v, err)
+	}
+	c.outV, c.outErr = v, err
+	switch c.mode {
+	case replyUnblocks:
+		caller.answerBlocked(run, func() { c.reply(v, err) })
+	case replyToOther:
+		caller.deliverOther(run, func() { c.reply(v, err) })
+	default:
+		caller.deliverTask(run, (*rpcReply)(c))
+	}
+}
+
+func (t *rpcReply) run() { t.reply(t.outV, t.outErr) }

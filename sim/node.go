@@ -21,14 +21,14 @@ type proc struct {
 	// paused: SIGSTOP; busy: the driver's loop is blocked on a call (a
 	// master loading its map or waiting for a write), as the real loop is.
 	paused, busy bool
-	held         []func()
+	held         []task
 	// heldTimers are timers that fired while the process could not run:
 	// they run first when it can again. A resumed Go process finds its
 	// expired timers ready at once, while what arrived on its sockets
 	// must still be read and decoded by other goroutines before its loop
 	// sees it; so the loop steps the late Tick before the queued answers,
 	// which is exactly the stall rule 4 must recognise.
-	heldTimers []func()
+	heldTimers []task
 	// unblock is the answer a busy process waits for, when it came while
 	// the process was paused: it runs first at the resume.
 	unblock func()
@@ -40,10 +40,12 @@ type proc struct {
 	// its queued answers, master/node.go handleQueued).
 	draining   bool
 	afterDrain func()
-	// resets are what a SIGKILL does to the calls this process holds
-	// unanswered: their callers see the connection reset at once.
-	resets    map[uint64]func()
-	nextReset uint64
+	// resets are the calls this process got in this run, in the order
+	// they came; a SIGKILL resets the connections of those it holds
+	// unanswered (net.go). Answered ones are dropped now and then
+	// (liveResets counts the others).
+	resets     []*rpc
+	liveResets int
 
 	// The clock: local = localBase + (now − globalBase) × rate.
 	rate                  float64
@@ -86,15 +88,18 @@ func (p *proc) setRate(r float64) {
 
 // deliver runs fn in run of the process now, holds it while the process
 // is paused or busy, and drops it if that run is over.
-func (p *proc) deliver(run int, fn func()) {
+func (p *proc) deliver(run int, f func()) { p.deliverTask(run, fn(f)) }
+
+// deliverTask is deliver for a task.
+func (p *proc) deliverTask(run int, t task) {
 	if !p.up || p.run != run {
 		return
 	}
 	if p.paused || p.busy {
-		p.held = append(p.held, fn)
+		p.held = append(p.held, t)
 		return
 	}
-	fn()
+	t.run()
 }
 
 // answerBlocked delivers the answer the busy process waits for: it ends
@@ -157,9 +162,9 @@ func (p *proc) drainAfterBlock() {
 	}
 	p.draining = true
 	for len(p.held) > 0 && p.up && !p.paused && !p.busy {
-		fn := p.held[0]
+		t := p.held[0]
 		p.held = p.held[1:]
-		fn()
+		t.run()
 	}
 	p.draining = false
 	if p.afterDrain != nil && p.up && !p.busy {
@@ -168,39 +173,41 @@ func (p *proc) drainAfterBlock() {
 	p.drain()
 }
 
-// onCrash registers what a SIGKILL must do for a call this process holds;
-// the returned func forgets it once the call is handled.
-func (p *proc) onCrash(fn func()) func() {
-	if p.resets == nil {
-		p.resets = map[uint64]func(){}
+// onCrash registers a call this process holds: a SIGKILL resets its
+// connection until it is answered (forgetReset).
+func (p *proc) onCrash(c *rpc) {
+	if len(p.resets) >= 2*p.liveResets+16 {
+		// Drop the answered ones, keeping the order.
+		p.resets = slices.DeleteFunc(p.resets, func(c *rpc) bool { return c.answered })
 	}
-	p.nextReset++
-	id := p.nextReset
-	p.resets[id] = fn
-	return func() { delete(p.resets, id) }
+	p.resets = append(p.resets, c)
+	p.liveResets++
 }
+
+// forgetReset is told that a call onCrash registered was answered.
+func (p *proc) forgetReset() { p.liveResets-- }
 
 // drain runs what was held, timers first, each in order, until the
 // process pauses or blocks again.
 func (p *proc) drain() {
 	for p.up && !p.paused && !p.busy {
-		var fn func()
+		var t task
 		switch {
 		case len(p.heldTimers) > 0:
-			fn, p.heldTimers = p.heldTimers[0], p.heldTimers[1:]
+			t, p.heldTimers = p.heldTimers[0], p.heldTimers[1:]
 		case len(p.held) > 0:
-			fn, p.held = p.held[0], p.held[1:]
+			t, p.held = p.held[0], p.held[1:]
 		default:
 			return
 		}
-		fn()
+		t.run()
 	}
 }
 
 // wake asks for fn at local time t (zero: no wake-up). Only the earliest
 // wake-up asked for is kept: the machine says again when it wants the next
 // one after every step, so a later one is never lost.
-func (p *proc) wake(t time.Time, fn func()) {
+func (p *proc) wake(t time.Time, f func()) {
 	if t.IsZero() || !p.up {
 		return
 	}
@@ -216,10 +223,10 @@ func (p *proc) wake(t time.Time, fn func()) {
 		}
 		p.wakeAt = time.Time{}
 		if p.paused || p.busy {
-			p.heldTimers = append(p.heldTimers, fn)
+			p.heldTimers = append(p.heldTimers, fn(f))
 			return
 		}
-		fn()
+		f()
 	})
 }
 
@@ -227,14 +234,11 @@ func (p *proc) wake(t time.Time, fn func()) {
 // the callers of what it held unanswered see their connections reset.
 func (p *proc) crash() {
 	resets := p.resets
-	p.resets = nil
-	ids := make([]uint64, 0, len(resets))
-	for id := range resets {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	for _, id := range ids {
-		resets[id]()
+	p.resets, p.liveResets = nil, 0
+	for _, c := range resets {
+		if !c.answered {
+			c.reset()
+		}
 	}
 	p.up, p.paused, p.busy = false, false, false
 	p.held, p.heldTimers, p.heldOther, p.unblock = nil, nil, nil, nil

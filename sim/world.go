@@ -17,8 +17,19 @@ func epoch() time.Time { return time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC) }
 type event struct {
 	at  int64 // nanoseconds since epoch: cheaper to order than time.Time
 	seq uint64
-	fn  func()
+	t   task
 }
+
+// task is something to run later: an event, a message on the network, a
+// delivery a paused process holds. A closure is one (fn); a call's steps
+// are its own types over one struct (net.go), so that a call allocates
+// once instead of once per step.
+type task interface{ run() }
+
+// fn is a closure as a task (a func is pointer-shaped: no allocation).
+type fn func()
+
+func (f fn) run() { f() }
 
 // World is one simulated run: the event loop, the seeded random source and
 // the nodes.
@@ -53,17 +64,23 @@ func newWorld(seed uint64, sab Sabotage) *World {
 	return w
 }
 
-// at schedules fn at t (not before now).
-func (w *World) at(t time.Time, fn func()) {
+// at schedules f at t (not before now).
+func (w *World) at(t time.Time, f func()) { w.atTask(t, fn(f)) }
+
+// atTask schedules tk at t (not before now).
+func (w *World) atTask(t time.Time, tk task) {
 	if t.Before(w.now) {
 		t = w.now
 	}
 	w.seq++
-	w.push(event{at: int64(t.Sub(w.zero)), seq: w.seq, fn: fn})
+	w.push(event{at: int64(t.Sub(w.zero)), seq: w.seq, t: tk})
 }
 
-// after schedules fn d from now.
-func (w *World) after(d time.Duration, fn func()) { w.at(w.now.Add(d), fn) }
+// after schedules f d from now.
+func (w *World) after(d time.Duration, f func()) { w.atTask(w.now.Add(d), fn(f)) }
+
+// afterTask schedules tk d from now.
+func (w *World) afterTask(d time.Duration, tk task) { w.atTask(w.now.Add(d), tk) }
 
 // runUntil runs every event due up to t, then sets the time to t.
 func (w *World) runUntil(t time.Time) {
@@ -82,7 +99,7 @@ func (w *World) runUntil(t time.Time) {
 		}
 		w.now = at
 		w.events++
-		ev.fn()
+		ev.t.run()
 	}
 	if t.After(w.now) {
 		w.now = t
