@@ -38,6 +38,14 @@ type coreappNode struct {
 	assigns map[sessKey]func(any, error)
 	// opened is the session the last step opened, if any.
 	opened *sessKey
+	// hbAsked is the books' HeartbeatAsked for lease epoch hbAskedEpoch,
+	// boxed once per epoch; held is scratch for the books' Served; answer
+	// is the last heartbeat answer, given again while the shards held
+	// are the same (nobody changes an answer).
+	hbAsked      books.Event
+	hbAskedEpoch uint64
+	held         []books.Served
+	answer       []failover.ServedShard
 }
 
 type sessKey struct {
@@ -149,13 +157,14 @@ func (c *coreappNode) sessionReplaced(shard int32, epoch uint64) {
 	c.step(books.SessionReplaced{Shard: shard, Epoch: epoch})
 }
 
-// pinged is a gateway ping on the session of shard at epoch; false if the
-// session is no longer open here (no pong).
-func (c *coreappNode) pinged(shard int32, epoch uint64) bool {
+// pinged is a gateway ping on the session of shard at epoch (ev is its
+// books.GatewayPinged); false if the session is no longer open here (no
+// pong).
+func (c *coreappNode) pinged(shard int32, epoch uint64, ev books.Event) bool {
 	if _, ok := c.sessions[sessKey{shard, epoch}]; !ok {
 		return false
 	}
-	c.step(books.GatewayPinged{Shard: shard, Epoch: epoch})
+	c.step(ev)
 	return true
 }
 
@@ -170,18 +179,36 @@ func refusal(a books.Action) error {
 // heartbeat answers a master's heartbeat: the shards held, with epochs.
 func (c *coreappNode) heartbeat(master string, leaseEpoch uint64) (any, error) {
 	before := c.b.LeaseEpoch()
-	if err := refusal(c.step(books.HeartbeatAsked{Coreapp: c.p.id, LeaseEpoch: leaseEpoch})); err != nil {
+	if c.hbAsked == nil || c.hbAskedEpoch != leaseEpoch {
+		c.hbAsked, c.hbAskedEpoch = books.HeartbeatAsked{Coreapp: c.p.id, LeaseEpoch: leaseEpoch}, leaseEpoch
+	}
+	if err := refusal(c.step(c.hbAsked)); err != nil {
 		return nil, err
 	}
 	if c.b.LeaseEpoch() > before {
 		c.w.commands = append(c.w.commands, scenarios.Command{At: c.w.now, Coreapp: c.p.id, Run: c.p.run, Master: master, Kind: "heartbeat", LeaseEpoch: leaseEpoch, Accepted: true})
 	}
-	held := c.b.Served()
-	out := make([]failover.ServedShard, len(held))
-	for i, s := range held {
-		out[i] = failover.ServedShard{Shard: int(s.Shard), Epoch: s.Epoch}
+	c.held = c.b.AppendServed(c.held[:0])
+	if !sameShards(c.held, c.answer) {
+		c.answer = make([]failover.ServedShard, len(c.held))
+		for i, s := range c.held {
+			c.answer[i] = failover.ServedShard{Shard: int(s.Shard), Epoch: s.Epoch}
+		}
 	}
-	return out, nil
+	return c.answer, nil
+}
+
+// sameShards says whether held lists the shards and epochs of answer.
+func sameShards(held []books.Served, answer []failover.ServedShard) bool {
+	if answer == nil || len(held) != len(answer) {
+		return false
+	}
+	for i, s := range held {
+		if int(s.Shard) != answer[i].Shard || s.Epoch != answer[i].Epoch {
+			return false
+		}
+	}
+	return true
 }
 
 // assign is an Assign from master: the books' verdict, recorded as the

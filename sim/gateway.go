@@ -3,6 +3,8 @@ package sim
 import (
 	"time"
 
+	"github.com/mcsim/mcsim/coreapp/books"
+
 	"github.com/mcsim/mcsim/gateway"
 	"github.com/mcsim/mcsim/scenarios"
 )
@@ -28,6 +30,9 @@ type gwSession struct {
 	run     int
 	shard   int32
 	epoch   uint64
+	// pinged is the books' event for a ping of this session, boxed once
+	// (a cluster's pings are most of what its coreapps step).
+	pinged books.Event
 }
 
 func newGateway(w *World) *gatewayNode {
@@ -57,7 +62,8 @@ func (g *gatewayNode) openSession(c *coreappNode, run int, shard, shards int32, 
 			})
 		}
 	}
-	s := &gwSession{id: d.Session.ID, coreapp: c, run: run, shard: shard, epoch: epoch}
+	s := &gwSession{id: d.Session.ID, coreapp: c, run: run, shard: shard, epoch: epoch,
+		pinged: books.GatewayPinged{Shard: shard, Epoch: epoch}}
 	g.open = append(g.open, s)
 	g.w.net.stream(g.p.id, c.p.id, func() { c.p.deliver(run, func() { c.sessionAnswer(shard, epoch, s.id, true) }) })
 	g.scheduleTick()
@@ -110,7 +116,7 @@ func (g *gatewayNode) pingRound() {
 		c := s.coreapp
 		if c.p.up && c.p.run == s.run && !c.p.paused && !c.p.busy &&
 			g.w.net.clear(g.p.id, c.p.id) && g.w.net.clear(c.p.id, g.p.id) {
-			if c.pinged(s.shard, s.epoch) {
+			if c.pinged(s.shard, s.epoch, s.pinged) {
 				fast = append(fast, s.id)
 			}
 			continue
@@ -118,7 +124,7 @@ func (g *gatewayNode) pingRound() {
 		s := s
 		g.w.net.stream(g.p.id, c.p.id, func() {
 			c.p.deliver(s.run, func() {
-				if c.pinged(s.shard, s.epoch) {
+				if c.pinged(s.shard, s.epoch, s.pinged) {
 					g.w.net.stream(c.p.id, g.p.id, func() { g.heard(s.id) })
 				}
 			})

@@ -43,11 +43,17 @@ type masterNode struct {
 	results   []primary.HeartbeatResult
 	releasing bool // a ReleaseLease is being carried out: it exits
 	tickFn    func()
+	// hbDone is a HeartbeatsDone of one result, boxed once: the result
+	// is written into hbResult before each step (the machine keeps
+	// neither the event nor its slice).
+	hbDone   primary.Event
+	hbResult [1]primary.HeartbeatResult
 }
 
 func newMaster(w *World, id string, expect int) *masterNode {
 	m := &masterNode{w: w, p: newProc(w, id), expect: expect}
 	m.p.rewake, m.tickFn = m.rewake, m.tick
+	m.hbDone = primary.HeartbeatsDone{Results: m.hbResult[:]}
 	m.p.afterDrain = func() {
 		if len(m.results) > 0 {
 			rs := m.results
@@ -246,33 +252,51 @@ func (m *masterNode) hbKey(term uint64, coreapp string) hbKey {
 }
 
 func (m *masterNode) heartbeat(a primary.SendHeartbeat) {
-	failed := primary.HeartbeatsDone{Results: []primary.HeartbeatResult{{Term: a.Term, Coreapp: a.Coreapp, Seq: a.Seq, Failed: true}}}
 	c := m.coreapp(a.Coreapp)
 	if c == nil {
+		failed := primary.HeartbeatsDone{Results: []primary.HeartbeatResult{{Term: a.Term, Coreapp: a.Coreapp, Seq: a.Seq, Failed: true}}}
 		m.later(func() { m.step(failed) })
 		return
 	}
-	id := m.p.id
-	k := m.hbKey(a.Term, a.Coreapp)
-	m.w.truth.heartbeatSent(k, a.Seq, m.p.local())
-	arrived := func(_ any, err error) {
-		if err == nil {
-			m.w.truth.heartbeatArrived(k, a.Seq, m.p.local())
-		}
+	h := &hbCall{m: m, c: c, a: a, k: m.hbKey(a.Term, a.Coreapp)}
+	m.w.truth.heartbeatSent(h.k, a.Seq, m.p.local())
+	h.call = rpc{caller: m.p, callee: c.p, user: h}
+	m.w.callWith(&h.call, m.snap.ui)
+}
+
+// hbCall is one heartbeat call: the coreapp answers with the shards it
+// holds; the answer's arrival is noted for the ground truth (rule 4), and
+// the master steps the result.
+type hbCall struct {
+	call rpc
+	m    *masterNode
+	c    *coreappNode
+	a    primary.SendHeartbeat
+	k    hbKey
+}
+
+func (h *hbCall) handle() (any, error) { return h.c.heartbeat(h.m.p.id, h.a.LeaseEpoch) }
+
+func (h *hbCall) arrived(_ any, err error) {
+	if err == nil {
+		h.m.w.truth.heartbeatArrived(h.k, h.a.Seq, h.m.p.local())
 	}
-	m.w.callObserved(m.p, c.p, m.snap.ui, func() (any, error) { return c.heartbeat(id, a.LeaseEpoch) }, arrived, func(v any, err error) {
-		r := primary.HeartbeatResult{Term: a.Term, Coreapp: a.Coreapp, Seq: a.Seq, Failed: true}
-		if err == nil {
-			r.Failed, r.Shards = false, v.([]failover.ServedShard)
-		}
-		if m.p.draining {
-			// Queued while the loop was blocked: stepped together with the
-			// rest of the backlog (master/node.go handleQueued).
-			m.results = append(m.results, r)
-			return
-		}
-		m.step(primary.HeartbeatsDone{Results: []primary.HeartbeatResult{r}})
-	})
+}
+
+func (h *hbCall) reply(v any, err error) {
+	m, a := h.m, h.a
+	r := primary.HeartbeatResult{Term: a.Term, Coreapp: a.Coreapp, Seq: a.Seq, Failed: true}
+	if err == nil {
+		r.Failed, r.Shards = false, v.([]failover.ServedShard)
+	}
+	if m.p.draining {
+		// Queued while the loop was blocked: stepped together with the
+		// rest of the backlog (master/node.go handleQueued).
+		m.results = append(m.results, r)
+		return
+	}
+	m.hbResult[0] = r
+	m.step(m.hbDone)
 }
 
 func (m *masterNode) assign(a primary.Assign) {

@@ -332,6 +332,8 @@ type rpc struct {
 	async func(respond func(any, error))
 
 	arrived, reply func(any, error)
+	// user, if set, is the handler, arrived and reply in one.
+	user rpcUser
 
 	// answered: the callee answered, or its crash reset the connection
 	// (later answers are void); done: the caller has its outcome.
@@ -351,6 +353,14 @@ func (w *World) callWith(c *rpc, timeout time.Duration) {
 		w.afterTask(c.caller.globalDur(timeout), (*rpcTimeout)(c))
 	}
 	w.net.streamTask(c.caller.id, c.callee.id, (*rpcRequest)(c))
+}
+
+// rpcUser is a call's handler and its caller's callbacks in one value:
+// the heartbeat, the most frequent call, then allocates one struct.
+type rpcUser interface {
+	handle() (any, error)
+	arrived(v any, err error)
+	reply(v any, err error)
 }
 
 // The tasks of a call.
@@ -378,6 +388,8 @@ func (t *rpcRequest) run() {
 func (t *rpcHandle) run() {
 	c := (*rpc)(t)
 	switch {
+	case c.user != nil:
+		c.respond(c.user.handle())
 	case c.sync != nil:
 		c.respond(c.sync())
 	case c.at != nil:
@@ -428,8 +440,12 @@ func (c *rpc) finish(v any, err error) {
 	}
 	c.done = true
 	caller, run := c.caller, c.callerRun
-	if c.arrived != nil && err != errTimeout && caller.up && caller.run == run {
-		c.arrived(v, err)
+	if err != errTimeout && caller.up && caller.run == run {
+		if c.user != nil {
+			c.user.arrived(v, err)
+		} else if c.arrived != nil {
+			c.arrived(v, err)
+		}
 	}
 	c.outV, c.outErr = v, err
 	switch c.mode {
@@ -442,4 +458,10 @@ func (c *rpc) finish(v any, err error) {
 	}
 }
 
-func (t *rpcReply) run() { t.reply(t.outV, t.outErr) }
+func (t *rpcReply) run() {
+	if t.user != nil {
+		t.user.reply(t.outV, t.outErr)
+		return
+	}
+	t.reply(t.outV, t.outErr)
+}

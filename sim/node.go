@@ -53,6 +53,17 @@ type proc struct {
 
 	wakeAt time.Time // the pending wake-up, global time (zero: none)
 	rewake func()    // schedules the machine's next wake-up again
+	// wakes are wake-up events that fired, for the next wake-ups to
+	// reuse: a busy process asks for one after almost every step.
+	wakes []*wakeEvent
+}
+
+// wakeEvent is one wake-up asked for: at g, for run r of p.
+type wakeEvent struct {
+	p *proc
+	r int
+	g time.Time
+	f func()
 }
 
 func newProc(w *World, id string) *proc {
@@ -216,18 +227,29 @@ func (p *proc) wake(t time.Time, f func()) {
 		return
 	}
 	p.wakeAt = g
-	run := p.run
-	p.w.at(g, func() {
-		if p.run != run || !p.wakeAt.Equal(g) {
-			return
-		}
-		p.wakeAt = time.Time{}
-		if p.paused || p.busy {
-			p.heldTimers = append(p.heldTimers, fn(f))
-			return
-		}
-		f()
-	})
+	var e *wakeEvent
+	if n := len(p.wakes); n > 0 {
+		e, p.wakes = p.wakes[n-1], p.wakes[:n-1]
+	} else {
+		e = &wakeEvent{p: p}
+	}
+	e.r, e.g, e.f = p.run, g, f
+	p.w.atTask(g, e)
+}
+
+func (e *wakeEvent) run() {
+	p, run, g, f := e.p, e.r, e.g, e.f
+	e.f = nil
+	p.wakes = append(p.wakes, e)
+	if p.run != run || !p.wakeAt.Equal(g) {
+		return // a later run's, or an earlier wake-up replaced it
+	}
+	p.wakeAt = time.Time{}
+	if p.paused || p.busy {
+		p.heldTimers = append(p.heldTimers, fn(f))
+		return
+	}
+	f()
 }
 
 // crash ends the run at once: nothing it held or scheduled happens, and

@@ -294,12 +294,15 @@ func (b *Books) drop(shard int32, epoch uint64) []Action {
 
 // Served lists the shards held, by shard, including those still
 // connecting (their status says so).
-func (b *Books) Served() []Served {
-	out := make([]Served, 0, len(b.held))
+func (b *Books) Served() []Served { return b.AppendServed(make([]Served, 0, len(b.held))) }
+
+// AppendServed appends what Served lists to dst (a driver that asks on
+// every heartbeat reuses its slice).
+func (b *Books) AppendServed(dst []Served) []Served {
 	for _, s := range b.held {
-		out = append(out, Served{Shard: s.shard, Epoch: s.epoch, Status: s.status})
+		dst = append(dst, Served{Shard: s.shard, Epoch: s.epoch, Status: s.status})
 	}
-	return out
+	return dst
 }
 
 // ServedCount is the number of shards CONNECTED: accepted by the gateway
