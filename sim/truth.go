@@ -66,7 +66,9 @@ const keepHeartbeats = 64
 func (t *truth) heartbeatSent(k hbKey, seq uint64, at time.Time) {
 	rs := append(t.heartbeats[k], hbRecord{seq: seq, sentAt: at})
 	if len(rs) > keepHeartbeats {
-		rs = rs[len(rs)-keepHeartbeats:]
+		// Shifted down, so that the array is reused.
+		n := copy(rs, rs[len(rs)-keepHeartbeats:])
+		rs = rs[:n]
 	}
 	t.heartbeats[k] = rs
 }

@@ -536,7 +536,10 @@ func (c *Core) answered(now time.Time, ev HeartbeatAnswered) {
 	for i < len(ca.outstanding) && ca.outstanding[i].seq <= ev.Seq {
 		i++
 	}
-	ca.outstanding = ca.outstanding[i:]
+	// Shifted down rather than resliced, so that the next append reuses
+	// the array.
+	n := copy(ca.outstanding, ca.outstanding[i:])
+	ca.outstanding = ca.outstanding[:n]
 	if ca.benched && ev.Seq > ca.benchedAfterSeq {
 		ca.benched = false
 	}

@@ -316,8 +316,12 @@ func (m *Machine) drain(now time.Time) {
 		if len(m.queue) == 0 {
 			return
 		}
+		// Shifted down rather than resliced, so that the next append
+		// reuses the array.
 		ev := m.queue[0]
-		m.queue = m.queue[1:]
+		n := copy(m.queue, m.queue[1:])
+		m.queue[n] = nil
+		m.queue = m.queue[:n]
 		acts, err := m.core.Step(now, ev)
 		if err != nil {
 			m.emit(CoreRefused{Event: fmt.Sprintf("%T", ev), Err: err})
