@@ -14,10 +14,15 @@ func epoch() time.Time { return time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC) }
 // event is one thing to happen at at; seq breaks ties in the order they
 // were scheduled, so that the heap's order is total and the run is the
 // same every time.
+//
+// The heap holds no pointers (the task is in a slot of World.tasks): its
+// entries move on every push and pop, and moving pointers costs a write
+// barrier whenever the collector runs, which in a run that allocates as
+// a simulation does is often.
 type event struct {
-	at  int64 // nanoseconds since epoch: cheaper to order than time.Time
-	seq uint64
-	t   task
+	at   int64 // nanoseconds since epoch: cheaper to order than time.Time
+	seq  uint64
+	slot int // in World.tasks
 }
 
 // task is something to run later: an event, a message on the network, a
@@ -35,9 +40,12 @@ func (f fn) run() { f() }
 // the nodes.
 type World struct {
 	now    time.Time
+	nowNs  int64     // now as nanoseconds since zero
 	zero   time.Time // epoch: event times count from it
 	seq    uint64
 	heap   []event
+	tasks  []task // the events' tasks, by slot; nil: a free slot
+	free   []int  // the free slots
 	rng    *rand.Rand
 	events uint64 // events run so far, for the benchmarks
 
@@ -72,15 +80,29 @@ func (w *World) atTask(t time.Time, tk task) {
 	if t.Before(w.now) {
 		t = w.now
 	}
+	w.atNs(int64(t.Sub(w.zero)), tk)
+}
+
+// atNs schedules tk at ns nanoseconds since zero (not before now).
+func (w *World) atNs(ns int64, tk task) {
+	ns = max(ns, w.nowNs)
+	var slot int
+	if n := len(w.free); n > 0 {
+		slot, w.free = w.free[n-1], w.free[:n-1]
+		w.tasks[slot] = tk
+	} else {
+		slot = len(w.tasks)
+		w.tasks = append(w.tasks, tk)
+	}
 	w.seq++
-	w.push(event{at: int64(t.Sub(w.zero)), seq: w.seq, t: tk})
+	w.push(event{at: ns, seq: w.seq, slot: slot})
 }
 
 // after schedules f d from now.
-func (w *World) after(d time.Duration, f func()) { w.atTask(w.now.Add(d), fn(f)) }
+func (w *World) after(d time.Duration, f func()) { w.afterTask(d, fn(f)) }
 
-// afterTask schedules tk d from now.
-func (w *World) afterTask(d time.Duration, tk task) { w.atTask(w.now.Add(d), tk) }
+// afterTask schedules tk d from now (now if d < 0).
+func (w *World) afterTask(d time.Duration, tk task) { w.atNs(w.nowNs+int64(max(d, 0)), tk) }
 
 // runUntil runs every event due up to t, then sets the time to t.
 func (w *World) runUntil(t time.Time) {
@@ -88,21 +110,23 @@ func (w *World) runUntil(t time.Time) {
 	until := int64(t.Sub(w.zero))
 	for len(w.heap) > 0 && w.heap[0].at <= until {
 		ev := w.pop()
-		at := w.zero.Add(time.Duration(ev.at))
-		if at.Equal(w.now) {
+		if ev.at == w.nowNs {
 			same++
 			if same > livelock {
 				panic(fmt.Sprintf("sim: %d events at virtual time %v without time passing: a machine keeps asking to be woken now", same, w.now.Sub(epoch())))
 			}
 		} else {
 			same = 0
+			w.now, w.nowNs = w.zero.Add(time.Duration(ev.at)), ev.at
 		}
-		w.now = at
+		tk := w.tasks[ev.slot]
+		w.tasks[ev.slot] = nil
+		w.free = append(w.free, ev.slot)
 		w.events++
-		ev.t.run()
+		tk.run()
 	}
 	if t.After(w.now) {
-		w.now = t
+		w.now, w.nowNs = t, int64(t.Sub(w.zero))
 	}
 }
 
