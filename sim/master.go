@@ -258,10 +258,9 @@ func (m *masterNode) heartbeat(a primary.SendHeartbeat) {
 		m.later(func() { m.step(failed) })
 		return
 	}
-	h := &hbCall{m: m, c: c, a: a, k: m.hbKey(a.Term, a.Coreapp)}
-	m.w.truth.heartbeatSent(h.k, a.Seq, m.p.local())
-	h.call = rpc{caller: m.p, callee: c.p, user: h}
-	m.w.callWith(&h.call, m.snap.ui)
+	h := &hbCall{m: m, c: c, a: a}
+	m.w.truth.heartbeatSent(m.hbKey(a.Term, a.Coreapp), a.Seq, m.p.local())
+	m.w.callWith(&h.call, m.p, c.p, h, replyToLoop, m.snap.ui)
 }
 
 // hbCall is one heartbeat call: the coreapp answers with the shards it
@@ -272,14 +271,15 @@ type hbCall struct {
 	m    *masterNode
 	c    *coreappNode
 	a    primary.SendHeartbeat
-	k    hbKey
 }
 
-func (h *hbCall) handle() (any, error) { return h.c.heartbeat(h.m.p.id, h.a.LeaseEpoch) }
+func (h *hbCall) serve(c *rpc) { c.respond(h.c.heartbeat(h.m.p.id, h.a.LeaseEpoch)) }
 
+// arrived runs only in the run that sent the heartbeat: its key is the
+// same.
 func (h *hbCall) arrived(_ any, err error) {
 	if err == nil {
-		h.m.w.truth.heartbeatArrived(h.k, h.a.Seq, h.m.p.local())
+		h.m.w.truth.heartbeatArrived(h.m.hbKey(h.a.Term, h.a.Coreapp), h.a.Seq, h.m.p.local())
 	}
 }
 

@@ -274,39 +274,37 @@ var (
 // has passed, whichever is first. A callee that is down answers
 // errRefused.
 func (w *World) call(caller, callee *proc, timeout time.Duration, handle func() (any, error), reply func(any, error)) {
-	w.callWith(&rpc{caller: caller, callee: callee, sync: handle, reply: reply}, timeout)
+	f := &funcCall{sync: handle, replyFn: reply}
+	w.callWith(&f.call, caller, callee, f, replyToLoop, timeout)
 }
 
 // callAt is call for a handler whose answer leaves only at a time it
 // names (a store write: once its fsync is done).
 func (w *World) callAt(caller, callee *proc, timeout time.Duration, handle func() (any, time.Time, error), reply func(any, error)) {
-	w.callWith(&rpc{caller: caller, callee: callee, at: handle, reply: reply}, timeout)
-}
-
-// callObserved is call that also tells arrived when the answer reaches
-// the caller's host, even if the caller cannot read it yet (paused or
-// busy): the simulator's witnesses judge rule 4 by it.
-func (w *World) callObserved(caller, callee *proc, timeout time.Duration, handle func() (any, error), arrived func(any, error), reply func(any, error)) {
-	w.callWith(&rpc{caller: caller, callee: callee, sync: handle, arrived: arrived, reply: reply}, timeout)
+	f := &funcCall{at: handle, replyFn: reply}
+	w.callWith(&f.call, caller, callee, f, replyToLoop, timeout)
 }
 
 // callAsync is a call whose handler answers later, through respond (a
 // coreapp answers an Assign once the gateway answered its session).
 func (w *World) callAsync(caller, callee *proc, timeout time.Duration, handle func(respond func(any, error)), reply func(any, error)) {
-	w.callWith(&rpc{caller: caller, callee: callee, async: handle, reply: reply}, timeout)
+	f := &funcCall{async: handle, replyFn: reply}
+	w.callWith(&f.call, caller, callee, f, replyToLoop, timeout)
 }
 
 // callBlocking is a call the caller's loop blocks on (it is busy until
 // the answer): what else arrives meanwhile waits, as in the real loop.
 func (w *World) callBlocking(caller, callee *proc, timeout time.Duration, handle func() (any, time.Time, error), reply func(any, error)) {
 	caller.busy = true
-	w.callWith(&rpc{caller: caller, callee: callee, at: handle, reply: reply, mode: replyUnblocks}, timeout)
+	f := &funcCall{at: handle, replyFn: reply}
+	w.callWith(&f.call, caller, callee, f, replyUnblocks, timeout)
 }
 
 // callFromOther is a call made by another goroutine of the caller than
 // its loop (the map writer): its answer does not wait for the loop.
 func (w *World) callFromOther(caller, callee *proc, timeout time.Duration, handle func() (any, time.Time, error), reply func(any, error)) {
-	w.callWith(&rpc{caller: caller, callee: callee, at: handle, reply: reply, mode: replyToOther}, timeout)
+	f := &funcCall{at: handle, replyFn: reply}
+	w.callWith(&f.call, caller, callee, f, replyToOther, timeout)
 }
 
 // Where a call's answer goes in the caller.
@@ -316,51 +314,75 @@ const (
 	replyToOther         // another goroutine (held only while paused)
 )
 
+// rpcUser is what a call does at its ends: its handler in the callee, and
+// its caller's callbacks. A call's user embeds the call's rpc, so that a
+// call is one allocation (the heartbeat, the most frequent call, is its
+// own user: hbCall).
+type rpcUser interface {
+	// serve is the callee's handler: it answers through c.respond, at
+	// once or later.
+	serve(c *rpc)
+	// arrived: the outcome reached the caller's host (not a timeout), even
+	// if the caller cannot read it yet (paused or busy).
+	arrived(v any, err error)
+	// reply: the caller takes the outcome (the answer, a refusal, a reset
+	// or errTimeout).
+	reply(v any, err error)
+}
+
+// funcCall is a call whose handler and reply are funcs: the handler
+// answers at once (sync), at a time it names (at: a store write, once
+// its fsync is done) or later through respond (async).
+type funcCall struct {
+	call    rpc
+	sync    func() (any, error)
+	at      func() (any, time.Time, error)
+	async   func(respond func(any, error))
+	replyFn func(any, error)
+}
+
+func (f *funcCall) serve(c *rpc) {
+	switch {
+	case f.sync != nil:
+		c.respond(f.sync())
+	case f.at != nil:
+		v, at, err := f.at()
+		c.backV, c.backErr = v, err // what rpcLater answers, unless a reset came first
+		c.w.atTask(at, (*rpcLater)(c))
+	default:
+		f.async(c.respond)
+	}
+}
+
+func (f *funcCall) arrived(any, error)     {}
+func (f *funcCall) reply(v any, err error) { f.replyFn(v, err) }
+
 // rpc is one call in flight. Its steps (the request's arrival, the
 // callee's answer at a later time, the answer's arrival, the timeout, the
 // reply in the caller) are tasks over this one struct, so that a call
-// allocates it and nothing else of its own.
+// allocates nothing but its user.
 type rpc struct {
 	w              *World
 	caller, callee *proc
-	callerRun      int // the caller's run
-	mode           int // where the answer goes (replyToLoop, …)
-	// The callee's handler, one of: answers at once; answers at a time it
-	// names; answers later through respond.
-	sync  func() (any, error)
-	at    func() (any, time.Time, error)
-	async func(respond func(any, error))
-
-	arrived, reply func(any, error)
-	// user, if set, is the handler, arrived and reply in one.
-	user rpcUser
-
+	user           rpcUser
+	callerRun      int   // the caller's run
+	mode           uint8 // where the answer goes (replyToLoop, …)
 	// answered: the callee answered, or its crash reset the connection
 	// (later answers are void); done: the caller has its outcome.
 	answered, done bool
-	// later is the answer of an at handler, until its time.
-	laterV   any
-	laterErr error
-	// back is the answer on its way back (or the reset, or the refusal);
-	// out is the outcome the caller gets.
+	// back is the answer on its way back (or the reset, or the refusal),
+	// and before that an at handler's answer until its time; out is the
+	// outcome the caller gets.
 	backV, outV     any
 	backErr, outErr error
 }
 
-func (w *World) callWith(c *rpc, timeout time.Duration) {
-	c.w, c.callerRun = w, c.caller.run
+func (w *World) callWith(c *rpc, caller, callee *proc, user rpcUser, mode uint8, timeout time.Duration) {
+	c.w, c.caller, c.callee, c.user, c.callerRun, c.mode = w, caller, callee, user, caller.run, mode
 	if timeout > 0 {
-		w.afterTask(c.caller.globalDur(timeout), (*rpcTimeout)(c))
+		w.afterTask(caller.globalDur(timeout), (*rpcTimeout)(c))
 	}
-	w.net.streamTask(c.caller.id, c.callee.id, (*rpcRequest)(c))
-}
-
-// rpcUser is a call's handler and its caller's callbacks in one value:
-// the heartbeat, the most frequent call, then allocates one struct.
-type rpcUser interface {
-	handle() (any, error)
-	arrived(v any, err error)
-	reply(v any, err error)
+	w.net.streamTask(caller.id, callee.id, (*rpcRequest)(c))
 }
 
 // The tasks of a call.
@@ -385,26 +407,9 @@ func (t *rpcRequest) run() {
 	c.callee.deliverTask(c.callee.run, (*rpcHandle)(c))
 }
 
-func (t *rpcHandle) run() {
-	c := (*rpc)(t)
-	switch {
-	case c.user != nil:
-		c.respond(c.user.handle())
-	case c.sync != nil:
-		c.respond(c.sync())
-	case c.at != nil:
-		v, at, err := c.at()
-		c.laterV, c.laterErr = v, err
-		c.w.atTask(at, (*rpcLater)(c))
-	default:
-		c.async(c.respond)
-	}
-}
+func (t *rpcHandle) run() { t.user.serve((*rpc)(t)) }
 
-func (t *rpcLater) run() {
-	c := (*rpc)(t)
-	c.respond(c.laterV, c.laterErr)
-}
+func (t *rpcLater) run() { (*rpc)(t).respond(t.backV, t.backErr) }
 
 // respond is the callee's answer: it goes back unless the connection was
 // reset.
@@ -441,27 +446,17 @@ func (c *rpc) finish(v any, err error) {
 	c.done = true
 	caller, run := c.caller, c.callerRun
 	if err != errTimeout && caller.up && caller.run == run {
-		if c.user != nil {
-			c.user.arrived(v, err)
-		} else if c.arrived != nil {
-			c.arrived(v, err)
-		}
+		c.user.arrived(v, err)
 	}
 	c.outV, c.outErr = v, err
 	switch c.mode {
 	case replyUnblocks:
-		caller.answerBlocked(run, func() { c.reply(v, err) })
+		caller.answerBlocked(run, func() { c.user.reply(v, err) })
 	case replyToOther:
-		caller.deliverOther(run, func() { c.reply(v, err) })
+		caller.deliverOther(run, func() { c.user.reply(v, err) })
 	default:
 		caller.deliverTask(run, (*rpcReply)(c))
 	}
 }
 
-func (t *rpcReply) run() {
-	if t.user != nil {
-		t.user.reply(t.outV, t.outErr)
-		return
-	}
-	t.reply(t.outV, t.outErr)
-}
+func (t *rpcReply) run() { t.user.reply(t.outV, t.outErr) }

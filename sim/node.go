@@ -52,6 +52,10 @@ type proc struct {
 	localBase, globalBase time.Time
 
 	wakeAt time.Time // the pending wake-up, global time (zero: none)
+	// wakeLocal is the own-clock time wakeAt was asked for: a later one
+	// maps to no earlier global time while the rate stays (setRate
+	// clears wakeAt), so wake can say no without converting it.
+	wakeLocal time.Time
 	rewake func()    // schedules the machine's next wake-up again
 	// wakes are wake-up events that fired, for the next wake-ups to
 	// reuse: a busy process asks for one after almost every step.
@@ -222,11 +226,14 @@ func (p *proc) wake(t time.Time, f func()) {
 	if t.IsZero() || !p.up {
 		return
 	}
+	if !p.wakeAt.IsZero() && !t.Before(p.wakeLocal) {
+		return // most steps ask again for the wake-up already pending
+	}
 	g := p.globalAt(t)
 	if !p.wakeAt.IsZero() && !g.Before(p.wakeAt) {
 		return
 	}
-	p.wakeAt = g
+	p.wakeAt, p.wakeLocal = g, t
 	var e *wakeEvent
 	if n := len(p.wakes); n > 0 {
 		e, p.wakes = p.wakes[n-1], p.wakes[:n-1]
