@@ -259,7 +259,7 @@ func (m *masterNode) heartbeat(a primary.SendHeartbeat) {
 		return
 	}
 	h := &hbCall{m: m, c: c, a: a}
-	m.w.truth.heartbeatSent(m.hbKey(a.Term, a.Coreapp), a.Seq, m.p.local())
+	h.recs = m.w.truth.heartbeatSent(m.hbKey(a.Term, a.Coreapp), a.Seq, m.p.local())
 	m.w.callWith(&h.call, m.p, c.p, h, replyToLoop, m.snap.ui)
 }
 
@@ -271,15 +271,14 @@ type hbCall struct {
 	m    *masterNode
 	c    *coreappNode
 	a    primary.SendHeartbeat
+	recs *hbRecords // where the ground truth notes its arrival
 }
 
 func (h *hbCall) serve(c *rpc) { c.respond(h.c.heartbeat(h.m.p.id, h.a.LeaseEpoch)) }
 
-// arrived runs only in the run that sent the heartbeat: its key is the
-// same.
 func (h *hbCall) arrived(_ any, err error) {
 	if err == nil {
-		h.m.w.truth.heartbeatArrived(h.m.hbKey(h.a.Term, h.a.Coreapp), h.a.Seq, h.m.p.local())
+		h.recs.arrived(h.a.Seq, h.m.p.local())
 	}
 }
 

@@ -27,7 +27,7 @@ import (
 // each firing when one is switched off.
 type truth struct {
 	w          *World
-	heartbeats map[hbKey][]hbRecord
+	heartbeats map[hbKey]*hbRecords
 	proof      map[proofKey]time.Time
 	// actedPast: a rule-3 violation was reported for this lease already
 	// (every command after the first says the same).
@@ -43,6 +43,11 @@ type hbKey struct {
 	coreapp   string
 }
 
+// hbRecords are the heartbeats of one hbKey, oldest first (at most
+// keepHeartbeats); a heartbeat call keeps a pointer to them for its
+// answer's arrival.
+type hbRecords struct{ rs []hbRecord }
+
 type hbRecord struct {
 	seq       uint64
 	sentAt    time.Time // the master's clock
@@ -56,28 +61,36 @@ type proofKey struct {
 }
 
 func newTruth(w *World) *truth {
-	return &truth{w: w, heartbeats: map[hbKey][]hbRecord{}, proof: map[proofKey]time.Time{}, actedPast: map[proofKey]bool{}}
+	return &truth{w: w, heartbeats: map[hbKey]*hbRecords{}, proof: map[proofKey]time.Time{}, actedPast: map[proofKey]bool{}}
 }
 
 // keepHeartbeats bounds the records kept per coreapp: rule 1 blames a
 // heartbeat at most unhealthy_interval old, far fewer than this many.
 const keepHeartbeats = 64
 
-func (t *truth) heartbeatSent(k hbKey, seq uint64, at time.Time) {
-	rs := append(t.heartbeats[k], hbRecord{seq: seq, sentAt: at})
-	if len(rs) > keepHeartbeats {
-		// Shifted down, so that the array is reused.
-		n := copy(rs, rs[len(rs)-keepHeartbeats:])
-		rs = rs[:n]
+// heartbeatSent records heartbeat seq of k sent at at (the master's
+// clock); its arrival is noted in the records it returns.
+func (t *truth) heartbeatSent(k hbKey, seq uint64, at time.Time) *hbRecords {
+	r := t.heartbeats[k]
+	if r == nil {
+		r = &hbRecords{}
+		t.heartbeats[k] = r
 	}
-	t.heartbeats[k] = rs
+	r.rs = append(r.rs, hbRecord{seq: seq, sentAt: at})
+	if len(r.rs) > keepHeartbeats {
+		// Shifted down, so that the array is reused.
+		n := copy(r.rs, r.rs[len(r.rs)-keepHeartbeats:])
+		r.rs = r.rs[:n]
+	}
+	return r
 }
 
-func (t *truth) heartbeatArrived(k hbKey, seq uint64, at time.Time) {
-	rs := t.heartbeats[k]
-	for i := len(rs) - 1; i >= 0; i-- {
-		if rs[i].seq == seq {
-			rs[i].arrivedAt = at
+// arrived notes that the successful answer to heartbeat seq reached the
+// master's host at at (its clock).
+func (r *hbRecords) arrived(seq uint64, at time.Time) {
+	for i := len(r.rs) - 1; i >= 0; i-- {
+		if r.rs[i].seq == seq {
+			r.rs[i].arrivedAt = at
 			return
 		}
 	}
@@ -86,7 +99,11 @@ func (t *truth) heartbeatArrived(k hbKey, seq uint64, at time.Time) {
 // declared checks rule 4 for a declaration at now (the master's clock)
 // blaming the heartbeat sent at blamed.
 func (t *truth) declared(k hbKey, blamed, now time.Time, ui time.Duration) {
-	for _, r := range t.heartbeats[k] {
+	rs := t.heartbeats[k]
+	if rs == nil {
+		return
+	}
+	for _, r := range rs.rs {
 		if !r.sentAt.Equal(blamed) || r.arrivedAt.IsZero() || r.arrivedAt.After(now) || r.arrivedAt.Sub(r.sentAt) >= ui {
 			continue
 		}
