@@ -228,6 +228,11 @@ func (n *network) clear(from, to string) bool {
 	return !stalled && len(n.held[k]) == 0
 }
 
+// calm says whether every link is clear (no fault, nothing held or
+// stalled anywhere): the gateway's ping round asks before asking clear
+// of every link.
+func (n *network) calm() bool { return len(n.faults) == 0 && len(n.stalled) == 0 && len(n.held) == 0 }
+
 // cut says whether from → to is cut now.
 func (n *network) cut(from, to string) bool { return n.faults[linkKey{from, to}].Cut }
 

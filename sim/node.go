@@ -56,7 +56,7 @@ type proc struct {
 	// maps to no earlier global time while the rate stays (setRate
 	// clears wakeAt), so wake can say no without converting it.
 	wakeLocal time.Time
-	rewake func()    // schedules the machine's next wake-up again
+	rewake    func() // schedules the machine's next wake-up again
 	// wakes are wake-up events that fired, for the next wake-ups to
 	// reuse: a busy process asks for one after almost every step.
 	wakes []*wakeEvent
