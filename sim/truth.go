@@ -43,10 +43,14 @@ type hbKey struct {
 	coreapp   string
 }
 
-// hbRecords are the heartbeats of one hbKey, oldest first (at most
-// keepHeartbeats); a heartbeat call keeps a pointer to them for its
-// answer's arrival.
+// hbRecords are the heartbeats of one hbKey, oldest first; only the last
+// keepHeartbeats count (recent). Up to as many older ones are kept too, so
+// that dropping them is one copy per keepHeartbeats sends. A heartbeat
+// call keeps a pointer to them for its answer's arrival.
 type hbRecords struct{ rs []hbRecord }
+
+// recent are the records that count.
+func (r *hbRecords) recent() []hbRecord { return r.rs[max(0, len(r.rs)-keepHeartbeats):] }
 
 type hbRecord struct {
 	seq       uint64
@@ -76,21 +80,23 @@ func (t *truth) heartbeatSent(k hbKey, seq uint64, at time.Time) *hbRecords {
 		r = &hbRecords{}
 		t.heartbeats[k] = r
 	}
-	r.rs = append(r.rs, hbRecord{seq: seq, sentAt: at})
-	if len(r.rs) > keepHeartbeats {
+	if len(r.rs) == 2*keepHeartbeats {
 		// Shifted down, so that the array is reused.
-		n := copy(r.rs, r.rs[len(r.rs)-keepHeartbeats:])
+		n := copy(r.rs, r.rs[keepHeartbeats:])
+		clear(r.rs[n:])
 		r.rs = r.rs[:n]
 	}
+	r.rs = append(r.rs, hbRecord{seq: seq, sentAt: at})
 	return r
 }
 
 // arrived notes that the successful answer to heartbeat seq reached the
 // master's host at at (its clock).
 func (r *hbRecords) arrived(seq uint64, at time.Time) {
-	for i := len(r.rs) - 1; i >= 0; i-- {
-		if r.rs[i].seq == seq {
-			r.rs[i].arrivedAt = at
+	rs := r.recent()
+	for i := len(rs) - 1; i >= 0; i-- {
+		if rs[i].seq == seq {
+			rs[i].arrivedAt = at
 			return
 		}
 	}
@@ -103,7 +109,7 @@ func (t *truth) declared(k hbKey, blamed, now time.Time, ui time.Duration) {
 	if rs == nil {
 		return
 	}
-	for _, r := range rs.rs {
+	for _, r := range rs.recent() {
 		if !r.sentAt.Equal(blamed) || r.arrivedAt.IsZero() || r.arrivedAt.After(now) || r.arrivedAt.Sub(r.sentAt) >= ui {
 			continue
 		}
