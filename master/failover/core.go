@@ -31,20 +31,15 @@ type Core struct {
 	wakeValid bool
 	// noDeadline: rule 1 never fires (DisableDeadline).
 	noDeadline bool
-	// dueAt is the earliest heartbeat due or rule-1 deadline of any
-	// coreapp as of the last scan, while dueValid; a Step before it has
-	// nothing to scan for. Everything that can move a coreapp's next
-	// heartbeat or deadline earlier (a join, a recovery, a stall, a
-	// settings change) clears dueValid; answers and sends only move them
-	// later, and a leave clears it, as does an answer of the last coreapp
-	// due at dueAt (dueCount counts them: many are due at the same instant
-	// when a new primary heartbeats all at once). dueAt is thus always exact: NextWake and the stall check
-	// read it. On a thousand coreapps the scan on every Step was most of a
-	// master's time.
-	dueAt    time.Time
-	dueValid bool
-	dueCount int // how many coreapps are due at dueAt
-	// noDueCache scans on every Step (tests compare the two).
+	// due is the index of coreapps by when each is next due (due.go): a
+	// Step visits only those due by its now, and NextWake and the stall
+	// check read its top. dueScratch and dueStack are its lookups' reused
+	// slices.
+	due        []*coreapp
+	dueScratch []*coreapp
+	dueStack   []int
+	// noDueCache walks every coreapp on every Step and ignores the index
+	// (tests compare the two).
 	noDueCache bool
 
 	// The batch being built; New may leave one for the first Step.
@@ -66,6 +61,10 @@ type coreapp struct {
 	// reassignment retries to one per heartbeat interval per coreapp.
 	benched         bool
 	benchedAfterSeq uint64
+	// due is dueOf as of the last touch; hi is 1 + its place in Core.due
+	// (0: not there).
+	due time.Time
+	hi  int
 }
 
 type sentHB struct {
@@ -126,6 +125,7 @@ func New(cfg Config, m ShardMap, now time.Time) (*Core, error) {
 	if len(c.sm.Assignments) != cfg.Shards {
 		c.remap(cfg.Shards)
 	}
+	c.retrack()
 	return c, nil
 }
 
@@ -143,11 +143,13 @@ func (c *Core) Step(now time.Time, ev Event) ([]Action, error) {
 	if err := c.begin(now, ev); err != nil {
 		return nil, err
 	}
-	if !c.dueValid || !now.Before(c.dueAt) || c.noDueCache {
-		c.expire(now)
-		c.sendHeartbeats(now)
-		c.dueAt, c.dueCount = c.earliestDue()
-		c.dueValid = true
+	if c.noDueCache {
+		c.expire(now, c.all())
+		c.sendHeartbeats(now, c.all())
+	} else if dueAtOrBefore(c.dueFirst(), now) {
+		due := c.dueBy(now)
+		c.expire(now, due)
+		c.sendHeartbeats(now, due)
 	}
 	c.assignUnassigned(now)
 
@@ -209,9 +211,9 @@ func (c *Core) nextWake() time.Time {
 	if len(c.reports) > 0 || len(c.rpcs) > 0 || c.dirty {
 		return c.now
 	}
-	w := c.dueAt
-	if !c.dueValid {
-		w, _ = c.earliestDue()
+	w := c.dueFirst()
+	if c.noDueCache {
+		w = c.earliestDue()
 	}
 	if t := c.startupUntil; !t.IsZero() && (w.IsZero() || t.Before(w)) {
 		w = t
@@ -220,21 +222,14 @@ func (c *Core) nextWake() time.Time {
 }
 
 // earliestDue is the earliest heartbeat due or rule-1 deadline of any
-// coreapp (zero: none), and how many coreapps are due then.
-func (c *Core) earliestDue() (time.Time, int) {
+// coreapp (zero: none), by walking them all (the index's dueFirst is the
+// same).
+func (c *Core) earliestDue() time.Time {
 	var w time.Time
-	n := 0
 	for _, ca := range c.all() {
-		d := c.dueOf(ca)
-		switch {
-		case d.IsZero():
-		case w.IsZero() || d.Before(w):
-			w, n = d, 1
-		case d.Equal(w):
-			n++
-		}
+		w = earlier(w, c.dueOf(ca))
 	}
-	return w, n
+	return w
 }
 
 // dueOf is ca's next heartbeat or its rule-1 deadline, whichever is first.
@@ -434,12 +429,13 @@ func (c *Core) validate(ev Event) error {
 func (c *Core) apply(now time.Time, ev Event) {
 	switch ev := ev.(type) {
 	case CoreappJoined:
-		c.dueValid = false
 		ca := c.coreapps[ev.ID]
 		switch {
 		case ca == nil:
-			c.coreapps[ev.ID] = &coreapp{id: ev.ID, healthy: true, nextHB: now}
+			ca = &coreapp{id: ev.ID, healthy: true, nextHB: now}
+			c.coreapps[ev.ID] = ca
 			c.sortedIDs = nil
+			c.touch(ca)
 		case !ca.healthy:
 			ca.outstanding = nil
 			ca.nextHB = now
@@ -447,16 +443,17 @@ func (c *Core) apply(now time.Time, ev Event) {
 			c.recover(now, ca)
 		}
 	case CoreappLeft:
-		c.dueValid = false // it may have been due first
 		for s, a := range c.sm.Assignments {
 			if a.Coreapp == ev.ID {
 				c.loseShard(now, s, LostLeft)
 			}
 		}
+		c.untrack(c.coreapps[ev.ID])
 		delete(c.coreapps, ev.ID)
 		c.sortedIDs = nil
 	case HeartbeatAnswered:
 		c.answered(now, ev)
+		c.touch(c.coreapps[ev.ID])
 	case AssignDone:
 		if ev.Shard >= len(c.sm.Assignments) {
 			return
@@ -475,7 +472,6 @@ func (c *Core) apply(now time.Time, ev Event) {
 		ca.benched, ca.benchedAfterSeq = true, ca.lastSeq
 		c.loseShard(now, ev.Shard, LostRefused)
 	case SettingsChanged:
-		c.dueValid = false
 		c.cfg.HeartbeatInterval = ev.HeartbeatInterval
 		c.cfg.UnhealthyInterval = ev.UnhealthyInterval
 		for _, id := range c.ids() {
@@ -486,8 +482,8 @@ func (c *Core) apply(now time.Time, ev Event) {
 		}
 		// Deadlines derive from UnhealthyInterval, so they move with it;
 		// any now past fire in expire, at now (the formula is PendingDeadline).
+		c.retrack()
 	case ShardCountChanged:
-		c.dueValid = false
 		c.remap(ev.N)
 	case Stalled:
 		c.stall(now, ev.Gap, "driver")
@@ -521,17 +517,6 @@ func (c *Core) adopt(now time.Time, id string, s ServedShard) bool {
 // coreapp says it serves with the map.
 func (c *Core) answered(now time.Time, ev HeartbeatAnswered) {
 	ca := c.coreapps[ev.ID]
-	// If it was due first and no longer is once its answer is in, the
-	// earliest due is another's: with nobody else due then, look again.
-	if wasFirst := c.dueValid && c.dueOf(ca).Equal(c.dueAt); wasFirst {
-		defer func() {
-			if c.dueValid && !c.dueOf(ca).Equal(c.dueAt) {
-				if c.dueCount--; c.dueCount <= 0 {
-					c.dueValid = false
-				}
-			}
-		}()
-	}
 	i := 0
 	for i < len(ca.outstanding) && ca.outstanding[i].seq <= ev.Seq {
 		i++
@@ -579,7 +564,7 @@ func (c *Core) answered(now time.Time, ev HeartbeatAnswered) {
 
 func (c *Core) recover(now time.Time, ca *coreapp) {
 	ca.healthy = true
-	c.dueValid = false
+	c.touch(ca)
 	c.reports = append(c.reports, Recovered{Coreapp: ca.id, At: now})
 }
 
@@ -590,19 +575,20 @@ func (c *Core) stall(now time.Time, gap time.Duration, source string) {
 		return // already applied in this Step
 	}
 	c.resumedAt = now
-	c.dueValid = false
 	for _, ca := range c.coreapps {
 		ca.nextHB = now
 	}
+	c.retrack()
 	c.reports = append(c.reports, StallDetected{At: now, Gap: gap, Source: source})
 }
 
-// expire declares every healthy coreapp whose deadline is at or before now.
-func (c *Core) expire(now time.Time) {
+// expire declares every healthy coreapp of cas (in id order) whose
+// deadline is at or before now.
+func (c *Core) expire(now time.Time, cas []*coreapp) {
 	if c.noDeadline {
 		return
 	}
-	for _, ca := range c.all() {
+	for _, ca := range cas {
 		id := ca.id
 		d := c.deadline(ca)
 		if d.IsZero() || d.After(now) {
@@ -611,6 +597,7 @@ func (c *Core) expire(now time.Time) {
 		earliest, from, _ := c.clockFrom(ca)
 		ca.healthy = false
 		ca.troubleAt = now
+		c.touch(ca)
 		c.reports = append(c.reports, DeclaredUnhealthy{Coreapp: id, At: now, Deadline: d, EarliestUnansweredSentAt: earliest, ClockFrom: from})
 		for s, a := range c.sm.Assignments {
 			if a.Coreapp == id {
@@ -624,14 +611,17 @@ func (c *Core) expire(now time.Time) {
 // rule 1 had no deadline. It exists for the simulator's selftest
 // (sim.Sabotage), which must show that the checkers catch what this lets
 // through; a test keeps every other package from calling it.
-func (c *Core) DisableDeadline() { c.noDeadline, c.dueValid = true, false }
+func (c *Core) DisableDeadline() {
+	c.noDeadline = true
+	c.retrack()
+}
 
 // sendHeartbeats sends every heartbeat due, healthy or not (an unhealthy
 // coreapp must be able to prove it recovered). One per interval, whether
 // or not earlier ones are outstanding: an answer to a later seq proves
-// liveness.
-func (c *Core) sendHeartbeats(now time.Time) {
-	for _, ca := range c.all() {
+// liveness. cas are the coreapps to look at, in id order.
+func (c *Core) sendHeartbeats(now time.Time, cas []*coreapp) {
+	for _, ca := range cas {
 		id := ca.id
 		if ca.nextHB.After(now) {
 			continue
@@ -640,6 +630,7 @@ func (c *Core) sendHeartbeats(now time.Time) {
 		ca.lastSentAt = now
 		ca.nextHB = now.Add(c.cfg.HeartbeatInterval)
 		ca.outstanding = append(ca.outstanding, sentHB{seq: ca.lastSeq, sentAt: now})
+		c.touch(ca)
 		c.reports = append(c.reports, SendHeartbeat{Coreapp: id, Seq: ca.lastSeq})
 	}
 }
