@@ -13,10 +13,9 @@ import (
 // them on every Step was most of a master's time.
 //
 // Every change to what dueOf reads goes through touch (one coreapp) or
-// retrack (all of them: a stall, a settings change, the deadline
-// switched off); TestDueCacheChangesNothing
-// compares a core that uses the index with one that walks every coreapp
-// on every Step.
+// retrack (all of them: a stall, a settings change, the deadline switched
+// off); TestDueCacheChangesNothing compares a core that uses the index
+// with one that walks every coreapp on every Step.
 
 // touch recomputes ca's due time and moves it in the index (adding it if
 // it is not there).
