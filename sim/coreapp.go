@@ -46,6 +46,7 @@ type coreappNode struct {
 	hbAskedEpoch uint64
 	held         []books.Served
 	answer       []failover.ServedShard
+	answerAny    any // answer, boxed once
 }
 
 type sessKey struct {
@@ -194,8 +195,9 @@ func (c *coreappNode) heartbeat(master string, leaseEpoch uint64) (any, error) {
 		for i, s := range c.held {
 			c.answer[i] = failover.ServedShard{Shard: int(s.Shard), Epoch: s.Epoch}
 		}
+		c.answerAny = c.answer
 	}
-	return c.answer, nil
+	return c.answerAny, nil
 }
 
 // sameShards says whether held lists the shards and epochs of answer.

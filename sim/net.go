@@ -38,7 +38,7 @@ type network struct {
 	// heldOrder lists the links with held messages in the order they were
 	// first held, so a heal delivers them in a fixed order.
 	heldOrder []linkKey
-	last      map[linkKey]time.Time // the last stream delivery per link
+	last      map[linkKey]*time.Time // the last stream delivery per link
 	// flying are the stream messages sent under a delay and not yet
 	// delivered, per link, in order.
 	flying map[linkKey][]*flight
@@ -48,7 +48,7 @@ type network struct {
 }
 
 func newNetwork(w *World) *network {
-	return &network{w: w, faults: map[linkKey]scenarios.NetLink{}, held: map[linkKey][]task{}, last: map[linkKey]time.Time{}, stalled: map[linkKey][]task{}, flying: map[linkKey][]*flight{}}
+	return &network{w: w, faults: map[linkKey]scenarios.NetLink{}, held: map[linkKey][]task{}, last: map[linkKey]*time.Time{}, stalled: map[linkKey][]task{}, flying: map[linkKey][]*flight{}}
 }
 
 // latency draws one datagram's latency on a link with fault f.
@@ -67,11 +67,16 @@ func (n *network) stream(from, to string, deliver func()) { n.streamTask(from, t
 // running deliver.
 func (n *network) streamTask(from, to string, deliver task) {
 	k := linkKey{from, to}
-	if q, ok := n.stalled[k]; ok {
-		n.stalled[k] = append(q, deliver)
-		return
+	if len(n.stalled) > 0 {
+		if q, ok := n.stalled[k]; ok {
+			n.stalled[k] = append(q, deliver)
+			return
+		}
 	}
-	f := n.faults[k]
+	var f scenarios.NetLink
+	if len(n.faults) > 0 {
+		f = n.faults[k]
+	}
 	if f.Cut {
 		n.hold(k, deliver)
 		return
@@ -104,10 +109,15 @@ func (n *network) send(k linkKey, f scenarios.NetLink, deliver task) {
 
 // schedule delivers at at, or after the last message on the link.
 func (n *network) schedule(k linkKey, at time.Time, deliver task) time.Time {
-	if last := n.last[k]; at.Before(last) {
-		at = last // a stream stays in order
+	last := n.last[k]
+	if last == nil {
+		last = new(time.Time)
+		n.last[k] = last
 	}
-	n.last[k] = at
+	if at.Before(*last) {
+		at = *last // a stream stays in order
+	}
+	*last = at
 	n.w.atTask(at, deliver)
 	return at
 }

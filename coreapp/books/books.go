@@ -37,6 +37,16 @@ type Books struct {
 	// unfenced: commands of older lease epochs are accepted
 	// (DisableLeaseFence).
 	unfenced bool
+	// accept backs accepted's answer.
+	accept [1]Action
+}
+
+// accepted is the answer [Accept{}] without a new slice per heartbeat: it
+// is the same value every time, so a caller that keeps an earlier one
+// still holds what it was given (callers only read what Step returns).
+func (b *Books) accepted() []Action {
+	b.accept[0] = Accept{}
+	return b.accept[:1:1]
 }
 
 // DisableLeaseFence makes the books accept commands of a lease epoch older
@@ -79,7 +89,7 @@ func (b *Books) Step(now time.Time, ev Event) ([]Action, error) {
 		}
 		b.leaseEpoch = max(b.leaseEpoch, ev.LeaseEpoch)
 		b.heartbeated = true
-		return []Action{Accept{}}, nil
+		return b.accepted(), nil
 	case StopAsked:
 		if b.stopped {
 			return nil, nil
