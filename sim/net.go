@@ -381,6 +381,7 @@ type rpc struct {
 	caller, callee *proc
 	user           rpcUser
 	callerRun      int   // the caller's run
+	timeout        int   // the slot of its timeout event (-1: none)
 	mode           uint8 // where the answer goes (replyToLoop, …)
 	// answered: the callee answered, or its crash reset the connection
 	// (later answers are void); done: the caller has its outcome.
@@ -393,9 +394,9 @@ type rpc struct {
 }
 
 func (w *World) callWith(c *rpc, caller, callee *proc, user rpcUser, mode uint8, timeout time.Duration) {
-	c.w, c.caller, c.callee, c.user, c.callerRun, c.mode = w, caller, callee, user, caller.run, mode
+	c.w, c.caller, c.callee, c.user, c.callerRun, c.mode, c.timeout = w, caller, callee, user, caller.run, mode, -1
 	if timeout > 0 {
-		w.afterTask(caller.globalDur(timeout), (*rpcTimeout)(c))
+		c.timeout = w.afterTask(caller.globalDur(timeout), (*rpcTimeout)(c))
 	}
 	w.net.streamTask(caller.id, callee.id, (*rpcRequest)(c))
 }
@@ -459,6 +460,11 @@ func (c *rpc) finish(v any, err error) {
 		return
 	}
 	c.done = true
+	if err != errTimeout {
+		// The timeout has not come (it would have finished the call):
+		// when it came it would find the call done.
+		c.w.cancel(c.timeout, (*rpcTimeout)(c))
+	}
 	caller, run := c.caller, c.callerRun
 	if err != errTimeout && caller.up && caller.run == run {
 		c.user.arrived(v, err)

@@ -45,6 +45,7 @@ type World struct {
 	seq    uint64
 	heap   []event
 	tasks  []task // the events' tasks, by slot; nil: a free slot
+	pos    []int  // where each slot's event is in the heap
 	free   []int  // the free slots
 	rng    *rand.Rand
 	events uint64 // events run so far, for the benchmarks
@@ -83,8 +84,9 @@ func (w *World) atTask(t time.Time, tk task) {
 	w.atNs(int64(t.Sub(w.zero)), tk)
 }
 
-// atNs schedules tk at ns nanoseconds since zero (not before now).
-func (w *World) atNs(ns int64, tk task) {
+// atNs schedules tk at ns nanoseconds since zero (not before now), and
+// says in which slot (for cancel).
+func (w *World) atNs(ns int64, tk task) int {
 	ns = max(ns, w.nowNs)
 	var slot int
 	if n := len(w.free); n > 0 {
@@ -93,16 +95,21 @@ func (w *World) atNs(ns int64, tk task) {
 	} else {
 		slot = len(w.tasks)
 		w.tasks = append(w.tasks, tk)
+		w.pos = append(w.pos, 0)
 	}
 	w.seq++
 	w.push(event{at: ns, seq: w.seq, slot: slot})
+	return slot
 }
 
 // after schedules f d from now.
 func (w *World) after(d time.Duration, f func()) { w.afterTask(d, fn(f)) }
 
-// afterTask schedules tk d from now (now if d < 0).
-func (w *World) afterTask(d time.Duration, tk task) { w.atNs(w.nowNs+int64(max(d, 0)), tk) }
+// afterTask schedules tk d from now (now if d < 0), and says in which
+// slot.
+func (w *World) afterTask(d time.Duration, tk task) int {
+	return w.atNs(w.nowNs+int64(max(d, 0)), tk)
+}
 
 // runUntil runs every event due up to t, then sets the time to t.
 func (w *World) runUntil(t time.Time) {
@@ -157,27 +164,50 @@ func less(a, b event) bool {
 }
 
 func (w *World) push(ev event) {
-	h := append(w.heap, ev)
-	i := len(h) - 1
+	w.heap = append(w.heap, ev)
+	w.up(len(w.heap) - 1)
+}
+
+func (w *World) pop() event {
+	top := w.heap[0]
+	w.removeAt(0)
+	return top
+}
+
+// removeAt takes entry i out of the heap.
+func (w *World) removeAt(i int) {
+	h := w.heap
+	n := len(h) - 1
+	h[i] = h[n]
+	w.pos[h[i].slot] = i
+	h[n] = event{}
+	w.heap = h[:n]
+	if i < n && !w.up(i) {
+		w.down(i)
+	}
+}
+
+// up moves entry i up to its place, keeping pos; it reports whether it
+// moved.
+func (w *World) up(i int) bool {
+	h, moved := w.heap, false
 	for i > 0 {
 		p := (i - 1) / 2
 		if !less(h[i], h[p]) {
 			break
 		}
 		h[i], h[p] = h[p], h[i]
-		i = p
+		w.pos[h[i].slot] = i
+		i, moved = p, true
 	}
-	w.heap = h
+	w.pos[h[i].slot] = i
+	return moved
 }
 
-func (w *World) pop() event {
+// down moves entry i down to its place, keeping pos.
+func (w *World) down(i int) {
 	h := w.heap
-	top := h[0]
-	n := len(h) - 1
-	h[0] = h[n]
-	h[n] = event{}
-	h = h[:n]
-	i := 0
+	n := len(h)
 	for {
 		l, r, m := 2*i+1, 2*i+2, i
 		if l < n && less(h[l], h[m]) {
@@ -190,8 +220,21 @@ func (w *World) pop() event {
 			break
 		}
 		h[i], h[m] = h[m], h[i]
+		w.pos[h[i].slot] = i
 		i = m
 	}
-	w.heap = h
-	return top
+	w.pos[h[i].slot] = i
+}
+
+// cancel takes the pending event in slot out of the heap, if tk is still
+// its task: an event that would do nothing when it came (a call's timeout
+// once the answer is in) need not come. The events left keep their times
+// and sequence numbers, so their order is the same.
+func (w *World) cancel(slot int, tk task) {
+	if slot < 0 || slot >= len(w.tasks) || w.tasks[slot] != tk {
+		return
+	}
+	w.removeAt(w.pos[slot])
+	w.tasks[slot] = nil
+	w.free = append(w.free, slot)
 }
