@@ -47,9 +47,12 @@ type proc struct {
 	resets     []*rpc
 	liveResets int
 
-	// The clock: local = localBase + (now − globalBase) × rate.
+	// The clock: local = localBase + (now − globalBase) × rate, the bases
+	// in nanoseconds since the world's zero (integer arithmetic: a
+	// time.Time's Sub and Add cost more, and a process asks its clock on
+	// every step).
 	rate                  float64
-	localBase, globalBase time.Time
+	localBase, globalBase int64
 
 	wakeAt time.Time // the pending wake-up, global time (zero: none)
 	// wakeLocal is the own-clock time wakeAt was asked for: a later one
@@ -71,29 +74,34 @@ type wakeEvent struct {
 }
 
 func newProc(w *World, id string) *proc {
-	return &proc{w: w, id: id, rate: 1, localBase: w.now, globalBase: w.now}
+	return &proc{w: w, id: id, rate: 1, localBase: w.nowNs, globalBase: w.nowNs}
 }
 
 // local is the process's own clock now.
 func (p *proc) local() time.Time {
-	return p.localBase.Add(time.Duration(float64(p.w.now.Sub(p.globalBase)) * p.rate))
+	return p.w.zero.Add(time.Duration(p.localNs()))
+}
+
+// localNs is local in nanoseconds since the world's zero.
+func (p *proc) localNs() int64 {
+	return p.localBase + int64(time.Duration(float64(time.Duration(p.w.nowNs-p.globalBase))*p.rate))
 }
 
 // globalAt is when the process's clock shows t (never before now).
 func (p *proc) globalAt(t time.Time) time.Time {
-	d := t.Sub(p.localBase)
-	g := p.globalBase.Add(time.Duration(float64(d)/p.rate) + 1)
-	if g.Before(p.w.now) {
+	d := time.Duration(p.w.sinceZero(t) - p.localBase)
+	g := p.globalBase + int64(time.Duration(float64(d)/p.rate)+1)
+	if g < p.w.nowNs {
 		return p.w.now
 	}
-	return g
+	return p.w.zero.Add(time.Duration(g))
 }
 
 // globalDur is how long d of the process's clock lasts in real time.
 func (p *proc) globalDur(d time.Duration) time.Duration { return time.Duration(float64(d) / p.rate) }
 
 func (p *proc) setRate(r float64) {
-	p.localBase, p.globalBase, p.rate = p.local(), p.w.now, r
+	p.localBase, p.globalBase, p.rate = p.localNs(), p.w.nowNs, r
 	// The pending wake-up was for the old rate.
 	p.wakeAt = time.Time{}
 	if p.up && p.rewake != nil {

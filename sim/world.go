@@ -42,6 +42,7 @@ type World struct {
 	now    time.Time
 	nowNs  int64     // now as nanoseconds since zero
 	zero   time.Time // epoch: event times count from it
+	zeroNs int64     // zero.UnixNano()
 	seq    uint64
 	heap   []event
 	tasks  []task // the events' tasks, by slot; nil: a free slot
@@ -67,7 +68,7 @@ type World struct {
 }
 
 func newWorld(seed uint64, sab Sabotage) *World {
-	w := &World{now: epoch(), zero: epoch(), rng: rand.New(rand.NewPCG(seed, seed^0x73696d75)), sabotage: sab}
+	w := &World{now: epoch(), zero: epoch(), zeroNs: epoch().UnixNano(), rng: rand.New(rand.NewPCG(seed, seed^0x73696d75)), sabotage: sab}
 	w.net = newNetwork(w)
 	w.truth = newTruth(w)
 	return w
@@ -79,10 +80,14 @@ func (w *World) at(t time.Time, f func()) { w.atTask(t, fn(f)) }
 // atTask schedules tk at t (not before now).
 func (w *World) atTask(t time.Time, tk task) {
 	if t.Before(w.now) {
-		t = w.now
+		t = w.now // and a zero t (now), whose UnixNano is undefined
 	}
-	w.atNs(int64(t.Sub(w.zero)), tk)
+	w.atNs(w.sinceZero(t), tk)
 }
+
+// sinceZero is t.Sub(w.zero) for any t of a run (centuries away from
+// where UnixNano overflows), by integer arithmetic.
+func (w *World) sinceZero(t time.Time) int64 { return t.UnixNano() - w.zeroNs }
 
 // atNs schedules tk at ns nanoseconds since zero (not before now), and
 // says in which slot (for cancel).
