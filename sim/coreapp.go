@@ -30,7 +30,7 @@ type coreappNode struct {
 	ready bool
 	// sessions are the gateway's ids of the sessions it accepted, by
 	// shard and epoch; closeOnAnswer those closed before their answer.
-	sessions      map[sessKey]gateway.SessionID
+	sessions      openSessions
 	closeOnAnswer map[sessKey]bool
 	tickFn        func() // c.tick, made once: a method value allocates
 	// assigns are the Assign calls waiting for their session's first
@@ -70,7 +70,7 @@ func (c *coreappNode) start() {
 		c.b.DisableLeaseFence()
 	}
 	c.ready = false
-	c.sessions, c.closeOnAnswer = map[sessKey]gateway.SessionID{}, map[sessKey]bool{}
+	c.sessions, c.closeOnAnswer = nil, map[sessKey]bool{}
 	c.assigns = map[sessKey]func(any, error){}
 	c.readSettings()
 }
@@ -118,12 +118,12 @@ func (c *coreappNode) open(a books.OpenSession) {
 }
 
 func (c *coreappNode) close(k sessKey) {
-	id, ok := c.sessions[k]
+	id, ok := c.sessions.get(k)
 	if !ok {
 		c.closeOnAnswer[k] = true
 		return
 	}
-	delete(c.sessions, k)
+	c.sessions.del(k)
 	gw := c.w.gw
 	c.w.net.stream(c.p.id, gw.p.id, func() { gw.closeSession(id) })
 }
@@ -144,7 +144,7 @@ func (c *coreappNode) sessionAnswer(shard int32, epoch uint64, id gateway.Sessio
 		c.step(books.SessionRejected{Shard: shard, Epoch: epoch})
 		return
 	}
-	c.sessions[k] = id
+	c.sessions.put(k, id)
 	if c.closeOnAnswer[k] {
 		delete(c.closeOnAnswer, k)
 		c.close(k)
@@ -154,7 +154,7 @@ func (c *coreappNode) sessionAnswer(shard int32, epoch uint64, id gateway.Sessio
 
 func (c *coreappNode) sessionReplaced(shard int32, epoch uint64) {
 	k := sessKey{shard, epoch}
-	delete(c.sessions, k)
+	c.sessions.del(k)
 	c.step(books.SessionReplaced{Shard: shard, Epoch: epoch})
 }
 
@@ -162,7 +162,7 @@ func (c *coreappNode) sessionReplaced(shard int32, epoch uint64) {
 // books.GatewayPinged); false if the session is no longer open here (no
 // pong).
 func (c *coreappNode) pinged(shard int32, epoch uint64, ev books.Event) bool {
-	if _, ok := c.sessions[sessKey{shard, epoch}]; !ok {
+	if _, ok := c.sessions.get(sessKey{shard, epoch}); !ok {
 		return false
 	}
 	c.step(ev)
@@ -284,21 +284,51 @@ func (c *coreappNode) leave(served bool) {
 
 // exit closes every session and ends the process.
 func (c *coreappNode) exit() {
-	for _, k := range sortedKeys(c.sessions) {
+	keys := make([]sessKey, 0, len(c.sessions))
+	for _, s := range c.sessions {
+		keys = append(keys, s.k)
+	}
+	for _, k := range keys {
 		c.close(k)
 	}
 	c.p.crash()
 }
 
-func sortedKeys(m map[sessKey]gateway.SessionID) []sessKey {
-	out := make([]sessKey, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.SortFunc(out, func(a, b sessKey) int {
-		return cmp.Or(cmp.Compare(a.shard, b.shard), cmp.Compare(a.epoch, b.epoch))
+// openSessions are a coreapp's accepted sessions and their gateway ids,
+// sorted by shard and epoch: a coreapp holds a few, and a slice is
+// cheaper than a map to look one up in on every ping.
+type openSessions []openSession
+
+type openSession struct {
+	k  sessKey
+	id gateway.SessionID
+}
+
+func (s openSessions) find(k sessKey) (int, bool) {
+	return slices.BinarySearchFunc(s, k, func(o openSession, k sessKey) int {
+		return cmp.Or(cmp.Compare(o.k.shard, k.shard), cmp.Compare(o.k.epoch, k.epoch))
 	})
-	return out
+}
+
+func (s openSessions) get(k sessKey) (gateway.SessionID, bool) {
+	if i, ok := s.find(k); ok {
+		return s[i].id, true
+	}
+	return 0, false
+}
+
+func (s *openSessions) put(k sessKey, id gateway.SessionID) {
+	if i, ok := s.find(k); ok {
+		(*s)[i].id = id
+	} else {
+		*s = slices.Insert(*s, i, openSession{k, id})
+	}
+}
+
+func (s *openSessions) del(k sessKey) {
+	if i, ok := s.find(k); ok {
+		*s = slices.Delete(*s, i, i+1)
+	}
 }
 
 // crash is SIGKILL: the books are gone and the kernel closes the

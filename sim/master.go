@@ -24,8 +24,10 @@ type masterNode struct {
 	mc       *primary.Machine
 	snap     settingsSnap
 	haveSnap bool
-	peers    map[string]bool // coreapps known by gossip or the stored map
-	expect   int             // StartupCoreapps: the cluster's coreapp count
+	// peers are the coreapps known by gossip or the stored map, each with
+	// its node (looked up once: every heartbeat asks).
+	peers  map[string]*coreappNode
+	expect int // StartupCoreapps: the cluster's coreapp count
 
 	loaded *mcsimv1.ShardMap // the map being stepped as MapLoaded
 
@@ -90,7 +92,7 @@ func (m *masterNode) start() {
 	}
 	m.haveSnap, m.blocked, m.results, m.releasing = false, "", nil, false
 	m.endWriter()
-	m.peers = map[string]bool{}
+	m.peers = map[string]*coreappNode{}
 	m.readSettings()
 }
 
@@ -228,17 +230,21 @@ func toProto(sm failover.ShardMap) *mcsimv1.ShardMap {
 func (m *masterNode) startTerm() {
 	m.endWriter()
 	for _, a := range m.loaded.GetAssignments() {
-		if a.GetCoreappId() != "" {
-			m.peers[a.GetCoreappId()] = true
+		if id := a.GetCoreappId(); id != "" {
+			m.peers[id] = m.w.coreappByID(id)
 		}
 	}
 }
 
 func (m *masterNode) coreapp(id string) *coreappNode {
-	if !m.peers[id] {
+	c, ok := m.peers[id]
+	if !ok {
 		return nil
 	}
-	return m.w.coreappByID(id)
+	if c == nil {
+		c = m.w.coreappByID(id) // unknown when it was named
+	}
+	return c
 }
 
 // later posts fn to the loop after what is running now.
@@ -258,7 +264,7 @@ func (m *masterNode) heartbeat(a primary.SendHeartbeat) {
 		m.later(func() { m.step(failed) })
 		return
 	}
-	h := &hbCall{m: m, c: c, a: a}
+	h := &hbCall{m: m, c: c, term: a.Term, seq: a.Seq, leaseEpoch: a.LeaseEpoch}
 	h.recs = m.w.truth.heartbeatSent(m.hbKey(a.Term, a.Coreapp), a.Seq, m.p.local())
 	m.w.callWith(&h.call, m.p, c.p, h, replyToLoop, m.snap.ui)
 }
@@ -266,25 +272,28 @@ func (m *masterNode) heartbeat(a primary.SendHeartbeat) {
 // hbCall is one heartbeat call: the coreapp answers with the shards it
 // holds; the answer's arrival is noted for the ground truth (rule 4), and
 // the master steps the result.
+//
+// It is the most frequent allocation of a run, so it keeps no more than
+// it needs of the SendHeartbeat (the coreapp's id is c's).
 type hbCall struct {
-	call rpc
-	m    *masterNode
-	c    *coreappNode
-	a    primary.SendHeartbeat
-	recs *hbRecords // where the ground truth notes its arrival
+	call                  rpc
+	m                     *masterNode
+	c                     *coreappNode
+	term, seq, leaseEpoch uint64
+	recs                  *hbRecords // where the ground truth notes its arrival
 }
 
-func (h *hbCall) serve(c *rpc) { c.respond(h.c.heartbeat(h.m.p.id, h.a.LeaseEpoch)) }
+func (h *hbCall) serve(c *rpc) { c.respond(h.c.heartbeat(h.m.p.id, h.leaseEpoch)) }
 
 func (h *hbCall) arrived(_ any, err error) {
 	if err == nil {
-		h.recs.arrived(h.a.Seq, h.m.p.local())
+		h.recs.arrived(h.seq, h.m.p.local())
 	}
 }
 
 func (h *hbCall) reply(v any, err error) {
-	m, a := h.m, h.a
-	r := primary.HeartbeatResult{Term: a.Term, Coreapp: a.Coreapp, Seq: a.Seq, Failed: true}
+	m := h.m
+	r := primary.HeartbeatResult{Term: h.term, Coreapp: h.c.p.id, Seq: h.seq, Failed: true}
 	if err == nil {
 		r.Failed, r.Shards = false, v.([]failover.ServedShard)
 	}
@@ -496,7 +505,7 @@ func (m *masterNode) crash() { m.p.crash() }
 
 // Gossip, as master/gossip.go decides it.
 func (m *masterNode) coreappJoined(id string) {
-	m.peers[id] = true
+	m.peers[id] = m.w.coreappByID(id)
 	m.step(primary.CoreappJoined{ID: id})
 }
 

@@ -363,7 +363,7 @@ func (f *funcCall) serve(c *rpc) {
 	case f.at != nil:
 		v, at, err := f.at()
 		c.backV, c.backErr = v, err // what rpcLater answers, unless a reset came first
-		c.w.atTask(at, (*rpcLater)(c))
+		c.caller.w.atTask(at, (*rpcLater)(c))
 	default:
 		f.async(c.respond)
 	}
@@ -377,11 +377,10 @@ func (f *funcCall) reply(v any, err error) { f.replyFn(v, err) }
 // reply in the caller) are tasks over this one struct, so that a call
 // allocates nothing but its user.
 type rpc struct {
-	w              *World
 	caller, callee *proc
 	user           rpcUser
-	callerRun      int   // the caller's run
-	timeout        int   // the slot of its timeout event (-1: none)
+	callerRun      int32 // the caller's run
+	timeout        int32 // the slot of its timeout event (-1: none)
 	mode           uint8 // where the answer goes (replyToLoop, …)
 	// answered: the callee answered, or its crash reset the connection
 	// (later answers are void); done: the caller has its outcome.
@@ -394,9 +393,9 @@ type rpc struct {
 }
 
 func (w *World) callWith(c *rpc, caller, callee *proc, user rpcUser, mode uint8, timeout time.Duration) {
-	c.w, c.caller, c.callee, c.user, c.callerRun, c.mode, c.timeout = w, caller, callee, user, caller.run, mode, -1
+	c.caller, c.callee, c.user, c.callerRun, c.mode, c.timeout = caller, callee, user, int32(caller.run), mode, -1
 	if timeout > 0 {
-		c.timeout = w.afterTask(caller.globalDur(timeout), (*rpcTimeout)(c))
+		c.timeout = int32(w.afterTask(caller.globalDur(timeout), (*rpcTimeout)(c)))
 	}
 	w.net.streamTask(caller.id, callee.id, (*rpcRequest)(c))
 }
@@ -447,7 +446,7 @@ func (c *rpc) reset() {
 // back sends an outcome on the stream back to the caller.
 func (c *rpc) back(v any, err error) {
 	c.backV, c.backErr = v, err
-	c.w.net.streamTask(c.callee.id, c.caller.id, (*rpcBack)(c))
+	c.caller.w.net.streamTask(c.callee.id, c.caller.id, (*rpcBack)(c))
 }
 
 func (t *rpcBack) run()    { (*rpc)(t).finish(t.backV, t.backErr) }
@@ -463,9 +462,9 @@ func (c *rpc) finish(v any, err error) {
 	if err != errTimeout {
 		// The timeout has not come (it would have finished the call):
 		// when it came it would find the call done.
-		c.w.cancel(c.timeout, (*rpcTimeout)(c))
+		c.caller.w.cancel(int(c.timeout), (*rpcTimeout)(c))
 	}
-	caller, run := c.caller, c.callerRun
+	caller, run := c.caller, int(c.callerRun)
 	if err != errTimeout && caller.up && caller.run == run {
 		c.user.arrived(v, err)
 	}
