@@ -193,42 +193,47 @@ func (w *World) removeAt(i int) {
 }
 
 // up moves entry i up to its place, keeping pos; it reports whether it
-// moved.
+// moved. The entry is held aside and its parents shifted down into the
+// hole, each written once.
 func (w *World) up(i int) bool {
-	h, moved := w.heap, false
+	h := w.heap
+	ev, start := h[i], i
 	for i > 0 {
 		p := (i - 1) / 2
-		if !less(h[i], h[p]) {
+		if !less(ev, h[p]) {
 			break
 		}
-		h[i], h[p] = h[p], h[i]
+		h[i] = h[p]
 		w.pos[h[i].slot] = i
-		i, moved = p, true
+		i = p
 	}
-	w.pos[h[i].slot] = i
-	return moved
+	h[i] = ev
+	w.pos[ev.slot] = i
+	return i != start
 }
 
-// down moves entry i down to its place, keeping pos.
+// down moves entry i down to its place, keeping pos, the same way.
 func (w *World) down(i int) {
 	h := w.heap
 	n := len(h)
+	ev := h[i]
 	for {
-		l, r, m := 2*i+1, 2*i+2, i
-		if l < n && less(h[l], h[m]) {
-			m = l
-		}
-		if r < n && less(h[r], h[m]) {
-			m = r
-		}
-		if m == i {
+		m := 2*i + 1
+		if m >= n {
 			break
 		}
-		h[i], h[m] = h[m], h[i]
+		if r := m + 1; r < n && less(h[r], h[m]) {
+			m = r
+		}
+		if !less(h[m], ev) {
+			break
+		}
+		h[i] = h[m]
 		w.pos[h[i].slot] = i
 		i = m
 	}
-	w.pos[h[i].slot] = i
+	h[i] = ev
+	w.pos[ev.slot] = i
 }
 
 // cancel takes the pending event in slot out of the heap, if tk is still
