@@ -550,9 +550,10 @@ func (c *Core) answered(now time.Time, ev HeartbeatAnswered) {
 		// stops it at the gateway; tell it to let go.
 		c.rpcs = append(c.rpcs, Release{Shard: s.Shard, Coreapp: ev.ID, Epoch: s.Epoch})
 	}
-	for s, a := range c.sm.Assignments {
-		st := c.shards[s]
-		if a.Coreapp != ev.ID || !st.confirmed || ev.Seq <= st.confirmedAfterSeq {
+	// Every answer walks every shard: by pointer, cheapest test first.
+	for s := range c.sm.Assignments {
+		st, a := &c.shards[s], &c.sm.Assignments[s]
+		if !st.confirmed || ev.Seq <= st.confirmedAfterSeq || a.Coreapp != ev.ID {
 			continue
 		}
 		if e, ok := reported[s]; !ok || e != a.Epoch {
