@@ -6,6 +6,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/mcsim/mcsim/internal/batch"
 	"github.com/mcsim/mcsim/shard"
 )
 
@@ -43,7 +44,8 @@ type Core struct {
 	noDueCache bool
 
 	// The batch being built; New may leave one for the first Step.
-	reports []Action // reports and heartbeats, in the order they happened
+	reports []Action // reports and heartbeats, in the order they happened (from outs)
+	outs    batch.Slices[Action]
 	rpcs    []Action // Assign/Release, executed after the persist
 	dirty   bool     // the map changed: a PersistShardMap goes first
 }
@@ -95,6 +97,7 @@ func New(cfg Config, m ShardMap, now time.Time) (*Core, error) {
 		return nil, err
 	}
 	c := &Core{cfg: cfg, coreapps: map[string]*coreapp{}, now: now, wantWake: now}
+	c.reports = c.outs.Start()
 	if len(m.Assignments) == 0 {
 		c.sm = ShardMap{MaxEpoch: m.MaxEpoch, Assignments: make([]Assignment, cfg.Shards)}
 		for i := range c.sm.Assignments {
@@ -157,8 +160,8 @@ func (c *Core) Step(now time.Time, ev Event) ([]Action, error) {
 	if c.dirty {
 		out = append(out, PersistShardMap{Map: c.sm.Clone()})
 	}
-	out = append(out, c.rpcs...)
-	c.reports, c.rpcs, c.dirty = nil, nil, false
+	out = c.outs.Finish(append(out, c.rpcs...))
+	c.reports, c.rpcs, c.dirty = c.outs.Start(), nil, false
 	c.now = now
 	c.wantWake = c.nextWake()
 	c.wakeValid = true
