@@ -84,7 +84,9 @@ func (c *Core) dueBy(now time.Time) []*coreapp {
 		stack = append(stack, 2*i+1, 2*i+2)
 	}
 	c.dueStack = stack
-	slices.SortFunc(out, func(a, b *coreapp) int { return strings.Compare(a.id, b.id) })
+	if len(out) > 1 { // mostly one is due
+		slices.SortFunc(out, func(a, b *coreapp) int { return strings.Compare(a.id, b.id) })
+	}
 	c.dueScratch = out
 	return out
 }
