@@ -3,6 +3,7 @@ package failover
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -321,6 +322,25 @@ func (c *Core) ids() []string {
 	return c.sortedIDs
 }
 
+// sortedInsert puts a new coreapp into the sorted lists, if they are
+// built: a thousand coreapps joining one by one were a thousand sorts.
+func (c *Core) sortedInsert(ca *coreapp) {
+	if c.sortedIDs == nil {
+		return
+	}
+	i, _ := slices.BinarySearch(c.sortedIDs, ca.id)
+	c.sortedIDs = slices.Insert(c.sortedIDs, i, ca.id)
+	c.sortedCAs = slices.Insert(c.sortedCAs, i, ca)
+}
+
+// sortedDelete takes a coreapp that left out of the sorted lists.
+func (c *Core) sortedDelete(id string) {
+	if i, ok := slices.BinarySearch(c.sortedIDs, id); ok {
+		c.sortedIDs = slices.Delete(c.sortedIDs, i, i+1)
+		c.sortedCAs = slices.Delete(c.sortedCAs, i, i+1)
+	}
+}
+
 // all is every coreapp in id order: the loops that run on every Step
 // (deadlines, heartbeats due) walk it instead of looking each id up, which
 // on a thousand coreapps was most of a master's time.
@@ -437,7 +457,7 @@ func (c *Core) apply(now time.Time, ev Event) {
 		case ca == nil:
 			ca = &coreapp{id: ev.ID, healthy: true, nextHB: now}
 			c.coreapps[ev.ID] = ca
-			c.sortedIDs = nil
+			c.sortedInsert(ca)
 			c.touch(ca)
 		case !ca.healthy:
 			ca.outstanding = nil
@@ -453,7 +473,7 @@ func (c *Core) apply(now time.Time, ev Event) {
 		}
 		c.untrack(c.coreapps[ev.ID])
 		delete(c.coreapps, ev.ID)
-		c.sortedIDs = nil
+		c.sortedDelete(ev.ID)
 	case HeartbeatAnswered:
 		c.answered(now, ev)
 		c.touch(c.coreapps[ev.ID])

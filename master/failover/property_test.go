@@ -2,6 +2,7 @@ package failover
 
 import (
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -100,6 +101,16 @@ func TestDueCacheChangesNothing(t *testing.T) {
 // the earliest due; dueBy lists exactly the coreapps due at or before now,
 // in id order.
 func checkDueIndex(c *Core, now time.Time) error {
+	// The sorted lists the walks and the index are built from (kept
+	// sorted as coreapps join and leave).
+	if ids, want := c.ids(), slices.Sorted(maps.Keys(c.coreapps)); !slices.Equal(ids, want) {
+		return fmt.Errorf("sorted ids %v, the core's coreapps %v", ids, want)
+	}
+	for i, ca := range c.all() {
+		if ca != c.coreapps[c.sortedIDs[i]] {
+			return fmt.Errorf("all()[%d] is not coreapp %q", i, c.sortedIDs[i])
+		}
+	}
 	if len(c.due) != len(c.coreapps) {
 		return fmt.Errorf("index has %d coreapps, the core %d", len(c.due), len(c.coreapps))
 	}
