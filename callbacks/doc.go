@@ -37,7 +37,8 @@
 // URL (webhooks.message has no switch for it). Callbacks queued while
 // there was a URL wait if it is cleared, and go out when one is set.
 //
-// Not decided here (issue 11 wires them): where the statuses come from
-// (the gateway), durability (callback_persist keeps the outbox in the
-// shared store), and the HTTP poster.
+// Not decided here: where the statuses come from (the gateway's session),
+// durability (callback_persist keeps pending callbacks in the shared
+// store) and the HTTP requests; package callbacks/poster, the coreapp's
+// driver, does those.
 package callbacks

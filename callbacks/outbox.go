@@ -59,12 +59,9 @@ func (o *Outbox) Step(now time.Time, ev Event) ([]Action, error) {
 		if o.known[ev.Status.ID] {
 			return nil, fmt.Errorf("callbacks: Status.ID: %q is queued already", ev.Status.ID)
 		}
-		switch {
-		case o.cfg.URL == "":
-			out = append(out, Dropped{ID: ev.Status.ID, Reason: "no webhooks.url"})
-		case ev.Status.Kind != Failed && !o.cfg.Enabled[ev.Status.Kind]:
-			out = append(out, Dropped{ID: ev.Status.ID, Reason: fmt.Sprintf("webhooks.message.%s is off", ev.Status.Kind)})
-		default:
+		if why := o.DropReason(ev.Status.Kind); why != "" {
+			out = append(out, Dropped{ID: ev.Status.ID, Reason: why})
+		} else {
 			o.seq++
 			o.known[ev.Status.ID] = true
 			o.waiting = append(o.waiting, &callback{st: ev.Status, seq: o.seq, due: now})
@@ -152,6 +149,22 @@ func (o *Outbox) NextWake() time.Time {
 	}
 	return w
 }
+
+// DropReason says why a status of kind k queued now would be dropped ("":
+// it would be kept). A driver that must do work before Queue (keep the
+// callback durably) asks first, so that it does none for a dropped one.
+func (o *Outbox) DropReason(k Kind) string {
+	switch {
+	case o.cfg.URL == "":
+		return "no webhooks.url"
+	case k != Failed && !o.cfg.Enabled[k]:
+		return fmt.Sprintf("webhooks.message.%s is off", k)
+	}
+	return ""
+}
+
+// Has reports whether callback id is queued (waiting or in flight).
+func (o *Outbox) Has(id string) bool { return o.known[id] }
 
 // Pending is how many callbacks are waiting or in flight.
 func (o *Outbox) Pending() int { return len(o.waiting) + len(o.flying) }

@@ -127,3 +127,26 @@ func (f *fakeSettings) Watch(req *mcsimv1.WatchRequest, st grpc.ServerStreamingS
 		}
 	}
 }
+
+// rewritingGateway sends every message to rcpt3 instead of its recipient,
+// so the gateway refuses what the books routed to shard 0.
+type rewritingGateway struct{ mcsimv1.GatewayServiceClient }
+
+func (g rewritingGateway) Session(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[mcsimv1.SessionRequest, mcsimv1.SessionResponse], error) {
+	st, err := g.GatewayServiceClient.Session(ctx, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return rewritingStream{st}, nil
+}
+
+type rewritingStream struct {
+	grpc.BidiStreamingClient[mcsimv1.SessionRequest, mcsimv1.SessionResponse]
+}
+
+func (s rewritingStream) Send(req *mcsimv1.SessionRequest) error {
+	if m := req.GetMessage(); m != nil {
+		req = &mcsimv1.SessionRequest{Message: &mcsimv1.OutboundMessage{Id: m.GetId(), To: rcpt3, Body: m.GetBody()}}
+	}
+	return s.BidiStreamingClient.Send(req)
+}

@@ -16,6 +16,12 @@ type metrics struct {
 	sessionsOpened  prometheus.Counter
 	sessionsEnded   prometheus.Counter
 	releases        prometheus.Counter
+
+	messagesSent     prometheus.Counter
+	messagesRefused  prometheus.Counter
+	statusesReceived prometheus.Counter
+	statusesDropped  prometheus.Counter
+	statusesFailed   prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -34,8 +40,19 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "mcsim_coreapp_gateway_sessions_ended_total", Help: "Accepted gateway sessions that ended (released, replaced, broken or stopped)."}),
 		releases: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "mcsim_coreapp_releases_total", Help: "Release RPCs that closed a held session."}),
+		messagesSent: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "mcsim_coreapp_messages_sent_total", Help: "Send RPCs whose message the gateway accepted."}),
+		messagesRefused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "mcsim_coreapp_messages_refused_total", Help: "Send RPCs that failed: not primary for the recipient's shard, refused by the gateway, bad request, or outcome unknown (session ended, deadline)."}),
+		statusesReceived: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "mcsim_coreapp_statuses_received_total", Help: "Status updates the gateway offered (offers repeated after a failed handler count again)."}),
+		statusesDropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "mcsim_coreapp_statuses_dropped_total", Help: "Status updates taken and dropped because the node has no status handler."}),
+		statusesFailed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "mcsim_coreapp_statuses_failed_total", Help: "Status updates the status handler did not take (left unacknowledged for the gateway to offer again)."}),
 	}
 	reg.MustRegister(m.heartbeats, m.assignsAccepted, m.assignsRefused, m.shardsServed,
-		m.sessionsOpened, m.sessionsEnded, m.releases)
+		m.sessionsOpened, m.sessionsEnded, m.releases,
+		m.messagesSent, m.messagesRefused, m.statusesReceived, m.statusesDropped, m.statusesFailed)
 	return m
 }

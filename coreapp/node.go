@@ -23,6 +23,16 @@
 //   - DISCONNECTED: it serves no shard but is part of the cluster (a master
 //     heartbeats it): a standby, as the issue's /v1/health describes it.
 //
+// # Webhooks
+//
+// A node given a webhook poster (Config.Webhooks, package
+// callbacks/poster) keeps it configured from the settings it watches and
+// has it adopt a shard's kept callbacks whenever a session for the shard
+// is accepted; the poster is the sessions' StatusHandler. The
+// restart-required callback settings (callback_persist,
+// webhooks.max_concurrent_requests) stay as the node started with them and
+// a change of them shows in pending_restart like any other.
+//
 // # Sessions that end
 //
 // When the gateway replaces a session (a newer epoch took the shard) or the
@@ -32,6 +42,15 @@
 // the master decides who serves it next. Reconnecting on its own would race
 // the master's failover for no gain, since the gateway would reject the old
 // epoch as soon as a newer one was accepted.
+//
+// # Messages and status updates
+//
+// Send goes out only on a shard the books say is ours under the caller's
+// shard count and served (books.Route); it answers once the gateway's ack
+// comes, so an accepted Send is a message the gateway logged. Status
+// updates the gateway offers on a session go to Config.Statuses one at a
+// time and are acknowledged only once it took them (see StatusHandler and
+// traffic.go).
 package coreapp
 
 import (
@@ -50,6 +69,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
+	"github.com/mcsim/mcsim/callbacks/poster"
 	"github.com/mcsim/mcsim/coreapp/books"
 	"github.com/mcsim/mcsim/internal/clock"
 	mcsimv1 "github.com/mcsim/mcsim/proto/mcsim/v1"
@@ -83,6 +103,18 @@ type Config struct {
 	// Registry receives the node's metrics (see metrics.go); nil means a
 	// private registry nobody reads.
 	Registry prometheus.Registerer
+	// Webhooks, when not nil, is the node's webhook poster: the node
+	// configures it from every settings snapshot (the restart-required
+	// callback_persist and webhooks.max_concurrent_requests as the node
+	// started with them; without a settings client, the defaults) and,
+	// each time the gateway accepts a session for a shard, has it adopt the
+	// callbacks the shard's last owner kept. The wiring also makes it the
+	// sessions' StatusHandler and closes it after Stop.
+	Webhooks *poster.Poster
+	// Statuses takes the status updates the gateway offers (see
+	// StatusHandler); nil takes each and drops it, counted in
+	// mcsim_coreapp_statuses_dropped_total.
+	Statuses StatusHandler
 	// Clock is the node's own clock: the gateway's silence (rule 7), the
 	// heartbeat delay hook and the settings retry are timed by it. nil
 	// means clock.Real(); a *clock.Skewed lets a scenario run this node's
@@ -115,6 +147,7 @@ type session struct {
 	ctx    context.Context
 	cancel context.CancelFunc // closes the session (CloseSession, Stop)
 	lg     zerolog.Logger
+	io     *sessionIO // messages and statuses on the stream
 }
 
 // sessionKey names a session: a shard's epoch is accepted once per node.
@@ -170,6 +203,11 @@ func New(cfg Config) (*Node, error) {
 	if cfg.Clock == nil {
 		cfg.Clock = clock.Real()
 	}
+	if cfg.Statuses == nil && cfg.Webhooks != nil {
+		// The poster takes the statuses it posts (callback_persist: kept
+		// before the gateway hears they are taken).
+		cfg.Statuses = cfg.Webhooks
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	n := &Node{
 		cfg:      cfg,
@@ -185,6 +223,10 @@ func New(cfg Config) (*Node, error) {
 	if cfg.RestartRequired != nil {
 		n.baseline = maps.Clone(cfg.RestartRequired)
 		n.latest = maps.Clone(cfg.RestartRequired)
+	}
+	if err := n.configureWebhooksWithoutSettings(); err != nil {
+		cancel()
+		return nil, fmt.Errorf("coreapp config: Webhooks: %w", err)
 	}
 	n.health.SetServingStatus(mcsimv1.CoreAppService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 	return n, nil

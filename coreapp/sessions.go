@@ -197,7 +197,7 @@ func (n *Node) tick() {
 // goroutine is runSession. Caller holds mu.
 func (n *Node) newSessionLocked(o books.OpenSession) *session {
 	ctx, cancel := context.WithCancel(n.ctx)
-	s := &session{shard: o.Shard, shards: o.Shards, epoch: o.Epoch, ctx: ctx, cancel: cancel,
+	s := &session{shard: o.Shard, shards: o.Shards, epoch: o.Epoch, ctx: ctx, cancel: cancel, io: newSessionIO(),
 		lg: n.logger.With().Int32("shard", o.Shard).Int32("shards", o.Shards).Uint64("epoch", o.Epoch).Logger()}
 	n.sessions[sessionKey{o.Shard, o.Epoch}] = s
 	return s
@@ -223,6 +223,7 @@ func (n *Node) runSession(s *session, result chan<- error) {
 		n.mu.Unlock()
 	}()
 	defer s.cancel()
+	defer s.io.end()
 	lg := s.lg
 	ended := books.SessionEnded{Shard: s.shard, Epoch: s.epoch}
 
@@ -251,10 +252,20 @@ func (n *Node) runSession(s *session, result chan<- error) {
 			first.GetState(), s.shard)
 		return
 	}
+	// Sends may use the stream before the books call the shard served;
+	// none will (Route asks for CONNECTED), but the stream is ready.
+	s.io.accepted(stream)
+	n.wg.Add(1)
+	go n.takeStatuses(s)
 	n.step(books.SessionAccepted{Shard: s.shard, Epoch: s.epoch,
 		SilentAfter: time.Duration(first.GetSilentAfterMs()) * time.Millisecond})
 	n.m.sessionsOpened.Inc()
 	defer n.m.sessionsEnded.Inc()
+	if n.cfg.Webhooks != nil {
+		// Here rather than in Assign: a session whose Assign caller gave
+		// up is served all the same, and its kept callbacks with it.
+		n.cfg.Webhooks.Adopt(s.shard, s.shards)
+	}
 	result <- nil
 
 	for {
@@ -267,8 +278,16 @@ func (n *Node) runSession(s *session, result chan<- error) {
 		}
 		if p := msg.GetPing(); p != 0 {
 			// The pong first: the gateway times service by it.
-			_ = stream.Send(&mcsimv1.SessionRequest{Pong: p})
+			_ = s.io.send(&mcsimv1.SessionRequest{Pong: p})
 			n.step(books.GatewayPinged{Shard: s.shard, Epoch: s.epoch})
+			continue
+		}
+		if a := msg.GetMessageAck(); a != nil {
+			s.io.answer(a)
+			continue
+		}
+		if u := msg.GetStatus(); u != nil {
+			s.io.offer(u)
 			continue
 		}
 		if msg.GetState() == mcsimv1.SessionState_SESSION_STATE_REPLACED {

@@ -8,8 +8,9 @@ import (
 )
 
 // Run watches the settings service (when Config.Settings is set) to keep the
-// latest restart-required values for Status.pending_restart, re-opening the
-// watch after SettingsRetry when it breaks. It returns when ctx ends.
+// latest restart-required values for Status.pending_restart and to
+// configure the webhook poster, re-opening the watch after SettingsRetry
+// when it breaks. It returns when ctx ends.
 // Without a settings client it only waits for ctx.
 func (n *Node) Run(ctx context.Context) error {
 	if n.cfg.Settings == nil {
@@ -66,5 +67,6 @@ func (n *Node) applySnapshot(snap *mcsimv1.Snapshot) {
 		n.baseline = maps.Clone(vals)
 	}
 	n.latest = vals
+	n.configureWebhooksLocked(snap)
 	n.logger.Debug().Uint64("revision", snap.GetRevision()).Msg("settings snapshot")
 }

@@ -11,6 +11,11 @@
 // again, so a paused or cut-off coreapp stops counting as serving even
 // though its stream stays open (it keeps its keys: fencing is unchanged).
 //
+// Messages go through the same fencing: a message is accepted only on the
+// open session holding its recipient's key, and each accepted message
+// produces the statuses sent, delivered and read, offered to whichever
+// session holds the key when they fall due (messages.go).
+//
 // The decisions live in Log, a pure state machine that takes the time as an
 // argument; Server wraps it in a gRPC service.
 package gateway
@@ -135,6 +140,13 @@ type Log struct {
 	heard    map[SessionID]*hearing // one per open session
 	// unfenced: stale epochs are accepted (DisableEpochFencing).
 	unfenced bool
+
+	// Messages and status updates (messages.go).
+	delays StatusDelays
+	// gone are the sessions no longer open, with why, so that a message or
+	// an ack arriving on one is refused or logged with its session named.
+	gone     map[SessionID]goneSession
+	statuses statusQueue
 }
 
 // DisableEpochFencing makes the log accept a session whose epoch is older
@@ -151,13 +163,23 @@ type hearing struct {
 	silent bool
 }
 
-// NewLog returns an empty log whose monotonic timestamps count from start.
+// NewLog returns an empty log whose monotonic timestamps count from start,
+// with the default status delays (DefaultStatusDelays).
 func NewLog(start time.Time) *Log {
+	return NewLogWith(start, DefaultStatusDelays())
+}
+
+// NewLogWith is NewLog with the given status delays, which must pass
+// StatusDelays.Validate.
+func NewLogWith(start time.Time, delays StatusDelays) *Log {
 	return &Log{
 		start:    start,
 		epochs:   make(map[uint64]assignment),
 		sessions: make(map[SessionID]Session),
 		heard:    make(map[SessionID]*hearing),
+		delays:   delays,
+		gone:     make(map[SessionID]goneSession),
+		statuses: newStatusQueue(),
 	}
 }
 
@@ -231,6 +253,7 @@ func (l *Log) Open(now time.Time, coreappID string, shard, shards int32, epoch u
 	for _, id := range open {
 		old := l.sessions[id]
 		l.release(old)
+		l.gone[id] = goneSession{old, fmt.Sprintf("replaced by coreapp %q shard %d of %d at epoch %d", coreappID, shard, shards, epoch)}
 		d.Replaced = append(d.Replaced, old)
 		d.Events = append(d.Events, l.append(now, &mcsimv1.GatewayEvent{
 			Kind:              mcsimv1.GatewayEventKind_GATEWAY_EVENT_KIND_REPLACE,
@@ -283,6 +306,7 @@ func (l *Log) Close(now time.Time, id SessionID) (*mcsimv1.GatewayEvent, bool) {
 	}
 	l.silence(now, id)
 	l.release(s)
+	l.gone[id] = goneSession{s, "closed"}
 	return l.append(now, &mcsimv1.GatewayEvent{
 		Kind:      mcsimv1.GatewayEventKind_GATEWAY_EVENT_KIND_DISCONNECT,
 		Shard:     s.Shard,

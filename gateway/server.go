@@ -16,9 +16,9 @@ import (
 	mcsimv1 "github.com/mcsim/mcsim/proto/mcsim/v1"
 )
 
-// Server is the gateway's gRPC service around a Log. It is passive (it only
-// answers requests), so one mutex guards the log; no lock is held while
-// sending on a stream.
+// Server is the gateway's gRPC service around a Log. One mutex guards the
+// log; no lock is held while sending on a stream. Its one timer of its own
+// offers status updates when the Log says they fall due (NextWake).
 type Server struct {
 	mcsimv1.UnimplementedGatewayServiceServer
 
@@ -34,19 +34,60 @@ type Server struct {
 	// changed is closed (and replaced) whenever an event is appended, so
 	// watchers read the log at their own pace instead of being fed.
 	changed chan struct{}
+	// outboxes hold what each open session's stream is to carry besides
+	// pings: message acks and status offers. The session's handler is the
+	// stream's one writer.
+	outboxes map[SessionID]*outbox
+	wake     *time.Timer // at log.NextWake; nil until first needed
 }
 
-// New returns a gateway whose clock starts now. logger is the node's
-// logger, already carrying node_id and role.
+// outbox is a session's queue of messages to send; ready has a token
+// whenever queue is not empty. Guarded by Server.mu.
+type outbox struct {
+	queue []*mcsimv1.SessionResponse
+	ready chan struct{}
+}
+
+func (o *outbox) push(m *mcsimv1.SessionResponse) {
+	o.queue = append(o.queue, m)
+	select {
+	case o.ready <- struct{}{}:
+	default:
+	}
+}
+
+// Config configures a gateway.
+type Config struct {
+	// Logger is the node's logger, already carrying node_id and role.
+	Logger zerolog.Logger
+	// Statuses are the status delays (DefaultStatusDelays when zero).
+	Statuses StatusDelays
+}
+
+// New returns a gateway with the default status delays whose clock starts
+// now. logger is the node's logger, already carrying node_id and role.
 func New(logger zerolog.Logger) *Server {
+	s, _ := NewWithConfig(Config{Logger: logger}) // the defaults are valid
+	return s
+}
+
+// NewWithConfig returns a gateway whose clock starts now.
+func NewWithConfig(cfg Config) (*Server, error) {
+	if cfg.Statuses == (StatusDelays{}) {
+		cfg.Statuses = DefaultStatusDelays()
+	}
+	if err := cfg.Statuses.Validate(); err != nil {
+		return nil, fmt.Errorf("gateway config: %w", err)
+	}
 	start := time.Now()
 	return &Server{
-		logger:   logger,
+		logger:   cfg.Logger,
 		start:    start,
-		log:      NewLog(start),
+		log:      NewLogWith(start, cfg.Statuses),
 		replaced: make(map[SessionID]chan *mcsimv1.SessionResponse),
 		changed:  make(chan struct{}),
-	}
+		outboxes: make(map[SessionID]*outbox),
+	}, nil
 }
 
 // Register serves GatewayService and the standard gRPC health service on g.
@@ -98,8 +139,10 @@ func (s *Server) Session(stream grpc.BidiStreamingServer[mcsimv1.SessionRequest,
 		Int32("shards", req.GetShards()).Uint64("epoch", req.GetEpoch()).Logger()
 
 	s.mu.Lock()
-	d := s.log.Open(time.Now(), req.GetCoreappId(), req.GetShard(), req.GetShards(), req.GetEpoch())
+	now := time.Now()
+	d := s.log.Open(now, req.GetCoreappId(), req.GetShard(), req.GetShards(), req.GetEpoch())
 	var mine chan *mcsimv1.SessionResponse
+	var out *outbox
 	if d.Accepted {
 		for _, r := range d.Replaced {
 			if ch, ok := s.replaced[r.ID]; ok {
@@ -113,6 +156,14 @@ func (s *Server) Session(stream grpc.BidiStreamingServer[mcsimv1.SessionRequest,
 		}
 		mine = make(chan *mcsimv1.SessionResponse, 1)
 		s.replaced[d.Session.ID] = mine
+		for _, r := range d.Replaced {
+			delete(s.outboxes, r.ID)
+		}
+		out = &outbox{ready: make(chan struct{}, 1)}
+		s.outboxes[d.Session.ID] = out
+		// Statuses pending on the keys it takes are offered to it now
+		// (queued behind ACCEPTED, which the handler sends first).
+		s.offerLocked(now)
 	}
 	s.notifyLocked()
 	s.mu.Unlock()
@@ -148,12 +199,27 @@ func (s *Server) Session(stream grpc.BidiStreamingServer[mcsimv1.SessionRequest,
 	recvErr := make(chan error, 1)
 	go func() {
 		for {
-			if _, err := stream.Recv(); err != nil {
+			req, err := stream.Recv()
+			if err != nil {
 				recvErr <- err
 				return
 			}
-			s.heard(id, lg)
-			silence.Reset(SilentAfter)
+			traffic := false
+			if m := req.GetMessage(); m != nil {
+				s.message(id, m, lg)
+				traffic = true
+			}
+			if acks := req.GetStatusAck(); len(acks) > 0 {
+				s.ack(id, acks)
+				traffic = true
+			}
+			// Only pongs are heard (a request that carries nothing else
+			// is one, as before messages existed): sending is no answer
+			// to a ping.
+			if req.GetPong() != 0 || !traffic {
+				s.heard(id, lg)
+				silence.Reset(SilentAfter)
+			}
 		}
 	}()
 	// Every session is pinged at the same instants, multiples of
@@ -186,8 +252,83 @@ func (s *Server) Session(stream grpc.BidiStreamingServer[mcsimv1.SessionRequest,
 			ping.Reset(nextPing())
 		case <-silence.C:
 			s.tick()
+		case <-out.ready:
+			s.mu.Lock()
+			q := out.queue
+			out.queue = nil
+			s.mu.Unlock()
+			for _, m := range q {
+				if err := stream.Send(m); err != nil {
+					s.close(id, lg)
+					return err
+				}
+			}
 		}
 	}
+}
+
+// message decides a message sent on session id and queues its ack.
+func (s *Server) message(id SessionID, m *mcsimv1.OutboundMessage, lg zerolog.Logger) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := time.Now()
+	d := s.log.Message(now, id, m)
+	if o := s.outboxes[id]; o != nil {
+		o.push(&mcsimv1.SessionResponse{MessageAck: d.Ack})
+	}
+	if d.Event != nil {
+		s.notifyLocked()
+	}
+	s.armLocked(now)
+	if !d.Ack.GetAccepted() {
+		lg.Info().Str("message_id", m.GetId()).Str("to", m.GetTo()).Str("reason", d.Ack.GetReason()).Msg("message refused")
+	}
+}
+
+// ack records the statuses session id took charge of.
+func (s *Server) ack(id SessionID, ids []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := time.Now()
+	if len(s.log.Ack(now, id, ids)) > 0 {
+		s.notifyLocked()
+	}
+	s.armLocked(now)
+}
+
+// offerLocked queues every status due at now on its holder's stream and
+// sets the timer for the next. Caller holds s.mu.
+func (s *Server) offerLocked(now time.Time) {
+	for _, o := range s.log.Due(now) {
+		if ob := s.outboxes[o.Session]; ob != nil {
+			ob.push(&mcsimv1.SessionResponse{Status: o.Update})
+		}
+	}
+	s.armLocked(now)
+}
+
+// armLocked sets the status timer at the log's NextWake. Caller holds s.mu.
+func (s *Server) armLocked(now time.Time) {
+	w := s.log.NextWake()
+	if w.IsZero() {
+		if s.wake != nil {
+			s.wake.Stop()
+		}
+		return
+	}
+	d := max(w.Sub(now), 0)
+	if s.wake == nil {
+		s.wake = time.AfterFunc(d, s.offer)
+		return
+	}
+	s.wake.Reset(d)
+}
+
+// offer is the status timer.
+func (s *Server) offer() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.offerLocked(time.Now())
 }
 
 // heard records a pong of session id.
@@ -226,6 +367,7 @@ func (s *Server) close(id SessionID, lg zerolog.Logger) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.replaced, id)
+	delete(s.outboxes, id)
 	if _, ok := s.log.Close(time.Now(), id); ok {
 		s.notifyLocked()
 		lg.Info().Msg("session disconnected")

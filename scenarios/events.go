@@ -34,11 +34,22 @@ type event struct {
 	What       string   `json:"what,omitempty"`
 	MeasuredMS *float64 `json:"measured_ms,omitempty"`
 	Bound      string   `json:"bound,omitempty"`
-	OK         *bool    `json:"ok,omitempty"`
-	Detail     string   `json:"detail,omitempty"`
+	// OK is a *bool (a verdict) or, on traffic events, a *int (messages
+	// answered 201): one key, two shapes, as SCENARIOS.md has it.
+	OK     any    `json:"ok,omitempty"`
+	Detail string `json:"detail,omitempty"`
 
 	Invariant string `json:"invariant,omitempty"`
 	Details   string `json:"details,omitempty"`
+
+	// traffic (one per second of the load) and callbacks (in the summary).
+	Sent      *int            `json:"sent,omitempty"`
+	Errors    *map[string]int `json:"errors,omitempty"`
+	P50MS     *float64        `json:"p50_ms,omitempty"`
+	P99MS     *float64        `json:"p99_ms,omitempty"`
+	Delivered *int            `json:"delivered,omitempty"`
+	Retried   *int            `json:"retried,omitempty"`
+	Lost      *int            `json:"lost,omitempty"`
 
 	DurationS    *float64 `json:"duration_s,omitempty"`
 	Expectations *int     `json:"expectations,omitempty"`

@@ -13,6 +13,8 @@ type Scenario struct {
 	Cluster     Cluster
 	// Settings is the PATCH body applied before the nodes start (nil: none).
 	Settings json.RawMessage
+	// Workload is the traffic put through the cluster (nil: none).
+	Workload *Workload
 	Steps    []Step
 	// Checks are the invariants judged over the run, in Invariants order.
 	Checks []string
@@ -55,11 +57,14 @@ type Step struct {
 	Shards int
 	// Nemesis is the value of nemesis.
 	Nemesis *Nemesis
+	// Webhook is the value of webhook.
+	Webhook *WebhookPatch
 
 	// Expectation fields (expect).
 	Shard  int // -1: none given
 	After  string
 	Within *Bound
+	Max    int // callbacks_lost's max; -1: none given
 
 	// Common fields.
 	As      string

@@ -53,6 +53,14 @@ func (r *runner) expect(ctx context.Context, st Step) {
 	case "served":
 		measured, res.Bound, ok, res.Detail, err = r.expectServed(ctx, st)
 		res.Measured = &measured
+	case "errors":
+		measured, res.Bound, ok, res.Detail, err = r.expectErrors(ctx, st)
+		res.Measured = &measured
+	case "callbacks_lost":
+		// Judged when the load has stopped and the callbacks drained.
+		r.wl.lostExpects = append(r.wl.lostExpects, st)
+		r.progress("expect callbacks_lost: judged at the end of the run")
+		return
 	case "no_failover":
 		if st.For == 0 {
 			// Until the next mark: judged when a step with as begins, or
@@ -257,6 +265,8 @@ func (r *runner) judge(ctx context.Context) []Violation {
 			out = append(out, r.checkNoFalseFailover()...)
 		case "liveness":
 			out = append(out, r.checkLiveness(ctx)...)
+		default:
+			out = append(out, r.judgeTraffic(inv)...)
 		}
 		// What the target itself saw break this invariant: the gateway's
 		// fencing on every target; on the simulator also the ground truth

@@ -77,7 +77,8 @@ var actions = map[string][]string{
 	"set":       {},
 	"shards":    {},
 	"nemesis":   {"for"},
-	"expect":    {"shard", "after", "within", "for"},
+	"webhook":   {"for"},
+	"expect":    {"shard", "after", "within", "for", "max"},
 }
 
 func actionNames() string {
@@ -90,7 +91,7 @@ func actionNames() string {
 }
 
 // The expectations and what each needs.
-var expectKinds = []string{"failover", "no_failover", "takeover", "served"}
+var expectKinds = []string{"failover", "no_failover", "takeover", "served", "errors", "callbacks_lost"}
 
 // Parse reads and validates a scenario. file names it in errors. Every
 // problem is reported, each with its line and column; a *ParseError
@@ -148,14 +149,10 @@ func (d *decoder) scenario(t *tree) {
 		d.fail(t, "", "a scenario is a map (name, description, cluster, settings, steps, checks), got %s", t.describe())
 		return
 	}
-	known := []string{"name", "description", "cluster", "settings", "steps", "checks"}
+	known := []string{"name", "description", "cluster", "settings", "workload", "steps", "checks"}
 	for _, e := range t.keys {
 		if !slices.Contains(known, e.key) {
-			hint := ""
-			if e.key == "workload" {
-				hint = "; traffic and callbacks are not implemented yet"
-			}
-			d.failAt(e.at, "", "unknown key %q (want %s)%s", e.key, strings.Join(known, ", "), hint)
+			d.failAt(e.at, "", "unknown key %q (want %s)", e.key, strings.Join(known, ", "))
 		}
 	}
 	if n := t.get("name"); n == nil {
@@ -173,8 +170,12 @@ func (d *decoder) scenario(t *tree) {
 		d.cluster(n)
 	}
 	d.masters, d.coreapps, d.shards = d.sc.Cluster.Masters, d.sc.Cluster.Coreapps, d.sc.Cluster.Shards
+	if n := t.get("workload"); n != nil {
+		d.sc.Workload = d.workload(n, "workload")
+	}
 	if n := t.get("settings"); n != nil {
 		d.sc.Settings = d.settings(n, "settings")
+		d.noWebhookURL(n, "settings", d.sc.Settings)
 	}
 	if n := t.get("steps"); n == nil {
 		d.fail(t, "steps", "required: the list of steps")
@@ -186,6 +187,9 @@ func (d *decoder) scenario(t *tree) {
 		}
 	}
 	d.sc.Checks = slices.Clone(Invariants)
+	if d.sc.Workload != nil {
+		d.sc.Checks = append(d.sc.Checks, TrafficInvariants...)
+	}
 	if n := t.get("checks"); n != nil {
 		d.checks(n)
 	}
@@ -288,12 +292,115 @@ func toJSON(t *tree) any {
 	return nil
 }
 
+// workload parses the workload section.
+func (d *decoder) workload(t *tree, path string) *Workload {
+	if !d.fieldMap(t, path, "rate", "recipients", "webhook") {
+		return nil
+	}
+	w := &Workload{Recipients: 1000}
+	if n := t.get("rate"); n == nil {
+		d.fail(t, path+".rate", "required: messages per second, as 200/s")
+	} else {
+		w.Rate = d.rate(n, path+".rate")
+	}
+	if n := t.get("recipients"); n != nil {
+		if v, ok := d.intIn(n, path+".recipients", 1, 10_000_000); ok {
+			w.Recipients = v
+		}
+	}
+	if n := t.get("webhook"); n != nil {
+		if p := d.webhookPatch(n, path+".webhook"); p != nil {
+			w.Webhook = p.apply(w.Webhook)
+		}
+	}
+	return w
+}
+
+// rate reads "200/s" (a positive number of messages per second).
+func (d *decoder) rate(t *tree, path string) float64 {
+	s, ok := d.str(t, path)
+	if !ok {
+		return 0
+	}
+	num, unit, found := strings.Cut(s, "/")
+	v, err := strconv.ParseFloat(strings.TrimSpace(num), 64)
+	if !found || strings.TrimSpace(unit) != "s" || err != nil || v <= 0 || v > 100_000 {
+		d.fail(t, path, "want messages per second as N/s with 0 < N ≤ 100000, e.g. 200/s, got %q", s)
+		return 0
+	}
+	return v
+}
+
+// webhookPatch reads {fail: 30%, latency: 200ms, down: true}.
+func (d *decoder) webhookPatch(t *tree, path string) *WebhookPatch {
+	if !d.fieldMap(t, path, "fail", "latency", "down") {
+		return nil
+	}
+	p := &WebhookPatch{}
+	if n := t.get("fail"); n != nil {
+		if v, ok := d.percent(n, path+".fail"); ok {
+			p.FailPercent = &v
+		}
+	}
+	if n := t.get("latency"); n != nil {
+		// 0 is a latency too (the receiver answers at once).
+		if n.kind == kindScalar && (n.text == "0" || n.text == "0s") {
+			p.Latency = ptr(time.Duration(0))
+		} else if v := d.duration(n, path+".latency"); v > 0 {
+			p.Latency = &v
+		}
+	}
+	if n := t.get("down"); n != nil {
+		if n.kind != kindScalar || (n.text != "true" && n.text != "false") {
+			d.fail(n, path+".down", "want true or false, got %s", n.describe())
+		} else {
+			p.Down = ptr(n.text == "true")
+		}
+	}
+	if p.FailPercent == nil && p.Latency == nil && p.Down == nil && len(t.keys) == 0 {
+		d.fail(t, path, "want at least one of fail, latency, down")
+	}
+	return p
+}
+
+// percent reads 30% or 30 (0..100).
+func (d *decoder) percent(t *tree, path string) (float64, bool) {
+	if t.kind == kindScalar {
+		if v, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(t.text), "%"), 64); err == nil {
+			if v < 0 || v > 100 {
+				d.fail(t, path, "must be 0%%..100%%, got %s", t.text)
+				return 0, false
+			}
+			return v, true
+		}
+	}
+	d.fail(t, path, "want a percentage such as 30%%, got %s", t.describe())
+	return 0, false
+}
+
+// noWebhookURL refuses webhooks.url in a scenario with a workload: the
+// runner points it at its own receiver, which the checks read.
+func (d *decoder) noWebhookURL(t *tree, path string, body json.RawMessage) {
+	if d.sc.Workload == nil || body == nil {
+		return
+	}
+	var s struct {
+		Webhooks map[string]json.RawMessage `json:"webhooks"`
+	}
+	if json.Unmarshal(body, &s) == nil {
+		if _, ok := s.Webhooks["url"]; ok {
+			d.fail(t, path+".webhooks.url", "not with a workload: the runner points webhooks.url at its built-in receiver (change how it answers with a webhook: step)")
+		}
+	}
+}
+
 func (d *decoder) checks(t *tree) {
+	all := slices.Concat(Invariants, TrafficInvariants)
 	if t.kind == kindScalar && t.text == "all" {
 		return
 	}
 	if t.kind != kindList {
-		d.fail(t, "checks", "must be all or a list of %s, got %s", strings.Join(Invariants, ", "), t.describe())
+		d.fail(t, "checks", "must be all or a list of %s, got %s", strings.Join(all, ", "), t.describe())
 		return
 	}
 	var got []string
@@ -302,14 +409,18 @@ func (d *decoder) checks(t *tree) {
 		if !ok {
 			continue
 		}
-		if !slices.Contains(Invariants, s) {
-			d.fail(it, fmt.Sprintf("checks[%d]", i), "unknown invariant %q (want %s)", s, strings.Join(Invariants, ", "))
+		switch {
+		case !slices.Contains(all, s):
+			d.fail(it, fmt.Sprintf("checks[%d]", i), "unknown invariant %q (want %s)", s, strings.Join(all, ", "))
+			continue
+		case slices.Contains(TrafficInvariants, s) && d.sc.Workload == nil:
+			d.fail(it, fmt.Sprintf("checks[%d]", i), "%s judges traffic: it needs a workload: section", s)
 			continue
 		}
 		got = append(got, s)
 	}
 	d.sc.Checks = nil
-	for _, inv := range Invariants {
+	for _, inv := range all {
 		if slices.Contains(got, inv) {
 			d.sc.Checks = append(d.sc.Checks, inv)
 		}
@@ -322,7 +433,7 @@ func (d *decoder) step(i int, t *tree) {
 		d.fail(t, base, "a step is a map with one action (%s), got %s", actionNames(), t.describe())
 		return
 	}
-	st := Step{Index: i, Line: t.at.line, Col: t.at.col, Shard: -1}
+	st := Step{Index: i, Line: t.at.line, Col: t.at.col, Shard: -1, Max: -1}
 	var action *entry
 	for j, e := range t.keys {
 		if _, ok := actions[e.key]; ok {
@@ -386,6 +497,12 @@ func (d *decoder) step(i int, t *tree) {
 		st.Clock = d.clock(v, path)
 	case "set":
 		st.Set = d.settings(v, path)
+		d.noWebhookURL(v, path, st.Set)
+	case "webhook":
+		st.Webhook = d.webhookPatch(v, path)
+		if d.sc.Workload == nil {
+			d.fail(v, path, "needs a workload: section (the receiver it changes runs with the workload)")
+		}
 	case "shards":
 		if n, ok := d.integer(v, path); ok {
 			if err := shard.CountError(n); err != nil {
@@ -446,6 +563,16 @@ func (d *decoder) expect(t *tree, st *Step, v *tree, path string) {
 	if n := t.get("within"); n != nil {
 		st.Within = d.bound(n, base+".within")
 	}
+	if n := t.get("max"); n != nil {
+		if st.What != "callbacks_lost" {
+			d.fail(n, base+".max", "expect: %s does not take max", st.What)
+		} else if m, ok := d.intIn(n, base+".max", 0, 1<<30); ok {
+			st.Max = m
+		}
+	}
+	if (st.What == "errors" || st.What == "callbacks_lost") && d.sc.Workload == nil {
+		d.fail(v, path, "expect: %s needs a workload: section (it judges the traffic's clients or callbacks)", st.What)
+	}
 	need := func(key, why string) {
 		if t.get(key) == nil {
 			d.fail(v, base, "expect: %s needs %s: %s", st.What, key, why)
@@ -465,9 +592,15 @@ func (d *decoder) expect(t *tree, st *Step, v *tree, path string) {
 		if t.get("within") != nil || t.get("shard") != nil || t.get("after") != nil {
 			d.fail(v, base, "expect: no_failover takes for (or lasts until the next mark), not shard, after or within")
 		}
+	case "errors":
+		need("after", "the mark the client-visible error window starts at")
+		need("within", "a bound on the window (rule1, lease, a duration, or [min, max])")
+	case "callbacks_lost":
+		need("max", "the most callbacks the run may lose (0: none)")
 	}
 	// Fields a kind does not use are errors, not silently ignored.
-	unused := map[string][]string{"takeover": {"shard", "for"}, "served": {"shard", "for"}, "failover": {"for"}}
+	unused := map[string][]string{"takeover": {"shard", "for"}, "served": {"shard", "for"}, "failover": {"for"},
+		"errors": {"shard", "for"}, "callbacks_lost": {"shard", "for", "after", "within"}}
 	for _, key := range unused[st.What] {
 		if n := t.get(key); n != nil {
 			d.fail(n, base+"."+key, "expect: %s does not take %s", st.What, key)

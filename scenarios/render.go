@@ -39,11 +39,15 @@ func Render(sc *Scenario, header string) []byte {
 			b.WriteString(" " + jsonText(sc.Settings) + "\n")
 		}
 	}
+	if w := sc.Workload; w != nil {
+		fmt.Fprintf(&b, "workload:\n  rate: %s/s\n  recipients: %d\n  webhook: %s\n", numberText(w.Rate), w.Recipients,
+			webhookText(WebhookPatch{FailPercent: &w.Webhook.FailPercent, Latency: &w.Webhook.Latency, Down: &w.Webhook.Down}))
+	}
 	b.WriteString("steps:\n")
 	for _, st := range sc.Steps {
 		writeStep(&b, st)
 	}
-	if slices.Equal(sc.Checks, Invariants) {
+	if slices.Equal(sc.Checks, Invariants) || sc.Workload != nil && slices.Equal(sc.Checks, slices.Concat(Invariants, TrafficInvariants)) {
 		b.WriteString("checks: all\n")
 	} else {
 		b.WriteString("checks: [" + strings.Join(mapText(sc.Checks, scalarText), ", ") + "]\n")
@@ -79,6 +83,9 @@ func writeStep(b *bytes.Buffer, st Step) {
 	}
 	if st.Within != nil {
 		field("within", withinText(*st.Within))
+	}
+	if st.Action == "expect" && st.Max >= 0 {
+		field("max", strconv.Itoa(st.Max))
 	}
 	if st.For > 0 {
 		field("for", durationText(st.For))
@@ -129,6 +136,10 @@ func actionText(st Step) string {
 		return jsonText(st.Set)
 	case "shards":
 		return strconv.Itoa(st.Shards)
+	case "webhook":
+		if st.Webhook != nil {
+			return webhookText(*st.Webhook)
+		}
 	case "nemesis":
 		if n := st.Nemesis; n != nil {
 			s := fmt.Sprintf("{faults: [%s], every: %s", strings.Join(mapText(n.Faults, scalarText), ", "), durationText(n.Every))
@@ -139,6 +150,26 @@ func actionText(st Step) string {
 		}
 	}
 	return scalarText(st.What)
+}
+
+// webhookText is a webhook patch as a flow map, its fields in a fixed
+// order.
+func webhookText(p WebhookPatch) string {
+	var fields []string
+	if p.FailPercent != nil {
+		fields = append(fields, "fail: "+numberText(*p.FailPercent)+"%")
+	}
+	if p.Latency != nil {
+		if *p.Latency == 0 {
+			fields = append(fields, "latency: 0s")
+		} else {
+			fields = append(fields, "latency: "+durationText(*p.Latency))
+		}
+	}
+	if p.Down != nil {
+		fields = append(fields, "down: "+strconv.FormatBool(*p.Down))
+	}
+	return "{" + strings.Join(fields, ", ") + "}"
 }
 
 func mapText[T any](xs []T, text func(T) string) []string {

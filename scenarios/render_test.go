@@ -53,6 +53,22 @@ func TestRenderRoundTrips(t *testing.T) {
 		}
 		files[path.Base(n)] = string(b)
 	}
+	files["traffic.yaml"] = `name: traffic
+settings: {callback_persist: false, callback_backoff_delay_ms: "1500"}
+workload: {rate: 12.5/s, recipients: 300, webhook: {fail: 2.5%, latency: 0s}}
+steps:
+  - kill: owner(0)
+    as: crash
+  - webhook: {down: true, latency: 200ms}
+    for: 20s
+  - webhook: {fail: 30%}
+  - expect: errors
+    after: crash
+    within: [1s, 4s]
+  - expect: callbacks_lost
+    max: 3
+checks: [acked_reached, backoff]
+`
 	files["awkward.yaml"] = `name: "123"
 description: "Two  spaces, a colon: here, # not a comment,\nand a second line; \"quotes\", 'apostrophes', ≤ 3s"
 cluster: {masters: 3, coreapps: 5, shards: 4}

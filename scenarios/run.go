@@ -50,6 +50,23 @@ type Outcome struct {
 	// part way through it); nil when the scenario has no nemesis step.
 	// ExplicitScenario turns it into steps, Shrink makes it smaller.
 	Schedule []ScheduledFault
+	// Traffic sums up the workload (nil: the scenario has none).
+	Traffic *TrafficSummary
+}
+
+// TrafficSummary is a workload's totals: messages started, answered 201,
+// error answers by code (retried or final, as the traffic events count
+// them), the worst second's p99 latency, the client-visible failed
+// attempts, and what became of the callbacks.
+type TrafficSummary struct {
+	Sent, OK                 int
+	Errors                   map[string]int
+	WorstP99                 time.Duration
+	FailedAttempts           int
+	Delivered, Retried, Lost int
+	// Untaken: status updates of accepted messages no coreapp took
+	// charge of by the end of the drain (the gateway still held them).
+	Untaken int
 }
 
 // ExpectResult is the verdict on one expectation (or a failed wait).
@@ -123,6 +140,8 @@ type runner struct {
 	servedLog []servedAt
 	// drawn are the nemesis schedules drawn so far (Outcome.Schedule).
 	drawn []ScheduledFault
+	// wl is the scenario's traffic (nil: no workload).
+	wl *workloadRun
 }
 
 type servedAt struct {
@@ -170,6 +189,12 @@ func Run(ctx context.Context, t Target, sc *Scenario, opt Options) (out Outcome,
 	hb, ui := intervalsIn(sc.Settings, 5*time.Second, 30*time.Second)
 	r.settings = []intervals{{from: r.t0, hb: hb, ui: ui}}
 	r.emit(event{Event: "start", Scenario: sc.Name, Target: t.Name(), Seed: ptr(opt.Seed)})
+	if err := r.startWorkload(ctx); err != nil {
+		if ctx.Err() != nil {
+			return Outcome{}, ctx.Err()
+		}
+		return Outcome{}, fmt.Errorf("%w: %v", ErrStart, err)
+	}
 
 	for _, st := range sc.Steps {
 		if err := ctx.Err(); err != nil {
@@ -198,12 +223,20 @@ func Run(ctx context.Context, t Target, sc *Scenario, opt Options) (out Outcome,
 		r.results = append(r.results, ExpectResult{Index: -1, What: "heal", Detail: err.Error()})
 		r.progress("healing every fault at the end FAILED: %v", err)
 	}
+	if err := r.finishWorkload(ctx); err != nil {
+		if ctx.Err() != nil {
+			return Outcome{}, ctx.Err()
+		}
+		r.results = append(r.results, ExpectResult{Index: -1, What: "workload", Detail: err.Error()})
+		r.progress("stopping the workload FAILED: %v", err)
+	}
 	vios := r.judge(ctx)
 	if ctx.Err() != nil {
 		return Outcome{}, ctx.Err()
 	}
 	r.observe()
-	out = Outcome{Seed: opt.Seed, Duration: t.Now().Sub(r.t0), Expectations: r.results, Violations: vios, Aborted: r.aborted, Schedule: r.drawn}
+	out = Outcome{Seed: opt.Seed, Duration: t.Now().Sub(r.t0), Expectations: r.results, Violations: vios, Aborted: r.aborted, Schedule: r.drawn,
+		Traffic: r.trafficSummary()}
 	failed := 0
 	for _, e := range r.results {
 		if !e.OK {
@@ -213,6 +246,11 @@ func Run(ctx context.Context, t Target, sc *Scenario, opt Options) (out Outcome,
 	out.OK = failed == 0 && len(vios) == 0
 	for _, v := range vios {
 		r.emit(event{Event: "violation", Invariant: v.Invariant, Details: v.Details})
+	}
+	if r.wl != nil && r.wl.tally != nil {
+		c := r.wl.tally
+		r.emit(event{Event: "callbacks", Delivered: ptr(c.Delivered), Retried: ptr(c.Retried), Lost: ptr(c.Lost)})
+		r.progress("callbacks: %d delivered, %d retries, %d lost", c.Delivered, c.Retried, c.Lost)
 	}
 	r.emit(event{Event: "summary", OK: ptr(out.OK), Seed: ptr(opt.Seed), DurationS: ptr(seconds(out.Duration)),
 		Expectations: ptr(len(r.results)), Failed: ptr(failed), Violations: ptr(len(vios))})
@@ -285,6 +323,7 @@ func (r *runner) observe() {
 		}
 	}
 	r.seenGrants = len(gs)
+	r.reportTraffic()
 }
 
 // sleep lets d pass on the target's clock, resuming paused nodes when
@@ -303,6 +342,9 @@ func (r *runner) until(ctx context.Context, deadline time.Time, cond func() (boo
 			return false, err
 		}
 		if err := r.netDue(ctx); err != nil {
+			return false, err
+		}
+		if err := r.webhookDue(ctx); err != nil {
 			return false, err
 		}
 		r.observe()
@@ -455,6 +497,10 @@ func (r *runner) step(ctx context.Context, st Step) error {
 				m.hb, m.ui = nhb, nui
 				r.marks[st.As] = m
 			}
+			if r.wl != nil {
+				cur := r.wl.callbacks[len(r.wl.callbacks)-1]
+				r.wl.callbacks = append(r.wl.callbacks, cur.withPatch(st.Set, r.t.Now()))
+			}
 		}
 	case "shards":
 		if err = r.t.SetShards(ctx, st.Shards); err == nil {
@@ -465,6 +511,8 @@ func (r *runner) step(ctx context.Context, st Step) error {
 		r.expect(ctx, st)
 	case "nemesis":
 		err = r.nemesis(ctx, st)
+	case "webhook":
+		err = r.webhookStep(ctx, st, at)
 	case "partition", "isolate", "delay", "loss", "heal":
 		node, err = r.networkStep(ctx, st, node, at)
 	case "clock":

@@ -25,6 +25,11 @@ type Witness struct {
 	// map against (0: none since it was built), allOK its verdict.
 	allFor int
 	allOK  bool
+	// accepted and taken are the traffic the gateway saw: how often it
+	// accepted each message id, and the status updates coreapps took
+	// charge of.
+	accepted map[string]int
+	taken    []StatusTaken
 }
 
 type holder struct {
@@ -43,6 +48,9 @@ func (w *Witness) Fold(evs []*mcsimv1.GatewayEvent) {
 		w.served = nil
 	}
 	for _, ev := range evs {
+		if w.foldTraffic(ev) {
+			continue // not a session event: the fencing checks never see it
+		}
 		w.events = append(w.events, ev)
 		if f, ok := w.service.Step(ev); ok {
 			w.failovers = append(w.failovers, FailoverSeen{
@@ -72,6 +80,24 @@ func (w *Witness) Fold(evs []*mcsimv1.GatewayEvent) {
 			}
 		}
 	}
+}
+
+// foldTraffic takes a message or status event; false for any other.
+func (w *Witness) foldTraffic(ev *mcsimv1.GatewayEvent) bool {
+	switch ev.GetKind() {
+	case mcsimv1.GatewayEventKind_GATEWAY_EVENT_KIND_MESSAGE:
+		if w.accepted == nil {
+			w.accepted = map[string]int{}
+		}
+		w.accepted[ev.GetMessageId()]++
+	case mcsimv1.GatewayEventKind_GATEWAY_EVENT_KIND_MESSAGE_REJECTED:
+	case mcsimv1.GatewayEventKind_GATEWAY_EVENT_KIND_STATUS:
+		w.taken = append(w.taken, StatusTaken{At: time.Unix(0, ev.GetUnixNs()), ID: ev.GetMessageId() + "/" + ev.GetStatus(),
+			MessageID: ev.GetMessageId(), Recipient: ev.GetRecipientId(), Status: ev.GetStatus(), Coreapp: ev.GetCoreappId()})
+	default:
+		return false
+	}
+	return true
 }
 
 // Served is who serves each shard of a count of shards now: a session of
@@ -106,6 +132,14 @@ func (w *Witness) AllServed(shards, n int) bool {
 	}
 	return w.allOK
 }
+
+// Accepted counts how many times the gateway accepted each message id
+// (the caller must not change it); nil before the first message.
+func (w *Witness) Accepted() map[string]int { return w.accepted }
+
+// Taken are the status updates coreapps took charge of so far, in order
+// (the caller may keep the slice but must not change it).
+func (w *Witness) Taken() []StatusTaken { return w.taken[:len(w.taken):len(w.taken)] }
 
 // Failovers are the failovers seen so far; the caller may keep the slice
 // (it is only ever appended to) but must not change it.

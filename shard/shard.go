@@ -61,3 +61,24 @@ func Overlap(a, n, b, m int) bool {
 	k := min(n, m)
 	return a%k == b%k
 }
+
+// BucketOf returns the bucket of key k (a message's recipient): the 32-bit
+// FNV-1a hash of its bytes modulo Buckets. It is the one hash of mcsim
+// (TRAFFIC.md: "documented once and used everywhere"): the front door
+// routes by it, the gateway fences messages and offers status updates by
+// it, the store files pending callbacks by it, and the simulator uses it.
+// FNV-1a because it is in the standard library (hash/fnv, which
+// TestBucketOfIsFNV1a compares against), needs no seed, so every process
+// and every run agrees, and spreads digit strings evenly.
+func BucketOf(key string) int {
+	h := uint32(2166136261)
+	for i := 0; i < len(key); i++ {
+		h ^= uint32(key[i])
+		h *= 16777619
+	}
+	return int(h % Buckets)
+}
+
+// Of returns the shard of count n key falls in: BucketOf(key) mod n, which
+// is hash(key) mod n because n divides Buckets. n must be valid.
+func Of(key string, n int) int { return BucketOf(key) % n }

@@ -2,6 +2,7 @@ package shard
 
 import (
 	"fmt"
+	"hash/fnv"
 	"slices"
 	"strings"
 	"testing"
@@ -110,5 +111,32 @@ func TestCheckMap(t *testing.T) {
 	}
 	if _, ok := First(ps, OwnedWithoutEpoch); ok {
 		t.Fatal("First found a fault that is not there")
+	}
+}
+
+func TestBucketOfIsFNV1a(t *testing.T) {
+	for _, k := range []string{"", "16315551234", "1", "447700900123", "99999999999999"} {
+		h := fnv.New32a()
+		h.Write([]byte(k))
+		if got, want := BucketOf(k), int(h.Sum32()%Buckets); got != want {
+			t.Errorf("BucketOf(%q) = %d, want %d", k, got, want)
+		}
+		for _, n := range Counts() {
+			if got := Of(k, n); got != BucketOf(k)%n || !slices.Contains(Covers(got, n), BucketOf(k)) {
+				t.Errorf("Of(%q, %d) = %d does not cover bucket %d", k, n, got, BucketOf(k))
+			}
+		}
+	}
+}
+
+func TestBucketOfSpreadsRecipients(t *testing.T) {
+	var count [Buckets]int
+	for i := range 32000 {
+		count[BucketOf(fmt.Sprintf("1631555%05d", i))]++
+	}
+	for b, c := range count {
+		if c < 800 || c > 1200 {
+			t.Errorf("bucket %d holds %d of 32000 recipients, want about 1000", b, c)
+		}
 	}
 }

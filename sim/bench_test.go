@@ -59,3 +59,19 @@ func benchSoak(b *testing.B, file string, coreapps int) {
 	b.ReportMetric(float64(events)/wall.Seconds(), "events/s")
 	b.ReportMetric(float64(events)/float64(b.N), "events/op")
 }
+
+// BenchmarkWorkload is the simulator's speed with traffic: the
+// crash-under-load scenario (3 coreapps, 2 shards, 200 messages a second,
+// a coreapp crash, callbacks in memory) from start to drain.
+//
+//	go test -run '^$' -bench Workload -benchtime 3x ./sim/
+func BenchmarkWorkload(b *testing.B) {
+	benchSoak(b, "testdata/traffic/crash-under-load.yaml", 0)
+}
+
+// BenchmarkWorkloadPersist is the same with callback_persist on: the
+// store saturates, statuses pile up at the gateway, and its log's offers
+// (which read every pending status) dominate.
+func BenchmarkWorkloadPersist(b *testing.B) {
+	benchSoak(b, "testdata/traffic/crash-under-load-persist.yaml", 0)
+}

@@ -47,6 +47,9 @@ type coreappNode struct {
 	held         []books.Served
 	answer       []failover.ServedShard
 	answerAny    any // answer, boxed once
+	// tr is the run's messages and callbacks (messages.go); nil until a
+	// workload needs it.
+	tr *coreappTraffic
 }
 
 type sessKey struct {
@@ -72,6 +75,10 @@ func (c *coreappNode) start() {
 	c.ready = false
 	c.sessions, c.closeOnAnswer = nil, map[sessKey]bool{}
 	c.assigns = map[sessKey]func(any, error){}
+	c.tr = nil
+	if c.w.traffic != nil {
+		c.startHooks()
+	}
 	c.readSettings()
 }
 
@@ -115,6 +122,7 @@ func (c *coreappNode) open(a books.OpenSession) {
 	c.opened = &sessKey{a.Shard, a.Epoch}
 	run, gw := c.p.run, c.w.gw
 	c.w.net.stream(c.p.id, gw.p.id, func() { gw.openSession(c, run, a.Shard, a.Shards, a.Epoch) })
+	c.sessionOpening(a)
 }
 
 func (c *coreappNode) close(k sessKey) {
@@ -124,6 +132,7 @@ func (c *coreappNode) close(k sessKey) {
 		return
 	}
 	c.sessions.del(k)
+	c.sessionEnded(k)
 	gw := c.w.gw
 	c.w.net.stream(c.p.id, gw.p.id, func() { gw.closeSession(id) })
 }
@@ -145,6 +154,7 @@ func (c *coreappNode) sessionAnswer(shard int32, epoch uint64, id gateway.Sessio
 		return
 	}
 	c.sessions.put(k, id)
+	c.sessionAccepted(k)
 	if c.closeOnAnswer[k] {
 		delete(c.closeOnAnswer, k)
 		c.close(k)
@@ -155,6 +165,7 @@ func (c *coreappNode) sessionAnswer(shard int32, epoch uint64, id gateway.Sessio
 func (c *coreappNode) sessionReplaced(shard int32, epoch uint64) {
 	k := sessKey{shard, epoch}
 	c.sessions.del(k)
+	c.sessionEnded(k)
 	c.step(books.SessionReplaced{Shard: shard, Epoch: epoch})
 }
 

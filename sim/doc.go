@@ -28,7 +28,14 @@
 // proves every check can fail.
 //
 // Target (target.go) is the scenarios.Target of the simulator: the scenario
-// runner drives it exactly as it drives real processes.
+// runner drives it exactly as it drives real processes. It is also a
+// scenarios.TrafficTarget: a scenario's workload runs in virtual time
+// (traffic.go: the load generator of `mcsim load` and the front door;
+// messages.go: Send on the coreapps and gateway.Log's messages and status
+// offers; callbacks.go: each coreapp's callbacks.Outbox, callback_persist
+// in the store; receiver.go: the webhook receiver). Without a workload none
+// of it runs and a run is what it was before traffic existed, byte for
+// byte.
 //
 // Sabotage (sabotage.go) disables one safety mechanism at a time for
 // `mcsim scenario selftest`; only this package reaches those switches.

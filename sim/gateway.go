@@ -22,6 +22,9 @@ type gatewayNode struct {
 	// their SessionID order).
 	open   []*gwSession
 	tickAt time.Time // the pending silence check (zero: none)
+	// offerAt is the pending status offer (messages.go; zero: none).
+	offerAt time.Time
+	delays  gateway.StatusDelays // the log's
 	// spare is a fast-path round's list, done with, for the next round.
 	spare *pongRound
 }
@@ -52,7 +55,7 @@ type gwSession struct {
 }
 
 func newGateway(w *World) *gatewayNode {
-	g := &gatewayNode{w: w, p: newProc(w, "gateway"), log: gateway.NewLog(w.now)}
+	g := &gatewayNode{w: w, p: newProc(w, "gateway"), log: gateway.NewLog(w.now), delays: gateway.DefaultStatusDelays()}
 	g.p.up = true
 	if w.sabotage.NoGatewayFencing {
 		g.log.DisableEpochFencing()
@@ -83,6 +86,7 @@ func (g *gatewayNode) openSession(c *coreappNode, run int, shard, shards int32, 
 	g.open = append(g.open, s)
 	g.w.net.stream(g.p.id, c.p.id, func() { c.p.deliver(run, func() { c.sessionAnswer(shard, epoch, s.id, true) }) })
 	g.scheduleTick()
+	g.offerStatuses()
 }
 
 func (g *gatewayNode) index(id gateway.SessionID) int {

@@ -21,6 +21,13 @@ type Sabotage struct {
 	NoStallGuard bool
 	// NoDeadline: rule 1 never fires.
 	NoDeadline bool
+	// NoCallbackBackoff: the coreapps' webhook posters ignore
+	// callback_backoff_delay_ms and retry a failed callback a millisecond
+	// later (callbacks.go).
+	NoCallbackBackoff bool
+	// NoCallbackPersist: callback_persist is ignored: callbacks live in
+	// the coreapp's memory only, so a crash loses those still pending.
+	NoCallbackPersist bool
 }
 
 // Mechanism is one switch of Sabotage, by name.

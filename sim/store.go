@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/mcsim/mcsim/callbacks/poster"
 	"github.com/mcsim/mcsim/coord"
 	mcsimv1 "github.com/mcsim/mcsim/proto/mcsim/v1"
 	"github.com/mcsim/mcsim/scenarios"
@@ -46,6 +47,7 @@ type watcher struct {
 type settingsSnap struct {
 	hb, ui time.Duration
 	shards int
+	hooks  poster.Settings // the callback settings (callbacks.go)
 }
 
 func newStore(w *World, shards int) *store {
@@ -53,7 +55,7 @@ func newStore(w *World, shards int) *store {
 }
 
 func (s *store) snap() settingsSnap {
-	return settingsSnap{hb: s.app.HeartbeatInterval(), ui: s.app.UnhealthyInterval(), shards: s.shard}
+	return settingsSnap{hb: s.app.HeartbeatInterval(), ui: s.app.UnhealthyInterval(), shards: s.shard, hooks: poster.FromApplication(s.app)}
 }
 
 // commit is when a write that starts now is durable.

@@ -65,6 +65,8 @@ type World struct {
 	declarations []scenarios.Declaration
 	commands     []scenarios.Command
 	truth        *truth
+	// traffic is the scenario's workload (traffic.go); nil without one.
+	traffic *traffic
 }
 
 func newWorld(seed uint64, sab Sabotage) *World {

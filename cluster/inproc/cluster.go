@@ -22,6 +22,7 @@ import (
 	"github.com/rs/zerolog"
 	"google.golang.org/grpc"
 
+	"github.com/mcsim/mcsim/callbacks/poster"
 	"github.com/mcsim/mcsim/coreapp"
 	"github.com/mcsim/mcsim/gateway"
 	"github.com/mcsim/mcsim/internal/clock"
@@ -95,12 +96,13 @@ type runningMaster struct {
 }
 
 type runningCoreapp struct {
-	node   *coreapp.Node
-	srv    *grpc.Server
-	addr   string
-	conns  []*grpc.ClientConn
-	cancel context.CancelFunc
-	done   chan struct{}
+	node     *coreapp.Node
+	webhooks *poster.Poster
+	srv      *grpc.Server
+	addr     string
+	conns    []*grpc.ClientConn
+	cancel   context.CancelFunc
+	done     chan struct{}
 	// gwLis is the coreapp's own listener of the gateway, so that the
 	// gateway link can be cut (faults.go) for this coreapp alone; gwGate
 	// and inGate hold the gateway link and the masters' link.
@@ -230,9 +232,19 @@ func (c *Cluster) StartCoreapp(id string) error {
 	// Connect now, not on the first session: a standby's first session is
 	// a failover, and a cold HTTP/2 handshake would add to its ε.
 	gw.Connect()
+	// The webhook poster posts over the real network: the scenario's
+	// receiver is an HTTP server, not a node of the cluster.
+	wh, err := poster.New(poster.Config{CoreappID: id, Coord: mcsimv1.NewCoordinationServiceClient(c.settingsConn),
+		Logger: c.nodeLogger(id).With().Str("role", "coreapp").Logger(), Clock: c.opts.Clocks[id]})
+	if err != nil {
+		gw.Close()
+		gwLis.Close()
+		return err
+	}
 	var node *coreapp.Node
 	node, err = coreapp.New(coreapp.Config{
 		ID:            id,
+		Webhooks:      wh,
 		GatewayClient: mcsimv1.NewGatewayServiceClient(gw),
 		Settings:      mcsimv1.NewSettingsServiceClient(c.settingsConn),
 		Logger:        c.nodeLogger(id),
@@ -253,18 +265,20 @@ func (c *Cluster) StartCoreapp(id string) error {
 		},
 	})
 	if err != nil {
+		wh.Close()
 		gw.Close()
 		gwLis.Close()
 		return err
 	}
 	srv, addr, err := c.serveThrough(id, node.Register, inGate)
 	if err != nil {
+		wh.Close()
 		gw.Close()
 		gwLis.Close()
 		return err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	rc := &runningCoreapp{node: node, srv: srv, addr: addr, conns: []*grpc.ClientConn{gw}, cancel: cancel, done: make(chan struct{}),
+	rc := &runningCoreapp{node: node, webhooks: wh, srv: srv, addr: addr, conns: []*grpc.ClientConn{gw}, cancel: cancel, done: make(chan struct{}),
 		gwLis: gwLis, gwGate: gwGate, inGate: inGate}
 	c.wg.Add(1)
 	go func() { defer c.wg.Done(); defer close(rc.done); _ = node.Run(ctx) }()
@@ -324,7 +338,22 @@ func (c *Cluster) removeCoreapp(id string, goodbye func(*coreapp.Node) error) er
 	rc.gwLis.Close()
 	rc.cancel()
 	<-rc.done
+	// Last, as a process's memory goes: callbacks it did not keep
+	// (callback_persist false) are lost here.
+	rc.webhooks.Close()
 	return err
+}
+
+// Webhooks returns the webhook poster of the running coreapp id (nil if
+// none): the sessions' status handler, and what a scenario reads the
+// coreapp's pending callbacks from.
+func (c *Cluster) Webhooks(id string) *poster.Poster {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if rc := c.coreapps[id]; rc != nil {
+		return rc.webhooks
+	}
+	return nil
 }
 
 // Coreapp returns the running coreapp id (nil if none), for fault hooks.

@@ -20,6 +20,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/mcsim/mcsim/gateway"
 	"github.com/mcsim/mcsim/internal/loopback"
 	"github.com/mcsim/mcsim/settings/service"
 	"github.com/mcsim/mcsim/shard"
@@ -53,6 +54,9 @@ type Config struct {
 	// node starts (before HeartbeatInterval and UnhealthyInterval); nil
 	// means none. A scenario's settings come this way.
 	Settings json.RawMessage
+	// Statuses are the gateway's status delays (zero: the defaults,
+	// gateway.DefaultStatusDelays).
+	Statuses gateway.StatusDelays
 	// Binary is the mcsim executable the children run; "" means this
 	// process's own executable.
 	Binary string
@@ -127,6 +131,11 @@ func (c Config) Validate() error {
 	}{{"--heartbeat-interval", c.HeartbeatInterval}, {"--unhealthy-interval", c.UnhealthyInterval}} {
 		if d.v < 0 || d.v%time.Second != 0 {
 			errs = append(errs, fmt.Errorf("%s: must be a whole number of seconds ≥ 1 (0: keep the setting), got %v", d.flag, d.v))
+		}
+	}
+	if c.Statuses != (gateway.StatusDelays{}) {
+		if err := c.Statuses.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("--status-*: %w", err))
 		}
 	}
 	if c.HeartbeatInterval > 0 && c.UnhealthyInterval > 0 && c.UnhealthyInterval <= c.HeartbeatInterval {

@@ -294,7 +294,9 @@ func (c *cluster) startGateway() (stop func(), err error) {
 	if err != nil {
 		return nil, err
 	}
-	c.gw = gateway.New(log)
+	if c.gw, err = gateway.NewWithConfig(gateway.Config{Logger: log, Statuses: c.cfg.Statuses}); err != nil {
+		return nil, err // Validate caught it already
+	}
 	c.faults.gateway = faultnet.New("gateway")
 	s := grpc.NewServer(grpcopts.Server()...)
 	c.gw.Register(s)

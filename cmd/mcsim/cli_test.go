@@ -75,6 +75,9 @@ func TestUsageErrorsNameWhatIsWrong(t *testing.T) {
 		{[]string{"master", "--join", "127.0.0.1"}, `--join: must be host:port`},
 		{[]string{"gateway", "--grpc", "127.0.0.1:99999"}, `--grpc: port must be a number 0-65535`},
 		{[]string{"up", "--http", "0.0.0.0:0", "--data", data}, `--admin-password: the default password`},
+		{[]string{"gateway", "--status-read", "10ms"}, `status delay read: must be ≥ delivered (300ms), got 10ms`},
+		{[]string{"gateway", "--status-sent", "-1s"}, `"--status-sent" flag: must not be negative`},
+		{[]string{"up", "--status-resend", "0", "--data", data}, `status resend: must be > 0, got 0s`},
 	} {
 		code, out := run(t, tc.args...)
 		if code != exitUsage || !strings.Contains(out, tc.want) {

@@ -9,6 +9,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"github.com/mcsim/mcsim/gateway"
 )
 
 // durationValue is a duration flag that refuses negative values at parse
@@ -92,4 +94,14 @@ func refuseUnknownSubcommands(c *cobra.Command) {
 // completeValues registers shell completion of a flag's enumerated values.
 func completeValues(c *cobra.Command, flag string, values ...string) {
 	_ = c.RegisterFlagCompletionFunc(flag, cobra.FixedCompletions(values, cobra.ShellCompDirectiveNoFileComp))
+}
+
+// statusDelayFlags defines the gateway's status delays (mcsim gateway and
+// mcsim up run the same gateway, so they share the flags and defaults).
+func statusDelayFlags(fs *pflag.FlagSet, d *gateway.StatusDelays) {
+	def := gateway.DefaultStatusDelays()
+	durationFlag(fs, &d.Sent, "status-sent", def.Sent, "the gateway's status update sent falls due this long after it accepts a message")
+	durationFlag(fs, &d.Delivered, "status-delivered", def.Delivered, "the status update delivered falls due this long after acceptance (≥ --status-sent)")
+	durationFlag(fs, &d.Read, "status-read", def.Read, "the status update read falls due this long after acceptance (≥ --status-delivered)")
+	durationFlag(fs, &d.Resend, "status-resend", def.Resend, "a status update offered to a shard's session and not acknowledged is offered again this long after (> 0; a new owner of the shard is offered it at once)")
 }

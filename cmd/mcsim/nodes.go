@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/mcsim/mcsim/callbacks/poster"
 	"github.com/mcsim/mcsim/cluster/procs"
 	"github.com/mcsim/mcsim/coreapp"
 	"github.com/mcsim/mcsim/gateway"
@@ -410,23 +411,34 @@ func serveNode(ctx context.Context, f *nodeFlags, s *grpc.Server, out io.Writer,
 
 func newGatewayCommand() *cobra.Command {
 	var f nodeFlags
+	var delays gateway.StatusDelays
 	c := &cobra.Command{
 		Use:   "gateway",
 		Short: "Run the gateway: the simulated WhatsApp server and witness of shard sessions",
 		Long: `Run the gateway. Coreapps open one session per shard; the gateway accepts only
 the newest epoch of a shard and logs every connect, replace, reject and
-disconnect. It prints one ready line (JSON) on stdout once it serves.`,
+disconnect. It accepts a message only on the session holding its
+recipient's key, logs it, and produces its status updates sent, delivered
+and read after --status-sent, --status-delivered and --status-read,
+offered to whichever session holds the key then until one acknowledges
+it. It prints one ready line (JSON) on stdout once it serves.`,
 		Example: `  mcsim gateway --grpc 127.0.0.1:9300`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := f.check("gateway"); err != nil {
 				return err
 			}
+			if err := delays.Validate(); err != nil { // all zero would mean the defaults to NewWithConfig
+				return usageErr("%v", err)
+			}
 			base, err := f.logger(nil)
 			if err != nil {
 				return err
 			}
-			gw := gateway.New(f.tagged(base, "gateway"))
+			gw, err := gateway.NewWithConfig(gateway.Config{Logger: f.tagged(base, "gateway"), Statuses: delays})
+			if err != nil {
+				return usageErr("%v", err)
+			}
 			s := grpc.NewServer(grpcopts.Server()...)
 			gw.Register(s)
 			f.serveFaults(s, nil)
@@ -441,6 +453,7 @@ disconnect. It prints one ready line (JSON) on stdout once it serves.`,
 		},
 	}
 	f.register(c, "gateway")
+	statusDelayFlags(c.Flags(), &delays)
 	return c
 }
 
@@ -499,8 +512,18 @@ prints one ready line (JSON) on stdout once it serves:
 			defer func() { rt.close(log, !left) }()
 			var node *coreapp.Node
 			clk := clock.NewSkewed(clock.Real())
+			// The webhook poster: configured by the node from the settings,
+			// keeping callbacks through the settings service's store
+			// (callback_persist); closed after the node stopped.
+			wh, err := poster.New(poster.Config{CoreappID: f.id, Coord: mcsimv1.NewCoordinationServiceClient(st.conn),
+				Logger: log, Registry: rt.registry, Clock: clk})
+			if err != nil {
+				return usageErr("%v", err)
+			}
+			defer wh.Close()
 			node, err = coreapp.New(coreapp.Config{
 				ID:              f.id,
+				Webhooks:        wh,
 				Clock:           clk,
 				GatewayClient:   mcsimv1.NewGatewayServiceClient(gconn),
 				Settings:        settingsClient,

@@ -332,6 +332,15 @@ func printVerdict(w io.Writer, sc *scenarios.Scenario, run int, o scenarios.Outc
 	for _, v := range o.Violations {
 		fmt.Fprintf(w, "  FAIL invariant %s: %s\n", v.Invariant, v.Details)
 	}
+	if tr := o.Traffic; tr != nil {
+		fmt.Fprintf(w, "  traffic: %d sent, %d answered 201, error answers %v, %d failed attempts seen by clients, worst second's p99 %.1f ms\n",
+			tr.Sent, tr.OK, tr.Errors, tr.FailedAttempts, float64(tr.WorstP99)/float64(time.Millisecond))
+		fmt.Fprintf(w, "  callbacks: %d delivered, %d retries, %d lost", tr.Delivered, tr.Retried, tr.Lost)
+		if tr.Untaken > 0 {
+			fmt.Fprintf(w, "; %d status updates no coreapp took by the end (the gateway still held them)", tr.Untaken)
+		}
+		fmt.Fprintln(w)
+	}
 }
 
 func printDistributions(out, events io.Writer, sc *scenarios.Scenario, ds []scenarios.Distribution, last scenarios.Outcome, runs int) {

@@ -109,6 +109,9 @@ Exit status: 0 after a stop by signal, 1 when the cluster could not start
 				return usageErr("--health-ms: must be ≥ 100, got %d", healthMS)
 			}
 			cfg.HealthInterval = msDuration(healthMS)
+			if err := cfg.Statuses.Validate(); err != nil { // all zero would mean the defaults to Run
+				return usageErr("up: %v", err)
+			}
 			err := launcher.Run(cmd.Context(), cfg)
 			var ce *launcher.ConfigError
 			switch {
@@ -131,6 +134,7 @@ Exit status: 0 after a stop by signal, 1 when the cluster could not start
 	fl.StringVar(&cfg.ClusterKey, "cluster-key", "", "passphrase that encrypts gossip (default: $"+clusterKeyEnv+")")
 	durationFlag(fl, &cfg.HeartbeatInterval, "heartbeat-interval", 0, "set heartbeat_interval before nodes start (whole seconds; 0: keep the stored setting)")
 	durationFlag(fl, &cfg.UnhealthyInterval, "unhealthy-interval", 0, "set unhealthy_interval before nodes start (whole seconds; 0: keep the stored setting)")
+	statusDelayFlags(fl, &cfg.Statuses)
 	fl.BoolVar(&cfg.JSON, "json", false, "print cluster events as JSON lines instead of the status view")
 	fl.IntVar(&pollMS, "poll-ms", 100, "how often to read the gateway log and the store's lease grants (failovers, takeovers), in milliseconds")
 	fl.IntVar(&healthMS, "health-ms", 1000, "how often to read /v1/health (roles, gateway statuses: one Status call to every node), in milliseconds")

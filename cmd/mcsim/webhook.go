@@ -36,9 +36,13 @@ func newWebhookSinkCommand() *cobra.Command {
 		Long: `Serve HTTP on --listen and take the status callbacks a cluster posts to
 webhooks.url (set webhooks.url to the printed URL; a query string such as
 ?auth=secret is kept and recorded). Each callback is printed on stdout as
-one JSON line: t (seconds since the sink started), id, status,
+one JSON line: time, t (seconds since the sink started), id, status,
 recipient_id, attempt (the n-th post of the same status of the same
-message is attempt n), code (what the sink answered) and query.
+message the sink took is attempt n), coreapp and coreapp_attempt (the
+poster's X-Mcsim-Coreapp and X-Mcsim-Attempt headers: its id and its own
+attempt number, which its backoff follows), answered and code (when and
+what the sink answered; 0: the poster hung up first) and query, once the
+callback is answered. GET /records serves the same lines.
 
 --fail answers that share of callbacks 500 (drawn from --seed), --latency
 waits before every answer, --down-for answers 503 to everything for that
@@ -47,11 +51,13 @@ capped at max_callback_backoff_delay_ms) and max_concurrent_requests from
 outside. Ctrl-C stops it and prints how many callbacks got which answer
 on stderr.
 
-The cluster does not post callbacks yet (issue 11 puts message traffic
-through it); the sink takes any client's statuses callbacks meanwhile.`,
+Every coreapp posts its status callbacks to webhooks.url; the sink takes
+any client's statuses callbacks as well.`,
 		Example: `  mcsim webhook-sink
   mcsim webhook-sink --listen 127.0.0.1:9091 --fail 30% --latency 200ms --down-for 20s --seed 7
-  curl -s -XPOST 'http://127.0.0.1:9091/?auth=secret' -d '{"statuses":[{"id":"m1","recipient_id":"16315551234","status":"sent","timestamp":"1764623400"}]}'`,
+  curl -s -XPOST 'http://127.0.0.1:9091/?auth=secret' -H 'X-Mcsim-Coreapp: coreapp-1' -H 'X-Mcsim-Attempt: 1' \
+    -d '{"statuses":[{"id":"m1","recipient_id":"16315551234","status":"sent","timestamp":"1764623400"}]}'
+  curl -s http://127.0.0.1:9091/records`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := checkHostPort("--listen", listen, false); err != nil {

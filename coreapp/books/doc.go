@@ -69,6 +69,13 @@
 // the shard's session; the node never reconnects by itself, the master
 // decides who serves the shard next (see package coreapp).
 //
+// Send. Route (a query, no event: sending changes nothing in the books)
+// says whether a message to a recipient may go out and on which session:
+// only when the recipient's shard under the front door's shard count is
+// held with that count and CONNECTED. Otherwise FailedPrecondition with a
+// reason starting "not primary coreapp: ", which the front door answers
+// with 1018.
+//
 // Gateway status. A shard is CONNECTING while its session opens, CONNECTED
 // once accepted, CONNECTING again after SilentAfter without a ping (the
 // node is cut off or the gateway paused; the assignment stays) and

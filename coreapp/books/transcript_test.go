@@ -30,6 +30,7 @@ func t0() time.Time { return time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC) }
 //	ping shard=0 epoch=5 [at=]                                GatewayPinged
 //	tick [at=]                                                Tick (default at NextWake)
 //	books                                                     what the queries say
+//	route rcpt=15550000100 shards=2 [to=c1] [at=]             the Route query (a Send)
 //
 // Every stepping command prints the actions, then next-wake.
 func TestTranscripts(t *testing.T) {
@@ -66,6 +67,12 @@ func TestTranscripts(t *testing.T) {
 				ev = Tick{}
 			case "books":
 				return booksText(b)
+			case "route":
+				r, refuse := b.Route(transcript.Str(d, "to"), transcript.Str(d, "rcpt"), int32(optNum(t, d, "shards")))
+				if refuse != nil {
+					return FormatAction(*refuse) + "\n"
+				}
+				return fmt.Sprintf("route shard=%d of %d epoch=%d\n", r.Shard, r.Shards, r.Epoch)
 			default:
 				t.Fatalf("%s: unknown command %q", d.Pos, d.Cmd)
 			}

@@ -70,6 +70,8 @@ type Target struct {
 	// links and rates are the fault table in force (Network, Clock).
 	links []*mcsimv1.FaultLink
 	rates map[string]float64
+	// traffic is the scenario's workload (traffic.go); nil: none.
+	traffic *traffic
 }
 
 var _ scenarios.Target = (*Target)(nil)
@@ -120,6 +122,7 @@ func (t *Target) Close() error {
 	t.closed = true
 	paused := slices.Sorted(maps.Keys(t.paused))
 	t.mu.Unlock()
+	t.closeTraffic()
 	var err error
 	if t.c != nil {
 		for _, id := range paused {

@@ -15,9 +15,10 @@ import (
 	"github.com/mcsim/mcsim/shard"
 )
 
-// coordinationServer serves the master lease and the shard map. The rules
-// (who may take the lease, which writes are fenced off) live in the store;
-// this layer checks the requests and maps the store's answers to codes.
+// coordinationServer serves the master lease, the shard map and the pending
+// status callbacks (callback_persist). The rules (who may take the lease,
+// which writes are fenced off) live in the store; this layer checks the
+// requests and maps the store's answers to codes.
 type coordinationServer struct {
 	mcsimv1.UnimplementedCoordinationServiceServer
 	cfg Config
@@ -141,4 +142,45 @@ func invalid(field, expected string, got any) error {
 func (c *coordinationServer) internal(op string, err error) error {
 	c.cfg.Logger.Error().Err(err).Str("op", op).Msg("store failure")
 	return status.Errorf(codes.Internal, "%s: store failure", op)
+}
+
+// PutCallbacks keeps pending status callbacks; it answers once they are
+// committed (fsync'd), so a coreapp may then acknowledge the status.
+func (c *coordinationServer) PutCallbacks(ctx context.Context, req *mcsimv1.PutCallbacksRequest) (*mcsimv1.PutCallbacksResponse, error) {
+	for i, cb := range req.GetCallbacks() {
+		if cb.GetId() == "" {
+			return nil, invalid(fmt.Sprintf("callbacks[%d].id", i), `a non-empty id ("<message id>/<status>")`, `""`)
+		}
+		if cb.GetRecipientId() == "" {
+			return nil, invalid(fmt.Sprintf("callbacks[%d].recipient_id", i), "a non-empty recipient (it places the callback in a shard)", `""`)
+		}
+	}
+	if err := c.cfg.Store.PutCallbacks(req.GetCallbacks()); err != nil {
+		return nil, c.internal("put callbacks", err)
+	}
+	return &mcsimv1.PutCallbacksResponse{}, nil
+}
+
+// DeleteCallbacks forgets delivered callbacks; unknown ids are ignored.
+func (c *coordinationServer) DeleteCallbacks(ctx context.Context, req *mcsimv1.DeleteCallbacksRequest) (*mcsimv1.DeleteCallbacksResponse, error) {
+	if err := c.cfg.Store.DeleteCallbacks(req.GetIds()); err != nil {
+		return nil, c.internal("delete callbacks", err)
+	}
+	return &mcsimv1.DeleteCallbacksResponse{}, nil
+}
+
+// ListCallbacks returns the kept callbacks of one shard, oldest first.
+func (c *coordinationServer) ListCallbacks(ctx context.Context, req *mcsimv1.ListCallbacksRequest) (*mcsimv1.ListCallbacksResponse, error) {
+	n := int(req.GetShards())
+	if !shard.ValidCount(n) {
+		return nil, invalid("shards", fmt.Sprintf("one of %v", shard.Counts()), req.GetShards())
+	}
+	if s := req.GetShard(); s < 0 || int(s) >= n {
+		return nil, invalid("shard", fmt.Sprintf("in [0, %d)", n), s)
+	}
+	cbs, err := c.cfg.Store.ListCallbacks(int(req.GetShard()), n)
+	if err != nil {
+		return nil, c.internal("list callbacks", err)
+	}
+	return &mcsimv1.ListCallbacksResponse{Callbacks: cbs}, nil
 }

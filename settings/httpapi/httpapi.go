@@ -2,7 +2,10 @@
 // /v1/users/login and /v1/settings/application endpoints of SETTINGS.md,
 // served from a settings/store.Store, plus the cluster endpoints of the
 // local cluster: GET /v1/health (from Config.Health), GET and POST
-// /v1/account/shards, and GET /metrics (Prometheus text, no token).
+// /v1/account/shards, and GET /metrics (Prometheus text, no token); and the
+// front door, POST /v1/messages (TRAFFIC.md), which routes each message to
+// its shard's owner as the real Webapp does. Every settings process routes
+// on its own, from the shard map in its store.
 //
 // The rules of the settings document (schema, validation, merge, the error
 // catalogue) live in package settings; this package only turns requests into
@@ -36,14 +39,39 @@
 //   - /metrics needs no token: scrapers do not log in, and it holds counts
 //     and master ids only. Request metrics are labelled by route pattern
 //     ("none" for misses) so unknown paths cannot grow the label set.
+//   - POST /v1/messages (see settings.ParseMessageRequest for the body)
+//     routes by the stored shard map alone: shard.Of(to, map.shards), the
+//     owner's coreapp_id and coreapp_address as the map names them, and
+//     the map's shard count in the Send, so a coreapp serving the old count
+//     during a live shard change refuses rather than sends. Gossip may know
+//     a newer address; the map is what every settings process agrees on.
+//   - Every way of not reaching a serving owner is 503/1018 Not Primary
+//     Coreapp naming the shard, since the client's remedy is the same, to
+//     retry: no map or no owner, no address, the owner's
+//     FAILED_PRECONDITION (known not sent), and also UNAVAILABLE or
+//     DEADLINE_EXCEEDED, whose outcome is unknown (the message may have
+//     reached the gateway, and a retry gets a new id). The metric
+//     mcsim_frontdoor_messages_total{outcome} keeps "refused", "no_owner"
+//     and "unknown" apart. Any other gRPC error is 500/1014.
+//   - Each Send is bounded by Config.SendTimeout (5 s) and the client's own
+//     request context. Connections to coreapps are pooled per address
+//     (Config.Coreapps), through the service's fault layer, so scenario
+//     faults apply to the front door's links too.
+//   - Message ids are "gBEG" and 128 random bits in unpadded base32 (30
+//     characters), from Config.MessageIDs (crypto/rand by default): unique
+//     per cluster without coordination between settings processes. The id
+//     is made only when the message is routed, so a refused body costs
+//     none.
 package httpapi
 
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"path"
 	"strings"
@@ -91,6 +119,19 @@ type Config struct {
 	// caller registered in it (the service adds its Watch stream gauge).
 	// Nil means a fresh private registry, never prometheus' global one.
 	Metrics *prometheus.Registry
+	// Coreapps is the connection pool POST /v1/messages sends on; the
+	// caller closes it after the HTTP server stopped. Nil means a pool of
+	// plain connections (no fault layer) that lives as long as the process:
+	// for tests and tools that never send messages.
+	Coreapps *Coreapps
+	// SendTimeout bounds each Send to a shard's owner; 0 means
+	// DefaultSendTimeout.
+	SendTimeout time.Duration
+	// MessageIDs is the random source of message ids (messageIDBytes per
+	// id); nil means crypto/rand. Ids must be unique per cluster with
+	// several settings processes, so each server needs its own
+	// unpredictable source; a seeded one is for tests.
+	MessageIDs io.Reader
 }
 
 // server holds the handlers' shared dependencies.
@@ -103,6 +144,10 @@ type server struct {
 	health   func(context.Context) (map[string]HealthEntry, error)
 	metrics  *metrics
 	mux      *http.ServeMux
+	// The front door's.
+	coreapps    *Coreapps
+	sendTimeout time.Duration
+	ids         *messageIDs
 }
 
 // New returns the handler serving the settings HTTP API.
@@ -121,6 +166,22 @@ func New(cfg Config) (http.Handler, error) {
 		now:      cfg.Now,
 		health:   cfg.Health,
 		mux:      http.NewServeMux(),
+
+		coreapps:    cfg.Coreapps,
+		sendTimeout: cfg.SendTimeout,
+		ids:         &messageIDs{src: cfg.MessageIDs},
+	}
+	if cfg.SendTimeout < 0 {
+		return nil, fmt.Errorf("httpapi: Config.SendTimeout is %v; want 0 (the default) or more", cfg.SendTimeout)
+	}
+	if s.coreapps == nil {
+		s.coreapps = NewCoreapps()
+	}
+	if s.sendTimeout == 0 {
+		s.sendTimeout = DefaultSendTimeout
+	}
+	if s.ids.src == nil {
+		s.ids.src = rand.Reader
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -144,6 +205,7 @@ func New(cfg Config) (http.Handler, error) {
 	s.mux.Handle("GET /v1/health", s.authed(s.getHealth))
 	s.mux.Handle("GET /v1/account/shards", s.authed(s.getShards))
 	s.mux.Handle("POST /v1/account/shards", s.authed(s.postShards))
+	s.mux.Handle("POST /v1/messages", s.authed(s.postMessage))
 	// Unauthenticated, as Prometheus scrapers expect: it holds counts and
 	// node ids, no settings and no secrets.
 	s.mux.Handle("GET /metrics", s.metrics.handler)

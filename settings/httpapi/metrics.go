@@ -17,6 +17,7 @@ import (
 type metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	messages *prometheus.CounterVec
 	handler  http.Handler
 }
 
@@ -38,8 +39,17 @@ func newMetrics(reg *prometheus.Registry, st *store.Store, now func() time.Time)
 			Buckets: []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1},
 		}, []string{"route"}),
 	}
+	m.messages = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "mcsim_frontdoor_messages_total",
+		Help: "POST /v1/messages by outcome: sent (201), invalid (4xx body), no_owner, refused and unknown (the three 1018s; unknown may still have reached the gateway), error (500), cancelled (client gone).",
+	}, []string{"outcome"})
+	// Every outcome shows from the start, at 0, so a rate() over a failover
+	// does not miss the first 1018s.
+	for _, o := range []string{outcomeSent, outcomeInvalid, outcomeNoOwner, outcomeRefused, outcomeUnknown, outcomeError, outcomeCanceled} {
+		m.messages.WithLabelValues(o)
+	}
 	collectors := []prometheus.Collector{
-		m.requests, m.duration,
+		m.requests, m.duration, m.messages,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "mcsim_settings_revision",
 			Help: "Revision of the stored settings (grows with every accepted change of settings or shard count).",
@@ -69,6 +79,8 @@ func (m *metrics) observe(route string, status int, took time.Duration) {
 	m.requests.WithLabelValues(route, strconv.Itoa(status)).Inc()
 	m.duration.WithLabelValues(route).Observe(took.Seconds())
 }
+
+func (m *metrics) message(outcome string) { m.messages.WithLabelValues(outcome).Inc() }
 
 // leaseHolder reports the current holder as a label, which a plain gauge
 // cannot do without remembering (and deleting) the previous holder.

@@ -1,6 +1,7 @@
 // Package service runs the whole settings service process: the bbolt store,
 // the HTTP settings API (/v1/users/login, /v1/settings/application,
-// /v1/health, /v1/account/shards, /metrics), the gRPC services (settings
+// /v1/health, /v1/account/shards, /metrics) with the front door
+// (POST /v1/messages), the gRPC services (settings
 // watch, master lease, shard map, health) and its membership in the gossip
 // cluster, of which it is the seed (node id "settings"), started and stopped
 // together. cmd/mcsim and the local cluster launcher call Run.
@@ -55,8 +56,10 @@ type Config struct {
 	OnLease func(grpcapi.LeaseEvent)
 	// Faults is the service's fault layer (nil: none): the gRPC
 	// connections the nodes open to it and its gossip go through it, and
-	// its gRPC server answers FaultService. The HTTP API and /v1/health's
-	// own calls to the nodes are control paths and never faulted.
+	// its gRPC server answers FaultService, and so do the front door's
+	// Send calls to coreapps (POST /v1/messages, a data path). The HTTP API
+	// and /v1/health's own calls to the nodes are control paths and never
+	// faulted.
 	Faults *faultnet.Layer
 }
 

@@ -114,8 +114,17 @@ func Run(ctx context.Context, cfg Config, ready func(Addrs)) (err error) {
 	}
 	// One private registry for the whole service, served on HTTP /metrics.
 	reg := prometheus.NewRegistry()
+	// The front door's links to coreapps carry messages, a data path: they
+	// go through the fault layer so scenario faults apply to them too.
+	var coreappDial []grpc.DialOption
+	if cfg.Faults != nil {
+		coreappDial = append(coreappDial, grpc.WithContextDialer(cfg.Faults.GRPCDialer()))
+	}
+	coreapps := httpapi.NewCoreapps(coreappDial...)
+	defer func() { _ = coreapps.Close() }()
 	hcfg := httpapi.Config{
 		Store: st, WAID: cfg.WAID, AdminPassword: cfg.AdminPassword, Logger: log, Now: time.Now, Metrics: reg,
+		Coreapps: coreapps,
 	}
 	agg, err := newHealth(member, log)
 	var handler http.Handler

@@ -1,7 +1,8 @@
 // Package store is the durable store of the settings service: the shared
 // source of truth that every node reads (the application settings document,
-// the shard count, media providers, admin tokens, the master lease and the
-// shard map), kept in an embedded bbolt file DIR/settings.db.
+// the shard count, media providers, admin tokens, the master lease, the
+// shard map and the pending status callbacks of callback_persist), kept in
+// an embedded bbolt file DIR/settings.db.
 //
 // It is schema-agnostic: the settings document and the providers are opaque
 // JSON bytes encoded and decoded by package settings.
@@ -64,6 +65,10 @@ const (
 	bucketMeta      = "meta"
 	bucketProviders = "providers"
 	bucketTokens    = "tokens"
+	// bucketCallbacks holds pending callbacks under a sequence number (the
+	// order they were kept), bucketCallbackIDs each one's sequence by id.
+	bucketCallbacks   = "callbacks"
+	bucketCallbackIDs = "callback_ids"
 
 	keyRevision    = "revision"
 	keyApplication = "application"
@@ -157,7 +162,7 @@ func Open(dir string) (*Store, error) {
 // lease and the shard map into memory.
 func (s *Store) load() error {
 	return s.db.Update(func(tx *bolt.Tx) error {
-		for _, name := range []string{bucketMeta, bucketProviders, bucketTokens} {
+		for _, name := range []string{bucketMeta, bucketProviders, bucketTokens, bucketCallbacks, bucketCallbackIDs} {
 			if _, err := tx.CreateBucketIfNotExists([]byte(name)); err != nil {
 				return fmt.Errorf("bucket %s: %w", name, err)
 			}

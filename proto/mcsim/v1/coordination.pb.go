@@ -21,6 +21,364 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// PendingCallback is a status callback not yet answered 200.
+type PendingCallback struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Names it: "<message id>/<status>".
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// The message.
+	MessageId string `protobuf:"bytes,2,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
+	// The recipient (its key bucket places it in a shard).
+	RecipientId string `protobuf:"bytes,3,opt,name=recipient_id,json=recipientId,proto3" json:"recipient_id,omitempty"`
+	// "sent", "delivered" or "read".
+	Status string `protobuf:"bytes,4,opt,name=status,proto3" json:"status,omitempty"`
+	// When the status happened, Unix seconds.
+	TimestampUnix int64 `protobuf:"varint,5,opt,name=timestamp_unix,json=timestampUnix,proto3" json:"timestamp_unix,omitempty"`
+	// The coreapp that kept it, for the logs.
+	CoreappId     string `protobuf:"bytes,6,opt,name=coreapp_id,json=coreappId,proto3" json:"coreapp_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PendingCallback) Reset() {
+	*x = PendingCallback{}
+	mi := &file_mcsim_v1_coordination_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PendingCallback) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PendingCallback) ProtoMessage() {}
+
+func (x *PendingCallback) ProtoReflect() protoreflect.Message {
+	mi := &file_mcsim_v1_coordination_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PendingCallback.ProtoReflect.Descriptor instead.
+func (*PendingCallback) Descriptor() ([]byte, []int) {
+	return file_mcsim_v1_coordination_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *PendingCallback) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *PendingCallback) GetMessageId() string {
+	if x != nil {
+		return x.MessageId
+	}
+	return ""
+}
+
+func (x *PendingCallback) GetRecipientId() string {
+	if x != nil {
+		return x.RecipientId
+	}
+	return ""
+}
+
+func (x *PendingCallback) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *PendingCallback) GetTimestampUnix() int64 {
+	if x != nil {
+		return x.TimestampUnix
+	}
+	return 0
+}
+
+func (x *PendingCallback) GetCoreappId() string {
+	if x != nil {
+		return x.CoreappId
+	}
+	return ""
+}
+
+// PutCallbacksRequest keeps callbacks.
+type PutCallbacksRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The callbacks.
+	Callbacks     []*PendingCallback `protobuf:"bytes,1,rep,name=callbacks,proto3" json:"callbacks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PutCallbacksRequest) Reset() {
+	*x = PutCallbacksRequest{}
+	mi := &file_mcsim_v1_coordination_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PutCallbacksRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PutCallbacksRequest) ProtoMessage() {}
+
+func (x *PutCallbacksRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mcsim_v1_coordination_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PutCallbacksRequest.ProtoReflect.Descriptor instead.
+func (*PutCallbacksRequest) Descriptor() ([]byte, []int) {
+	return file_mcsim_v1_coordination_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *PutCallbacksRequest) GetCallbacks() []*PendingCallback {
+	if x != nil {
+		return x.Callbacks
+	}
+	return nil
+}
+
+// PutCallbacksResponse answers PutCallbacks once committed.
+type PutCallbacksResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PutCallbacksResponse) Reset() {
+	*x = PutCallbacksResponse{}
+	mi := &file_mcsim_v1_coordination_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PutCallbacksResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PutCallbacksResponse) ProtoMessage() {}
+
+func (x *PutCallbacksResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mcsim_v1_coordination_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PutCallbacksResponse.ProtoReflect.Descriptor instead.
+func (*PutCallbacksResponse) Descriptor() ([]byte, []int) {
+	return file_mcsim_v1_coordination_proto_rawDescGZIP(), []int{2}
+}
+
+// DeleteCallbacksRequest forgets callbacks.
+type DeleteCallbacksRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Their ids.
+	Ids           []string `protobuf:"bytes,1,rep,name=ids,proto3" json:"ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteCallbacksRequest) Reset() {
+	*x = DeleteCallbacksRequest{}
+	mi := &file_mcsim_v1_coordination_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteCallbacksRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteCallbacksRequest) ProtoMessage() {}
+
+func (x *DeleteCallbacksRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mcsim_v1_coordination_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteCallbacksRequest.ProtoReflect.Descriptor instead.
+func (*DeleteCallbacksRequest) Descriptor() ([]byte, []int) {
+	return file_mcsim_v1_coordination_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *DeleteCallbacksRequest) GetIds() []string {
+	if x != nil {
+		return x.Ids
+	}
+	return nil
+}
+
+// DeleteCallbacksResponse answers DeleteCallbacks once committed.
+type DeleteCallbacksResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteCallbacksResponse) Reset() {
+	*x = DeleteCallbacksResponse{}
+	mi := &file_mcsim_v1_coordination_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteCallbacksResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteCallbacksResponse) ProtoMessage() {}
+
+func (x *DeleteCallbacksResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mcsim_v1_coordination_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteCallbacksResponse.ProtoReflect.Descriptor instead.
+func (*DeleteCallbacksResponse) Descriptor() ([]byte, []int) {
+	return file_mcsim_v1_coordination_proto_rawDescGZIP(), []int{4}
+}
+
+// ListCallbacksRequest asks for the kept callbacks of one shard.
+type ListCallbacksRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The shard.
+	Shard int32 `protobuf:"varint,1,opt,name=shard,proto3" json:"shard,omitempty"`
+	// Its shard count.
+	Shards        int32 `protobuf:"varint,2,opt,name=shards,proto3" json:"shards,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListCallbacksRequest) Reset() {
+	*x = ListCallbacksRequest{}
+	mi := &file_mcsim_v1_coordination_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListCallbacksRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListCallbacksRequest) ProtoMessage() {}
+
+func (x *ListCallbacksRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mcsim_v1_coordination_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListCallbacksRequest.ProtoReflect.Descriptor instead.
+func (*ListCallbacksRequest) Descriptor() ([]byte, []int) {
+	return file_mcsim_v1_coordination_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ListCallbacksRequest) GetShard() int32 {
+	if x != nil {
+		return x.Shard
+	}
+	return 0
+}
+
+func (x *ListCallbacksRequest) GetShards() int32 {
+	if x != nil {
+		return x.Shards
+	}
+	return 0
+}
+
+// ListCallbacksResponse carries them, in the order they were kept.
+type ListCallbacksResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The callbacks.
+	Callbacks     []*PendingCallback `protobuf:"bytes,1,rep,name=callbacks,proto3" json:"callbacks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListCallbacksResponse) Reset() {
+	*x = ListCallbacksResponse{}
+	mi := &file_mcsim_v1_coordination_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListCallbacksResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListCallbacksResponse) ProtoMessage() {}
+
+func (x *ListCallbacksResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mcsim_v1_coordination_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListCallbacksResponse.ProtoReflect.Descriptor instead.
+func (*ListCallbacksResponse) Descriptor() ([]byte, []int) {
+	return file_mcsim_v1_coordination_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ListCallbacksResponse) GetCallbacks() []*PendingCallback {
+	if x != nil {
+		return x.Callbacks
+	}
+	return nil
+}
+
 // AcquireLeaseRequest asks for or renews the master lease.
 type AcquireLeaseRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -42,7 +400,7 @@ type AcquireLeaseRequest struct {
 
 func (x *AcquireLeaseRequest) Reset() {
 	*x = AcquireLeaseRequest{}
-	mi := &file_mcsim_v1_coordination_proto_msgTypes[0]
+	mi := &file_mcsim_v1_coordination_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -54,7 +412,7 @@ func (x *AcquireLeaseRequest) String() string {
 func (*AcquireLeaseRequest) ProtoMessage() {}
 
 func (x *AcquireLeaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mcsim_v1_coordination_proto_msgTypes[0]
+	mi := &file_mcsim_v1_coordination_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -67,7 +425,7 @@ func (x *AcquireLeaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcquireLeaseRequest.ProtoReflect.Descriptor instead.
 func (*AcquireLeaseRequest) Descriptor() ([]byte, []int) {
-	return file_mcsim_v1_coordination_proto_rawDescGZIP(), []int{0}
+	return file_mcsim_v1_coordination_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *AcquireLeaseRequest) GetMasterId() string {
@@ -117,7 +475,7 @@ type AcquireLeaseResponse struct {
 
 func (x *AcquireLeaseResponse) Reset() {
 	*x = AcquireLeaseResponse{}
-	mi := &file_mcsim_v1_coordination_proto_msgTypes[1]
+	mi := &file_mcsim_v1_coordination_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -129,7 +487,7 @@ func (x *AcquireLeaseResponse) String() string {
 func (*AcquireLeaseResponse) ProtoMessage() {}
 
 func (x *AcquireLeaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mcsim_v1_coordination_proto_msgTypes[1]
+	mi := &file_mcsim_v1_coordination_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -142,7 +500,7 @@ func (x *AcquireLeaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcquireLeaseResponse.ProtoReflect.Descriptor instead.
 func (*AcquireLeaseResponse) Descriptor() ([]byte, []int) {
-	return file_mcsim_v1_coordination_proto_rawDescGZIP(), []int{1}
+	return file_mcsim_v1_coordination_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *AcquireLeaseResponse) GetGranted() bool {
@@ -193,7 +551,7 @@ type ReleaseLeaseRequest struct {
 
 func (x *ReleaseLeaseRequest) Reset() {
 	*x = ReleaseLeaseRequest{}
-	mi := &file_mcsim_v1_coordination_proto_msgTypes[2]
+	mi := &file_mcsim_v1_coordination_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -205,7 +563,7 @@ func (x *ReleaseLeaseRequest) String() string {
 func (*ReleaseLeaseRequest) ProtoMessage() {}
 
 func (x *ReleaseLeaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mcsim_v1_coordination_proto_msgTypes[2]
+	mi := &file_mcsim_v1_coordination_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -218,7 +576,7 @@ func (x *ReleaseLeaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseLeaseRequest.ProtoReflect.Descriptor instead.
 func (*ReleaseLeaseRequest) Descriptor() ([]byte, []int) {
-	return file_mcsim_v1_coordination_proto_rawDescGZIP(), []int{2}
+	return file_mcsim_v1_coordination_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ReleaseLeaseRequest) GetMasterId() string {
@@ -246,7 +604,7 @@ type ReleaseLeaseResponse struct {
 
 func (x *ReleaseLeaseResponse) Reset() {
 	*x = ReleaseLeaseResponse{}
-	mi := &file_mcsim_v1_coordination_proto_msgTypes[3]
+	mi := &file_mcsim_v1_coordination_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -258,7 +616,7 @@ func (x *ReleaseLeaseResponse) String() string {
 func (*ReleaseLeaseResponse) ProtoMessage() {}
 
 func (x *ReleaseLeaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mcsim_v1_coordination_proto_msgTypes[3]
+	mi := &file_mcsim_v1_coordination_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -271,7 +629,7 @@ func (x *ReleaseLeaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseLeaseResponse.ProtoReflect.Descriptor instead.
 func (*ReleaseLeaseResponse) Descriptor() ([]byte, []int) {
-	return file_mcsim_v1_coordination_proto_rawDescGZIP(), []int{3}
+	return file_mcsim_v1_coordination_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ReleaseLeaseResponse) GetReleased() bool {
@@ -290,7 +648,7 @@ type GetShardMapRequest struct {
 
 func (x *GetShardMapRequest) Reset() {
 	*x = GetShardMapRequest{}
-	mi := &file_mcsim_v1_coordination_proto_msgTypes[4]
+	mi := &file_mcsim_v1_coordination_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -302,7 +660,7 @@ func (x *GetShardMapRequest) String() string {
 func (*GetShardMapRequest) ProtoMessage() {}
 
 func (x *GetShardMapRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mcsim_v1_coordination_proto_msgTypes[4]
+	mi := &file_mcsim_v1_coordination_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -315,7 +673,7 @@ func (x *GetShardMapRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetShardMapRequest.ProtoReflect.Descriptor instead.
 func (*GetShardMapRequest) Descriptor() ([]byte, []int) {
-	return file_mcsim_v1_coordination_proto_rawDescGZIP(), []int{4}
+	return file_mcsim_v1_coordination_proto_rawDescGZIP(), []int{11}
 }
 
 // GetShardMapResponse carries the shard map.
@@ -329,7 +687,7 @@ type GetShardMapResponse struct {
 
 func (x *GetShardMapResponse) Reset() {
 	*x = GetShardMapResponse{}
-	mi := &file_mcsim_v1_coordination_proto_msgTypes[5]
+	mi := &file_mcsim_v1_coordination_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -341,7 +699,7 @@ func (x *GetShardMapResponse) String() string {
 func (*GetShardMapResponse) ProtoMessage() {}
 
 func (x *GetShardMapResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mcsim_v1_coordination_proto_msgTypes[5]
+	mi := &file_mcsim_v1_coordination_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -354,7 +712,7 @@ func (x *GetShardMapResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetShardMapResponse.ProtoReflect.Descriptor instead.
 func (*GetShardMapResponse) Descriptor() ([]byte, []int) {
-	return file_mcsim_v1_coordination_proto_rawDescGZIP(), []int{5}
+	return file_mcsim_v1_coordination_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GetShardMapResponse) GetShardMap() *ShardMap {
@@ -379,7 +737,7 @@ type WriteShardMapRequest struct {
 
 func (x *WriteShardMapRequest) Reset() {
 	*x = WriteShardMapRequest{}
-	mi := &file_mcsim_v1_coordination_proto_msgTypes[6]
+	mi := &file_mcsim_v1_coordination_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -391,7 +749,7 @@ func (x *WriteShardMapRequest) String() string {
 func (*WriteShardMapRequest) ProtoMessage() {}
 
 func (x *WriteShardMapRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mcsim_v1_coordination_proto_msgTypes[6]
+	mi := &file_mcsim_v1_coordination_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -404,7 +762,7 @@ func (x *WriteShardMapRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteShardMapRequest.ProtoReflect.Descriptor instead.
 func (*WriteShardMapRequest) Descriptor() ([]byte, []int) {
-	return file_mcsim_v1_coordination_proto_rawDescGZIP(), []int{6}
+	return file_mcsim_v1_coordination_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *WriteShardMapRequest) GetLeaseEpoch() uint64 {
@@ -439,7 +797,7 @@ type WriteShardMapResponse struct {
 
 func (x *WriteShardMapResponse) Reset() {
 	*x = WriteShardMapResponse{}
-	mi := &file_mcsim_v1_coordination_proto_msgTypes[7]
+	mi := &file_mcsim_v1_coordination_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -451,7 +809,7 @@ func (x *WriteShardMapResponse) String() string {
 func (*WriteShardMapResponse) ProtoMessage() {}
 
 func (x *WriteShardMapResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mcsim_v1_coordination_proto_msgTypes[7]
+	mi := &file_mcsim_v1_coordination_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -464,7 +822,7 @@ func (x *WriteShardMapResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteShardMapResponse.ProtoReflect.Descriptor instead.
 func (*WriteShardMapResponse) Descriptor() ([]byte, []int) {
-	return file_mcsim_v1_coordination_proto_rawDescGZIP(), []int{7}
+	return file_mcsim_v1_coordination_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *WriteShardMapResponse) GetVersion() uint64 {
@@ -492,7 +850,7 @@ type ShardMap struct {
 
 func (x *ShardMap) Reset() {
 	*x = ShardMap{}
-	mi := &file_mcsim_v1_coordination_proto_msgTypes[8]
+	mi := &file_mcsim_v1_coordination_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -504,7 +862,7 @@ func (x *ShardMap) String() string {
 func (*ShardMap) ProtoMessage() {}
 
 func (x *ShardMap) ProtoReflect() protoreflect.Message {
-	mi := &file_mcsim_v1_coordination_proto_msgTypes[8]
+	mi := &file_mcsim_v1_coordination_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -517,7 +875,7 @@ func (x *ShardMap) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShardMap.ProtoReflect.Descriptor instead.
 func (*ShardMap) Descriptor() ([]byte, []int) {
-	return file_mcsim_v1_coordination_proto_rawDescGZIP(), []int{8}
+	return file_mcsim_v1_coordination_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ShardMap) GetVersion() uint64 {
@@ -570,7 +928,7 @@ type ShardAssignment struct {
 
 func (x *ShardAssignment) Reset() {
 	*x = ShardAssignment{}
-	mi := &file_mcsim_v1_coordination_proto_msgTypes[9]
+	mi := &file_mcsim_v1_coordination_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -582,7 +940,7 @@ func (x *ShardAssignment) String() string {
 func (*ShardAssignment) ProtoMessage() {}
 
 func (x *ShardAssignment) ProtoReflect() protoreflect.Message {
-	mi := &file_mcsim_v1_coordination_proto_msgTypes[9]
+	mi := &file_mcsim_v1_coordination_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -595,7 +953,7 @@ func (x *ShardAssignment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShardAssignment.ProtoReflect.Descriptor instead.
 func (*ShardAssignment) Descriptor() ([]byte, []int) {
-	return file_mcsim_v1_coordination_proto_rawDescGZIP(), []int{9}
+	return file_mcsim_v1_coordination_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ShardAssignment) GetShard() int32 {
@@ -630,7 +988,27 @@ var File_mcsim_v1_coordination_proto protoreflect.FileDescriptor
 
 const file_mcsim_v1_coordination_proto_rawDesc = "" +
 	"\n" +
-	"\x1bmcsim/v1/coordination.proto\x12\bmcsim.v1\"\x85\x01\n" +
+	"\x1bmcsim/v1/coordination.proto\x12\bmcsim.v1\"\xc1\x01\n" +
+	"\x0fPendingCallback\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
+	"\n" +
+	"message_id\x18\x02 \x01(\tR\tmessageId\x12!\n" +
+	"\frecipient_id\x18\x03 \x01(\tR\vrecipientId\x12\x16\n" +
+	"\x06status\x18\x04 \x01(\tR\x06status\x12%\n" +
+	"\x0etimestamp_unix\x18\x05 \x01(\x03R\rtimestampUnix\x12\x1d\n" +
+	"\n" +
+	"coreapp_id\x18\x06 \x01(\tR\tcoreappId\"N\n" +
+	"\x13PutCallbacksRequest\x127\n" +
+	"\tcallbacks\x18\x01 \x03(\v2\x19.mcsim.v1.PendingCallbackR\tcallbacks\"\x16\n" +
+	"\x14PutCallbacksResponse\"*\n" +
+	"\x16DeleteCallbacksRequest\x12\x10\n" +
+	"\x03ids\x18\x01 \x03(\tR\x03ids\"\x19\n" +
+	"\x17DeleteCallbacksResponse\"D\n" +
+	"\x14ListCallbacksRequest\x12\x14\n" +
+	"\x05shard\x18\x01 \x01(\x05R\x05shard\x12\x16\n" +
+	"\x06shards\x18\x02 \x01(\x05R\x06shards\"P\n" +
+	"\x15ListCallbacksResponse\x127\n" +
+	"\tcallbacks\x18\x01 \x03(\v2\x19.mcsim.v1.PendingCallbackR\tcallbacks\"\x85\x01\n" +
 	"\x13AcquireLeaseRequest\x12\x1b\n" +
 	"\tmaster_id\x18\x01 \x01(\tR\bmasterId\x12\x15\n" +
 	"\x06ttl_ms\x18\x02 \x01(\x03R\x05ttlMs\x12\x18\n" +
@@ -669,12 +1047,15 @@ const file_mcsim_v1_coordination_proto_rawDesc = "" +
 	"\n" +
 	"coreapp_id\x18\x02 \x01(\tR\tcoreappId\x12\x14\n" +
 	"\x05epoch\x18\x03 \x01(\x04R\x05epoch\x12'\n" +
-	"\x0fcoreapp_address\x18\x04 \x01(\tR\x0ecoreappAddress2\xd1\x02\n" +
+	"\x0fcoreapp_address\x18\x04 \x01(\tR\x0ecoreappAddress2\xca\x04\n" +
 	"\x13CoordinationService\x12M\n" +
 	"\fAcquireLease\x12\x1d.mcsim.v1.AcquireLeaseRequest\x1a\x1e.mcsim.v1.AcquireLeaseResponse\x12M\n" +
 	"\fReleaseLease\x12\x1d.mcsim.v1.ReleaseLeaseRequest\x1a\x1e.mcsim.v1.ReleaseLeaseResponse\x12J\n" +
 	"\vGetShardMap\x12\x1c.mcsim.v1.GetShardMapRequest\x1a\x1d.mcsim.v1.GetShardMapResponse\x12P\n" +
-	"\rWriteShardMap\x12\x1e.mcsim.v1.WriteShardMapRequest\x1a\x1f.mcsim.v1.WriteShardMapResponseB/Z-github.com/mcsim/mcsim/proto/mcsim/v1;mcsimv1b\x06proto3"
+	"\rWriteShardMap\x12\x1e.mcsim.v1.WriteShardMapRequest\x1a\x1f.mcsim.v1.WriteShardMapResponse\x12M\n" +
+	"\fPutCallbacks\x12\x1d.mcsim.v1.PutCallbacksRequest\x1a\x1e.mcsim.v1.PutCallbacksResponse\x12V\n" +
+	"\x0fDeleteCallbacks\x12 .mcsim.v1.DeleteCallbacksRequest\x1a!.mcsim.v1.DeleteCallbacksResponse\x12P\n" +
+	"\rListCallbacks\x12\x1e.mcsim.v1.ListCallbacksRequest\x1a\x1f.mcsim.v1.ListCallbacksResponseB/Z-github.com/mcsim/mcsim/proto/mcsim/v1;mcsimv1b\x06proto3"
 
 var (
 	file_mcsim_v1_coordination_proto_rawDescOnce sync.Once
@@ -688,36 +1069,51 @@ func file_mcsim_v1_coordination_proto_rawDescGZIP() []byte {
 	return file_mcsim_v1_coordination_proto_rawDescData
 }
 
-var file_mcsim_v1_coordination_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_mcsim_v1_coordination_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_mcsim_v1_coordination_proto_goTypes = []any{
-	(*AcquireLeaseRequest)(nil),   // 0: mcsim.v1.AcquireLeaseRequest
-	(*AcquireLeaseResponse)(nil),  // 1: mcsim.v1.AcquireLeaseResponse
-	(*ReleaseLeaseRequest)(nil),   // 2: mcsim.v1.ReleaseLeaseRequest
-	(*ReleaseLeaseResponse)(nil),  // 3: mcsim.v1.ReleaseLeaseResponse
-	(*GetShardMapRequest)(nil),    // 4: mcsim.v1.GetShardMapRequest
-	(*GetShardMapResponse)(nil),   // 5: mcsim.v1.GetShardMapResponse
-	(*WriteShardMapRequest)(nil),  // 6: mcsim.v1.WriteShardMapRequest
-	(*WriteShardMapResponse)(nil), // 7: mcsim.v1.WriteShardMapResponse
-	(*ShardMap)(nil),              // 8: mcsim.v1.ShardMap
-	(*ShardAssignment)(nil),       // 9: mcsim.v1.ShardAssignment
+	(*PendingCallback)(nil),         // 0: mcsim.v1.PendingCallback
+	(*PutCallbacksRequest)(nil),     // 1: mcsim.v1.PutCallbacksRequest
+	(*PutCallbacksResponse)(nil),    // 2: mcsim.v1.PutCallbacksResponse
+	(*DeleteCallbacksRequest)(nil),  // 3: mcsim.v1.DeleteCallbacksRequest
+	(*DeleteCallbacksResponse)(nil), // 4: mcsim.v1.DeleteCallbacksResponse
+	(*ListCallbacksRequest)(nil),    // 5: mcsim.v1.ListCallbacksRequest
+	(*ListCallbacksResponse)(nil),   // 6: mcsim.v1.ListCallbacksResponse
+	(*AcquireLeaseRequest)(nil),     // 7: mcsim.v1.AcquireLeaseRequest
+	(*AcquireLeaseResponse)(nil),    // 8: mcsim.v1.AcquireLeaseResponse
+	(*ReleaseLeaseRequest)(nil),     // 9: mcsim.v1.ReleaseLeaseRequest
+	(*ReleaseLeaseResponse)(nil),    // 10: mcsim.v1.ReleaseLeaseResponse
+	(*GetShardMapRequest)(nil),      // 11: mcsim.v1.GetShardMapRequest
+	(*GetShardMapResponse)(nil),     // 12: mcsim.v1.GetShardMapResponse
+	(*WriteShardMapRequest)(nil),    // 13: mcsim.v1.WriteShardMapRequest
+	(*WriteShardMapResponse)(nil),   // 14: mcsim.v1.WriteShardMapResponse
+	(*ShardMap)(nil),                // 15: mcsim.v1.ShardMap
+	(*ShardAssignment)(nil),         // 16: mcsim.v1.ShardAssignment
 }
 var file_mcsim_v1_coordination_proto_depIdxs = []int32{
-	8, // 0: mcsim.v1.GetShardMapResponse.shard_map:type_name -> mcsim.v1.ShardMap
-	8, // 1: mcsim.v1.WriteShardMapRequest.shard_map:type_name -> mcsim.v1.ShardMap
-	9, // 2: mcsim.v1.ShardMap.assignments:type_name -> mcsim.v1.ShardAssignment
-	0, // 3: mcsim.v1.CoordinationService.AcquireLease:input_type -> mcsim.v1.AcquireLeaseRequest
-	2, // 4: mcsim.v1.CoordinationService.ReleaseLease:input_type -> mcsim.v1.ReleaseLeaseRequest
-	4, // 5: mcsim.v1.CoordinationService.GetShardMap:input_type -> mcsim.v1.GetShardMapRequest
-	6, // 6: mcsim.v1.CoordinationService.WriteShardMap:input_type -> mcsim.v1.WriteShardMapRequest
-	1, // 7: mcsim.v1.CoordinationService.AcquireLease:output_type -> mcsim.v1.AcquireLeaseResponse
-	3, // 8: mcsim.v1.CoordinationService.ReleaseLease:output_type -> mcsim.v1.ReleaseLeaseResponse
-	5, // 9: mcsim.v1.CoordinationService.GetShardMap:output_type -> mcsim.v1.GetShardMapResponse
-	7, // 10: mcsim.v1.CoordinationService.WriteShardMap:output_type -> mcsim.v1.WriteShardMapResponse
-	7, // [7:11] is the sub-list for method output_type
-	3, // [3:7] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	0,  // 0: mcsim.v1.PutCallbacksRequest.callbacks:type_name -> mcsim.v1.PendingCallback
+	0,  // 1: mcsim.v1.ListCallbacksResponse.callbacks:type_name -> mcsim.v1.PendingCallback
+	15, // 2: mcsim.v1.GetShardMapResponse.shard_map:type_name -> mcsim.v1.ShardMap
+	15, // 3: mcsim.v1.WriteShardMapRequest.shard_map:type_name -> mcsim.v1.ShardMap
+	16, // 4: mcsim.v1.ShardMap.assignments:type_name -> mcsim.v1.ShardAssignment
+	7,  // 5: mcsim.v1.CoordinationService.AcquireLease:input_type -> mcsim.v1.AcquireLeaseRequest
+	9,  // 6: mcsim.v1.CoordinationService.ReleaseLease:input_type -> mcsim.v1.ReleaseLeaseRequest
+	11, // 7: mcsim.v1.CoordinationService.GetShardMap:input_type -> mcsim.v1.GetShardMapRequest
+	13, // 8: mcsim.v1.CoordinationService.WriteShardMap:input_type -> mcsim.v1.WriteShardMapRequest
+	1,  // 9: mcsim.v1.CoordinationService.PutCallbacks:input_type -> mcsim.v1.PutCallbacksRequest
+	3,  // 10: mcsim.v1.CoordinationService.DeleteCallbacks:input_type -> mcsim.v1.DeleteCallbacksRequest
+	5,  // 11: mcsim.v1.CoordinationService.ListCallbacks:input_type -> mcsim.v1.ListCallbacksRequest
+	8,  // 12: mcsim.v1.CoordinationService.AcquireLease:output_type -> mcsim.v1.AcquireLeaseResponse
+	10, // 13: mcsim.v1.CoordinationService.ReleaseLease:output_type -> mcsim.v1.ReleaseLeaseResponse
+	12, // 14: mcsim.v1.CoordinationService.GetShardMap:output_type -> mcsim.v1.GetShardMapResponse
+	14, // 15: mcsim.v1.CoordinationService.WriteShardMap:output_type -> mcsim.v1.WriteShardMapResponse
+	2,  // 16: mcsim.v1.CoordinationService.PutCallbacks:output_type -> mcsim.v1.PutCallbacksResponse
+	4,  // 17: mcsim.v1.CoordinationService.DeleteCallbacks:output_type -> mcsim.v1.DeleteCallbacksResponse
+	6,  // 18: mcsim.v1.CoordinationService.ListCallbacks:output_type -> mcsim.v1.ListCallbacksResponse
+	12, // [12:19] is the sub-list for method output_type
+	5,  // [5:12] is the sub-list for method input_type
+	5,  // [5:5] is the sub-list for extension type_name
+	5,  // [5:5] is the sub-list for extension extendee
+	0,  // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_mcsim_v1_coordination_proto_init() }
@@ -731,7 +1127,7 @@ func file_mcsim_v1_coordination_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mcsim_v1_coordination_proto_rawDesc), len(file_mcsim_v1_coordination_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   10,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

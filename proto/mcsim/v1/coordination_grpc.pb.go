@@ -19,10 +19,13 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	CoordinationService_AcquireLease_FullMethodName  = "/mcsim.v1.CoordinationService/AcquireLease"
-	CoordinationService_ReleaseLease_FullMethodName  = "/mcsim.v1.CoordinationService/ReleaseLease"
-	CoordinationService_GetShardMap_FullMethodName   = "/mcsim.v1.CoordinationService/GetShardMap"
-	CoordinationService_WriteShardMap_FullMethodName = "/mcsim.v1.CoordinationService/WriteShardMap"
+	CoordinationService_AcquireLease_FullMethodName    = "/mcsim.v1.CoordinationService/AcquireLease"
+	CoordinationService_ReleaseLease_FullMethodName    = "/mcsim.v1.CoordinationService/ReleaseLease"
+	CoordinationService_GetShardMap_FullMethodName     = "/mcsim.v1.CoordinationService/GetShardMap"
+	CoordinationService_WriteShardMap_FullMethodName   = "/mcsim.v1.CoordinationService/WriteShardMap"
+	CoordinationService_PutCallbacks_FullMethodName    = "/mcsim.v1.CoordinationService/PutCallbacks"
+	CoordinationService_DeleteCallbacks_FullMethodName = "/mcsim.v1.CoordinationService/DeleteCallbacks"
+	CoordinationService_ListCallbacks_FullMethodName   = "/mcsim.v1.CoordinationService/ListCallbacks"
 )
 
 // CoordinationServiceClient is the client API for CoordinationService service.
@@ -44,6 +47,15 @@ type CoordinationServiceClient interface {
 	// FAILED_PRECONDITION unless lease_epoch is the current lease epoch and
 	// the caller holds the lease.
 	WriteShardMap(ctx context.Context, in *WriteShardMapRequest, opts ...grpc.CallOption) (*WriteShardMapResponse, error)
+	// PutCallbacks keeps pending status callbacks durably (callback_persist)
+	// until DeleteCallbacks removes them. Answered once committed. A
+	// callback already kept is overwritten.
+	PutCallbacks(ctx context.Context, in *PutCallbacksRequest, opts ...grpc.CallOption) (*PutCallbacksResponse, error)
+	// DeleteCallbacks forgets delivered callbacks; unknown ids are ignored.
+	DeleteCallbacks(ctx context.Context, in *DeleteCallbacksRequest, opts ...grpc.CallOption) (*DeleteCallbacksResponse, error)
+	// ListCallbacks returns the kept callbacks whose recipients fall in a
+	// shard, so the shard's next owner delivers what its last owner did not.
+	ListCallbacks(ctx context.Context, in *ListCallbacksRequest, opts ...grpc.CallOption) (*ListCallbacksResponse, error)
 }
 
 type coordinationServiceClient struct {
@@ -94,6 +106,36 @@ func (c *coordinationServiceClient) WriteShardMap(ctx context.Context, in *Write
 	return out, nil
 }
 
+func (c *coordinationServiceClient) PutCallbacks(ctx context.Context, in *PutCallbacksRequest, opts ...grpc.CallOption) (*PutCallbacksResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PutCallbacksResponse)
+	err := c.cc.Invoke(ctx, CoordinationService_PutCallbacks_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *coordinationServiceClient) DeleteCallbacks(ctx context.Context, in *DeleteCallbacksRequest, opts ...grpc.CallOption) (*DeleteCallbacksResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteCallbacksResponse)
+	err := c.cc.Invoke(ctx, CoordinationService_DeleteCallbacks_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *coordinationServiceClient) ListCallbacks(ctx context.Context, in *ListCallbacksRequest, opts ...grpc.CallOption) (*ListCallbacksResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListCallbacksResponse)
+	err := c.cc.Invoke(ctx, CoordinationService_ListCallbacks_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // CoordinationServiceServer is the server API for CoordinationService service.
 // All implementations must embed UnimplementedCoordinationServiceServer
 // for forward compatibility.
@@ -113,6 +155,15 @@ type CoordinationServiceServer interface {
 	// FAILED_PRECONDITION unless lease_epoch is the current lease epoch and
 	// the caller holds the lease.
 	WriteShardMap(context.Context, *WriteShardMapRequest) (*WriteShardMapResponse, error)
+	// PutCallbacks keeps pending status callbacks durably (callback_persist)
+	// until DeleteCallbacks removes them. Answered once committed. A
+	// callback already kept is overwritten.
+	PutCallbacks(context.Context, *PutCallbacksRequest) (*PutCallbacksResponse, error)
+	// DeleteCallbacks forgets delivered callbacks; unknown ids are ignored.
+	DeleteCallbacks(context.Context, *DeleteCallbacksRequest) (*DeleteCallbacksResponse, error)
+	// ListCallbacks returns the kept callbacks whose recipients fall in a
+	// shard, so the shard's next owner delivers what its last owner did not.
+	ListCallbacks(context.Context, *ListCallbacksRequest) (*ListCallbacksResponse, error)
 	mustEmbedUnimplementedCoordinationServiceServer()
 }
 
@@ -134,6 +185,15 @@ func (UnimplementedCoordinationServiceServer) GetShardMap(context.Context, *GetS
 }
 func (UnimplementedCoordinationServiceServer) WriteShardMap(context.Context, *WriteShardMapRequest) (*WriteShardMapResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method WriteShardMap not implemented")
+}
+func (UnimplementedCoordinationServiceServer) PutCallbacks(context.Context, *PutCallbacksRequest) (*PutCallbacksResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PutCallbacks not implemented")
+}
+func (UnimplementedCoordinationServiceServer) DeleteCallbacks(context.Context, *DeleteCallbacksRequest) (*DeleteCallbacksResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteCallbacks not implemented")
+}
+func (UnimplementedCoordinationServiceServer) ListCallbacks(context.Context, *ListCallbacksRequest) (*ListCallbacksResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListCallbacks not implemented")
 }
 func (UnimplementedCoordinationServiceServer) mustEmbedUnimplementedCoordinationServiceServer() {}
 func (UnimplementedCoordinationServiceServer) testEmbeddedByValue()                             {}
@@ -228,6 +288,60 @@ func _CoordinationService_WriteShardMap_Handler(srv interface{}, ctx context.Con
 	return interceptor(ctx, in, info, handler)
 }
 
+func _CoordinationService_PutCallbacks_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PutCallbacksRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CoordinationServiceServer).PutCallbacks(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CoordinationService_PutCallbacks_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CoordinationServiceServer).PutCallbacks(ctx, req.(*PutCallbacksRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CoordinationService_DeleteCallbacks_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteCallbacksRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CoordinationServiceServer).DeleteCallbacks(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CoordinationService_DeleteCallbacks_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CoordinationServiceServer).DeleteCallbacks(ctx, req.(*DeleteCallbacksRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CoordinationService_ListCallbacks_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListCallbacksRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CoordinationServiceServer).ListCallbacks(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CoordinationService_ListCallbacks_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CoordinationServiceServer).ListCallbacks(ctx, req.(*ListCallbacksRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // CoordinationService_ServiceDesc is the grpc.ServiceDesc for CoordinationService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -250,6 +364,18 @@ var CoordinationService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "WriteShardMap",
 			Handler:    _CoordinationService_WriteShardMap_Handler,
+		},
+		{
+			MethodName: "PutCallbacks",
+			Handler:    _CoordinationService_PutCallbacks_Handler,
+		},
+		{
+			MethodName: "DeleteCallbacks",
+			Handler:    _CoordinationService_DeleteCallbacks_Handler,
+		},
+		{
+			MethodName: "ListCallbacks",
+			Handler:    _CoordinationService_ListCallbacks_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -84,6 +84,144 @@ func (GatewayStatus) EnumDescriptor() ([]byte, []int) {
 	return file_mcsim_v1_coreapp_proto_rawDescGZIP(), []int{0}
 }
 
+// SendRequest is one message to send.
+type SendRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The message id the front door gave it (unique per cluster).
+	MessageId string `protobuf:"bytes,1,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
+	// The recipient's WhatsApp id (digits).
+	To string `protobuf:"bytes,2,opt,name=to,proto3" json:"to,omitempty"`
+	// The text body.
+	Body string `protobuf:"bytes,3,opt,name=body,proto3" json:"body,omitempty"`
+	// The shard count the front door routed with; the coreapp serves the
+	// message only when it holds the recipient's shard under this count.
+	Shards int32 `protobuf:"varint,4,opt,name=shards,proto3" json:"shards,omitempty"`
+	// The coreapp the request is meant for ("" for any), as in Assign.
+	CoreappId     string `protobuf:"bytes,5,opt,name=coreapp_id,json=coreappId,proto3" json:"coreapp_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SendRequest) Reset() {
+	*x = SendRequest{}
+	mi := &file_mcsim_v1_coreapp_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SendRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SendRequest) ProtoMessage() {}
+
+func (x *SendRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mcsim_v1_coreapp_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SendRequest.ProtoReflect.Descriptor instead.
+func (*SendRequest) Descriptor() ([]byte, []int) {
+	return file_mcsim_v1_coreapp_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *SendRequest) GetMessageId() string {
+	if x != nil {
+		return x.MessageId
+	}
+	return ""
+}
+
+func (x *SendRequest) GetTo() string {
+	if x != nil {
+		return x.To
+	}
+	return ""
+}
+
+func (x *SendRequest) GetBody() string {
+	if x != nil {
+		return x.Body
+	}
+	return ""
+}
+
+func (x *SendRequest) GetShards() int32 {
+	if x != nil {
+		return x.Shards
+	}
+	return 0
+}
+
+func (x *SendRequest) GetCoreappId() string {
+	if x != nil {
+		return x.CoreappId
+	}
+	return ""
+}
+
+// SendResponse answers Send once the gateway accepted the message.
+type SendResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The shard the message went out on.
+	Shard int32 `protobuf:"varint,1,opt,name=shard,proto3" json:"shard,omitempty"`
+	// The epoch of the session it went out on.
+	Epoch         uint64 `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SendResponse) Reset() {
+	*x = SendResponse{}
+	mi := &file_mcsim_v1_coreapp_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SendResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SendResponse) ProtoMessage() {}
+
+func (x *SendResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mcsim_v1_coreapp_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SendResponse.ProtoReflect.Descriptor instead.
+func (*SendResponse) Descriptor() ([]byte, []int) {
+	return file_mcsim_v1_coreapp_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *SendResponse) GetShard() int32 {
+	if x != nil {
+		return x.Shard
+	}
+	return 0
+}
+
+func (x *SendResponse) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
 // HeartbeatRequest is one heartbeat from the primary master.
 type HeartbeatRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -105,7 +243,7 @@ type HeartbeatRequest struct {
 
 func (x *HeartbeatRequest) Reset() {
 	*x = HeartbeatRequest{}
-	mi := &file_mcsim_v1_coreapp_proto_msgTypes[0]
+	mi := &file_mcsim_v1_coreapp_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -117,7 +255,7 @@ func (x *HeartbeatRequest) String() string {
 func (*HeartbeatRequest) ProtoMessage() {}
 
 func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mcsim_v1_coreapp_proto_msgTypes[0]
+	mi := &file_mcsim_v1_coreapp_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -130,7 +268,7 @@ func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatRequest.ProtoReflect.Descriptor instead.
 func (*HeartbeatRequest) Descriptor() ([]byte, []int) {
-	return file_mcsim_v1_coreapp_proto_rawDescGZIP(), []int{0}
+	return file_mcsim_v1_coreapp_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *HeartbeatRequest) GetMasterId() string {
@@ -174,7 +312,7 @@ type HeartbeatResponse struct {
 
 func (x *HeartbeatResponse) Reset() {
 	*x = HeartbeatResponse{}
-	mi := &file_mcsim_v1_coreapp_proto_msgTypes[1]
+	mi := &file_mcsim_v1_coreapp_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -186,7 +324,7 @@ func (x *HeartbeatResponse) String() string {
 func (*HeartbeatResponse) ProtoMessage() {}
 
 func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mcsim_v1_coreapp_proto_msgTypes[1]
+	mi := &file_mcsim_v1_coreapp_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -199,7 +337,7 @@ func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatResponse.ProtoReflect.Descriptor instead.
 func (*HeartbeatResponse) Descriptor() ([]byte, []int) {
-	return file_mcsim_v1_coreapp_proto_rawDescGZIP(), []int{1}
+	return file_mcsim_v1_coreapp_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *HeartbeatResponse) GetCoreappId() string {
@@ -232,7 +370,7 @@ type ServedShard struct {
 
 func (x *ServedShard) Reset() {
 	*x = ServedShard{}
-	mi := &file_mcsim_v1_coreapp_proto_msgTypes[2]
+	mi := &file_mcsim_v1_coreapp_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -244,7 +382,7 @@ func (x *ServedShard) String() string {
 func (*ServedShard) ProtoMessage() {}
 
 func (x *ServedShard) ProtoReflect() protoreflect.Message {
-	mi := &file_mcsim_v1_coreapp_proto_msgTypes[2]
+	mi := &file_mcsim_v1_coreapp_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -257,7 +395,7 @@ func (x *ServedShard) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServedShard.ProtoReflect.Descriptor instead.
 func (*ServedShard) Descriptor() ([]byte, []int) {
-	return file_mcsim_v1_coreapp_proto_rawDescGZIP(), []int{2}
+	return file_mcsim_v1_coreapp_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ServedShard) GetShard() int32 {
@@ -306,7 +444,7 @@ type AssignRequest struct {
 
 func (x *AssignRequest) Reset() {
 	*x = AssignRequest{}
-	mi := &file_mcsim_v1_coreapp_proto_msgTypes[3]
+	mi := &file_mcsim_v1_coreapp_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -318,7 +456,7 @@ func (x *AssignRequest) String() string {
 func (*AssignRequest) ProtoMessage() {}
 
 func (x *AssignRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mcsim_v1_coreapp_proto_msgTypes[3]
+	mi := &file_mcsim_v1_coreapp_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -331,7 +469,7 @@ func (x *AssignRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AssignRequest.ProtoReflect.Descriptor instead.
 func (*AssignRequest) Descriptor() ([]byte, []int) {
-	return file_mcsim_v1_coreapp_proto_rawDescGZIP(), []int{3}
+	return file_mcsim_v1_coreapp_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *AssignRequest) GetMasterId() string {
@@ -385,7 +523,7 @@ type AssignResponse struct {
 
 func (x *AssignResponse) Reset() {
 	*x = AssignResponse{}
-	mi := &file_mcsim_v1_coreapp_proto_msgTypes[4]
+	mi := &file_mcsim_v1_coreapp_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -397,7 +535,7 @@ func (x *AssignResponse) String() string {
 func (*AssignResponse) ProtoMessage() {}
 
 func (x *AssignResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mcsim_v1_coreapp_proto_msgTypes[4]
+	mi := &file_mcsim_v1_coreapp_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -410,7 +548,7 @@ func (x *AssignResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AssignResponse.ProtoReflect.Descriptor instead.
 func (*AssignResponse) Descriptor() ([]byte, []int) {
-	return file_mcsim_v1_coreapp_proto_rawDescGZIP(), []int{4}
+	return file_mcsim_v1_coreapp_proto_rawDescGZIP(), []int{6}
 }
 
 // ReleaseRequest takes a shard from a coreapp.
@@ -436,7 +574,7 @@ type ReleaseRequest struct {
 
 func (x *ReleaseRequest) Reset() {
 	*x = ReleaseRequest{}
-	mi := &file_mcsim_v1_coreapp_proto_msgTypes[5]
+	mi := &file_mcsim_v1_coreapp_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -448,7 +586,7 @@ func (x *ReleaseRequest) String() string {
 func (*ReleaseRequest) ProtoMessage() {}
 
 func (x *ReleaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mcsim_v1_coreapp_proto_msgTypes[5]
+	mi := &file_mcsim_v1_coreapp_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -461,7 +599,7 @@ func (x *ReleaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseRequest.ProtoReflect.Descriptor instead.
 func (*ReleaseRequest) Descriptor() ([]byte, []int) {
-	return file_mcsim_v1_coreapp_proto_rawDescGZIP(), []int{5}
+	return file_mcsim_v1_coreapp_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ReleaseRequest) GetMasterId() string {
@@ -508,7 +646,7 @@ type ReleaseResponse struct {
 
 func (x *ReleaseResponse) Reset() {
 	*x = ReleaseResponse{}
-	mi := &file_mcsim_v1_coreapp_proto_msgTypes[6]
+	mi := &file_mcsim_v1_coreapp_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -520,7 +658,7 @@ func (x *ReleaseResponse) String() string {
 func (*ReleaseResponse) ProtoMessage() {}
 
 func (x *ReleaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mcsim_v1_coreapp_proto_msgTypes[6]
+	mi := &file_mcsim_v1_coreapp_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -533,7 +671,7 @@ func (x *ReleaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseResponse.ProtoReflect.Descriptor instead.
 func (*ReleaseResponse) Descriptor() ([]byte, []int) {
-	return file_mcsim_v1_coreapp_proto_rawDescGZIP(), []int{6}
+	return file_mcsim_v1_coreapp_proto_rawDescGZIP(), []int{8}
 }
 
 // StatusRequest asks a coreapp for its state.
@@ -545,7 +683,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_mcsim_v1_coreapp_proto_msgTypes[7]
+	mi := &file_mcsim_v1_coreapp_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -557,7 +695,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mcsim_v1_coreapp_proto_msgTypes[7]
+	mi := &file_mcsim_v1_coreapp_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -570,7 +708,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_mcsim_v1_coreapp_proto_rawDescGZIP(), []int{7}
+	return file_mcsim_v1_coreapp_proto_rawDescGZIP(), []int{9}
 }
 
 // StatusResponse is a coreapp's state.
@@ -594,7 +732,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_mcsim_v1_coreapp_proto_msgTypes[8]
+	mi := &file_mcsim_v1_coreapp_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -606,7 +744,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mcsim_v1_coreapp_proto_msgTypes[8]
+	mi := &file_mcsim_v1_coreapp_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -619,7 +757,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_mcsim_v1_coreapp_proto_rawDescGZIP(), []int{8}
+	return file_mcsim_v1_coreapp_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *StatusResponse) GetCoreappId() string {
@@ -668,7 +806,18 @@ var File_mcsim_v1_coreapp_proto protoreflect.FileDescriptor
 
 const file_mcsim_v1_coreapp_proto_rawDesc = "" +
 	"\n" +
-	"\x16mcsim/v1/coreapp.proto\x12\bmcsim.v1\"\x81\x01\n" +
+	"\x16mcsim/v1/coreapp.proto\x12\bmcsim.v1\"\x87\x01\n" +
+	"\vSendRequest\x12\x1d\n" +
+	"\n" +
+	"message_id\x18\x01 \x01(\tR\tmessageId\x12\x0e\n" +
+	"\x02to\x18\x02 \x01(\tR\x02to\x12\x12\n" +
+	"\x04body\x18\x03 \x01(\tR\x04body\x12\x16\n" +
+	"\x06shards\x18\x04 \x01(\x05R\x06shards\x12\x1d\n" +
+	"\n" +
+	"coreapp_id\x18\x05 \x01(\tR\tcoreappId\":\n" +
+	"\fSendResponse\x12\x14\n" +
+	"\x05shard\x18\x01 \x01(\x05R\x05shard\x12\x14\n" +
+	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\"\x81\x01\n" +
 	"\x10HeartbeatRequest\x12\x1b\n" +
 	"\tmaster_id\x18\x01 \x01(\tR\bmasterId\x12\x1f\n" +
 	"\vlease_epoch\x18\x02 \x01(\x04R\n" +
@@ -718,12 +867,13 @@ const file_mcsim_v1_coreapp_proto_rawDesc = "" +
 	"\x1cGATEWAY_STATUS_UNINITIALIZED\x10\x01\x12\x1d\n" +
 	"\x19GATEWAY_STATUS_CONNECTING\x10\x02\x12\x1c\n" +
 	"\x18GATEWAY_STATUS_CONNECTED\x10\x03\x12\x1f\n" +
-	"\x1bGATEWAY_STATUS_DISCONNECTED\x10\x042\x90\x02\n" +
+	"\x1bGATEWAY_STATUS_DISCONNECTED\x10\x042\xc7\x02\n" +
 	"\x0eCoreAppService\x12D\n" +
 	"\tHeartbeat\x12\x1a.mcsim.v1.HeartbeatRequest\x1a\x1b.mcsim.v1.HeartbeatResponse\x12;\n" +
 	"\x06Assign\x12\x17.mcsim.v1.AssignRequest\x1a\x18.mcsim.v1.AssignResponse\x12>\n" +
 	"\aRelease\x12\x18.mcsim.v1.ReleaseRequest\x1a\x19.mcsim.v1.ReleaseResponse\x12;\n" +
-	"\x06Status\x12\x17.mcsim.v1.StatusRequest\x1a\x18.mcsim.v1.StatusResponseB/Z-github.com/mcsim/mcsim/proto/mcsim/v1;mcsimv1b\x06proto3"
+	"\x06Status\x12\x17.mcsim.v1.StatusRequest\x1a\x18.mcsim.v1.StatusResponse\x125\n" +
+	"\x04Send\x12\x15.mcsim.v1.SendRequest\x1a\x16.mcsim.v1.SendResponseB/Z-github.com/mcsim/mcsim/proto/mcsim/v1;mcsimv1b\x06proto3"
 
 var (
 	file_mcsim_v1_coreapp_proto_rawDescOnce sync.Once
@@ -738,37 +888,41 @@ func file_mcsim_v1_coreapp_proto_rawDescGZIP() []byte {
 }
 
 var file_mcsim_v1_coreapp_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_mcsim_v1_coreapp_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_mcsim_v1_coreapp_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_mcsim_v1_coreapp_proto_goTypes = []any{
 	(GatewayStatus)(0),        // 0: mcsim.v1.GatewayStatus
-	(*HeartbeatRequest)(nil),  // 1: mcsim.v1.HeartbeatRequest
-	(*HeartbeatResponse)(nil), // 2: mcsim.v1.HeartbeatResponse
-	(*ServedShard)(nil),       // 3: mcsim.v1.ServedShard
-	(*AssignRequest)(nil),     // 4: mcsim.v1.AssignRequest
-	(*AssignResponse)(nil),    // 5: mcsim.v1.AssignResponse
-	(*ReleaseRequest)(nil),    // 6: mcsim.v1.ReleaseRequest
-	(*ReleaseResponse)(nil),   // 7: mcsim.v1.ReleaseResponse
-	(*StatusRequest)(nil),     // 8: mcsim.v1.StatusRequest
-	(*StatusResponse)(nil),    // 9: mcsim.v1.StatusResponse
+	(*SendRequest)(nil),       // 1: mcsim.v1.SendRequest
+	(*SendResponse)(nil),      // 2: mcsim.v1.SendResponse
+	(*HeartbeatRequest)(nil),  // 3: mcsim.v1.HeartbeatRequest
+	(*HeartbeatResponse)(nil), // 4: mcsim.v1.HeartbeatResponse
+	(*ServedShard)(nil),       // 5: mcsim.v1.ServedShard
+	(*AssignRequest)(nil),     // 6: mcsim.v1.AssignRequest
+	(*AssignResponse)(nil),    // 7: mcsim.v1.AssignResponse
+	(*ReleaseRequest)(nil),    // 8: mcsim.v1.ReleaseRequest
+	(*ReleaseResponse)(nil),   // 9: mcsim.v1.ReleaseResponse
+	(*StatusRequest)(nil),     // 10: mcsim.v1.StatusRequest
+	(*StatusResponse)(nil),    // 11: mcsim.v1.StatusResponse
 }
 var file_mcsim_v1_coreapp_proto_depIdxs = []int32{
-	3, // 0: mcsim.v1.HeartbeatResponse.shards:type_name -> mcsim.v1.ServedShard
-	0, // 1: mcsim.v1.ServedShard.gateway_status:type_name -> mcsim.v1.GatewayStatus
-	3, // 2: mcsim.v1.StatusResponse.shards:type_name -> mcsim.v1.ServedShard
-	0, // 3: mcsim.v1.StatusResponse.gateway_status:type_name -> mcsim.v1.GatewayStatus
-	1, // 4: mcsim.v1.CoreAppService.Heartbeat:input_type -> mcsim.v1.HeartbeatRequest
-	4, // 5: mcsim.v1.CoreAppService.Assign:input_type -> mcsim.v1.AssignRequest
-	6, // 6: mcsim.v1.CoreAppService.Release:input_type -> mcsim.v1.ReleaseRequest
-	8, // 7: mcsim.v1.CoreAppService.Status:input_type -> mcsim.v1.StatusRequest
-	2, // 8: mcsim.v1.CoreAppService.Heartbeat:output_type -> mcsim.v1.HeartbeatResponse
-	5, // 9: mcsim.v1.CoreAppService.Assign:output_type -> mcsim.v1.AssignResponse
-	7, // 10: mcsim.v1.CoreAppService.Release:output_type -> mcsim.v1.ReleaseResponse
-	9, // 11: mcsim.v1.CoreAppService.Status:output_type -> mcsim.v1.StatusResponse
-	8, // [8:12] is the sub-list for method output_type
-	4, // [4:8] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	5,  // 0: mcsim.v1.HeartbeatResponse.shards:type_name -> mcsim.v1.ServedShard
+	0,  // 1: mcsim.v1.ServedShard.gateway_status:type_name -> mcsim.v1.GatewayStatus
+	5,  // 2: mcsim.v1.StatusResponse.shards:type_name -> mcsim.v1.ServedShard
+	0,  // 3: mcsim.v1.StatusResponse.gateway_status:type_name -> mcsim.v1.GatewayStatus
+	3,  // 4: mcsim.v1.CoreAppService.Heartbeat:input_type -> mcsim.v1.HeartbeatRequest
+	6,  // 5: mcsim.v1.CoreAppService.Assign:input_type -> mcsim.v1.AssignRequest
+	8,  // 6: mcsim.v1.CoreAppService.Release:input_type -> mcsim.v1.ReleaseRequest
+	10, // 7: mcsim.v1.CoreAppService.Status:input_type -> mcsim.v1.StatusRequest
+	1,  // 8: mcsim.v1.CoreAppService.Send:input_type -> mcsim.v1.SendRequest
+	4,  // 9: mcsim.v1.CoreAppService.Heartbeat:output_type -> mcsim.v1.HeartbeatResponse
+	7,  // 10: mcsim.v1.CoreAppService.Assign:output_type -> mcsim.v1.AssignResponse
+	9,  // 11: mcsim.v1.CoreAppService.Release:output_type -> mcsim.v1.ReleaseResponse
+	11, // 12: mcsim.v1.CoreAppService.Status:output_type -> mcsim.v1.StatusResponse
+	2,  // 13: mcsim.v1.CoreAppService.Send:output_type -> mcsim.v1.SendResponse
+	9,  // [9:14] is the sub-list for method output_type
+	4,  // [4:9] is the sub-list for method input_type
+	4,  // [4:4] is the sub-list for extension type_name
+	4,  // [4:4] is the sub-list for extension extendee
+	0,  // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_mcsim_v1_coreapp_proto_init() }
@@ -782,7 +936,7 @@ func file_mcsim_v1_coreapp_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mcsim_v1_coreapp_proto_rawDesc), len(file_mcsim_v1_coreapp_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   9,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -23,6 +23,7 @@ const (
 	CoreAppService_Assign_FullMethodName    = "/mcsim.v1.CoreAppService/Assign"
 	CoreAppService_Release_FullMethodName   = "/mcsim.v1.CoreAppService/Release"
 	CoreAppService_Status_FullMethodName    = "/mcsim.v1.CoreAppService/Status"
+	CoreAppService_Send_FullMethodName      = "/mcsim.v1.CoreAppService/Send"
 )
 
 // CoreAppServiceClient is the client API for CoreAppService service.
@@ -44,6 +45,17 @@ type CoreAppServiceClient interface {
 	Release(ctx context.Context, in *ReleaseRequest, opts ...grpc.CallOption) (*ReleaseResponse, error)
 	// Status reports the coreapp's state.
 	Status(ctx context.Context, in *StatusRequest, opts ...grpc.CallOption) (*StatusResponse, error)
+	// Send sends one message on the gateway session of the recipient's shard
+	// and answers once the gateway has accepted it. The front door
+	// (POST /v1/messages) calls it on the owner the shard map names.
+	// Refused with FAILED_PRECONDITION, which the front door answers with
+	// 1018 Not Primary Coreapp, when the coreapp does not serve that shard
+	// (no assignment under the request's shard count, or its session is not
+	// accepted and heard) or when the gateway refuses the message (the
+	// session no longer holds the recipient's key): the message was not
+	// sent. Any other error (UNAVAILABLE, DEADLINE_EXCEEDED) leaves the
+	// outcome unknown.
+	Send(ctx context.Context, in *SendRequest, opts ...grpc.CallOption) (*SendResponse, error)
 }
 
 type coreAppServiceClient struct {
@@ -94,6 +106,16 @@ func (c *coreAppServiceClient) Status(ctx context.Context, in *StatusRequest, op
 	return out, nil
 }
 
+func (c *coreAppServiceClient) Send(ctx context.Context, in *SendRequest, opts ...grpc.CallOption) (*SendResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SendResponse)
+	err := c.cc.Invoke(ctx, CoreAppService_Send_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // CoreAppServiceServer is the server API for CoreAppService service.
 // All implementations must embed UnimplementedCoreAppServiceServer
 // for forward compatibility.
@@ -113,6 +135,17 @@ type CoreAppServiceServer interface {
 	Release(context.Context, *ReleaseRequest) (*ReleaseResponse, error)
 	// Status reports the coreapp's state.
 	Status(context.Context, *StatusRequest) (*StatusResponse, error)
+	// Send sends one message on the gateway session of the recipient's shard
+	// and answers once the gateway has accepted it. The front door
+	// (POST /v1/messages) calls it on the owner the shard map names.
+	// Refused with FAILED_PRECONDITION, which the front door answers with
+	// 1018 Not Primary Coreapp, when the coreapp does not serve that shard
+	// (no assignment under the request's shard count, or its session is not
+	// accepted and heard) or when the gateway refuses the message (the
+	// session no longer holds the recipient's key): the message was not
+	// sent. Any other error (UNAVAILABLE, DEADLINE_EXCEEDED) leaves the
+	// outcome unknown.
+	Send(context.Context, *SendRequest) (*SendResponse, error)
 	mustEmbedUnimplementedCoreAppServiceServer()
 }
 
@@ -134,6 +167,9 @@ func (UnimplementedCoreAppServiceServer) Release(context.Context, *ReleaseReques
 }
 func (UnimplementedCoreAppServiceServer) Status(context.Context, *StatusRequest) (*StatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Status not implemented")
+}
+func (UnimplementedCoreAppServiceServer) Send(context.Context, *SendRequest) (*SendResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Send not implemented")
 }
 func (UnimplementedCoreAppServiceServer) mustEmbedUnimplementedCoreAppServiceServer() {}
 func (UnimplementedCoreAppServiceServer) testEmbeddedByValue()                        {}
@@ -228,6 +264,24 @@ func _CoreAppService_Status_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _CoreAppService_Send_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SendRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CoreAppServiceServer).Send(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CoreAppService_Send_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CoreAppServiceServer).Send(ctx, req.(*SendRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // CoreAppService_ServiceDesc is the grpc.ServiceDesc for CoreAppService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -250,6 +304,10 @@ var CoreAppService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Status",
 			Handler:    _CoreAppService_Status_Handler,
+		},
+		{
+			MethodName: "Send",
+			Handler:    _CoreAppService_Send_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -102,6 +102,15 @@ const (
 	GatewayEventKind_GATEWAY_EVENT_KIND_SILENT GatewayEventKind = 5
 	// A SILENT session was heard again: it serves again from this event on.
 	GatewayEventKind_GATEWAY_EVENT_KIND_HEARD GatewayEventKind = 6
+	// A message was accepted on a session (message_id, recipient_id). A
+	// message id accepted twice is logged twice: the witness judges it.
+	GatewayEventKind_GATEWAY_EVENT_KIND_MESSAGE GatewayEventKind = 7
+	// A message was refused: the session did not hold its recipient's key
+	// (reason says why).
+	GatewayEventKind_GATEWAY_EVENT_KIND_MESSAGE_REJECTED GatewayEventKind = 8
+	// A session took charge of a status update (message_id, recipient_id,
+	// status): it acknowledged it in status_ack.
+	GatewayEventKind_GATEWAY_EVENT_KIND_STATUS GatewayEventKind = 9
 )
 
 // Enum value maps for GatewayEventKind.
@@ -114,15 +123,21 @@ var (
 		4: "GATEWAY_EVENT_KIND_DISCONNECT",
 		5: "GATEWAY_EVENT_KIND_SILENT",
 		6: "GATEWAY_EVENT_KIND_HEARD",
+		7: "GATEWAY_EVENT_KIND_MESSAGE",
+		8: "GATEWAY_EVENT_KIND_MESSAGE_REJECTED",
+		9: "GATEWAY_EVENT_KIND_STATUS",
 	}
 	GatewayEventKind_value = map[string]int32{
-		"GATEWAY_EVENT_KIND_UNSPECIFIED": 0,
-		"GATEWAY_EVENT_KIND_CONNECT":     1,
-		"GATEWAY_EVENT_KIND_REPLACE":     2,
-		"GATEWAY_EVENT_KIND_REJECT":      3,
-		"GATEWAY_EVENT_KIND_DISCONNECT":  4,
-		"GATEWAY_EVENT_KIND_SILENT":      5,
-		"GATEWAY_EVENT_KIND_HEARD":       6,
+		"GATEWAY_EVENT_KIND_UNSPECIFIED":      0,
+		"GATEWAY_EVENT_KIND_CONNECT":          1,
+		"GATEWAY_EVENT_KIND_REPLACE":          2,
+		"GATEWAY_EVENT_KIND_REJECT":           3,
+		"GATEWAY_EVENT_KIND_DISCONNECT":       4,
+		"GATEWAY_EVENT_KIND_SILENT":           5,
+		"GATEWAY_EVENT_KIND_HEARD":            6,
+		"GATEWAY_EVENT_KIND_MESSAGE":          7,
+		"GATEWAY_EVENT_KIND_MESSAGE_REJECTED": 8,
+		"GATEWAY_EVENT_KIND_STATUS":           9,
 	}
 )
 
@@ -153,8 +168,9 @@ func (GatewayEventKind) EnumDescriptor() ([]byte, []int) {
 	return file_mcsim_v1_gateway_proto_rawDescGZIP(), []int{1}
 }
 
-// SessionRequest opens a shard session (the stream's first message) or
-// answers a ping (every later one: only pong is read).
+// SessionRequest opens a shard session (the stream's first message); every
+// later one answers a ping (pong), sends a message, or takes charge of
+// status updates.
 type SessionRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The coreapp connecting.
@@ -168,8 +184,18 @@ type SessionRequest struct {
 	// different counts can overlap; the gateway fences on the keys, not on
 	// the shard number.
 	Shards int32 `protobuf:"varint,4,opt,name=shards,proto3" json:"shards,omitempty"`
-	// On every message after the first: the seq of the ping answered.
-	Pong          uint64 `protobuf:"varint,5,opt,name=pong,proto3" json:"pong,omitempty"`
+	// On every message after the first: the seq of the ping answered (0:
+	// this request answers no ping).
+	Pong uint64 `protobuf:"varint,5,opt,name=pong,proto3" json:"pong,omitempty"`
+	// A message to send to its recipient. The gateway accepts it only while
+	// this session is open and covers the recipient's key (the same fencing
+	// as sessions: a superseded session's messages are refused) and answers
+	// with message_ack either way. Sending does not count as being heard;
+	// only pongs do.
+	Message *OutboundMessage `protobuf:"bytes,6,opt,name=message,proto3" json:"message,omitempty"`
+	// Status updates (by StatusUpdate.id) this session has taken charge of:
+	// the gateway stops offering them to any session.
+	StatusAck     []string `protobuf:"bytes,7,rep,name=status_ack,json=statusAck,proto3" json:"status_ack,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -239,6 +265,234 @@ func (x *SessionRequest) GetPong() uint64 {
 	return 0
 }
 
+func (x *SessionRequest) GetMessage() *OutboundMessage {
+	if x != nil {
+		return x.Message
+	}
+	return nil
+}
+
+func (x *SessionRequest) GetStatusAck() []string {
+	if x != nil {
+		return x.StatusAck
+	}
+	return nil
+}
+
+// OutboundMessage is a message a coreapp sends on its session.
+type OutboundMessage struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The message id (unique per cluster).
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// The recipient's WhatsApp id.
+	To string `protobuf:"bytes,2,opt,name=to,proto3" json:"to,omitempty"`
+	// The text body.
+	Body          string `protobuf:"bytes,3,opt,name=body,proto3" json:"body,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OutboundMessage) Reset() {
+	*x = OutboundMessage{}
+	mi := &file_mcsim_v1_gateway_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OutboundMessage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OutboundMessage) ProtoMessage() {}
+
+func (x *OutboundMessage) ProtoReflect() protoreflect.Message {
+	mi := &file_mcsim_v1_gateway_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OutboundMessage.ProtoReflect.Descriptor instead.
+func (*OutboundMessage) Descriptor() ([]byte, []int) {
+	return file_mcsim_v1_gateway_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *OutboundMessage) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *OutboundMessage) GetTo() string {
+	if x != nil {
+		return x.To
+	}
+	return ""
+}
+
+func (x *OutboundMessage) GetBody() string {
+	if x != nil {
+		return x.Body
+	}
+	return ""
+}
+
+// MessageAck answers an OutboundMessage.
+type MessageAck struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The message id.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// True when the gateway accepted (and logged) the message.
+	Accepted bool `protobuf:"varint,2,opt,name=accepted,proto3" json:"accepted,omitempty"`
+	// Why it was refused.
+	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MessageAck) Reset() {
+	*x = MessageAck{}
+	mi := &file_mcsim_v1_gateway_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MessageAck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MessageAck) ProtoMessage() {}
+
+func (x *MessageAck) ProtoReflect() protoreflect.Message {
+	mi := &file_mcsim_v1_gateway_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MessageAck.ProtoReflect.Descriptor instead.
+func (*MessageAck) Descriptor() ([]byte, []int) {
+	return file_mcsim_v1_gateway_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *MessageAck) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *MessageAck) GetAccepted() bool {
+	if x != nil {
+		return x.Accepted
+	}
+	return false
+}
+
+func (x *MessageAck) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// StatusUpdate is a status of a sent message (sent, delivered, read), which
+// the gateway produces after its configured delays and offers to the
+// session that holds the recipient's key at that moment (and again to each
+// later holder until one acknowledges it in status_ack), so a status can
+// arrive at a shard's new owner after a failover.
+type StatusUpdate struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Names the update: "<message id>/<status>".
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// The message.
+	MessageId string `protobuf:"bytes,2,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
+	// The recipient.
+	RecipientId string `protobuf:"bytes,3,opt,name=recipient_id,json=recipientId,proto3" json:"recipient_id,omitempty"`
+	// "sent", "delivered" or "read".
+	Status string `protobuf:"bytes,4,opt,name=status,proto3" json:"status,omitempty"`
+	// When the status happened, Unix seconds.
+	TimestampUnix int64 `protobuf:"varint,5,opt,name=timestamp_unix,json=timestampUnix,proto3" json:"timestamp_unix,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StatusUpdate) Reset() {
+	*x = StatusUpdate{}
+	mi := &file_mcsim_v1_gateway_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StatusUpdate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StatusUpdate) ProtoMessage() {}
+
+func (x *StatusUpdate) ProtoReflect() protoreflect.Message {
+	mi := &file_mcsim_v1_gateway_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StatusUpdate.ProtoReflect.Descriptor instead.
+func (*StatusUpdate) Descriptor() ([]byte, []int) {
+	return file_mcsim_v1_gateway_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *StatusUpdate) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *StatusUpdate) GetMessageId() string {
+	if x != nil {
+		return x.MessageId
+	}
+	return ""
+}
+
+func (x *StatusUpdate) GetRecipientId() string {
+	if x != nil {
+		return x.RecipientId
+	}
+	return ""
+}
+
+func (x *StatusUpdate) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *StatusUpdate) GetTimestampUnix() int64 {
+	if x != nil {
+		return x.TimestampUnix
+	}
+	return 0
+}
+
 // SessionResponse tells a coreapp what happened to its session, or pings it.
 type SessionResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -255,13 +509,18 @@ type SessionResponse struct {
 	// logs the session SILENT; a coreapp that gets no ping for as long is cut
 	// off and must report its shard as not served.
 	SilentAfterMs int64 `protobuf:"varint,5,opt,name=silent_after_ms,json=silentAfterMs,proto3" json:"silent_after_ms,omitempty"`
+	// The answer to a message the session sent.
+	MessageAck *MessageAck `protobuf:"bytes,6,opt,name=message_ack,json=messageAck,proto3" json:"message_ack,omitempty"`
+	// A status update for a recipient this session covers; acknowledge it
+	// with status_ack once it is in the coreapp's care.
+	Status        *StatusUpdate `protobuf:"bytes,7,opt,name=status,proto3" json:"status,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SessionResponse) Reset() {
 	*x = SessionResponse{}
-	mi := &file_mcsim_v1_gateway_proto_msgTypes[1]
+	mi := &file_mcsim_v1_gateway_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -273,7 +532,7 @@ func (x *SessionResponse) String() string {
 func (*SessionResponse) ProtoMessage() {}
 
 func (x *SessionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mcsim_v1_gateway_proto_msgTypes[1]
+	mi := &file_mcsim_v1_gateway_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -286,7 +545,7 @@ func (x *SessionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionResponse.ProtoReflect.Descriptor instead.
 func (*SessionResponse) Descriptor() ([]byte, []int) {
-	return file_mcsim_v1_gateway_proto_rawDescGZIP(), []int{1}
+	return file_mcsim_v1_gateway_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *SessionResponse) GetState() SessionState {
@@ -324,6 +583,20 @@ func (x *SessionResponse) GetSilentAfterMs() int64 {
 	return 0
 }
 
+func (x *SessionResponse) GetMessageAck() *MessageAck {
+	if x != nil {
+		return x.MessageAck
+	}
+	return nil
+}
+
+func (x *SessionResponse) GetStatus() *StatusUpdate {
+	if x != nil {
+		return x.Status
+	}
+	return nil
+}
+
 // EventsRequest asks for the event log.
 type EventsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -335,7 +608,7 @@ type EventsRequest struct {
 
 func (x *EventsRequest) Reset() {
 	*x = EventsRequest{}
-	mi := &file_mcsim_v1_gateway_proto_msgTypes[2]
+	mi := &file_mcsim_v1_gateway_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -347,7 +620,7 @@ func (x *EventsRequest) String() string {
 func (*EventsRequest) ProtoMessage() {}
 
 func (x *EventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mcsim_v1_gateway_proto_msgTypes[2]
+	mi := &file_mcsim_v1_gateway_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -360,7 +633,7 @@ func (x *EventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EventsRequest.ProtoReflect.Descriptor instead.
 func (*EventsRequest) Descriptor() ([]byte, []int) {
-	return file_mcsim_v1_gateway_proto_rawDescGZIP(), []int{2}
+	return file_mcsim_v1_gateway_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *EventsRequest) GetSinceSeq() uint64 {
@@ -381,7 +654,7 @@ type WatchEventsRequest struct {
 
 func (x *WatchEventsRequest) Reset() {
 	*x = WatchEventsRequest{}
-	mi := &file_mcsim_v1_gateway_proto_msgTypes[3]
+	mi := &file_mcsim_v1_gateway_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -393,7 +666,7 @@ func (x *WatchEventsRequest) String() string {
 func (*WatchEventsRequest) ProtoMessage() {}
 
 func (x *WatchEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mcsim_v1_gateway_proto_msgTypes[3]
+	mi := &file_mcsim_v1_gateway_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -406,7 +679,7 @@ func (x *WatchEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEventsRequest.ProtoReflect.Descriptor instead.
 func (*WatchEventsRequest) Descriptor() ([]byte, []int) {
-	return file_mcsim_v1_gateway_proto_rawDescGZIP(), []int{3}
+	return file_mcsim_v1_gateway_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *WatchEventsRequest) GetSinceSeq() uint64 {
@@ -427,7 +700,7 @@ type WatchEventsResponse struct {
 
 func (x *WatchEventsResponse) Reset() {
 	*x = WatchEventsResponse{}
-	mi := &file_mcsim_v1_gateway_proto_msgTypes[4]
+	mi := &file_mcsim_v1_gateway_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -439,7 +712,7 @@ func (x *WatchEventsResponse) String() string {
 func (*WatchEventsResponse) ProtoMessage() {}
 
 func (x *WatchEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mcsim_v1_gateway_proto_msgTypes[4]
+	mi := &file_mcsim_v1_gateway_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -452,7 +725,7 @@ func (x *WatchEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEventsResponse.ProtoReflect.Descriptor instead.
 func (*WatchEventsResponse) Descriptor() ([]byte, []int) {
-	return file_mcsim_v1_gateway_proto_rawDescGZIP(), []int{4}
+	return file_mcsim_v1_gateway_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *WatchEventsResponse) GetEvent() *GatewayEvent {
@@ -473,7 +746,7 @@ type EventsResponse struct {
 
 func (x *EventsResponse) Reset() {
 	*x = EventsResponse{}
-	mi := &file_mcsim_v1_gateway_proto_msgTypes[5]
+	mi := &file_mcsim_v1_gateway_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -485,7 +758,7 @@ func (x *EventsResponse) String() string {
 func (*EventsResponse) ProtoMessage() {}
 
 func (x *EventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mcsim_v1_gateway_proto_msgTypes[5]
+	mi := &file_mcsim_v1_gateway_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -498,7 +771,7 @@ func (x *EventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EventsResponse.ProtoReflect.Descriptor instead.
 func (*EventsResponse) Descriptor() ([]byte, []int) {
-	return file_mcsim_v1_gateway_proto_rawDescGZIP(), []int{5}
+	return file_mcsim_v1_gateway_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *EventsResponse) GetEvents() []*GatewayEvent {
@@ -545,13 +818,19 @@ type GatewayEvent struct {
 	LastHeardMonoNs int64 `protobuf:"varint,14,opt,name=last_heard_mono_ns,json=lastHeardMonoNs,proto3" json:"last_heard_mono_ns,omitempty"`
 	// For SILENT: last_heard_mono_ns as wall-clock Unix nanoseconds.
 	LastHeardUnixNs int64 `protobuf:"varint,15,opt,name=last_heard_unix_ns,json=lastHeardUnixNs,proto3" json:"last_heard_unix_ns,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// For MESSAGE, MESSAGE_REJECTED and STATUS: the message.
+	MessageId string `protobuf:"bytes,16,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
+	// For MESSAGE, MESSAGE_REJECTED and STATUS: its recipient.
+	RecipientId string `protobuf:"bytes,17,opt,name=recipient_id,json=recipientId,proto3" json:"recipient_id,omitempty"`
+	// For STATUS: "sent", "delivered" or "read".
+	Status        string `protobuf:"bytes,18,opt,name=status,proto3" json:"status,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GatewayEvent) Reset() {
 	*x = GatewayEvent{}
-	mi := &file_mcsim_v1_gateway_proto_msgTypes[6]
+	mi := &file_mcsim_v1_gateway_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -563,7 +842,7 @@ func (x *GatewayEvent) String() string {
 func (*GatewayEvent) ProtoMessage() {}
 
 func (x *GatewayEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_mcsim_v1_gateway_proto_msgTypes[6]
+	mi := &file_mcsim_v1_gateway_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -576,7 +855,7 @@ func (x *GatewayEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GatewayEvent.ProtoReflect.Descriptor instead.
 func (*GatewayEvent) Descriptor() ([]byte, []int) {
-	return file_mcsim_v1_gateway_proto_rawDescGZIP(), []int{6}
+	return file_mcsim_v1_gateway_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *GatewayEvent) GetSeq() uint64 {
@@ -684,24 +963,67 @@ func (x *GatewayEvent) GetLastHeardUnixNs() int64 {
 	return 0
 }
 
+func (x *GatewayEvent) GetMessageId() string {
+	if x != nil {
+		return x.MessageId
+	}
+	return ""
+}
+
+func (x *GatewayEvent) GetRecipientId() string {
+	if x != nil {
+		return x.RecipientId
+	}
+	return ""
+}
+
+func (x *GatewayEvent) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
 var File_mcsim_v1_gateway_proto protoreflect.FileDescriptor
 
 const file_mcsim_v1_gateway_proto_rawDesc = "" +
 	"\n" +
-	"\x16mcsim/v1/gateway.proto\x12\bmcsim.v1\"\x87\x01\n" +
+	"\x16mcsim/v1/gateway.proto\x12\bmcsim.v1\"\xdb\x01\n" +
 	"\x0eSessionRequest\x12\x1d\n" +
 	"\n" +
 	"coreapp_id\x18\x01 \x01(\tR\tcoreappId\x12\x14\n" +
 	"\x05shard\x18\x02 \x01(\x05R\x05shard\x12\x14\n" +
 	"\x05epoch\x18\x03 \x01(\x04R\x05epoch\x12\x16\n" +
 	"\x06shards\x18\x04 \x01(\x05R\x06shards\x12\x12\n" +
-	"\x04pong\x18\x05 \x01(\x04R\x04pong\"\xbd\x01\n" +
+	"\x04pong\x18\x05 \x01(\x04R\x04pong\x123\n" +
+	"\amessage\x18\x06 \x01(\v2\x19.mcsim.v1.OutboundMessageR\amessage\x12\x1d\n" +
+	"\n" +
+	"status_ack\x18\a \x03(\tR\tstatusAck\"E\n" +
+	"\x0fOutboundMessage\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x0e\n" +
+	"\x02to\x18\x02 \x01(\tR\x02to\x12\x12\n" +
+	"\x04body\x18\x03 \x01(\tR\x04body\"P\n" +
+	"\n" +
+	"MessageAck\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n" +
+	"\baccepted\x18\x02 \x01(\bR\baccepted\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"\x9f\x01\n" +
+	"\fStatusUpdate\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
+	"\n" +
+	"message_id\x18\x02 \x01(\tR\tmessageId\x12!\n" +
+	"\frecipient_id\x18\x03 \x01(\tR\vrecipientId\x12\x16\n" +
+	"\x06status\x18\x04 \x01(\tR\x06status\x12%\n" +
+	"\x0etimestamp_unix\x18\x05 \x01(\x03R\rtimestampUnix\"\xa4\x02\n" +
 	"\x0fSessionResponse\x12,\n" +
 	"\x05state\x18\x01 \x01(\x0e2\x16.mcsim.v1.SessionStateR\x05state\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x12\n" +
 	"\x04ping\x18\x03 \x01(\x04R\x04ping\x12(\n" +
 	"\x10ping_interval_ms\x18\x04 \x01(\x03R\x0epingIntervalMs\x12&\n" +
-	"\x0fsilent_after_ms\x18\x05 \x01(\x03R\rsilentAfterMs\",\n" +
+	"\x0fsilent_after_ms\x18\x05 \x01(\x03R\rsilentAfterMs\x125\n" +
+	"\vmessage_ack\x18\x06 \x01(\v2\x14.mcsim.v1.MessageAckR\n" +
+	"messageAck\x12.\n" +
+	"\x06status\x18\a \x01(\v2\x16.mcsim.v1.StatusUpdateR\x06status\",\n" +
 	"\rEventsRequest\x12\x1b\n" +
 	"\tsince_seq\x18\x01 \x01(\x04R\bsinceSeq\"1\n" +
 	"\x12WatchEventsRequest\x12\x1b\n" +
@@ -709,7 +1031,7 @@ const file_mcsim_v1_gateway_proto_rawDesc = "" +
 	"\x13WatchEventsResponse\x12,\n" +
 	"\x05event\x18\x01 \x01(\v2\x16.mcsim.v1.GatewayEventR\x05event\"@\n" +
 	"\x0eEventsResponse\x12.\n" +
-	"\x06events\x18\x01 \x03(\v2\x16.mcsim.v1.GatewayEventR\x06events\"\xfe\x03\n" +
+	"\x06events\x18\x01 \x03(\v2\x16.mcsim.v1.GatewayEventR\x06events\"\xd8\x04\n" +
 	"\fGatewayEvent\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x17\n" +
 	"\amono_ns\x18\x02 \x01(\x03R\x06monoNs\x12\x17\n" +
@@ -727,12 +1049,16 @@ const file_mcsim_v1_gateway_proto_rawDesc = "" +
 	"\x0ereplaced_shard\x18\f \x01(\x05R\rreplacedShard\x12'\n" +
 	"\x0freplaced_shards\x18\r \x01(\x05R\x0ereplacedShards\x12+\n" +
 	"\x12last_heard_mono_ns\x18\x0e \x01(\x03R\x0flastHeardMonoNs\x12+\n" +
-	"\x12last_heard_unix_ns\x18\x0f \x01(\x03R\x0flastHeardUnixNs*\x81\x01\n" +
+	"\x12last_heard_unix_ns\x18\x0f \x01(\x03R\x0flastHeardUnixNs\x12\x1d\n" +
+	"\n" +
+	"message_id\x18\x10 \x01(\tR\tmessageId\x12!\n" +
+	"\frecipient_id\x18\x11 \x01(\tR\vrecipientId\x12\x16\n" +
+	"\x06status\x18\x12 \x01(\tR\x06status*\x81\x01\n" +
 	"\fSessionState\x12\x1d\n" +
 	"\x19SESSION_STATE_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16SESSION_STATE_ACCEPTED\x10\x01\x12\x1a\n" +
 	"\x16SESSION_STATE_REJECTED\x10\x02\x12\x1a\n" +
-	"\x16SESSION_STATE_REPLACED\x10\x03*\xf5\x01\n" +
+	"\x16SESSION_STATE_REPLACED\x10\x03*\xdd\x02\n" +
 	"\x10GatewayEventKind\x12\"\n" +
 	"\x1eGATEWAY_EVENT_KIND_UNSPECIFIED\x10\x00\x12\x1e\n" +
 	"\x1aGATEWAY_EVENT_KIND_CONNECT\x10\x01\x12\x1e\n" +
@@ -740,7 +1066,10 @@ const file_mcsim_v1_gateway_proto_rawDesc = "" +
 	"\x19GATEWAY_EVENT_KIND_REJECT\x10\x03\x12!\n" +
 	"\x1dGATEWAY_EVENT_KIND_DISCONNECT\x10\x04\x12\x1d\n" +
 	"\x19GATEWAY_EVENT_KIND_SILENT\x10\x05\x12\x1c\n" +
-	"\x18GATEWAY_EVENT_KIND_HEARD\x10\x062\xdf\x01\n" +
+	"\x18GATEWAY_EVENT_KIND_HEARD\x10\x06\x12\x1e\n" +
+	"\x1aGATEWAY_EVENT_KIND_MESSAGE\x10\a\x12'\n" +
+	"#GATEWAY_EVENT_KIND_MESSAGE_REJECTED\x10\b\x12\x1d\n" +
+	"\x19GATEWAY_EVENT_KIND_STATUS\x10\t2\xdf\x01\n" +
 	"\x0eGatewayService\x12B\n" +
 	"\aSession\x12\x18.mcsim.v1.SessionRequest\x1a\x19.mcsim.v1.SessionResponse(\x010\x01\x12;\n" +
 	"\x06Events\x12\x17.mcsim.v1.EventsRequest\x1a\x18.mcsim.v1.EventsResponse\x12L\n" +
@@ -759,34 +1088,40 @@ func file_mcsim_v1_gateway_proto_rawDescGZIP() []byte {
 }
 
 var file_mcsim_v1_gateway_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_mcsim_v1_gateway_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_mcsim_v1_gateway_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_mcsim_v1_gateway_proto_goTypes = []any{
 	(SessionState)(0),           // 0: mcsim.v1.SessionState
 	(GatewayEventKind)(0),       // 1: mcsim.v1.GatewayEventKind
 	(*SessionRequest)(nil),      // 2: mcsim.v1.SessionRequest
-	(*SessionResponse)(nil),     // 3: mcsim.v1.SessionResponse
-	(*EventsRequest)(nil),       // 4: mcsim.v1.EventsRequest
-	(*WatchEventsRequest)(nil),  // 5: mcsim.v1.WatchEventsRequest
-	(*WatchEventsResponse)(nil), // 6: mcsim.v1.WatchEventsResponse
-	(*EventsResponse)(nil),      // 7: mcsim.v1.EventsResponse
-	(*GatewayEvent)(nil),        // 8: mcsim.v1.GatewayEvent
+	(*OutboundMessage)(nil),     // 3: mcsim.v1.OutboundMessage
+	(*MessageAck)(nil),          // 4: mcsim.v1.MessageAck
+	(*StatusUpdate)(nil),        // 5: mcsim.v1.StatusUpdate
+	(*SessionResponse)(nil),     // 6: mcsim.v1.SessionResponse
+	(*EventsRequest)(nil),       // 7: mcsim.v1.EventsRequest
+	(*WatchEventsRequest)(nil),  // 8: mcsim.v1.WatchEventsRequest
+	(*WatchEventsResponse)(nil), // 9: mcsim.v1.WatchEventsResponse
+	(*EventsResponse)(nil),      // 10: mcsim.v1.EventsResponse
+	(*GatewayEvent)(nil),        // 11: mcsim.v1.GatewayEvent
 }
 var file_mcsim_v1_gateway_proto_depIdxs = []int32{
-	0, // 0: mcsim.v1.SessionResponse.state:type_name -> mcsim.v1.SessionState
-	8, // 1: mcsim.v1.WatchEventsResponse.event:type_name -> mcsim.v1.GatewayEvent
-	8, // 2: mcsim.v1.EventsResponse.events:type_name -> mcsim.v1.GatewayEvent
-	1, // 3: mcsim.v1.GatewayEvent.kind:type_name -> mcsim.v1.GatewayEventKind
-	2, // 4: mcsim.v1.GatewayService.Session:input_type -> mcsim.v1.SessionRequest
-	4, // 5: mcsim.v1.GatewayService.Events:input_type -> mcsim.v1.EventsRequest
-	5, // 6: mcsim.v1.GatewayService.WatchEvents:input_type -> mcsim.v1.WatchEventsRequest
-	3, // 7: mcsim.v1.GatewayService.Session:output_type -> mcsim.v1.SessionResponse
-	7, // 8: mcsim.v1.GatewayService.Events:output_type -> mcsim.v1.EventsResponse
-	6, // 9: mcsim.v1.GatewayService.WatchEvents:output_type -> mcsim.v1.WatchEventsResponse
-	7, // [7:10] is the sub-list for method output_type
-	4, // [4:7] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	3,  // 0: mcsim.v1.SessionRequest.message:type_name -> mcsim.v1.OutboundMessage
+	0,  // 1: mcsim.v1.SessionResponse.state:type_name -> mcsim.v1.SessionState
+	4,  // 2: mcsim.v1.SessionResponse.message_ack:type_name -> mcsim.v1.MessageAck
+	5,  // 3: mcsim.v1.SessionResponse.status:type_name -> mcsim.v1.StatusUpdate
+	11, // 4: mcsim.v1.WatchEventsResponse.event:type_name -> mcsim.v1.GatewayEvent
+	11, // 5: mcsim.v1.EventsResponse.events:type_name -> mcsim.v1.GatewayEvent
+	1,  // 6: mcsim.v1.GatewayEvent.kind:type_name -> mcsim.v1.GatewayEventKind
+	2,  // 7: mcsim.v1.GatewayService.Session:input_type -> mcsim.v1.SessionRequest
+	7,  // 8: mcsim.v1.GatewayService.Events:input_type -> mcsim.v1.EventsRequest
+	8,  // 9: mcsim.v1.GatewayService.WatchEvents:input_type -> mcsim.v1.WatchEventsRequest
+	6,  // 10: mcsim.v1.GatewayService.Session:output_type -> mcsim.v1.SessionResponse
+	10, // 11: mcsim.v1.GatewayService.Events:output_type -> mcsim.v1.EventsResponse
+	9,  // 12: mcsim.v1.GatewayService.WatchEvents:output_type -> mcsim.v1.WatchEventsResponse
+	10, // [10:13] is the sub-list for method output_type
+	7,  // [7:10] is the sub-list for method input_type
+	7,  // [7:7] is the sub-list for extension type_name
+	7,  // [7:7] is the sub-list for extension extendee
+	0,  // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_mcsim_v1_gateway_proto_init() }
@@ -800,7 +1135,7 @@ func file_mcsim_v1_gateway_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mcsim_v1_gateway_proto_rawDesc), len(file_mcsim_v1_gateway_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   7,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
