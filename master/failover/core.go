@@ -20,6 +20,7 @@ type Core struct {
 	coreapps  map[string]*coreapp
 	sortedIDs []string   // ids of coreapps, sorted; nil when stale
 	sortedCAs []*coreapp // the same coreapps in the same order
+	found     *coreapp   // the coreapp find found last (nil after a leave)
 	resumedAt time.Time  // last stall resume (rule 4); zero if none
 	now       time.Time  // now of the last Step (or New)
 	wantWake  time.Time  // NextWake after the last Step, for stall detection
@@ -322,6 +323,19 @@ func (c *Core) ids() []string {
 	return c.sortedIDs
 }
 
+// find is c.coreapps[id], remembering the last one found: checking and
+// applying one heartbeat answer looks its coreapp up five times.
+func (c *Core) find(id string) *coreapp {
+	if ca := c.found; ca != nil && ca.id == id {
+		return ca
+	}
+	ca := c.coreapps[id]
+	if ca != nil {
+		c.found = ca
+	}
+	return ca
+}
+
 // sortedInsert puts a new coreapp into the sorted lists, if they are
 // built: a thousand coreapps joining one by one were a thousand sorts.
 func (c *Core) sortedInsert(ca *coreapp) {
@@ -380,13 +394,13 @@ func (c *Core) validate(ev Event) error {
 		if id == "" {
 			return fmt.Errorf("failover: %s: must be a coreapp id, got \"\"", field)
 		}
-		if c.coreapps[id] == nil {
+		if c.find(id) == nil {
 			return fmt.Errorf("failover: %s: %w %q", field, ErrUnknownCoreapp, id)
 		}
 		return nil
 	}
 	seq := func(field, id string, seq uint64) error {
-		if last := c.coreapps[id].lastSeq; seq < 1 || seq > last {
+		if last := c.find(id).lastSeq; seq < 1 || seq > last {
 			return fmt.Errorf("failover: %s: must be a sent heartbeat seq in 1..%d for %q, got %d", field, last, id, seq)
 		}
 		return nil
@@ -473,10 +487,11 @@ func (c *Core) apply(now time.Time, ev Event) {
 		}
 		c.untrack(c.coreapps[ev.ID])
 		delete(c.coreapps, ev.ID)
+		c.found = nil
 		c.sortedDelete(ev.ID)
 	case HeartbeatAnswered:
 		c.answered(now, ev)
-		c.touch(c.coreapps[ev.ID])
+		c.touch(c.find(ev.ID))
 	case AssignDone:
 		if ev.Shard >= len(c.sm.Assignments) {
 			return
@@ -522,7 +537,7 @@ func (c *Core) apply(now time.Time, ev Event) {
 // the one serving it; releasing it would leave the shard unserved until
 // the stale owner's deadline.
 func (c *Core) adopt(now time.Time, id string, s ServedShard) bool {
-	if s.Shard < 0 || s.Shard >= len(c.sm.Assignments) || !c.coreapps[id].healthy {
+	if s.Shard < 0 || s.Shard >= len(c.sm.Assignments) || !c.find(id).healthy {
 		return false
 	}
 	a := c.sm.Assignments[s.Shard]
@@ -531,7 +546,7 @@ func (c *Core) adopt(now time.Time, id string, s ServedShard) bool {
 	}
 	c.reports = append(c.reports, ShardAdopted{Shard: s.Shard, Coreapp: id, Epoch: s.Epoch, From: a.Coreapp, FromEpoch: a.Epoch, At: now})
 	c.sm.Assignments[s.Shard] = Assignment{Shard: s.Shard, Coreapp: id, Epoch: s.Epoch}
-	c.shards[s.Shard] = shardState{confirmed: true, confirmedAfterSeq: c.coreapps[id].lastSeq}
+	c.shards[s.Shard] = shardState{confirmed: true, confirmedAfterSeq: c.find(id).lastSeq}
 	c.dirty = true
 	return true
 }
@@ -539,7 +554,7 @@ func (c *Core) adopt(now time.Time, id string, s ServedShard) bool {
 // answered applies rule 1's clearing, recovery, and reconciles what the
 // coreapp says it serves with the map.
 func (c *Core) answered(now time.Time, ev HeartbeatAnswered) {
-	ca := c.coreapps[ev.ID]
+	ca := c.find(ev.ID)
 	i := 0
 	for i < len(ca.outstanding) && ca.outstanding[i].seq <= ev.Seq {
 		i++
