@@ -108,13 +108,14 @@ type intervals struct {
 }
 
 type runner struct {
-	t    Target
-	sc   *Scenario
-	opt  Options
-	rng  *rand.Rand
-	t0   time.Time
-	eps  time.Duration
-	poll time.Duration
+	t      Target
+	allSrv allServer // t, if it is one
+	sc     *Scenario
+	opt    Options
+	rng    *rand.Rand
+	t0     time.Time
+	eps    time.Duration
+	poll   time.Duration
 
 	shards   int
 	settings []intervals
@@ -175,6 +176,7 @@ func Run(ctx context.Context, t Target, sc *Scenario, opt Options) (out Outcome,
 	if r.eps == 0 {
 		r.eps = DefaultEpsilon
 	}
+	r.allSrv, _ = t.(allServer)
 	if r.poll == 0 {
 		r.poll = 20 * time.Millisecond
 	}
@@ -626,8 +628,8 @@ func valuesOf(m map[int]string) []string {
 
 // allServed says whether every shard is served now.
 func (r *runner) allServed() bool {
-	if a, ok := r.t.(allServer); ok {
-		return a.AllServed(r.shards)
+	if r.allSrv != nil {
+		return r.allSrv.AllServed(r.shards)
 	}
 	served := r.t.Served()
 	for s := range r.shards {

@@ -101,6 +101,12 @@ func (c *coreappNode) tick() { c.step(books.Tick{}) }
 // decide and returns the verdict on a command (Accept or Refuse).
 func (c *coreappNode) step(ev books.Event) books.Action {
 	acts, _ := c.b.Step(c.p.local(), ev)
+	return c.carry(acts)
+}
+
+// carry carries out what the books decided, asks for their next wake-up
+// and returns the verdict on a command (Accept or Refuse).
+func (c *coreappNode) carry(acts []books.Action) books.Action {
 	var verdict books.Action
 	for _, a := range acts {
 		switch a := a.(type) {
@@ -176,7 +182,14 @@ func (c *coreappNode) pinged(shard int32, epoch uint64, ev books.Event) bool {
 	if _, ok := c.sessions.get(sessKey{shard, epoch}); !ok {
 		return false
 	}
-	c.step(ev)
+	if acts, _ := c.b.Step(c.p.local(), ev); len(acts) > 0 {
+		c.carry(acts)
+	}
+	// A ping the books answer with nothing changed nothing but its
+	// session's silence deadline, later (one that makes them wake earlier
+	// says so: SetStatus CONNECTED): the wake-up asked for after the last
+	// step stands, and asking again would change nothing. Most of a
+	// cluster's steps are these pings.
 	return true
 }
 
