@@ -342,6 +342,9 @@ func (l *Log) sessionEvent(kind mcsimv1.GatewayEventKind, id SessionID) *mcsimv1
 // in session order, and returns those events. A silent session keeps its
 // keys: it is still open, only no longer counted as serving.
 func (l *Log) Tick(now time.Time) []*mcsimv1.GatewayEvent {
+	if !l.anyOverdue(now) {
+		return nil // the common case: a pong came since the check was set
+	}
 	var out []*mcsimv1.GatewayEvent
 	for _, id := range slices.Sorted(maps.Keys(l.heard)) {
 		if ev, ok := l.silence(now, id); ok {
@@ -349,6 +352,16 @@ func (l *Log) Tick(now time.Time) []*mcsimv1.GatewayEvent {
 		}
 	}
 	return out
+}
+
+// anyOverdue says whether silence would log anything at now.
+func (l *Log) anyOverdue(now time.Time) bool {
+	for _, h := range l.heard {
+		if !h.silent && now.Sub(h.last) >= SilentAfter {
+			return true
+		}
+	}
+	return false
 }
 
 // silence logs SILENT for open session id if it is overdue at now. Open and

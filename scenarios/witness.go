@@ -21,6 +21,10 @@ type Witness struct {
 	// simulated second.
 	served       map[int]string
 	servedShards int
+	// allFor is 1 + the count AllServed last judged the cached served
+	// map against (0: none since it was built), allOK its verdict.
+	allFor int
+	allOK  bool
 	// accepted and taken are the traffic the gateway saw: how often it
 	// accepted each message id, and the status updates coreapps took
 	// charge of.
@@ -109,8 +113,24 @@ func (w *Witness) Served(shards int) map[int]string {
 			out[int(s)] = h.coreapp
 		}
 	}
-	w.served, w.servedShards = out, shards
+	w.served, w.servedShards, w.allFor = out, shards, 0
 	return out
+}
+
+// AllServed says whether every shard below n is served in Served(shards),
+// cached with it: the runner asks on every look.
+func (w *Witness) AllServed(shards, n int) bool {
+	served := w.Served(shards)
+	if w.allFor != n+1 {
+		w.allFor, w.allOK = n+1, true
+		for s := range n {
+			if served[s] == "" {
+				w.allOK = false
+				break
+			}
+		}
+	}
+	return w.allOK
 }
 
 // Accepted counts how many times the gateway accepted each message id

@@ -64,7 +64,7 @@ func lastHeartbeat(w *World, node string, at time.Time) time.Duration {
 		if k.coreapp != node {
 			continue
 		}
-		for _, r := range rs {
+		for _, r := range rs.recent() {
 			if r.sentAt.After(last) && !r.sentAt.After(at) {
 				last = r.sentAt
 			}

@@ -189,7 +189,7 @@ func (h *hooks) arm() {
 			}
 		}
 		if c.p.paused || c.p.busy {
-			c.p.heldTimers = append(c.p.heldTimers, tick)
+			c.p.heldTimers = append(c.p.heldTimers, fn(tick))
 			return
 		}
 		tick()

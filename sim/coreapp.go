@@ -30,7 +30,7 @@ type coreappNode struct {
 	ready bool
 	// sessions are the gateway's ids of the sessions it accepted, by
 	// shard and epoch; closeOnAnswer those closed before their answer.
-	sessions      map[sessKey]gateway.SessionID
+	sessions      openSessions
 	closeOnAnswer map[sessKey]bool
 	tickFn        func() // c.tick, made once: a method value allocates
 	// assigns are the Assign calls waiting for their session's first
@@ -38,6 +38,15 @@ type coreappNode struct {
 	assigns map[sessKey]func(any, error)
 	// opened is the session the last step opened, if any.
 	opened *sessKey
+	// hbAsked is the books' HeartbeatAsked for lease epoch hbAskedEpoch,
+	// boxed once per epoch; held is scratch for the books' Served; answer
+	// is the last heartbeat answer, given again while the shards held
+	// are the same (nobody changes an answer).
+	hbAsked      books.Event
+	hbAskedEpoch uint64
+	held         []books.Served
+	answer       []failover.ServedShard
+	answerAny    any // answer, boxed once
 	// tr is the run's messages and callbacks (messages.go); nil until a
 	// workload needs it.
 	tr *coreappTraffic
@@ -64,7 +73,7 @@ func (c *coreappNode) start() {
 		c.b.DisableLeaseFence()
 	}
 	c.ready = false
-	c.sessions, c.closeOnAnswer = map[sessKey]gateway.SessionID{}, map[sessKey]bool{}
+	c.sessions, c.closeOnAnswer = nil, map[sessKey]bool{}
 	c.assigns = map[sessKey]func(any, error){}
 	c.tr = nil
 	if c.w.traffic != nil {
@@ -92,6 +101,12 @@ func (c *coreappNode) tick() { c.step(books.Tick{}) }
 // decide and returns the verdict on a command (Accept or Refuse).
 func (c *coreappNode) step(ev books.Event) books.Action {
 	acts, _ := c.b.Step(c.p.local(), ev)
+	return c.carry(acts)
+}
+
+// carry carries out what the books decided, asks for their next wake-up
+// and returns the verdict on a command (Accept or Refuse).
+func (c *coreappNode) carry(acts []books.Action) books.Action {
 	var verdict books.Action
 	for _, a := range acts {
 		switch a := a.(type) {
@@ -117,12 +132,12 @@ func (c *coreappNode) open(a books.OpenSession) {
 }
 
 func (c *coreappNode) close(k sessKey) {
-	id, ok := c.sessions[k]
+	id, ok := c.sessions.get(k)
 	if !ok {
 		c.closeOnAnswer[k] = true
 		return
 	}
-	delete(c.sessions, k)
+	c.sessions.del(k)
 	c.sessionEnded(k)
 	gw := c.w.gw
 	c.w.net.stream(c.p.id, gw.p.id, func() { gw.closeSession(id) })
@@ -144,7 +159,7 @@ func (c *coreappNode) sessionAnswer(shard int32, epoch uint64, id gateway.Sessio
 		c.step(books.SessionRejected{Shard: shard, Epoch: epoch})
 		return
 	}
-	c.sessions[k] = id
+	c.sessions.put(k, id)
 	c.sessionAccepted(k)
 	if c.closeOnAnswer[k] {
 		delete(c.closeOnAnswer, k)
@@ -155,18 +170,26 @@ func (c *coreappNode) sessionAnswer(shard int32, epoch uint64, id gateway.Sessio
 
 func (c *coreappNode) sessionReplaced(shard int32, epoch uint64) {
 	k := sessKey{shard, epoch}
-	delete(c.sessions, k)
+	c.sessions.del(k)
 	c.sessionEnded(k)
 	c.step(books.SessionReplaced{Shard: shard, Epoch: epoch})
 }
 
-// pinged is a gateway ping on the session of shard at epoch; false if the
-// session is no longer open here (no pong).
-func (c *coreappNode) pinged(shard int32, epoch uint64) bool {
-	if _, ok := c.sessions[sessKey{shard, epoch}]; !ok {
+// pinged is a gateway ping on the session of shard at epoch (ev is its
+// books.GatewayPinged); false if the session is no longer open here (no
+// pong).
+func (c *coreappNode) pinged(shard int32, epoch uint64, ev books.Event) bool {
+	if _, ok := c.sessions.get(sessKey{shard, epoch}); !ok {
 		return false
 	}
-	c.step(books.GatewayPinged{Shard: shard, Epoch: epoch})
+	if acts, _ := c.b.Step(c.p.local(), ev); len(acts) > 0 {
+		c.carry(acts)
+	}
+	// A ping the books answer with nothing changed nothing but its
+	// session's silence deadline, later (one that makes them wake earlier
+	// says so: SetStatus CONNECTED): the wake-up asked for after the last
+	// step stands, and asking again would change nothing. Most of a
+	// cluster's steps are these pings.
 	return true
 }
 
@@ -181,18 +204,37 @@ func refusal(a books.Action) error {
 // heartbeat answers a master's heartbeat: the shards held, with epochs.
 func (c *coreappNode) heartbeat(master string, leaseEpoch uint64) (any, error) {
 	before := c.b.LeaseEpoch()
-	if err := refusal(c.step(books.HeartbeatAsked{Coreapp: c.p.id, LeaseEpoch: leaseEpoch})); err != nil {
+	if c.hbAsked == nil || c.hbAskedEpoch != leaseEpoch {
+		c.hbAsked, c.hbAskedEpoch = books.HeartbeatAsked{Coreapp: c.p.id, LeaseEpoch: leaseEpoch}, leaseEpoch
+	}
+	if err := refusal(c.step(c.hbAsked)); err != nil {
 		return nil, err
 	}
 	if c.b.LeaseEpoch() > before {
 		c.w.commands = append(c.w.commands, scenarios.Command{At: c.w.now, Coreapp: c.p.id, Run: c.p.run, Master: master, Kind: "heartbeat", LeaseEpoch: leaseEpoch, Accepted: true})
 	}
-	held := c.b.Served()
-	out := make([]failover.ServedShard, len(held))
-	for i, s := range held {
-		out[i] = failover.ServedShard{Shard: int(s.Shard), Epoch: s.Epoch}
+	c.held = c.b.AppendServed(c.held[:0])
+	if !sameShards(c.held, c.answer) {
+		c.answer = make([]failover.ServedShard, len(c.held))
+		for i, s := range c.held {
+			c.answer[i] = failover.ServedShard{Shard: int(s.Shard), Epoch: s.Epoch}
+		}
+		c.answerAny = c.answer
 	}
-	return out, nil
+	return c.answerAny, nil
+}
+
+// sameShards says whether held lists the shards and epochs of answer.
+func sameShards(held []books.Served, answer []failover.ServedShard) bool {
+	if answer == nil || len(held) != len(answer) {
+		return false
+	}
+	for i, s := range held {
+		if int(s.Shard) != answer[i].Shard || s.Epoch != answer[i].Epoch {
+			return false
+		}
+	}
+	return true
 }
 
 // assign is an Assign from master: the books' verdict, recorded as the
@@ -267,7 +309,11 @@ func (c *coreappNode) leave(served bool) {
 // exit closes every session and ends the process; the poster's Close
 // deletes what waits for its window.
 func (c *coreappNode) exit() {
-	for _, k := range sortedKeys(c.sessions) {
+	keys := make([]sessKey, 0, len(c.sessions))
+	for _, s := range c.sessions {
+		keys = append(keys, s.k)
+	}
+	for _, k := range keys {
 		c.close(k)
 	}
 	if c.tr != nil && c.tr.hooks != nil {
@@ -276,15 +322,41 @@ func (c *coreappNode) exit() {
 	c.p.crash()
 }
 
-func sortedKeys(m map[sessKey]gateway.SessionID) []sessKey {
-	out := make([]sessKey, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.SortFunc(out, func(a, b sessKey) int {
-		return cmp.Or(cmp.Compare(a.shard, b.shard), cmp.Compare(a.epoch, b.epoch))
+// openSessions are a coreapp's accepted sessions and their gateway ids,
+// sorted by shard and epoch: a coreapp holds a few, and a slice is
+// cheaper than a map to look one up in on every ping.
+type openSessions []openSession
+
+type openSession struct {
+	k  sessKey
+	id gateway.SessionID
+}
+
+func (s openSessions) find(k sessKey) (int, bool) {
+	return slices.BinarySearchFunc(s, k, func(o openSession, k sessKey) int {
+		return cmp.Or(cmp.Compare(o.k.shard, k.shard), cmp.Compare(o.k.epoch, k.epoch))
 	})
-	return out
+}
+
+func (s openSessions) get(k sessKey) (gateway.SessionID, bool) {
+	if i, ok := s.find(k); ok {
+		return s[i].id, true
+	}
+	return 0, false
+}
+
+func (s *openSessions) put(k sessKey, id gateway.SessionID) {
+	if i, ok := s.find(k); ok {
+		(*s)[i].id = id
+	} else {
+		*s = slices.Insert(*s, i, openSession{k, id})
+	}
+}
+
+func (s *openSessions) del(k sessKey) {
+	if i, ok := s.find(k); ok {
+		*s = slices.Delete(*s, i, i+1)
+	}
 }
 
 // crash is SIGKILL: the books are gone and the kernel closes the

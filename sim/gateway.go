@@ -3,6 +3,8 @@ package sim
 import (
 	"time"
 
+	"github.com/mcsim/mcsim/coreapp/books"
+
 	"github.com/mcsim/mcsim/gateway"
 	"github.com/mcsim/mcsim/scenarios"
 )
@@ -23,6 +25,22 @@ type gatewayNode struct {
 	// offerAt is the pending status offer (messages.go; zero: none).
 	offerAt time.Time
 	delays  gateway.StatusDelays // the log's
+	// spare is a fast-path round's list, done with, for the next round.
+	spare *pongRound
+}
+
+// pongRound is one round's fast-path pongs, heard together.
+type pongRound struct {
+	g   *gatewayNode
+	ids []gateway.SessionID
+}
+
+func (r *pongRound) run() {
+	for _, id := range r.ids {
+		r.g.heard(id)
+	}
+	r.ids = r.ids[:0]
+	r.g.spare = r
 }
 
 type gwSession struct {
@@ -31,6 +49,9 @@ type gwSession struct {
 	run     int
 	shard   int32
 	epoch   uint64
+	// pinged is the books' event for a ping of this session, boxed once
+	// (a cluster's pings are most of what its coreapps step).
+	pinged books.Event
 }
 
 func newGateway(w *World) *gatewayNode {
@@ -60,7 +81,8 @@ func (g *gatewayNode) openSession(c *coreappNode, run int, shard, shards int32, 
 			})
 		}
 	}
-	s := &gwSession{id: d.Session.ID, coreapp: c, run: run, shard: shard, epoch: epoch}
+	s := &gwSession{id: d.Session.ID, coreapp: c, run: run, shard: shard, epoch: epoch,
+		pinged: books.GatewayPinged{Shard: shard, Epoch: epoch}}
 	g.open = append(g.open, s)
 	g.w.net.stream(g.p.id, c.p.id, func() { c.p.deliver(run, func() { c.sessionAnswer(shard, epoch, s.id, true) }) })
 	g.scheduleTick()
@@ -109,32 +131,34 @@ func (g *gatewayNode) closeAll(c *coreappNode, run int) {
 // path is most of the simulator's speed.
 func (g *gatewayNode) pingRound() {
 	g.w.after(gateway.PingInterval, g.pingRound)
-	var fast []gateway.SessionID
+	fast := g.spare
+	if fast == nil {
+		fast = &pongRound{g: g}
+	}
+	g.spare = nil
+	calm := g.w.net.calm()
 	for _, s := range g.open {
 		c := s.coreapp
 		if c.p.up && c.p.run == s.run && !c.p.paused && !c.p.busy &&
-			g.w.net.clear(g.p.id, c.p.id) && g.w.net.clear(c.p.id, g.p.id) {
-			if c.pinged(s.shard, s.epoch) {
-				fast = append(fast, s.id)
+			(calm || g.w.net.clear(g.p.id, c.p.id) && g.w.net.clear(c.p.id, g.p.id)) {
+			if c.pinged(s.shard, s.epoch, s.pinged) {
+				fast.ids = append(fast.ids, s.id)
 			}
 			continue
 		}
 		s := s
 		g.w.net.stream(g.p.id, c.p.id, func() {
 			c.p.deliver(s.run, func() {
-				if c.pinged(s.shard, s.epoch) {
+				if c.pinged(s.shard, s.epoch, s.pinged) {
 					g.w.net.stream(c.p.id, g.p.id, func() { g.heard(s.id) })
 				}
 			})
 		})
 	}
-	if len(fast) > 0 {
-		rtt := 2 * baseLatency
-		g.w.after(rtt, func() {
-			for _, id := range fast {
-				g.heard(id)
-			}
-		})
+	if len(fast.ids) > 0 {
+		g.w.afterTask(2*baseLatency, fast) // the round trip
+	} else {
+		g.spare = fast
 	}
 }
 

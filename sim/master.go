@@ -24,8 +24,10 @@ type masterNode struct {
 	mc       *primary.Machine
 	snap     settingsSnap
 	haveSnap bool
-	peers    map[string]bool // coreapps known by gossip or the stored map
-	expect   int             // StartupCoreapps: the cluster's coreapp count
+	// peers are the coreapps known by gossip or the stored map, each with
+	// its node (looked up once: every heartbeat asks).
+	peers  map[string]*coreappNode
+	expect int // StartupCoreapps: the cluster's coreapp count
 
 	loaded *mcsimv1.ShardMap // the map being stepped as MapLoaded
 
@@ -43,11 +45,17 @@ type masterNode struct {
 	results   []primary.HeartbeatResult
 	releasing bool // a ReleaseLease is being carried out: it exits
 	tickFn    func()
+	// hbDone is a HeartbeatsDone of one result, boxed once: the result
+	// is written into hbResult before each step (the machine keeps
+	// neither the event nor its slice).
+	hbDone   primary.Event
+	hbResult [1]primary.HeartbeatResult
 }
 
 func newMaster(w *World, id string, expect int) *masterNode {
 	m := &masterNode{w: w, p: newProc(w, id), expect: expect}
 	m.p.rewake, m.tickFn = m.rewake, m.tick
+	m.hbDone = primary.HeartbeatsDone{Results: m.hbResult[:]}
 	m.p.afterDrain = func() {
 		if len(m.results) > 0 {
 			rs := m.results
@@ -84,7 +92,7 @@ func (m *masterNode) start() {
 	}
 	m.haveSnap, m.blocked, m.results, m.releasing = false, "", nil, false
 	m.endWriter()
-	m.peers = map[string]bool{}
+	m.peers = map[string]*coreappNode{}
 	m.readSettings()
 }
 
@@ -222,17 +230,21 @@ func toProto(sm failover.ShardMap) *mcsimv1.ShardMap {
 func (m *masterNode) startTerm() {
 	m.endWriter()
 	for _, a := range m.loaded.GetAssignments() {
-		if a.GetCoreappId() != "" {
-			m.peers[a.GetCoreappId()] = true
+		if id := a.GetCoreappId(); id != "" {
+			m.peers[id] = m.w.coreappByID(id)
 		}
 	}
 }
 
 func (m *masterNode) coreapp(id string) *coreappNode {
-	if !m.peers[id] {
+	c, ok := m.peers[id]
+	if !ok {
 		return nil
 	}
-	return m.w.coreappByID(id)
+	if c == nil {
+		c = m.w.coreappByID(id) // unknown when it was named
+	}
+	return c
 }
 
 // later posts fn to the loop after what is running now.
@@ -246,33 +258,53 @@ func (m *masterNode) hbKey(term uint64, coreapp string) hbKey {
 }
 
 func (m *masterNode) heartbeat(a primary.SendHeartbeat) {
-	failed := primary.HeartbeatsDone{Results: []primary.HeartbeatResult{{Term: a.Term, Coreapp: a.Coreapp, Seq: a.Seq, Failed: true}}}
 	c := m.coreapp(a.Coreapp)
 	if c == nil {
+		failed := primary.HeartbeatsDone{Results: []primary.HeartbeatResult{{Term: a.Term, Coreapp: a.Coreapp, Seq: a.Seq, Failed: true}}}
 		m.later(func() { m.step(failed) })
 		return
 	}
-	id := m.p.id
-	k := m.hbKey(a.Term, a.Coreapp)
-	m.w.truth.heartbeatSent(k, a.Seq, m.p.local())
-	arrived := func(_ any, err error) {
-		if err == nil {
-			m.w.truth.heartbeatArrived(k, a.Seq, m.p.local())
-		}
+	h := &hbCall{m: m, c: c, term: a.Term, seq: a.Seq, leaseEpoch: a.LeaseEpoch}
+	h.recs = m.w.truth.heartbeatSent(m.hbKey(a.Term, a.Coreapp), a.Seq, m.p.local())
+	m.w.callWith(&h.call, m.p, c.p, h, replyToLoop, m.snap.ui)
+}
+
+// hbCall is one heartbeat call: the coreapp answers with the shards it
+// holds; the answer's arrival is noted for the ground truth (rule 4), and
+// the master steps the result.
+//
+// It is the most frequent allocation of a run, so it keeps no more than
+// it needs of the SendHeartbeat (the coreapp's id is c's).
+type hbCall struct {
+	call                  rpc
+	m                     *masterNode
+	c                     *coreappNode
+	term, seq, leaseEpoch uint64
+	recs                  *hbRecords // where the ground truth notes its arrival
+}
+
+func (h *hbCall) serve(c *rpc) { c.respond(h.c.heartbeat(h.m.p.id, h.leaseEpoch)) }
+
+func (h *hbCall) arrived(_ any, err error) {
+	if err == nil {
+		h.recs.arrived(h.seq, h.m.p.local())
 	}
-	m.w.callObserved(m.p, c.p, m.snap.ui, func() (any, error) { return c.heartbeat(id, a.LeaseEpoch) }, arrived, func(v any, err error) {
-		r := primary.HeartbeatResult{Term: a.Term, Coreapp: a.Coreapp, Seq: a.Seq, Failed: true}
-		if err == nil {
-			r.Failed, r.Shards = false, v.([]failover.ServedShard)
-		}
-		if m.p.draining {
-			// Queued while the loop was blocked: stepped together with the
-			// rest of the backlog (master/node.go handleQueued).
-			m.results = append(m.results, r)
-			return
-		}
-		m.step(primary.HeartbeatsDone{Results: []primary.HeartbeatResult{r}})
-	})
+}
+
+func (h *hbCall) reply(v any, err error) {
+	m := h.m
+	r := primary.HeartbeatResult{Term: h.term, Coreapp: h.c.p.id, Seq: h.seq, Failed: true}
+	if err == nil {
+		r.Failed, r.Shards = false, v.([]failover.ServedShard)
+	}
+	if m.p.draining {
+		// Queued while the loop was blocked: stepped together with the
+		// rest of the backlog (master/node.go handleQueued).
+		m.results = append(m.results, r)
+		return
+	}
+	m.hbResult[0] = r
+	m.step(m.hbDone)
 }
 
 func (m *masterNode) assign(a primary.Assign) {
@@ -473,7 +505,7 @@ func (m *masterNode) crash() { m.p.crash() }
 
 // Gossip, as master/gossip.go decides it.
 func (m *masterNode) coreappJoined(id string) {
-	m.peers[id] = true
+	m.peers[id] = m.w.coreappByID(id)
 	m.step(primary.CoreappJoined{ID: id})
 }
 

@@ -66,7 +66,7 @@ func (c *coreappNode) send(req sendRequest, respond func(any, error)) {
 		return
 	}
 	k := sessKey{r.Shard, r.Epoch}
-	id, ok := c.sessions[k]
+	id, ok := c.sessions.get(k)
 	if !ok {
 		respond(nil, errors.New("no session handle"))
 		return
@@ -136,7 +136,7 @@ func (c *coreappNode) sessionEnded(k sessKey) {
 
 // statusOffered is a status update the gateway offers on session k.
 func (c *coreappNode) statusOffered(k sessKey, u *mcsimv1.StatusUpdate) {
-	if _, open := c.sessions[k]; !open {
+	if _, open := c.sessions.get(k); !open {
 		return
 	}
 	ct := c.traffic()
@@ -172,7 +172,7 @@ func (c *coreappNode) takeBatch(k sessKey, wk *statusWorker) {
 
 // ackStatuses sends the ack of taken statuses on session k.
 func (c *coreappNode) ackStatuses(k sessKey, ids []string) {
-	id, open := c.sessions[k]
+	id, open := c.sessions.get(k)
 	if len(ids) == 0 || !open {
 		return
 	}

@@ -34,21 +34,21 @@ type linkKey struct{ from, to string }
 type network struct {
 	w      *World
 	faults map[linkKey]scenarios.NetLink
-	held   map[linkKey][]func() // stream messages held by a cut
+	held   map[linkKey][]task // stream messages held by a cut
 	// heldOrder lists the links with held messages in the order they were
 	// first held, so a heal delivers them in a fixed order.
 	heldOrder []linkKey
-	last      map[linkKey]time.Time // the last stream delivery per link
+	last      map[linkKey]*time.Time // the last stream delivery per link
 	// flying are the stream messages sent under a delay and not yet
 	// delivered, per link, in order.
 	flying map[linkKey][]*flight
 	// stalled are the streams whose head message is being retransmitted,
 	// with what waits behind it.
-	stalled map[linkKey][]func()
+	stalled map[linkKey][]task
 }
 
 func newNetwork(w *World) *network {
-	return &network{w: w, faults: map[linkKey]scenarios.NetLink{}, held: map[linkKey][]func(){}, last: map[linkKey]time.Time{}, stalled: map[linkKey][]func(){}, flying: map[linkKey][]*flight{}}
+	return &network{w: w, faults: map[linkKey]scenarios.NetLink{}, held: map[linkKey][]task{}, last: map[linkKey]*time.Time{}, stalled: map[linkKey][]task{}, flying: map[linkKey][]*flight{}}
 }
 
 // latency draws one datagram's latency on a link with fault f.
@@ -61,19 +61,28 @@ func (n *network) latency(f scenarios.NetLink) time.Duration {
 }
 
 // stream sends one message of a TCP stream from → to.
-func (n *network) stream(from, to string, deliver func()) {
+func (n *network) stream(from, to string, deliver func()) { n.streamTask(from, to, fn(deliver)) }
+
+// streamTask sends one message of a TCP stream from → to, delivered by
+// running deliver.
+func (n *network) streamTask(from, to string, deliver task) {
 	k := linkKey{from, to}
-	if q, ok := n.stalled[k]; ok {
-		n.stalled[k] = append(q, deliver)
-		return
+	if len(n.stalled) > 0 {
+		if q, ok := n.stalled[k]; ok {
+			n.stalled[k] = append(q, deliver)
+			return
+		}
 	}
-	f := n.faults[k]
+	var f scenarios.NetLink
+	if len(n.faults) > 0 {
+		f = n.faults[k]
+	}
 	if f.Cut {
 		n.hold(k, deliver)
 		return
 	}
 	if n.w.chance(f.LossPercent / 100) {
-		n.stalled[k] = []func(){deliver}
+		n.stalled[k] = []task{deliver}
 		n.w.after(rto, func() { n.retransmit(k, rto, 1) })
 		return
 	}
@@ -84,7 +93,7 @@ func (n *network) stream(from, to string, deliver func()) {
 // message sent under a delay stays in flight on its link: a change of
 // the table re-times it under the new link (refly), as faultnet re-times
 // its queued writes, so a heal releases it at once and a cut holds it.
-func (n *network) send(k linkKey, f scenarios.NetLink, deliver func()) {
+func (n *network) send(k linkKey, f scenarios.NetLink, deliver task) {
 	base := n.w.uniform(baseLatency-baseJitter, baseLatency+baseJitter)
 	if f.Latency == 0 && f.Jitter == 0 {
 		n.schedule(k, n.w.now.Add(base), deliver)
@@ -99,12 +108,17 @@ func (n *network) send(k linkKey, f scenarios.NetLink, deliver func()) {
 }
 
 // schedule delivers at at, or after the last message on the link.
-func (n *network) schedule(k linkKey, at time.Time, deliver func()) time.Time {
-	if last := n.last[k]; at.Before(last) {
-		at = last // a stream stays in order
+func (n *network) schedule(k linkKey, at time.Time, deliver task) time.Time {
+	last := n.last[k]
+	if last == nil {
+		last = new(time.Time)
+		n.last[k] = last
 	}
-	n.last[k] = at
-	n.w.at(at, deliver)
+	if at.Before(*last) {
+		at = *last // a stream stays in order
+	}
+	*last = at
+	n.w.atTask(at, deliver)
 	return at
 }
 
@@ -113,7 +127,7 @@ type flight struct {
 	sent    time.Time
 	base    time.Duration // its loopback latency
 	u       float64       // its share of the jitter, -1..1
-	deliver func()
+	deliver task
 	gen     int // bumped when re-timed: the older delivery is void
 }
 
@@ -125,7 +139,7 @@ func (fl *flight) arrival(f scenarios.NetLink) time.Time {
 func (n *network) fly(k linkKey, fl *flight, at time.Time) {
 	fl.gen++
 	gen := fl.gen
-	n.schedule(k, at, func() {
+	n.schedule(k, at, fn(func() {
 		if fl.gen != gen {
 			return
 		}
@@ -133,8 +147,8 @@ func (n *network) fly(k linkKey, fl *flight, at time.Time) {
 		if i := slices.Index(q, fl); i >= 0 {
 			n.flying[k] = slices.Delete(q, i, i+1)
 		}
-		fl.deliver()
-	})
+		fl.deliver.run()
+	}))
 }
 
 // refly re-times what is in flight on link k under its new fault: a cut
@@ -163,7 +177,7 @@ func (n *network) refly(k linkKey) {
 	}
 }
 
-func (n *network) hold(k linkKey, m func()) {
+func (n *network) hold(k linkKey, m task) {
 	if len(n.held[k]) == 0 {
 		n.heldOrder = append(n.heldOrder, k)
 	}
@@ -194,7 +208,7 @@ func (n *network) retransmit(k linkKey, r time.Duration, losses int) {
 	delete(n.stalled, k)
 	n.send(k, f, q[0])
 	for _, m := range q[1:] {
-		n.stream(k.from, k.to, m)
+		n.streamTask(k.from, k.to, m)
 	}
 }
 
@@ -224,6 +238,11 @@ func (n *network) clear(from, to string) bool {
 	return !stalled && len(n.held[k]) == 0
 }
 
+// calm says whether every link is clear (no fault, nothing held or
+// stalled anywhere): the gateway's ping round asks before asking clear
+// of every link.
+func (n *network) calm() bool { return len(n.faults) == 0 && len(n.stalled) == 0 && len(n.held) == 0 }
+
 // cut says whether from → to is cut now.
 func (n *network) cut(from, to string) bool { return n.faults[linkKey{from, to}].Cut }
 
@@ -250,7 +269,7 @@ func (n *network) set(links []scenarios.NetLink) {
 		msgs := n.held[k]
 		delete(n.held, k)
 		for _, m := range msgs {
-			n.stream(k.from, k.to, m)
+			n.streamTask(k.from, k.to, m)
 		}
 	}
 	n.heldOrder = still
@@ -270,51 +289,37 @@ var (
 // has passed, whichever is first. A callee that is down answers
 // errRefused.
 func (w *World) call(caller, callee *proc, timeout time.Duration, handle func() (any, error), reply func(any, error)) {
-	w.callWith(caller, callee, timeout, syncHandler(handle), nil, reply, replyToLoop)
-}
-
-// syncHandler is a handler that answers at once.
-func syncHandler(handle func() (any, error)) func(func(any, error)) {
-	return func(respond func(any, error)) { respond(handle()) }
+	f := &funcCall{sync: handle, replyFn: reply}
+	w.callWith(&f.call, caller, callee, f, replyToLoop, timeout)
 }
 
 // callAt is call for a handler whose answer leaves only at a time it
 // names (a store write: once its fsync is done).
 func (w *World) callAt(caller, callee *proc, timeout time.Duration, handle func() (any, time.Time, error), reply func(any, error)) {
-	w.callWith(caller, callee, timeout, atHandler(w, handle), nil, reply, replyToLoop)
-}
-
-func atHandler(w *World, handle func() (any, time.Time, error)) func(func(any, error)) {
-	return func(respond func(any, error)) {
-		v, at, err := handle()
-		w.at(at, func() { respond(v, err) })
-	}
-}
-
-// callObserved is call that also tells arrived when the answer reaches
-// the caller's host, even if the caller cannot read it yet (paused or
-// busy): the simulator's witnesses judge rule 4 by it.
-func (w *World) callObserved(caller, callee *proc, timeout time.Duration, handle func() (any, error), arrived func(any, error), reply func(any, error)) {
-	w.callWith(caller, callee, timeout, syncHandler(handle), arrived, reply, replyToLoop)
+	f := &funcCall{at: handle, replyFn: reply}
+	w.callWith(&f.call, caller, callee, f, replyToLoop, timeout)
 }
 
 // callAsync is a call whose handler answers later, through respond (a
 // coreapp answers an Assign once the gateway answered its session).
 func (w *World) callAsync(caller, callee *proc, timeout time.Duration, handle func(respond func(any, error)), reply func(any, error)) {
-	w.callWith(caller, callee, timeout, handle, nil, reply, replyToLoop)
+	f := &funcCall{async: handle, replyFn: reply}
+	w.callWith(&f.call, caller, callee, f, replyToLoop, timeout)
 }
 
 // callBlocking is a call the caller's loop blocks on (it is busy until
 // the answer): what else arrives meanwhile waits, as in the real loop.
 func (w *World) callBlocking(caller, callee *proc, timeout time.Duration, handle func() (any, time.Time, error), reply func(any, error)) {
 	caller.busy = true
-	w.callWith(caller, callee, timeout, atHandler(w, handle), nil, reply, replyUnblocks)
+	f := &funcCall{at: handle, replyFn: reply}
+	w.callWith(&f.call, caller, callee, f, replyUnblocks, timeout)
 }
 
 // callFromOther is a call made by another goroutine of the caller than
 // its loop (the map writer): its answer does not wait for the loop.
 func (w *World) callFromOther(caller, callee *proc, timeout time.Duration, handle func() (any, time.Time, error), reply func(any, error)) {
-	w.callWith(caller, callee, timeout, atHandler(w, handle), nil, reply, replyToOther)
+	f := &funcCall{at: handle, replyFn: reply}
+	w.callWith(&f.call, caller, callee, f, replyToOther, timeout)
 }
 
 // Where a call's answer goes in the caller.
@@ -324,50 +329,154 @@ const (
 	replyToOther         // another goroutine (held only while paused)
 )
 
-func (w *World) callWith(caller, callee *proc, timeout time.Duration, handle func(func(any, error)), arrived, reply func(any, error), mode int) {
-	run := caller.run
-	done := false
-	finish := func(v any, err error) {
-		if done {
-			return
-		}
-		done = true
-		if arrived != nil && err != errTimeout && caller.up && caller.run == run {
-			arrived(v, err)
-		}
-		switch mode {
-		case replyUnblocks:
-			caller.answerBlocked(run, func() { reply(v, err) })
-		case replyToOther:
-			caller.deliverOther(run, func() { reply(v, err) })
-		default:
-			caller.deliver(run, func() { reply(v, err) })
-		}
-	}
-	if timeout > 0 {
-		w.after(caller.globalDur(timeout), func() { finish(nil, errTimeout) })
-	}
-	w.net.stream(caller.id, callee.id, func() {
-		if !callee.up {
-			w.net.stream(callee.id, caller.id, func() { finish(nil, errRefused) })
-			return
-		}
-		// If the callee dies before it answers, the caller sees the
-		// connection reset, after the way back.
-		answered := false
-		forget := callee.onCrash(func() {
-			answered = true
-			w.net.stream(callee.id, caller.id, func() { finish(nil, errRefused) })
-		})
-		callee.deliver(callee.run, func() {
-			handle(func(v any, err error) {
-				if answered {
-					return
-				}
-				answered = true
-				forget()
-				w.net.stream(callee.id, caller.id, func() { finish(v, err) })
-			})
-		})
-	})
+// rpcUser is what a call does at its ends: its handler in the callee, and
+// its caller's callbacks. A call's user embeds the call's rpc, so that a
+// call is one allocation (the heartbeat, the most frequent call, is its
+// own user: hbCall).
+type rpcUser interface {
+	// serve is the callee's handler: it answers through c.respond, at
+	// once or later.
+	serve(c *rpc)
+	// arrived: the outcome reached the caller's host (not a timeout), even
+	// if the caller cannot read it yet (paused or busy).
+	arrived(v any, err error)
+	// reply: the caller takes the outcome (the answer, a refusal, a reset
+	// or errTimeout).
+	reply(v any, err error)
 }
+
+// funcCall is a call whose handler and reply are funcs: the handler
+// answers at once (sync), at a time it names (at: a store write, once
+// its fsync is done) or later through respond (async).
+type funcCall struct {
+	call    rpc
+	sync    func() (any, error)
+	at      func() (any, time.Time, error)
+	async   func(respond func(any, error))
+	replyFn func(any, error)
+}
+
+func (f *funcCall) serve(c *rpc) {
+	switch {
+	case f.sync != nil:
+		c.respond(f.sync())
+	case f.at != nil:
+		v, at, err := f.at()
+		c.backV, c.backErr = v, err // what rpcLater answers, unless a reset came first
+		c.caller.w.atTask(at, (*rpcLater)(c))
+	default:
+		f.async(c.respond)
+	}
+}
+
+func (f *funcCall) arrived(any, error)     {}
+func (f *funcCall) reply(v any, err error) { f.replyFn(v, err) }
+
+// rpc is one call in flight. Its steps (the request's arrival, the
+// callee's answer at a later time, the answer's arrival, the timeout, the
+// reply in the caller) are tasks over this one struct, so that a call
+// allocates nothing but its user.
+type rpc struct {
+	caller, callee *proc
+	user           rpcUser
+	callerRun      int32 // the caller's run
+	timeout        int32 // the slot of its timeout event (-1: none)
+	mode           uint8 // where the answer goes (replyToLoop, …)
+	// answered: the callee answered, or its crash reset the connection
+	// (later answers are void); done: the caller has its outcome.
+	answered, done bool
+	// back is the answer on its way back (or the reset, or the refusal),
+	// and before that an at handler's answer until its time; out is the
+	// outcome the caller gets.
+	backV, outV     any
+	backErr, outErr error
+}
+
+func (w *World) callWith(c *rpc, caller, callee *proc, user rpcUser, mode uint8, timeout time.Duration) {
+	c.caller, c.callee, c.user, c.callerRun, c.mode, c.timeout = caller, callee, user, int32(caller.run), mode, -1
+	if timeout > 0 {
+		c.timeout = int32(w.afterTask(caller.globalDur(timeout), (*rpcTimeout)(c)))
+	}
+	w.net.streamTask(caller.id, callee.id, (*rpcRequest)(c))
+}
+
+// The tasks of a call.
+type (
+	rpcRequest rpc // the request reaches the callee's host
+	rpcHandle  rpc // the callee's loop runs the handler
+	rpcLater   rpc // an at handler's answer leaves
+	rpcBack    rpc // the answer (or reset, or refusal) reaches the caller's host
+	rpcTimeout rpc // the caller's deadline passes
+	rpcReply   rpc // the caller's loop (or other goroutine) takes the outcome
+)
+
+func (t *rpcRequest) run() {
+	c := (*rpc)(t)
+	if !c.callee.up {
+		c.back(nil, errRefused)
+		return
+	}
+	// If the callee dies before it answers, the caller sees the
+	// connection reset, after the way back (reset).
+	c.callee.onCrash(c)
+	c.callee.deliverTask(c.callee.run, (*rpcHandle)(c))
+}
+
+func (t *rpcHandle) run() { t.user.serve((*rpc)(t)) }
+
+func (t *rpcLater) run() { (*rpc)(t).respond(t.backV, t.backErr) }
+
+// respond is the callee's answer: it goes back unless the connection was
+// reset.
+func (c *rpc) respond(v any, err error) {
+	if c.answered {
+		return
+	}
+	c.answered = true
+	c.callee.forgetReset()
+	c.back(v, err)
+}
+
+// reset is the callee's crash while it holds the call.
+func (c *rpc) reset() {
+	c.answered = true
+	c.back(nil, errRefused)
+}
+
+// back sends an outcome on the stream back to the caller.
+func (c *rpc) back(v any, err error) {
+	c.backV, c.backErr = v, err
+	c.caller.w.net.streamTask(c.callee.id, c.caller.id, (*rpcBack)(c))
+}
+
+func (t *rpcBack) run()    { (*rpc)(t).finish(t.backV, t.backErr) }
+func (t *rpcTimeout) run() { (*rpc)(t).finish(nil, errTimeout) }
+
+// finish gives the caller its outcome, the first of the answer and the
+// timeout.
+func (c *rpc) finish(v any, err error) {
+	if c.done {
+		return
+	}
+	c.done = true
+	if err != errTimeout {
+		// The timeout has not come (it would have finished the call):
+		// when it came it would find the call done.
+		c.caller.w.cancel(int(c.timeout), (*rpcTimeout)(c))
+	}
+	caller, run := c.caller, int(c.callerRun)
+	if err != errTimeout && caller.up && caller.run == run {
+		c.user.arrived(v, err)
+	}
+	c.outV, c.outErr = v, err
+	switch c.mode {
+	case replyUnblocks:
+		caller.answerBlocked(run, func() { c.user.reply(v, err) })
+	case replyToOther:
+		caller.deliverOther(run, func() { c.user.reply(v, err) })
+	default:
+		caller.deliverTask(run, (*rpcReply)(c))
+	}
+}
+
+func (t *rpcReply) run() { t.user.reply(t.outV, t.outErr) }

@@ -21,14 +21,14 @@ type proc struct {
 	// paused: SIGSTOP; busy: the driver's loop is blocked on a call (a
 	// master loading its map or waiting for a write), as the real loop is.
 	paused, busy bool
-	held         []func()
+	held         []task
 	// heldTimers are timers that fired while the process could not run:
 	// they run first when it can again. A resumed Go process finds its
 	// expired timers ready at once, while what arrived on its sockets
 	// must still be read and decoded by other goroutines before its loop
 	// sees it; so the loop steps the late Tick before the queued answers,
 	// which is exactly the stall rule 4 must recognise.
-	heldTimers []func()
+	heldTimers []task
 	// unblock is the answer a busy process waits for, when it came while
 	// the process was paused: it runs first at the resume.
 	unblock func()
@@ -40,43 +40,73 @@ type proc struct {
 	// its queued answers, master/node.go handleQueued).
 	draining   bool
 	afterDrain func()
-	// resets are what a SIGKILL does to the calls this process holds
-	// unanswered: their callers see the connection reset at once.
-	resets    map[uint64]func()
-	nextReset uint64
+	// resets are the calls this process got in this run, in the order
+	// they came; a SIGKILL resets the connections of those it holds
+	// unanswered (net.go). Answered ones are dropped now and then
+	// (liveResets counts the others).
+	resets     []*rpc
+	liveResets int
 
-	// The clock: local = localBase + (now − globalBase) × rate.
+	// The clock: local = localBase + (now − globalBase) × rate, the bases
+	// in nanoseconds since the world's zero (integer arithmetic: a
+	// time.Time's Sub and Add cost more, and a process asks its clock on
+	// every step).
 	rate                  float64
-	localBase, globalBase time.Time
+	localBase, globalBase int64
 
 	wakeAt time.Time // the pending wake-up, global time (zero: none)
-	rewake func()    // schedules the machine's next wake-up again
+	// wakeLocal is the own-clock time wakeAt was asked for: a later one
+	// maps to no earlier global time while the rate stays (setRate
+	// clears wakeAt), so wake can say no without converting it.
+	wakeLocal time.Time
+	rewake    func() // schedules the machine's next wake-up again
+	// wakes are wake-up events that fired, for the next wake-ups to
+	// reuse: a busy process asks for one after almost every step.
+	wakes []*wakeEvent
+}
+
+// wakeEvent is one wake-up asked for: at g, for run r of p.
+type wakeEvent struct {
+	p *proc
+	r int
+	g time.Time
+	f func()
 }
 
 func newProc(w *World, id string) *proc {
-	return &proc{w: w, id: id, rate: 1, localBase: w.now, globalBase: w.now}
+	return &proc{w: w, id: id, rate: 1, localBase: w.nowNs, globalBase: w.nowNs}
 }
 
 // local is the process's own clock now.
 func (p *proc) local() time.Time {
-	return p.localBase.Add(time.Duration(float64(p.w.now.Sub(p.globalBase)) * p.rate))
+	if p.rate == 1 && p.localBase == p.globalBase && p.w.nowNs-p.globalBase < 1<<53 {
+		// A clock never skewed shows the world's now: what the formula
+		// gives, as float64 holds such a duration exactly.
+		return p.w.now
+	}
+	return p.w.zero.Add(time.Duration(p.localNs()))
+}
+
+// localNs is local in nanoseconds since the world's zero.
+func (p *proc) localNs() int64 {
+	return p.localBase + int64(time.Duration(float64(time.Duration(p.w.nowNs-p.globalBase))*p.rate))
 }
 
 // globalAt is when the process's clock shows t (never before now).
 func (p *proc) globalAt(t time.Time) time.Time {
-	d := t.Sub(p.localBase)
-	g := p.globalBase.Add(time.Duration(float64(d)/p.rate) + 1)
-	if g.Before(p.w.now) {
+	d := time.Duration(p.w.sinceZero(t) - p.localBase)
+	g := p.globalBase + int64(time.Duration(float64(d)/p.rate)+1)
+	if g < p.w.nowNs {
 		return p.w.now
 	}
-	return g
+	return p.w.zero.Add(time.Duration(g))
 }
 
 // globalDur is how long d of the process's clock lasts in real time.
 func (p *proc) globalDur(d time.Duration) time.Duration { return time.Duration(float64(d) / p.rate) }
 
 func (p *proc) setRate(r float64) {
-	p.localBase, p.globalBase, p.rate = p.local(), p.w.now, r
+	p.localBase, p.globalBase, p.rate = p.localNs(), p.w.nowNs, r
 	// The pending wake-up was for the old rate.
 	p.wakeAt = time.Time{}
 	if p.up && p.rewake != nil {
@@ -86,15 +116,18 @@ func (p *proc) setRate(r float64) {
 
 // deliver runs fn in run of the process now, holds it while the process
 // is paused or busy, and drops it if that run is over.
-func (p *proc) deliver(run int, fn func()) {
+func (p *proc) deliver(run int, f func()) { p.deliverTask(run, fn(f)) }
+
+// deliverTask is deliver for a task.
+func (p *proc) deliverTask(run int, t task) {
 	if !p.up || p.run != run {
 		return
 	}
 	if p.paused || p.busy {
-		p.held = append(p.held, fn)
+		p.held = append(p.held, t)
 		return
 	}
-	fn()
+	t.run()
 }
 
 // answerBlocked delivers the answer the busy process waits for: it ends
@@ -157,9 +190,9 @@ func (p *proc) drainAfterBlock() {
 	}
 	p.draining = true
 	for len(p.held) > 0 && p.up && !p.paused && !p.busy {
-		fn := p.held[0]
+		t := p.held[0]
 		p.held = p.held[1:]
-		fn()
+		t.run()
 	}
 	p.draining = false
 	if p.afterDrain != nil && p.up && !p.busy {
@@ -168,73 +201,86 @@ func (p *proc) drainAfterBlock() {
 	p.drain()
 }
 
-// onCrash registers what a SIGKILL must do for a call this process holds;
-// the returned func forgets it once the call is handled.
-func (p *proc) onCrash(fn func()) func() {
-	if p.resets == nil {
-		p.resets = map[uint64]func(){}
+// onCrash registers a call this process holds: a SIGKILL resets its
+// connection until it is answered (forgetReset).
+func (p *proc) onCrash(c *rpc) {
+	if len(p.resets) >= 2*p.liveResets+16 {
+		// Drop the answered ones, keeping the order.
+		p.resets = slices.DeleteFunc(p.resets, func(c *rpc) bool { return c.answered })
 	}
-	p.nextReset++
-	id := p.nextReset
-	p.resets[id] = fn
-	return func() { delete(p.resets, id) }
+	p.resets = append(p.resets, c)
+	p.liveResets++
 }
+
+// forgetReset is told that a call onCrash registered was answered.
+func (p *proc) forgetReset() { p.liveResets-- }
 
 // drain runs what was held, timers first, each in order, until the
 // process pauses or blocks again.
 func (p *proc) drain() {
 	for p.up && !p.paused && !p.busy {
-		var fn func()
+		var t task
 		switch {
 		case len(p.heldTimers) > 0:
-			fn, p.heldTimers = p.heldTimers[0], p.heldTimers[1:]
+			t, p.heldTimers = p.heldTimers[0], p.heldTimers[1:]
 		case len(p.held) > 0:
-			fn, p.held = p.held[0], p.held[1:]
+			t, p.held = p.held[0], p.held[1:]
 		default:
 			return
 		}
-		fn()
+		t.run()
 	}
 }
 
 // wake asks for fn at local time t (zero: no wake-up). Only the earliest
 // wake-up asked for is kept: the machine says again when it wants the next
 // one after every step, so a later one is never lost.
-func (p *proc) wake(t time.Time, fn func()) {
+func (p *proc) wake(t time.Time, f func()) {
 	if t.IsZero() || !p.up {
 		return
+	}
+	if !p.wakeAt.IsZero() && !t.Before(p.wakeLocal) {
+		return // most steps ask again for the wake-up already pending
 	}
 	g := p.globalAt(t)
 	if !p.wakeAt.IsZero() && !g.Before(p.wakeAt) {
 		return
 	}
-	p.wakeAt = g
-	run := p.run
-	p.w.at(g, func() {
-		if p.run != run || !p.wakeAt.Equal(g) {
-			return
-		}
-		p.wakeAt = time.Time{}
-		if p.paused || p.busy {
-			p.heldTimers = append(p.heldTimers, fn)
-			return
-		}
-		fn()
-	})
+	p.wakeAt, p.wakeLocal = g, t
+	var e *wakeEvent
+	if n := len(p.wakes); n > 0 {
+		e, p.wakes = p.wakes[n-1], p.wakes[:n-1]
+	} else {
+		e = &wakeEvent{p: p}
+	}
+	e.r, e.g, e.f = p.run, g, f
+	p.w.atTask(g, e)
+}
+
+func (e *wakeEvent) run() {
+	p, run, g, f := e.p, e.r, e.g, e.f
+	e.f = nil
+	p.wakes = append(p.wakes, e)
+	if p.run != run || !p.wakeAt.Equal(g) {
+		return // a later run's, or an earlier wake-up replaced it
+	}
+	p.wakeAt = time.Time{}
+	if p.paused || p.busy {
+		p.heldTimers = append(p.heldTimers, fn(f))
+		return
+	}
+	f()
 }
 
 // crash ends the run at once: nothing it held or scheduled happens, and
 // the callers of what it held unanswered see their connections reset.
 func (p *proc) crash() {
 	resets := p.resets
-	p.resets = nil
-	ids := make([]uint64, 0, len(resets))
-	for id := range resets {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	for _, id := range ids {
-		resets[id]()
+	p.resets, p.liveResets = nil, 0
+	for _, c := range resets {
+		if !c.answered {
+			c.reset()
+		}
 	}
 	p.up, p.paused, p.busy = false, false, false
 	p.held, p.heldTimers, p.heldOther, p.unblock = nil, nil, nil, nil

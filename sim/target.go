@@ -356,3 +356,10 @@ func (t *Target) Clock(_ context.Context, id string, rate float64) error {
 	p.setRate(rate)
 	return nil
 }
+
+// AllServed implements the runner's allServer: Served's verdict on every
+// shard below n, cached with it until the gateway's log moves.
+func (t *Target) AllServed(n int) bool {
+	t.refresh()
+	return t.witness.AllServed(t.shards, n)
+}

@@ -27,7 +27,7 @@ import (
 // each firing when one is switched off.
 type truth struct {
 	w          *World
-	heartbeats map[hbKey][]hbRecord
+	heartbeats map[hbKey]*hbRecords
 	proof      map[proofKey]time.Time
 	// actedPast: a rule-3 violation was reported for this lease already
 	// (every command after the first says the same).
@@ -43,6 +43,15 @@ type hbKey struct {
 	coreapp   string
 }
 
+// hbRecords are the heartbeats of one hbKey, oldest first; only the last
+// keepHeartbeats count (recent). Up to as many older ones are kept too, so
+// that dropping them is one copy per keepHeartbeats sends. A heartbeat
+// call keeps a pointer to them for its answer's arrival.
+type hbRecords struct{ rs []hbRecord }
+
+// recent are the records that count.
+func (r *hbRecords) recent() []hbRecord { return r.rs[max(0, len(r.rs)-keepHeartbeats):] }
+
 type hbRecord struct {
 	seq       uint64
 	sentAt    time.Time // the master's clock
@@ -56,23 +65,35 @@ type proofKey struct {
 }
 
 func newTruth(w *World) *truth {
-	return &truth{w: w, heartbeats: map[hbKey][]hbRecord{}, proof: map[proofKey]time.Time{}, actedPast: map[proofKey]bool{}}
+	return &truth{w: w, heartbeats: map[hbKey]*hbRecords{}, proof: map[proofKey]time.Time{}, actedPast: map[proofKey]bool{}}
 }
 
 // keepHeartbeats bounds the records kept per coreapp: rule 1 blames a
 // heartbeat at most unhealthy_interval old, far fewer than this many.
 const keepHeartbeats = 64
 
-func (t *truth) heartbeatSent(k hbKey, seq uint64, at time.Time) {
-	rs := append(t.heartbeats[k], hbRecord{seq: seq, sentAt: at})
-	if len(rs) > keepHeartbeats {
-		rs = rs[len(rs)-keepHeartbeats:]
+// heartbeatSent records heartbeat seq of k sent at at (the master's
+// clock); its arrival is noted in the records it returns.
+func (t *truth) heartbeatSent(k hbKey, seq uint64, at time.Time) *hbRecords {
+	r := t.heartbeats[k]
+	if r == nil {
+		r = &hbRecords{}
+		t.heartbeats[k] = r
 	}
-	t.heartbeats[k] = rs
+	if len(r.rs) == 2*keepHeartbeats {
+		// Shifted down, so that the array is reused.
+		n := copy(r.rs, r.rs[keepHeartbeats:])
+		clear(r.rs[n:])
+		r.rs = r.rs[:n]
+	}
+	r.rs = append(r.rs, hbRecord{seq: seq, sentAt: at})
+	return r
 }
 
-func (t *truth) heartbeatArrived(k hbKey, seq uint64, at time.Time) {
-	rs := t.heartbeats[k]
+// arrived notes that the successful answer to heartbeat seq reached the
+// master's host at at (its clock).
+func (r *hbRecords) arrived(seq uint64, at time.Time) {
+	rs := r.recent()
 	for i := len(rs) - 1; i >= 0; i-- {
 		if rs[i].seq == seq {
 			rs[i].arrivedAt = at
@@ -84,7 +105,11 @@ func (t *truth) heartbeatArrived(k hbKey, seq uint64, at time.Time) {
 // declared checks rule 4 for a declaration at now (the master's clock)
 // blaming the heartbeat sent at blamed.
 func (t *truth) declared(k hbKey, blamed, now time.Time, ui time.Duration) {
-	for _, r := range t.heartbeats[k] {
+	rs := t.heartbeats[k]
+	if rs == nil {
+		return
+	}
+	for _, r := range rs.recent() {
 		if !r.sentAt.Equal(blamed) || r.arrivedAt.IsZero() || r.arrivedAt.After(now) || r.arrivedAt.Sub(r.sentAt) >= ui {
 			continue
 		}

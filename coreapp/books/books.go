@@ -1,8 +1,8 @@
 package books
 
 import (
+	"cmp"
 	"fmt"
-	"maps"
 	"slices"
 	"time"
 
@@ -26,7 +26,10 @@ type Books struct {
 	heartbeated  bool // a master has heartbeated it: it is part of the cluster
 	everAssigned bool
 	seen         map[int32]uint64 // newest epoch accepted per shard
-	held         map[int32]*session
+	// held are the sessions held, one per shard, sorted by shard: a
+	// coreapp holds a few, and every Step after a ping walks them (a
+	// map's iteration and its sorted keys cost more than the walk).
+	held []*session
 	// closeOnAnswer maps a session to the older session of its shard that
 	// it took the place of, to close at its first answer (see the package
 	// doc). The older one is out of held already.
@@ -34,6 +37,16 @@ type Books struct {
 	// unfenced: commands of older lease epochs are accepted
 	// (DisableLeaseFence).
 	unfenced bool
+	// accept backs accepted's answer.
+	accept [1]Action
+}
+
+// accepted is the answer [Accept{}] without a new slice per heartbeat: it
+// is the same value every time, so a caller that keeps an earlier one
+// still holds what it was given (callers only read what Step returns).
+func (b *Books) accepted() []Action {
+	b.accept[0] = Accept{}
+	return b.accept[:1:1]
 }
 
 // DisableLeaseFence makes the books accept commands of a lease epoch older
@@ -49,6 +62,7 @@ type key struct {
 }
 
 type session struct {
+	shard       int32
 	shards      int32
 	epoch       uint64
 	status      mcsimv1.GatewayStatus
@@ -59,7 +73,7 @@ type session struct {
 
 // New returns the empty books of coreapp id.
 func New(id string) *Books {
-	return &Books{id: id, seen: map[int32]uint64{}, held: map[int32]*session{}, closeOnAnswer: map[key]uint64{}}
+	return &Books{id: id, seen: map[int32]uint64{}, closeOnAnswer: map[key]uint64{}}
 }
 
 // Step applies ev at now and returns what to do (see the package doc).
@@ -75,7 +89,7 @@ func (b *Books) Step(now time.Time, ev Event) ([]Action, error) {
 		}
 		b.leaseEpoch = max(b.leaseEpoch, ev.LeaseEpoch)
 		b.heartbeated = true
-		return []Action{Accept{}}, nil
+		return b.accepted(), nil
 	case StopAsked:
 		if b.stopped {
 			return nil, nil
@@ -135,11 +149,10 @@ func (s *session) deadline() (time.Time, bool) {
 // CONNECTING (rule 7); the session and the assignment stay.
 func (b *Books) expire(now time.Time) []Action {
 	var out []Action
-	for _, sh := range slices.Sorted(maps.Keys(b.held)) {
-		s := b.held[sh]
+	for _, s := range b.held {
 		if d, ok := s.deadline(); ok && !now.Before(d) {
 			s.status = connecting
-			out = append(out, SetStatus{Shard: sh, Epoch: s.epoch, Status: connecting, Silence: now.Sub(s.lastPing)})
+			out = append(out, SetStatus{Shard: s.shard, Epoch: s.epoch, Status: connecting, Silence: now.Sub(s.lastPing)})
 		}
 	}
 	return out
@@ -165,11 +178,11 @@ func (b *Books) assign(ev AssignAsked) []Action {
 	b.leaseEpoch = max(b.leaseEpoch, ev.LeaseEpoch)
 	b.seen[ev.Shard] = ev.Epoch
 	b.everAssigned = true
-	if old := b.held[ev.Shard]; old != nil {
+	if old := b.get(ev.Shard); old != nil {
 		b.closeOnAnswer[key{ev.Shard, ev.Epoch}] = old.epoch
 	}
-	s := &session{shards: sessionShards(ev.Shards), epoch: ev.Epoch, status: connecting}
-	b.held[ev.Shard] = s
+	s := &session{shard: ev.Shard, shards: sessionShards(ev.Shards), epoch: ev.Epoch, status: connecting}
+	b.put(s)
 	return []Action{Accept{}, OpenSession{Shard: ev.Shard, Shards: s.shards, Epoch: ev.Epoch}}
 }
 
@@ -183,7 +196,7 @@ func (b *Books) release(ev ReleaseAsked) []Action {
 	if r, bad := b.fence(ev.LeaseEpoch); bad {
 		return []Action{r}
 	}
-	s := b.held[ev.Shard]
+	s := b.get(ev.Shard)
 	if s != nil && s.epoch != ev.Epoch {
 		return []Action{Refuse{Code: codes.FailedPrecondition, Verdict: true,
 			Reason: fmt.Sprintf("shard %d is held with epoch %d, not %d", ev.Shard, s.epoch, ev.Epoch)}}
@@ -192,7 +205,7 @@ func (b *Books) release(ev ReleaseAsked) []Action {
 	if s == nil {
 		return []Action{Accept{}}
 	}
-	delete(b.held, ev.Shard)
+	b.del(ev.Shard)
 	return append([]Action{Accept{}}, b.close(ev.Shard, s.epoch)...)
 }
 
@@ -244,10 +257,39 @@ func (b *Books) close(shard int32, epoch uint64) []Action {
 
 // current is the held session of shard if it is the one at epoch.
 func (b *Books) current(shard int32, epoch uint64) *session {
-	if s := b.held[shard]; s != nil && s.epoch == epoch {
+	if s := b.get(shard); s != nil && s.epoch == epoch {
 		return s
 	}
 	return nil
+}
+
+// find is where shard's session is in held, or would be.
+func (b *Books) find(shard int32) (int, bool) {
+	return slices.BinarySearchFunc(b.held, shard, func(s *session, shard int32) int { return cmp.Compare(s.shard, shard) })
+}
+
+// get is the session held for shard, nil if none.
+func (b *Books) get(shard int32) *session {
+	if i, ok := b.find(shard); ok {
+		return b.held[i]
+	}
+	return nil
+}
+
+// put holds s for its shard, in the place of any session held for it.
+func (b *Books) put(s *session) {
+	if i, ok := b.find(s.shard); ok {
+		b.held[i] = s
+	} else {
+		b.held = slices.Insert(b.held, i, s)
+	}
+}
+
+// del forgets the session held for shard, if any.
+func (b *Books) del(shard int32) {
+	if i, ok := b.find(shard); ok {
+		b.held = slices.Delete(b.held, i, i+1)
+	}
 }
 
 // drop forgets the session of shard at epoch if it is still the shard's (a
@@ -256,19 +298,21 @@ func (b *Books) drop(shard int32, epoch uint64) []Action {
 	if b.current(shard, epoch) == nil {
 		return nil
 	}
-	delete(b.held, shard)
+	b.del(shard)
 	return []Action{Dropped{Shard: shard, Epoch: epoch}}
 }
 
 // Served lists the shards held, by shard, including those still
 // connecting (their status says so).
-func (b *Books) Served() []Served {
-	out := make([]Served, 0, len(b.held))
-	for _, sh := range slices.Sorted(maps.Keys(b.held)) {
-		s := b.held[sh]
-		out = append(out, Served{Shard: sh, Epoch: s.epoch, Status: s.status})
+func (b *Books) Served() []Served { return b.AppendServed(make([]Served, 0, len(b.held))) }
+
+// AppendServed appends what Served lists to dst (a driver that asks on
+// every heartbeat reuses its slice).
+func (b *Books) AppendServed(dst []Served) []Served {
+	for _, s := range b.held {
+		dst = append(dst, Served{Shard: s.shard, Epoch: s.epoch, Status: s.status})
 	}
-	return out
+	return dst
 }
 
 // ServedCount is the number of shards CONNECTED: accepted by the gateway

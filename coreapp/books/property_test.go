@@ -189,10 +189,10 @@ func clone(b *Books) *Books {
 	c := *b
 	c.seen = maps.Clone(b.seen)
 	c.closeOnAnswer = maps.Clone(b.closeOnAnswer)
-	c.held = map[int32]*session{}
-	for k, s := range b.held {
+	c.held = nil
+	for _, s := range b.held {
 		cp := *s
-		c.held[k] = &cp
+		c.held = append(c.held, &cp)
 	}
 	return &c
 }

@@ -50,7 +50,7 @@ func (b *Books) Route(coreapp, to string, shards int32) (Route, *Refuse) {
 		return Route{}, &Refuse{Code: codes.FailedPrecondition,
 			Reason: NotPrimary + fmt.Sprintf("recipient %q is in shard %d of %d, ", to, sh, shards) + fmt.Sprintf(format, args...)}
 	}
-	s := b.held[sh]
+	s := b.get(sh)
 	switch {
 	case s == nil:
 		return refuse("which coreapp %q does not hold", b.id)

@@ -3,9 +3,11 @@ package failover
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
+	"github.com/mcsim/mcsim/internal/batch"
 	"github.com/mcsim/mcsim/shard"
 )
 
@@ -18,6 +20,7 @@ type Core struct {
 	coreapps  map[string]*coreapp
 	sortedIDs []string   // ids of coreapps, sorted; nil when stale
 	sortedCAs []*coreapp // the same coreapps in the same order
+	found     *coreapp   // the coreapp find found last (nil after a leave)
 	resumedAt time.Time  // last stall resume (rule 4); zero if none
 	now       time.Time  // now of the last Step (or New)
 	wantWake  time.Time  // NextWake after the last Step, for stall detection
@@ -31,24 +34,20 @@ type Core struct {
 	wakeValid bool
 	// noDeadline: rule 1 never fires (DisableDeadline).
 	noDeadline bool
-	// dueAt is the earliest heartbeat due or rule-1 deadline of any
-	// coreapp as of the last scan, while dueValid; a Step before it has
-	// nothing to scan for. Everything that can move a coreapp's next
-	// heartbeat or deadline earlier (a join, a recovery, a stall, a
-	// settings change) clears dueValid; answers and sends only move them
-	// later, and a leave clears it, as does an answer of the last coreapp
-	// due at dueAt (dueCount counts them: many are due at the same instant
-	// when a new primary heartbeats all at once). dueAt is thus always exact: NextWake and the stall check
-	// read it. On a thousand coreapps the scan on every Step was most of a
-	// master's time.
-	dueAt    time.Time
-	dueValid bool
-	dueCount int // how many coreapps are due at dueAt
-	// noDueCache scans on every Step (tests compare the two).
+	// due is the index of coreapps by when each is next due (due.go): a
+	// Step visits only those due by its now, and NextWake and the stall
+	// check read its top. dueScratch and dueStack are its lookups' reused
+	// slices.
+	due        []*coreapp
+	dueScratch []*coreapp
+	dueStack   []int
+	// noDueCache walks every coreapp on every Step and ignores the index
+	// (tests compare the two).
 	noDueCache bool
 
 	// The batch being built; New may leave one for the first Step.
-	reports []Action // reports and heartbeats, in the order they happened
+	reports []Action // reports and heartbeats, in the order they happened (from outs)
+	outs    batch.Slices[Action]
 	rpcs    []Action // Assign/Release, executed after the persist
 	dirty   bool     // the map changed: a PersistShardMap goes first
 }
@@ -66,6 +65,10 @@ type coreapp struct {
 	// reassignment retries to one per heartbeat interval per coreapp.
 	benched         bool
 	benchedAfterSeq uint64
+	// due is dueOf as of the last touch; hi is 1 + its place in Core.due
+	// (0: not there).
+	due time.Time
+	hi  int
 }
 
 type sentHB struct {
@@ -96,6 +99,7 @@ func New(cfg Config, m ShardMap, now time.Time) (*Core, error) {
 		return nil, err
 	}
 	c := &Core{cfg: cfg, coreapps: map[string]*coreapp{}, now: now, wantWake: now}
+	c.reports = c.outs.Start()
 	if len(m.Assignments) == 0 {
 		c.sm = ShardMap{MaxEpoch: m.MaxEpoch, Assignments: make([]Assignment, cfg.Shards)}
 		for i := range c.sm.Assignments {
@@ -126,6 +130,7 @@ func New(cfg Config, m ShardMap, now time.Time) (*Core, error) {
 	if len(c.sm.Assignments) != cfg.Shards {
 		c.remap(cfg.Shards)
 	}
+	c.retrack()
 	return c, nil
 }
 
@@ -143,11 +148,13 @@ func (c *Core) Step(now time.Time, ev Event) ([]Action, error) {
 	if err := c.begin(now, ev); err != nil {
 		return nil, err
 	}
-	if !c.dueValid || !now.Before(c.dueAt) || c.noDueCache {
-		c.expire(now)
-		c.sendHeartbeats(now)
-		c.dueAt, c.dueCount = c.earliestDue()
-		c.dueValid = true
+	if c.noDueCache {
+		c.expire(now, c.all())
+		c.sendHeartbeats(now, c.all())
+	} else if dueAtOrBefore(c.dueFirst(), now) {
+		due := c.dueBy(now)
+		c.expire(now, due)
+		c.sendHeartbeats(now, due)
 	}
 	c.assignUnassigned(now)
 
@@ -155,8 +162,8 @@ func (c *Core) Step(now time.Time, ev Event) ([]Action, error) {
 	if c.dirty {
 		out = append(out, PersistShardMap{Map: c.sm.Clone()})
 	}
-	out = append(out, c.rpcs...)
-	c.reports, c.rpcs, c.dirty = nil, nil, false
+	out = c.outs.Finish(append(out, c.rpcs...))
+	c.reports, c.rpcs, c.dirty = c.outs.Start(), nil, false
 	c.now = now
 	c.wantWake = c.nextWake()
 	c.wakeValid = true
@@ -209,9 +216,9 @@ func (c *Core) nextWake() time.Time {
 	if len(c.reports) > 0 || len(c.rpcs) > 0 || c.dirty {
 		return c.now
 	}
-	w := c.dueAt
-	if !c.dueValid {
-		w, _ = c.earliestDue()
+	w := c.dueFirst()
+	if c.noDueCache {
+		w = c.earliestDue()
 	}
 	if t := c.startupUntil; !t.IsZero() && (w.IsZero() || t.Before(w)) {
 		w = t
@@ -220,21 +227,14 @@ func (c *Core) nextWake() time.Time {
 }
 
 // earliestDue is the earliest heartbeat due or rule-1 deadline of any
-// coreapp (zero: none), and how many coreapps are due then.
-func (c *Core) earliestDue() (time.Time, int) {
+// coreapp (zero: none), by walking them all (the index's dueFirst is the
+// same).
+func (c *Core) earliestDue() time.Time {
 	var w time.Time
-	n := 0
 	for _, ca := range c.all() {
-		d := c.dueOf(ca)
-		switch {
-		case d.IsZero():
-		case w.IsZero() || d.Before(w):
-			w, n = d, 1
-		case d.Equal(w):
-			n++
-		}
+		w = earlier(w, c.dueOf(ca))
 	}
-	return w, n
+	return w
 }
 
 // dueOf is ca's next heartbeat or its rule-1 deadline, whichever is first.
@@ -323,6 +323,38 @@ func (c *Core) ids() []string {
 	return c.sortedIDs
 }
 
+// find is c.coreapps[id], remembering the last one found: checking and
+// applying one heartbeat answer looks its coreapp up five times.
+func (c *Core) find(id string) *coreapp {
+	if ca := c.found; ca != nil && ca.id == id {
+		return ca
+	}
+	ca := c.coreapps[id]
+	if ca != nil {
+		c.found = ca
+	}
+	return ca
+}
+
+// sortedInsert puts a new coreapp into the sorted lists, if they are
+// built: a thousand coreapps joining one by one were a thousand sorts.
+func (c *Core) sortedInsert(ca *coreapp) {
+	if c.sortedIDs == nil {
+		return
+	}
+	i, _ := slices.BinarySearch(c.sortedIDs, ca.id)
+	c.sortedIDs = slices.Insert(c.sortedIDs, i, ca.id)
+	c.sortedCAs = slices.Insert(c.sortedCAs, i, ca)
+}
+
+// sortedDelete takes a coreapp that left out of the sorted lists.
+func (c *Core) sortedDelete(id string) {
+	if i, ok := slices.BinarySearch(c.sortedIDs, id); ok {
+		c.sortedIDs = slices.Delete(c.sortedIDs, i, i+1)
+		c.sortedCAs = slices.Delete(c.sortedCAs, i, i+1)
+	}
+}
+
 // all is every coreapp in id order: the loops that run on every Step
 // (deadlines, heartbeats due) walk it instead of looking each id up, which
 // on a thousand coreapps was most of a master's time.
@@ -362,13 +394,13 @@ func (c *Core) validate(ev Event) error {
 		if id == "" {
 			return fmt.Errorf("failover: %s: must be a coreapp id, got \"\"", field)
 		}
-		if c.coreapps[id] == nil {
+		if c.find(id) == nil {
 			return fmt.Errorf("failover: %s: %w %q", field, ErrUnknownCoreapp, id)
 		}
 		return nil
 	}
 	seq := func(field, id string, seq uint64) error {
-		if last := c.coreapps[id].lastSeq; seq < 1 || seq > last {
+		if last := c.find(id).lastSeq; seq < 1 || seq > last {
 			return fmt.Errorf("failover: %s: must be a sent heartbeat seq in 1..%d for %q, got %d", field, last, id, seq)
 		}
 		return nil
@@ -434,12 +466,13 @@ func (c *Core) validate(ev Event) error {
 func (c *Core) apply(now time.Time, ev Event) {
 	switch ev := ev.(type) {
 	case CoreappJoined:
-		c.dueValid = false
 		ca := c.coreapps[ev.ID]
 		switch {
 		case ca == nil:
-			c.coreapps[ev.ID] = &coreapp{id: ev.ID, healthy: true, nextHB: now}
-			c.sortedIDs = nil
+			ca = &coreapp{id: ev.ID, healthy: true, nextHB: now}
+			c.coreapps[ev.ID] = ca
+			c.sortedInsert(ca)
+			c.touch(ca)
 		case !ca.healthy:
 			ca.outstanding = nil
 			ca.nextHB = now
@@ -447,16 +480,18 @@ func (c *Core) apply(now time.Time, ev Event) {
 			c.recover(now, ca)
 		}
 	case CoreappLeft:
-		c.dueValid = false // it may have been due first
 		for s, a := range c.sm.Assignments {
 			if a.Coreapp == ev.ID {
 				c.loseShard(now, s, LostLeft)
 			}
 		}
+		c.untrack(c.coreapps[ev.ID])
 		delete(c.coreapps, ev.ID)
-		c.sortedIDs = nil
+		c.found = nil
+		c.sortedDelete(ev.ID)
 	case HeartbeatAnswered:
 		c.answered(now, ev)
+		c.touch(c.find(ev.ID))
 	case AssignDone:
 		if ev.Shard >= len(c.sm.Assignments) {
 			return
@@ -475,7 +510,6 @@ func (c *Core) apply(now time.Time, ev Event) {
 		ca.benched, ca.benchedAfterSeq = true, ca.lastSeq
 		c.loseShard(now, ev.Shard, LostRefused)
 	case SettingsChanged:
-		c.dueValid = false
 		c.cfg.HeartbeatInterval = ev.HeartbeatInterval
 		c.cfg.UnhealthyInterval = ev.UnhealthyInterval
 		for _, id := range c.ids() {
@@ -486,8 +520,8 @@ func (c *Core) apply(now time.Time, ev Event) {
 		}
 		// Deadlines derive from UnhealthyInterval, so they move with it;
 		// any now past fire in expire, at now (the formula is PendingDeadline).
+		c.retrack()
 	case ShardCountChanged:
-		c.dueValid = false
 		c.remap(ev.N)
 	case Stalled:
 		c.stall(now, ev.Gap, "driver")
@@ -503,7 +537,7 @@ func (c *Core) apply(now time.Time, ev Event) {
 // the one serving it; releasing it would leave the shard unserved until
 // the stale owner's deadline.
 func (c *Core) adopt(now time.Time, id string, s ServedShard) bool {
-	if s.Shard < 0 || s.Shard >= len(c.sm.Assignments) || !c.coreapps[id].healthy {
+	if s.Shard < 0 || s.Shard >= len(c.sm.Assignments) || !c.find(id).healthy {
 		return false
 	}
 	a := c.sm.Assignments[s.Shard]
@@ -512,7 +546,7 @@ func (c *Core) adopt(now time.Time, id string, s ServedShard) bool {
 	}
 	c.reports = append(c.reports, ShardAdopted{Shard: s.Shard, Coreapp: id, Epoch: s.Epoch, From: a.Coreapp, FromEpoch: a.Epoch, At: now})
 	c.sm.Assignments[s.Shard] = Assignment{Shard: s.Shard, Coreapp: id, Epoch: s.Epoch}
-	c.shards[s.Shard] = shardState{confirmed: true, confirmedAfterSeq: c.coreapps[id].lastSeq}
+	c.shards[s.Shard] = shardState{confirmed: true, confirmedAfterSeq: c.find(id).lastSeq}
 	c.dirty = true
 	return true
 }
@@ -520,23 +554,15 @@ func (c *Core) adopt(now time.Time, id string, s ServedShard) bool {
 // answered applies rule 1's clearing, recovery, and reconciles what the
 // coreapp says it serves with the map.
 func (c *Core) answered(now time.Time, ev HeartbeatAnswered) {
-	ca := c.coreapps[ev.ID]
-	// If it was due first and no longer is once its answer is in, the
-	// earliest due is another's: with nobody else due then, look again.
-	if wasFirst := c.dueValid && c.dueOf(ca).Equal(c.dueAt); wasFirst {
-		defer func() {
-			if c.dueValid && !c.dueOf(ca).Equal(c.dueAt) {
-				if c.dueCount--; c.dueCount <= 0 {
-					c.dueValid = false
-				}
-			}
-		}()
-	}
+	ca := c.find(ev.ID)
 	i := 0
 	for i < len(ca.outstanding) && ca.outstanding[i].seq <= ev.Seq {
 		i++
 	}
-	ca.outstanding = ca.outstanding[i:]
+	// Shifted down rather than resliced, so that the next append reuses
+	// the array.
+	n := copy(ca.outstanding, ca.outstanding[i:])
+	ca.outstanding = ca.outstanding[:n]
 	if ca.benched && ev.Seq > ca.benchedAfterSeq {
 		ca.benched = false
 	}
@@ -562,9 +588,10 @@ func (c *Core) answered(now time.Time, ev HeartbeatAnswered) {
 		// stops it at the gateway; tell it to let go.
 		c.rpcs = append(c.rpcs, Release{Shard: s.Shard, Coreapp: ev.ID, Epoch: s.Epoch})
 	}
-	for s, a := range c.sm.Assignments {
-		st := c.shards[s]
-		if a.Coreapp != ev.ID || !st.confirmed || ev.Seq <= st.confirmedAfterSeq {
+	// Every answer walks every shard: by pointer, cheapest test first.
+	for s := range c.sm.Assignments {
+		st, a := &c.shards[s], &c.sm.Assignments[s]
+		if !st.confirmed || ev.Seq <= st.confirmedAfterSeq || a.Coreapp != ev.ID {
 			continue
 		}
 		if e, ok := reported[s]; !ok || e != a.Epoch {
@@ -576,7 +603,7 @@ func (c *Core) answered(now time.Time, ev HeartbeatAnswered) {
 
 func (c *Core) recover(now time.Time, ca *coreapp) {
 	ca.healthy = true
-	c.dueValid = false
+	c.touch(ca)
 	c.reports = append(c.reports, Recovered{Coreapp: ca.id, At: now})
 }
 
@@ -587,19 +614,20 @@ func (c *Core) stall(now time.Time, gap time.Duration, source string) {
 		return // already applied in this Step
 	}
 	c.resumedAt = now
-	c.dueValid = false
 	for _, ca := range c.coreapps {
 		ca.nextHB = now
 	}
+	c.retrack()
 	c.reports = append(c.reports, StallDetected{At: now, Gap: gap, Source: source})
 }
 
-// expire declares every healthy coreapp whose deadline is at or before now.
-func (c *Core) expire(now time.Time) {
+// expire declares every healthy coreapp of cas (in id order) whose
+// deadline is at or before now.
+func (c *Core) expire(now time.Time, cas []*coreapp) {
 	if c.noDeadline {
 		return
 	}
-	for _, ca := range c.all() {
+	for _, ca := range cas {
 		id := ca.id
 		d := c.deadline(ca)
 		if d.IsZero() || d.After(now) {
@@ -608,6 +636,7 @@ func (c *Core) expire(now time.Time) {
 		earliest, from, _ := c.clockFrom(ca)
 		ca.healthy = false
 		ca.troubleAt = now
+		c.touch(ca)
 		c.reports = append(c.reports, DeclaredUnhealthy{Coreapp: id, At: now, Deadline: d, EarliestUnansweredSentAt: earliest, ClockFrom: from})
 		for s, a := range c.sm.Assignments {
 			if a.Coreapp == id {
@@ -621,14 +650,17 @@ func (c *Core) expire(now time.Time) {
 // rule 1 had no deadline. It exists for the simulator's selftest
 // (sim.Sabotage), which must show that the checkers catch what this lets
 // through; a test keeps every other package from calling it.
-func (c *Core) DisableDeadline() { c.noDeadline, c.dueValid = true, false }
+func (c *Core) DisableDeadline() {
+	c.noDeadline = true
+	c.retrack()
+}
 
 // sendHeartbeats sends every heartbeat due, healthy or not (an unhealthy
 // coreapp must be able to prove it recovered). One per interval, whether
 // or not earlier ones are outstanding: an answer to a later seq proves
-// liveness.
-func (c *Core) sendHeartbeats(now time.Time) {
-	for _, ca := range c.all() {
+// liveness. cas are the coreapps to look at, in id order.
+func (c *Core) sendHeartbeats(now time.Time, cas []*coreapp) {
+	for _, ca := range cas {
 		id := ca.id
 		if ca.nextHB.After(now) {
 			continue
@@ -637,6 +669,7 @@ func (c *Core) sendHeartbeats(now time.Time) {
 		ca.lastSentAt = now
 		ca.nextHB = now.Add(c.cfg.HeartbeatInterval)
 		ca.outstanding = append(ca.outstanding, sentHB{seq: ca.lastSeq, sentAt: now})
+		c.touch(ca)
 		c.reports = append(c.reports, SendHeartbeat{Coreapp: id, Seq: ca.lastSeq})
 	}
 }

@@ -2,7 +2,9 @@ package failover
 
 import (
 	"fmt"
+	"maps"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -80,15 +82,69 @@ func TestRandomRuns(t *testing.T) {
 	}
 }
 
-// TestDueCacheChangesNothing: the core's memory of when something is due
-// next (dueAt) only saves scans; with it and without it every random run
-// decides the same, action for action.
+// TestDueCacheChangesNothing: the core's index of when each coreapp is
+// due next (due.go) only saves walks; with it and without it (a walk of
+// every coreapp on every Step) every random run decides the same, action
+// for action. After every step of either, the index must also agree with
+// a walk on its own (checkDueIndex).
 func TestDueCacheChangesNothing(t *testing.T) {
 	for seed := uint64(1); seed <= 300; seed++ {
 		if a, b := randomRunWith(t, seed, false), randomRunWith(t, seed, true); a != b {
-			t.Fatalf("seed %d: the run with the due cache differs from the one that scans every Step:\n%s", seed, firstDifference(a, b))
+			t.Fatalf("seed %d: the run with the due index differs from the one that walks every coreapp on every Step:\n%s", seed, firstDifference(a, b))
 		}
 	}
+}
+
+// checkDueIndex says how the core's due index disagrees with a walk of
+// every coreapp at now, if it does: each coreapp is in it once, at its
+// place, with its due time as dueOf says; the heap is ordered; its top is
+// the earliest due; dueBy lists exactly the coreapps due at or before now,
+// in id order.
+func checkDueIndex(c *Core, now time.Time) error {
+	// The sorted lists the walks and the index are built from (kept
+	// sorted as coreapps join and leave).
+	if ids, want := c.ids(), slices.Sorted(maps.Keys(c.coreapps)); !slices.Equal(ids, want) {
+		return fmt.Errorf("sorted ids %v, the core's coreapps %v", ids, want)
+	}
+	for i, ca := range c.all() {
+		if ca != c.coreapps[c.sortedIDs[i]] {
+			return fmt.Errorf("all()[%d] is not coreapp %q", i, c.sortedIDs[i])
+		}
+	}
+	if len(c.due) != len(c.coreapps) {
+		return fmt.Errorf("index has %d coreapps, the core %d", len(c.due), len(c.coreapps))
+	}
+	for i, ca := range c.due {
+		if c.coreapps[ca.id] != ca {
+			return fmt.Errorf("index[%d] is %q, not a coreapp of the core", i, ca.id)
+		}
+		if ca.hi != i+1 {
+			return fmt.Errorf("%s: hi %d at index %d", ca.id, ca.hi, i)
+		}
+		if want := c.dueOf(ca); !ca.due.Equal(want) {
+			return fmt.Errorf("%s: indexed due %v, dueOf says %v", ca.id, ca.due.Sub(base), want.Sub(base))
+		}
+		if i > 0 && dueLess(ca, c.due[(i-1)/2]) {
+			return fmt.Errorf("%s at %d is due before its parent", ca.id, i)
+		}
+	}
+	if got, want := c.dueFirst(), c.earliestDue(); !got.Equal(want) {
+		return fmt.Errorf("dueFirst %v, the walk's earliest %v", got.Sub(base), want.Sub(base))
+	}
+	var want []string
+	for _, ca := range c.all() {
+		if dueAtOrBefore(c.dueOf(ca), now) {
+			want = append(want, ca.id)
+		}
+	}
+	var got []string
+	for _, ca := range c.dueBy(now) {
+		got = append(got, ca.id)
+	}
+	if !slices.Equal(got, want) {
+		return fmt.Errorf("due by now: index %v, walk %v", got, want)
+	}
+	return nil
 }
 
 func firstDifference(a, b string) string {
@@ -118,7 +174,12 @@ func randomRunWith(t *testing.T, seed uint64, noDueCache bool) string {
 	// Even seeds apply simultaneous replies as one batch, as the driver does.
 	h.batch = seed%2 == 0
 	model := &rule1Model{sent: map[string]map[uint64]time.Time{}, answered: map[string]uint64{}, ui: cfg.UnhealthyInterval}
-	h.onStep = func(at time.Time, ev Event, acts []Action) { model.observe(t, h.c, at, ev, acts) }
+	h.onStep = func(at time.Time, ev Event, acts []Action) {
+		model.observe(t, h.c, at, ev, acts)
+		if err := checkDueIndex(h.c, at); err != nil {
+			t.Fatalf("seed %d, after %T at %v: %v", seed, ev, at.Sub(base), err)
+		}
+	}
 	var out []string
 	ids := []string{"c1", "c2", "c3", "c4", "c5", "c6"}
 	known := map[string]bool{}

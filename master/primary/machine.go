@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/mcsim/mcsim/internal/batch"
 	"github.com/mcsim/mcsim/master/failover"
 	"github.com/mcsim/mcsim/master/lease"
 )
@@ -50,7 +51,8 @@ type Machine struct {
 	rest    []failover.Action // the batch after it
 	queue   []failover.Event  // core events that came while a batch waited
 
-	out []Action
+	out  []Action // the Step's actions so far (from outs)
+	outs batch.Slices[Action]
 }
 
 // New returns the Machine of a master that has not seen its settings yet.
@@ -76,7 +78,7 @@ func (m *Machine) Step(now time.Time, ev Event) ([]Action, error) {
 			return nil, fmt.Errorf("%w: %T", ErrWaiting, ev)
 		}
 	}
-	m.out = nil
+	m.out = m.outs.Start()
 	var err error
 	switch ev := ev.(type) {
 	case Settings:
@@ -138,7 +140,7 @@ func (m *Machine) Step(now time.Time, ev Event) ([]Action, error) {
 	default:
 		err = fmt.Errorf("primary: unknown event %T", ev)
 	}
-	out := m.out
+	out := m.outs.Finish(m.out)
 	m.out = nil
 	return out, err
 }
@@ -316,8 +318,12 @@ func (m *Machine) drain(now time.Time) {
 		if len(m.queue) == 0 {
 			return
 		}
+		// Shifted down rather than resliced, so that the next append
+		// reuses the array.
 		ev := m.queue[0]
-		m.queue = m.queue[1:]
+		n := copy(m.queue, m.queue[1:])
+		m.queue[n] = nil
+		m.queue = m.queue[:n]
 		acts, err := m.core.Step(now, ev)
 		if err != nil {
 			m.emit(CoreRefused{Event: fmt.Sprintf("%T", ev), Err: err})
