@@ -22,6 +22,7 @@ type metrics struct {
 	statusesReceived prometheus.Counter
 	statusesDropped  prometheus.Counter
 	statusesFailed   prometheus.Counter
+	statusesDeclined prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -50,9 +51,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "mcsim_coreapp_statuses_dropped_total", Help: "Status updates taken and dropped because the node has no status handler."}),
 		statusesFailed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "mcsim_coreapp_statuses_failed_total", Help: "Status updates the status handler did not take (left unacknowledged for the gateway to offer again)."}),
+		statusesDeclined: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "mcsim_coreapp_statuses_declined_total", Help: "Status updates offered while the node was stopping, left unacknowledged so that the gateway offers them to the shard's successor."}),
 	}
 	reg.MustRegister(m.heartbeats, m.assignsAccepted, m.assignsRefused, m.shardsServed,
 		m.sessionsOpened, m.sessionsEnded, m.releases,
-		m.messagesSent, m.messagesRefused, m.statusesReceived, m.statusesDropped, m.statusesFailed)
+		m.messagesSent, m.messagesRefused, m.statusesReceived, m.statusesDropped, m.statusesFailed, m.statusesDeclined)
 	return m
 }

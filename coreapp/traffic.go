@@ -227,6 +227,14 @@ func (n *Node) takeStatuses(s *session) {
 			continue
 		}
 		n.m.statusesReceived.Add(float64(len(batch)))
+		if n.stopping() {
+			// Its successors take its shards at once (rule 5), and the
+			// gateway offers what nobody acknowledged to each new holder:
+			// taken here, a status would die with this process when
+			// callbacks live in memory.
+			n.m.statusesDeclined.Add(float64(len(batch)))
+			continue
+		}
 		var taken []string
 		if n.cfg.Statuses == nil {
 			n.m.statusesDropped.Add(float64(len(batch)))
@@ -263,6 +271,13 @@ func (n *Node) takeStatuses(s *session) {
 			_ = s.io.send(&mcsimv1.SessionRequest{StatusAck: taken})
 		}
 	}
+}
+
+// stopping says whether Stop has begun.
+func (n *Node) stopping() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.books.Stopped()
 }
 
 // takeBatch takes the statuses queued for the worker, at most

@@ -368,3 +368,48 @@ func gauge(t *testing.T, reg *prometheus.Registry) map[string]float64 {
 	}
 	return got
 }
+
+// TestStoppingCoreappLeavesStatusesToItsSuccessor: while a stopping
+// coreapp waits for its successor (rule 5), the statuses offered on its
+// sessions are not taken (with callbacks in memory they would die with the
+// process); the successor takes them once its session replaces the old.
+func TestStoppingCoreappLeavesStatusesToItsSuccessor(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t)
+		ra, rb := &recorder{}, &recorder{}
+		reg := prometheus.NewRegistry()
+		var b mcsimv1.CoreAppServiceClient
+		an, a, _ := h.coreapp("a", func(cfg *Config) {
+			cfg.Statuses, cfg.Registry = ra, reg
+			// The handover: the successor is assigned 1.5 s after the goodbye.
+			cfg.OnLeave = func(ctx context.Context, _ []*mcsimv1.ServedShard) {
+				time.Sleep(1500 * time.Millisecond)
+				if _, err := b.Assign(ctx, assign(1, 0, 2)); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+		_, b, _ = h.coreapp("b", func(cfg *Config) { cfg.Statuses = rb })
+		if _, err := a.Assign(t.Context(), assign(1, 0, 1)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.Send(t.Context(), send("m1", rcpt0)); err != nil {
+			t.Fatal(err)
+		}
+		if err := an.Stop(t.Context()); err != nil { // before the first status is due (50 ms)
+			t.Fatal(err)
+		}
+		time.Sleep(3 * time.Second)
+		synctest.Wait()
+		if got := ra.taken(); len(got) != 0 {
+			t.Errorf("the stopping coreapp took %v", got)
+		}
+		if got := rb.taken(); len(got) != 3 {
+			t.Errorf("the successor took %v, want m1's three statuses", got)
+		}
+		if got := gauge(t, reg); got["mcsim_coreapp_statuses_declined_total"] < 3 {
+			t.Errorf("metrics %v: want the statuses offered during the handover declined", got)
+		}
+		wantTraffic(t, h.gw, kMessage+" a m1", "STATUS b m1/sent", "STATUS b m1/delivered", "STATUS b m1/read")
+	})
+}

@@ -139,6 +139,11 @@ func (c *coreappNode) statusOffered(k sessKey, u *mcsimv1.StatusUpdate) {
 	if _, open := c.sessions.get(k); !open {
 		return
 	}
+	if c.b.Stopped() {
+		// As the real coreapp: a stopping one leaves offers for its
+		// successors (coreapp.Node.takeStatuses).
+		return
+	}
 	ct := c.traffic()
 	wk := ct.workers[k]
 	if wk == nil {
@@ -155,6 +160,10 @@ func (c *coreappNode) statusOffered(k sessKey, u *mcsimv1.StatusUpdate) {
 // batch (at most coreapp.MaxStatusBatch), then acknowledges those taken
 // in one ack, and goes on while more came meanwhile.
 func (c *coreappNode) takeBatch(k sessKey, wk *statusWorker) {
+	if c.b.Stopped() {
+		wk.queue = nil // left for the successors, as statusOffered does
+		return
+	}
 	n := min(len(wk.queue), coreapp.MaxStatusBatch)
 	batch := wk.queue[:n:n]
 	wk.queue, wk.busy = wk.queue[n:], true
