@@ -88,6 +88,23 @@ func TestSweepCommand(t *testing.T) {
 			t.Errorf("unhealthy_interval 10: want no false failover (the kill explains its declaration), got %v", high)
 		}
 	})
+	// A declaration after a cut or a pause is explained by it: the
+	// failover is timed, not counted as false.
+	for _, sc := range []string{"partition-primary-owner", "coreapp-pause-long"} {
+		t.Run("explained by "+sc, func(t *testing.T) {
+			code, out, errs := runSplit(t, "sweep", sc, "--set", "unhealthy_interval=5", "--runs", "2", "--seed", "1", "--json")
+			if code != exitOK {
+				t.Fatalf("exit %d\n%s\n%s", code, out, errs)
+			}
+			var ev map[string]any
+			if err := json.Unmarshal([]byte(strings.TrimSpace(out)), &ev); err != nil {
+				t.Fatalf("%q: %v", out, err)
+			}
+			if ev["n"] != 2.0 || ev["false_failovers"] != 0.0 {
+				t.Errorf("want 2 failovers timed and none false, got %v", ev)
+			}
+		})
+	}
 	for _, tc := range []struct {
 		name string
 		args []string
