@@ -60,7 +60,7 @@ gateway that witnesses every shard session.`,
 		return usageErr("%v (see '%s --help')", err, c.CommandPath())
 	})
 	root.AddCommand(newSettingsCommand(), newGatewayCommand(), newCoreappCommand(), newMasterCommand(), newUpCommand())
-	root.AddCommand(newStatusCommand(), newScenarioCommand(), newWebhookSinkCommand(), newLoadCommand(), newBenchCommand())
+	root.AddCommand(newStatusCommand(), newScenarioCommand(), newWebhookSinkCommand(), newLoadCommand(), newBenchCommand(), newSweepCommand())
 	// cobra adds its completion commands at Execute; add them now so that
 	// they get examples like every other command.
 	root.InitDefaultCompletionCmd()
