@@ -222,14 +222,11 @@ func benchTarget(cmd *cobra.Command, kind bench.Kind, target string, f benchFlag
 		if err != nil {
 			return res, err // checked before the first run: the phase cannot break it
 		}
-		var inner scenarios.Target = sim.New(sim.Config{Seed: seed})
-		if target == "procs" {
-			inner, err = procstarget.New(procstarget.Config{Binary: bin, Seed: seed})
-			if err != nil {
-				return res, err
-			}
+		inner, err := newTarget(target, procstarget.Config{Binary: bin, Seed: seed})
+		if err != nil {
+			return res, err
 		}
-		rec := &recordingTarget{Target: inner}
+		rec := newRecordedTarget(inner)
 		o, err := scenarios.Run(cmd.Context(), rec, sc, scenarios.Options{Run: run, Seed: seed, Epsilon: eps})
 		switch {
 		case errors.Is(err, scenarios.ErrStart):
@@ -336,66 +333,23 @@ func printBenchJSON(w io.Writer, kind bench.Kind, f benchFlags, results []benchR
 	}
 }
 
-// recordingTarget is a Target that notes the fault the bench's scenario
-// applies and keeps what the witnesses saw when the run closes the
-// target (procs reads declarations from the nodes' logs, which Close
-// removes).
-type recordingTarget struct {
-	scenarios.Target
-	fault        time.Time
-	victim       string
-	failovers    []scenarios.FailoverSeen
-	grants       []scenarios.LeaseGrant
-	declarations []scenarios.Declaration
-	closed       bool
-}
-
-func (t *recordingTarget) noteFault(id string) {
-	if t.fault.IsZero() {
-		t.fault, t.victim = t.Target.Now(), id
-	}
-}
-
-func (t *recordingTarget) Kill(ctx context.Context, id string) error {
-	t.noteFault(id)
-	return t.Target.Kill(ctx, id)
-}
-
-func (t *recordingTarget) Stop(ctx context.Context, id string) error {
-	t.noteFault(id)
-	return t.Target.Stop(ctx, id)
-}
-
-func (t *recordingTarget) Pause(ctx context.Context, id string) error {
-	t.noteFault(id)
-	return t.Target.Pause(ctx, id)
-}
-
-func (t *recordingTarget) Close() error {
-	if !t.closed {
-		t.closed = true
-		t.failovers = t.Target.Failovers()
-		t.grants = t.Target.Grants()
-		t.declarations = t.Target.Declarations()
-	}
-	return t.Target.Close()
-}
-
 // benchRun reads one run's moments for the bench math: the recovery is
 // the runner's measure of the kind's expectation (from its mark), the
 // rest what the witnesses recorded after the fault.
-func (t *recordingTarget) benchRun(kind bench.Kind, o scenarios.Outcome) bench.Run {
-	r := bench.Run{Fault: t.fault}
-	if t.fault.IsZero() {
-		return r // the run stopped before its fault: nothing seen
+func (t *recordedTarget) benchRun(kind bench.Kind, o scenarios.Outcome) bench.Run {
+	if len(t.faults) == 0 {
+		return bench.Run{} // the run stopped before its fault: nothing seen
 	}
+	// A bench's scenario has one fault, and nothing before it.
+	fault, victim := t.faults[0].Start, t.faults[0].Node
+	r := bench.Run{Fault: fault}
 	want := "failover"
 	if kind == bench.Takeover {
 		want = "takeover"
 	}
 	for _, e := range o.Expectations {
 		if e.What == want && e.Measured != nil && (e.OK || *e.Measured > 0) {
-			r.Recovered = t.fault.Add(*e.Measured)
+			r.Recovered = fault.Add(*e.Measured)
 			break
 		}
 	}
@@ -407,13 +361,13 @@ func (t *recordingTarget) benchRun(kind bench.Kind, o scenarios.Outcome) bench.R
 			if !r.Recovered.IsZero() && g.At.After(r.Recovered) {
 				break
 			}
-			if g.Master == t.victim && !g.Released {
+			if g.Master == victim && !g.Released {
 				r.Detected = g.Expires
 			}
 		}
 	default:
 		for _, d := range t.declarations {
-			if d.Coreapp == t.victim && !d.At.Before(t.fault) {
+			if d.Coreapp == victim && !d.At.Before(fault) {
 				r.Detected = d.At
 				break
 			}
@@ -421,7 +375,7 @@ func (t *recordingTarget) benchRun(kind bench.Kind, o scenarios.Outcome) bench.R
 	}
 	if kind != bench.Takeover {
 		for _, fo := range t.failovers {
-			if fo.From == t.victim && !fo.ServedAgain.Before(t.fault) {
+			if fo.From == victim && !fo.ServedAgain.Before(fault) {
 				r.Downtimes = append(r.Downtimes, max(0, fo.ServedAgain.Sub(fo.ServedUntil)))
 			}
 		}

@@ -268,12 +268,9 @@ func runScenarios(cmd *cobra.Command, args []string, f scenarioRunFlags) error {
 					evw = io.MultiWriter(evw, file)
 				}
 			}
-			var t scenarios.Target = sim.New(sim.Config{Seed: seed})
-			if f.target == "procs" {
-				t, err = procstarget.New(procstarget.Config{Binary: bin, Parent: f.data, Keep: f.keep, Seed: seed})
-				if err != nil {
-					return err
-				}
+			t, err := newTarget(f.target, procstarget.Config{Binary: bin, Parent: f.data, Keep: f.keep, Seed: seed})
+			if err != nil {
+				return err
 			}
 			o, err := scenarios.Run(cmd.Context(), t, sc, scenarios.Options{Run: run, Seed: seed, Epsilon: f.epsilon, Events: evw, Progress: progress})
 			if file != nil {

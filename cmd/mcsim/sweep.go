@@ -11,7 +11,6 @@ import (
 	"math"
 	"os"
 	"slices"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -172,14 +171,12 @@ func runSweep(cmd *cobra.Command, arg string, f sweepFlags) error {
 		window := ui + hb + eps
 		for r := range f.runs {
 			seed := f.seed + uint64(r)
-			var inner scenarios.Target = sim.New(sim.Config{Seed: seed})
-			if f.target == "procs" {
-				if inner, err = procstarget.New(procstarget.Config{Binary: bin, Seed: seed}); err != nil {
-					endBar(bar, stderr)
-					return err
-				}
+			inner, err := newTarget(f.target, procstarget.Config{Binary: bin, Seed: seed})
+			if err != nil {
+				endBar(bar, stderr)
+				return err
 			}
-			rec := newSweepTarget(inner)
+			rec := newRecordedTarget(inner)
 			o, err := scenarios.Run(cmd.Context(), rec, &run, scenarios.Options{Run: r, Seed: seed, Epsilon: eps})
 			if err != nil {
 				endBar(bar, stderr)
@@ -302,120 +299,4 @@ func printSweepJSON(w io.Writer, name string, f sweepFlags, measure string, rows
 		b, _ := json.Marshal(ev)
 		fmt.Fprintln(w, string(b))
 	}
-}
-
-// sweepTarget is a Target that keeps the spans in which each node was
-// down or cut off, for telling false failovers from explained ones, and
-// what the witnesses saw when the run closes it (procs reads them from
-// the nodes' logs, which Close removes).
-type sweepTarget struct {
-	scenarios.Target
-	faults       []sweep.Fault
-	open         map[string]int // node → its open span in faults
-	declarations []scenarios.Declaration
-	failovers    []scenarios.FailoverSeen
-	closed       bool
-}
-
-func newSweepTarget(t scenarios.Target) *sweepTarget {
-	return &sweepTarget{Target: t, open: map[string]int{}}
-}
-
-func (t *sweepTarget) begin(id string) {
-	if _, ok := t.open[id]; ok {
-		return
-	}
-	t.open[id] = len(t.faults)
-	t.faults = append(t.faults, sweep.Fault{Node: id, Start: t.Target.Now()})
-}
-
-func (t *sweepTarget) end(id string) {
-	if i, ok := t.open[id]; ok {
-		t.faults[i].End = t.Target.Now()
-		delete(t.open, id)
-	}
-}
-
-func (t *sweepTarget) Kill(ctx context.Context, id string) error {
-	t.begin(id)
-	return t.Target.Kill(ctx, id)
-}
-
-func (t *sweepTarget) Stop(ctx context.Context, id string) error {
-	t.begin(id)
-	return t.Target.Stop(ctx, id)
-}
-
-func (t *sweepTarget) Pause(ctx context.Context, id string) error {
-	t.begin(id)
-	return t.Target.Pause(ctx, id)
-}
-
-func (t *sweepTarget) Resume(ctx context.Context, id string) error {
-	t.end(id)
-	return t.Target.Resume(ctx, id)
-}
-
-// Restart takes a running node down for a moment, or ends a kill or stop.
-func (t *sweepTarget) Restart(ctx context.Context, id string) error {
-	t.begin(id)
-	t.end(id)
-	return t.Target.Restart(ctx, id)
-}
-
-// Network holds every link in force: a node on either side of a cut is
-// faulted while the cut lasts; delay and loss are no fault (see FalseFailovers).
-func (t *sweepTarget) Network(ctx context.Context, links []scenarios.NetLink) error {
-	cut := map[string]bool{}
-	for _, l := range links {
-		if l.Cut {
-			cut[l.From], cut[l.To] = true, true
-		}
-	}
-	for id := range t.open {
-		if strings.HasPrefix(id, "net:") && !cut[strings.TrimPrefix(id, "net:")] {
-			t.endNet(id)
-		}
-	}
-	for id := range cut {
-		t.beginNet(id)
-	}
-	return t.Target.Network(ctx, links)
-}
-
-// A node's cut is kept apart from its process faults (key "net:"+id) so
-// that healing a link does not end a kill.
-func (t *sweepTarget) beginNet(id string) {
-	key := "net:" + id
-	if _, ok := t.open[key]; ok {
-		return
-	}
-	t.open[key] = len(t.faults)
-	t.faults = append(t.faults, sweep.Fault{Node: id, Start: t.Target.Now()})
-}
-
-func (t *sweepTarget) endNet(key string) {
-	t.faults[t.open[key]].End = t.Target.Now()
-	delete(t.open, key)
-}
-
-func (t *sweepTarget) Clock(ctx context.Context, id string, rate float64) error {
-	key := "clock:" + id
-	if _, ok := t.open[key]; rate != 1 && !ok {
-		t.open[key] = len(t.faults)
-		t.faults = append(t.faults, sweep.Fault{Node: id, Start: t.Target.Now()})
-	} else if rate == 1 && ok {
-		t.faults[t.open[key]].End = t.Target.Now()
-		delete(t.open, key)
-	}
-	return t.Target.Clock(ctx, id, rate)
-}
-
-func (t *sweepTarget) Close() error {
-	if !t.closed {
-		t.closed = true
-		t.declarations = t.Target.Declarations()
-		t.failovers = t.Target.Failovers()
-	}
-	return t.Target.Close()
 }
