@@ -19,7 +19,7 @@ import (
 // a superseded session is refused and recorded (MESSAGE_REJECTED), never
 // delivered twice by two owners. An accepted message is logged (MESSAGE)
 // every time it is accepted, even with an id accepted before: the witness
-// judges duplicates (DuplicateSends), the gateway does not hide them.
+// judges duplicates (no_duplicate_send), the gateway does not hide them.
 //
 // Each accepted message produces the statuses sent, delivered and read,
 // due StatusDelays after its acceptance. A due status is offered to the
