@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"time"
-
-	"github.com/mcsim/mcsim/coreapp"
 )
 
 // drainLimit is how long the runner waits after the load stops for the
@@ -133,14 +131,15 @@ func (r *runner) finishWorkload(ctx context.Context) error {
 			return false, nil
 		}
 		looked = now
-		return tallyCallbacks(r.wl.tt.Traffic(), r.wl.callbacks).Untaken == 0 && len(r.stillDeliverable()) == 0, nil
+		t := tallyCallbacks(r.wl.tt.Traffic(), r.wl.callbacks)
+		return t.Untaken == 0 && len(r.stillDeliverable(t)) == 0, nil
 	})
 	if err != nil {
 		return err
 	}
 	t := tallyCallbacks(r.wl.tt.Traffic(), r.wl.callbacks)
 	r.wl.tally = &t
-	if n := len(r.stillDeliverable()); n > 0 || t.Untaken > 0 {
+	if n := len(r.stillDeliverable(t)); n > 0 || t.Untaken > 0 {
 		r.progress("workload: after %v, %d callbacks still pending and %d status updates no coreapp took", r.t.Now().Sub(stopped).Round(time.Millisecond), n, t.Untaken)
 	}
 	for _, st := range r.wl.lostExpects {
@@ -150,22 +149,19 @@ func (r *runner) finishWorkload(ctx context.Context) error {
 	return nil
 }
 
-// stillDeliverable are the callbacks taken but not delivered that may yet
-// be: with callback_persist every one of them (the shard's next owner
-// delivers it); without, those whose coreapp has not crashed, stopped or
-// restarted since it took them (a crash loses the rest). A stopping
-// coreapp still holds its sessions, and takes the statuses offered on
-// them, until its successors replace them or its handover wait ends:
-// what it took after the stop began is lost with it too.
-func (r *runner) stillDeliverable() []StatusTaken {
-	t := tallyCallbacks(r.wl.tt.Traffic(), r.wl.callbacks)
+// stillDeliverable are the callbacks of tally t taken but not delivered
+// that may yet be: with callback_persist every one of them (the shard's
+// next owner delivers it); without, those whose coreapp has not crashed,
+// stopped or restarted since it took them (a crash loses the rest; a
+// stopping coreapp takes no status, it leaves them to its successor).
+func (r *runner) stillDeliverable(t callbackTally) []StatusTaken {
 	if r.wl.callbacks[0].persist {
 		return t.lost
 	}
 	var out []StatusTaken
 	for _, s := range t.lost {
 		if !slices.ContainsFunc(r.faults, func(f fault) bool {
-			return f.node == s.Coreapp && (f.kind == "kill" || f.kind == "stop" || f.kind == "restart") && f.start.After(s.At.Add(-coreapp.DefaultHandoverWait))
+			return f.node == s.Coreapp && (f.kind == "kill" || f.kind == "stop" || f.kind == "restart") && f.start.After(s.At)
 		}) {
 			out = append(out, s)
 		}
