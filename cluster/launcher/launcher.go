@@ -228,6 +228,7 @@ func (c *cluster) startSettings(ctx context.Context) error {
 	scfg.GRPCAddr = "127.0.0.1:0"
 	scfg.GossipAddr = "127.0.0.1:0"
 	scfg.DataDir = c.cfg.DataDir
+	scfg.Store = c.cfg.Store
 	scfg.AdminPassword = c.cfg.AdminPassword
 	scfg.Logger = log
 	scfg.OnLease = c.leases.add

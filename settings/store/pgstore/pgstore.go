@@ -109,7 +109,7 @@ type UnreachableError struct {
 }
 
 func (e *UnreachableError) Error() string {
-	return fmt.Sprintf("postgres %s is unreachable: %v (is the server running and the URL right?)", e.URL, e.Err)
+	return fmt.Sprintf("store: postgres %s is unreachable: %v (is the server running and the URL right?)", e.URL, e.Err)
 }
 
 func (e *UnreachableError) Unwrap() error { return e.Err }
@@ -141,7 +141,7 @@ func Open(dsn string) (*Store, error) {
 	}
 	if err := migrate(ctx, pool); err != nil {
 		pool.Close()
-		return nil, err
+		return nil, fmt.Errorf("store: postgres %s: %w", red, err)
 	}
 	var schema string
 	if err := pool.QueryRow(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {

@@ -64,7 +64,7 @@ type SchemaError struct {
 }
 
 func (e *SchemaError) Error() string {
-	return fmt.Sprintf("store: postgres schema is version %d, newer than this mcsim's %d: a newer mcsim migrated it; run that version (or a new database)", e.Found, e.Want)
+	return fmt.Sprintf("schema is version %d, newer than this mcsim's %d: a newer mcsim migrated it; run that version (or a new database)", e.Found, e.Want)
 }
 
 // migrate brings the schema from its recorded version (0 for an empty
@@ -75,27 +75,27 @@ func (e *SchemaError) Error() string {
 func migrate(ctx context.Context, pool *pgxpool.Pool) error {
 	return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(migrationLock)); err != nil {
-			return fmt.Errorf("store: postgres schema: lock: %w", err)
+			return fmt.Errorf("schema: lock: %w", err)
 		}
 		if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS mcsim_schema_migrations (
 			version    int PRIMARY KEY,
 			applied_at timestamptz NOT NULL DEFAULT now()
 		)`); err != nil {
-			return fmt.Errorf("store: postgres schema: create mcsim_schema_migrations: %w", err)
+			return fmt.Errorf("schema: create mcsim_schema_migrations: %w", err)
 		}
 		var found int
 		if err := tx.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM mcsim_schema_migrations`).Scan(&found); err != nil {
-			return fmt.Errorf("store: postgres schema: read version: %w", err)
+			return fmt.Errorf("schema: read version: %w", err)
 		}
 		if found > SchemaVersion {
 			return &SchemaError{Found: found, Want: SchemaVersion}
 		}
 		for v := found; v < SchemaVersion; v++ {
 			if _, err := tx.Exec(ctx, migrations[v]); err != nil {
-				return fmt.Errorf("store: postgres schema: migrating from version %d to %d: %w", v, v+1, err)
+				return fmt.Errorf("schema: migrating from version %d to %d: %w", v, v+1, err)
 			}
 			if _, err := tx.Exec(ctx, `INSERT INTO mcsim_schema_migrations (version) VALUES ($1)`, v+1); err != nil {
-				return fmt.Errorf("store: postgres schema: record version %d: %w", v+1, err)
+				return fmt.Errorf("schema: record version %d: %w", v+1, err)
 			}
 		}
 		return nil

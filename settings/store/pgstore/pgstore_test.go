@@ -1,0 +1,109 @@
+package pgstore_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/mcsim/mcsim/settings/store/pgstore"
+	"github.com/mcsim/mcsim/settings/store/pgstore/pgtest"
+)
+
+// The behaviour suite runs in settings/store/storetest; these are what only
+// PostgreSQL has: the schema's versions and the URL.
+
+func TestOpenMigratesOnceAndReopens(t *testing.T) {
+	dsn := pgtest.Schema(t)
+	for range 2 {
+		s, err := pgstore.Open(dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = s.Close()
+	}
+	if v := version(t, dsn); v != pgstore.SchemaVersion {
+		t.Fatalf("recorded schema version %d, want %d", v, pgstore.SchemaVersion)
+	}
+}
+
+func TestNewerSchemaIsRefused(t *testing.T) {
+	dsn := pgtest.Schema(t)
+	s, err := pgstore.Open(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = s.Close()
+	exec(t, dsn, `INSERT INTO mcsim_schema_migrations (version) VALUES ($1)`, pgstore.SchemaVersion+1)
+	_, err = pgstore.Open(dsn)
+	var se *pgstore.SchemaError
+	if !errors.As(err, &se) || se.Found != pgstore.SchemaVersion+1 || !strings.Contains(err.Error(), "newer than this mcsim's") {
+		t.Fatalf("Open on a newer schema = %v, want a SchemaError naming both versions", err)
+	}
+}
+
+func TestOlderSchemaIsMigrated(t *testing.T) {
+	dsn := pgtest.Schema(t)
+	// Version 0: the migrations table alone, as an interrupted first start
+	// would leave it if DDL were not transactional.
+	exec(t, dsn, `CREATE TABLE mcsim_schema_migrations (version int PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`)
+	s, err := pgstore.Open(dsn)
+	if err != nil {
+		t.Fatalf("Open on schema version 0: %v", err)
+	}
+	defer s.Close()
+	if st := s.State(); st.Shards != 1 || st.Revision != 0 {
+		t.Fatalf("state after migration = %+v", st)
+	}
+}
+
+func TestUnreachableIsNamed(t *testing.T) {
+	// Port 1 on loopback: nothing listens there.
+	_, err := pgstore.Open("postgres://nobody:pw@127.0.0.1:1/x?sslmode=disable&connect_timeout=2")
+	var ue *pgstore.UnreachableError
+	if !errors.As(err, &ue) {
+		t.Fatalf("Open on a closed port = %v, want an UnreachableError", err)
+	}
+	if strings.Contains(err.Error(), ":pw@") || !strings.Contains(err.Error(), "127.0.0.1:1") {
+		t.Fatalf("error %q must name the server and hide the password", err)
+	}
+}
+
+func TestIsURL(t *testing.T) {
+	for spec, want := range map[string]bool{
+		"postgres://u@h/db": true, "postgresql://u@h/db": true,
+		"./.mcsim": false, "/var/lib/mcsim": false, "mysql://u@h/db": false,
+	} {
+		if got := pgstore.IsURL(spec); got != want {
+			t.Errorf("IsURL(%q) = %v, want %v", spec, got, want)
+		}
+	}
+}
+
+func exec(t *testing.T, dsn, sql string, args ...any) {
+	t.Helper()
+	conn, err := pgx.Connect(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(context.Background(), sql, args...); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+}
+
+func version(t *testing.T, dsn string) int {
+	t.Helper()
+	conn, err := pgx.Connect(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var v int
+	if err := conn.QueryRow(context.Background(), `SELECT max(version) FROM mcsim_schema_migrations`).Scan(&v); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
