@@ -5,11 +5,14 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/mcsim/mcsim/settings/store"
 	"github.com/mcsim/mcsim/settings/store/pgstore"
 	"github.com/mcsim/mcsim/settings/store/pgstore/pgtest"
+	"github.com/mcsim/mcsim/settings/store/storetest"
 )
 
 // The behaviour suite runs in settings/store/storetest; these are what only
@@ -106,4 +109,55 @@ func version(t *testing.T, dsn string) int {
 		t.Fatal(err)
 	}
 	return v
+}
+
+// TestConnectionsLostAsInARestart: every connection of two Stores is
+// terminated by the server (what a database restart does to them). Calls
+// during the loss may fail and are retried, as nodes do; afterwards a
+// change through A reaches B's watcher (its listener reconnected and
+// re-read), and nothing acknowledged before is lost.
+func TestConnectionsLostAsInARestart(t *testing.T) {
+	dsn := pgtest.Schema(t)
+	a, err := pgstore.Open(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := pgstore.Open(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	before, err := a.UpdateApplication(storetest.Bump)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exec(t, dsn, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`)
+
+	_, changed := b.Latest()
+	var (
+		after    store.State
+		failures int
+	)
+	for {
+		after, err = a.UpdateApplication(storetest.Bump)
+		if err == nil {
+			break
+		}
+		if failures++; failures > 20 {
+			t.Fatalf("still failing after %d retries: %v", failures, err)
+		}
+	}
+	t.Logf("%d failed calls before the pool reconnected", failures)
+	if after.Revision != before.Revision+1 {
+		t.Fatalf("revision after the loss = %d, want %d", after.Revision, before.Revision+1)
+	}
+	select {
+	case <-changed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("B's watcher never saw the change made after the connections were lost")
+	}
+	if st, _ := b.Latest(); st.Revision != after.Revision {
+		t.Fatalf("B's Latest = %d, want %d", st.Revision, after.Revision)
+	}
 }
