@@ -14,12 +14,13 @@
 #   scripts/test-postgres.sh stop
 #
 # Environment: MCSIM_PG_PORT (default 5433), MCSIM_PG_DIR (default
-# /tmp/mcsim-pg-$PORT).
+# /tmp/mcsim-pg-$PORT), MCSIM_PG_DB (the database, default mcsim_test;
+# mcsim_test holds the tests' schemas, use another for mcsim up).
 set -euo pipefail
 
 port="${MCSIM_PG_PORT:-5433}"
 dir="${MCSIM_PG_DIR:-/tmp/mcsim-pg-$port}"
-db=mcsim_test
+db="${MCSIM_PG_DB:-mcsim_test}"
 user=postgres
 dsn="postgres://$user@127.0.0.1:$port/$db?sslmode=disable"
 say() { echo "test-postgres: $*" >&2; }
@@ -61,7 +62,7 @@ start() {
       mkdir -p "$dir"
       [ "$(id -u)" = 0 ] && chown postgres: "$dir"
       chmod 700 "$dir"
-      as_owner "$bin/initdb" -D "$dir" -U "$user" --auth=trust -E UTF8 >/dev/null
+      as_owner "$bin/initdb" -D "$dir" -U "$user" --auth=trust -E UTF8 --no-locale >/dev/null
     fi
     say "starting on 127.0.0.1:$port"
     as_owner "$bin/pg_ctl" -D "$dir" -l "$dir/server.log" -w -t 60 \

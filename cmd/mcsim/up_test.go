@@ -14,6 +14,7 @@ import (
 
 	"github.com/mcsim/mcsim/gateway"
 	"github.com/mcsim/mcsim/health"
+	"github.com/mcsim/mcsim/settings/store/pgstore/pgtest"
 )
 
 func TestUpRefusesBadFlagsBeforeStartingAnything(t *testing.T) {
@@ -69,7 +70,6 @@ func TestUpFailoverEndToEnd(t *testing.T) {
 	if len(c.nodes) != 5 {
 		t.Fatalf("%d nodes started, want 5: %v", len(c.nodes), c.nodes)
 	}
-	api := c.api
 
 	// A second cluster on the same data dir fails before starting a node.
 	second := exec.CommandContext(ctx, bin, "up", "--data", data, "--http", "127.0.0.1:0", "--json")
@@ -82,6 +82,38 @@ func TestUpFailoverEndToEnd(t *testing.T) {
 		t.Errorf("second up: stderr %q (want a lock error), stdout %q (want no node started)", err2.String(), out2.String())
 	}
 
+	failOverShard0(ctx, t, c, unhealthy+heartbeat+tolerance)
+	c.stop(ctx, t)
+	checkNodeLogs(t, data)
+}
+
+// TestUpFailoverEndToEndPostgres is the coreapp kill with the settings
+// store in PostgreSQL (mcsim up --store postgres://…; MCSIM_TEST_POSTGRES,
+// see package pgtest).
+func TestUpFailoverEndToEndPostgres(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a real cluster")
+	}
+	dsn := pgtest.Schema(t)
+	const heartbeat, unhealthy, tolerance = time.Second, 3 * time.Second, 2 * time.Second
+	bin := buildMcsim(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Second)
+	defer cancel()
+	data := t.TempDir()
+	c := startUp(ctx, t, bin, data, "--store", dsn,
+		"--masters", "2", "--coreapps", "3", "--shards", "2",
+		"--heartbeat-interval", heartbeat.String(), "--unhealthy-interval", unhealthy.String())
+	failOverShard0(ctx, t, c, unhealthy+heartbeat+tolerance)
+	c.stop(ctx, t)
+	checkNodeLogs(t, data)
+}
+
+// failOverShard0 waits for both shards to be served, SIGKILLs shard 0's
+// coreapp and checks that another one serves it within bound and that the
+// gateway's log breaks no rule.
+func failOverShard0(ctx context.Context, t *testing.T, c *upCluster, bound time.Duration) {
+	t.Helper()
+	api := c.api
 	h := pollHealth(ctx, t, api, "both shards connected", func(h map[string]health.Entry) bool {
 		_, _, ok0 := holderOf(h, 0)
 		_, _, ok1 := holderOf(h, 1)
@@ -102,13 +134,10 @@ func TestUpFailoverEndToEnd(t *testing.T) {
 	elapsed := time.Since(killed)
 	newKey, _, _ := holderOf(h, 0)
 	t.Logf("shard 0 moved %s → %s in %v", victimKey, newKey, elapsed)
-	if bound := unhealthy + heartbeat + tolerance; elapsed > bound {
-		t.Errorf("failover took %v, want ≤ %v (unhealthy %v + heartbeat %v + tolerance %v)", elapsed, bound, unhealthy, heartbeat, tolerance)
+	if elapsed > bound {
+		t.Errorf("failover took %v, want ≤ %v (unhealthy + heartbeat + tolerance)", elapsed, bound)
 	}
-
 	if v := gateway.CheckLog(gatewayLog(ctx, t, c.urls.Gateway)); len(v) > 0 {
 		t.Errorf("gateway log violations: %v", v)
 	}
-	c.stop(ctx, t)
-	checkNodeLogs(t, data)
 }
