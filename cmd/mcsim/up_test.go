@@ -103,6 +103,15 @@ func TestUpFailoverEndToEndPostgres(t *testing.T) {
 	c := startUp(ctx, t, bin, data, "--store", dsn,
 		"--masters", "2", "--coreapps", "3", "--shards", "2",
 		"--heartbeat-interval", heartbeat.String(), "--unhealthy-interval", unhealthy.String())
+
+	// The data dir is still one cluster's, though the store is elsewhere.
+	second := exec.CommandContext(ctx, bin, "up", "--data", data, "--store", dsn, "--http", "127.0.0.1:0", "--json")
+	var out2, err2 bytes.Buffer
+	second.Stdout, second.Stderr = &out2, &err2
+	if code := exitCode(second.Run()); code != exitFailure || !strings.Contains(err2.String(), "lock") || strings.Contains(out2.String(), "node_started") {
+		t.Errorf("second up on the same data dir: exit %d (want %d), stderr %q (want a lock error), stdout %q (want no node started)", code, exitFailure, err2.String(), out2.String())
+	}
+
 	failOverShard0(ctx, t, c, unhealthy+heartbeat+tolerance)
 	c.stop(ctx, t)
 	checkNodeLogs(t, data)

@@ -150,7 +150,7 @@ func Open(dsn string) (*Store, error) {
 	}
 	sctx, scancel := context.WithCancel(context.Background())
 	s := &Store{
-		pool: pool, dsn: red, channel: "mcsim_settings_" + schema,
+		pool: pool, dsn: red, channel: channelName(schema),
 		ctx: sctx, cancel: scancel, now: time.Now, changed: make(chan struct{}),
 	}
 	st, err := s.readState(ctx, pool)
@@ -175,6 +175,20 @@ func Open(dsn string) (*Store, error) {
 	}
 	s.wg.Go(func() { s.listenLoop(conn) })
 	return s, nil
+}
+
+// channelName is the NOTIFY channel of a schema's store. Cut to
+// PostgreSQL's identifier limit (63 bytes): LISTEN would cut a longer one
+// silently and pg_notify would refuse it. Two schemas whose names agree in
+// their first 48 bytes share a channel, which costs only extra reads: a
+// notification is a hint to read, never the data.
+func channelName(schema string) string {
+	const maxIdent = 63
+	name := "mcsim_settings_" + schema
+	if len(name) > maxIdent {
+		name = name[:maxIdent]
+	}
+	return name
 }
 
 // Close stops listening and closes the pool. State and Latest keep

@@ -3,6 +3,7 @@ package pgstore_test
 import (
 	"context"
 	"errors"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -159,5 +160,41 @@ func TestConnectionsLostAsInARestart(t *testing.T) {
 	}
 	if st, _ := b.Latest(); st.Revision != after.Revision {
 		t.Fatalf("B's Latest = %d, want %d", st.Revision, after.Revision)
+	}
+}
+
+// TestLongSchemaName: a schema name at PostgreSQL's 63-byte limit still
+// gets its watchers notified (the channel name is cut to fit).
+func TestLongSchemaName(t *testing.T) {
+	base := pgtest.Schema(t)
+	long := "s" + strings.Repeat("x", 62)
+	exec(t, base, `CREATE SCHEMA `+long)
+	t.Cleanup(func() { exec(t, base, `DROP SCHEMA `+long+` CASCADE`) })
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("search_path", long)
+	u.RawQuery = q.Encode()
+	dsn := u.String()
+	a, err := pgstore.Open(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := pgstore.Open(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	_, changed := b.Latest()
+	if _, err := a.UpdateApplication(storetest.Bump); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-changed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no notification on a 63-byte schema's channel")
 	}
 }
