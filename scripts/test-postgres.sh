@@ -36,7 +36,9 @@ bindir() {
 # root, else ourselves (then the server runs as the current user).
 as_owner() {
   if [ "$(id -u)" = 0 ]; then
-    su postgres -s /bin/sh -c "$(printf '%q ' "$@")"
+    # From /: the caller's directory (a checkout under /root) may be
+    # closed to postgres.
+    (cd / && su postgres -s /bin/sh -c "$(printf '%q ' "$@")")
   else
     "$@"
   fi
