@@ -14,8 +14,11 @@ import (
 //
 // Every backend keeps the same contract, checked by the one suite in
 // settings/store/storetest against each:
-//   - a write returns only once committed durably; an error means nothing
-//     changed;
+//   - a write returns only once committed durably; a refusal (a rule, a
+//     bad argument, the caller's fn) changes nothing. An I/O error means
+//     the write was not acknowledged (on PostgreSQL a connection lost
+//     during COMMIT leaves it unknown whether it committed, as with any
+//     database client; the caller retries);
 //   - the lease and shard-map rules are package coord's (never re-written
 //     in a backend), judged on the lease as committed, read in the same
 //     transaction that writes the decision;
