@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -74,5 +75,40 @@ func TestTwoServicesShareOnePostgres(t *testing.T) {
 		if err := r.stop(); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestTwoServiceProcessesShareOnePostgres: two real settings processes on
+// one database. What one acknowledged, the other serves, also after the
+// first was SIGKILLed; and the other way round.
+func TestTwoServiceProcessesShareOnePostgres(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts service processes")
+	}
+	dsn := pgtest.Schema(t)
+	logPath := filepath.Join(t.TempDir(), "service.log")
+	a, b := startChild(t, dsn, logPath), startChild(t, dsn, logPath)
+	apiA, apiB := newAPI(a.httpAddr), newAPI(b.httpAddr)
+	defer apiA.close()
+	defer apiB.close()
+	apiA.login(t, DefaultAdminPassword)
+	apiB.login(t, DefaultAdminPassword)
+	for i, step := range []struct {
+		from, to *api
+		v        int
+	}{{apiA, apiB, 200001}, {apiB, apiA, 200002}} {
+		if code, body, err := step.from.setMaxBackoff(step.v); err != nil || code != 200 {
+			t.Fatalf("step %d: PATCH: %d %s %v\nlog:\n%s", i, code, body, err, readLog(logPath))
+		}
+		if got := step.to.maxBackoff(t); got != step.v {
+			t.Fatalf("step %d: the other process shows %d, want %d", i, got, step.v)
+		}
+	}
+	if code, _, err := apiA.setMaxBackoff(200003); err != nil || code != 200 {
+		t.Fatalf("PATCH through A: %d %v", code, err)
+	}
+	a.kill()
+	if got := apiB.maxBackoff(t); got != 200003 {
+		t.Fatalf("after A's SIGKILL, B shows %d, want A's last acknowledged 200003", got)
 	}
 }
