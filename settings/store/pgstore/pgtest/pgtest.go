@@ -81,8 +81,38 @@ func Schema(t testing.TB) string {
 	}
 	q := u.Query()
 	q.Set("search_path", name)
+	// The connections of this test carry its schema's name, so
+	// TerminateConnections can find them and no other test's.
+	q.Set("application_name", name)
 	u.RawQuery = q.Encode()
 	return u.String()
+}
+
+// TerminateConnections makes the server end every connection opened with
+// dsn (a URL from Schema), as a database restart ends them, and returns
+// how many it ended. The schema and its data stay.
+func TerminateConnections(t testing.TB, dsn string) int {
+	t.Helper()
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := u.Query().Get("application_name")
+	if app == "" {
+		t.Fatalf("TerminateConnections: %s has no application_name (not from pgtest.Schema)", redact(dsn))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, DSN(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = conn.Close(context.Background()) }()
+	var n int
+	if err := conn.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1`, app).Scan(&n); err != nil {
+		t.Fatalf("terminate connections of %s: %v", app, err)
+	}
+	return n
 }
 
 func redact(dsn string) string {
