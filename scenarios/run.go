@@ -75,7 +75,10 @@ type ExpectResult struct {
 	What     string
 	Measured *time.Duration
 	Bound    string
-	OK       bool
+	// Lo and Hi are the bound resolved as it was judged (timed
+	// expectations only; Hi zero: no window), for reports to draw.
+	Lo, Hi time.Duration
+	OK     bool
 	Detail   string
 }
 
