@@ -2,7 +2,10 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"strings"
+	"time"
 
 	"github.com/mcsim/mcsim/scenarios"
 	"github.com/mcsim/mcsim/scenarios/procstarget"
@@ -32,18 +35,99 @@ type recordedTarget struct {
 	failovers    []scenarios.FailoverSeen
 	grants       []scenarios.LeaseGrant
 	closed       bool
+
+	// For reports: the run's start (the runner's t = 0 is the first Now
+	// after Start), the nodes in order, live changes, and what the
+	// gateway and the targets saw at Close.
+	start      time.Time
+	cluster    scenarios.Cluster
+	started    []string
+	changes    []recordedChange
+	sessions   []scenarios.SessionSeen
+	violations []scenarios.Violation
+}
+
+// recordedChange is a live change through the settings service.
+type recordedChange struct {
+	at   time.Time
+	what string
 }
 
 func newRecordedTarget(t scenarios.Target) *recordedTarget {
 	return &recordedTarget{Target: t, open: map[string]int{}}
 }
 
-func (t *recordedTarget) begin(id string) {
+// asTarget is the recorder as the runner should see it: a TrafficTarget
+// when the recorded target is one, so a scenario with a workload runs as
+// it would on the bare target.
+func (t *recordedTarget) asTarget() scenarios.Target {
+	if tt, ok := t.Target.(scenarios.TrafficTarget); ok {
+		return recordedTraffic{t, tt}
+	}
+	return t
+}
+
+// recordedTraffic is a recordedTarget of a TrafficTarget.
+type recordedTraffic struct {
+	*recordedTarget
+	traffic scenarios.TrafficTarget
+}
+
+func (r recordedTraffic) StartWorkload(ctx context.Context, w scenarios.Workload, seed uint64) error {
+	return r.traffic.StartWorkload(ctx, w, seed)
+}
+func (r recordedTraffic) StopLoad(ctx context.Context) error { return r.traffic.StopLoad(ctx) }
+func (r recordedTraffic) SetWebhook(ctx context.Context, w scenarios.Webhook) error {
+	return r.traffic.SetWebhook(ctx, w)
+}
+func (r recordedTraffic) Traffic() *scenarios.TrafficSeen { return r.traffic.Traffic() }
+
+// AllServed answers as the recorded target would (the runner asks it on
+// every look when the target has it), else from Served.
+func (t *recordedTarget) AllServed(n int) bool {
+	if a, ok := t.Target.(interface{ AllServed(int) bool }); ok {
+		return a.AllServed(n)
+	}
+	served := t.Target.Served()
+	for s := range n {
+		if served[s] == "" {
+			return false
+		}
+	}
+	return true
+}
+
+func (t *recordedTarget) Start(ctx context.Context, c scenarios.Cluster, settings json.RawMessage) error {
+	t.cluster = c
+	err := t.Target.Start(ctx, c, settings)
+	t.start = t.Target.Now()
+	return err
+}
+
+func (t *recordedTarget) StartNode(ctx context.Context, role string) (string, error) {
+	id, err := t.Target.StartNode(ctx, role)
+	if err == nil {
+		t.started = append(t.started, id)
+	}
+	return id, err
+}
+
+func (t *recordedTarget) Patch(ctx context.Context, body json.RawMessage) error {
+	t.changes = append(t.changes, recordedChange{at: t.Target.Now(), what: "settings PATCH " + string(body)})
+	return t.Target.Patch(ctx, body)
+}
+
+func (t *recordedTarget) SetShards(ctx context.Context, n int) error {
+	t.changes = append(t.changes, recordedChange{at: t.Target.Now(), what: fmt.Sprintf("shard count set to %d", n)})
+	return t.Target.SetShards(ctx, n)
+}
+
+func (t *recordedTarget) begin(id, kind string) {
 	if _, ok := t.open[id]; ok {
 		return
 	}
 	t.open[id] = len(t.faults)
-	t.faults = append(t.faults, sweep.Fault{Node: id, Start: t.Target.Now()})
+	t.faults = append(t.faults, sweep.Fault{Node: id, Start: t.Target.Now(), Kind: kind})
 }
 
 func (t *recordedTarget) end(id string) {
@@ -54,17 +138,17 @@ func (t *recordedTarget) end(id string) {
 }
 
 func (t *recordedTarget) Kill(ctx context.Context, id string) error {
-	t.begin(id)
+	t.begin(id, "kill")
 	return t.Target.Kill(ctx, id)
 }
 
 func (t *recordedTarget) Stop(ctx context.Context, id string) error {
-	t.begin(id)
+	t.begin(id, "stop")
 	return t.Target.Stop(ctx, id)
 }
 
 func (t *recordedTarget) Pause(ctx context.Context, id string) error {
-	t.begin(id)
+	t.begin(id, "pause")
 	return t.Target.Pause(ctx, id)
 }
 
@@ -75,7 +159,7 @@ func (t *recordedTarget) Resume(ctx context.Context, id string) error {
 
 // Restart takes a running node down for a moment, or ends a kill or stop.
 func (t *recordedTarget) Restart(ctx context.Context, id string) error {
-	t.begin(id)
+	t.begin(id, "restart")
 	t.end(id)
 	return t.Target.Restart(ctx, id)
 }
@@ -108,7 +192,7 @@ func (t *recordedTarget) beginNet(id string) {
 		return
 	}
 	t.open[key] = len(t.faults)
-	t.faults = append(t.faults, sweep.Fault{Node: id, Start: t.Target.Now()})
+	t.faults = append(t.faults, sweep.Fault{Node: id, Start: t.Target.Now(), Kind: "cut"})
 }
 
 func (t *recordedTarget) endNet(key string) {
@@ -120,7 +204,7 @@ func (t *recordedTarget) Clock(ctx context.Context, id string, rate float64) err
 	key := "clock:" + id
 	if _, ok := t.open[key]; rate != 1 && !ok {
 		t.open[key] = len(t.faults)
-		t.faults = append(t.faults, sweep.Fault{Node: id, Start: t.Target.Now()})
+		t.faults = append(t.faults, sweep.Fault{Node: id, Start: t.Target.Now(), Kind: "clock"})
 	} else if rate == 1 && ok {
 		t.faults[t.open[key]].End = t.Target.Now()
 		delete(t.open, key)
@@ -134,6 +218,10 @@ func (t *recordedTarget) Close() error {
 		t.declarations = t.Target.Declarations()
 		t.failovers = t.Target.Failovers()
 		t.grants = t.Target.Grants()
+		t.violations = t.Target.Violations()
+		if sw, ok := t.Target.(scenarios.SessionWitness); ok {
+			t.sessions = sw.Sessions()
+		}
 	}
 	return t.Target.Close()
 }

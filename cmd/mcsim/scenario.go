@@ -17,6 +17,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/mcsim/mcsim/report"
 	"github.com/mcsim/mcsim/scenarios"
 	"github.com/mcsim/mcsim/scenarios/procstarget"
 	"github.com/mcsim/mcsim/sim"
@@ -251,8 +252,11 @@ func runScenarios(cmd *cobra.Command, args []string, f scenarioRunFlags) error {
 	fmt.Fprintf(progress, "seed %d (replay: --seed %d)\n", f.seed, f.seed)
 	failed := false
 	var summary []map[string]any
-	for _, sc := range scs {
+	rep := report.Report{Title: "mcsim scenario run " + strings.Join(args, " "), Command: commandLine(), Timelines: maxTimelines}
+	var reportText strings.Builder
+	for scIndex, sc := range scs {
 		var outs []scenarios.Outcome
+		var downtimes []time.Duration
 		for run := range f.runs {
 			seed := f.seed + uint64(run)
 			evw := events
@@ -272,6 +276,13 @@ func runScenarios(cmd *cobra.Command, args []string, f scenarioRunFlags) error {
 			if err != nil {
 				return err
 			}
+			// The report's recorder only watches: the run and its events
+			// are the same with and without it.
+			var rec *recordedTarget
+			if f.report != "" {
+				rec = newRecordedTarget(t)
+				t = rec.asTarget()
+			}
 			o, err := scenarios.Run(cmd.Context(), t, sc, scenarios.Options{Run: run, Seed: seed, Epsilon: f.epsilon, Events: evw, Progress: progress})
 			if file != nil {
 				file.Close()
@@ -289,6 +300,12 @@ func runScenarios(cmd *cobra.Command, args []string, f scenarioRunFlags) error {
 			}
 			outs = append(outs, o)
 			printVerdict(progress, sc, run, o)
+			if rec != nil {
+				printVerdict(&reportText, sc, run, o)
+				rep.Runs = append(rep.Runs, rec.reportRun(fmt.Sprintf("%s run %d", sc.Name, run), sc.Name, run, seed, o,
+					scenarioReplay(cmd, args[scIndex], f.target, seed)))
+				downtimes = append(downtimes, rec.downtimes()...)
+			}
 			if !o.OK {
 				failed = true
 			}
@@ -297,11 +314,21 @@ func runScenarios(cmd *cobra.Command, args []string, f scenarioRunFlags) error {
 		}
 		if f.runs > 1 {
 			printDistributions(out, events, sc, scenarios.Distributions(outs), outs[len(outs)-1], f.runs)
+			if f.report != "" {
+				printDistributions(&reportText, nil, sc, scenarios.Distributions(outs), outs[len(outs)-1], f.runs)
+			}
+		}
+		if f.report != "" {
+			rep.Measures = append(rep.Measures, timedMeasures(sc.Name, f.target, outs, downtimes)...)
 		}
 	}
 	if f.report != "" {
 		b, _ := json.MarshalIndent(summary, "", "  ")
 		if err := os.WriteFile(filepath.Join(f.report, "summary.json"), append(b, '\n'), 0o644); err != nil {
+			return err
+		}
+		rep.Text = reportText.String()
+		if err := writeReport(progress, f.report, rep); err != nil {
 			return err
 		}
 	}
@@ -357,4 +384,15 @@ func printDistributions(out, events io.Writer, sc *scenarios.Scenario, ds []scen
 		fmt.Fprintf(out, "%s steps[%d] %s over %d runs: min %.1f  p50 %.1f  p90 %.1f  p99 %.1f  max %.1f ms (%s; %d outside)\n",
 			sc.Name, d.Expect, d.What, d.N, d.MinMS, d.P50MS, d.P90MS, d.P99MS, d.MaxMS, d.Bound, d.Outside)
 	}
+}
+
+// scenarioReplay is the command that runs one run of a scenario again:
+// its file or name, its target and seed, and the flags that change a
+// run (--epsilon).
+func scenarioReplay(cmd *cobra.Command, arg, target string, seed uint64) string {
+	parts := []string{"mcsim scenario run", shellQuote(arg), "--target", target, "--seed", fmt.Sprint(seed)}
+	if fl := cmd.Flags().Lookup("epsilon"); fl != nil && fl.Changed {
+		parts = append(parts, "--epsilon", fl.Value.String())
+	}
+	return strings.Join(parts, " ")
 }
