@@ -79,7 +79,7 @@ type ExpectResult struct {
 	// expectations only; Hi zero: no window), for reports to draw.
 	Lo, Hi time.Duration
 	OK     bool
-	Detail   string
+	Detail string
 }
 
 // ErrStart wraps a failure to start the cluster (exit 3).
