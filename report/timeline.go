@@ -18,7 +18,7 @@ import (
 const (
 	dpi           = 96
 	timelineWidth = 1200 // px
-	rowHeight     = 30   // px per lane
+	rowHeight     = 34   // px per lane
 	timelinePad   = 70   // px: title and time axis
 )
 
@@ -222,15 +222,15 @@ func (t *timelinePlotter) Plot(c draw.Canvas, plt *plot.Plot) {
 	sep := rs.y(len(rs.nodes)) + 0.5
 	c.StrokeLine2(draw.LineStyle{Color: color.Gray{0x99}, Width: px(1)}, xf(0), yf(sep), xf(end), yf(sep))
 
+	for _, tm := range r.Terms {
+		y := rs.node(tm.Master)
+		rect(secs(tm.Start), secs(endOf(tm.End, r)), y-0.26, y+0.18, termColour)
+		text(secs(tm.Start), y-0.04, fmt.Sprintf("primary, lease epoch %d", tm.Epoch), color.White, xf(secs(endOf(tm.End, r)))-xf(secs(tm.Start))-px(8))
+	}
 	for _, f := range r.Faults {
 		y := rs.node(f.Node)
 		rect(secs(f.Start), secs(endOf(f.End, r)), y-0.45, y+0.45, faultColour(f.Kind))
-		text(secs(f.Start), y+0.28, f.Kind, markColour, xf(secs(endOf(f.End, r)))-xf(secs(f.Start)))
-	}
-	for _, tm := range r.Terms {
-		y := rs.node(tm.Master)
-		rect(secs(tm.Start), secs(endOf(tm.End, r)), y-0.3, y+0.3, termColour)
-		text(secs(tm.Start), y, fmt.Sprintf("primary, lease epoch %d", tm.Epoch), color.White, xf(secs(endOf(tm.End, r)))-xf(secs(tm.Start))-px(8))
+		text(secs(f.Start), y+0.32, f.Kind, markColour, xf(secs(endOf(f.End, r)))-xf(secs(f.Start)))
 	}
 	for _, s := range r.Sessions {
 		if s.Shard >= rs.shards {
@@ -312,7 +312,7 @@ func timelineOverlays(r Run, rs rows, toPX func(x, y float64) (float64, float64)
 		e := endOf(tm.End, r)
 		box("span term", [][2]string{{"node", tm.Master}, {"epoch", fmt.Sprint(tm.Epoch)}, {"start-ms", msNum(tm.Start)}, {"end-ms", msNum(e)}},
 			fmt.Sprintf("%s primary (lease epoch %d): %s → %s", tm.Master, tm.Epoch, msText(tm.Start), msText(e)),
-			secs(tm.Start), secs(e), y-0.3, y+0.3)
+			secs(tm.Start), secs(e), y-0.26, y+0.18)
 	}
 	for _, s := range r.Sessions {
 		if s.Shard >= rs.shards {
