@@ -56,7 +56,9 @@ func attr(n *html.Node, key string) string {
 	return ""
 }
 
-func hasClass(n *html.Node, c string) bool { return slices.Contains(strings.Fields(attr(n, "class")), c) }
+func hasClass(n *html.Node, c string) bool {
+	return slices.Contains(strings.Fields(attr(n, "class")), c)
+}
 
 // with are the elements that have every class given.
 func (p page) with(classes ...string) []*html.Node {
