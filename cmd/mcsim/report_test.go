@@ -172,7 +172,7 @@ func timelineImages(t *testing.T, index string) []*html.Node {
 // maps; neither changes what goes to stdout.
 func TestBenchAndSweepReports(t *testing.T) {
 	dir := t.TempDir()
-	args := []string{"bench", "failover", "--target", "sim", "--runs", "5", "--seed", "1"}
+	args := []string{"bench", "failover", "--target", "sim", "--runs", "3", "--seed", "1"}
 	code, withReport, errs := runSplit(t, append(args, "--report", filepath.Join(dir, "bench"))...)
 	if code != exitOK {
 		t.Fatalf("exit %d\n%s\n%s", code, withReport, errs)
@@ -184,18 +184,18 @@ func TestBenchAndSweepReports(t *testing.T) {
 	if n := len(classed(t, index, "distribution")); n != 4 {
 		t.Errorf("%d distribution plots, want 4 (detection, recovery, downtime, epsilon)", n)
 	}
-	if n := len(classed(t, index, "run")); n != 5 {
-		t.Errorf("%d runs in the summary, want 5", n)
+	if n := len(classed(t, index, "run")); n != 3 {
+		t.Errorf("%d runs in the summary, want 3", n)
 	}
-	if n := len(classed(t, index, "marker", "failover")); n != 5 {
-		t.Errorf("%d failover markers over 5 timelines, want 5", n)
+	if n := len(classed(t, index, "marker", "failover")); n != 3 {
+		t.Errorf("%d failover markers over 3 timelines, want 3", n)
 	}
 	if !strings.Contains(errs, "report: ") {
 		t.Errorf("stderr does not say where the report is: %s", errs)
 	}
 
 	code, out, errs := runSplit(t, "sweep", "coreapp-crash", "--target", "sim", "--set", "heartbeat_interval=1,3", "--set", "unhealthy_interval=3,5",
-		"--runs", "2", "--seed", "1", "--report", filepath.Join(dir, "sweep"))
+		"--runs", "1", "--seed", "1", "--report", filepath.Join(dir, "sweep"))
 	if code != exitOK {
 		t.Fatalf("exit %d\n%s\n%s", code, out, errs)
 	}
