@@ -174,4 +174,7 @@ type Grid struct {
 	// P99MS and FalsePerHour are by [row][col]; NaN: skipped or nothing
 	// measured.
 	P99MS, FalsePerHour [][]float64
+	// Skipped marks the combinations the settings service refused, by
+	// [row][col] (nil: none).
+	Skipped [][]bool
 }

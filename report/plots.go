@@ -6,6 +6,7 @@ import (
 	"image/color"
 	"math"
 	"slices"
+	"strings"
 	"time"
 
 	xfont "golang.org/x/image/font"
@@ -194,7 +195,7 @@ func (g grid) X(c int) float64 { return float64(c) }
 func (g grid) Y(r int) float64 { return float64(r) }
 
 // heatMap draws one of a sweep's values over its grid, each cell
-// labelled with its value ("skipped" where skipped or unmeasured).
+// labelled with its value ("skipped" where the settings service refused it, "none measured" where nothing was).
 func heatMap(g *Grid, title, unit string, z [][]float64) ([]byte, error) {
 	p := newPlot()
 	p.Title.Text = title
@@ -223,11 +224,17 @@ func heatMap(g *Grid, title, unit string, z [][]float64) ([]byte, error) {
 	hm.NaN = color.RGBA{0xdd, 0xdd, 0xdd, 0xff}
 	p.Add(hm)
 	var labels plotter.XYLabels
+	var dark []bool // the cell's colour is dark: its label is white
 	for r, row := range z {
 		for c, v := range row {
-			s := "skipped"
+			n := (v - lo) / (hi - lo)
+			dark = append(dark, !math.IsNaN(v) && (n < 0.22 || n > 0.82))
+			s := "none measured"
+			if r < len(g.Skipped) && c < len(g.Skipped[r]) && g.Skipped[r][c] {
+				s = "skipped"
+			}
 			if !math.IsNaN(v) {
-				s = fmt.Sprintf("%.4g %s", v, unit)
+				s = fmt.Sprintf("%.4g%s", v, unit)
 			}
 			labels.XYs = append(labels.XYs, plotter.XY{X: float64(c), Y: float64(len(g.Rows) - 1 - r)})
 			labels.Labels = append(labels.Labels, s)
@@ -242,6 +249,9 @@ func heatMap(g *Grid, title, unit string, z [][]float64) ([]byte, error) {
 		l.TextStyle[i].Font.Size = vg.Points(10)
 		l.TextStyle[i].Font.Variant = "Sans"
 		l.TextStyle[i].Color = color.Black
+		if dark[i] {
+			l.TextStyle[i].Color = color.White
+		}
 	}
 	p.Add(l)
 	p.NominalX(g.Cols...)
@@ -254,7 +264,7 @@ func heatMap(g *Grid, title, unit string, z [][]float64) ([]byte, error) {
 	// A colour bar under the map.
 	bar := newPlot()
 	bar.HideY()
-	bar.X.Label.Text = unit
+	bar.X.Label.Text = title + " (" + strings.TrimSpace(unit) + ")"
 	bar.Add(&plotter.ColorBar{ColorMap: pal})
 	bar.X.Min, bar.X.Max = lo, hi
 

@@ -78,7 +78,7 @@ func Write(dir string, r Report) (string, error) {
 			title, unit string
 			z           [][]float64
 		}{
-			{"p99 failover time", "ms", g.P99MS},
+			{"p99 failover time", " ms", g.P99MS},
 			{"false failovers per hour", "/h", g.FalsePerHour},
 		} {
 			png, err := heatMap(g, hm.title, hm.unit, hm.z)
@@ -179,9 +179,13 @@ func legend(r Run) []legendItem {
 		out = append(out, legendItem{Class: "swatch", Label: "session of " + id, Style: template.CSS("background:" + hexColour(ownerColour(r, id)))})
 	}
 	out = append(out, legendItem{Class: "swatch", Label: "primary (holds the lease)", Style: template.CSS("background:" + hexColour(termColour))})
-	for _, k := range []string{"kill", "stop", "pause", "cut", "clock"} {
+	for _, k := range []string{"kill", "stop", "pause", "cut", "clock", "delay"} {
 		c := faultColour(k)
-		out = append(out, legendItem{Class: "swatch", Label: k, Style: template.CSS(fmt.Sprintf("background:rgba(%d,%d,%d,%.2f)", c.R, c.G, c.B, float64(c.A)/255))})
+		label := k
+		if k == "delay" {
+			label = "delay or loss on its messages"
+		}
+		out = append(out, legendItem{Class: "swatch", Label: label, Style: template.CSS(fmt.Sprintf("background:rgba(%d,%d,%d,%.2f)", c.R, c.G, c.B, float64(c.A)/255))})
 	}
 	out = append(out,
 		legendItem{Class: "swatch", Label: "downtime", Style: template.CSS("background:rgba(214,39,40,0.25)")},

@@ -89,6 +89,11 @@ outside), and the window. --json prints one line per measure instead, in
 the shape of SCENARIOS.md's distribution event (n, min_ms, p50_ms, p90_ms,
 p99_ms, max_ms, bound, outside) plus bench, target, runs and seed.
 --compare runs the same seeds on procs and then on sim and prints both.
+--report DIR writes an HTML report, DIR/index.html with PNG plots beside
+it (no network needed to view it): the table above, every run's verdict,
+seed and replay command, a timeline per run (failed runs first, at most
+20) and a histogram and CDF of each measure with the window shaded; with
+--compare both targets are on each plot. Its path goes to stderr.
 Results go to stdout; the progress bar, the seed and every run that fell
 outside (with the command to replay it) go to stderr.
 
@@ -105,6 +110,7 @@ flags; 3 the cluster could not be started.`,
   mcsim bench pause --target sim --runs 50 --heartbeat-interval 2s --unhealthy-interval 10s
   mcsim bench handover --target sim --runs 100 --coreapps 5 --shards 4 --json
   mcsim bench failover --compare --runs 5 --seed 1
+  mcsim bench failover --runs 20 --report /tmp/r                     # then open /tmp/r/index.html
   mcsim bench failover --target sim --runs 20 --within 1s   # an impossible bound: exit 1`,
 		Args:      cobra.ExactArgs(1),
 		ValidArgs: kinds,

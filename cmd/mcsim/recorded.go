@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -44,7 +46,8 @@ type recordedTarget struct {
 	started    []string
 	changes    []recordedChange
 	sessions   []scenarios.SessionSeen
-	violations []scenarios.Violation
+	slow       []sweep.Fault  // delay and loss, by the node sending
+	slowOpen   map[string]int // node → its open span in slow
 }
 
 // recordedChange is a live change through the settings service.
@@ -168,11 +171,18 @@ func (t *recordedTarget) Restart(ctx context.Context, id string) error {
 // faulted while the cut lasts; delay and loss are no fault (see FalseFailovers).
 func (t *recordedTarget) Network(ctx context.Context, links []scenarios.NetLink) error {
 	cut := map[string]bool{}
+	slow := map[string]string{} // node → delay or loss on a link from it
 	for _, l := range links {
-		if l.Cut {
+		switch {
+		case l.Cut:
 			cut[l.From], cut[l.To] = true, true
+		case l.Latency > 0 || l.Jitter > 0:
+			slow[l.From] = "delay"
+		case l.LossPercent > 0 && slow[l.From] == "":
+			slow[l.From] = "loss"
 		}
 	}
+	t.recordSlow(slow)
 	for id := range t.open {
 		if strings.HasPrefix(id, "net:") && !cut[strings.TrimPrefix(id, "net:")] {
 			t.endNet(id)
@@ -182,6 +192,29 @@ func (t *recordedTarget) Network(ctx context.Context, links []scenarios.NetLink)
 		t.beginNet(id)
 	}
 	return t.Target.Network(ctx, links)
+}
+
+// recordSlow keeps, for reports only, the spans in which a node's
+// messages were delayed or lost: no fault to FalseFailovers (a slow
+// coreapp is a healthy one), but what a reader wants to see next to a
+// false failover.
+func (t *recordedTarget) recordSlow(slow map[string]string) {
+	if t.slowOpen == nil {
+		t.slowOpen = map[string]int{}
+	}
+	now := t.Target.Now()
+	for id, i := range t.slowOpen {
+		if slow[id] != t.slow[i].Kind {
+			t.slow[i].End = now
+			delete(t.slowOpen, id)
+		}
+	}
+	for _, id := range slices.Sorted(maps.Keys(slow)) {
+		if _, ok := t.slowOpen[id]; !ok {
+			t.slowOpen[id] = len(t.slow)
+			t.slow = append(t.slow, sweep.Fault{Node: id, Start: now, Kind: slow[id]})
+		}
+	}
 }
 
 // A node's cut is kept apart from its process faults (key "net:"+id) so
@@ -218,7 +251,6 @@ func (t *recordedTarget) Close() error {
 		t.declarations = t.Target.Declarations()
 		t.failovers = t.Target.Failovers()
 		t.grants = t.Target.Grants()
-		t.violations = t.Target.Violations()
 		if sw, ok := t.Target.(scenarios.SessionWitness); ok {
 			t.sessions = sw.Sessions()
 		}

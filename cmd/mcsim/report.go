@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -39,7 +40,7 @@ func (t *recordedTarget) reportRun(name, scenario string, run int, seed uint64, 
 			r.Coreapps = append(r.Coreapps, id)
 		}
 	}
-	for _, f := range t.faults {
+	for _, f := range slices.Concat(t.faults, t.slow) {
 		end := time.Duration(0)
 		if !f.End.IsZero() {
 			end = rel(f.End)

@@ -165,8 +165,17 @@ without it a random seed is drawn and printed. --runs N repeats each
 scenario with seeds seed, seed+1, … and prints the distribution of every
 timed expectation (n, min, p50, p90, p99, max, bound, outside). --json
 prints the events of SCENARIOS.md, one JSON object per line. --report DIR
-writes each run's events (DIR/<scenario>-run<N>.jsonl) and the summary
-(DIR/summary.json). --keep keeps each run's data dir and node logs and
+writes each run's events (DIR/<scenario>-run<N>.jsonl), the summary
+(DIR/summary.json) and an HTML report, DIR/index.html with PNG plots
+beside it (no network needed to view it): a table of every run's
+verdict, seed and replay command; a timeline per run (one lane per node,
+fault spans shaded, one bar per shard session coloured by its owner,
+failovers, takeovers and unhealthy declarations marked, violations in
+red; hover for exact milliseconds; failed runs first, at most 20); and a
+histogram and CDF of every timed expectation and of the failovers'
+downtime against the window. The path of index.html goes to stderr with
+--json, to stdout otherwise; --json's lines are the same with or without
+--report. --keep keeps each run's data dir and node logs and
 prints where they are (procs only). --epsilon is the allowance ε on rule1
 and lease bounds (default 250ms on procs, 50ms on sim).
 
@@ -190,7 +199,8 @@ timeout. heal ends network faults, not clock skew.`,
   mcsim scenario run partition-primary-owner slow-answers clock-skew-primary
   mcsim scenario run ./my-scenario.yaml --keep
   mcsim scenario run coreapp-crash --target sim --seed 7 --json
-  mcsim scenario run nemesis-soak --target sim --runs 500 --seed 1`,
+  mcsim scenario run nemesis-soak --target sim --runs 500 --seed 1
+  mcsim scenario run coreapp-crash --target sim --runs 10 --seed 1 --report /tmp/crash-report   # then open /tmp/crash-report/index.html`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runScenarios(cmd, args, f)
@@ -201,7 +211,7 @@ timeout. heal ends network faults, not clock skew.`,
 	fl.Uint64Var(&f.seed, "seed", 0, "seed of every random choice (default: drawn at random and printed)")
 	fl.IntVar(&f.runs, "runs", 1, "runs per scenario (seeds seed, seed+1, …); prints distributions")
 	fl.BoolVar(&f.asJSON, "json", false, "print the events as JSON lines (SCENARIOS.md)")
-	fl.StringVar(&f.report, "report", "", "write each run's events and a summary.json into this directory")
+	fl.StringVar(&f.report, "report", "", "write each run's events, a summary.json and an HTML report (index.html, timelines, plots) into this directory")
 	fl.BoolVar(&f.keep, "keep", false, "keep each run's data dir and node logs, and print where")
 	durationFlag(fl, &f.epsilon, "epsilon", scenarios.DefaultEpsilon, "ε: the allowance on rule1 and lease bounds")
 	fl.StringVar(&f.data, "data", "", "parent directory of the runs' data dirs (default: a temporary directory)")
