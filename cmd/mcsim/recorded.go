@@ -41,13 +41,13 @@ type recordedTarget struct {
 	// For reports: the run's start (the runner's t = 0 is the first Now
 	// after Start), the nodes in order, live changes, and what the
 	// gateway and the targets saw at Close.
-	start      time.Time
-	cluster    scenarios.Cluster
-	started    []string
-	changes    []recordedChange
-	sessions   []scenarios.SessionSeen
-	slow       []sweep.Fault  // delay and loss, by the node sending
-	slowOpen   map[string]int // node → its open span in slow
+	start    time.Time
+	cluster  scenarios.Cluster
+	started  []string
+	changes  []recordedChange
+	sessions []scenarios.SessionSeen
+	slow     []sweep.Fault  // delay and loss, by the node sending
+	slowOpen map[string]int // node → its open span in slow
 }
 
 // recordedChange is a live change through the settings service.
