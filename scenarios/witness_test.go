@@ -11,7 +11,9 @@ import (
 // disconnect, a replacement by a newer epoch, or still open; silences
 // from the last moment the gateway heard the session to the next.
 func TestWitnessSessions(t *testing.T) {
-	at := func(s float64) int64 { return time.Unix(100, 0).Add(time.Duration(s * float64(time.Second))).UnixNano() }
+	at := func(s float64) int64 {
+		return time.Unix(100, 0).Add(time.Duration(s * float64(time.Second))).UnixNano()
+	}
 	ev := func(seq uint64, s float64, kind mcsimv1.GatewayEventKind, shard int32, epoch uint64, coreapp string) *mcsimv1.GatewayEvent {
 		return &mcsimv1.GatewayEvent{Seq: seq, UnixNs: at(s), Kind: kind, Shard: shard, Shards: 2, Epoch: epoch, CoreappId: coreapp}
 	}
