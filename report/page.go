@@ -18,7 +18,7 @@ h3 { font-size: 15px; margin: 20px 0 6px; }
 code, pre { font: 12.5px/1.4 ui-monospace, "DejaVu Sans Mono", "Liberation Mono", monospace; }
 pre.result { background: #fff; border: 1px solid #dde1e6; border-radius: 6px; padding: 10px 12px; overflow-x: auto; }
 .command { color: #4a5568; }
-.runs-box { max-height: 330px; overflow-y: auto; border: 1px solid #dde1e6; border-radius: 6px; background: #fff; }
+.runs-box { max-height: 260px; overflow-y: auto; border: 1px solid #dde1e6; border-radius: 6px; background: #fff; }
 table.summary { border-collapse: collapse; width: 100%; font-size: 13px; }
 table.summary td a, table.summary code.replay { white-space: nowrap; }
 table.summary thead th { position: sticky; top: 0; }

@@ -21,7 +21,7 @@ import (
 
 // Sizes of the distribution and heat map images, in pixels.
 const (
-	distWidth, distHeight = 1200, 380
+	distWidth, distHeight = 1200, 330
 	heatWidth, heatHeight = 600, 420
 )
 
@@ -84,6 +84,7 @@ func distribution(m Measure) ([]byte, error) {
 	cdf.Y.Min, cdf.Y.Max = 0, 1
 	for _, p := range []*plot.Plot{hist, cdf} {
 		p.X.Min, p.X.Max = lo, hi
+		p.X.Tick.Marker = roundTicks{}
 		p.Add(plotter.NewGrid())
 		p.Legend.TextStyle.Font.Size = vg.Points(9)
 		p.Legend.Padding = vg.Points(3)
@@ -267,6 +268,7 @@ func heatMap(g *Grid, title, unit string, z [][]float64) ([]byte, error) {
 	bar.X.Label.Text = title + " (" + strings.TrimSpace(unit) + ")"
 	bar.Add(&plotter.ColorBar{ColorMap: pal})
 	bar.X.Min, bar.X.Max = lo, hi
+	bar.X.Tick.Marker = roundTicks{}
 
 	c := vgimg.NewWith(vgimg.UseWH(px(heatWidth), px(heatHeight)), vgimg.UseDPI(dpi))
 	dc := draw.New(c)

@@ -147,7 +147,8 @@ func timeline(r Run) (png []byte, w, h int, ovs []overlay, err error) {
 	p := newPlot()
 	p.Title.Text = fmt.Sprintf("%s (seed %d, %s)", r.Name, r.Seed, r.Target)
 	p.X.Label.Text = "time since the run's start (s)"
-	p.X.Min, p.X.Max = 0, math.Max(secs(r.Duration), 0.001)
+	// A margin after the run's end keeps marks at the end in view.
+	p.X.Min, p.X.Max = 0, math.Max(secs(r.Duration), 0.001)*1.03
 	p.Y.Min, p.Y.Max = -0.5, float64(rs.count())-0.5
 	p.NominalY(rs.labels()...)
 	p.Add(&timelinePlotter{r: r, rs: rs})
@@ -164,6 +165,37 @@ func timeline(r Run) (png []byte, w, h int, ovs []overlay, err error) {
 	ovs = timelineOverlays(r, rs, toPX)
 	png, err = encodePNG(c)
 	return png, w, h, ovs, err
+}
+
+// niceStep is a round step (1, 2 or 5 × 10^k) that cuts span into at
+// most n parts.
+func niceStep(span float64, n int) float64 {
+	if span <= 0 {
+		return 1
+	}
+	step := math.Pow(10, math.Floor(math.Log10(span/float64(n))))
+	for _, m := range []float64{1, 2, 5, 10} {
+		if span/(step*m) <= float64(n) {
+			return step * m
+		}
+	}
+	return step * 10
+}
+
+// roundTicks are ticks at a round step with major labels, for an axis
+// in milliseconds.
+type roundTicks struct{}
+
+func (roundTicks) Ticks(lo, hi float64) []plot.Tick {
+	step := niceStep(hi-lo, 8)
+	var out []plot.Tick
+	for v := math.Ceil(lo/step) * step; v <= hi+step*1e-9; v += step {
+		out = append(out, plot.Tick{Value: v, Label: fmt.Sprintf("%g", math.Round(v*1000)/1000)})
+		if minor := v + step/2; minor <= hi {
+			out = append(out, plot.Tick{Value: minor})
+		}
+	}
+	return out
 }
 
 // secondTicks are ticks at whole seconds (a round step for the range),
@@ -223,6 +255,9 @@ func (t *timelinePlotter) Plot(c draw.Canvas, plt *plot.Plot) {
 	}
 	sep := rs.y(len(rs.nodes)) + 0.5
 	c.StrokeLine2(draw.LineStyle{Color: color.Gray{0x99}, Width: px(1)}, xf(0), yf(sep), xf(end), yf(sep))
+	// The run's end.
+	c.StrokeLine2(draw.LineStyle{Color: color.Gray{0x66}, Width: px(1), Dashes: []vg.Length{px(4), px(3)}},
+		xf(end), c.Min.Y, xf(end), c.Max.Y)
 
 	for _, tm := range r.Terms {
 		y := rs.node(tm.Master)
@@ -276,7 +311,7 @@ func (t *timelinePlotter) Plot(c draw.Canvas, plt *plot.Plot) {
 
 // DataRange leaves the axes as timeline set them.
 func (t *timelinePlotter) DataRange() (xmin, xmax, ymin, ymax float64) {
-	return 0, math.Max(secs(t.r.Duration), 0.001), -0.5, float64(t.rs.count()) - 0.5
+	return 0, math.Max(secs(t.r.Duration), 0.001) * 1.03, -0.5, float64(t.rs.count()) - 0.5
 }
 
 // timelineOverlays are the elements laid over the image: a lane per
