@@ -29,7 +29,7 @@ table.summary td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .verdict.pass { background: #d9f2dc; color: #1b6b2a; }
 .verdict.fail { background: #fde0e0; color: #b3191b; }
 .counts { margin: 6px 0 14px; }
-.timeline { position: relative; width: 100%; max-width: {{with index .Timelines 0}}{{.Width}}{{else}}1200{{end}}px; background: #fff; border: 1px solid #dde1e6; border-radius: 6px; }
+.timeline { position: relative; width: 100%; max-width: 1200px; background: #fff; border: 1px solid #dde1e6; border-radius: 6px; }
 .timeline img { display: block; width: 100%; height: auto; }
 .ov { position: absolute; box-sizing: border-box; }
 .ov.lane, .ov.shard-lane { z-index: 1; }

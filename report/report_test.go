@@ -210,14 +210,16 @@ func checkImages(t *testing.T, dir string, p page, want int) {
 }
 
 // A sweep's report has the two heat maps over its grid (a skipped
-// combination drawn as such), and a cap on timelines keeps the failed run.
+// combination drawn as such), a cap on timelines keeps the failed run,
+// and a measure with no values gets no plot.
 func TestWriteSweepHeatMapsAndTimelineCap(t *testing.T) {
 	dir := t.TempDir()
 	nan := math.NaN()
 	ok, failed := crashRun(), crashRun()
 	ok.OK, ok.Name = true, "passing run"
 	failed.Name = "failing run"
-	path, err := Write(dir, Report{Title: "mcsim sweep", Runs: []Run{ok, ok, failed}, Timelines: 1, Grid: &Grid{
+	path, err := Write(dir, Report{Title: "mcsim sweep", Runs: []Run{ok, ok, failed}, Timelines: 1,
+		Measures: []Measure{{Name: "nothing measured", Series: []Series{{Label: "sim"}}}}, Grid: &Grid{
 		RowField: "heartbeat_interval", ColField: "unhealthy_interval", Rows: []string{"1", "2"}, Cols: []string{"2", "3", "5"},
 		P99MS:        [][]float64{{2913, 3913, 5913}, {nan, 4847, 6847}},
 		FalsePerHour: [][]float64{{12.5, 0, 0}, {nan, 0, 0}},

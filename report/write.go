@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"time"
 )
 
 // Write writes dir/index.html and its PNGs (created if missing; files of
@@ -63,6 +62,9 @@ func Write(dir string, r Report) (string, error) {
 	}
 	page.Omitted = len(r.Runs) - len(page.Timelines)
 	for i, m := range r.Measures {
+		if !slices.ContainsFunc(m.Series, func(s Series) bool { return len(s.Values) > 0 }) {
+			continue // nothing measured: no plot
+		}
 		png, err := distribution(m)
 		if err != nil {
 			return "", err
@@ -251,5 +253,4 @@ var pageTemplate = template.Must(template.New("index").Funcs(template.FuncMap{
 	"secs": func(v float64) string {
 		return fmt.Sprintf("%.3f", math.Round(v*1000)/1000)
 	},
-	"dur": func(d time.Duration) string { return d.String() },
 }).Parse(pageHTML))
