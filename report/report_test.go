@@ -220,10 +220,10 @@ func TestWriteSweepHeatMapsAndTimelineCap(t *testing.T) {
 	failed.Name = "failing run"
 	path, err := Write(dir, Report{Title: "mcsim sweep", Runs: []Run{ok, ok, failed}, Timelines: 1,
 		Measures: []Measure{{Name: "nothing measured", Series: []Series{{Label: "sim"}}}}, Grid: &Grid{
-		RowField: "heartbeat_interval", ColField: "unhealthy_interval", Rows: []string{"1", "2"}, Cols: []string{"2", "3", "5"},
-		P99MS:        [][]float64{{2913, 3913, 5913}, {nan, 4847, 6847}},
-		FalsePerHour: [][]float64{{12.5, 0, 0}, {nan, 0, 0}},
-	}})
+			RowField: "heartbeat_interval", ColField: "unhealthy_interval", Rows: []string{"1", "2"}, Cols: []string{"2", "3", "5"},
+			P99MS:        [][]float64{{2913, 3913, 5913}, {nan, 4847, 6847}},
+			FalsePerHour: [][]float64{{12.5, 0, 0}, {nan, 0, 0}},
+		}})
 	if err != nil {
 		t.Fatal(err)
 	}
