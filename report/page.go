@@ -24,7 +24,7 @@ table.summary td a, table.summary code.replay { white-space: nowrap; }
 table.summary thead th { position: sticky; top: 0; }
 table.summary th, table.summary td { padding: 4px 8px; border-bottom: 1px solid #eef0f3; text-align: left; vertical-align: top; }
 table.summary th { background: #f1f3f5; font-weight: 600; }
-table.summary td.num { text-align: right; font-variant-numeric: tabular-nums; }
+table.summary td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 .verdict { display: inline-block; min-width: 40px; text-align: center; border-radius: 4px; font-weight: 700; font-size: 12px; padding: 1px 6px; }
 .verdict.pass { background: #d9f2dc; color: #1b6b2a; }
 .verdict.fail { background: #fde0e0; color: #b3191b; }

@@ -235,7 +235,10 @@ func heatMap(g *Grid, title, unit string, z [][]float64) ([]byte, error) {
 				s = "skipped"
 			}
 			if !math.IsNaN(v) {
-				s = fmt.Sprintf("%.4g%s", v, unit)
+				s = fmt.Sprintf("%.3g%s", v, unit)
+				if math.Abs(v) >= 100 {
+					s = fmt.Sprintf("%.0f%s", v, unit)
+				}
 			}
 			labels.XYs = append(labels.XYs, plotter.XY{X: float64(c), Y: float64(len(g.Rows) - 1 - r)})
 			labels.Labels = append(labels.Labels, s)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -130,7 +131,7 @@ func leaseTerms(grants []scenarios.LeaseGrant, rel func(time.Time) time.Duration
 }
 
 // writeReport writes the report and says where on progress.
-func writeReport(progress interface{ Write([]byte) (int, error) }, dir string, r report.Report) error {
+func writeReport(progress io.Writer, dir string, r report.Report) error {
 	path, err := report.Write(dir, r)
 	if err != nil {
 		return err
