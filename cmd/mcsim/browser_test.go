@@ -39,7 +39,7 @@ func chromium(t *testing.T) string {
 // A generated report in headless Chromium: no console error, no
 // exception, no image that fails to load; one lane per node and one
 // marker per failover; hovering a failover marker shows its exact
-// milliseconds.
+// milliseconds, and the cursor's readout there says the marker's moment.
 func TestReportInBrowser(t *testing.T) {
 	exe := chromium(t)
 	dir, events := twoCrashesReport(t)
@@ -120,9 +120,13 @@ func TestReportInBrowser(t *testing.T) {
 	eval(`(() => { const m = document.querySelector(".timeline .marker.failover"); m.scrollIntoView({block: "center"});
 		const r = m.getBoundingClientRect(); return {X: r.left + r.width / 2, Y: r.top + r.height / 2}; })()`, &at)
 	run("hover the failover marker", chromedp.MouseEvent(chromedp.MouseMoved, at.X, at.Y))
-	var tip, label string
+	var tip, label, readout string
+	var markerMS, runMS float64
 	eval(`document.getElementById("tip").textContent`, &tip)
 	eval(`document.querySelector(".timeline .marker.failover").getAttribute("aria-label")`, &label)
+	eval(`document.querySelector(".run-timeline .readout").textContent`, &readout)
+	eval(`parseFloat(document.querySelector(".timeline .marker.failover").dataset.ms)`, &markerMS)
+	eval(`parseFloat(document.querySelector(".timeline").dataset.seconds) * 1000`, &runMS)
 	run("log the sentinel", chromedp.Evaluate[chromedp.Void](`console.log("`+sentinel+`")`))
 	select {
 	case <-done:
@@ -141,6 +145,14 @@ func TestReportInBrowser(t *testing.T) {
 	}
 	if images == 0 || brokenImages > 0 {
 		t.Errorf("%d of %d images did not load", brokenImages, images)
+	}
+	// The cursor's readout over the marker's centre is the marker's moment,
+	// to within a pixel of the time axis (about 1/1000 of the run).
+	var cursorMS float64
+	if _, err := fmt.Sscanf(readout, "cursor: t = %f ms", &cursorMS); err != nil {
+		t.Errorf("readout %q: %v", readout, err)
+	} else if d := cursorMS - markerMS; d < -runMS/500 || d > runMS/500 {
+		t.Errorf("readout over the failover marker says %.1f ms, the marker is at %.1f ms", cursorMS, markerMS)
 	}
 	if tip == "" || tip != label || !strings.Contains(tip, " ms") {
 		t.Errorf("hovering the failover marker shows %q, want its label with milliseconds %q", tip, label)
