@@ -203,6 +203,9 @@ func mergePatch(dst, patch map[string]any) {
 type Fault struct {
 	Node       string
 	Start, End time.Time
+	// Kind is what it was (kill, stop, pause, restart, cut, clock), for
+	// reports; FalseFailovers does not read it.
+	Kind string
 }
 
 // FalseFailovers counts the declarations that no fault explains: neither
