@@ -229,7 +229,7 @@ func benchTarget(cmd *cobra.Command, kind bench.Kind, target string, f benchFlag
 	if err != nil {
 		return res, err
 	}
-	bar := newBar(stderr, int64(f.runs), fmt.Sprintf("bench %s on %s", kind, target))
+	bar := newBar(stderr, int64(f.runs), fmt.Sprintf("bench %s on %s", kind, target), "runs")
 	defer endBar(bar, stderr)
 	for run := range f.runs {
 		seed := f.seed + uint64(run)

@@ -171,7 +171,7 @@ func runSweep(cmd *cobra.Command, arg string, f sweepFlags) error {
 		return err
 	}
 	var runs []report.Run
-	bar := newBar(stderr, int64(valid*f.runs), fmt.Sprintf("sweep %s on %s", sc.Name, f.target))
+	bar := newBar(stderr, int64(valid*f.runs), fmt.Sprintf("sweep %s on %s", sc.Name, f.target), "runs")
 	for i := range combos {
 		if merged[i] == nil {
 			continue
