@@ -48,6 +48,10 @@ type recordedTarget struct {
 	sessions []scenarios.SessionSeen
 	slow     []sweep.Fault  // delay and loss, by the node sending
 	slowOpen map[string]int // node → its open span in slow
+
+	// For sweep's false-failover window: the intervals the run started
+	// with and each live change of them.
+	intervals sweep.Intervals
 }
 
 // recordedChange is a live change through the settings service.
@@ -104,6 +108,8 @@ func (t *recordedTarget) Start(ctx context.Context, c scenarios.Cluster, setting
 	t.cluster = c
 	err := t.Target.Start(ctx, c, settings)
 	t.start = t.Target.Now()
+	hb, ui := sweepIntervals(settings)
+	t.intervals = sweep.Intervals{{At: t.start, Heartbeat: hb, Unhealthy: ui}}
 	return err
 }
 
@@ -116,8 +122,27 @@ func (t *recordedTarget) StartNode(ctx context.Context, role string) (string, er
 }
 
 func (t *recordedTarget) Patch(ctx context.Context, body json.RawMessage) error {
-	t.changes = append(t.changes, recordedChange{at: t.Target.Now(), what: "settings PATCH " + string(body)})
-	return t.Target.Patch(ctx, body)
+	at := t.Target.Now()
+	t.changes = append(t.changes, recordedChange{at: at, what: "settings PATCH " + string(body)})
+	err := t.Target.Patch(ctx, body)
+	if n := len(t.intervals); err == nil && n > 0 {
+		next := t.intervals[n-1]
+		next.At = at
+		var p struct {
+			HB *int `json:"heartbeat_interval"`
+			UI *int `json:"unhealthy_interval"`
+		}
+		if json.Unmarshal(body, &p) == nil && (p.HB != nil || p.UI != nil) {
+			if p.HB != nil {
+				next.Heartbeat = time.Duration(*p.HB) * time.Second
+			}
+			if p.UI != nil {
+				next.Unhealthy = time.Duration(*p.UI) * time.Second
+			}
+			t.intervals = append(t.intervals, next)
+		}
+	}
+	return err
 }
 
 func (t *recordedTarget) SetShards(ctx context.Context, n int) error {

@@ -178,8 +178,6 @@ func runSweep(cmd *cobra.Command, arg string, f sweepFlags) error {
 		}
 		run := *sc
 		run.Settings = merged[i]
-		hb, ui := sweepIntervals(merged[i])
-		window := ui + hb + eps
 		for r := range f.runs {
 			seed := f.seed + uint64(r)
 			inner, err := newTarget(f.target, procstarget.Config{Binary: bin, Seed: seed})
@@ -209,7 +207,7 @@ func runSweep(cmd *cobra.Command, arg string, f sweepFlags) error {
 			if !o.OK {
 				row.failed++
 			}
-			row.falseFos += sweep.FalseFailovers(rec.declarations, rec.faults, window)
+			row.falseFos += sweep.FalseFailovers(rec.declarations, rec.faults, rec.intervals, eps)
 			if fromExpect {
 				for _, e := range o.Expectations {
 					if (e.What == "failover" || e.What == "takeover") && e.Measured != nil && (e.OK || *e.Measured > 0) {
