@@ -62,7 +62,8 @@ old owner → first heard from the new one). n is how many were measured.
 False failovers: unhealthy declarations where neither the coreapp nor
 the declaring master was killed, stopped, paused, restarted, cut off by a
 partition or isolation, or clock-skewed within unhealthy_interval +
-heartbeat_interval + ε before. Unlike the no_false_failover invariant, a
+heartbeat_interval + ε before (the largest intervals in force during
+that window, should a set step change them mid-run). Unlike the no_false_failover invariant, a
 delay or loss is no excuse: a slow coreapp is a healthy one (rule 4), and
 this is what a sweep of unhealthy_interval over a slow or lossy network
 is for. The rate is per hour of run time (virtual time on sim) summed
