@@ -202,7 +202,7 @@ func (c *cluster) Stop() error {
 
 // openLog opens DATA/logs/<name>.log for an in-process component.
 func (c *cluster) openLog(path, nodeID, role string) (zerolog.Logger, error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	f, err := openLogFile(path)
 	if err != nil {
 		return zerolog.Nop(), fmt.Errorf("mcsim up: opening log %s: %w", path, err)
 	}
