@@ -113,7 +113,7 @@ func (c *Core) give(s int, id string) uint64 {
 	c.sm.MaxEpoch++
 	e := c.sm.MaxEpoch
 	c.sm.Assignments[s] = Assignment{Shard: s, Coreapp: id, Epoch: e}
-	c.shards[s] = shardState{}
+	c.shards[s] = shardState{owner: c.coreapps[id]}
 	c.rpcs = append(c.rpcs, Assign{Shard: s, Coreapp: id, Epoch: e, Shards: len(c.sm.Assignments)})
 	c.dirty = true
 	return e

@@ -77,6 +77,11 @@ type sentHB struct {
 }
 
 type shardState struct {
+	// owner is the coreapp the map names as the shard's owner (nil: none).
+	// Every owner is a known coreapp (a leaving one loses its shards
+	// first), and every answer looks for the shards of its coreapp: a
+	// pointer compares cheaper than the ids.
+	owner *coreapp
 	// confirmed: the owner confirmed serving the current assignment (or it
 	// came from the persisted map); heartbeats it answers with seq >
 	// confirmedAfterSeq must then list the shard.
@@ -126,6 +131,7 @@ func New(cfg Config, m ShardMap, now time.Time) (*Core, error) {
 			c.coreapps[a.Coreapp] = &coreapp{id: a.Coreapp, healthy: true, nextHB: now}
 			c.sortedIDs = nil
 		}
+		c.shards[i].owner = c.coreapps[a.Coreapp]
 	}
 	if len(c.sm.Assignments) != cfg.Shards {
 		c.remap(cfg.Shards)
@@ -546,7 +552,7 @@ func (c *Core) adopt(now time.Time, id string, s ServedShard) bool {
 	}
 	c.reports = append(c.reports, ShardAdopted{Shard: s.Shard, Coreapp: id, Epoch: s.Epoch, From: a.Coreapp, FromEpoch: a.Epoch, At: now})
 	c.sm.Assignments[s.Shard] = Assignment{Shard: s.Shard, Coreapp: id, Epoch: s.Epoch}
-	c.shards[s.Shard] = shardState{confirmed: true, confirmedAfterSeq: c.find(id).lastSeq}
+	c.shards[s.Shard] = shardState{owner: c.find(id), confirmed: true, confirmedAfterSeq: c.find(id).lastSeq}
 	c.dirty = true
 	return true
 }
@@ -571,9 +577,7 @@ func (c *Core) answered(now time.Time, ev HeartbeatAnswered) {
 			c.recover(now, ca)
 		}
 	}
-	reported := map[int]uint64{}
 	for _, s := range ev.Shards {
-		reported[s.Shard] = s.Epoch
 		if c.sm.Owner(s.Shard) == ev.ID {
 			// The owner at a newer reserved epoch than the map's: lost
 			// writes moved the shard away and back. Same shard, still
@@ -589,16 +593,28 @@ func (c *Core) answered(now time.Time, ev HeartbeatAnswered) {
 		c.rpcs = append(c.rpcs, Release{Shard: s.Shard, Coreapp: ev.ID, Epoch: s.Epoch})
 	}
 	// Every answer walks every shard: by pointer, cheapest test first.
-	for s := range c.sm.Assignments {
-		st, a := &c.shards[s], &c.sm.Assignments[s]
-		if !st.confirmed || ev.Seq <= st.confirmedAfterSeq || a.Coreapp != ev.ID {
+	for s := range c.shards {
+		st := &c.shards[s]
+		if st.owner != ca || !st.confirmed || ev.Seq <= st.confirmedAfterSeq {
 			continue
 		}
-		if e, ok := reported[s]; !ok || e != a.Epoch {
+		if e, ok := reportedEpoch(ev.Shards, s); !ok || e != c.sm.Assignments[s].Epoch {
 			ca.troubleAt = now
 			c.loseShard(now, s, LostNotServed)
 		}
 	}
+}
+
+// reportedEpoch is the epoch an answer reports for shard s (the last
+// entry for it, should it name it twice). An answer lists the few shards
+// its coreapp serves: a scan is cheaper than building a map per answer.
+func reportedEpoch(served []ServedShard, s int) (uint64, bool) {
+	for i := len(served) - 1; i >= 0; i-- {
+		if served[i].Shard == s {
+			return served[i].Epoch, true
+		}
+	}
+	return 0, false
 }
 
 func (c *Core) recover(now time.Time, ca *coreapp) {

@@ -99,7 +99,8 @@ func TestDueCacheChangesNothing(t *testing.T) {
 // every coreapp at now, if it does: each coreapp is in it once, at its
 // place, with its due time as dueOf says; the heap is ordered; its top is
 // the earliest due; dueBy lists exactly the coreapps due at or before now,
-// in id order.
+// in id order; and every shard's owner pointer is the coreapp the map
+// names.
 func checkDueIndex(c *Core, now time.Time) error {
 	// The sorted lists the walks and the index are built from (kept
 	// sorted as coreapps join and leave).
@@ -126,6 +127,12 @@ func checkDueIndex(c *Core, now time.Time) error {
 		}
 		if i > 0 && dueLess(ca, c.due[(i-1)/2]) {
 			return fmt.Errorf("%s at %d is due before its parent", ca.id, i)
+		}
+	}
+	// Each shard's owner pointer names the coreapp its assignment names.
+	for sh, a := range c.sm.Assignments {
+		if want := c.coreapps[a.Coreapp]; c.shards[sh].owner != want || a.Coreapp != "" && want == nil {
+			return fmt.Errorf("shard %d: owner pointer disagrees with the map's owner %q", sh, a.Coreapp)
 		}
 	}
 	if got, want := c.dueFirst(), c.earliestDue(); !got.Equal(want) {
