@@ -3,6 +3,7 @@ package failover
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"sort"
 	"time"
@@ -464,7 +465,9 @@ func (c *Core) validate(ev Event) error {
 	case nil:
 		return errors.New("failover: event: must not be nil")
 	default:
-		return fmt.Errorf("failover: event: unknown type %T", ev)
+		// The type's name by reflect, not %T: %T would let ev escape,
+		// and so box every event a driver steps on the heap.
+		return fmt.Errorf("failover: event: unknown type %s", reflect.TypeOf(ev))
 	}
 	return nil
 }
