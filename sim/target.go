@@ -113,7 +113,7 @@ func (t *Target) runUntil(ctx context.Context, deadline time.Time, cond func() b
 		if !t.w.now.Before(deadline) {
 			return fmt.Errorf("not ready after %v of virtual time", startWait)
 		}
-		t.w.runUntil(t.w.now.Add(time.Millisecond))
+		t.w.runUntilNs(t.w.nowNs + int64(time.Millisecond))
 	}
 	return nil
 }
@@ -134,7 +134,7 @@ func (t *Target) Sleep(ctx context.Context, d time.Duration) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	t.w.runUntil(t.w.now.Add(d))
+	t.w.runUntilNs(t.w.nowNs + int64(d))
 	return nil
 }
 
