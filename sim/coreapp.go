@@ -1,7 +1,6 @@
 package sim
 
 import (
-	"cmp"
 	"errors"
 	"fmt"
 	"slices"
@@ -332,10 +331,20 @@ type openSession struct {
 	id gateway.SessionID
 }
 
+// find is where k's session is, or would be, in shard and epoch order.
+// Written out rather than slices.BinarySearchFunc, whose comparison func
+// is called, not inlined: every gateway ping looks its session up.
 func (s openSessions) find(k sessKey) (int, bool) {
-	return slices.BinarySearchFunc(s, k, func(o openSession, k sessKey) int {
-		return cmp.Or(cmp.Compare(o.k.shard, k.shard), cmp.Compare(o.k.epoch, k.epoch))
-	})
+	lo, hi := 0, len(s)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if o := s[m].k; o.shard < k.shard || o.shard == k.shard && o.epoch < k.epoch {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo, lo < len(s) && s[lo].k == k
 }
 
 func (s openSessions) get(k sessKey) (gateway.SessionID, bool) {
