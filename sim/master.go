@@ -50,6 +50,11 @@ type masterNode struct {
 	// neither the event nor its slice).
 	hbDone   primary.Event
 	hbResult [1]primary.HeartbeatResult
+	// recs are the ground truth's records of the heartbeats of term
+	// recsTerm in run recsRun, by coreapp (records).
+	recs     map[*coreappNode]*hbRecords
+	recsTerm uint64
+	recsRun  int
 }
 
 func newMaster(w *World, id string, expect int) *masterNode {
@@ -265,8 +270,24 @@ func (m *masterNode) heartbeat(a primary.SendHeartbeat) {
 		return
 	}
 	h := &hbCall{m: m, c: c, term: a.Term, seq: a.Seq, leaseEpoch: a.LeaseEpoch}
-	h.recs = m.w.truth.heartbeatSent(m.hbKey(a.Term, a.Coreapp), a.Seq, m.p.local())
+	h.recs = m.records(a.Term, c)
+	h.recs.sent(a.Seq, m.p.local())
 	m.w.callWith(&h.call, m.p, c.p, h, replyToLoop, m.snap.ui)
+}
+
+// records are the ground truth's heartbeat records of c in term, kept
+// per coreapp node for the term: the truth's own map is keyed by two
+// strings, and every heartbeat asks.
+func (m *masterNode) records(term uint64, c *coreappNode) *hbRecords {
+	if m.recs == nil || m.recsTerm != term || m.recsRun != m.p.run {
+		m.recs, m.recsTerm, m.recsRun = map[*coreappNode]*hbRecords{}, term, m.p.run
+	}
+	r := m.recs[c]
+	if r == nil {
+		r = m.w.truth.records(m.hbKey(term, c.p.id))
+		m.recs[c] = r
+	}
+	return r
 }
 
 // hbCall is one heartbeat call: the coreapp answers with the shards it

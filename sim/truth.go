@@ -72,14 +72,19 @@ func newTruth(w *World) *truth {
 // heartbeat at most unhealthy_interval old, far fewer than this many.
 const keepHeartbeats = 64
 
-// heartbeatSent records heartbeat seq of k sent at at (the master's
-// clock); its arrival is noted in the records it returns.
-func (t *truth) heartbeatSent(k hbKey, seq uint64, at time.Time) *hbRecords {
+// records are k's heartbeat records, made on first use.
+func (t *truth) records(k hbKey) *hbRecords {
 	r := t.heartbeats[k]
 	if r == nil {
 		r = &hbRecords{}
 		t.heartbeats[k] = r
 	}
+	return r
+}
+
+// sent records heartbeat seq sent at at (the master's clock); its
+// arrival is noted in r.
+func (r *hbRecords) sent(seq uint64, at time.Time) {
 	if len(r.rs) == 2*keepHeartbeats {
 		// Shifted down, so that the array is reused.
 		n := copy(r.rs, r.rs[keepHeartbeats:])
@@ -87,7 +92,6 @@ func (t *truth) heartbeatSent(k hbKey, seq uint64, at time.Time) *hbRecords {
 		r.rs = r.rs[:n]
 	}
 	r.rs = append(r.rs, hbRecord{seq: seq, sentAt: at})
-	return r
 }
 
 // arrived notes that the successful answer to heartbeat seq reached the
