@@ -51,6 +51,9 @@ type Core struct {
 	outs    batch.Slices[Action]
 	rpcs    []Action // Assign/Release, executed after the persist
 	dirty   bool     // the map changed: a PersistShardMap goes first
+	// unassigned counts the map's shards without an owner: every Step
+	// looks for them, and mostly there are none.
+	unassigned int
 }
 
 type coreapp struct {
@@ -134,6 +137,7 @@ func New(cfg Config, m ShardMap, now time.Time) (*Core, error) {
 		}
 		c.shards[i].owner = c.coreapps[a.Coreapp]
 	}
+	c.unassigned = c.countUnassigned()
 	if len(c.sm.Assignments) != cfg.Shards {
 		c.remap(cfg.Shards)
 	}
@@ -269,7 +273,10 @@ func earlier(a, b time.Time) time.Time {
 func (c *Core) ShardMap() ShardMap { return c.sm.Clone() }
 
 // Unassigned counts the shards without an owner, without copying the map.
-func (c *Core) Unassigned() int {
+func (c *Core) Unassigned() int { return c.unassigned }
+
+// countUnassigned counts the shards without an owner in the map.
+func (c *Core) countUnassigned() int {
 	n := 0
 	for _, a := range c.sm.Assignments {
 		if a.Coreapp == "" {
