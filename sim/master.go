@@ -269,7 +269,13 @@ func (m *masterNode) heartbeat(a primary.SendHeartbeat) {
 		m.later(func() { m.step(failed) })
 		return
 	}
-	h := &hbCall{m: m, c: c, term: a.Term, seq: a.Seq, leaseEpoch: a.LeaseEpoch}
+	var h *hbCall
+	if n := len(m.w.hbFree); n > 0 {
+		h, m.w.hbFree = m.w.hbFree[n-1], m.w.hbFree[:n-1]
+	} else {
+		h = new(hbCall)
+	}
+	*h = hbCall{m: m, c: c, term: a.Term, seq: a.Seq, leaseEpoch: a.LeaseEpoch}
 	h.recs = m.records(a.Term, c)
 	h.recs.sent(a.Seq, m.p.local())
 	m.w.callWith(&h.call, m.p, c.p, h, replyToLoop, m.snap.ui)
@@ -295,7 +301,9 @@ func (m *masterNode) records(term uint64, c *coreappNode) *hbRecords {
 // the master steps the result.
 //
 // It is the most frequent allocation of a run, so it keeps no more than
-// it needs of the SendHeartbeat (the coreapp's id is c's).
+// it needs of the SendHeartbeat (the coreapp's id is c's), and once its
+// reply has run it is reused (World.hbFree) if nothing can reach it any
+// more (reusable).
 type hbCall struct {
 	call                  rpc
 	m                     *masterNode
@@ -318,6 +326,9 @@ func (h *hbCall) reply(v any, err error) {
 	if err == nil {
 		r.Failed, r.Shards = false, v.([]failover.ServedShard)
 	}
+	if h.reusable(err) {
+		m.w.hbFree = append(m.w.hbFree, h)
+	}
 	if m.p.draining {
 		// Queued while the loop was blocked: stepped together with the
 		// rest of the backlog (master/node.go handleQueued).
@@ -326,6 +337,14 @@ func (h *hbCall) reply(v any, err error) {
 	}
 	m.hbResult[0] = r
 	m.step(m.hbDone)
+}
+
+// reusable says whether nothing but the reply running now refers to the
+// call: its outcome came back (after a timeout, the answer may still be
+// on its way), so its request, handler and timeout are done with, and the
+// callee's resets list has let go of it.
+func (h *hbCall) reusable(err error) bool {
+	return err != errTimeout && !h.call.registered
 }
 
 func (m *masterNode) assign(a primary.Assign) {

@@ -383,8 +383,9 @@ type rpc struct {
 	timeout        int32 // the slot of its timeout event (-1: none)
 	mode           uint8 // where the answer goes (replyToLoop, …)
 	// answered: the callee answered, or its crash reset the connection
-	// (later answers are void); done: the caller has its outcome.
-	answered, done bool
+	// (later answers are void); done: the caller has its outcome;
+	// registered: the callee's resets list holds it (proc.onCrash).
+	answered, done, registered bool
 	// back is the answer on its way back (or the reset, or the refusal),
 	// and before that an at handler's answer until its time; out is the
 	// outcome the caller gets.
@@ -433,7 +434,7 @@ func (c *rpc) respond(v any, err error) {
 		return
 	}
 	c.answered = true
-	c.callee.forgetReset()
+	c.callee.forgetReset(c)
 	c.back(v, err)
 }
 

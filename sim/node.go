@@ -206,14 +206,31 @@ func (p *proc) drainAfterBlock() {
 func (p *proc) onCrash(c *rpc) {
 	if len(p.resets) >= 2*p.liveResets+16 {
 		// Drop the answered ones, keeping the order.
-		p.resets = slices.DeleteFunc(p.resets, func(c *rpc) bool { return c.answered })
+		p.resets = slices.DeleteFunc(p.resets, func(c *rpc) bool {
+			if c.answered {
+				c.registered = false
+				return true
+			}
+			return false
+		})
 	}
 	p.resets = append(p.resets, c)
+	c.registered = true
 	p.liveResets++
 }
 
-// forgetReset is told that a call onCrash registered was answered.
-func (p *proc) forgetReset() { p.liveResets-- }
+// forgetReset is told that call c, which onCrash registered, was
+// answered. The last one registered (a call answered as it came, as a
+// heartbeat is) is dropped at once, so that it can be reused (hbCall);
+// others wait for the next clean-up.
+func (p *proc) forgetReset(c *rpc) {
+	p.liveResets--
+	if n := len(p.resets) - 1; n >= 0 && p.resets[n] == c {
+		p.resets[n] = nil
+		p.resets = p.resets[:n]
+		c.registered = false
+	}
+}
 
 // drain runs what was held, timers first, each in order, until the
 // process pauses or blocks again.
@@ -278,6 +295,7 @@ func (p *proc) crash() {
 	resets := p.resets
 	p.resets, p.liveResets = nil, 0
 	for _, c := range resets {
+		c.registered = false
 		if !c.answered {
 			c.reset()
 		}

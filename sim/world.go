@@ -67,6 +67,10 @@ type World struct {
 	truth        *truth
 	// traffic is the scenario's workload (traffic.go); nil without one.
 	traffic *traffic
+	// hbFree are heartbeat calls done with, for the next ones: the
+	// heartbeat is the most frequent call, and its allocation was a third
+	// of what a run allocates.
+	hbFree []*hbCall
 }
 
 func newWorld(seed uint64, sab Sabotage) *World {
