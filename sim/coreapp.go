@@ -216,7 +216,11 @@ func (c *coreappNode) heartbeat(master string, leaseEpoch uint64) (any, error) {
 	if c.hbAsked == nil || c.hbAskedEpoch != leaseEpoch {
 		c.hbAsked, c.hbAskedEpoch = books.HeartbeatAsked{Coreapp: c.p.id, LeaseEpoch: leaseEpoch}, leaseEpoch
 	}
-	if err := refusal(c.step(c.hbAsked)); err != nil {
+	// Stepped without carry: a heartbeat's only action is the verdict,
+	// and it moves no silence deadline, so the wake-up stands (asking
+	// again after every heartbeat would change nothing).
+	acts, _ := c.b.Step(c.p.local(), c.hbAsked)
+	if err := refusal(verdictOf(acts)); err != nil {
 		return nil, err
 	}
 	if c.b.LeaseEpoch() > before {
@@ -231,6 +235,17 @@ func (c *coreappNode) heartbeat(master string, leaseEpoch uint64) (any, error) {
 		c.answerAny = c.answer
 	}
 	return c.answerAny, nil
+}
+
+// verdictOf is the Accept or Refuse among acts (nil: none).
+func verdictOf(acts []books.Action) books.Action {
+	for _, a := range acts {
+		switch a.(type) {
+		case books.Accept, books.Refuse:
+			return a
+		}
+	}
+	return nil
 }
 
 // sameShards says whether held lists the shards and epochs of answer.
