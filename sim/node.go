@@ -14,10 +14,11 @@ import (
 // SIGSTOPped: the kernel takes its messages, the process reads them when
 // it runs again, late, which is what rule 4's stall guard must notice).
 type proc struct {
-	w   *World
-	id  string
-	run int // 0 for the first process, +1 per restart
-	up  bool
+	w    *World
+	id   string
+	node uint32 // its number in the network (network.procNode; 0: not yet)
+	run  int    // 0 for the first process, +1 per restart
+	up   bool
 	// paused: SIGSTOP; busy: the driver's loop is blocked on a call (a
 	// master loading its map or waiting for a write), as the real loop is.
 	paused, busy bool
