@@ -22,7 +22,6 @@ package gateway
 
 import (
 	"fmt"
-	"maps"
 	"slices"
 	"time"
 
@@ -137,7 +136,10 @@ type Log struct {
 	epochs   map[uint64]assignment
 	events   []*mcsimv1.GatewayEvent
 	sessions map[SessionID]Session
-	heard    map[SessionID]*hearing // one per open session
+	// heard is one hearing per open session, in id order: every pong
+	// looks its session up and every silence check walks them all, which
+	// a short sorted slice does cheaper than a map.
+	heard []hearing
 	// unfenced: stale epochs are accepted (DisableEpochFencing).
 	unfenced bool
 
@@ -159,8 +161,33 @@ func (l *Log) DisableEpochFencing() { l.unfenced = true }
 // hearing is when an open session was last heard, and whether it is
 // silent (logged SILENT and not heard since).
 type hearing struct {
+	id     SessionID
 	last   time.Time
 	silent bool
+}
+
+// hearing is open session id's hearing (nil: not open), valid until a
+// session opens or closes.
+func (l *Log) hearing(id SessionID) *hearing {
+	i, ok := l.hearingAt(id)
+	if !ok {
+		return nil
+	}
+	return &l.heard[i]
+}
+
+// hearingAt is where id's hearing is in heard, or would be.
+func (l *Log) hearingAt(id SessionID) (int, bool) {
+	lo, hi := 0, len(l.heard)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if l.heard[m].id < id {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo, lo < len(l.heard) && l.heard[lo].id == id
 }
 
 // NewLog returns an empty log whose monotonic timestamps count from start,
@@ -176,7 +203,6 @@ func NewLogWith(start time.Time, delays StatusDelays) *Log {
 		start:    start,
 		epochs:   make(map[uint64]assignment),
 		sessions: make(map[SessionID]Session),
-		heard:    make(map[SessionID]*hearing),
 		delays:   delays,
 		gone:     make(map[SessionID]goneSession),
 		statuses: newStatusQueue(),
@@ -238,7 +264,10 @@ func (l *Log) Open(now time.Time, coreappID string, shard, shards int32, epoch u
 	l.nextID++
 	s := Session{ID: l.nextID, CoreappID: coreappID, Shard: shard, Shards: shards, Epoch: epoch}
 	l.sessions[s.ID] = s
-	l.heard[s.ID] = &hearing{last: now} // the request is the first thing heard
+	// The request is the first thing heard. Ids only grow, so this
+	// mostly appends.
+	i, _ := l.hearingAt(s.ID)
+	l.heard = slices.Insert(l.heard, i, hearing{id: s.ID, last: now})
 	if _, ok := l.epochs[epoch]; !ok {
 		l.epochs[epoch] = assignment{coreappID, shard, shards}
 	}
@@ -286,7 +315,9 @@ func (l *Log) Open(now time.Time, coreappID string, shard, shards int32, epoch u
 // release forgets open session s and frees the buckets it holds.
 func (l *Log) release(s Session) {
 	delete(l.sessions, s.ID)
-	delete(l.heard, s.ID)
+	if i, ok := l.hearingAt(s.ID); ok {
+		l.heard = slices.Delete(l.heard, i, i+1)
+	}
 	for _, b := range buckets(s.Shard, s.Shards) {
 		if l.owner[b] == s.ID {
 			l.owner[b] = 0
@@ -320,8 +351,8 @@ func (l *Log) Close(now time.Time, id SessionID) (*mcsimv1.GatewayEvent, bool) {
 // session serves again: the HEARD event is logged and returned. Anything
 // else (a session that is not open, or was not silent) logs nothing.
 func (l *Log) Heard(now time.Time, id SessionID) (*mcsimv1.GatewayEvent, bool) {
-	h, ok := l.heard[id]
-	if !ok {
+	h := l.hearing(id)
+	if h == nil {
 		return nil, false
 	}
 	h.last = now
@@ -346,8 +377,8 @@ func (l *Log) Tick(now time.Time) []*mcsimv1.GatewayEvent {
 		return nil // the common case: a pong came since the check was set
 	}
 	var out []*mcsimv1.GatewayEvent
-	for _, id := range slices.Sorted(maps.Keys(l.heard)) {
-		if ev, ok := l.silence(now, id); ok {
+	for i := 0; i < len(l.heard); i++ { // in id order
+		if ev, ok := l.silence(now, l.heard[i].id); ok {
 			out = append(out, ev)
 		}
 	}
@@ -359,8 +390,8 @@ func (l *Log) anyOverdue(now time.Time) bool {
 	// Heard at or before cutoff is now.Sub(last) >= SilentAfter, with one
 	// Add per look instead of a Sub per session.
 	cutoff := now.Add(-SilentAfter)
-	for _, h := range l.heard {
-		if !h.silent && !h.last.After(cutoff) {
+	for i := range l.heard {
+		if h := &l.heard[i]; !h.silent && !h.last.After(cutoff) {
 			return true
 		}
 	}
@@ -372,8 +403,8 @@ func (l *Log) anyOverdue(now time.Time) bool {
 // SilentAfter without a pong is logged silent first whatever the timers
 // did: its service ended when it was last heard, not when it was ended.
 func (l *Log) silence(now time.Time, id SessionID) (*mcsimv1.GatewayEvent, bool) {
-	h, ok := l.heard[id]
-	if !ok || h.silent || now.Sub(h.last) < SilentAfter {
+	h := l.hearing(id)
+	if h == nil || h.silent || now.Sub(h.last) < SilentAfter {
 		return nil, false
 	}
 	h.silent = true
@@ -385,8 +416,8 @@ func (l *Log) silence(now time.Time, id SessionID) (*mcsimv1.GatewayEvent, bool)
 // Deadline is when open session id turns silent if it is not heard before;
 // false when it is not open or already silent (only Heard can end that).
 func (l *Log) Deadline(id SessionID) (time.Time, bool) {
-	h, ok := l.heard[id]
-	if !ok || h.silent {
+	h := l.hearing(id)
+	if h == nil || h.silent {
 		return time.Time{}, false
 	}
 	return h.last.Add(SilentAfter), true
@@ -395,8 +426,8 @@ func (l *Log) Deadline(id SessionID) (time.Time, bool) {
 // LastHeard is when open session id was last heard, and whether it is
 // silent now.
 func (l *Log) LastHeard(id SessionID) (last time.Time, silent, open bool) {
-	h, ok := l.heard[id]
-	if !ok {
+	h := l.hearing(id)
+	if h == nil {
 		return time.Time{}, false, false
 	}
 	return h.last, h.silent, true
