@@ -277,7 +277,7 @@ func (m *masterNode) heartbeat(a primary.SendHeartbeat) {
 	}
 	*h = hbCall{m: m, c: c, term: a.Term, seq: a.Seq, leaseEpoch: a.LeaseEpoch}
 	h.recs = m.records(a.Term, c)
-	h.recs.sent(a.Seq, m.p.local())
+	h.recs.sent(a.Seq, m.p.localNs())
 	m.w.callWith(&h.call, m.p, c.p, h, replyToLoop, m.snap.ui)
 }
 
@@ -316,7 +316,7 @@ func (h *hbCall) serve(c *rpc) { c.respond(h.c.heartbeat(h.m.p.id, h.leaseEpoch)
 
 func (h *hbCall) arrived(_ any, err error) {
 	if err == nil {
-		h.recs.arrived(h.seq, h.m.p.local())
+		h.recs.arrived(h.seq, h.m.p.localNs())
 	}
 }
 
