@@ -89,7 +89,7 @@ func (p *proc) local() time.Time {
 		// gives, as float64 holds such a duration exactly.
 		return p.w.now
 	}
-	return p.w.zero.Add(time.Duration(p.localNs()))
+	return p.w.timeAt(p.localNs())
 }
 
 // localNs is local in nanoseconds since the world's zero.
@@ -103,7 +103,7 @@ func (p *proc) globalAt(t time.Time) time.Time {
 	if g == p.w.nowNs {
 		return p.w.now
 	}
-	return p.w.zero.Add(time.Duration(g))
+	return p.w.timeAt(g)
 }
 
 // globalAtNs is globalAt in nanoseconds since the world's zero.

@@ -91,6 +91,11 @@ func (w *World) atTask(t time.Time, tk task) {
 	w.atNs(w.sinceZero(t), tk)
 }
 
+// timeAt is the time ns nanoseconds after zero: w.zero.Add(ns), built
+// from Unix nanoseconds, which costs half as much (TestTimeAt: the very
+// same time.Time); the clock moves on nearly every event.
+func (w *World) timeAt(ns int64) time.Time { return time.Unix(0, w.zeroNs+ns).UTC() }
+
 // sinceZero is t.Sub(w.zero) for any t of a run (centuries away from
 // where UnixNano overflows), by integer arithmetic.
 func (w *World) sinceZero(t time.Time) int64 { return t.UnixNano() - w.zeroNs }
@@ -139,7 +144,7 @@ func (w *World) runUntilNs(until int64) {
 			}
 		} else {
 			same = 0
-			w.now, w.nowNs = w.zero.Add(time.Duration(ev.at)), ev.at
+			w.now, w.nowNs = w.timeAt(ev.at), ev.at
 		}
 		tk := w.tasks[ev.slot]
 		w.tasks[ev.slot] = nil
@@ -148,7 +153,7 @@ func (w *World) runUntilNs(until int64) {
 		tk.run()
 	}
 	if until > w.nowNs {
-		w.now, w.nowNs = w.zero.Add(time.Duration(until)), until
+		w.now, w.nowNs = w.timeAt(until), until
 	}
 }
 
