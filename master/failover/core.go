@@ -25,6 +25,10 @@ type Core struct {
 	resumedAt time.Time  // last stall resume (rule 4); zero if none
 	now       time.Time  // now of the last Step (or New)
 	wantWake  time.Time  // NextWake after the last Step, for stall detection
+	// stallAt is stallFrom (wantWake) + stallTh, the threshold in force
+	// when it was computed: a Step after it is a stall (IsStall).
+	stallFrom, stallAt time.Time
+	stallTh            time.Duration
 	// startupUntil ends the start-up wait of a fresh cluster (see
 	// awaitingCoreapps); zero when there is none or it is over.
 	startupUntil    time.Time
@@ -206,10 +210,14 @@ func (c *Core) begin(now time.Time, ev Event) error {
 	if err := c.validate(ev); err != nil {
 		return err
 	}
-	// IsStall, as a comparison with the latest Step that is not a stall:
-	// every event a core is stepped with asks, and Sub costs several
-	// times what Add and After do.
-	if !c.wantWake.IsZero() && now.After(c.wantWake.Add(c.cfg.stallThreshold())) {
+	// IsStall, as a comparison with the latest Step that is not a stall
+	// (kept while the wake-up and the threshold stay): every event a
+	// core is stepped with asks, and Sub costs several times what a
+	// comparison does.
+	if th := c.cfg.stallThreshold(); c.stallFrom != c.wantWake || c.stallTh != th {
+		c.stallFrom, c.stallTh, c.stallAt = c.wantWake, th, c.wantWake.Add(th)
+	}
+	if !c.wantWake.IsZero() && now.After(c.stallAt) {
 		c.stall(now, now.Sub(c.wantWake), "late-step")
 	}
 	c.apply(now, ev)
