@@ -140,6 +140,7 @@ type Log struct {
 	// looks its session up and every silence check walks them all, which
 	// a short sorted slice does cheaper than a map.
 	heard []hearing
+	hint  int // where in heard the last lookup found its session
 	// unfenced: stale epochs are accepted (DisableEpochFencing).
 	unfenced bool
 
@@ -169,10 +170,18 @@ type hearing struct {
 // hearing is open session id's hearing (nil: not open), valid until a
 // session opens or closes.
 func (l *Log) hearing(id SessionID) *hearing {
+	// Lookups mostly go through the sessions in id order (a round of
+	// pongs, a look at every session): the one after the last found is
+	// tried first. A stale hint only costs the search.
+	if i := l.hint + 1; i < len(l.heard) && l.heard[i].id == id {
+		l.hint = i
+		return &l.heard[i]
+	}
 	i, ok := l.hearingAt(id)
 	if !ok {
 		return nil
 	}
+	l.hint = i
 	return &l.heard[i]
 }
 
