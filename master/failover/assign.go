@@ -26,7 +26,7 @@ func (c *Core) loseShard(now time.Time, s int, reason LostReason) {
 	}
 	c.reports = append(c.reports, ShardLost{Shard: s, Coreapp: a.Coreapp, Epoch: a.Epoch, Reason: reason, At: now})
 	c.sm.Assignments[s] = Assignment{Shard: s}
-	c.shards[s] = shardState{lostFrom: a.Coreapp, lostAt: now}
+	c.setShard(s, shardState{lostFrom: a.Coreapp, lostAt: now})
 	c.dirty = true
 }
 
@@ -122,7 +122,7 @@ func (c *Core) give(s int, id string) uint64 {
 		c.unassigned--
 	}
 	c.sm.Assignments[s] = Assignment{Shard: s, Coreapp: id, Epoch: e}
-	c.shards[s] = shardState{owner: c.coreapps[id]}
+	c.setShard(s, shardState{owner: c.coreapps[id]})
 	c.rpcs = append(c.rpcs, Assign{Shard: s, Coreapp: id, Epoch: e, Shards: len(c.sm.Assignments)})
 	c.dirty = true
 	return e
@@ -143,6 +143,9 @@ func (c *Core) remap(n int) {
 	c.sm.Assignments = make([]Assignment, n)
 	oldStates := c.shards
 	c.shards = make([]shardState, n)
+	for _, ca := range c.coreapps {
+		ca.owns = 0 // counted again as give hands the shards out
+	}
 	for s := range c.sm.Assignments {
 		c.sm.Assignments[s].Shard = s
 		if s < len(old) && old[s].Coreapp == "" {

@@ -73,6 +73,8 @@ type coreapp struct {
 	// reassignment retries to one per heartbeat interval per coreapp.
 	benched         bool
 	benchedAfterSeq uint64
+	// owns counts the shards whose owner it is (shardState.owner).
+	owns int
 	// due is dueOf as of the last touch; hi is 1 + its place in Core.due
 	// (0: not there).
 	due time.Time
@@ -140,6 +142,7 @@ func New(cfg Config, m ShardMap, now time.Time) (*Core, error) {
 			c.sortedIDs = nil
 		}
 		c.shards[i].owner = c.coreapps[a.Coreapp]
+		c.shards[i].owner.owns++
 	}
 	c.unassigned = c.countUnassigned()
 	if len(c.sm.Assignments) != cfg.Shards {
@@ -573,7 +576,7 @@ func (c *Core) adopt(now time.Time, id string, s ServedShard) bool {
 	}
 	c.reports = append(c.reports, ShardAdopted{Shard: s.Shard, Coreapp: id, Epoch: s.Epoch, From: a.Coreapp, FromEpoch: a.Epoch, At: now})
 	c.sm.Assignments[s.Shard] = Assignment{Shard: s.Shard, Coreapp: id, Epoch: s.Epoch}
-	c.shards[s.Shard] = shardState{owner: c.find(id), confirmed: true, confirmedAfterSeq: c.find(id).lastSeq}
+	c.setShard(s.Shard, shardState{owner: c.find(id), confirmed: true, confirmedAfterSeq: c.find(id).lastSeq})
 	c.dirty = true
 	return true
 }
@@ -613,7 +616,10 @@ func (c *Core) answered(now time.Time, ev HeartbeatAnswered) {
 		// stops it at the gateway; tell it to let go.
 		c.rpcs = append(c.rpcs, Release{Shard: s.Shard, Coreapp: ev.ID, Epoch: s.Epoch})
 	}
-	// Every answer walks every shard: by pointer, cheapest test first.
+	if c.reportsAllOwned(ca, ev.Shards) {
+		return // every shard it owns is reported at its epoch: none is lost
+	}
+	// Otherwise every shard is walked: by pointer, cheapest test first.
 	for s := range c.shards {
 		st := &c.shards[s]
 		if st.owner != ca || !st.confirmed || ev.Seq <= st.confirmedAfterSeq {
@@ -624,6 +630,34 @@ func (c *Core) answered(now time.Time, ev HeartbeatAnswered) {
 			c.loseShard(now, s, LostNotServed)
 		}
 	}
+}
+
+// reportsAllOwned says whether served lists exactly the shards ca owns,
+// each once (in increasing order, as a coreapp lists them) and at the
+// map's epoch: then the walk of every shard would lose none. It is what
+// almost every answer says.
+func (c *Core) reportsAllOwned(ca *coreapp, served []ServedShard) bool {
+	if len(served) != ca.owns {
+		return false
+	}
+	for i, s := range served {
+		if s.Shard < 0 || s.Shard >= len(c.shards) || i > 0 && s.Shard <= served[i-1].Shard ||
+			c.shards[s.Shard].owner != ca || c.sm.Assignments[s.Shard].Epoch != s.Epoch {
+			return false
+		}
+	}
+	return true
+}
+
+// setShard replaces shard s's state, keeping the owners' counts.
+func (c *Core) setShard(s int, st shardState) {
+	if old := c.shards[s].owner; old != nil {
+		old.owns--
+	}
+	if st.owner != nil {
+		st.owner.owns++
+	}
+	c.shards[s] = st
 }
 
 // reportedEpoch is the epoch an answer reports for shard s (the last

@@ -129,7 +129,19 @@ func checkDueIndex(c *Core, now time.Time) error {
 			return fmt.Errorf("%s at %d is due before its parent", ca.id, i)
 		}
 	}
-	// Each shard's owner pointer names the coreapp its assignment names.
+	// Each shard's owner pointer names the coreapp its assignment names,
+	// and each coreapp's count of them is right.
+	owns := map[*coreapp]int{}
+	for _, st := range c.shards {
+		if st.owner != nil {
+			owns[st.owner]++
+		}
+	}
+	for id, ca := range c.coreapps {
+		if ca.owns != owns[ca] {
+			return fmt.Errorf("%s: owns %d shards by its count, %d by the owner pointers", id, ca.owns, owns[ca])
+		}
+	}
 	for sh, a := range c.sm.Assignments {
 		if want := c.coreapps[a.Coreapp]; c.shards[sh].owner != want || a.Coreapp != "" && want == nil {
 			return fmt.Errorf("shard %d: owner pointer disagrees with the map's owner %q", sh, a.Coreapp)
