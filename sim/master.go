@@ -326,7 +326,7 @@ func (h *hbCall) reply(v any, err error) {
 	if err == nil {
 		r.Failed, r.Shards = false, v.([]failover.ServedShard)
 	}
-	if h.reusable(err) {
+	if h.reusable(err) && !m.w.noCallReuse {
 		m.w.hbFree = append(m.w.hbFree, h)
 	}
 	if m.p.draining {

@@ -20,6 +20,9 @@ type Config struct {
 	Seed uint64
 	// Sabotage disables safety mechanisms (selftest only).
 	Sabotage Sabotage
+	// noCallReuse makes every heartbeat call afresh (World.hbFree), for
+	// the test that reusing them changes nothing.
+	noCallReuse bool
 }
 
 // Target is the simulator as a scenarios.Target: virtual time, one
@@ -60,6 +63,7 @@ func (t *Target) Start(ctx context.Context, c scenarios.Cluster, settingsBody js
 		return fmt.Errorf("shards: %w", err)
 	}
 	w := newWorld(t.cfg.Seed, t.cfg.Sabotage)
+	w.noCallReuse = t.cfg.noCallReuse
 	t.w, t.shards = w, c.Shards
 	w.store = newStore(w, c.Shards)
 	w.store.p.up = true

@@ -70,7 +70,8 @@ type World struct {
 	// hbFree are heartbeat calls done with, for the next ones: the
 	// heartbeat is the most frequent call, and its allocation was a third
 	// of what a run allocates.
-	hbFree []*hbCall
+	hbFree      []*hbCall
+	noCallReuse bool // Config.noCallReuse
 }
 
 func newWorld(seed uint64, sab Sabotage) *World {
