@@ -24,7 +24,7 @@ func TestCallReuseChangesNothing(t *testing.T) {
 	runs := []struct {
 		sc    *scenarios.Scenario
 		seeds int
-	}{{nemesis, 20}, {soak, 2}}
+	}{{nemesis, 10}, {soak, 2}}
 	for _, r := range runs {
 		for seed := uint64(1); seed <= uint64(r.seeds); seed++ {
 			a := reuseRun(t, r.sc, seed, false)
