@@ -22,7 +22,6 @@ package gateway
 
 import (
 	"fmt"
-	"maps"
 	"slices"
 	"time"
 
@@ -137,7 +136,11 @@ type Log struct {
 	epochs   map[uint64]assignment
 	events   []*mcsimv1.GatewayEvent
 	sessions map[SessionID]Session
-	heard    map[SessionID]*hearing // one per open session
+	// heard is one hearing per open session, in id order: every pong
+	// looks its session up and every silence check walks them all, which
+	// a short sorted slice does cheaper than a map.
+	heard []hearing
+	hint  int // where in heard the last lookup found its session
 	// unfenced: stale epochs are accepted (DisableEpochFencing).
 	unfenced bool
 
@@ -159,8 +162,41 @@ func (l *Log) DisableEpochFencing() { l.unfenced = true }
 // hearing is when an open session was last heard, and whether it is
 // silent (logged SILENT and not heard since).
 type hearing struct {
+	id     SessionID
 	last   time.Time
 	silent bool
+}
+
+// hearing is open session id's hearing (nil: not open), valid until a
+// session opens or closes.
+func (l *Log) hearing(id SessionID) *hearing {
+	// Lookups mostly go through the sessions in id order (a round of
+	// pongs, a look at every session): the one after the last found is
+	// tried first. A stale hint only costs the search.
+	if i := l.hint + 1; i < len(l.heard) && l.heard[i].id == id {
+		l.hint = i
+		return &l.heard[i]
+	}
+	i, ok := l.hearingAt(id)
+	if !ok {
+		return nil
+	}
+	l.hint = i
+	return &l.heard[i]
+}
+
+// hearingAt is where id's hearing is in heard, or would be.
+func (l *Log) hearingAt(id SessionID) (int, bool) {
+	lo, hi := 0, len(l.heard)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if l.heard[m].id < id {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo, lo < len(l.heard) && l.heard[lo].id == id
 }
 
 // NewLog returns an empty log whose monotonic timestamps count from start,
@@ -176,7 +212,6 @@ func NewLogWith(start time.Time, delays StatusDelays) *Log {
 		start:    start,
 		epochs:   make(map[uint64]assignment),
 		sessions: make(map[SessionID]Session),
-		heard:    make(map[SessionID]*hearing),
 		delays:   delays,
 		gone:     make(map[SessionID]goneSession),
 		statuses: newStatusQueue(),
@@ -238,7 +273,10 @@ func (l *Log) Open(now time.Time, coreappID string, shard, shards int32, epoch u
 	l.nextID++
 	s := Session{ID: l.nextID, CoreappID: coreappID, Shard: shard, Shards: shards, Epoch: epoch}
 	l.sessions[s.ID] = s
-	l.heard[s.ID] = &hearing{last: now} // the request is the first thing heard
+	// The request is the first thing heard. Ids only grow, so this
+	// mostly appends.
+	i, _ := l.hearingAt(s.ID)
+	l.heard = slices.Insert(l.heard, i, hearing{id: s.ID, last: now})
 	if _, ok := l.epochs[epoch]; !ok {
 		l.epochs[epoch] = assignment{coreappID, shard, shards}
 	}
@@ -286,7 +324,9 @@ func (l *Log) Open(now time.Time, coreappID string, shard, shards int32, epoch u
 // release forgets open session s and frees the buckets it holds.
 func (l *Log) release(s Session) {
 	delete(l.sessions, s.ID)
-	delete(l.heard, s.ID)
+	if i, ok := l.hearingAt(s.ID); ok {
+		l.heard = slices.Delete(l.heard, i, i+1)
+	}
 	for _, b := range buckets(s.Shard, s.Shards) {
 		if l.owner[b] == s.ID {
 			l.owner[b] = 0
@@ -320,8 +360,8 @@ func (l *Log) Close(now time.Time, id SessionID) (*mcsimv1.GatewayEvent, bool) {
 // session serves again: the HEARD event is logged and returned. Anything
 // else (a session that is not open, or was not silent) logs nothing.
 func (l *Log) Heard(now time.Time, id SessionID) (*mcsimv1.GatewayEvent, bool) {
-	h, ok := l.heard[id]
-	if !ok {
+	h := l.hearing(id)
+	if h == nil {
 		return nil, false
 	}
 	h.last = now
@@ -346,8 +386,8 @@ func (l *Log) Tick(now time.Time) []*mcsimv1.GatewayEvent {
 		return nil // the common case: a pong came since the check was set
 	}
 	var out []*mcsimv1.GatewayEvent
-	for _, id := range slices.Sorted(maps.Keys(l.heard)) {
-		if ev, ok := l.silence(now, id); ok {
+	for i := 0; i < len(l.heard); i++ { // in id order
+		if ev, ok := l.silence(now, l.heard[i].id); ok {
 			out = append(out, ev)
 		}
 	}
@@ -356,8 +396,11 @@ func (l *Log) Tick(now time.Time) []*mcsimv1.GatewayEvent {
 
 // anyOverdue says whether silence would log anything at now.
 func (l *Log) anyOverdue(now time.Time) bool {
-	for _, h := range l.heard {
-		if !h.silent && now.Sub(h.last) >= SilentAfter {
+	// Heard at or before cutoff is now.Sub(last) >= SilentAfter, with one
+	// Add per look instead of a Sub per session.
+	cutoff := now.Add(-SilentAfter)
+	for i := range l.heard {
+		if h := &l.heard[i]; !h.silent && !h.last.After(cutoff) {
 			return true
 		}
 	}
@@ -369,8 +412,8 @@ func (l *Log) anyOverdue(now time.Time) bool {
 // SilentAfter without a pong is logged silent first whatever the timers
 // did: its service ended when it was last heard, not when it was ended.
 func (l *Log) silence(now time.Time, id SessionID) (*mcsimv1.GatewayEvent, bool) {
-	h, ok := l.heard[id]
-	if !ok || h.silent || now.Sub(h.last) < SilentAfter {
+	h := l.hearing(id)
+	if h == nil || h.silent || now.Sub(h.last) < SilentAfter {
 		return nil, false
 	}
 	h.silent = true
@@ -382,8 +425,8 @@ func (l *Log) silence(now time.Time, id SessionID) (*mcsimv1.GatewayEvent, bool)
 // Deadline is when open session id turns silent if it is not heard before;
 // false when it is not open or already silent (only Heard can end that).
 func (l *Log) Deadline(id SessionID) (time.Time, bool) {
-	h, ok := l.heard[id]
-	if !ok || h.silent {
+	h := l.hearing(id)
+	if h == nil || h.silent {
 		return time.Time{}, false
 	}
 	return h.last.Add(SilentAfter), true
@@ -392,8 +435,8 @@ func (l *Log) Deadline(id SessionID) (time.Time, bool) {
 // LastHeard is when open session id was last heard, and whether it is
 // silent now.
 func (l *Log) LastHeard(id SessionID) (last time.Time, silent, open bool) {
-	h, ok := l.heard[id]
-	if !ok {
+	h := l.hearing(id)
+	if h == nil {
 		return time.Time{}, false, false
 	}
 	return h.last, h.silent, true

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"math"
 	"slices"
 	"testing"
 	"time"
@@ -59,18 +60,21 @@ func runPhased(t *testing.T, name string, n uint64, fault, expect int, phaseOf f
 // lastHeartbeat is the phase of a crash of coreapp node at: how long
 // after the primary last sent it a heartbeat.
 func lastHeartbeat(w *World, node string, at time.Time) time.Duration {
-	var last time.Time
+	last, atNs := int64(math.MinInt64), w.sinceZero(at)
 	for k, rs := range w.truth.heartbeats {
 		if k.coreapp != node {
 			continue
 		}
 		for _, r := range rs.recent() {
-			if r.sentAt.After(last) && !r.sentAt.After(at) {
+			if r.sentAt > last && r.sentAt <= atNs {
 				last = r.sentAt
 			}
 		}
 	}
-	return at.Sub(last)
+	if last == math.MinInt64 {
+		return at.Sub(time.Time{}) // none: as far back as a zero time
+	}
+	return time.Duration(atNs - last)
 }
 
 // lastRenewal is the phase of a crash of master node at: how long after

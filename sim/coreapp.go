@@ -1,7 +1,6 @@
 package sim
 
 import (
-	"cmp"
 	"errors"
 	"fmt"
 	"slices"
@@ -95,7 +94,17 @@ func (c *coreappNode) readSettings() {
 
 func (c *coreappNode) rewake() { c.p.wake(c.b.NextWake(), c.tickFn) }
 
-func (c *coreappNode) tick() { c.step(books.Tick{}) }
+// tick is the books' wake-up. Mostly a ping moved the silence deadline
+// since it was asked for, and a Tick before the books' NextWake finds
+// nothing due and changes nothing: then only the wake-up moves, without
+// stepping them (a third of a cluster's events are these).
+func (c *coreappNode) tick() {
+	if w := c.b.NextWake(); !w.IsZero() && c.p.local().Before(w) {
+		c.p.wake(w, c.tickFn)
+		return
+	}
+	c.step(books.Tick{})
+}
 
 // step steps the books at the own clock's now, carries out what they
 // decide and returns the verdict on a command (Accept or Refuse).
@@ -207,7 +216,11 @@ func (c *coreappNode) heartbeat(master string, leaseEpoch uint64) (any, error) {
 	if c.hbAsked == nil || c.hbAskedEpoch != leaseEpoch {
 		c.hbAsked, c.hbAskedEpoch = books.HeartbeatAsked{Coreapp: c.p.id, LeaseEpoch: leaseEpoch}, leaseEpoch
 	}
-	if err := refusal(c.step(c.hbAsked)); err != nil {
+	// Stepped without carry: a heartbeat's only action is the verdict,
+	// and it moves no silence deadline, so the wake-up stands (asking
+	// again after every heartbeat would change nothing).
+	acts, _ := c.b.Step(c.p.local(), c.hbAsked)
+	if err := refusal(verdictOf(acts)); err != nil {
 		return nil, err
 	}
 	if c.b.LeaseEpoch() > before {
@@ -222,6 +235,17 @@ func (c *coreappNode) heartbeat(master string, leaseEpoch uint64) (any, error) {
 		c.answerAny = c.answer
 	}
 	return c.answerAny, nil
+}
+
+// verdictOf is the Accept or Refuse among acts (nil: none).
+func verdictOf(acts []books.Action) books.Action {
+	for _, a := range acts {
+		switch a.(type) {
+		case books.Accept, books.Refuse:
+			return a
+		}
+	}
+	return nil
 }
 
 // sameShards says whether held lists the shards and epochs of answer.
@@ -332,10 +356,20 @@ type openSession struct {
 	id gateway.SessionID
 }
 
+// find is where k's session is, or would be, in shard and epoch order.
+// Written out rather than slices.BinarySearchFunc, whose comparison func
+// is called, not inlined: every gateway ping looks its session up.
 func (s openSessions) find(k sessKey) (int, bool) {
-	return slices.BinarySearchFunc(s, k, func(o openSession, k sessKey) int {
-		return cmp.Or(cmp.Compare(o.k.shard, k.shard), cmp.Compare(o.k.epoch, k.epoch))
-	})
+	lo, hi := 0, len(s)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if o := s[m].k; o.shard < k.shard || o.shard == k.shard && o.epoch < k.epoch {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo, lo < len(s) && s[lo].k == k
 }
 
 func (s openSessions) get(k sessKey) (gateway.SessionID, bool) {

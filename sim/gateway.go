@@ -173,13 +173,20 @@ func (g *gatewayNode) heard(id gateway.SessionID) {
 // scheduleTick wakes the log when the first open session is due to turn
 // silent.
 func (g *gatewayNode) scheduleTick() {
-	var next time.Time
+	// The earliest deadline is the earliest last hearing plus
+	// SilentAfter: one Add, not one per session (log.Deadline).
+	var last time.Time
+	found := false
 	for _, s := range g.open {
-		if d, ok := g.log.Deadline(s.id); ok && (next.IsZero() || d.Before(next)) {
-			next = d
+		if l, silent, open := g.log.LastHeard(s.id); open && !silent && (!found || l.Before(last)) {
+			last, found = l, true
 		}
 	}
-	if next.IsZero() || (!g.tickAt.IsZero() && !next.Before(g.tickAt)) {
+	if !found {
+		return
+	}
+	next := last.Add(gateway.SilentAfter)
+	if !g.tickAt.IsZero() && !next.Before(g.tickAt) {
 		return
 	}
 	g.tickAt = next

@@ -50,6 +50,11 @@ type masterNode struct {
 	// neither the event nor its slice).
 	hbDone   primary.Event
 	hbResult [1]primary.HeartbeatResult
+	// recs are the ground truth's records of the heartbeats of term
+	// recsTerm in run recsRun, by coreapp (records).
+	recs     map[*coreappNode]*hbRecords
+	recsTerm uint64
+	recsRun  int
 }
 
 func newMaster(w *World, id string, expect int) *masterNode {
@@ -264,9 +269,31 @@ func (m *masterNode) heartbeat(a primary.SendHeartbeat) {
 		m.later(func() { m.step(failed) })
 		return
 	}
-	h := &hbCall{m: m, c: c, term: a.Term, seq: a.Seq, leaseEpoch: a.LeaseEpoch}
-	h.recs = m.w.truth.heartbeatSent(m.hbKey(a.Term, a.Coreapp), a.Seq, m.p.local())
+	var h *hbCall
+	if n := len(m.w.hbFree); n > 0 {
+		h, m.w.hbFree = m.w.hbFree[n-1], m.w.hbFree[:n-1]
+	} else {
+		h = new(hbCall)
+	}
+	*h = hbCall{m: m, c: c, term: a.Term, seq: a.Seq, leaseEpoch: a.LeaseEpoch}
+	h.recs = m.records(a.Term, c)
+	h.recs.sent(a.Seq, m.p.localNs())
 	m.w.callWith(&h.call, m.p, c.p, h, replyToLoop, m.snap.ui)
+}
+
+// records are the ground truth's heartbeat records of c in term, kept
+// per coreapp node for the term: the truth's own map is keyed by two
+// strings, and every heartbeat asks.
+func (m *masterNode) records(term uint64, c *coreappNode) *hbRecords {
+	if m.recs == nil || m.recsTerm != term || m.recsRun != m.p.run {
+		m.recs, m.recsTerm, m.recsRun = map[*coreappNode]*hbRecords{}, term, m.p.run
+	}
+	r := m.recs[c]
+	if r == nil {
+		r = m.w.truth.records(m.hbKey(term, c.p.id))
+		m.recs[c] = r
+	}
+	return r
 }
 
 // hbCall is one heartbeat call: the coreapp answers with the shards it
@@ -274,7 +301,9 @@ func (m *masterNode) heartbeat(a primary.SendHeartbeat) {
 // the master steps the result.
 //
 // It is the most frequent allocation of a run, so it keeps no more than
-// it needs of the SendHeartbeat (the coreapp's id is c's).
+// it needs of the SendHeartbeat (the coreapp's id is c's), and once its
+// reply has run it is reused (World.hbFree) if nothing can reach it any
+// more (reusable).
 type hbCall struct {
 	call                  rpc
 	m                     *masterNode
@@ -287,7 +316,7 @@ func (h *hbCall) serve(c *rpc) { c.respond(h.c.heartbeat(h.m.p.id, h.leaseEpoch)
 
 func (h *hbCall) arrived(_ any, err error) {
 	if err == nil {
-		h.recs.arrived(h.seq, h.m.p.local())
+		h.recs.arrived(h.seq, h.m.p.localNs())
 	}
 }
 
@@ -297,6 +326,9 @@ func (h *hbCall) reply(v any, err error) {
 	if err == nil {
 		r.Failed, r.Shards = false, v.([]failover.ServedShard)
 	}
+	if h.reusable(err) && !m.w.noCallReuse {
+		m.w.hbFree = append(m.w.hbFree, h)
+	}
 	if m.p.draining {
 		// Queued while the loop was blocked: stepped together with the
 		// rest of the backlog (master/node.go handleQueued).
@@ -305,6 +337,14 @@ func (h *hbCall) reply(v any, err error) {
 	}
 	m.hbResult[0] = r
 	m.step(m.hbDone)
+}
+
+// reusable says whether nothing but the reply running now refers to the
+// call: its outcome came back (after a timeout, the answer may still be
+// on its way), so its request, handler and timeout are done with, and the
+// callee's resets list has let go of it.
+func (h *hbCall) reusable(err error) bool {
+	return err != errTimeout && !h.call.registered
 }
 
 func (m *masterNode) assign(a primary.Assign) {

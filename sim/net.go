@@ -3,6 +3,7 @@ package sim
 import (
 	"cmp"
 	"errors"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -31,6 +32,11 @@ const (
 
 type linkKey struct{ from, to string }
 
+// linkID is a link by its nodes' numbers (network.node): its order state
+// is looked up on every stream message, and an integer hashes cheaper
+// than two strings.
+type linkID uint64
+
 type network struct {
 	w      *World
 	faults map[linkKey]scenarios.NetLink
@@ -38,7 +44,11 @@ type network struct {
 	// heldOrder lists the links with held messages in the order they were
 	// first held, so a heal delivers them in a fixed order.
 	heldOrder []linkKey
-	last      map[linkKey]*time.Time // the last stream delivery per link
+	// last is the last stream delivery per link, in nanoseconds since
+	// the world's zero.
+	last map[linkID]*int64
+	// nodes numbers the nodes by id, from 1 (a proc keeps its number).
+	nodes map[string]uint32
 	// flying are the stream messages sent under a delay and not yet
 	// delivered, per link, in order.
 	flying map[linkKey][]*flight
@@ -48,7 +58,7 @@ type network struct {
 }
 
 func newNetwork(w *World) *network {
-	return &network{w: w, faults: map[linkKey]scenarios.NetLink{}, held: map[linkKey][]task{}, last: map[linkKey]*time.Time{}, stalled: map[linkKey][]task{}, flying: map[linkKey][]*flight{}}
+	return &network{w: w, faults: map[linkKey]scenarios.NetLink{}, held: map[linkKey][]task{}, last: map[linkID]*int64{}, nodes: map[string]uint32{}, stalled: map[linkKey][]task{}, flying: map[linkKey][]*flight{}}
 }
 
 // latency draws one datagram's latency on a link with fault f.
@@ -63,10 +73,42 @@ func (n *network) latency(f scenarios.NetLink) time.Duration {
 // stream sends one message of a TCP stream from → to.
 func (n *network) stream(from, to string, deliver func()) { n.streamTask(from, to, fn(deliver)) }
 
+// node is the number of node id, given on first use.
+func (n *network) node(id string) uint32 {
+	x, ok := n.nodes[id]
+	if !ok {
+		x = uint32(len(n.nodes) + 1)
+		n.nodes[id] = x
+	}
+	return x
+}
+
+// procNode is p's node number, looked up once per proc.
+func (n *network) procNode(p *proc) uint32 {
+	if p.node == 0 {
+		p.node = n.node(p.id)
+	}
+	return p.node
+}
+
+func (n *network) link(from, to string) linkID {
+	return linkID(n.node(from))<<32 | linkID(n.node(to))
+}
+
 // streamTask sends one message of a TCP stream from → to, delivered by
 // running deliver.
 func (n *network) streamTask(from, to string, deliver task) {
-	k := linkKey{from, to}
+	n.streamOn(linkKey{from, to}, n.link(from, to), deliver)
+}
+
+// streamProcs is streamTask between two procs (a call's request and
+// answer), whose node numbers need no lookup.
+func (n *network) streamProcs(from, to *proc, deliver task) {
+	n.streamOn(linkKey{from.id, to.id}, linkID(n.procNode(from))<<32|linkID(n.procNode(to)), deliver)
+}
+
+// streamOn sends deliver on link k, whose number is id.
+func (n *network) streamOn(k linkKey, id linkID, deliver task) {
 	if len(n.stalled) > 0 {
 		if q, ok := n.stalled[k]; ok {
 			n.stalled[k] = append(q, deliver)
@@ -86,17 +128,17 @@ func (n *network) streamTask(from, to string, deliver task) {
 		n.w.after(rto, func() { n.retransmit(k, rto, 1) })
 		return
 	}
-	n.send(k, f, deliver)
+	n.send(k, id, f, deliver)
 }
 
 // send delivers one message after the link's latency, in order. A
 // message sent under a delay stays in flight on its link: a change of
 // the table re-times it under the new link (refly), as faultnet re-times
 // its queued writes, so a heal releases it at once and a cut holds it.
-func (n *network) send(k linkKey, f scenarios.NetLink, deliver task) {
+func (n *network) send(k linkKey, id linkID, f scenarios.NetLink, deliver task) {
 	base := n.w.uniform(baseLatency-baseJitter, baseLatency+baseJitter)
 	if f.Latency == 0 && f.Jitter == 0 {
-		n.schedule(k, n.w.now.Add(base), deliver)
+		n.schedule(id, n.w.nowNs+int64(base), deliver)
 		return
 	}
 	fl := &flight{sent: n.w.now, base: base, deliver: deliver}
@@ -104,22 +146,23 @@ func (n *network) send(k linkKey, f scenarios.NetLink, deliver task) {
 		fl.u = 2*n.w.rng.Float64() - 1
 	}
 	n.flying[k] = append(n.flying[k], fl)
-	n.fly(k, fl, fl.arrival(f))
+	n.fly(k, id, fl, fl.arrival(f))
 }
 
-// schedule delivers at at, or after the last message on the link.
-func (n *network) schedule(k linkKey, at time.Time, deliver task) time.Time {
-	last := n.last[k]
+// schedule delivers at at (nanoseconds since the world's zero), or after
+// the last message on the link.
+func (n *network) schedule(id linkID, at int64, deliver task) {
+	last := n.last[id]
 	if last == nil {
-		last = new(time.Time)
-		n.last[k] = last
+		last = new(int64)
+		*last = math.MinInt64
+		n.last[id] = last
 	}
-	if at.Before(*last) {
+	if at < *last {
 		at = *last // a stream stays in order
 	}
 	*last = at
-	n.w.atTask(at, deliver)
-	return at
+	n.w.atNs(at, deliver)
 }
 
 // flight is a stream message in flight under a delay.
@@ -135,11 +178,12 @@ func (fl *flight) arrival(f scenarios.NetLink) time.Time {
 	return fl.sent.Add(fl.base + f.Latency + time.Duration(fl.u*float64(f.Jitter)))
 }
 
-// fly schedules fl's delivery at at (in order on its link).
-func (n *network) fly(k linkKey, fl *flight, at time.Time) {
+// fly schedules fl's delivery at at (in order on its link k, numbered
+// id).
+func (n *network) fly(k linkKey, id linkID, fl *flight, at time.Time) {
 	fl.gen++
 	gen := fl.gen
-	n.schedule(k, at, fn(func() {
+	n.schedule(id, n.w.sinceZero(at), fn(func() {
 		if fl.gen != gen {
 			return
 		}
@@ -161,7 +205,8 @@ func (n *network) refly(k linkKey) {
 	}
 	delete(n.flying, k)
 	f := n.faults[k]
-	delete(n.last, k)
+	id := n.link(k.from, k.to)
+	delete(n.last, id)
 	for _, fl := range q {
 		fl.gen++ // the scheduled delivery is void
 		if f.Cut {
@@ -173,7 +218,7 @@ func (n *network) refly(k linkKey) {
 			at = n.w.now
 		}
 		n.flying[k] = append(n.flying[k], fl)
-		n.fly(k, fl, at)
+		n.fly(k, id, fl, at)
 	}
 }
 
@@ -206,7 +251,7 @@ func (n *network) retransmit(k linkKey, r time.Duration, losses int) {
 		return
 	}
 	delete(n.stalled, k)
-	n.send(k, f, q[0])
+	n.send(k, n.link(k.from, k.to), f, q[0])
 	for _, m := range q[1:] {
 		n.streamTask(k.from, k.to, m)
 	}
@@ -383,8 +428,9 @@ type rpc struct {
 	timeout        int32 // the slot of its timeout event (-1: none)
 	mode           uint8 // where the answer goes (replyToLoop, …)
 	// answered: the callee answered, or its crash reset the connection
-	// (later answers are void); done: the caller has its outcome.
-	answered, done bool
+	// (later answers are void); done: the caller has its outcome;
+	// registered: the callee's resets list holds it (proc.onCrash).
+	answered, done, registered bool
 	// back is the answer on its way back (or the reset, or the refusal),
 	// and before that an at handler's answer until its time; out is the
 	// outcome the caller gets.
@@ -397,7 +443,7 @@ func (w *World) callWith(c *rpc, caller, callee *proc, user rpcUser, mode uint8,
 	if timeout > 0 {
 		c.timeout = int32(w.afterTask(caller.globalDur(timeout), (*rpcTimeout)(c)))
 	}
-	w.net.streamTask(caller.id, callee.id, (*rpcRequest)(c))
+	w.net.streamProcs(caller, callee, (*rpcRequest)(c))
 }
 
 // The tasks of a call.
@@ -433,7 +479,7 @@ func (c *rpc) respond(v any, err error) {
 		return
 	}
 	c.answered = true
-	c.callee.forgetReset()
+	c.callee.forgetReset(c)
 	c.back(v, err)
 }
 
@@ -446,7 +492,7 @@ func (c *rpc) reset() {
 // back sends an outcome on the stream back to the caller.
 func (c *rpc) back(v any, err error) {
 	c.backV, c.backErr = v, err
-	c.caller.w.net.streamTask(c.callee.id, c.caller.id, (*rpcBack)(c))
+	c.caller.w.net.streamProcs(c.callee, c.caller, (*rpcBack)(c))
 }
 
 func (t *rpcBack) run()    { (*rpc)(t).finish(t.backV, t.backErr) }

@@ -14,10 +14,11 @@ import (
 // SIGSTOPped: the kernel takes its messages, the process reads them when
 // it runs again, late, which is what rule 4's stall guard must notice).
 type proc struct {
-	w   *World
-	id  string
-	run int // 0 for the first process, +1 per restart
-	up  bool
+	w    *World
+	id   string
+	node uint32 // its number in the network (network.procNode; 0: not yet)
+	run  int    // 0 for the first process, +1 per restart
+	up   bool
 	// paused: SIGSTOP; busy: the driver's loop is blocked on a call (a
 	// master loading its map or waiting for a write), as the real loop is.
 	paused, busy bool
@@ -54,10 +55,14 @@ type proc struct {
 	rate                  float64
 	localBase, globalBase int64
 
-	wakeAt time.Time // the pending wake-up, global time (zero: none)
+	// wakeAt is the pending wake-up, in global nanoseconds since the
+	// world's zero, if waking (a machine asks after every step, so it
+	// stays in nanoseconds, as the event heap takes it).
+	waking bool
+	wakeAt int64
 	// wakeLocal is the own-clock time wakeAt was asked for: a later one
 	// maps to no earlier global time while the rate stays (setRate
-	// clears wakeAt), so wake can say no without converting it.
+	// clears waking), so wake can say no without converting it.
 	wakeLocal time.Time
 	rewake    func() // schedules the machine's next wake-up again
 	// wakes are wake-up events that fired, for the next wake-ups to
@@ -69,7 +74,7 @@ type proc struct {
 type wakeEvent struct {
 	p *proc
 	r int
-	g time.Time
+	g int64 // nanoseconds since the world's zero
 	f func()
 }
 
@@ -84,7 +89,7 @@ func (p *proc) local() time.Time {
 		// gives, as float64 holds such a duration exactly.
 		return p.w.now
 	}
-	return p.w.zero.Add(time.Duration(p.localNs()))
+	return p.w.timeAt(p.localNs())
 }
 
 // localNs is local in nanoseconds since the world's zero.
@@ -94,12 +99,18 @@ func (p *proc) localNs() int64 {
 
 // globalAt is when the process's clock shows t (never before now).
 func (p *proc) globalAt(t time.Time) time.Time {
-	d := time.Duration(p.w.sinceZero(t) - p.localBase)
-	g := p.globalBase + int64(time.Duration(float64(d)/p.rate)+1)
-	if g < p.w.nowNs {
+	g := p.globalAtNs(t)
+	if g == p.w.nowNs {
 		return p.w.now
 	}
-	return p.w.zero.Add(time.Duration(g))
+	return p.w.timeAt(g)
+}
+
+// globalAtNs is globalAt in nanoseconds since the world's zero.
+func (p *proc) globalAtNs(t time.Time) int64 {
+	d := time.Duration(p.w.sinceZero(t) - p.localBase)
+	g := p.globalBase + int64(time.Duration(float64(d)/p.rate)+1)
+	return max(g, p.w.nowNs)
 }
 
 // globalDur is how long d of the process's clock lasts in real time.
@@ -108,7 +119,7 @@ func (p *proc) globalDur(d time.Duration) time.Duration { return time.Duration(f
 func (p *proc) setRate(r float64) {
 	p.localBase, p.globalBase, p.rate = p.localNs(), p.w.nowNs, r
 	// The pending wake-up was for the old rate.
-	p.wakeAt = time.Time{}
+	p.waking = false
 	if p.up && p.rewake != nil {
 		p.rewake()
 	}
@@ -206,14 +217,31 @@ func (p *proc) drainAfterBlock() {
 func (p *proc) onCrash(c *rpc) {
 	if len(p.resets) >= 2*p.liveResets+16 {
 		// Drop the answered ones, keeping the order.
-		p.resets = slices.DeleteFunc(p.resets, func(c *rpc) bool { return c.answered })
+		p.resets = slices.DeleteFunc(p.resets, func(c *rpc) bool {
+			if c.answered {
+				c.registered = false
+				return true
+			}
+			return false
+		})
 	}
 	p.resets = append(p.resets, c)
+	c.registered = true
 	p.liveResets++
 }
 
-// forgetReset is told that a call onCrash registered was answered.
-func (p *proc) forgetReset() { p.liveResets-- }
+// forgetReset is told that call c, which onCrash registered, was
+// answered. The last one registered (a call answered as it came, as a
+// heartbeat is) is dropped at once, so that it can be reused (hbCall);
+// others wait for the next clean-up.
+func (p *proc) forgetReset(c *rpc) {
+	p.liveResets--
+	if n := len(p.resets) - 1; n >= 0 && p.resets[n] == c {
+		p.resets[n] = nil
+		p.resets = p.resets[:n]
+		c.registered = false
+	}
+}
 
 // drain runs what was held, timers first, each in order, until the
 // process pauses or blocks again.
@@ -239,14 +267,14 @@ func (p *proc) wake(t time.Time, f func()) {
 	if t.IsZero() || !p.up {
 		return
 	}
-	if !p.wakeAt.IsZero() && !t.Before(p.wakeLocal) {
+	if p.waking && !t.Before(p.wakeLocal) {
 		return // most steps ask again for the wake-up already pending
 	}
-	g := p.globalAt(t)
-	if !p.wakeAt.IsZero() && !g.Before(p.wakeAt) {
+	g := p.globalAtNs(t)
+	if p.waking && g >= p.wakeAt {
 		return
 	}
-	p.wakeAt, p.wakeLocal = g, t
+	p.waking, p.wakeAt, p.wakeLocal = true, g, t
 	var e *wakeEvent
 	if n := len(p.wakes); n > 0 {
 		e, p.wakes = p.wakes[n-1], p.wakes[:n-1]
@@ -254,17 +282,17 @@ func (p *proc) wake(t time.Time, f func()) {
 		e = &wakeEvent{p: p}
 	}
 	e.r, e.g, e.f = p.run, g, f
-	p.w.atTask(g, e)
+	p.w.atNs(g, e)
 }
 
 func (e *wakeEvent) run() {
 	p, run, g, f := e.p, e.r, e.g, e.f
 	e.f = nil
 	p.wakes = append(p.wakes, e)
-	if p.run != run || !p.wakeAt.Equal(g) {
+	if p.run != run || !p.waking || p.wakeAt != g {
 		return // a later run's, or an earlier wake-up replaced it
 	}
-	p.wakeAt = time.Time{}
+	p.waking = false
 	if p.paused || p.busy {
 		p.heldTimers = append(p.heldTimers, fn(f))
 		return
@@ -278,13 +306,14 @@ func (p *proc) crash() {
 	resets := p.resets
 	p.resets, p.liveResets = nil, 0
 	for _, c := range resets {
+		c.registered = false
 		if !c.answered {
 			c.reset()
 		}
 	}
 	p.up, p.paused, p.busy = false, false, false
 	p.held, p.heldTimers, p.heldOther, p.unblock = nil, nil, nil, nil
-	p.wakeAt = time.Time{}
+	p.waking = false
 	p.run++
 }
 

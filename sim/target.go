@@ -20,6 +20,9 @@ type Config struct {
 	Seed uint64
 	// Sabotage disables safety mechanisms (selftest only).
 	Sabotage Sabotage
+	// noCallReuse makes every heartbeat call afresh (World.hbFree), for
+	// the test that reusing them changes nothing.
+	noCallReuse bool
 }
 
 // Target is the simulator as a scenarios.Target: virtual time, one
@@ -60,6 +63,7 @@ func (t *Target) Start(ctx context.Context, c scenarios.Cluster, settingsBody js
 		return fmt.Errorf("shards: %w", err)
 	}
 	w := newWorld(t.cfg.Seed, t.cfg.Sabotage)
+	w.noCallReuse = t.cfg.noCallReuse
 	t.w, t.shards = w, c.Shards
 	w.store = newStore(w, c.Shards)
 	w.store.p.up = true
@@ -113,7 +117,7 @@ func (t *Target) runUntil(ctx context.Context, deadline time.Time, cond func() b
 		if !t.w.now.Before(deadline) {
 			return fmt.Errorf("not ready after %v of virtual time", startWait)
 		}
-		t.w.runUntil(t.w.now.Add(time.Millisecond))
+		t.w.runUntilNs(t.w.nowNs + int64(time.Millisecond))
 	}
 	return nil
 }
@@ -134,7 +138,7 @@ func (t *Target) Sleep(ctx context.Context, d time.Duration) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	t.w.runUntil(t.w.now.Add(d))
+	t.w.runUntilNs(t.w.nowNs + int64(d))
 	return nil
 }
 

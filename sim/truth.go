@@ -2,6 +2,7 @@ package sim
 
 import (
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/mcsim/mcsim/scenarios"
@@ -53,9 +54,11 @@ type hbRecords struct{ rs []hbRecord }
 func (r *hbRecords) recent() []hbRecord { return r.rs[max(0, len(r.rs)-keepHeartbeats):] }
 
 type hbRecord struct {
-	seq       uint64
-	sentAt    time.Time // the master's clock
-	arrivedAt time.Time // zero: no successful answer reached its host
+	seq uint64
+	// Times by the master's clock, in nanoseconds since the world's zero
+	// (a third of a time.Time's size: every heartbeat is recorded).
+	sentAt    int64
+	arrivedAt int64 // notArrived: no successful answer reached its host
 }
 
 type proofKey struct {
@@ -72,27 +75,36 @@ func newTruth(w *World) *truth {
 // heartbeat at most unhealthy_interval old, far fewer than this many.
 const keepHeartbeats = 64
 
-// heartbeatSent records heartbeat seq of k sent at at (the master's
-// clock); its arrival is noted in the records it returns.
-func (t *truth) heartbeatSent(k hbKey, seq uint64, at time.Time) *hbRecords {
+// records are k's heartbeat records, made on first use.
+func (t *truth) records(k hbKey) *hbRecords {
 	r := t.heartbeats[k]
 	if r == nil {
-		r = &hbRecords{}
+		// At its full size at once: a term lasts minutes, and growing
+		// it by doubling allocated twice as much.
+		r = &hbRecords{rs: make([]hbRecord, 0, 2*keepHeartbeats)}
 		t.heartbeats[k] = r
 	}
+	return r
+}
+
+// sent records heartbeat seq sent at at (the master's clock, in
+// nanoseconds since the world's zero); its arrival is noted in r.
+func (r *hbRecords) sent(seq uint64, at int64) {
 	if len(r.rs) == 2*keepHeartbeats {
 		// Shifted down, so that the array is reused.
 		n := copy(r.rs, r.rs[keepHeartbeats:])
 		clear(r.rs[n:])
 		r.rs = r.rs[:n]
 	}
-	r.rs = append(r.rs, hbRecord{seq: seq, sentAt: at})
-	return r
+	r.rs = append(r.rs, hbRecord{seq: seq, sentAt: at, arrivedAt: notArrived})
 }
 
+// notArrived is hbRecord.arrivedAt before an answer arrived.
+const notArrived = math.MinInt64
+
 // arrived notes that the successful answer to heartbeat seq reached the
-// master's host at at (its clock).
-func (r *hbRecords) arrived(seq uint64, at time.Time) {
+// master's host at at (its clock, in nanoseconds since the world's zero).
+func (r *hbRecords) arrived(seq uint64, at int64) {
 	rs := r.recent()
 	for i := len(rs) - 1; i >= 0; i-- {
 		if rs[i].seq == seq {
@@ -109,13 +121,17 @@ func (t *truth) declared(k hbKey, blamed, now time.Time, ui time.Duration) {
 	if rs == nil {
 		return
 	}
+	if blamed.IsZero() {
+		return // no heartbeat was blamed
+	}
+	b, n := t.w.sinceZero(blamed), t.w.sinceZero(now)
 	for _, r := range rs.recent() {
-		if !r.sentAt.Equal(blamed) || r.arrivedAt.IsZero() || r.arrivedAt.After(now) || r.arrivedAt.Sub(r.sentAt) >= ui {
+		if r.sentAt != b || r.arrivedAt == notArrived || r.arrivedAt > n || time.Duration(r.arrivedAt-r.sentAt) >= ui {
 			continue
 		}
 		t.violations = append(t.violations, scenarios.Violation{Invariant: "no_false_failover", At: t.w.now,
 			Details: fmt.Sprintf("rule 4 (simulator's ground truth): %s declared %s unhealthy for heartbeat %d, whose answer reached it %v after it was sent, within unhealthy_interval (%v)",
-				k.master, k.coreapp, r.seq, r.arrivedAt.Sub(r.sentAt).Round(time.Microsecond), ui)})
+				k.master, k.coreapp, r.seq, time.Duration(r.arrivedAt-r.sentAt).Round(time.Microsecond), ui)})
 		return
 	}
 }

@@ -1,7 +1,6 @@
 package books
 
 import (
-	"cmp"
 	"fmt"
 	"slices"
 	"time"
@@ -264,8 +263,19 @@ func (b *Books) current(shard int32, epoch uint64) *session {
 }
 
 // find is where shard's session is in held, or would be.
+// Written out rather than slices.BinarySearchFunc, whose comparison
+// func is called, not inlined: every gateway ping looks its session up.
 func (b *Books) find(shard int32) (int, bool) {
-	return slices.BinarySearchFunc(b.held, shard, func(s *session, shard int32) int { return cmp.Compare(s.shard, shard) })
+	lo, hi := 0, len(b.held)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if b.held[m].shard < shard {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo, lo < len(b.held) && b.held[lo].shard == shard
 }
 
 // get is the session held for shard, nil if none.

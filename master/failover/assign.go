@@ -21,9 +21,12 @@ func (c *Core) loseShard(now time.Time, s int, reason LostReason) {
 		return ok && as.Shard == s
 	})
 	a := c.sm.Assignments[s]
+	if a.Coreapp != "" {
+		c.unassigned++
+	}
 	c.reports = append(c.reports, ShardLost{Shard: s, Coreapp: a.Coreapp, Epoch: a.Epoch, Reason: reason, At: now})
 	c.sm.Assignments[s] = Assignment{Shard: s}
-	c.shards[s] = shardState{lostFrom: a.Coreapp, lostAt: now}
+	c.setShard(s, shardState{lostFrom: a.Coreapp, lostAt: now})
 	c.dirty = true
 }
 
@@ -47,6 +50,9 @@ func (c *Core) standbys() []Candidate {
 // the standby ChooseStandby picks, with epoch MaxEpoch+1. A shard with no
 // standby is reported once and retried every Step.
 func (c *Core) assignUnassigned(now time.Time) {
+	if c.unassigned == 0 {
+		return // mostly: every Step comes here
+	}
 	// The standbys are listed once, when the first unassigned shard is
 	// found; give changes nothing they depend on except that the chosen
 	// one now owns a shard, so it is dropped from the list.
@@ -112,8 +118,11 @@ func (c *Core) awaitingCoreapps(now time.Time, joined int) bool {
 func (c *Core) give(s int, id string) uint64 {
 	c.sm.MaxEpoch++
 	e := c.sm.MaxEpoch
+	if c.sm.Assignments[s].Coreapp == "" {
+		c.unassigned--
+	}
 	c.sm.Assignments[s] = Assignment{Shard: s, Coreapp: id, Epoch: e}
-	c.shards[s] = shardState{}
+	c.setShard(s, shardState{owner: c.coreapps[id]})
 	c.rpcs = append(c.rpcs, Assign{Shard: s, Coreapp: id, Epoch: e, Shards: len(c.sm.Assignments)})
 	c.dirty = true
 	return e
@@ -134,6 +143,9 @@ func (c *Core) remap(n int) {
 	c.sm.Assignments = make([]Assignment, n)
 	oldStates := c.shards
 	c.shards = make([]shardState, n)
+	for _, ca := range c.coreapps {
+		ca.owns = 0 // counted again as give hands the shards out
+	}
 	for s := range c.sm.Assignments {
 		c.sm.Assignments[s].Shard = s
 		if s < len(old) && old[s].Coreapp == "" {
@@ -151,4 +163,5 @@ func (c *Core) remap(n int) {
 	}
 	c.cfg.Shards = n
 	c.dirty = true
+	c.unassigned = c.countUnassigned()
 }

@@ -3,6 +3,7 @@ package failover
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"sort"
 	"time"
@@ -24,6 +25,10 @@ type Core struct {
 	resumedAt time.Time  // last stall resume (rule 4); zero if none
 	now       time.Time  // now of the last Step (or New)
 	wantWake  time.Time  // NextWake after the last Step, for stall detection
+	// stallAt is stallFrom (wantWake) + stallTh, the threshold in force
+	// when it was computed: a Step after it is a stall (IsStall).
+	stallFrom, stallAt time.Time
+	stallTh            time.Duration
 	// startupUntil ends the start-up wait of a fresh cluster (see
 	// awaitingCoreapps); zero when there is none or it is over.
 	startupUntil    time.Time
@@ -50,6 +55,9 @@ type Core struct {
 	outs    batch.Slices[Action]
 	rpcs    []Action // Assign/Release, executed after the persist
 	dirty   bool     // the map changed: a PersistShardMap goes first
+	// unassigned counts the map's shards without an owner: every Step
+	// looks for them, and mostly there are none.
+	unassigned int
 }
 
 type coreapp struct {
@@ -65,6 +73,8 @@ type coreapp struct {
 	// reassignment retries to one per heartbeat interval per coreapp.
 	benched         bool
 	benchedAfterSeq uint64
+	// owns counts the shards whose owner it is (shardState.owner).
+	owns int
 	// due is dueOf as of the last touch; hi is 1 + its place in Core.due
 	// (0: not there).
 	due time.Time
@@ -77,6 +87,11 @@ type sentHB struct {
 }
 
 type shardState struct {
+	// owner is the coreapp the map names as the shard's owner (nil: none).
+	// Every owner is a known coreapp (a leaving one loses its shards
+	// first), and every answer looks for the shards of its coreapp: a
+	// pointer compares cheaper than the ids.
+	owner *coreapp
 	// confirmed: the owner confirmed serving the current assignment (or it
 	// came from the persisted map); heartbeats it answers with seq >
 	// confirmedAfterSeq must then list the shard.
@@ -126,7 +141,10 @@ func New(cfg Config, m ShardMap, now time.Time) (*Core, error) {
 			c.coreapps[a.Coreapp] = &coreapp{id: a.Coreapp, healthy: true, nextHB: now}
 			c.sortedIDs = nil
 		}
+		c.shards[i].owner = c.coreapps[a.Coreapp]
+		c.shards[i].owner.owns++
 	}
+	c.unassigned = c.countUnassigned()
 	if len(c.sm.Assignments) != cfg.Shards {
 		c.remap(cfg.Shards)
 	}
@@ -195,7 +213,14 @@ func (c *Core) begin(now time.Time, ev Event) error {
 	if err := c.validate(ev); err != nil {
 		return err
 	}
-	if IsStall(c.wantWake, now, c.cfg.stallThreshold()) {
+	// IsStall, as a comparison with the latest Step that is not a stall
+	// (kept while the wake-up and the threshold stay): every event a
+	// core is stepped with asks, and Sub costs several times what a
+	// comparison does.
+	if th := c.cfg.stallThreshold(); c.stallFrom != c.wantWake || c.stallTh != th {
+		c.stallFrom, c.stallTh, c.stallAt = c.wantWake, th, c.wantWake.Add(th)
+	}
+	if !c.wantWake.IsZero() && now.After(c.stallAt) {
 		c.stall(now, now.Sub(c.wantWake), "late-step")
 	}
 	c.apply(now, ev)
@@ -259,7 +284,10 @@ func earlier(a, b time.Time) time.Time {
 func (c *Core) ShardMap() ShardMap { return c.sm.Clone() }
 
 // Unassigned counts the shards without an owner, without copying the map.
-func (c *Core) Unassigned() int {
+func (c *Core) Unassigned() int { return c.unassigned }
+
+// countUnassigned counts the shards without an owner in the map.
+func (c *Core) countUnassigned() int {
 	n := 0
 	for _, a := range c.sm.Assignments {
 		if a.Coreapp == "" {
@@ -458,7 +486,9 @@ func (c *Core) validate(ev Event) error {
 	case nil:
 		return errors.New("failover: event: must not be nil")
 	default:
-		return fmt.Errorf("failover: event: unknown type %T", ev)
+		// The type's name by reflect, not %T: %T would let ev escape,
+		// and so box every event a driver steps on the heap.
+		return fmt.Errorf("failover: event: unknown type %s", reflect.TypeOf(ev))
 	}
 	return nil
 }
@@ -546,7 +576,7 @@ func (c *Core) adopt(now time.Time, id string, s ServedShard) bool {
 	}
 	c.reports = append(c.reports, ShardAdopted{Shard: s.Shard, Coreapp: id, Epoch: s.Epoch, From: a.Coreapp, FromEpoch: a.Epoch, At: now})
 	c.sm.Assignments[s.Shard] = Assignment{Shard: s.Shard, Coreapp: id, Epoch: s.Epoch}
-	c.shards[s.Shard] = shardState{confirmed: true, confirmedAfterSeq: c.find(id).lastSeq}
+	c.setShard(s.Shard, shardState{owner: c.find(id), confirmed: true, confirmedAfterSeq: c.find(id).lastSeq})
 	c.dirty = true
 	return true
 }
@@ -571,9 +601,7 @@ func (c *Core) answered(now time.Time, ev HeartbeatAnswered) {
 			c.recover(now, ca)
 		}
 	}
-	reported := map[int]uint64{}
 	for _, s := range ev.Shards {
-		reported[s.Shard] = s.Epoch
 		if c.sm.Owner(s.Shard) == ev.ID {
 			// The owner at a newer reserved epoch than the map's: lost
 			// writes moved the shard away and back. Same shard, still
@@ -588,17 +616,60 @@ func (c *Core) answered(now time.Time, ev HeartbeatAnswered) {
 		// stops it at the gateway; tell it to let go.
 		c.rpcs = append(c.rpcs, Release{Shard: s.Shard, Coreapp: ev.ID, Epoch: s.Epoch})
 	}
-	// Every answer walks every shard: by pointer, cheapest test first.
-	for s := range c.sm.Assignments {
-		st, a := &c.shards[s], &c.sm.Assignments[s]
-		if !st.confirmed || ev.Seq <= st.confirmedAfterSeq || a.Coreapp != ev.ID {
+	if c.reportsAllOwned(ca, ev.Shards) {
+		return // every shard it owns is reported at its epoch: none is lost
+	}
+	// Otherwise every shard is walked: by pointer, cheapest test first.
+	for s := range c.shards {
+		st := &c.shards[s]
+		if st.owner != ca || !st.confirmed || ev.Seq <= st.confirmedAfterSeq {
 			continue
 		}
-		if e, ok := reported[s]; !ok || e != a.Epoch {
+		if e, ok := reportedEpoch(ev.Shards, s); !ok || e != c.sm.Assignments[s].Epoch {
 			ca.troubleAt = now
 			c.loseShard(now, s, LostNotServed)
 		}
 	}
+}
+
+// reportsAllOwned says whether served lists exactly the shards ca owns,
+// each once (in increasing order, as a coreapp lists them) and at the
+// map's epoch: then the walk of every shard would lose none. It is what
+// almost every answer says.
+func (c *Core) reportsAllOwned(ca *coreapp, served []ServedShard) bool {
+	if len(served) != ca.owns {
+		return false
+	}
+	for i, s := range served {
+		if s.Shard < 0 || s.Shard >= len(c.shards) || i > 0 && s.Shard <= served[i-1].Shard ||
+			c.shards[s.Shard].owner != ca || c.sm.Assignments[s.Shard].Epoch != s.Epoch {
+			return false
+		}
+	}
+	return true
+}
+
+// setShard replaces shard s's state, keeping the owners' counts.
+func (c *Core) setShard(s int, st shardState) {
+	if old := c.shards[s].owner; old != nil {
+		old.owns--
+	}
+	if st.owner != nil {
+		st.owner.owns++
+	}
+	c.shards[s] = st
+}
+
+// reportedEpoch is the epoch an answer reports for shard s (the last
+// entry for it, should it name it twice). An answer lists the few shards
+// its coreapp serves: a scan is cheaper than building a map per answer.
+func reportedEpoch(served []ServedShard, s int) (uint64, bool) {
+	for i := len(served) - 1; i >= 0; i-- {
+		if served[i].Shard == s {
+			return served[i].Epoch, true
+		}
+	}
+	return 0, false
 }
 
 func (c *Core) recover(now time.Time, ca *coreapp) {

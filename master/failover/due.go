@@ -20,7 +20,11 @@ import (
 // touch recomputes ca's due time and moves it in the index (adding it if
 // it is not there).
 func (c *Core) touch(ca *coreapp) {
-	ca.due = c.dueOf(ca)
+	due := c.dueOf(ca)
+	if ca.hi != 0 && due == ca.due {
+		return // in its place already: an answer mostly leaves it due at its next heartbeat
+	}
+	ca.due = due
 	if ca.hi == 0 {
 		c.due = append(c.due, ca)
 		ca.hi = len(c.due)

@@ -99,7 +99,8 @@ func TestDueCacheChangesNothing(t *testing.T) {
 // every coreapp at now, if it does: each coreapp is in it once, at its
 // place, with its due time as dueOf says; the heap is ordered; its top is
 // the earliest due; dueBy lists exactly the coreapps due at or before now,
-// in id order.
+// in id order; every shard's owner pointer is the coreapp the map names,
+// and the count of shards without one is right.
 func checkDueIndex(c *Core, now time.Time) error {
 	// The sorted lists the walks and the index are built from (kept
 	// sorted as coreapps join and leave).
@@ -127,6 +128,27 @@ func checkDueIndex(c *Core, now time.Time) error {
 		if i > 0 && dueLess(ca, c.due[(i-1)/2]) {
 			return fmt.Errorf("%s at %d is due before its parent", ca.id, i)
 		}
+	}
+	// Each shard's owner pointer names the coreapp its assignment names,
+	// and each coreapp's count of them is right.
+	owns := map[*coreapp]int{}
+	for _, st := range c.shards {
+		if st.owner != nil {
+			owns[st.owner]++
+		}
+	}
+	for id, ca := range c.coreapps {
+		if ca.owns != owns[ca] {
+			return fmt.Errorf("%s: owns %d shards by its count, %d by the owner pointers", id, ca.owns, owns[ca])
+		}
+	}
+	for sh, a := range c.sm.Assignments {
+		if want := c.coreapps[a.Coreapp]; c.shards[sh].owner != want || a.Coreapp != "" && want == nil {
+			return fmt.Errorf("shard %d: owner pointer disagrees with the map's owner %q", sh, a.Coreapp)
+		}
+	}
+	if got, want := c.unassigned, c.countUnassigned(); got != want {
+		return fmt.Errorf("unassigned count %d, the map has %d", got, want)
 	}
 	if got, want := c.dueFirst(), c.earliestDue(); !got.Equal(want) {
 		return fmt.Errorf("dueFirst %v, the walk's earliest %v", got.Sub(base), want.Sub(base))

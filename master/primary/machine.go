@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"reflect"
 	"slices"
 	"time"
 
@@ -195,7 +196,9 @@ func (m *Machine) heartbeats(now time.Time, ev HeartbeatsDone) error {
 		}
 		m.emit(ResultTaken{Index: i})
 		if err := m.core.Apply(now, fe); err != nil {
-			m.emit(CoreRefused{Event: fmt.Sprintf("%T", fe), Err: err})
+			// Named by reflect, not %T, which would put every event
+			// this loop boxes on the heap.
+			m.emit(CoreRefused{Event: reflect.TypeOf(fe).String(), Err: err})
 			continue
 		}
 		applied = true
