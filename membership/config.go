@@ -96,6 +96,12 @@ type Config struct {
 	// BindAddr is host:port for gossip, TCP and UDP on the same port. Port 0
 	// picks a free port. Ignored when Transport is set.
 	BindAddr string
+	// AdvertiseHost, when not empty, is the host (IP or name) other nodes
+	// reach this one's gossip at, with the port bound: what a node bound
+	// on every interface (0.0.0.0) announces. A name is resolved once, at
+	// Start (memberlist announces an IP). Empty: the bound address, or a
+	// private address of this host when bound on every interface.
+	AdvertiseHost string
 	// Join lists seed addresses (host:port) to join at Start. Empty for the
 	// first node. At least one seed must answer or Start fails: a node that
 	// cannot get in (wrong cluster key, wrong address) should say so at

@@ -23,6 +23,10 @@ type Addr struct {
 	// Value is host:port; a wildcard host ("", 0.0.0.0, ::) means every
 	// interface, which only --advertise can name to others.
 	Value string
+	// Announced says the node tells others this address (in gossip or its
+	// ready line), so a wildcard host there needs --advertise. The
+	// settings service's HTTP API is only ever given to people.
+	Announced bool
 }
 
 // Node is what the rules look at.
@@ -67,8 +71,8 @@ func (n Node) OffLoopback() (Addr, bool) {
 // Check reports every rule n breaks, each naming the flag to change:
 //
 //   - --advertise must be a host (IP or name), not host:port;
-//   - a bind on every interface needs --advertise (the wildcard means
-//     nothing to another host);
+//   - an announced address on every interface needs --advertise (the
+//     wildcard means nothing to another host);
 //   - off loopback, gossip must be encrypted (--cluster-key);
 //   - off loopback, the default admin password is refused.
 func Check(n Node) error {
@@ -80,7 +84,7 @@ func Check(n Node) error {
 	}
 	if n.Advertise == "" {
 		for _, a := range n.Addrs {
-			if host, _, err := net.SplitHostPort(a.Value); err == nil && wildcard(host) {
+			if host, _, err := net.SplitHostPort(a.Value); err == nil && a.Announced && wildcard(host) {
 				errs = append(errs, fmt.Errorf("--advertise: required when %s %q listens on every interface: give the address other hosts reach this node at (for example --advertise 10.0.0.5)", a.Flag, a.Value))
 				break
 			}

@@ -10,9 +10,9 @@ import (
 // error fails if any rule fires, and one that expects an error fails if
 // the rule is missing, so every rule is shown both firing and silent.
 func TestCheck(t *testing.T) {
-	loop := []Addr{{"--grpc", "127.0.0.1:0"}, {"--gossip", "127.0.0.1:0"}, {"--metrics", "127.0.0.1:0"}}
-	lan := []Addr{{"--grpc", "10.0.0.5:9401"}, {"--gossip", "10.0.0.5:7946"}, {"--metrics", "127.0.0.1:0"}}
-	any := []Addr{{"--grpc", "0.0.0.0:9401"}, {"--gossip", "0.0.0.0:7946"}}
+	loop := []Addr{{"--grpc", "127.0.0.1:0", true}, {"--gossip", "127.0.0.1:0", true}, {"--metrics", "127.0.0.1:0", true}}
+	lan := []Addr{{"--grpc", "10.0.0.5:9401", true}, {"--gossip", "10.0.0.5:7946", true}, {"--metrics", "127.0.0.1:0", true}}
+	any := []Addr{{"--grpc", "0.0.0.0:9401", true}, {"--gossip", "0.0.0.0:7946", true}}
 	for _, tc := range []struct {
 		name string
 		node Node
@@ -24,11 +24,14 @@ func TestCheck(t *testing.T) {
 		{"LAN address, key given", Node{Addrs: lan, Gossip: true, ClusterKey: "k"}, nil},
 		{"LAN address, no key", Node{Addrs: lan, Gossip: true},
 			[]string{`--cluster-key: required off loopback (--grpc "10.0.0.5:9401" is not loopback)`}},
-		{"the gateway has no gossip: no key needed", Node{Addrs: []Addr{{"--grpc", "10.0.0.5:9300"}}}, nil},
+		{"the gateway has no gossip: no key needed", Node{Addrs: []Addr{{"--grpc", "10.0.0.5:9300", true}}}, nil},
+		{"an HTTP API on every interface is not announced: no --advertise needed", Node{Addrs: []Addr{{"--http", "0.0.0.0:9090", false}}, Gossip: true, ClusterKey: "k"}, nil},
+		{"...but it is off loopback", Node{Addrs: []Addr{{"--http", "0.0.0.0:9090", false}}, Gossip: true},
+			[]string{`--cluster-key: required off loopback (--http "0.0.0.0:9090" is not loopback)`}},
 		{"every interface with --advertise, key given", Node{Addrs: any, Advertise: "10.0.0.5", Gossip: true, ClusterKey: "k"}, nil},
 		{"every interface without --advertise", Node{Addrs: any, Gossip: true, ClusterKey: "k"},
 			[]string{`--advertise: required when --grpc "0.0.0.0:9401" listens on every interface`}},
-		{"empty host is every interface", Node{Addrs: []Addr{{"--grpc", ":9401"}}},
+		{"empty host is every interface", Node{Addrs: []Addr{{"--grpc", ":9401", true}}},
 			[]string{`--advertise: required when --grpc ":9401"`}},
 		{"loopback binds but a LAN --advertise: still off loopback", Node{Addrs: loop, Advertise: "10.0.0.5", Gossip: true},
 			[]string{`--cluster-key: required off loopback (--advertise "10.0.0.5" is not loopback)`}},
