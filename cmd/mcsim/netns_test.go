@@ -397,7 +397,9 @@ func (c *netnsCluster) restart(ctx context.Context, p *procs.Proc) {
 	if err != nil {
 		c.t.Fatalf("restarting %s: %v", p.Name(), err)
 	}
-	defer func() { c.t.Logf("%s restarted, seen by the settings service after %v", np.Name(), time.Since(start).Round(time.Millisecond)) }()
+	defer func() {
+		c.t.Logf("%s restarted, seen by the settings service after %v", np.Name(), time.Since(start).Round(time.Millisecond))
+	}()
 	c.learn(np)
 	pollHealth(ctx, c.t, c.api, np.Name()+" back", func(h map[string]health.Entry) bool {
 		for k, e := range h {
