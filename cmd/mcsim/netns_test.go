@@ -147,7 +147,7 @@ func TestClusterAcrossNetworkNamespaces(t *testing.T) {
 
 // netnsBudget is how long the cluster run may take: start, the checks
 // (each within a few seconds), restarts.
-func netnsBudget(runs int) time.Duration { return time.Duration(50+runs*15) * time.Second }
+func netnsBudget(runs int) time.Duration { return time.Duration(50+runs*25) * time.Second }
 
 // netnsNetwork is the test's namespaces: a switch with a bridge and one
 // namespace per host, named after this process so parallel runs cannot
@@ -345,7 +345,11 @@ func startNetnsCluster(ctx context.Context, t *testing.T, plan netnsPlan) *netns
 		_, _, ok1 := holderOf(h, 1)
 		return ok0 && ok1 && len(mastersByRole(h, "primary_master")) == 1 && len(mastersByRole(h, "secondary_master")) == 1
 	})
-	t.Logf("cluster up: settings and gateway on %s, masters and coreapps on %v (loopback %v)", h0.NS, hostNames(plan.Hosts[1:]), plan.Loopback)
+	if plan.Loopback {
+		t.Logf("cluster up: every node in %s on 127.0.0.1", h0.NS)
+	} else {
+		t.Logf("cluster up: settings and gateway on %s, masters and coreapps on %v", h0.NS, hostNames(plan.Hosts[1:]))
+	}
 	return c
 }
 
