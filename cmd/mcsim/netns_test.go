@@ -32,6 +32,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"os/exec"
@@ -118,6 +119,7 @@ func TestClusterAcrossNetworkNamespaces(t *testing.T) {
 		}
 	}
 
+	removeStaleNetns(t)
 	n := newNetnsNetwork(t, 4)
 	defer n.remove()
 	if err := n.build(); err != nil {
@@ -218,6 +220,40 @@ func (n *netnsNetwork) remove() {
 	})
 }
 
+// removeStaleNetns removes the namespaces of earlier runs whose test
+// process is gone: a test killed by a signal runs neither its cleanups nor
+// its defers. A namespace of a live process (a parallel run) is left alone.
+func removeStaleNetns(t *testing.T) {
+	out, err := exec.Command("ip", "netns", "list").Output()
+	if err != nil {
+		return
+	}
+	stale := map[int][]string{}
+	for _, line := range strings.Split(string(out), "\n") {
+		name, _, _ := strings.Cut(strings.TrimSpace(line), " ")
+		rest, ok := strings.CutPrefix(name, "mcsim")
+		if !ok {
+			continue
+		}
+		pidStr, _, ok := strings.Cut(rest, "-")
+		pid, err := strconv.Atoi(pidStr)
+		if !ok || err != nil || pid == os.Getpid() || syscall.Kill(pid, 0) == nil {
+			continue
+		}
+		stale[pid] = append(stale[pid], name)
+	}
+	for pid, names := range stale {
+		t.Logf("removing the namespaces of an earlier run (pid %d, gone): %v", pid, names)
+		n := &netnsNetwork{t: t, prefix: fmt.Sprintf("mcsim%d", pid)}
+		for _, name := range names {
+			if !strings.HasSuffix(name, "-sw") {
+				n.hosts = append(n.hosts, netnsHost{NS: name})
+			}
+		}
+		n.remove()
+	}
+}
+
 func hostNames(hs []netnsHost) []string {
 	var out []string
 	for _, h := range hs {
@@ -229,6 +265,7 @@ func hostNames(hs []netnsHost) []string {
 // netnsCluster is the running cluster, seen from host 0.
 type netnsCluster struct {
 	t        *testing.T
+	rng      *rand.Rand // the kills' phase in the heartbeat cycle
 	plan     netnsPlan
 	api      *client.Client
 	sup      *procs.Supervisor
@@ -292,7 +329,7 @@ func startNetnsCluster(ctx context.Context, t *testing.T, plan netnsPlan) *netns
 	if plan.Loopback {
 		h0.IP, bind, advertise = "127.0.0.1", "127.0.0.1", nil
 	}
-	c := &netnsCluster{t: t, plan: plan, sup: procs.New(zerolog.Nop()),
+	c := &netnsCluster{t: t, plan: plan, sup: procs.New(zerolog.Nop()), rng: rand.New(rand.NewPCG(1, 13)),
 		settings: h0.IP + ":9091", gossip: h0.IP + ":9092", book: map[string]*mcsimv1.NodeAddresses{}, control: map[string]string{}}
 	env := []string{passwordEnv + "=" + nsPassword, clusterKeyEnv + "=" + nsKey, "GOMAXPROCS=1"}
 
@@ -434,6 +471,18 @@ func (c *netnsCluster) served(ctx context.Context, shard int32, from string, seq
 	}
 }
 
+// atRandomPhase waits a seeded fraction of heartbeat_interval, so that a
+// kill falls at a random phase of the heartbeat cycle (as mcsim bench
+// does): the waits before it end on events that follow heartbeats.
+func (c *netnsCluster) atRandomPhase(ctx context.Context) {
+	tm := time.NewTimer(time.Duration(c.rng.Int64N(int64(nsHeartbeat))))
+	defer tm.Stop()
+	select {
+	case <-tm.C:
+	case <-ctx.Done():
+	}
+}
+
 // crashFailover SIGKILLs the coreapp serving shard 0 and times, by the
 // gateway, until another one serves it (rule 1).
 func (c *netnsCluster) crashFailover(ctx context.Context, run int) time.Duration {
@@ -441,6 +490,7 @@ func (c *netnsCluster) crashFailover(ctx context.Context, run int) time.Duration
 	key, _, _ := holderOf(h, 0)
 	victim := c.sup.Lookup(health.NodeID(key))
 	seq := lastSeq(gatewayLog(ctx, c.t, c.gateway))
+	c.atRandomPhase(ctx)
 	if err := victim.Kill(); err != nil {
 		c.t.Fatal(err)
 	}
@@ -462,6 +512,7 @@ func (c *netnsCluster) primaryTakeover(ctx context.Context, run int, restart boo
 	})
 	primary := c.sup.Lookup(health.NodeID(mastersByRole(h, "primary_master")[0]))
 	secondaryKey := mastersByRole(h, "secondary_master")[0]
+	c.atRandomPhase(ctx)
 	if err := primary.Kill(); err != nil {
 		c.t.Fatal(err)
 	}
