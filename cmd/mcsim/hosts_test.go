@@ -51,3 +51,43 @@ func TestOffLoopbackRefusals(t *testing.T) {
 		t.Errorf("a refused command created its data dir %s (stat: %v)", data, err)
 	}
 }
+
+// The help's off-loopback example is accepted as written (its variables
+// set), and refused without them, naming both flags: the example and the
+// rules cannot drift apart.
+func TestServeHelpOffLoopbackExample(t *testing.T) {
+	c, _ := settingsServe()
+	var line string
+	for _, l := range strings.Split(c.Example, "\n") {
+		if strings.Contains(l, "0.0.0.0") && strings.Contains(l, "mcsim settings serve") {
+			line = strings.TrimSpace(l)
+		}
+	}
+	if line == "" {
+		t.Fatalf("no off-loopback example in:\n%s", c.Example)
+	}
+	envPart, flags, _ := strings.Cut(line, "mcsim settings serve")
+	for _, withEnv := range []bool{true, false} {
+		for _, env := range []string{clusterKeyEnv, passwordEnv} {
+			t.Setenv(env, "")
+			os.Unsetenv(env)
+		}
+		if withEnv {
+			for _, kv := range strings.Fields(envPart) {
+				k, v, _ := strings.Cut(kv, "=")
+				t.Setenv(k, v)
+			}
+		}
+		c, f := settingsServe()
+		if err := c.ParseFlags(strings.Fields(flags)); err != nil {
+			t.Fatalf("example %q: %v", line, err)
+		}
+		_, err := f.config(c)
+		switch {
+		case withEnv && err != nil:
+			t.Errorf("example %q refused: %v", line, err)
+		case !withEnv && (err == nil || !strings.Contains(err.Error(), "--cluster-key") || !strings.Contains(err.Error(), "--admin-password")):
+			t.Errorf("example %q without its variables: %v, want --cluster-key and --admin-password refused", line, err)
+		}
+	}
+}

@@ -124,7 +124,7 @@ prints the actual addresses.`,
   mcsim settings serve --http 127.0.0.1:8080 --grpc 127.0.0.1:8081 --data /tmp/mc --log-format console
 
   # on every interface: a password and a gossip key are required, and --advertise names this host to the others
-  MCSIM_ADMIN_PASSWORD=s3cret MCSIM_CLUSTER_KEY=k3y mcsim settings serve --http 0.0.0.0:9090 --advertise 10.0.0.5`,
+  MCSIM_ADMIN_PASSWORD=s3cret MCSIM_CLUSTER_KEY=k3y mcsim settings serve --http 0.0.0.0:9090 --grpc 0.0.0.0:9091 --gossip 0.0.0.0:9092 --advertise 10.0.0.5`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := f.config(cmd)
