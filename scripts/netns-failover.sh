@@ -33,6 +33,6 @@ for mode in netns loopback; do
 	line=$(grep -o 'FIGURES .*' <<<"$out")
 	if [[ -z $line ]]; then echo "$out" >&2; echo "no FIGURES line (skipped? needs root and ip)" >&2; exit 1; fi
 	echo "$mode: $line"
-	summary failover "$(sed -E 's/.*failover_ms=([0-9,]+).*/\1/' <<<"$line")"
+	summary failover "$(sed -E 's/.* failover_ms=([0-9,]+).*/\1/' <<<"$line")"
 	summary takeover "$(sed -E 's/.*takeover_ms=([0-9,]+).*/\1/' <<<"$line")"
 done
