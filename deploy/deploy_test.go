@@ -33,6 +33,15 @@ var (
 	helpCache = map[string]map[string]bool{}
 )
 
+// TestMain removes the binary mcsimFlags built.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binPath != "" {
+		_ = os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
+}
+
 // mcsimFlags is the set of flags `mcsim <sub> --help` lists.
 func mcsimFlags(t *testing.T, sub []string) map[string]bool {
 	t.Helper()
