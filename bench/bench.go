@@ -293,6 +293,10 @@ func (b *Bench) Add(r Run, s Schedule) []string {
 	return why
 }
 
+// Values are the measure's values so far, in the order the runs added
+// them (for plots).
+func (b *Bench) Values(m Measure) []time.Duration { return slices.Clone(b.values[m]) }
+
 // RunsOutside is how many runs had at least one measure outside its
 // window (or not seen).
 func (b *Bench) RunsOutside() int { return b.runsOutside }

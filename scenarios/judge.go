@@ -26,6 +26,17 @@ func (r *runner) resolveBound(b Bound, hb, ui time.Duration) (lo, hi time.Durati
 	return b.Min, b.Max
 }
 
+// window is a timed expectation's bound resolved as its judge resolves
+// it: with the intervals at its mark, or now when it has none.
+func (r *runner) window(st Step) (lo, hi time.Duration) {
+	hb, ui := r.intervals()
+	if st.After != "" {
+		m := r.marks[st.After]
+		hb, ui = m.hb, m.ui
+	}
+	return r.resolveBound(*st.Within, hb, ui)
+}
+
 func boundText(b Bound, lo, hi time.Duration) string {
 	if b.Named == "" {
 		return b.String()
@@ -43,6 +54,12 @@ func (r *runner) expect(ctx context.Context, st Step) {
 	var measured time.Duration
 	var ok bool
 	var err error
+	switch st.What {
+	case "failover", "takeover", "served", "errors":
+		if st.Within != nil {
+			res.Lo, res.Hi = r.window(st)
+		}
+	}
 	switch st.What {
 	case "failover":
 		measured, res.Bound, ok, res.Detail, err = r.expectFailover(ctx, st)

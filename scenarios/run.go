@@ -75,8 +75,11 @@ type ExpectResult struct {
 	What     string
 	Measured *time.Duration
 	Bound    string
-	OK       bool
-	Detail   string
+	// Lo and Hi are the bound resolved as it was judged (timed
+	// expectations only; Hi zero: no window), for reports to draw.
+	Lo, Hi time.Duration
+	OK     bool
+	Detail string
 }
 
 // ErrStart wraps a failure to start the cluster (exit 3).

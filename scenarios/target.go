@@ -69,6 +69,13 @@ type Target interface {
 	Where() string
 }
 
+// SessionWitness is a Target that also tells every gateway session it
+// saw (both targets do). It is apart from Target because only reports
+// read it: no verdict depends on it.
+type SessionWitness interface {
+	Sessions() []SessionSeen
+}
+
 // NodeState is one node as the runner selects it.
 type NodeState struct {
 	ID string

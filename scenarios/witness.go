@@ -165,3 +165,71 @@ func (w *Witness) Violations() []Violation {
 	}
 	return out
 }
+
+// SessionSeen is one gateway session from its open to its close, as the
+// gateway's log has it: the shard (of a count of shards) it covered, its
+// coreapp and epoch, and the spans in which the gateway did not hear it.
+// End zero: still open when asked.
+type SessionSeen struct {
+	Shard, Shards int
+	Coreapp       string
+	Epoch         uint64
+	Start, End    time.Time
+	// Silent are the spans from the last moment the gateway heard the
+	// session until it heard it again (End zero: not heard again).
+	Silent []Span
+}
+
+// Span is a stretch of time; End zero: not ended when asked.
+type Span struct{ Start, End time.Time }
+
+// Sessions are every session the log shows so far, in the order they
+// opened. A report draws them; no verdict reads them.
+func (w *Witness) Sessions() []SessionSeen {
+	type key struct {
+		shard, shards int32
+		epoch         uint64
+	}
+	var out []SessionSeen
+	open := map[key]int{}
+	closeAt := func(k key, at time.Time) {
+		if i, ok := open[k]; ok {
+			out[i].End = at
+			if n := len(out[i].Silent); n > 0 && out[i].Silent[n-1].End.IsZero() {
+				out[i].Silent[n-1].End = at
+			}
+			delete(open, k)
+		}
+	}
+	for _, ev := range w.events {
+		at := time.Unix(0, ev.GetUnixNs())
+		k := key{ev.GetShard(), ev.GetShards(), ev.GetEpoch()}
+		switch ev.GetKind() {
+		case mcsimv1.GatewayEventKind_GATEWAY_EVENT_KIND_CONNECT, mcsimv1.GatewayEventKind_GATEWAY_EVENT_KIND_REPLACE:
+			if ev.GetKind() == mcsimv1.GatewayEventKind_GATEWAY_EVENT_KIND_REPLACE {
+				closeAt(key{ev.GetReplacedShard(), ev.GetReplacedShards(), ev.GetReplacedEpoch()}, at)
+			}
+			if _, ok := open[k]; !ok {
+				open[k] = len(out)
+				out = append(out, SessionSeen{Shard: int(k.shard), Shards: int(k.shards), Coreapp: ev.GetCoreappId(), Epoch: k.epoch, Start: at})
+			}
+		case mcsimv1.GatewayEventKind_GATEWAY_EVENT_KIND_DISCONNECT:
+			closeAt(k, at)
+		case mcsimv1.GatewayEventKind_GATEWAY_EVENT_KIND_SILENT:
+			if i, ok := open[k]; ok {
+				from := at
+				if ev.GetLastHeardUnixNs() != 0 {
+					from = time.Unix(0, ev.GetLastHeardUnixNs())
+				}
+				out[i].Silent = append(out[i].Silent, Span{Start: from})
+			}
+		case mcsimv1.GatewayEventKind_GATEWAY_EVENT_KIND_HEARD:
+			if i, ok := open[k]; ok {
+				if n := len(out[i].Silent); n > 0 && out[i].Silent[n-1].End.IsZero() {
+					out[i].Silent[n-1].End = at
+				}
+			}
+		}
+	}
+	return out
+}

@@ -178,6 +178,13 @@ func (t *Target) Failovers() []scenarios.FailoverSeen {
 	return t.witness.Failovers()
 }
 
+// Sessions are every gateway session so far (scenarios.SessionWitness),
+// for reports.
+func (t *Target) Sessions() []scenarios.SessionSeen {
+	t.refresh()
+	return t.witness.Sessions()
+}
+
 // Violations implements scenarios.Target: the gateway's log, then the
 // simulator's ground truth (truth.go).
 func (t *Target) Violations() []scenarios.Violation {

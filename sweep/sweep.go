@@ -203,17 +203,54 @@ func mergePatch(dst, patch map[string]any) {
 type Fault struct {
 	Node       string
 	Start, End time.Time
+	// Kind is what it was (kill, stop, pause, restart, cut, clock), for
+	// reports; FalseFailovers does not read it.
+	Kind string
+}
+
+// Intervals is the run's heartbeat and unhealthy intervals over time: the
+// first entry is what the run started with, each later one a live change
+// (a `set` step) from its At on.
+type Intervals []IntervalsFrom
+
+// IntervalsFrom: the intervals in force from At on.
+type IntervalsFrom struct {
+	At                   time.Time
+	Heartbeat, Unhealthy time.Duration
+}
+
+// Window is how far before a declaration at `at` a fault still explains
+// it: unhealthy + heartbeat + eps with the largest intervals in force at
+// any moment of that window (a live change counts both ways, as the
+// runner's no_false_failover judges it), so raising the intervals
+// mid-run cannot turn the failover of a coreapp killed under the old
+// ones into a false one.
+func (iv Intervals) Window(at time.Time, eps time.Duration) time.Duration {
+	var w time.Duration
+	for i, s := range iv {
+		end := at
+		if i+1 < len(iv) && iv[i+1].At.Before(at) {
+			end = iv[i+1].At
+		}
+		span := s.Unhealthy + s.Heartbeat + eps
+		if s.At.After(at) || end.Before(at.Add(-span)) {
+			continue
+		}
+		w = max(w, span)
+	}
+	return w
 }
 
 // FalseFailovers counts the declarations that no fault explains: neither
-// the coreapp nor the declaring master was in a fault within window
-// (unhealthy + heartbeat + ε) before the declaration. Unlike the
-// runner's no_false_failover, a delay or loss on a link is no fault here:
-// a slow coreapp is a healthy one (rule 4), and a sweep asks how low
-// unhealthy_interval can go before such a coreapp is failed over.
-func FalseFailovers(decls []scenarios.Declaration, faults []Fault, window time.Duration) int {
+// the coreapp nor the declaring master was in a fault within the window
+// (unhealthy + heartbeat + ε, Intervals.Window) before the declaration.
+// Unlike the runner's no_false_failover, a delay or loss on a link is no
+// fault here: a slow coreapp is a healthy one (rule 4), and a sweep asks
+// how low unhealthy_interval can go before such a coreapp is failed over.
+func FalseFailovers(decls []scenarios.Declaration, faults []Fault, iv Intervals, eps time.Duration) int {
 	n := 0
 	for _, d := range decls {
+		window := iv.Window(d.At, eps)
 		explained := slices.ContainsFunc(faults, func(f Fault) bool {
 			return (f.Node == d.Coreapp || f.Node == d.Master) && !f.Start.After(d.At) &&
 				(f.End.IsZero() || !f.End.Before(d.At.Add(-window)))

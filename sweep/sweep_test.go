@@ -114,7 +114,7 @@ func TestMerge(t *testing.T) {
 func TestFalseFailovers(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	at := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
-	window := 4 * time.Second
+	iv := Intervals{{At: t0, Heartbeat: time.Second, Unhealthy: 3 * time.Second}} // window 4 s
 	for _, tc := range []struct {
 		name   string
 		decl   scenarios.Declaration
@@ -129,8 +129,36 @@ func TestFalseFailovers(t *testing.T) {
 		{"a fault after the declaration", scenarios.Declaration{At: at(10), Master: "master-1", Coreapp: "coreapp-1"}, []Fault{{Node: "coreapp-1", Start: at(11)}}, 1},
 		{"another coreapp's fault", scenarios.Declaration{At: at(10), Master: "master-1", Coreapp: "coreapp-1"}, []Fault{{Node: "coreapp-2", Start: at(8)}}, 1},
 	} {
-		if got := FalseFailovers([]scenarios.Declaration{tc.decl}, tc.faults, window); got != tc.want {
+		if got := FalseFailovers([]scenarios.Declaration{tc.decl}, tc.faults, iv, 0); got != tc.want {
 			t.Errorf("%s: %d false failovers, want %d", tc.name, got, tc.want)
+		}
+	}
+}
+
+// The window follows a live change of the intervals: a coreapp killed at
+// 2 s and restarted at 6 s under unhealthy 3 s, declared at 15 s because the
+// run raised unhealthy_interval to 10 s at 5 s, is explained (the largest
+// intervals in force during the window count), while the same declaration
+// with the change at 30 s (after it) is a false failover.
+func TestFalseFailoversFollowLiveIntervals(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	at := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
+	decl := []scenarios.Declaration{{At: at(15), Master: "master-1", Coreapp: "coreapp-1"}}
+	killed := []Fault{{Node: "coreapp-1", Start: at(2), End: at(6)}}
+	start := IntervalsFrom{At: t0, Heartbeat: time.Second, Unhealthy: 3 * time.Second}
+	for _, tc := range []struct {
+		name string
+		iv   Intervals
+		want int
+	}{
+		{"raised at 5 s, before the declaration", Intervals{start, {At: at(5), Heartbeat: time.Second, Unhealthy: 10 * time.Second}}, 0},
+		{"raised at 30 s, after it", Intervals{start, {At: at(30), Heartbeat: time.Second, Unhealthy: 10 * time.Second}}, 1},
+		{"never raised", Intervals{start}, 1},
+		{"lowered at 5 s", Intervals{{At: t0, Heartbeat: time.Second, Unhealthy: 10 * time.Second}, {At: at(5), Heartbeat: time.Second, Unhealthy: 3 * time.Second}}, 0},
+		{"lowered at 1 s, long before", Intervals{{At: t0, Heartbeat: time.Second, Unhealthy: 10 * time.Second}, {At: at(1), Heartbeat: time.Second, Unhealthy: 3 * time.Second}}, 1},
+	} {
+		if got := FalseFailovers(decl, killed, tc.iv, 0); got != tc.want {
+			t.Errorf("%s: %d false failovers, want %d (window %v)", tc.name, got, tc.want, tc.iv.Window(at(15), 0))
 		}
 	}
 }

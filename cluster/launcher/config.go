@@ -39,6 +39,9 @@ type Config struct {
 	// DataDir holds the settings store and logs/<node-id>.log. One running
 	// cluster per data dir.
 	DataDir string
+	// Store is the settings store (service.Config.Store): "" for bbolt in
+	// DataDir, a postgres:// URL, or another bbolt directory.
+	Store string
 	// HTTPAddr is the settings service's HTTP API (port 0: a free port).
 	HTTPAddr string
 	// AdminPassword is the settings service's admin password; the launcher
@@ -116,6 +119,9 @@ func (c Config) Validate() error {
 	}
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("--data: must not be empty"))
+	}
+	if err := service.CheckStore(c.Store); err != nil {
+		errs = append(errs, fmt.Errorf("--%w", err))
 	}
 	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
 		errs = append(errs, fmt.Errorf("--http: must be host:port, got %q: %v", c.HTTPAddr, err))

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
 
 	"github.com/mcsim/mcsim/cluster/procs"
@@ -28,6 +29,7 @@ import (
 	mcsimv1 "github.com/mcsim/mcsim/proto/mcsim/v1"
 	"github.com/mcsim/mcsim/settings/client"
 	"github.com/mcsim/mcsim/settings/service"
+	"github.com/mcsim/mcsim/settings/store/pgstore"
 )
 
 // ConfigError is returned by Run when the configuration is invalid:
@@ -141,6 +143,11 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 	if err := os.MkdirAll(c.logDir, 0o755); err != nil {
 		return nil, fmt.Errorf("mcsim up: --data %s: %w", cfg.DataDir, err)
 	}
+	if pgstore.IsURL(cfg.Store) {
+		if err := c.lockDataDir(); err != nil {
+			return nil, err
+		}
+	}
 	if c.log, err = c.openLog(filepath.Join(c.logDir, "launcher.log"), "launcher", "launcher"); err != nil {
 		return nil, err
 	}
@@ -195,13 +202,32 @@ func (c *cluster) Stop() error {
 
 // openLog opens DATA/logs/<name>.log for an in-process component.
 func (c *cluster) openLog(path, nodeID, role string) (zerolog.Logger, error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	f, err := openLogFile(path)
 	if err != nil {
 		return zerolog.Nop(), fmt.Errorf("mcsim up: opening log %s: %w", path, err)
 	}
 	c.files = append(c.files, f)
 	return logging.New(f, logging.JSON, zerolog.InfoLevel).With().
 		Str("node_id", nodeID).Str("role", role).Logger(), nil
+}
+
+// lockDataDir holds DATA/up.lock for the life of this process, so a
+// second 'mcsim up' on the same --data fails at once, as the bbolt store's
+// own lock makes it fail when the store is in --data. With the store in
+// PostgreSQL nothing else would stop it, and two launchers would write the
+// same logs. The kernel drops the lock when the process dies.
+func (c *cluster) lockDataDir() error {
+	path := filepath.Join(c.cfg.DataDir, "up.lock")
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return fmt.Errorf("mcsim up: --data %s: %w", c.cfg.DataDir, err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		_ = f.Close()
+		return fmt.Errorf("mcsim up: data dir %s is in use by another mcsim up (lock held on %s): %w", c.cfg.DataDir, path, err)
+	}
+	c.files = append(c.files, f)
+	return nil
 }
 
 func (c *cluster) closeFiles() {
@@ -228,6 +254,7 @@ func (c *cluster) startSettings(ctx context.Context) error {
 	scfg.GRPCAddr = "127.0.0.1:0"
 	scfg.GossipAddr = "127.0.0.1:0"
 	scfg.DataDir = c.cfg.DataDir
+	scfg.Store = c.cfg.Store
 	scfg.AdminPassword = c.cfg.AdminPassword
 	scfg.Logger = log
 	scfg.OnLease = c.leases.add

@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/mcsim/mcsim/bench"
+	"github.com/mcsim/mcsim/report"
 	"github.com/mcsim/mcsim/scenarios"
 	"github.com/mcsim/mcsim/scenarios/procstarget"
 	"github.com/mcsim/mcsim/sim"
@@ -28,6 +29,7 @@ type benchFlags struct {
 	runs    int
 	asJSON  bool
 	compare bool
+	report  string
 	epsilon time.Duration
 	cfg     bench.Config
 }
@@ -87,6 +89,11 @@ outside), and the window. --json prints one line per measure instead, in
 the shape of SCENARIOS.md's distribution event (n, min_ms, p50_ms, p90_ms,
 p99_ms, max_ms, bound, outside) plus bench, target, runs and seed.
 --compare runs the same seeds on procs and then on sim and prints both.
+--report DIR writes an HTML report, DIR/index.html with PNG plots beside
+it (no network needed to view it): the table above, every run's verdict,
+seed and replay command, a timeline per run (failed runs first, at most
+20) and a histogram and CDF of each measure with the window shaded; with
+--compare both targets are on each plot. Its path goes to stderr.
 Results go to stdout; the progress bar, the seed and every run that fell
 outside (with the command to replay it) go to stderr.
 
@@ -103,6 +110,7 @@ flags; 3 the cluster could not be started.`,
   mcsim bench pause --target sim --runs 50 --heartbeat-interval 2s --unhealthy-interval 10s
   mcsim bench handover --target sim --runs 100 --coreapps 5 --shards 4 --json
   mcsim bench failover --compare --runs 5 --seed 1
+  mcsim bench failover --runs 20 --report /tmp/r                     # then open /tmp/r/index.html
   mcsim bench failover --target sim --runs 20 --within 1s   # an impossible bound: exit 1`,
 		Args:      cobra.ExactArgs(1),
 		ValidArgs: kinds,
@@ -116,6 +124,7 @@ flags; 3 the cluster could not be started.`,
 	fl.IntVar(&f.runs, "runs", 10, "runs per target")
 	fl.BoolVar(&f.asJSON, "json", false, "print one JSON line per measure (SCENARIOS.md's distribution shape, plus outside)")
 	fl.BoolVar(&f.compare, "compare", false, "run the same seeds on procs and on sim and print both side by side")
+	fl.StringVar(&f.report, "report", "", "write an HTML report (index.html, timelines, histograms and CDFs) into this directory")
 	durationFlag(fl, &f.epsilon, "epsilon", 0, "ε, the allowance on the rule 1 and lease windows (default 250ms on procs, 50ms on sim)")
 	durationFlag(fl, &f.cfg.Within, "within", 0, "judge recovery against ≤ this instead of the rule's window (0: the rule)")
 	def := scenarios.DefaultCluster()
@@ -134,6 +143,7 @@ type benchResult struct {
 	eps    time.Duration
 	b      *bench.Bench
 	failed int // runs that fell outside or failed their scenario
+	runs   []report.Run
 }
 
 func runBench(cmd *cobra.Command, arg string, f benchFlags) error {
@@ -188,6 +198,11 @@ func runBench(cmd *cobra.Command, arg string, f benchFlags) error {
 	} else {
 		printBenchTable(cmd.OutOrStdout(), kind, f, results)
 	}
+	if f.report != "" {
+		if err := writeReport(stderr, f.report, benchReport(kind, f, results)); err != nil {
+			return err
+		}
+	}
 	failed := 0
 	for _, r := range results {
 		failed += r.failed
@@ -214,7 +229,7 @@ func benchTarget(cmd *cobra.Command, kind bench.Kind, target string, f benchFlag
 	if err != nil {
 		return res, err
 	}
-	bar := newBar(stderr, int64(f.runs), fmt.Sprintf("bench %s on %s", kind, target))
+	bar := newBar(stderr, int64(f.runs), fmt.Sprintf("bench %s on %s", kind, target), "runs")
 	defer endBar(bar, stderr)
 	for run := range f.runs {
 		seed := f.seed + uint64(run)
@@ -237,6 +252,10 @@ func benchTarget(cmd *cobra.Command, kind bench.Kind, target string, f benchFlag
 			return res, &exitError{code: exitFailure, msg: fmt.Sprintf("mcsim bench %s run %d seed %d on %s: %v", kind, run, seed, target, err)}
 		}
 		why := res.b.Add(rec.benchRun(kind, o), sched)
+		if f.report != "" {
+			res.runs = append(res.runs, rec.reportRun(fmt.Sprintf("bench %s on %s run %d", kind, target, run), sc.Name, run, seed, o,
+				benchReplay(cmd, kind, target, seed)))
+		}
 		if len(why) > 0 || !o.OK {
 			res.failed++
 			_ = bar.Clear()
@@ -260,7 +279,7 @@ func benchReplay(cmd *cobra.Command, kind bench.Kind, target string, seed uint64
 	parts := []string{"mcsim bench", string(kind), "--target", target, "--seed", fmt.Sprint(seed), "--runs 1"}
 	cmd.Flags().Visit(func(fl *pflag.Flag) {
 		switch fl.Name {
-		case "target", "seed", "runs", "compare", "json":
+		case "target", "seed", "runs", "compare", "json", "report":
 			return
 		}
 		parts = append(parts, "--"+fl.Name, fl.Value.String())
@@ -381,4 +400,37 @@ func (t *recordedTarget) benchRun(kind bench.Kind, o scenarios.Outcome) bench.Ru
 		}
 	}
 	return r
+}
+
+// benchReport is the bench as a report: every run (its timeline and
+// replay command) and one plot per measure with every target's values
+// against the window (the widest of the targets': ε differs).
+func benchReport(kind bench.Kind, f benchFlags, results []benchResult) report.Report {
+	var text strings.Builder
+	printBenchTable(&text, kind, f, results)
+	rep := report.Report{Title: fmt.Sprintf("mcsim bench %s", kind), Command: commandLine(), Text: text.String(), Timelines: maxTimelines}
+	sched := bench.Schedule{{Heartbeat: f.cfg.Heartbeat, Unhealthy: f.cfg.Unhealthy}}
+	for _, m := range kind.Measures() {
+		rm := report.Measure{Name: fmt.Sprintf("%s %s", kind, m)}
+		var texts []string
+		for i, r := range results {
+			w := bench.Windows(kind, sched, time.Time{}, r.eps, f.cfg.Within)[m]
+			if i == 0 {
+				rm.Window.Lo, rm.Window.Hi = w.Lo, w.Hi
+			}
+			rm.Window.Lo, rm.Window.Hi = min(rm.Window.Lo, w.Lo), max(rm.Window.Hi, w.Hi)
+			t := w.Text
+			if len(results) > 1 {
+				t = r.target + " " + t
+			}
+			texts = append(texts, t)
+			rm.Series = append(rm.Series, report.Series{Label: r.target, Values: r.b.Values(m)})
+		}
+		rm.Window.Text = strings.Join(texts, "; ")
+		rep.Measures = append(rep.Measures, rm)
+	}
+	for _, r := range results {
+		rep.Runs = append(rep.Runs, r.runs...)
+	}
+	return rep
 }

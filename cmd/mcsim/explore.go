@@ -33,15 +33,16 @@ func parseSeeds(s string) (from, to uint64, err error) {
 	return from, to, nil
 }
 
-// newBar is the progress bar of a long command, on stderr; endBar ends its
-// line where it got to (an early stop shows how far it went).
-func newBar(w io.Writer, n int64, what string) *progressbar.ProgressBar {
+// newBar is the progress bar of a long command, on stderr, counting n
+// units (seeds, runs); endBar ends its line where it got to (an early
+// stop shows how far it went).
+func newBar(w io.Writer, n int64, what, units string) *progressbar.ProgressBar {
 	return progressbar.NewOptions64(n,
 		progressbar.OptionSetWriter(w),
 		progressbar.OptionSetDescription(what),
 		progressbar.OptionShowCount(),
 		progressbar.OptionShowIts(),
-		progressbar.OptionSetItsString("seeds"),
+		progressbar.OptionSetItsString(units),
 		progressbar.OptionThrottle(100*time.Millisecond),
 		progressbar.OptionSetWidth(30),
 	)
@@ -114,7 +115,7 @@ func runExplore(cmd *cobra.Command, arg string, f exploreFlags) error {
 	sc := scs[0]
 	stdout, stderr := cmd.OutOrStdout(), cmd.ErrOrStderr()
 	n := int64(to - from + 1)
-	bar := newBar(stderr, n, "explore "+sc.Name)
+	bar := newBar(stderr, n, "explore "+sc.Name, "seeds")
 	start := time.Now()
 	done := 0
 	failing := sim.Explore(cmd.Context(), sc, sim.ExploreConfig{From: from, To: to, Workers: f.workers, All: f.all,
@@ -255,7 +256,7 @@ Exit codes: 0 every mechanism was caught and shrunk; 1 one was not.`, sim.Selfte
 			stdout, stderr := cmd.OutOrStdout(), cmd.ErrOrStderr()
 			failed := 0
 			for _, tc := range cases {
-				bar := newBar(stderr, sim.SelftestSeeds, tc.Mechanism.Name+" off")
+				bar := newBar(stderr, sim.SelftestSeeds, tc.Mechanism.Name+" off", "seeds")
 				r, err := sim.Selftest(cmd.Context(), tc, workers, func(d, _ int) { _ = bar.Set(d) })
 				endBar(bar, stderr)
 				if err != nil {

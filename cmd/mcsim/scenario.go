@@ -17,6 +17,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/mcsim/mcsim/report"
 	"github.com/mcsim/mcsim/scenarios"
 	"github.com/mcsim/mcsim/scenarios/procstarget"
 	"github.com/mcsim/mcsim/sim"
@@ -164,8 +165,17 @@ without it a random seed is drawn and printed. --runs N repeats each
 scenario with seeds seed, seed+1, … and prints the distribution of every
 timed expectation (n, min, p50, p90, p99, max, bound, outside). --json
 prints the events of SCENARIOS.md, one JSON object per line. --report DIR
-writes each run's events (DIR/<scenario>-run<N>.jsonl) and the summary
-(DIR/summary.json). --keep keeps each run's data dir and node logs and
+writes each run's events (DIR/<scenario>-run<N>.jsonl), the summary
+(DIR/summary.json) and an HTML report, DIR/index.html with PNG plots
+beside it (no network needed to view it): a table of every run's
+verdict, seed and replay command; a timeline per run (one lane per node,
+fault spans shaded, one bar per shard session coloured by its owner,
+failovers, takeovers and unhealthy declarations marked, violations in
+red; hover for exact milliseconds; failed runs first, at most 20); and a
+histogram and CDF of every timed expectation and of the failovers'
+downtime against the window. The path of index.html goes to stderr with
+--json, to stdout otherwise; --json's lines are the same with or without
+--report. --keep keeps each run's data dir and node logs and
 prints where they are (procs only). --epsilon is the allowance ε on rule1
 and lease bounds (default 250ms on procs, 50ms on sim).
 
@@ -189,7 +199,8 @@ timeout. heal ends network faults, not clock skew.`,
   mcsim scenario run partition-primary-owner slow-answers clock-skew-primary
   mcsim scenario run ./my-scenario.yaml --keep
   mcsim scenario run coreapp-crash --target sim --seed 7 --json
-  mcsim scenario run nemesis-soak --target sim --runs 500 --seed 1`,
+  mcsim scenario run nemesis-soak --target sim --runs 500 --seed 1
+  mcsim scenario run coreapp-crash --target sim --runs 10 --seed 1 --report /tmp/crash-report   # then open /tmp/crash-report/index.html`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runScenarios(cmd, args, f)
@@ -200,7 +211,7 @@ timeout. heal ends network faults, not clock skew.`,
 	fl.Uint64Var(&f.seed, "seed", 0, "seed of every random choice (default: drawn at random and printed)")
 	fl.IntVar(&f.runs, "runs", 1, "runs per scenario (seeds seed, seed+1, …); prints distributions")
 	fl.BoolVar(&f.asJSON, "json", false, "print the events as JSON lines (SCENARIOS.md)")
-	fl.StringVar(&f.report, "report", "", "write each run's events and a summary.json into this directory")
+	fl.StringVar(&f.report, "report", "", "write each run's events, a summary.json and an HTML report (index.html, timelines, plots) into this directory")
 	fl.BoolVar(&f.keep, "keep", false, "keep each run's data dir and node logs, and print where")
 	durationFlag(fl, &f.epsilon, "epsilon", scenarios.DefaultEpsilon, "ε: the allowance on rule1 and lease bounds")
 	fl.StringVar(&f.data, "data", "", "parent directory of the runs' data dirs (default: a temporary directory)")
@@ -251,8 +262,11 @@ func runScenarios(cmd *cobra.Command, args []string, f scenarioRunFlags) error {
 	fmt.Fprintf(progress, "seed %d (replay: --seed %d)\n", f.seed, f.seed)
 	failed := false
 	var summary []map[string]any
-	for _, sc := range scs {
+	rep := report.Report{Title: "mcsim scenario run " + strings.Join(args, " "), Command: commandLine(), Timelines: maxTimelines}
+	var reportText strings.Builder
+	for scIndex, sc := range scs {
 		var outs []scenarios.Outcome
+		var downtimes []time.Duration
 		for run := range f.runs {
 			seed := f.seed + uint64(run)
 			evw := events
@@ -272,6 +286,13 @@ func runScenarios(cmd *cobra.Command, args []string, f scenarioRunFlags) error {
 			if err != nil {
 				return err
 			}
+			// The report's recorder only watches: the run and its events
+			// are the same with and without it.
+			var rec *recordedTarget
+			if f.report != "" {
+				rec = newRecordedTarget(t)
+				t = rec.asTarget()
+			}
 			o, err := scenarios.Run(cmd.Context(), t, sc, scenarios.Options{Run: run, Seed: seed, Epsilon: f.epsilon, Events: evw, Progress: progress})
 			if file != nil {
 				file.Close()
@@ -289,6 +310,12 @@ func runScenarios(cmd *cobra.Command, args []string, f scenarioRunFlags) error {
 			}
 			outs = append(outs, o)
 			printVerdict(progress, sc, run, o)
+			if rec != nil {
+				printVerdict(&reportText, sc, run, o)
+				rep.Runs = append(rep.Runs, rec.reportRun(fmt.Sprintf("%s run %d", sc.Name, run), sc.Name, run, seed, o,
+					scenarioReplay(cmd, args[scIndex], f.target, seed)))
+				downtimes = append(downtimes, rec.downtimes()...)
+			}
 			if !o.OK {
 				failed = true
 			}
@@ -297,11 +324,21 @@ func runScenarios(cmd *cobra.Command, args []string, f scenarioRunFlags) error {
 		}
 		if f.runs > 1 {
 			printDistributions(out, events, sc, scenarios.Distributions(outs), outs[len(outs)-1], f.runs)
+			if f.report != "" {
+				printDistributions(&reportText, nil, sc, scenarios.Distributions(outs), outs[len(outs)-1], f.runs)
+			}
+		}
+		if f.report != "" {
+			rep.Measures = append(rep.Measures, timedMeasures(sc.Name, f.target, outs, downtimes)...)
 		}
 	}
 	if f.report != "" {
 		b, _ := json.MarshalIndent(summary, "", "  ")
 		if err := os.WriteFile(filepath.Join(f.report, "summary.json"), append(b, '\n'), 0o644); err != nil {
+			return err
+		}
+		rep.Text = reportText.String()
+		if err := writeReport(progress, f.report, rep); err != nil {
 			return err
 		}
 	}
@@ -357,4 +394,15 @@ func printDistributions(out, events io.Writer, sc *scenarios.Scenario, ds []scen
 		fmt.Fprintf(out, "%s steps[%d] %s over %d runs: min %.1f  p50 %.1f  p90 %.1f  p99 %.1f  max %.1f ms (%s; %d outside)\n",
 			sc.Name, d.Expect, d.What, d.N, d.MinMS, d.P50MS, d.P90MS, d.P99MS, d.MaxMS, d.Bound, d.Outside)
 	}
+}
+
+// scenarioReplay is the command that runs one run of a scenario again:
+// its file or name, its target and seed, and the flags that change a
+// run (--epsilon).
+func scenarioReplay(cmd *cobra.Command, arg, target string, seed uint64) string {
+	parts := []string{"mcsim scenario run", shellQuote(arg), "--target", target, "--seed", fmt.Sprint(seed)}
+	if fl := cmd.Flags().Lookup("epsilon"); fl != nil && fl.Changed {
+		parts = append(parts, "--epsilon", fl.Value.String())
+	}
+	return strings.Join(parts, " ")
 }

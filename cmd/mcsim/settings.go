@@ -19,6 +19,7 @@ import (
 	"github.com/mcsim/mcsim/membership"
 	"github.com/mcsim/mcsim/settings/client"
 	"github.com/mcsim/mcsim/settings/service"
+	"github.com/mcsim/mcsim/settings/store/pgstore"
 )
 
 const passwordEnv = "MCSIM_ADMIN_PASSWORD"
@@ -67,6 +68,9 @@ func (f *serveFlags) config(cmd *cobra.Command) (service.Config, error) {
 		cfg.Faults = faultnet.New(service.NodeID)
 	}
 	fl := cmd.Flags()
+	if fl.Changed("store") && fl.Changed("data") {
+		return cfg, usageErr("--store and --data both name the store: give one (--store takes a postgres:// URL or a directory, --data a directory)")
+	}
 	cfg = cfg.Follow(fl.Changed("http"), fl.Changed("grpc"), fl.Changed("gossip"))
 	// The off-loopback rules first, naming flags; Validate below repeats
 	// the password rule for the library's callers.
@@ -102,7 +106,7 @@ func settingsServe() (*cobra.Command, *serveFlags) {
 	f := &serveFlags{cfg: service.DefaultConfig()}
 	c := &cobra.Command{
 		Use:   "serve",
-		Short: "Run the settings service (HTTP API and gRPC) on a bbolt data dir",
+		Short: "Run the settings service (HTTP API and gRPC) on a bbolt data dir or PostgreSQL",
 		Long: `Run the settings service. Every change is on disk (fsync) before it is
 acknowledged. The admin password comes from --admin-password or the
 MCSIM_ADMIN_PASSWORD environment variable; the default "secret" is accepted
@@ -116,12 +120,24 @@ gRPC + 1); those not given follow those given, so a service moved to other
 ports binds none of the defaults and runs beside a default one: --http
 127.0.0.1:8080 alone means gRPC on 8081 and gossip on 8082. Port 0 (or a
 port the layout would push out of range) means a free port; the ready line
-prints the actual addresses.`,
+prints the actual addresses.
+
+The store is embedded bbolt in --data by default. --store takes either a
+postgres:// (or postgresql://) URL, to keep everything in PostgreSQL, or a
+directory, the same as --data. On PostgreSQL the service creates or
+migrates its tables itself (mcsim_* in the URL's schema, search_path), and
+several settings services may serve one database: a change through any of
+them reaches the watchers of all, and the master lease is granted by the
+database's row locks.`,
 		Example: `  # on the embedded defaults: HTTP 127.0.0.1:9090, gRPC 127.0.0.1:9091, gossip 127.0.0.1:9092, data ./.mcsim
   mcsim settings serve
 
   # other ports (gossip follows: 8082) and data dir, human-readable logs; runs beside a default service
   mcsim settings serve --http 127.0.0.1:8080 --grpc 127.0.0.1:8081 --data /tmp/mc --log-format console
+
+  # on PostgreSQL (two services on one database: a second one on other ports)
+  mcsim settings serve --store 'postgres://postgres@127.0.0.1:5433/mcsim?sslmode=disable'
+  mcsim settings serve --store 'postgres://postgres@127.0.0.1:5433/mcsim?sslmode=disable' --http 127.0.0.1:8080
 
   # on every interface: a password and a gossip key are required, and --advertise names this host to the others
   MCSIM_ADMIN_PASSWORD=s3cret MCSIM_CLUSTER_KEY=k3y mcsim settings serve --http 0.0.0.0:9090 --grpc 0.0.0.0:9091 --gossip 0.0.0.0:9092 --advertise 10.0.0.5`,
@@ -136,7 +152,11 @@ prints the actual addresses.`,
 				if gossip == "" {
 					gossip = "off"
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "settings service ready: http://%s (gRPC %s, gossip %s, data %s)\n", a.HTTP, a.GRPC, gossip, cfg.DataDir)
+				where := "data " + cfg.StoreSpec()
+				if pgstore.IsURL(cfg.StoreSpec()) {
+					where = "store " + pgstore.Redact(cfg.StoreSpec())
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "settings service ready: http://%s (gRPC %s, gossip %s, %s)\n", a.HTTP, a.GRPC, gossip, where)
 			})
 			if err != nil {
 				return &exitError{code: exitFailure, msg: "mcsim: " + err.Error()}
@@ -148,6 +168,7 @@ prints the actual addresses.`,
 	fs.StringVar(&f.cfg.HTTPAddr, "http", f.cfg.HTTPAddr, "HTTP listen address (host:port); not given while --grpc or --gossip is, it follows their port (-1, -2)")
 	fs.StringVar(&f.cfg.GRPCAddr, "grpc", f.cfg.GRPCAddr, "gRPC listen address (host:port); not given, it follows the port of --http (+1) or --gossip (-1)")
 	fs.StringVar(&f.cfg.DataDir, "data", f.cfg.DataDir, "data directory (bbolt store)")
+	fs.StringVar(&f.cfg.Store, "store", "", "the store: a postgres:// URL (PostgreSQL, may be shared by several settings services) or a bbolt data directory (default: --data)")
 	fs.StringVar(&f.cfg.WAID, "wa-id", f.cfg.WAID, "the account's wa_id, shown read-only in the settings")
 	fs.StringVar(&f.cfg.AdminPassword, "admin-password", f.cfg.AdminPassword, "admin password (or "+passwordEnv+")")
 	fs.StringVar(&f.cfg.GossipAddr, "gossip", f.cfg.GossipAddr, `gossip (memberlist) address, the --join seed of every node; not given, it follows the port of --grpc (+1) or --http (+2); port 0 picks one, "" turns membership off`)

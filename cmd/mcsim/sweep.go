@@ -11,11 +11,13 @@ import (
 	"math"
 	"os"
 	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/mcsim/mcsim/report"
 	"github.com/mcsim/mcsim/scenarios"
 	"github.com/mcsim/mcsim/scenarios/procstarget"
 	"github.com/mcsim/mcsim/sim"
@@ -27,6 +29,7 @@ type sweepFlags struct {
 	seed   uint64
 	runs   int
 	asJSON bool
+	report string
 	sets   []string
 }
 
@@ -59,7 +62,8 @@ old owner → first heard from the new one). n is how many were measured.
 False failovers: unhealthy declarations where neither the coreapp nor
 the declaring master was killed, stopped, paused, restarted, cut off by a
 partition or isolation, or clock-skewed within unhealthy_interval +
-heartbeat_interval + ε before. Unlike the no_false_failover invariant, a
+heartbeat_interval + ε before (the largest intervals in force during
+that window, should a set step change them mid-run). Unlike the no_false_failover invariant, a
 delay or loss is no excuse: a slow coreapp is a healthy one (rule 4), and
 this is what a sweep of unhealthy_interval over a slow or lossy network
 is for. The rate is per hour of run time (virtual time on sim) summed
@@ -67,7 +71,12 @@ over the combination's runs. "failed" counts runs whose verdict was FAIL
 as 'scenario run' would print it (a failed expectation or invariant).
 
 --json prints one JSON line per combination instead (skipped ones with
-"skipped": the reason). Results go to stdout; the seed and the progress
+"skipped": the reason). --report DIR writes an HTML report, DIR/index.html
+with PNG plots beside it (no network needed to view it): heat maps of p99
+failover time and of false failovers per hour over the grid (columns: the
+last --set's values; rows: the combinations of the others), the table,
+every run's verdict, seed and replay command, and a timeline of up to 20
+runs (failed ones first). Its path goes to stderr. Results go to stdout; the seed and the progress
 bar to stderr.
 
 Exit codes: 0 the sweep ran (whatever it found); 2 bad flags (a --set
@@ -76,6 +85,7 @@ not be started.`,
 		Example: `  mcsim sweep slow-answers --target sim --set heartbeat_interval=1,2 --set unhealthy_interval=2,3,5 --runs 20 --seed 1
   mcsim sweep coreapp-crash --target sim --set unhealthy_interval=3,5,10 --runs 10 --seed 1
   mcsim sweep coreapp-crash --target sim --set heartbeat_interval=1,2 --set unhealthy_interval=2,3 --runs 3 --seed 1 --json
+  mcsim sweep coreapp-crash --set heartbeat_interval=1,2 --set unhealthy_interval=2,3,5 --runs 20 --seed 1 --report /tmp/sweep-report
   mcsim sweep docs/jittery-network.yaml --set unhealthy_interval=2,3,5,10 --runs 20 --seed 1   # from the repository root: the README's trade-off`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -88,6 +98,7 @@ not be started.`,
 	fl.Uint64Var(&f.seed, "seed", 0, "seed of run 0 of every combination (run i: seed + i); default: drawn at random and printed")
 	fl.IntVar(&f.runs, "runs", 20, "runs per combination")
 	fl.BoolVar(&f.asJSON, "json", false, "print one JSON line per combination")
+	fl.StringVar(&f.report, "report", "", "write an HTML report (heat maps of p99 failover time and false failovers, timelines) into this directory")
 	completeValues(c, "target", "procs", "sim")
 	return c
 }
@@ -160,15 +171,14 @@ func runSweep(cmd *cobra.Command, arg string, f sweepFlags) error {
 	if err != nil {
 		return err
 	}
-	bar := newBar(stderr, int64(valid*f.runs), fmt.Sprintf("sweep %s on %s", sc.Name, f.target))
+	var runs []report.Run
+	bar := newBar(stderr, int64(valid*f.runs), fmt.Sprintf("sweep %s on %s", sc.Name, f.target), "runs")
 	for i := range combos {
 		if merged[i] == nil {
 			continue
 		}
 		run := *sc
 		run.Settings = merged[i]
-		hb, ui := sweepIntervals(merged[i])
-		window := ui + hb + eps
 		for r := range f.runs {
 			seed := f.seed + uint64(r)
 			inner, err := newTarget(f.target, procstarget.Config{Binary: bin, Seed: seed})
@@ -177,7 +187,7 @@ func runSweep(cmd *cobra.Command, arg string, f sweepFlags) error {
 				return err
 			}
 			rec := newRecordedTarget(inner)
-			o, err := scenarios.Run(cmd.Context(), rec, &run, scenarios.Options{Run: r, Seed: seed, Epsilon: eps})
+			o, err := scenarios.Run(cmd.Context(), rec.asTarget(), &run, scenarios.Options{Run: r, Seed: seed, Epsilon: eps})
 			if err != nil {
 				endBar(bar, stderr)
 				where := fmt.Sprintf("mcsim sweep %s (%s) run %d seed %d on %s", sc.Name, combos[i], r, seed, f.target)
@@ -189,12 +199,16 @@ func runSweep(cmd *cobra.Command, arg string, f sweepFlags) error {
 				}
 				return &exitError{code: exitFailure, msg: fmt.Sprintf("%s: %v", where, err)}
 			}
+			if f.report != "" {
+				runs = append(runs, rec.reportRun(fmt.Sprintf("%s (%s) run %d", sc.Name, combos[i], r), sc.Name, r, seed, o,
+					sweepReplay(arg, f.target, seed, combos[i])))
+			}
 			row := &rows[i]
 			row.runTime += o.Duration
 			if !o.OK {
 				row.failed++
 			}
-			row.falseFos += sweep.FalseFailovers(rec.declarations, rec.faults, window)
+			row.falseFos += sweep.FalseFailovers(rec.declarations, rec.faults, rec.intervals, eps)
 			if fromExpect {
 				for _, e := range o.Expectations {
 					if (e.What == "failover" || e.What == "takeover") && e.Measured != nil && (e.OK || *e.Measured > 0) {
@@ -219,7 +233,77 @@ func runSweep(cmd *cobra.Command, arg string, f sweepFlags) error {
 	} else {
 		printSweepTable(cmd.OutOrStdout(), sc.Name, f, measure, sets, rows)
 	}
+	if f.report != "" {
+		var text strings.Builder
+		printSweepTable(&text, sc.Name, f, measure, sets, rows)
+		rep := report.Report{Title: "mcsim sweep " + sc.Name, Command: commandLine(), Text: text.String(), Runs: runs,
+			Timelines: maxTimelines, Grid: sweepGrid(sets, rows)}
+		if valid <= 4 {
+			m := report.Measure{Name: "failover time (" + measure + ")"}
+			for _, r := range rows {
+				if r.skipped == "" {
+					m.Series = append(m.Series, report.Series{Label: r.combo.String(), Values: r.times})
+				}
+			}
+			rep.Measures = append(rep.Measures, m)
+		}
+		if err := writeReport(stderr, f.report, rep); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// sweepGrid lays the combinations out for heat maps: a column per value
+// of the last --set, a row per combination of the others (flag order:
+// the last --set varies fastest, so combination i is row i / columns).
+func sweepGrid(sets []sweep.Set, rows []sweepRow) *report.Grid {
+	last := sets[len(sets)-1]
+	g := &report.Grid{ColField: last.Field}
+	for _, v := range last.Values {
+		g.Cols = append(g.Cols, string(v))
+	}
+	var fields []string
+	for _, s := range sets[:len(sets)-1] {
+		fields = append(fields, s.Field)
+	}
+	g.RowField = strings.Join(fields, ", ")
+	for i, r := range rows {
+		if i%len(g.Cols) == 0 {
+			var name []string
+			for _, a := range r.combo[:len(r.combo)-1] {
+				name = append(name, string(a.Value))
+			}
+			g.Rows = append(g.Rows, strings.Join(name, ", "))
+			g.P99MS = append(g.P99MS, make([]float64, 0, len(g.Cols)))
+			g.FalsePerHour = append(g.FalsePerHour, make([]float64, 0, len(g.Cols)))
+			g.Skipped = append(g.Skipped, make([]bool, 0, len(g.Cols)))
+		}
+		p99, fph := math.NaN(), math.NaN()
+		j := len(g.Rows) - 1
+		g.Skipped[j] = append(g.Skipped[j], r.skipped != "")
+		if r.skipped == "" {
+			if n, _, p := r.percentiles(); n > 0 {
+				p99 = sweepMS(p)
+			}
+			fph = sweep.PerHour(r.falseFos, r.runTime)
+		}
+		g.P99MS[j] = append(g.P99MS[j], p99)
+		g.FalsePerHour[j] = append(g.FalsePerHour[j], fph)
+	}
+	if g.RowField == "" {
+		g.RowField, g.Rows[0] = "(one row)", ""
+	}
+	return g
+}
+
+// sweepReplay is the command that runs one run of one combination again.
+func sweepReplay(arg, target string, seed uint64, c sweep.Combo) string {
+	parts := []string{"mcsim sweep", shellQuote(arg), "--target", target, "--seed", fmt.Sprint(seed), "--runs 1"}
+	for _, a := range c {
+		parts = append(parts, "--set", shellQuote(a.Field+"="+string(a.Value)))
+	}
+	return strings.Join(parts, " ")
 }
 
 // sweepIntervals are the intervals a merged settings body sets, else the

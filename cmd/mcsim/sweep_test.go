@@ -4,6 +4,10 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/mcsim/mcsim/scenarios"
+	"github.com/mcsim/mcsim/sim"
 )
 
 // mcsim sweep on the simulator: one row per valid combination in flag
@@ -122,5 +126,28 @@ func TestSweepCommand(t *testing.T) {
 				t.Errorf("exit %d, stdout %q, stderr %q; want exit 2 naming %q", code, out, errs, tc.want)
 			}
 		})
+	}
+}
+
+// The recorder keeps the intervals the run started with and each live
+// change of them, which is what sweep's false-failover window follows.
+func TestRecordedIntervalsFollowSet(t *testing.T) {
+	sc, err := scenarios.Load("live-interval-change")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := newRecordedTarget(sim.New(sim.Config{Seed: 1}))
+	o, err := scenarios.Run(t.Context(), rec.asTarget(), sc, scenarios.Options{Seed: 1})
+	if err != nil || !o.OK {
+		t.Fatalf("run: %v, ok %v", err, o.OK)
+	}
+	_ = rec.Close()
+	if len(rec.intervals) != 2 {
+		t.Fatalf("intervals %+v, want the start and the set", rec.intervals)
+	}
+	first, set := rec.intervals[0], rec.intervals[1]
+	if first.Heartbeat != 5*time.Second || first.Unhealthy != 30*time.Second ||
+		set.Heartbeat != time.Second || set.Unhealthy != 3*time.Second || set.At.Before(first.At) {
+		t.Errorf("intervals %+v, want 5s/30s, then 1s/3s", rec.intervals)
 	}
 }

@@ -86,7 +86,10 @@ Exit status: 0 after a stop by signal, 1 when the cluster could not start
   mcsim up
 
   # 32 shards, one standby, fast failover, events for a script
-  mcsim up --shards 32 --coreapps 33 --heartbeat-interval 1s --unhealthy-interval 3s --json`,
+  mcsim up --shards 32 --coreapps 33 --heartbeat-interval 1s --unhealthy-interval 3s --json
+
+  # the settings store in PostgreSQL (logs still in --data)
+  mcsim up --store 'postgres://postgres@127.0.0.1:5433/mcsim?sslmode=disable'`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg.ClusterKey = flagOrEnv(cmd, "cluster-key", cfg.ClusterKey, clusterKeyEnv)
@@ -129,6 +132,7 @@ Exit status: 0 after a stop by signal, 1 when the cluster could not start
 	fl.IntVar(&cfg.Coreapps, "coreapps", cfg.Coreapps, "number of coreapps (≥ --shards; the extra ones are standbys)")
 	fl.IntVar(&cfg.Shards, "shards", cfg.Shards, "number of shards: 1, 2, 4, 8, 16 or 32")
 	fl.StringVar(&cfg.DataDir, "data", cfg.DataDir, "data directory (settings store, logs/)")
+	fl.StringVar(&cfg.Store, "store", "", "the settings store: a postgres:// URL (PostgreSQL) or a bbolt directory (default: --data); logs stay in --data")
 	fl.StringVar(&cfg.HTTPAddr, "http", cfg.HTTPAddr, "settings service HTTP address (port 0: pick a free one; see the first output line)")
 	fl.StringVar(&cfg.AdminPassword, "admin-password", "", "settings service admin password (or "+passwordEnv+"; default: the service's default, loopback only)")
 	fl.StringVar(&cfg.ClusterKey, "cluster-key", "", "passphrase that encrypts gossip (default: $"+clusterKeyEnv+")")

@@ -54,7 +54,7 @@ on stderr.
 Every coreapp posts its status callbacks to webhooks.url; the sink takes
 any client's statuses callbacks as well.`,
 		Example: `  mcsim webhook-sink
-  mcsim webhook-sink --listen 127.0.0.1:9091 --fail 30% --latency 200ms --down-for 20s --seed 7
+  mcsim webhook-sink --listen 127.0.0.1:9191 --fail 30% --latency 200ms --down-for 20s --seed 7
   curl -s -XPOST 'http://127.0.0.1:9091/?auth=secret' -H 'X-Mcsim-Coreapp: coreapp-1' -H 'X-Mcsim-Attempt: 1' \
     -d '{"statuses":[{"id":"m1","recipient_id":"16315551234","status":"sent","timestamp":"1764623400"}]}'
   curl -s http://127.0.0.1:9091/records`,
@@ -105,7 +105,7 @@ any client's statuses callbacks as well.`,
 		},
 	}
 	fl := c.Flags()
-	fl.StringVar(&listen, "listen", "127.0.0.1:9091", "address to serve on")
+	fl.StringVar(&listen, "listen", "127.0.0.1:9191", "address to serve on (the default is clear of mcsim up's 9090–9092)")
 	fl.StringVar(&fail, "fail", "0%", "share of callbacks to answer 500, e.g. 30%")
 	durationFlag(fl, &cfg.Latency, "latency", 0, "wait this long before every answer")
 	durationFlag(fl, &cfg.DownFor, "down-for", 0, "answer 503 to everything for this long after the start")

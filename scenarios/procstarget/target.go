@@ -182,6 +182,15 @@ func (t *Target) Failovers() []scenarios.FailoverSeen {
 	return t.witness.Failovers()
 }
 
+// Sessions are every gateway session so far (scenarios.SessionWitness),
+// for reports.
+func (t *Target) Sessions() []scenarios.SessionSeen {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.refreshLocked()
+	return t.witness.Sessions()
+}
+
 // Violations implements scenarios.Target: the gateway log's fencing
 // violations (gateway.CheckLog), named by the invariant they break.
 func (t *Target) Violations() []scenarios.Violation {

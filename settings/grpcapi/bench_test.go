@@ -17,6 +17,7 @@ import (
 
 	mcsimv1 "github.com/mcsim/mcsim/proto/mcsim/v1"
 	"github.com/mcsim/mcsim/settings/store"
+	"github.com/mcsim/mcsim/settings/store/storetest"
 )
 
 // BenchmarkWatchFanout100 measures how long one settings change takes to
@@ -27,13 +28,38 @@ import (
 // spent in the store's write, and cpu-ms/op, the process CPU time (user +
 // system, all goroutines: server and clients) per change, which unlike the
 // latencies does not depend on what else the machine is running.
+//
+// Sub-benchmarks per store backend: bbolt; postgres (the change through
+// the Store that serves the watchers); postgres-two-stores (the change through a
+// second Store on the same database, as another settings process would
+// make it, reaching the watchers by NOTIFY). postgres* need
+// MCSIM_TEST_POSTGRES.
 func BenchmarkWatchFanout100(b *testing.B) {
-	const watchers = 100
-	st, err := store.Open(b.TempDir())
-	if err != nil {
-		b.Fatal(err)
+	for _, tc := range []struct {
+		name    string
+		backend storetest.Backend
+		twoProc bool
+	}{{"bbolt", storetest.Bolt, false}, {"postgres", storetest.Postgres, false}, {"postgres-two-stores", storetest.Postgres, true}} {
+		b.Run(tc.name, func(b *testing.B) {
+			st, open := tc.backend.Open(b)
+			writer := st
+			if tc.twoProc {
+				w, err := open()
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer w.Close()
+				writer = w
+			}
+			watchFanout(b, st, writer)
+		})
 	}
-	defer st.Close()
+}
+
+// watchFanout serves st to 100 watchers and times changes written
+// through writer.
+func watchFanout(b *testing.B, st, writer store.Backend) {
+	const watchers = 100
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
@@ -77,7 +103,7 @@ func BenchmarkWatchFanout100(b *testing.B) {
 	for b.Loop() {
 		v++
 		t0 := time.Now()
-		rev := setMax(b, st, v).Revision
+		rev := setMax(b, writer, v).Revision
 		commit = append(commit, time.Since(t0))
 		for n := 0; n < watchers; {
 			// Changes are one at a time, so every message is this one.

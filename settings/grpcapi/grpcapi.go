@@ -24,7 +24,7 @@ import (
 // Config is what the gRPC services need.
 type Config struct {
 	// Store is the open settings store. Required.
-	Store *store.Store
+	Store store.Backend
 	// WAID is the account's wa_id, shown in the application settings (it is
 	// not stored: it comes from the service's configuration).
 	WAID string

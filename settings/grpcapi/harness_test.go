@@ -115,13 +115,13 @@ func newEnv(t *testing.T) (*env, func()) {
 // setMax stores max_callback_backoff_delay_ms = v through the settings
 // package, as the HTTP API would, so each revision carries a value that
 // identifies it.
-func setMax(tb testing.TB, st *store.Store, v int) store.State {
+func setMax(tb testing.TB, st store.Backend, v int) store.State {
 	tb.Helper()
 	return patch(tb, st, fmt.Appendf(nil, `{"max_callback_backoff_delay_ms": %d}`, v))
 }
 
 // patch applies a PATCH body through the settings package.
-func patch(tb testing.TB, st *store.Store, body []byte) store.State {
+func patch(tb testing.TB, st store.Backend, body []byte) store.State {
 	tb.Helper()
 	next, err := st.UpdateApplication(func(cur []byte) ([]byte, error) {
 		return settings.PatchStored(cur, testWAID, body)
@@ -133,7 +133,7 @@ func patch(tb testing.TB, st *store.Store, body []byte) store.State {
 }
 
 // setURL stores webhooks.url = u.
-func setURL(tb testing.TB, st *store.Store, u string) {
+func setURL(tb testing.TB, st store.Backend, u string) {
 	tb.Helper()
 	patch(tb, st, fmt.Appendf(nil, `{"webhooks": {"url": %q}}`, u))
 }

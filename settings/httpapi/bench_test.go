@@ -8,6 +8,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/mcsim/mcsim/settings/store/storetest"
 )
 
 // Latency benchmarks through a real loopback listener, reporting the p50 and
@@ -51,14 +53,28 @@ func benchRequests(b *testing.B, method string, body func(i int) []byte) {
 	b.ReportMetric(pct(0.99), "p99-ns")
 }
 
+// perBackend runs bench once per store backend (postgres needs
+// MCSIM_TEST_POSTGRES).
+func perBackend(b *testing.B, bench func(*testing.B)) {
+	for _, be := range storetest.Backends {
+		b.Run(be.Name, func(b *testing.B) {
+			envBackend = be
+			defer func() { envBackend = storetest.Bolt }()
+			bench(b)
+		})
+	}
+}
+
 func BenchmarkGet(b *testing.B) {
-	benchRequests(b, http.MethodGet, nil)
+	perBackend(b, func(b *testing.B) { benchRequests(b, http.MethodGet, nil) })
 }
 
 // BenchmarkPatch changes a value every time, so every PATCH is a real write
 // (a bbolt commit with fsync).
 func BenchmarkPatch(b *testing.B) {
-	benchRequests(b, http.MethodPatch, func(i int) []byte {
-		return fmt.Appendf(nil, `{"heartbeat_interval":%d}`, 1+i%20)
+	perBackend(b, func(b *testing.B) {
+		benchRequests(b, http.MethodPatch, func(i int) []byte {
+			return fmt.Appendf(nil, `{"heartbeat_interval":%d}`, 1+i%20)
+		})
 	})
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/mcsim/mcsim/internal/version"
 	"github.com/mcsim/mcsim/settings/httpapi"
 	"github.com/mcsim/mcsim/settings/store"
+	"github.com/mcsim/mcsim/settings/store/storetest"
 )
 
 const (
@@ -60,11 +61,15 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// env is a settings HTTP service over a real store in a temp dir.
+// envBackend is the store backend newEnv opens: bbolt, or PostgreSQL while
+// TestConformancePostgres reruns the tests (none of them is parallel).
+var envBackend = storetest.Bolt
+
+// env is a settings HTTP service over a real store (envBackend).
 type env struct {
 	t     testing.TB
 	srv   *httptest.Server
-	store *store.Store
+	store store.Backend
 	clock *clock
 	logs  *syncBuffer
 	token string
@@ -78,11 +83,7 @@ func newEnv(t testing.TB) *env {
 // newEnvWith is newEnv with edit applied to the configuration first.
 func newEnvWith(t testing.TB, edit func(*httpapi.Config)) *env {
 	t.Helper()
-	st, err := store.Open(t.TempDir())
-	if err != nil {
-		t.Fatalf("store.Open: %v", err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
+	st, _ := envBackend.Open(t)
 	// The fake clock starts at the real time, so that the store's own
 	// housekeeping (pruning expired tokens by wall clock) agrees with it.
 	c := &clock{t: time.Now().UTC().Truncate(time.Second)}

@@ -96,7 +96,7 @@ const TokenTTL = 7 * 24 * time.Hour
 // Config is what New needs.
 type Config struct {
 	// Store is the open settings store; required.
-	Store *store.Store
+	Store store.Backend
 	// WAID is the wa_id GET shows (read-only, from the service's
 	// configuration).
 	WAID string
@@ -136,7 +136,7 @@ type Config struct {
 
 // server holds the handlers' shared dependencies.
 type server struct {
-	store    *store.Store
+	store    store.Backend
 	waID     string
 	password string
 	log      zerolog.Logger

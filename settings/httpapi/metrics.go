@@ -25,7 +25,7 @@ type metrics struct {
 // cannot create unbounded label values.
 const routeNone = "none"
 
-func newMetrics(reg *prometheus.Registry, st *store.Store, now func() time.Time) (*metrics, error) {
+func newMetrics(reg *prometheus.Registry, st store.Backend, now func() time.Time) (*metrics, error) {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mcsim_settings_http_requests_total",
@@ -85,7 +85,7 @@ func (m *metrics) message(outcome string) { m.messages.WithLabelValues(outcome).
 // leaseHolder reports the current holder as a label, which a plain gauge
 // cannot do without remembering (and deleting) the previous holder.
 type leaseHolder struct {
-	st   *store.Store
+	st   store.Backend
 	now  func() time.Time
 	desc *prometheus.Desc
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/mcsim/mcsim/internal/faultnet"
 	"github.com/mcsim/mcsim/internal/loopback"
 	"github.com/mcsim/mcsim/settings/grpcapi"
+	"github.com/mcsim/mcsim/settings/store/pgstore"
 )
 
 // DefaultAdminPassword is the admin password used when none is given. It is
@@ -33,8 +34,13 @@ type Config struct {
 	// GRPCAddr is the host:port of the gRPC services; port 0 as above.
 	GRPCAddr string
 	// DataDir holds settings.db. One service per data dir: a second one
-	// fails at once.
+	// fails at once. Used only when Store is "".
 	DataDir string
+	// Store is where the store lives: "" for the embedded bbolt store in
+	// DataDir; a postgres:// or postgresql:// URL for a PostgreSQL
+	// database, which several services may share (settings/store/pgstore);
+	// any other value is a bbolt data dir path, as DataDir.
+	Store string
 	// WAID is the account's phone number (wa_id), shown read-only in the
 	// application settings.
 	WAID string
@@ -150,6 +156,30 @@ func shiftPort(addr, from string, delta int) string {
 	return net.JoinHostPort(host, strconv.Itoa(next))
 }
 
+// StoreSpec is the store Run opens: Store, or DataDir when Store is "".
+func (c Config) StoreSpec() string {
+	if c.Store != "" {
+		return c.Store
+	}
+	return c.DataDir
+}
+
+// CheckStore reports a --store value that is neither a PostgreSQL URL nor a
+// directory path (no other scheme: a typo such as "postgress://" must not
+// become a directory of that name).
+func CheckStore(spec string) error {
+	if spec == "" || pgstore.IsURL(spec) {
+		return nil
+	}
+	if i := strings.Index(spec, "://"); i >= 0 {
+		return fmt.Errorf("store: must be a postgres:// (or postgresql://) URL or a directory path, got scheme %q", spec[:i])
+	}
+	if strings.TrimSpace(spec) == "" {
+		return fmt.Errorf("store: must be a postgres:// URL or a directory path, got %q", spec)
+	}
+	return nil
+}
+
 // Validate reports every problem of c, each with its value, or nil. It only
 // checks; it changes nothing and touches neither the network nor the disk.
 func (c Config) Validate() error {
@@ -183,8 +213,11 @@ func (c Config) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("cluster_key: must be 16, 24 or 32 bytes (or none), got %d bytes", len(c.ClusterKey)))
 	}
-	if strings.TrimSpace(c.DataDir) == "" {
+	if c.Store == "" && strings.TrimSpace(c.DataDir) == "" {
 		errs = append(errs, fmt.Errorf("data_dir: must be a directory path, got %q", c.DataDir))
+	}
+	if err := CheckStore(c.Store); err != nil {
+		errs = append(errs, err)
 	}
 	if !validWAID(c.WAID) {
 		errs = append(errs, fmt.Errorf("wa_id: must be 1 to 15 digits (country code and number, no +), got %q", c.WAID))

@@ -36,6 +36,11 @@ func TestValidate(t *testing.T) {
 		{"port too big", func(c *Config) { c.GRPCAddr = "127.0.0.1:70000" }, []string{`grpc_addr: port must be a number`, `"70000"`}},
 		{"same address twice", func(c *Config) { c.GRPCAddr = c.HTTPAddr }, []string{`grpc_addr: must differ from http_addr, both are "127.0.0.1:9090"`}},
 		{"no data dir", func(c *Config) { c.DataDir = " " }, []string{`data_dir: must be a directory path, got " "`}},
+		{"postgres store, no data dir needed", func(c *Config) { c.DataDir, c.Store = "", "postgres://u@127.0.0.1:5433/db" }, nil},
+		{"postgresql:// store", func(c *Config) { c.Store = "postgresql://u@db/x" }, nil},
+		{"store path", func(c *Config) { c.DataDir, c.Store = "", "/tmp/mc" }, nil},
+		{"store of another scheme", func(c *Config) { c.Store = "mysql://u@db/x" }, []string{`store: must be a postgres:// (or postgresql://) URL or a directory path, got scheme "mysql"`}},
+		{"store with a typo in the scheme", func(c *Config) { c.Store = "postgress://u@db/x" }, []string{`got scheme "postgress"`}},
 		{"bad wa_id", func(c *Config) { c.WAID = "+1 631" }, []string{`wa_id: must be 1 to 15 digits`, `"+1 631"`}},
 		{"every problem at once", func(c *Config) {
 			*c = Config{HTTPAddr: "nope", GRPCAddr: "0.0.0.0:9091", AdminPassword: DefaultAdminPassword}

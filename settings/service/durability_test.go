@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/mcsim/mcsim/settings/store/pgstore/pgtest"
 )
 
 // The durability test runs the service as a child process: this test
@@ -121,6 +123,18 @@ func readLog(path string) string {
 // checks that the last acknowledged value survived (or the one in flight at
 // the kill, which may or may not have committed). Three kills.
 func TestDurabilityAcrossSIGKILL(t *testing.T) {
+	durabilityAcrossSIGKILL(t, t.TempDir())
+}
+
+// TestDurabilityAcrossSIGKILLPostgres is the same with the store in
+// PostgreSQL (MCSIM_TEST_POSTGRES, see package pgtest).
+func TestDurabilityAcrossSIGKILLPostgres(t *testing.T) {
+	durabilityAcrossSIGKILL(t, pgtest.Schema(t))
+}
+
+// durabilityAcrossSIGKILL runs the kills on the store at dir (a bbolt
+// data dir or a postgres:// URL).
+func durabilityAcrossSIGKILL(t *testing.T, dir string) {
 	if testing.Short() {
 		t.Skip("starts service processes")
 	}
@@ -133,7 +147,6 @@ func TestDurabilityAcrossSIGKILL(t *testing.T) {
 	t.Logf("seed %d (rerun with MCSIM_DURABILITY_SEED=%d)", seed, seed)
 	rng := rand.New(rand.NewPCG(seed, 0))
 
-	dir := t.TempDir()
 	logPath := filepath.Join(t.TempDir(), "service.log")
 	failWithLog := func(format string, args ...any) {
 		t.Helper()

@@ -21,6 +21,7 @@ import (
 	"github.com/mcsim/mcsim/settings/grpcapi"
 	"github.com/mcsim/mcsim/settings/httpapi"
 	"github.com/mcsim/mcsim/settings/store"
+	"github.com/mcsim/mcsim/settings/store/pgstore"
 )
 
 // HTTP server limits. The API takes small JSON bodies from a handful of
@@ -72,12 +73,9 @@ func Run(ctx context.Context, cfg Config, ready func(Addrs)) (err error) {
 	}
 	log := cfg.Logger
 
-	st, err := store.Open(cfg.DataDir)
+	st, where, err := openStore(cfg.StoreSpec())
 	if err != nil {
-		if errors.Is(err, store.ErrLocked) {
-			return fmt.Errorf("settings service: %w; stop that service or choose another --data dir", err)
-		}
-		return fmt.Errorf("settings service: open store in %s: %w", cfg.DataDir, err)
+		return err
 	}
 	defer func() {
 		if cerr := st.Close(); cerr != nil && err == nil {
@@ -182,7 +180,7 @@ func Run(ctx context.Context, cfg Config, ready func(Addrs)) (err error) {
 	})
 
 	log.Info().Str("http_addr", addrs.HTTP).Str("grpc_addr", addrs.GRPC).Str("gossip_addr", addrs.Gossip).
-		Str("data_dir", cfg.DataDir).Uint64("revision", st.State().Revision).Msg("settings service started")
+		Str("store", where).Uint64("revision", st.State().Revision).Msg("settings service started")
 	if ready != nil {
 		ready(addrs)
 	}
@@ -208,6 +206,27 @@ func Run(ctx context.Context, cfg Config, ready func(Addrs)) (err error) {
 	}
 	log.Info().Msg("settings service stopped")
 	return runErr
+}
+
+// openStore opens the store spec names: a postgres:// URL (pgstore) or a
+// bbolt data dir. where is spec fit for logs (no password).
+func openStore(spec string) (st store.Backend, where string, err error) {
+	if pgstore.IsURL(spec) {
+		where = pgstore.Redact(spec)
+		pg, err := pgstore.Open(spec)
+		if err != nil {
+			return nil, where, fmt.Errorf("settings service: %w", err)
+		}
+		return pg, where, nil
+	}
+	bolt, err := store.Open(spec)
+	if err != nil {
+		if errors.Is(err, store.ErrLocked) {
+			return nil, spec, fmt.Errorf("settings service: %w; stop that service or choose another --data dir", err)
+		}
+		return nil, spec, fmt.Errorf("settings service: open store in %s: %w", spec, err)
+	}
+	return bolt, spec, nil
 }
 
 // stop shuts both servers down, giving requests in flight shutdownGrace

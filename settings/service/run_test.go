@@ -12,12 +12,17 @@ import (
 
 	mcsimv1 "github.com/mcsim/mcsim/proto/mcsim/v1"
 	"github.com/mcsim/mcsim/settings/store"
+	"github.com/mcsim/mcsim/settings/store/pgstore"
 )
 
-// testConfig is a loopback service on free ports in dir.
+// testConfig is a loopback service on free ports with its store in dir (a
+// bbolt data dir, or a postgres:// URL).
 func testConfig(dir string) Config {
 	c := DefaultConfig()
 	c.HTTPAddr, c.GRPCAddr, c.GossipAddr, c.DataDir = "127.0.0.1:0", "127.0.0.1:0", "", dir
+	if pgstore.IsURL(dir) {
+		c.DataDir, c.Store = "", dir
+	}
 	return c
 }
 

@@ -1,0 +1,64 @@
+package store
+
+import (
+	"time"
+
+	mcsimv1 "github.com/mcsim/mcsim/proto/mcsim/v1"
+)
+
+// Backend is what the settings service needs from a store: the watched
+// state, the records, the master lease and the fenced shard map, the
+// pending callbacks. *Store (bbolt, embedded, one process) is the default;
+// package settings/store/pgstore keeps the same in PostgreSQL, where
+// several settings processes may share one database.
+//
+// Every backend keeps the same contract, checked by the one suite in
+// settings/store/storetest against each:
+//   - a write returns only once committed durably; a refusal (a rule, a
+//     bad argument, the caller's fn) changes nothing. An I/O error means
+//     the write was not acknowledged (on PostgreSQL a connection lost
+//     during COMMIT leaves it unknown whether it committed, as with any
+//     database client; the caller retries);
+//   - the lease and shard-map rules are package coord's (never re-written
+//     in a backend), judged on the lease as committed, read in the same
+//     transaction that writes the decision;
+//   - Latest never goes back a revision and, once a write is acknowledged
+//     by any process sharing the store, soon shows that revision or a
+//     later one.
+//
+// State and CurrentLease have no error: a backend that reads them remotely
+// answers from its last good read when the read fails.
+type Backend interface {
+	// State is the current watched state.
+	State() State
+	// Latest is State plus a channel closed as soon as a newer state
+	// exists (see Store.Latest).
+	Latest() (State, <-chan struct{})
+	// UpdateApplication: see Store.UpdateApplication.
+	UpdateApplication(fn func(cur []byte) ([]byte, error)) (State, error)
+	// SetShards: see Store.SetShards.
+	SetShards(n int) (State, error)
+	// UpdateShards: see Store.UpdateShards.
+	UpdateShards(n int) (State, bool, error)
+
+	Providers() (map[string][]byte, error)
+	PutProviders(items map[string][]byte) error
+	DeleteProvider(name string) error
+	PutToken(hash []byte, expires time.Time) error
+	TokenExpiry(hash []byte) (time.Time, bool, error)
+
+	AcquireLease(masterID, incarnation, address string, ttl time.Duration, now time.Time) (LeaseResult, error)
+	ReleaseLease(masterID string, epoch uint64) (bool, error)
+	CurrentLease() Lease
+	ShardMap() (*mcsimv1.ShardMap, error)
+	WriteShardMap(masterID string, leaseEpoch uint64, m *mcsimv1.ShardMap, now time.Time) (uint64, error)
+
+	PutCallbacks(cbs []*mcsimv1.PendingCallback) error
+	DeleteCallbacks(ids []string) error
+	ListCallbacks(sh, shards int) ([]*mcsimv1.PendingCallback, error)
+
+	// Close releases the backend; writes afterwards return ErrClosed.
+	Close() error
+}
+
+var _ Backend = (*Store)(nil)

@@ -1,0 +1,187 @@
+package pgstore
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/mcsim/mcsim/coord"
+	mcsimv1 "github.com/mcsim/mcsim/proto/mcsim/v1"
+	"github.com/mcsim/mcsim/settings/store"
+)
+
+// The master lease and the shard map it fences. coord decides; these
+// methods read the lease row under a lock in the transaction that writes
+// coord's decision, so the database's row lock, not any process's memory,
+// orders the grants: of two processes asking at once, the second reads
+// what the first committed.
+
+const selectLease = `SELECT holder, incarnation, address, epoch, expires_unix_nano FROM mcsim_lease WHERE id = 1`
+
+func scanLease(row pgx.Row) (store.Lease, error) {
+	var (
+		l       store.Lease
+		epoch   int64
+		expires int64
+	)
+	if err := row.Scan(&l.Holder, &l.Incarnation, &l.Address, &epoch, &expires); err != nil {
+		return store.Lease{}, err
+	}
+	l.Epoch = uint64(epoch)
+	if expires != 0 {
+		l.Expires = time.Unix(0, expires).UTC()
+	}
+	return l, nil
+}
+
+// readLease reads the committed lease and remembers it for CurrentLease's
+// fallback.
+func (s *Store) readLease(ctx context.Context) (store.Lease, error) {
+	l, err := scanLease(s.pool.QueryRow(ctx, selectLease))
+	if err != nil {
+		return store.Lease{}, fmt.Errorf("store: read lease: %w", err)
+	}
+	s.mu.Lock()
+	s.lease = l
+	s.mu.Unlock()
+	return l, nil
+}
+
+func (s *Store) putLease(ctx context.Context, tx pgx.Tx, l store.Lease) error {
+	var expires int64
+	if !l.Expires.IsZero() {
+		expires = l.Expires.UnixNano()
+	}
+	_, err := tx.Exec(ctx, `UPDATE mcsim_lease SET holder = $1, incarnation = $2, address = $3, epoch = $4, expires_unix_nano = $5 WHERE id = 1`,
+		l.Holder, l.Incarnation, l.Address, int64(l.Epoch), expires)
+	return err
+}
+
+// AcquireLease: coord.Acquire on the lease read FOR UPDATE in this
+// transaction; a grant is committed before this returns.
+func (s *Store) AcquireLease(masterID, incarnation, address string, ttl time.Duration, now time.Time) (store.LeaseResult, error) {
+	if err := coord.CheckAcquire(masterID, ttl); err != nil {
+		return store.LeaseResult{}, err
+	}
+	var res store.LeaseResult
+	err := s.inTx("acquire lease", func(ctx context.Context, tx pgx.Tx) error {
+		cur, err := scanLease(tx.QueryRow(ctx, selectLease+` FOR UPDATE`))
+		if err != nil {
+			return fmt.Errorf("read lease: %w", err)
+		}
+		res = coord.Acquire(cur, masterID, incarnation, address, ttl, now)
+		if !res.Granted {
+			return nil
+		}
+		return s.putLease(ctx, tx, res.Lease)
+	})
+	if err != nil {
+		return store.LeaseResult{}, err
+	}
+	s.mu.Lock()
+	s.lease = res.Lease
+	s.mu.Unlock()
+	return res, nil
+}
+
+// ReleaseLease: coord.Release, serialized like AcquireLease.
+func (s *Store) ReleaseLease(masterID string, epoch uint64) (bool, error) {
+	var (
+		next store.Lease
+		ok   bool
+	)
+	err := s.inTx("release lease", func(ctx context.Context, tx pgx.Tx) error {
+		cur, err := scanLease(tx.QueryRow(ctx, selectLease+` FOR UPDATE`))
+		if err != nil {
+			return fmt.Errorf("read lease: %w", err)
+		}
+		if next, ok = coord.Release(cur, masterID, epoch); !ok {
+			return nil
+		}
+		return s.putLease(ctx, tx, next)
+	})
+	if err != nil || !ok {
+		return false, err
+	}
+	s.mu.Lock()
+	s.lease = next
+	s.mu.Unlock()
+	return true, nil
+}
+
+// CurrentLease reads the committed lease; if the database does not answer,
+// the last one this Store saw.
+func (s *Store) CurrentLease() store.Lease {
+	ctx, done, err := s.begin()
+	if err == nil {
+		defer done()
+		if l, err := s.readLease(ctx); err == nil {
+			return l
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lease
+}
+
+func scanShardMap(row pgx.Row) (*mcsimv1.ShardMap, error) {
+	var b []byte
+	if err := row.Scan(&b); err != nil {
+		return nil, err
+	}
+	m := &mcsimv1.ShardMap{}
+	if err := proto.Unmarshal(b, m); err != nil {
+		return nil, fmt.Errorf("decode: %w", err)
+	}
+	return m, nil
+}
+
+// ShardMap reads the committed shard map (version 0 if never written).
+func (s *Store) ShardMap() (*mcsimv1.ShardMap, error) {
+	ctx, done, err := s.begin()
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	m, err := scanShardMap(s.pool.QueryRow(ctx, `SELECT map FROM mcsim_shard_map WHERE id = 1`))
+	if err != nil {
+		return nil, fmt.Errorf("store: shard map: %w", err)
+	}
+	return m, nil
+}
+
+// WriteShardMap: coord.AdmitShardMapWrite on the lease (locked FOR SHARE,
+// so no grant can commit in between) and the map (FOR UPDATE) read in this
+// transaction. See store.Store.WriteShardMap.
+func (s *Store) WriteShardMap(masterID string, leaseEpoch uint64, m *mcsimv1.ShardMap, now time.Time) (uint64, error) {
+	var next *mcsimv1.ShardMap
+	err := s.inTx("write shard map", func(ctx context.Context, tx pgx.Tx) error {
+		cur, err := scanLease(tx.QueryRow(ctx, selectLease+` FOR SHARE`))
+		if err != nil {
+			return fmt.Errorf("read lease: %w", err)
+		}
+		old, err := scanShardMap(tx.QueryRow(ctx, `SELECT map FROM mcsim_shard_map WHERE id = 1 FOR UPDATE`))
+		if err != nil {
+			return fmt.Errorf("read shard map: %w", err)
+		}
+		if err := coord.AdmitShardMapWrite(cur, masterID, leaseEpoch, now, old, m); err != nil {
+			return refuse(err)
+		}
+		next = proto.Clone(m).(*mcsimv1.ShardMap)
+		next.Version = old.GetVersion() + 1
+		b, err := proto.Marshal(next)
+		if err != nil {
+			return refuse(fmt.Errorf("store: write shard map: encode: %w", err))
+		}
+		_, err = tx.Exec(ctx, `UPDATE mcsim_shard_map SET map = $1 WHERE id = 1`, b)
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	m.Version = next.Version
+	return next.Version, nil
+}
