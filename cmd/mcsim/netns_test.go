@@ -20,8 +20,10 @@ package main
 // MCSIM_NETNS_RUNS=20 repeats the crash and the primary kill 20 times
 // (scripts/netns-failover.sh prints the figures); MCSIM_NETNS_LOOPBACK=1
 // runs the same cluster with every node in host 0 on 127.0.0.1, the
-// loopback baseline; MCSIM_TEST_POSTGRES=postgres://… runs the settings
-// service with --store on that database.
+// loopback baseline. With MCSIM_TEST_POSTGRES set (as CI sets it) the
+// settings service runs on PostgreSQL: a server of its own started inside
+// host 0 by scripts/test-postgres.sh (the one MCSIM_TEST_POSTGRES names is
+// in the root namespace, which no host can reach); bbolt otherwise.
 
 import (
 	"bufio"
@@ -74,7 +76,10 @@ type netnsPlan struct {
 	Hosts    []netnsHost // [0]: settings and gateway
 	Loopback bool
 	Runs     int
-	Store    string
+	// Postgres runs the settings service on a PostgreSQL server of its
+	// own inside host 0 (MCSIM_TEST_POSTGRES set: PostgreSQL is there to
+	// be used); otherwise on bbolt.
+	Postgres bool
 }
 
 type netnsHost struct{ NS, IP string }
@@ -104,19 +109,13 @@ func TestClusterAcrossNetworkNamespaces(t *testing.T) {
 		skip("the ip command (Debian package iproute2) is not installed")
 	}
 	plan := netnsPlan{Bin: buildMcsim(t), Data: t.TempDir(), Runs: 1, Loopback: os.Getenv(netnsLoopbackEnv) != "",
-		Store: os.Getenv(netnsPostgresEnv)}
+		Postgres: os.Getenv(netnsPostgresEnv) != ""}
 	if v := os.Getenv(netnsRunsEnv); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 {
 			t.Fatalf("%s=%q: want a whole number ≥ 1", netnsRunsEnv, v)
 		}
 		plan.Runs = n
-	}
-	if plan.Store != "" {
-		help, _ := exec.Command(plan.Bin, "settings", "serve", "--help").CombinedOutput()
-		if !bytes.Contains(help, []byte("--store")) {
-			t.Fatalf("%s is set but this mcsim's settings serve has no --store flag", netnsPostgresEnv)
-		}
 	}
 
 	removeStaleNetns(t)
@@ -308,9 +307,12 @@ func runNetnsCluster(t *testing.T, plan netnsPlan) {
 	if v := gateway.CheckLog(gatewayLog(ctx, t, c.gateway)); len(v) > 0 {
 		t.Errorf("gateway log violations: %v", v)
 	}
-	mode := "netns"
+	mode, store := "netns", "bbolt"
 	if plan.Loopback {
 		mode = "loopback"
+	}
+	if plan.Postgres {
+		store = "postgres"
 	}
 	ms := func(ds []time.Duration) string {
 		var s []string
@@ -320,7 +322,7 @@ func runNetnsCluster(t *testing.T, plan netnsPlan) {
 		return strings.Join(s, ",")
 	}
 	// One line for scripts/netns-failover.sh.
-	t.Logf("FIGURES mode=%s failover_ms=%s takeover_ms=%s cut_failover_ms=%d", mode, ms(failovers), ms(takeovers), cut.Milliseconds())
+	t.Logf("FIGURES mode=%s store=%s failover_ms=%s takeover_ms=%s cut_failover_ms=%d", mode, store, ms(failovers), ms(takeovers), cut.Milliseconds())
 }
 
 func startNetnsCluster(ctx context.Context, t *testing.T, plan netnsPlan) *netnsCluster {
@@ -335,9 +337,11 @@ func startNetnsCluster(ctx context.Context, t *testing.T, plan netnsPlan) *netns
 
 	// The settings service, on this host (the child runs in host 0).
 	args := append([]string{"settings", "serve", "--http", bind + ":9090", "--grpc", bind + ":9091", "--gossip", bind + ":9092",
-		"--data", filepath.Join(plan.Data, "settings"), "--log-format", "json"}, advertise...)
-	if plan.Store != "" {
-		args = append(args, "--store", plan.Store)
+		"--log-format", "json"}, advertise...)
+	if plan.Postgres {
+		args = append(args, "--store", startNetnsPostgres(t))
+	} else {
+		args = append(args, "--data", filepath.Join(plan.Data, "settings"))
 	}
 	startSettingsProcess(ctx, t, plan.Bin, args, env, filepath.Join(plan.Data, "settings.log"))
 	c.api = client.New("http://"+h0.IP+":9090", nsPassword, &http.Client{Timeout: 2 * time.Second})
@@ -572,6 +576,40 @@ func (c *netnsCluster) setFaults(ctx context.Context, links []*mcsimv1.FaultLink
 			c.t.Fatalf("SetFaults on %s (%s): %v", id, c.control[id], err)
 		}
 	}
+}
+
+// startNetnsPostgres starts a throwaway PostgreSQL server in this
+// process's namespace (host 0: the child runs there) with
+// scripts/test-postgres.sh, on host 0's own loopback, and returns its DSN;
+// the server and its data dir go when the test ends. The server
+// MCSIM_TEST_POSTGRES names is in the root namespace, which no host can
+// reach: none gets an address there.
+func startNetnsPostgres(t *testing.T) string {
+	script, err := filepath.Abs("../../scripts/test-postgres.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Not under t.TempDir(): the postgres user must reach it.
+	dir := fmt.Sprintf("/tmp/mcsim-pg-netns-%d", os.Getpid())
+	env := append(os.Environ(), "MCSIM_PG_PORT=5433", "MCSIM_PG_DIR="+dir, "MCSIM_PG_DB=mcsim_netns")
+	start := time.Now()
+	cmd := exec.Command("bash", script, "start")
+	cmd.Env = env
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	t.Cleanup(func() {
+		stop := exec.Command("bash", script, "stop")
+		stop.Env = env
+		_ = stop.Run()
+		_ = os.RemoveAll(dir)
+	})
+	if err != nil {
+		t.Fatalf("starting PostgreSQL in host 0: %v\n%s", err, stderr.Bytes())
+	}
+	dsn := strings.TrimSpace(string(out))
+	t.Logf("PostgreSQL in host 0 (%s) after %v", dsn, time.Since(start).Round(time.Millisecond))
+	return dsn
 }
 
 // startSettingsProcess runs settings serve and waits for its ready line;
