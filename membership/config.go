@@ -96,6 +96,12 @@ type Config struct {
 	// BindAddr is host:port for gossip, TCP and UDP on the same port. Port 0
 	// picks a free port. Ignored when Transport is set.
 	BindAddr string
+	// AdvertiseHost, when not empty, is the host (IP or name) other nodes
+	// reach this one's gossip at, with the port bound: what a node bound
+	// on every interface (0.0.0.0) announces. A name is resolved once, at
+	// Start (memberlist announces an IP). Empty: the bound address, or a
+	// private address of this host when bound on every interface.
+	AdvertiseHost string
 	// Join lists seed addresses (host:port) to join at Start. Empty for the
 	// first node. At least one seed must answer or Start fails: a node that
 	// cannot get in (wrong cluster key, wrong address) should say so at
@@ -259,7 +265,16 @@ func memberlistConfig(t Tuning) *memberlist.Config {
 		c.EnableCompression = false
 	default:
 		c = memberlist.DefaultLANConfig()
-		c.DeadNodeReclaimTime = 5 * time.Second
+		// As on loopback, a restarted process (same ID, new port) takes its
+		// name back as soon as the old one is declared dead. Its own join
+		// is refused while the old one still looks alive, so its new
+		// address reaches the others only with a later push-pull: at
+		// memberlist's LAN pace (30 s) a restarted coreapp stayed unseen,
+		// a standby nobody heartbeats, for half a minute (found by the
+		// network namespace test). Every 3 s, as on loopback; memberlist
+		// stretches it above 32 nodes.
+		c.DeadNodeReclaimTime = 10 * time.Millisecond
+		c.PushPullInterval = 3 * time.Second
 	}
 	return c
 }

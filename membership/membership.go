@@ -34,6 +34,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"slices"
 	"strings"
@@ -134,6 +135,19 @@ func Start(cfg Config) (*Member, error) {
 		m.transport = t
 		mlc.Transport = t
 	}
+	if cfg.AdvertiseHost != "" {
+		ip, err := resolveAdvertise(cfg.AdvertiseHost)
+		if err != nil {
+			if m.transport != nil {
+				_ = m.transport.Shutdown()
+			}
+			m.queue.close()
+			return nil, fmt.Errorf("membership: %w", err)
+		}
+		// Port 0 (memberlist's default is 7946): the transport announces
+		// the one it bound.
+		mlc.AdvertiseAddr, mlc.AdvertisePort = ip, 0
+	}
 	if len(cfg.ClusterKey) > 0 {
 		mlc.SecretKey = slices.Clone(cfg.ClusterKey)
 		mlc.GossipVerifyIncoming = true
@@ -182,6 +196,29 @@ func Start(cfg Config) (*Member, error) {
 
 	go m.rejoinLoop()
 	return m, nil
+}
+
+// resolveAdvertise is host as an IP: itself, or the first address of the
+// name (IPv4 first: the address peers are likeliest to route).
+func resolveAdvertise(host string) (string, error) {
+	if ip := net.ParseIP(host); ip != nil {
+		return ip.String(), nil
+	}
+	ips, err := net.LookupIP(host)
+	if err != nil || len(ips) == 0 {
+		return "", fmt.Errorf("advertise host %q does not resolve: %v", host, err)
+	}
+	slices.SortStableFunc(ips, func(a, b net.IP) int {
+		return cmp.Compare(boolInt(a.To4() == nil), boolInt(b.To4() == nil))
+	})
+	return ips[0].String(), nil
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // Events returns the membership changes in the order this node saw them,

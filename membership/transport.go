@@ -106,9 +106,14 @@ func listenNet(addr *net.TCPAddr) (*netTransport, error) {
 }
 
 // FinalAdvertiseAddr is the address given, else the one listened on (a
-// private address of this host when listening on every interface).
+// private address of this host when listening on every interface). An
+// address given with port 0 gets the port listened on (Config.AdvertiseHost
+// with a port picked at bind time).
 func (t *netTransport) FinalAdvertiseAddr(ip string, port int) (net.IP, int, error) {
 	if ip != "" {
+		if port == 0 {
+			port = t.tcp.Addr().(*net.TCPAddr).Port
+		}
 		adv := net.ParseIP(ip)
 		if adv == nil {
 			return nil, 0, fmt.Errorf("failed to parse advertise address %q", ip)

@@ -21,7 +21,7 @@ import (
 	"time"
 
 	"github.com/mcsim/mcsim/gateway"
-	"github.com/mcsim/mcsim/internal/loopback"
+	"github.com/mcsim/mcsim/internal/exposure"
 	"github.com/mcsim/mcsim/settings/service"
 	"github.com/mcsim/mcsim/shard"
 )
@@ -123,13 +123,19 @@ func (c Config) Validate() error {
 	if err := service.CheckStore(c.Store); err != nil {
 		errs = append(errs, fmt.Errorf("--%w", err))
 	}
-	if host, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
 		errs = append(errs, fmt.Errorf("--http: must be host:port, got %q: %v", c.HTTPAddr, err))
-	} else if (c.AdminPassword == "" || c.AdminPassword == service.DefaultAdminPassword) && !loopback.Host(host) {
-		// The settings service refuses it too, but only after the data dir
-		// exists; a usage error must leave nothing behind.
-		errs = append(errs, fmt.Errorf("--admin-password: the default password %q is allowed only on loopback, but --http is %q; set --admin-password or MCSIM_ADMIN_PASSWORD",
-			service.DefaultAdminPassword, c.HTTPAddr))
+	} else if err := exposure.Check(exposure.Node{
+		// The settings service refuses the password too, but only after
+		// the data dir exists; a usage error must leave nothing behind.
+		// Only --http can leave loopback: every other listener of up is
+		// on 127.0.0.1.
+		Addrs:           []exposure.Addr{{Flag: "--http", Value: c.HTTPAddr}},
+		Gossip:          true,
+		ClusterKey:      c.ClusterKey,
+		DefaultPassword: c.AdminPassword == "" || c.AdminPassword == service.DefaultAdminPassword,
+	}); err != nil {
+		errs = append(errs, err)
 	}
 	for _, d := range []struct {
 		flag string

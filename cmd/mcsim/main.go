@@ -16,6 +16,10 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if err := loadSecretFiles(); err != nil {
+		fmt.Fprintln(os.Stderr, "mcsim:", err)
+		os.Exit(exitUsage)
+	}
 	root := newRootCommand()
 	err := root.ExecuteContext(ctx)
 	if err == nil {

@@ -27,6 +27,7 @@ import (
 	"github.com/mcsim/mcsim/coreapp"
 	"github.com/mcsim/mcsim/gateway"
 	"github.com/mcsim/mcsim/internal/clock"
+	"github.com/mcsim/mcsim/internal/exposure"
 	"github.com/mcsim/mcsim/internal/faultnet"
 	"github.com/mcsim/mcsim/internal/grpcopts"
 	"github.com/mcsim/mcsim/internal/logging"
@@ -40,6 +41,7 @@ import (
 type nodeFlags struct {
 	id         string
 	grpcAddr   string
+	advertise  string
 	settings   string
 	logFile    string
 	logFormat  string
@@ -69,6 +71,7 @@ const clusterKeyEnv = "MCSIM_CLUSTER_KEY"
 func (f *nodeFlags) register(c *cobra.Command, role string) {
 	c.Flags().StringVar(&f.id, "id", role, "node id (node_id in logs, the name other nodes know it by)")
 	c.Flags().StringVar(&f.grpcAddr, "grpc", "127.0.0.1:0", "gRPC listen address (port 0: pick a free one and announce it)")
+	c.Flags().StringVar(&f.advertise, "advertise", "", "host (IP or name) other hosts reach this node at, announced with the bound ports instead of the listen host; required when a listen address is on every interface (0.0.0.0)")
 	c.Flags().StringVar(&f.logFile, "log-file", "", "append logs to this file instead of stderr")
 	c.Flags().StringVar(&f.logFormat, "log-format", "json", `log format: "json" or "console"`)
 	completeValues(c, "log-format", "json", "console")
@@ -87,8 +90,9 @@ func (f *nodeFlags) register(c *cobra.Command, role string) {
 }
 
 // check validates the address flags before anything connects or listens,
-// so a typo is exit 2 at once, not a dial that retries for 30 s.
-func (f *nodeFlags) check(role string) error {
+// so a typo is exit 2 at once, not a dial that retries for 30 s, and
+// applies the rules for a node off loopback (internal/exposure).
+func (f *nodeFlags) check(cmd *cobra.Command, role string) error {
 	var errs []string
 	add := func(err error) {
 		if err != nil {
@@ -104,10 +108,39 @@ func (f *nodeFlags) check(role string) error {
 			add(checkHostPort("--join", j, true))
 		}
 	}
+	if len(errs) == 0 {
+		add(exposure.Check(f.exposure(cmd, role)))
+	}
 	if len(errs) > 0 {
 		return usageErr("%s", strings.Join(errs, "; "))
 	}
 	return nil
+}
+
+// exposure is what the off-loopback rules look at: the node's listen
+// addresses, --advertise and whether its gossip is encrypted.
+func (f *nodeFlags) exposure(cmd *cobra.Command, role string) exposure.Node {
+	n := exposure.Node{Addrs: []exposure.Addr{{Flag: "--grpc", Value: f.grpcAddr, Announced: true}}, Advertise: f.advertise}
+	if role != "gateway" {
+		n.Addrs = append(n.Addrs, exposure.Addr{Flag: "--gossip", Value: f.gossip, Announced: true},
+			exposure.Addr{Flag: "--metrics", Value: f.metrics, Announced: true})
+		n.Gossip = true
+		n.ClusterKey = flagOrEnv(cmd, "cluster-key", f.clusterKey, clusterKeyEnv)
+	}
+	return n
+}
+
+// announce is the address others reach a listener at: bound (host:port
+// as listened on) with the --advertise host, if given.
+func (f *nodeFlags) announce(bound string) string {
+	if f.advertise == "" {
+		return bound
+	}
+	_, port, err := net.SplitHostPort(bound)
+	if err != nil {
+		return bound
+	}
+	return net.JoinHostPort(f.advertise, port)
 }
 
 // layer is the node's fault layer (nil with --no-fault-layer): every
@@ -199,7 +232,7 @@ func (f *nodeFlags) listenMetrics() (*nodeRuntime, error) {
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(l) }()
-	return &nodeRuntime{registry: reg, metricsAddr: l.Addr().String(), metricsSrv: srv}, nil
+	return &nodeRuntime{registry: reg, metricsAddr: f.announce(l.Addr().String()), metricsSrv: srv}, nil
 }
 
 // joinCluster starts gossip with this node's metadata. Loopback addresses get
@@ -211,13 +244,14 @@ func (f *nodeFlags) joinCluster(cmd *cobra.Command, rt *nodeRuntime, log zerolog
 		faults = l
 	}
 	m, err := membership.Start(membership.Config{
-		Faults:     faults,
-		Node:       membership.Node{ID: f.id, Role: role, GRPCAddr: grpcAddr, MetricsAddr: rt.metricsAddr, PID: os.Getpid()},
-		BindAddr:   f.gossip,
-		Join:       f.join,
-		ClusterKey: membership.KeyFromPassphrase(key),
-		Tuning:     membership.TuningFor(f.gossip),
-		Logger:     log,
+		Faults:        faults,
+		Node:          membership.Node{ID: f.id, Role: role, GRPCAddr: grpcAddr, MetricsAddr: rt.metricsAddr, PID: os.Getpid()},
+		BindAddr:      f.gossip,
+		AdvertiseHost: f.advertise,
+		Join:          f.join,
+		ClusterKey:    membership.KeyFromPassphrase(key),
+		Tuning:        membership.TuningFor(f.gossip),
+		Logger:        log,
 	})
 	if err != nil {
 		return fmt.Errorf("--gossip %s / --join %v: %w", f.gossip, f.join, err)
@@ -401,7 +435,7 @@ func serveNode(ctx context.Context, f *nodeFlags, s *grpc.Server, out io.Writer,
 		return nil, fmt.Errorf("--grpc %s: %w", f.grpcAddr, err)
 	}
 	go func() { _ = s.Serve(l) }()
-	extra.NodeID, extra.GRPC, extra.PID = f.id, l.Addr().String(), os.Getpid()
+	extra.NodeID, extra.GRPC, extra.PID = f.id, f.announce(l.Addr().String()), os.Getpid()
 	if err := procs.WriteReady(out, extra); err != nil {
 		s.Stop()
 		return nil, err
@@ -425,7 +459,7 @@ it. It prints one ready line (JSON) on stdout once it serves.`,
 		Example: `  mcsim gateway --grpc 127.0.0.1:9300`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := f.check("gateway"); err != nil {
+			if err := f.check(cmd, "gateway"); err != nil {
 				return err
 			}
 			if err := delays.Validate(); err != nil { // all zero would mean the defaults to NewWithConfig
@@ -482,7 +516,7 @@ prints one ready line (JSON) on stdout once it serves:
 			if err := checkHostPort("--gateway", gatewayAddr, true); err != nil {
 				return usageErr("%v", err)
 			}
-			if err := f.check("coreapp"); err != nil {
+			if err := f.check(cmd, "coreapp"); err != nil {
 				return err
 			}
 			stopProfile, err := f.profile()
@@ -565,7 +599,7 @@ prints one ready line (JSON) on stdout once it serves:
 			runDone := make(chan struct{})
 			go func() { defer close(runDone); _ = node.Run(runCtx) }()
 			defer func() { cancelRun(); <-runDone }()
-			if err := f.joinCluster(cmd, rt, log, membership.RoleCoreapp, l.Addr().String()); err != nil {
+			if err := f.joinCluster(cmd, rt, log, membership.RoleCoreapp, f.announce(l.Addr().String())); err != nil {
 				return &exitError{code: exitFailure, msg: "mcsim coreapp: " + err.Error()}
 			}
 			// A coreapp needs no one's address; drain so the queue stays empty.
@@ -573,7 +607,7 @@ prints one ready line (JSON) on stdout once it serves:
 				for range rt.member.Events() {
 				}
 			}()
-			if err := rt.ready(cmd.OutOrStdout(), f.id, l.Addr().String()); err != nil {
+			if err := rt.ready(cmd.OutOrStdout(), f.id, f.announce(l.Addr().String())); err != nil {
 				return err
 			}
 			log.Info().Str("metrics_addr", rt.metricsAddr).Msg("coreapp serving")
@@ -617,7 +651,7 @@ serves, like the coreapp's.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			if err := f.check("master"); err != nil {
+			if err := f.check(cmd, "master"); err != nil {
 				return err
 			}
 			static, err := parseCoreappFlags(coreapps)
@@ -661,7 +695,7 @@ serves, like the coreapp's.`,
 				Dial: func(addr string) (*grpc.ClientConn, error) {
 					return grpc.NewClient(addr, append(master.CoreappDialOptions(), coreappDial...)...)
 				},
-				Address:         l.Addr().String(),
+				Address:         f.announce(l.Addr().String()),
 				Settings:        settingsClient,
 				Coordination:    mcsimv1.NewCoordinationServiceClient(st.conn),
 				LeaseTTL:        leaseTTL,
@@ -684,11 +718,11 @@ serves, like the coreapp's.`,
 			for _, ca := range static {
 				node.CoreappJoined(ca.id, ca.addr)
 			}
-			if err := f.joinCluster(cmd, rt, log, membership.RoleMaster, l.Addr().String()); err != nil {
+			if err := f.joinCluster(cmd, rt, log, membership.RoleMaster, f.announce(l.Addr().String())); err != nil {
 				return &exitError{code: exitFailure, msg: "mcsim master: " + err.Error()}
 			}
 			go node.FollowMembership(rt.member.Events())
-			if err := rt.ready(cmd.OutOrStdout(), f.id, l.Addr().String()); err != nil {
+			if err := rt.ready(cmd.OutOrStdout(), f.id, f.announce(l.Addr().String())); err != nil {
 				return err
 			}
 			// Run returns when ctx ends, releasing the lease; the deferred

@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/mcsim/mcsim/internal/exposure"
 	"github.com/mcsim/mcsim/internal/faultnet"
 	"github.com/mcsim/mcsim/membership"
 	"github.com/mcsim/mcsim/settings/client"
@@ -71,10 +72,32 @@ func (f *serveFlags) config(cmd *cobra.Command) (service.Config, error) {
 		return cfg, usageErr("--store and --data both name the store: give one (--store takes a postgres:// URL or a directory, --data a directory)")
 	}
 	cfg = cfg.Follow(fl.Changed("http"), fl.Changed("grpc"), fl.Changed("gossip"))
+	// The off-loopback rules first, naming flags; Validate below repeats
+	// the password rule for the library's callers.
+	if err := exposure.Check(f.exposure(cfg)); err != nil {
+		return cfg, usageErr("%v", err)
+	}
 	if err := cfg.Validate(); err != nil {
 		return cfg, usageErr("%v", err)
 	}
 	return cfg, nil
+}
+
+// exposure is what the off-loopback rules look at (internal/exposure):
+// the three listeners after Follow, --advertise, the gossip key and the
+// password.
+func (f *serveFlags) exposure(cfg service.Config) exposure.Node {
+	n := exposure.Node{
+		Addrs:           []exposure.Addr{{Flag: "--http", Value: cfg.HTTPAddr}, {Flag: "--grpc", Value: cfg.GRPCAddr, Announced: true}},
+		Advertise:       cfg.Advertise,
+		DefaultPassword: cfg.AdminPassword == service.DefaultAdminPassword,
+	}
+	if cfg.GossipAddr != "" {
+		n.Addrs = append(n.Addrs, exposure.Addr{Flag: "--gossip", Value: cfg.GossipAddr, Announced: true})
+		n.Gossip = true
+		n.ClusterKey = string(cfg.ClusterKey)
+	}
+	return n
 }
 
 // settingsServe builds settings serve and returns its flags too, so a test
@@ -87,7 +110,10 @@ func settingsServe() (*cobra.Command, *serveFlags) {
 		Long: `Run the settings service. Every change is on disk (fsync) before it is
 acknowledged. The admin password comes from --admin-password or the
 MCSIM_ADMIN_PASSWORD environment variable; the default "secret" is accepted
-only when every listener is on a loopback address.
+only when every listener is on a loopback address. Off loopback gossip must
+be encrypted too: --cluster-key (or MCSIM_CLUSTER_KEY) is required, and a
+listener on every interface (0.0.0.0) needs --advertise HOST, the address
+other hosts reach this one at.
 
 The three listeners use consecutive ports (HTTP, gRPC = HTTP + 1, gossip =
 gRPC + 1); those not given follow those given, so a service moved to other
@@ -113,8 +139,8 @@ database's row locks.`,
   mcsim settings serve --store 'postgres://postgres@127.0.0.1:5433/mcsim?sslmode=disable'
   mcsim settings serve --store 'postgres://postgres@127.0.0.1:5433/mcsim?sslmode=disable' --http 127.0.0.1:8080
 
-  # on every interface: a password is required
-  MCSIM_ADMIN_PASSWORD=s3cret mcsim settings serve --http 0.0.0.0:9090`,
+  # on every interface: a password and a gossip key are required, and --advertise names this host to the others
+  MCSIM_ADMIN_PASSWORD=s3cret MCSIM_CLUSTER_KEY=k3y mcsim settings serve --http 0.0.0.0:9090 --grpc 0.0.0.0:9091 --gossip 0.0.0.0:9092 --advertise 10.0.0.5`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := f.config(cmd)
@@ -146,7 +172,8 @@ database's row locks.`,
 	fs.StringVar(&f.cfg.WAID, "wa-id", f.cfg.WAID, "the account's wa_id, shown read-only in the settings")
 	fs.StringVar(&f.cfg.AdminPassword, "admin-password", f.cfg.AdminPassword, "admin password (or "+passwordEnv+")")
 	fs.StringVar(&f.cfg.GossipAddr, "gossip", f.cfg.GossipAddr, `gossip (memberlist) address, the --join seed of every node; not given, it follows the port of --grpc (+1) or --http (+2); port 0 picks one, "" turns membership off`)
-	fs.StringVar(&f.clusterKey, "cluster-key", "", "passphrase encrypting gossip; every node needs the same (or "+clusterKeyEnv+")")
+	fs.StringVar(&f.clusterKey, "cluster-key", "", "passphrase encrypting gossip; every node needs the same (or "+clusterKeyEnv+"); required off loopback")
+	fs.StringVar(&f.cfg.Advertise, "advertise", "", "host (IP or name) other hosts reach this service at, announced by its gossip with the bound port; required when --gossip is on every interface (0.0.0.0)")
 	fs.BoolVar(&f.noFaults, "no-fault-layer", false, "run without the fault layer: the scenario runner cannot partition or slow the service (for measuring the layer's cost)")
 	f.logs.register(c)
 	return c, f

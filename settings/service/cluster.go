@@ -1,6 +1,8 @@
 package service
 
 import (
+	"net"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 	"google.golang.org/grpc"
@@ -18,13 +20,19 @@ func startMembership(cfg Config, grpcAddr string, log zerolog.Logger) (*membersh
 	if cfg.Faults != nil {
 		faults = cfg.Faults
 	}
+	if cfg.Advertise != "" {
+		if _, port, err := net.SplitHostPort(grpcAddr); err == nil {
+			grpcAddr = net.JoinHostPort(cfg.Advertise, port)
+		}
+	}
 	return membership.Start(membership.Config{
-		Faults:     faults,
-		Node:       membership.Node{ID: NodeID, Role: membership.RoleSettings, GRPCAddr: grpcAddr},
-		BindAddr:   cfg.GossipAddr,
-		ClusterKey: cfg.ClusterKey,
-		Tuning:     membership.TuningFor(cfg.GossipAddr),
-		Logger:     log,
+		Faults:        faults,
+		Node:          membership.Node{ID: NodeID, Role: membership.RoleSettings, GRPCAddr: grpcAddr},
+		BindAddr:      cfg.GossipAddr,
+		AdvertiseHost: cfg.Advertise,
+		ClusterKey:    cfg.ClusterKey,
+		Tuning:        membership.TuningFor(cfg.GossipAddr),
+		Logger:        log,
 	})
 }
 

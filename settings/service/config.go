@@ -51,6 +51,10 @@ type Config struct {
 	// this address as --join. Port 0 picks a free port; "" runs without
 	// membership (then /v1/health lists nothing).
 	GossipAddr string
+	// Advertise, when not empty, is the host (IP or name) other hosts reach
+	// the service at: its gossip announces it with the bound port (needed
+	// when GossipAddr is on every interface). Empty: the bound address.
+	Advertise string
 	// ClusterKey encrypts gossip (16, 24 or 32 bytes, see
 	// membership.KeyFromPassphrase); nil means no encryption.
 	ClusterKey []byte
