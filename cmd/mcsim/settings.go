@@ -61,11 +61,11 @@ func (f *serveFlags) config(cmd *cobra.Command) (service.Config, error) {
 	if err != nil {
 		return cfg, err
 	}
-	cfg.Logger = log.With().Str("node_id", service.NodeID).Str("role", "settings").Logger()
+	cfg.Logger = log.With().Str("node_id", cfg.ID()).Str("role", "settings").Logger()
 	cfg.AdminPassword = flagOrEnv(cmd, "admin-password", cfg.AdminPassword, passwordEnv)
 	cfg.ClusterKey = membership.KeyFromPassphrase(flagOrEnv(cmd, "cluster-key", f.clusterKey, clusterKeyEnv))
 	if !f.noFaults {
-		cfg.Faults = faultnet.New(service.NodeID)
+		cfg.Faults = faultnet.New(cfg.ID())
 	}
 	fl := cmd.Flags()
 	if fl.Changed("store") && fl.Changed("data") {
@@ -135,9 +135,10 @@ database's row locks.`,
   # other ports (gossip follows: 8082) and data dir, human-readable logs; runs beside a default service
   mcsim settings serve --http 127.0.0.1:8080 --grpc 127.0.0.1:8081 --data /tmp/mc --log-format console
 
-  # on PostgreSQL (two services on one database: a second one on other ports)
+  # on PostgreSQL (two services on one database: a second one on other ports,
+  # with its own --id, joining the first one's gossip so the cluster sees both)
   mcsim settings serve --store 'postgres://postgres@127.0.0.1:5433/mcsim?sslmode=disable'
-  mcsim settings serve --store 'postgres://postgres@127.0.0.1:5433/mcsim?sslmode=disable' --http 127.0.0.1:8080
+  mcsim settings serve --store 'postgres://postgres@127.0.0.1:5433/mcsim?sslmode=disable' --http 127.0.0.1:8080 --id settings-2 --join 127.0.0.1:9092
 
   # on every interface: a password and a gossip key are required, and --advertise names this host to the others
   MCSIM_ADMIN_PASSWORD=s3cret MCSIM_CLUSTER_KEY=k3y mcsim settings serve --http 0.0.0.0:9090 --grpc 0.0.0.0:9091 --gossip 0.0.0.0:9092 --advertise 10.0.0.5`,
@@ -174,6 +175,8 @@ database's row locks.`,
 	fs.StringVar(&f.cfg.GossipAddr, "gossip", f.cfg.GossipAddr, `gossip (memberlist) address, the --join seed of every node; not given, it follows the port of --grpc (+1) or --http (+2); port 0 picks one, "" turns membership off`)
 	fs.StringVar(&f.clusterKey, "cluster-key", "", "passphrase encrypting gossip; every node needs the same (or "+clusterKeyEnv+"); required off loopback")
 	fs.StringVar(&f.cfg.Advertise, "advertise", "", "host (IP or name) other hosts reach this service at, announced by its gossip with the bound port; required when --gossip is on every interface (0.0.0.0)")
+	fs.StringVar(&f.cfg.NodeID, "id", service.NodeID, "this service's node id in the gossip cluster; a second service on the same PostgreSQL store needs its own")
+	fs.StringSliceVar(&f.cfg.Join, "join", nil, "gossip address of another settings service on the same PostgreSQL store to join (repeatable); needs --store postgres://… and its own --id")
 	fs.BoolVar(&f.noFaults, "no-fault-layer", false, "run without the fault layer: the scenario runner cannot partition or slow the service (for measuring the layer's cost)")
 	f.logs.register(c)
 	return c, f

@@ -12,9 +12,10 @@ import (
 	mcsimv1 "github.com/mcsim/mcsim/proto/mcsim/v1"
 )
 
-// startMembership joins the gossip cluster as its seed. No Join list: the
-// service is the node everybody else joins. Loopback clusters (one
-// machine, mcsim up) get memberlist's fast local timings.
+// startMembership joins the gossip cluster as its seed: the node everybody
+// else joins, after joining the other settings services of cfg.Join if
+// the store is shared. Loopback clusters (one machine, mcsim up) get
+// memberlist's fast local timings.
 func startMembership(cfg Config, grpcAddr string, log zerolog.Logger) (*membership.Member, error) {
 	var faults membership.Faults
 	if cfg.Faults != nil {
@@ -27,7 +28,8 @@ func startMembership(cfg Config, grpcAddr string, log zerolog.Logger) (*membersh
 	}
 	return membership.Start(membership.Config{
 		Faults:        faults,
-		Node:          membership.Node{ID: NodeID, Role: membership.RoleSettings, GRPCAddr: grpcAddr},
+		Node:          membership.Node{ID: cfg.ID(), Role: membership.RoleSettings, GRPCAddr: grpcAddr},
+		Join:          cfg.Join,
 		BindAddr:      cfg.GossipAddr,
 		AdvertiseHost: cfg.Advertise,
 		ClusterKey:    cfg.ClusterKey,

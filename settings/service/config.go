@@ -58,6 +58,15 @@ type Config struct {
 	// ClusterKey encrypts gossip (16, 24 or 32 bytes, see
 	// membership.KeyFromPassphrase); nil means no encryption.
 	ClusterKey []byte
+	// NodeID is the service's name in the gossip cluster; "" is NodeID
+	// ("settings"). Several services sharing one PostgreSQL store need
+	// one each, since gossip knows a node by its name.
+	NodeID string
+	// Join lists gossip addresses of another settings service of the same
+	// cluster to join at start. Empty: this service is the cluster's
+	// first seed. Only with a shared store (a postgres:// Store): two
+	// bbolt files would be two sources of truth in one cluster.
+	Join []string
 	// Logger receives the service's logs; the caller adds node_id and role.
 	Logger zerolog.Logger
 	// OnLease, if set, is told of every lease grant, renewal and release
@@ -219,6 +228,25 @@ func (c Config) Validate() error {
 	if err := CheckStore(c.Store); err != nil {
 		errs = append(errs, err)
 	}
+	if c.NodeID != "" && !validNodeID(c.NodeID) {
+		errs = append(errs, fmt.Errorf("id: must be 1 to 64 letters, digits, '-', '_' or '.', got %q", c.NodeID))
+	}
+	if len(c.Join) > 0 {
+		if !pgstore.IsURL(c.Store) {
+			errs = append(errs, fmt.Errorf("join: another settings service can be joined only with a shared store (--store postgres://…); with a bbolt store each service is its own source of truth, got store %q", c.StoreSpec()))
+		}
+		if c.GossipAddr == "" {
+			errs = append(errs, errors.New("join: needs gossip (gossip_addr), which is off"))
+		}
+		if c.ID() == NodeID {
+			errs = append(errs, fmt.Errorf("id: a service that joins another needs its own id (not the default %q, which the first one has)", NodeID))
+		}
+		for _, a := range c.Join {
+			if _, _, err := checkAddr("join", a); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
 	if !validWAID(c.WAID) {
 		errs = append(errs, fmt.Errorf("wa_id: must be 1 to 15 digits (country code and number, no +), got %q", c.WAID))
 	}
@@ -246,6 +274,26 @@ func (c Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// ID is the service's gossip name: NodeID unless the config names one.
+func (c Config) ID() string {
+	if c.NodeID == "" {
+		return NodeID
+	}
+	return c.NodeID
+}
+
+func validNodeID(id string) bool {
+	if len(id) == 0 || len(id) > 64 {
+		return false
+	}
+	for _, r := range id {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
+			return false
+		}
+	}
+	return true
 }
 
 // checkAddr parses a listen address; the host may be empty (all interfaces).

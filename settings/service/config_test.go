@@ -42,6 +42,19 @@ func TestValidate(t *testing.T) {
 		{"store of another scheme", func(c *Config) { c.Store = "mysql://u@db/x" }, []string{`store: must be a postgres:// (or postgresql://) URL or a directory path, got scheme "mysql"`}},
 		{"store with a typo in the scheme", func(c *Config) { c.Store = "postgress://u@db/x" }, []string{`got scheme "postgress"`}},
 		{"bad wa_id", func(c *Config) { c.WAID = "+1 631" }, []string{`wa_id: must be 1 to 15 digits`, `"+1 631"`}},
+		{"a second service on a shared store", func(c *Config) {
+			c.Store, c.NodeID, c.Join = "postgres://u@127.0.0.1:5433/db", "settings-2", []string{"127.0.0.1:9092"}
+		}, nil},
+		{"join with bbolt", func(c *Config) { c.NodeID, c.Join = "settings-2", []string{"127.0.0.1:9092"} },
+			[]string{`join: another settings service can be joined only with a shared store`, `"./.mcsim"`}},
+		{"join under the first one's id", func(c *Config) { c.Store, c.Join = "postgres://u@db/x", []string{"127.0.0.1:9092"} },
+			[]string{`id: a service that joins another needs its own id (not the default "settings"`}},
+		{"join without gossip", func(c *Config) {
+			c.Store, c.NodeID, c.Join, c.GossipAddr = "postgres://u@db/x", "s2", []string{"127.0.0.1:9092"}, ""
+		}, []string{`join: needs gossip`}},
+		{"join a bad address", func(c *Config) { c.Store, c.NodeID, c.Join = "postgres://u@db/x", "s2", []string{"db"} },
+			[]string{`join: must be host:port`, `"db"`}},
+		{"bad id", func(c *Config) { c.NodeID = "settings 2" }, []string{`id: must be 1 to 64 letters`, `"settings 2"`}},
 		{"every problem at once", func(c *Config) {
 			*c = Config{HTTPAddr: "nope", GRPCAddr: "0.0.0.0:9091", AdminPassword: DefaultAdminPassword}
 		}, []string{"http_addr: must be host:port", "grpc_addr is \"0.0.0.0:9091\"", "data_dir:", "wa_id:"}},

@@ -27,8 +27,8 @@ func testConfig(dir string) Config {
 }
 
 type running struct {
-	httpAddr, grpcAddr string
-	stop               func() error // cancels Run and returns its error
+	httpAddr, grpcAddr, gossipAddr string
+	stop                           func() error // cancels Run and returns its error
 }
 
 // start runs the service in a goroutine and waits until it is ready, or
@@ -36,13 +36,12 @@ type running struct {
 func start(t *testing.T, cfg Config) (*running, error) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	type addrs struct{ http, grpc string }
-	ready := make(chan addrs, 1)
+	ready := make(chan Addrs, 1)
 	done := make(chan error, 1)
-	go func() { done <- Run(ctx, cfg, func(a Addrs) { ready <- addrs{a.HTTP, a.GRPC} }) }()
+	go func() { done <- Run(ctx, cfg, func(a Addrs) { ready <- a }) }()
 	select {
 	case a := <-ready:
-		r := &running{httpAddr: a.http, grpcAddr: a.grpc, stop: func() error { cancel(); return <-done }}
+		r := &running{httpAddr: a.HTTP, grpcAddr: a.GRPC, gossipAddr: a.Gossip, stop: func() error { cancel(); return <-done }}
 		t.Cleanup(func() { cancel() })
 		return r, nil
 	case err := <-done:

@@ -3,12 +3,14 @@ package service
 import (
 	"context"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/mcsim/mcsim/membership"
 	mcsimv1 "github.com/mcsim/mcsim/proto/mcsim/v1"
 	"github.com/mcsim/mcsim/settings/store/pgstore/pgtest"
 )
@@ -110,5 +112,50 @@ func TestTwoServiceProcessesShareOnePostgres(t *testing.T) {
 	a.kill()
 	if got := apiB.maxBackoff(t); got != 200003 {
 		t.Fatalf("after A's SIGKILL, B shows %d, want A's last acknowledged 200003", got)
+	}
+}
+
+// TestSecondServiceJoinsTheFirstsGossip: a second settings service on the
+// same database, with its own --id and --join, is one cluster with the
+// first: a node that joins only the second one's gossip sees both.
+func TestSecondServiceJoinsTheFirstsGossip(t *testing.T) {
+	dsn := pgtest.Schema(t)
+	ca := testConfig(dsn)
+	ca.GossipAddr = "127.0.0.1:0"
+	a, err := start(t, ca)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cb := testConfig(dsn)
+	cb.GossipAddr, cb.NodeID, cb.Join = "127.0.0.1:0", "settings-2", []string{a.gossipAddr}
+	b, err := start(t, cb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	node, err := membership.Start(membership.Config{
+		Node:     membership.Node{ID: "coreapp-1", Role: membership.RoleCoreapp, GRPCAddr: "127.0.0.1:1"},
+		BindAddr: "127.0.0.1:0", Join: []string{b.gossipAddr}, Tuning: membership.TuningFor("127.0.0.1:0"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer node.Shutdown()
+	// Join returns once the seed answered with its member list (a push/pull
+	// of the full state), which holds the first service since the second
+	// joined it before it was ready.
+	var ids []string
+	for _, n := range node.Members() {
+		if n.Role == membership.RoleSettings {
+			ids = append(ids, n.ID)
+		}
+	}
+	slices.Sort(ids)
+	if !slices.Equal(ids, []string{"settings", "settings-2"}) {
+		t.Errorf("settings services in the gossip of a node that joined the second: %v, want [settings settings-2]", ids)
+	}
+	for _, r := range []*running{b, a} {
+		if err := r.stop(); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
