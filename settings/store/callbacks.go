@@ -39,13 +39,8 @@ import (
 // its place (the order is the order ids were first kept). Every id and
 // recipient must be non-empty, else nothing changes.
 func (s *Store) PutCallbacks(cbs []*mcsimv1.PendingCallback) error {
-	for i, cb := range cbs {
-		if cb.GetId() == "" {
-			return fmt.Errorf("store: callbacks[%d].id: must not be empty", i)
-		}
-		if cb.GetRecipientId() == "" {
-			return fmt.Errorf("store: callbacks[%d].recipient_id: must not be empty", i)
-		}
+	if err := CheckCallbacks(cbs); err != nil {
+		return err
 	}
 	if len(cbs) == 0 {
 		return nil
@@ -122,11 +117,8 @@ func (s *Store) DeleteCallbacks(ids []string) error {
 // of count shards (shard.BucketOf of the recipient is one of
 // shard.Covers(shard, shards)), in the order they were first kept.
 func (s *Store) ListCallbacks(sh, shards int) ([]*mcsimv1.PendingCallback, error) {
-	if err := shard.CountError(shards); err != nil {
-		return nil, fmt.Errorf("store: list callbacks: shards: %w", err)
-	}
-	if sh < 0 || sh >= shards {
-		return nil, fmt.Errorf("store: list callbacks: shard: must be in [0, %d), got %d", shards, sh)
+	if err := CheckCallbackShard(sh, shards); err != nil {
+		return nil, err
 	}
 	var out []*mcsimv1.PendingCallback
 	err := s.db.View(func(tx *bolt.Tx) error {

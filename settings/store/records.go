@@ -2,8 +2,6 @@ package store
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -35,13 +33,8 @@ func (s *Store) Providers() (map[string][]byte, error) {
 // transaction: either all are stored or none. Every name must be non-empty
 // and every document valid JSON, else nothing changes.
 func (s *Store) PutProviders(items map[string][]byte) error {
-	for name, doc := range items {
-		if name == "" {
-			return fmt.Errorf("store: provider name: must not be empty")
-		}
-		if !json.Valid(doc) {
-			return fmt.Errorf("store: provider %q: document must be valid JSON", name)
-		}
+	if err := CheckProviders(items); err != nil {
+		return err
 	}
 	if len(items) == 0 {
 		return nil
@@ -92,11 +85,8 @@ func (s *Store) DeleteProvider(name string) error {
 // Pruning only removes what TokenExpiry would report as expired anyway, so
 // it needs no caller clock.
 func (s *Store) PutToken(hash []byte, expires time.Time) error {
-	if len(hash) != sha256.Size {
-		return fmt.Errorf("store: token hash: must be a %d-byte SHA-256, got %d bytes", sha256.Size, len(hash))
-	}
-	if expires.IsZero() {
-		return fmt.Errorf("store: token expires: must be set")
+	if err := CheckToken(hash, expires); err != nil {
+		return err
 	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()

@@ -8,6 +8,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	mcsimv1 "github.com/mcsim/mcsim/proto/mcsim/v1"
+	"github.com/mcsim/mcsim/settings/store"
 	"github.com/mcsim/mcsim/shard"
 )
 
@@ -18,13 +19,8 @@ import (
 
 // PutCallbacks keeps the callbacks in one transaction: all or none.
 func (s *Store) PutCallbacks(cbs []*mcsimv1.PendingCallback) error {
-	for i, cb := range cbs {
-		if cb.GetId() == "" {
-			return fmt.Errorf("store: callbacks[%d].id: must not be empty", i)
-		}
-		if cb.GetRecipientId() == "" {
-			return fmt.Errorf("store: callbacks[%d].recipient_id: must not be empty", i)
-		}
+	if err := store.CheckCallbacks(cbs); err != nil {
+		return err
 	}
 	if len(cbs) == 0 {
 		return nil
@@ -69,11 +65,8 @@ func (s *Store) DeleteCallbacks(ids []string) error {
 // ListCallbacks returns the kept callbacks of shard sh of shards, in the
 // order first kept.
 func (s *Store) ListCallbacks(sh, shards int) ([]*mcsimv1.PendingCallback, error) {
-	if err := shard.CountError(shards); err != nil {
-		return nil, fmt.Errorf("store: list callbacks: shards: %w", err)
-	}
-	if sh < 0 || sh >= shards {
-		return nil, fmt.Errorf("store: list callbacks: shard: must be in [0, %d), got %d", shards, sh)
+	if err := store.CheckCallbackShard(sh, shards); err != nil {
+		return nil, err
 	}
 	ctx, done, err := s.begin()
 	if err != nil {

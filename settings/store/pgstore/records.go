@@ -2,8 +2,6 @@ package pgstore
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -44,13 +42,8 @@ func (s *Store) Providers() (map[string][]byte, error) {
 
 // PutProviders adds or replaces the providers in one transaction.
 func (s *Store) PutProviders(items map[string][]byte) error {
-	for name, doc := range items {
-		if name == "" {
-			return fmt.Errorf("store: provider name: must not be empty")
-		}
-		if !json.Valid(doc) {
-			return fmt.Errorf("store: provider %q: document must be valid JSON", name)
-		}
+	if err := store.CheckProviders(items); err != nil {
+		return err
 	}
 	if len(items) == 0 {
 		return nil
@@ -84,11 +77,8 @@ func (s *Store) DeleteProvider(name string) error {
 // PutToken stores a token hash with its expiry and prunes expired ones
 // (by this Store's clock), as store.Store.PutToken.
 func (s *Store) PutToken(hash []byte, expires time.Time) error {
-	if len(hash) != sha256.Size {
-		return fmt.Errorf("store: token hash: must be a %d-byte SHA-256, got %d bytes", sha256.Size, len(hash))
-	}
-	if expires.IsZero() {
-		return fmt.Errorf("store: token expires: must be set")
+	if err := store.CheckToken(hash, expires); err != nil {
+		return err
 	}
 	now := s.now()
 	return s.inTx("put token", func(ctx context.Context, tx pgx.Tx) error {
