@@ -1,0 +1,15 @@
+package pgstore
+
+import "github.com/jackc/pgx/v5/pgxpool"
+
+// OpenAfterListen is OpenWith with fn run between LISTEN and the first
+// read of the state: what a change committed by another process while
+// this one starts looks like.
+func OpenAfterListen(dsn string, o Options, fn func()) (*Store, error) {
+	o.afterListen = fn
+	return OpenWith(dsn, o)
+}
+
+// Pool is the Store's connection pool, for tests that act as one of its
+// sessions (a transaction left hanging).
+func (s *Store) Pool() *pgxpool.Pool { return s.pool }
