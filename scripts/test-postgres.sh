@@ -7,9 +7,10 @@
 # fsync on (the durability tests need a real commit), creates the database
 # mcsim_test, and prints the DSN to use as MCSIM_TEST_POSTGRES.
 #
-# Idempotent: a server already answering on PORT is reused if it runs with
-# fsync on (refused otherwise: the durability tests would prove nothing) and the database
-# created if missing). Progress goes to stderr; stdout is only the DSN.
+# Idempotent: a server already answering on PORT is reused (and the database
+# created if missing) if it runs with fsync on; otherwise it is refused, as
+# the durability tests would prove nothing. Progress goes to stderr; stdout
+# is only the DSN.
 #
 #   export MCSIM_TEST_POSTGRES=$(scripts/test-postgres.sh start)
 #   scripts/test-postgres.sh stop
