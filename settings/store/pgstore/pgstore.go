@@ -142,12 +142,14 @@ type Options struct {
 }
 
 // Defaults of Options. The idle timeout is below the shortest lease TTL a
-// master uses (a few seconds), so a dead lock holder cannot outlast a lease
+// master uses (unhealthy_interval, at least 2 s since it must exceed
+// heartbeat_interval >= 1 s), so a dead lock holder cannot outlast a lease
 // term; our transactions are a few statements with no wait between them,
-// so a live one is never idle that long. The lock timeout is below
+// so a live one is never idle that long (one cut off fails its call, which
+// the caller retries). The lock timeout is below
 // opTimeout, so a call stuck behind a lock says so.
 const (
-	DefaultIdleInTransactionTimeout = 2 * time.Second
+	DefaultIdleInTransactionTimeout = 1 * time.Second
 	DefaultLockTimeout              = 5 * time.Second
 )
 

@@ -117,7 +117,7 @@ func TestSynchronousCommitOffRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	for setting, want := range map[string]string{"synchronous_commit": "on", "lock_timeout": "5s", "idle_in_transaction_session_timeout": "2s"} {
+	for setting, want := range map[string]string{"synchronous_commit": "on", "lock_timeout": "5s", "idle_in_transaction_session_timeout": "1s"} {
 		var got string
 		if err := s.Pool().QueryRow(context.Background(), "SHOW "+setting).Scan(&got); err != nil || got != want {
 			t.Errorf("SHOW %s = %q, %v; want %q", setting, got, err, want)
