@@ -1,6 +1,11 @@
 package pgstore_test
 
 import (
+	"bytes"
+	"net"
+	"net/url"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -41,5 +46,133 @@ func TestChangeWhileOpeningIsSeen(t *testing.T) {
 	}
 	if st, _ := s.Latest(); st.Revision != 1 {
 		t.Fatalf("Latest = revision %d, want 1", st.Revision)
+	}
+}
+
+// TestSilentlyDeadListenerIsReplaced: the listening connection stops
+// carrying anything in either direction without being closed (a partition,
+// a crashed host: no FIN, no RST, so no error ever reaches the waiting
+// read). The listener finds out by pinging after a quiet slice, reconnects
+// and re-reads, so B's watchers see A's change; waiting for the next
+// notification alone would wait until TCP gave up, minutes later.
+func TestSilentlyDeadListenerIsReplaced(t *testing.T) {
+	dsn := pgtest.Schema(t)
+	p := newBlackHoleProxy(t, dsn)
+	a, err := pgstore.Open(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := pgstore.OpenListenChecks(p.dsn, pgstore.Options{}, 200*time.Millisecond, 200*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+
+	p.blackHoleListeners() // only B's LISTEN connection; its pool still works
+	_, changed := b.Latest()
+	st, err := a.UpdateApplication(storetest.Bump)
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-changed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("B's watcher never saw A's change: its dead listening connection was never replaced")
+	}
+	if got, _ := b.Latest(); got.Revision != st.Revision {
+		t.Fatalf("B's Latest = revision %d, want %d", got.Revision, st.Revision)
+	}
+}
+
+// blackHoleProxy forwards TCP connections to the database and can make
+// every connection that sent LISTEN go silent: bytes in either direction
+// are dropped, the sockets stay open.
+type blackHoleProxy struct {
+	dsn string // dsn through the proxy
+
+	mu        sync.Mutex
+	listeners []*proxied // connections that sent LISTEN
+}
+
+type proxied struct{ dead atomic.Bool }
+
+func newBlackHoleProxy(t *testing.T, dsn string) *blackHoleProxy {
+	t.Helper()
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := u.Host
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Host = ln.Addr().String()
+	p := &blackHoleProxy{dsn: u.String()}
+	var conns sync.WaitGroup
+	var open []net.Conn
+	var openMu sync.Mutex
+	track := func(c net.Conn) { openMu.Lock(); open = append(open, c); openMu.Unlock() }
+	t.Cleanup(func() {
+		_ = ln.Close()
+		openMu.Lock()
+		for _, c := range open {
+			_ = c.Close()
+		}
+		openMu.Unlock()
+		conns.Wait()
+	})
+	conns.Go(func() {
+		for {
+			client, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			server, err := net.Dial("tcp", target)
+			if err != nil {
+				_ = client.Close()
+				continue
+			}
+			track(client)
+			track(server)
+			pc := &proxied{}
+			conns.Go(func() { p.pipe(pc, server, client, true) })
+			conns.Go(func() { p.pipe(pc, client, server, false) })
+		}
+	})
+	return p
+}
+
+// pipe copies from src to dst until either closes, dropping what passes
+// once pc is dead; fromClient marks the connection as a listener when
+// it sends LISTEN.
+func (p *blackHoleProxy) pipe(pc *proxied, dst, src net.Conn, fromClient bool) {
+	defer func() { _ = dst.Close() }()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if err != nil {
+			return
+		}
+		if fromClient && bytes.Contains(buf[:n], []byte("LISTEN ")) {
+			p.mu.Lock()
+			p.listeners = append(p.listeners, pc)
+			p.mu.Unlock()
+		}
+		if pc.dead.Load() {
+			continue
+		}
+		if _, err := dst.Write(buf[:n]); err != nil {
+			return
+		}
+	}
+}
+
+func (p *blackHoleProxy) blackHoleListeners() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, pc := range p.listeners {
+		pc.dead.Store(true)
 	}
 }

@@ -92,6 +92,8 @@ type Store struct {
 	now func() time.Time
 	// callerClock: leases are judged by the callers' now (Options).
 	callerClock bool
+	// listenSlice, listenPing: see the constants.
+	listenSlice, listenPing time.Duration
 
 	closeMu sync.RWMutex
 	closed  bool
@@ -139,6 +141,9 @@ type Options struct {
 
 	// afterListen, in tests only, runs between LISTEN and the first read.
 	afterListen func()
+	// listenSlice and listenPing, in tests only, replace the listener's
+	// quiet-connection check times.
+	listenSlice, listenPing time.Duration
 }
 
 // Defaults of Options. The idle timeout is below the shortest lease TTL a
@@ -200,6 +205,7 @@ func OpenWith(dsn string, o Options) (*Store, error) {
 	sctx, scancel := context.WithCancel(context.Background())
 	s := &Store{
 		pool: pool, dsn: red, channel: channelName(schema), callerClock: o.CallerClock,
+		listenSlice: cmp.Or(o.listenSlice, listenSlice), listenPing: cmp.Or(o.listenPing, listenPing),
 		ctx: sctx, cancel: scancel, now: time.Now, changed: make(chan struct{}),
 	}
 	// LISTEN before the first read: a change committed after the read is

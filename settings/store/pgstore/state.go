@@ -190,7 +190,8 @@ const (
 // silently (a peer gone without a FIN or RST: a partition, a crashed host)
 // never errors a wait; TCP would tell only after its retransmission
 // timeout, minutes later, and Watch would freeze that long. A ping every
-// slice finds it within listenSlice+listenPing.
+// slice finds it within listenSlice+listenPing. (Tests shorten both:
+// Store.listenSlice, Store.listenPing.)
 const (
 	listenSlice = 5 * time.Second
 	listenPing  = 5 * time.Second
@@ -236,7 +237,7 @@ func (s *Store) listenLoop(conn *pgx.Conn) {
 			}
 			backoff = minBackoff
 		}
-		ctx, cancel := context.WithTimeout(s.ctx, listenSlice)
+		ctx, cancel := context.WithTimeout(s.ctx, s.listenSlice)
 		n, err := conn.WaitForNotification(ctx)
 		cancel()
 		switch {
@@ -245,7 +246,7 @@ func (s *Store) listenLoop(conn *pgx.Conn) {
 			return
 		case err != nil && errors.Is(err, context.DeadlineExceeded) && !conn.IsClosed():
 			// A quiet slice: is anyone still there?
-			pctx, pcancel := context.WithTimeout(s.ctx, listenPing)
+			pctx, pcancel := context.WithTimeout(s.ctx, s.listenPing)
 			err = conn.Ping(pctx)
 			pcancel()
 			if err != nil {
