@@ -21,6 +21,13 @@ func OpenListenChecks(dsn string, o Options, slice, ping time.Duration) (*Store,
 	return OpenWith(dsn, o)
 }
 
+// OpenOnRelisten is OpenWith with fn run after each LISTEN of the
+// listener's reconnects.
+func OpenOnRelisten(dsn string, o Options, fn func()) (*Store, error) {
+	o.onRelisten = fn
+	return OpenWith(dsn, o)
+}
+
 // Pool is the Store's connection pool, for tests that act as one of its
 // sessions (a transaction left hanging).
 func (s *Store) Pool() *pgxpool.Pool { return s.pool }

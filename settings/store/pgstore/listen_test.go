@@ -176,3 +176,41 @@ func (p *blackHoleProxy) blackHoleListeners() {
 		pc.dead.Store(true)
 	}
 }
+
+// TestRelistenBacksOffWhenTheReadFails: the listener's connection is lost
+// and every reconnect's LISTEN works but the read after it fails (here the
+// state table is gone). The wait between attempts still doubles (0.1, 0.2,
+// 0.4, 0.8 s), so the fifth attempt comes at least 1.5 s after the first;
+// retrying at the first backoff each time would make ten a second.
+func TestRelistenBacksOffWhenTheReadFails(t *testing.T) {
+	dsn := pgtest.Schema(t)
+	const attempts = 5
+	var (
+		mu    sync.Mutex
+		times []time.Time
+		fifth = make(chan struct{})
+	)
+	s, err := pgstore.OpenOnRelisten(dsn, pgstore.Options{}, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if times = append(times, time.Now()); len(times) == attempts {
+			close(fifth)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	exec(t, dsn, `ALTER TABLE mcsim_state RENAME TO mcsim_state_gone`)
+	pgtest.TerminateConnections(t, dsn)
+	select {
+	case <-fifth:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the listener stopped reconnecting")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if spread := times[attempts-1].Sub(times[0]); spread < 1400*time.Millisecond {
+		t.Fatalf("%d reconnects within %s, want the backoff to double (0.1+0.2+0.4+0.8 = 1.5 s at least)", attempts, spread.Round(time.Millisecond))
+	}
+}

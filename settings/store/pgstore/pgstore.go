@@ -94,6 +94,7 @@ type Store struct {
 	callerClock bool
 	// listenSlice, listenPing: see the constants.
 	listenSlice, listenPing time.Duration
+	onRelisten              func()
 
 	closeMu sync.RWMutex
 	closed  bool
@@ -144,6 +145,8 @@ type Options struct {
 	// listenSlice and listenPing, in tests only, replace the listener's
 	// quiet-connection check times.
 	listenSlice, listenPing time.Duration
+	// onRelisten, in tests only, runs after each LISTEN of a reconnect.
+	onRelisten func()
 }
 
 // Defaults of Options. The idle timeout is below the shortest lease TTL a
@@ -206,6 +209,7 @@ func OpenWith(dsn string, o Options) (*Store, error) {
 	s := &Store{
 		pool: pool, dsn: red, channel: channelName(schema), callerClock: o.CallerClock,
 		listenSlice: cmp.Or(o.listenSlice, listenSlice), listenPing: cmp.Or(o.listenPing, listenPing),
+		onRelisten: o.onRelisten,
 		ctx: sctx, cancel: scancel, now: time.Now, changed: make(chan struct{}),
 	}
 	// LISTEN before the first read: a change committed after the read is

@@ -229,6 +229,9 @@ func (s *Store) listenLoop(conn *pgx.Conn) {
 				continue
 			}
 			conn = c
+			if s.onRelisten != nil {
+				s.onRelisten()
+			}
 			if err := s.refresh(); err != nil {
 				if !retry() {
 					return
