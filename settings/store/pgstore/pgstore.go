@@ -210,7 +210,7 @@ func OpenWith(dsn string, o Options) (*Store, error) {
 		pool: pool, dsn: red, channel: channelName(schema), callerClock: o.CallerClock,
 		listenSlice: cmp.Or(o.listenSlice, listenSlice), listenPing: cmp.Or(o.listenPing, listenPing),
 		onRelisten: o.onRelisten,
-		ctx: sctx, cancel: scancel, now: time.Now, changed: make(chan struct{}),
+		ctx:        sctx, cancel: scancel, now: time.Now, changed: make(chan struct{}),
 	}
 	// LISTEN before the first read: a change committed after the read is
 	// then announced, and one committed before it is in what we read. In
