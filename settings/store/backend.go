@@ -62,3 +62,27 @@ type Backend interface {
 }
 
 var _ Backend = (*Store)(nil)
+
+// LeaseClock is a Backend that judges the lease by a clock of its own
+// rather than its callers' (pgstore: the database's, so every settings
+// process sharing it decides by one clock) and can read that clock with
+// the lease.
+type LeaseClock interface {
+	// CurrentLeaseAt is CurrentLease and the store's clock read with it;
+	// a zero time when the clock could not be read, or when the backend
+	// judges by its callers' clock after all (a test mode).
+	CurrentLeaseAt() (Lease, time.Time)
+}
+
+// LeaseNow is b's current lease and the time to judge it at (is it
+// running, how long is left): the store's own clock when b judges by one
+// (LeaseClock), else local(). Judging a lease the store granted by
+// another clock than the store's would be off by the clocks' difference.
+func LeaseNow(b Backend, local func() time.Time) (Lease, time.Time) {
+	if lc, ok := b.(LeaseClock); ok {
+		if l, now := lc.CurrentLeaseAt(); !now.IsZero() {
+			return l, now
+		}
+	}
+	return b.CurrentLease(), local()
+}

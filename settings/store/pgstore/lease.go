@@ -32,7 +32,10 @@ import (
 // selectDBNow is the database's wall clock in Unix nanoseconds.
 // clock_timestamp, not now(): now() is the transaction's start, which may
 // be before the lock wait.
-const selectDBNow = `SELECT (extract(epoch FROM clock_timestamp()) * 1e9)::bigint`
+const (
+	dbNowExpr   = `(extract(epoch FROM clock_timestamp()) * 1e9)::bigint`
+	selectDBNow = `SELECT ` + dbNowExpr
+)
 
 // judgeNow is the time to judge a lease at, read in tx after its row
 // lock: the database's clock, or with Options.CallerClock the caller's.
@@ -160,6 +163,39 @@ func (s *Store) CurrentLease() store.Lease {
 	defer s.mu.Unlock()
 	return s.lease
 }
+
+// CurrentLeaseAt is CurrentLease with the database's clock read in the
+// same statement (store.LeaseClock), so a reader judges the lease by the
+// clock that granted it. With Options.CallerClock the time is zero: the
+// lease was judged by the callers' clock.
+func (s *Store) CurrentLeaseAt() (store.Lease, time.Time) {
+	ctx, done, err := s.begin()
+	if err == nil {
+		defer done()
+		var ns int64
+		row := s.pool.QueryRow(ctx, `SELECT holder, incarnation, address, epoch, expires_unix_nano, `+dbNowExpr+` FROM mcsim_lease WHERE id = 1`)
+		if l, err := scanLease(plusColumn{row, &ns}); err == nil {
+			s.mu.Lock()
+			s.lease = l
+			s.mu.Unlock()
+			if s.callerClock {
+				return l, time.Time{}
+			}
+			return l, time.Unix(0, ns).UTC()
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lease, time.Time{}
+}
+
+// plusColumn scans a row with one more column than its reader asks for.
+type plusColumn struct {
+	row   pgx.Row
+	extra any
+}
+
+func (p plusColumn) Scan(dest ...any) error { return p.row.Scan(append(dest, p.extra)...) }
 
 func scanShardMap(row pgx.Row) (*mcsimv1.ShardMap, error) {
 	var b []byte
