@@ -61,6 +61,14 @@ func TestLeaseIsJudgedByTheDatabaseClock(t *testing.T) {
 	}
 	near("m1's expiry - ttl", first.Lease.Expires.Add(-ttl))
 
+	// Readers (GET /v1/health, the holder metric) get the same clock with
+	// the lease, through store.LeaseNow.
+	l, at := store.LeaseNow(ahead, func() time.Time { return wall.Add(45 * time.Second) })
+	if l.Holder != "m1" || l.Epoch != 1 {
+		t.Fatalf("LeaseNow lease = %+v, want m1's", l)
+	}
+	near("LeaseNow's time", at)
+
 	m := &mcsimv1.ShardMap{Shards: 1, MaxEpoch: 1, Assignments: []*mcsimv1.ShardAssignment{{Shard: 0, CoreappId: "c1", Epoch: 1}}}
 	if _, err := ahead.WriteShardMap("m1", 1, m, wall.Add(90*time.Second)); err != nil {
 		t.Fatalf("m1's shard-map write through the process 90 s ahead: %v; want admitted (the lease runs by the database's clock)", err)
