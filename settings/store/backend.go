@@ -21,7 +21,10 @@ import (
 //     database client; the caller retries);
 //   - the lease and shard-map rules are package coord's (never re-written
 //     in a backend), judged on the lease as committed, read in the same
-//     transaction that writes the decision;
+//     transaction that writes the decision, at the store's clock: the now
+//     the caller passes (bbolt, one process), or a clock of the store's
+//     own when several processes share it (pgstore: the database's; see
+//     LeaseClock), reported in LeaseResult.Now;
 //   - Latest never goes back a revision and, once a write is acknowledged
 //     by any process sharing the store, soon shows that revision or a
 //     later one.

@@ -8,9 +8,11 @@
 // Decisions are not written twice: lease grants and shard-map fencing are
 // package coord's, judged on the lease row read (and locked, SELECT … FOR
 // UPDATE) in the transaction that writes the decision, so two processes
-// can never grant the lease to two masters. Nothing is trusted from memory
-// for a write: every read-modify-write reads its row under a lock in its
-// own transaction.
+// can never grant the lease to two masters. They are judged at the
+// database's clock, read after the lock (lease.go), so every process
+// decides by one clock. Nothing is trusted from memory for a write: every
+// read-modify-write reads its row under a lock in its own transaction
+// (read committed, named, whatever the server's default).
 //
 // Watching: every change of the watched state bumps its revision and sends
 // NOTIFY (delivered at commit, in commit order) on a channel named after
@@ -18,12 +20,16 @@
 // notification, reads the state and publishes it if it is newer than what
 // it has, so the Watch streams of every process see every acknowledged
 // change in revision order (a slow one skips revisions, never goes back).
-// After the listening connection is lost it reconnects and re-reads once:
-// changes made meanwhile are not missed. There is no polling loop.
+// Open listens before its first read, and after the listening connection
+// is lost it reconnects and re-reads once: changes made meanwhile are not
+// missed. There is no polling loop; a quiet connection is pinged, so one
+// that died silently is replaced within seconds.
 //
-// Durability: a method returns success only after COMMIT returned, and the
-// server's synchronous_commit (on by default) means the commit is flushed
-// to the WAL first. A SIGKILL of a settings process loses nothing it
+// Durability: a method returns success only after COMMIT returned, and
+// every session sets synchronous_commit=on (whatever the server's
+// default), so the commit is flushed to the WAL first. A session left
+// idle inside a transaction (its process hung holding a row lock) is ended
+// by the server after Options.IdleInTransactionTimeout. A SIGKILL of a settings process loses nothing it
 // acknowledged; a database restart fails the calls made while it is down
 // (the nodes retry them) and loses nothing committed.
 //
