@@ -7,9 +7,11 @@
 // publishes it.
 //
 // It is pure: no I/O, no goroutines, no clock. Time is always the caller's
-// (the now argument): a store judges a lease by the time its caller gives,
-// so a test, the simulator and the real service all decide the same way
-// from the same inputs.
+// (the now argument), so a test, the simulator and the real service all
+// decide the same way from the same inputs. The caller is a store, which
+// picks the clock: bbolt (one process) passes its own caller's time; the
+// PostgreSQL store passes the database's, so that settings processes
+// sharing it decide by one clock however theirs differ.
 //
 // # The rules
 //

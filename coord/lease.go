@@ -44,6 +44,12 @@ type LeaseResult struct {
 	// Renewal: granted to its live holder (same id and incarnation), so
 	// no new term began.
 	Renewal bool
+	// Now is the time the request was judged at, the clock Lease.Expires
+	// is on. A caller reporting the time left measures it from here, not
+	// from its own clock: a store shared by several processes judges by
+	// one clock of its own (pgstore: the database's), which the caller's
+	// may differ from.
+	Now time.Time
 }
 
 // CheckAcquire reports a malformed acquire request: one no rule can judge.
@@ -70,11 +76,11 @@ func Acquire(cur Lease, masterID, incarnation, address string, ttl time.Duration
 	expires := now.Add(ttl).Round(0).UTC()
 	switch {
 	case Lapsed(cur, now):
-		return LeaseResult{Lease: Lease{Holder: masterID, Incarnation: incarnation, Address: address, Epoch: cur.Epoch + 1, Expires: expires}, Granted: true}
+		return LeaseResult{Lease: Lease{Holder: masterID, Incarnation: incarnation, Address: address, Epoch: cur.Epoch + 1, Expires: expires}, Granted: true, Now: now}
 	case cur.Holder == masterID && cur.Incarnation == incarnation:
-		return LeaseResult{Lease: Lease{Holder: masterID, Incarnation: incarnation, Address: address, Epoch: cur.Epoch, Expires: expires}, Granted: true, Renewal: true}
+		return LeaseResult{Lease: Lease{Holder: masterID, Incarnation: incarnation, Address: address, Epoch: cur.Epoch, Expires: expires}, Granted: true, Renewal: true, Now: now}
 	default:
-		return LeaseResult{Lease: cur, Granted: false}
+		return LeaseResult{Lease: cur, Granted: false, Now: now}
 	}
 }
 

@@ -8,7 +8,9 @@
 # mcsim_test, and prints the DSN to use as MCSIM_TEST_POSTGRES.
 #
 # Idempotent: a server already answering on PORT is reused (and the database
-# created if missing). Progress goes to stderr; stdout is only the DSN.
+# created if missing) if it runs with fsync on; otherwise it is refused, as
+# the durability tests would prove nothing. Progress goes to stderr; stdout
+# is only the DSN.
 #
 #   export MCSIM_TEST_POSTGRES=$(scripts/test-postgres.sh start)
 #   scripts/test-postgres.sh stop
@@ -26,10 +28,17 @@ dsn="postgres://$user@127.0.0.1:$port/$db?sslmode=disable"
 say() { echo "test-postgres: $*" >&2; }
 
 bindir() {
-  # The newest installed major version's binaries.
+  # The newest installed major version with server binaries: a newer
+  # client-only one (postgresql-client-NN has psql but no initdb) is
+  # passed over.
   local d
-  d=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
-  [ -n "$d" ] && [ -x "$d/initdb" ] && echo "$d"
+  for d in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -rV); do
+    if [ -x "$d/initdb" ] && [ -x "$d/pg_ctl" ]; then
+      echo "$d"
+      return 0
+    fi
+  done
+  return 1
 }
 
 # as_owner runs a command as the data dir's owner: postgres when we are
@@ -52,7 +61,11 @@ start() {
     say "installing Debian's postgresql"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
-    bin=$(bindir)
+    bin=$(bindir || true)
+    if [ -z "$bin" ]; then
+      say "installed postgresql but found no server binaries (initdb, pg_ctl) in /usr/lib/postgresql/*/bin"
+      exit 1
+    fi
   fi
   if [ "$(id -u)" != 0 ]; then
     user=$(id -un)
@@ -71,6 +84,14 @@ start() {
       -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c fsync=on -c synchronous_commit=on -c max_connections=200" start >/dev/null
   else
     say "reusing the server on 127.0.0.1:$port"
+    # The durability tests need commits that reach the disk; a server
+    # started elsewhere with fsync off would pass them without proving it.
+    local fsync
+    fsync=$("$bin/psql" -h 127.0.0.1 -p "$port" -U "$user" -d postgres -tAc "SHOW fsync" 2>/dev/null || true)
+    if [ "$fsync" != "on" ]; then
+      say "the server on 127.0.0.1:$port has fsync=${fsync:-unknown (could not ask it)}; the tests need fsync=on: stop it or set MCSIM_PG_PORT to another port"
+      exit 1
+    fi
   fi
   if ! "$bin/psql" -h 127.0.0.1 -p "$port" -U "$user" -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname='$db'" | grep -q 1; then
     "$bin/createdb" -h 127.0.0.1 -p "$port" -U "$user" "$db"

@@ -32,12 +32,17 @@ func (c *coordinationServer) AcquireLease(ctx context.Context, req *mcsimv1.Acqu
 	if req.GetTtlMs() <= 0 {
 		return nil, invalid("ttl_ms", "a lease duration in milliseconds > 0", req.GetTtlMs())
 	}
-	now := c.cfg.Now()
-	res, err := c.cfg.Store.AcquireLease(req.GetMasterId(), req.GetIncarnation(), req.GetAddress(), time.Duration(req.GetTtlMs())*time.Millisecond, now)
+	res, err := c.cfg.Store.AcquireLease(req.GetMasterId(), req.GetIncarnation(), req.GetAddress(), time.Duration(req.GetTtlMs())*time.Millisecond, c.cfg.Now())
 	if err != nil {
 		return nil, c.internal("acquire lease", err)
 	}
 	l := res.Lease
+	// The store's clock, which Expires is on: a store shared by several
+	// processes (PostgreSQL) judges by the database's clock, not ours.
+	now := res.Now
+	if now.IsZero() {
+		now = c.cfg.Now()
+	}
 	if res.Granted {
 		c.cfg.Logger.Debug().Str("master", l.Holder).Uint64("lease_epoch", l.Epoch).Msg("lease granted")
 		if c.cfg.OnLease != nil {

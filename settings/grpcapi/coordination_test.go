@@ -6,10 +6,12 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/rs/zerolog"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	mcsimv1 "github.com/mcsim/mcsim/proto/mcsim/v1"
+	"github.com/mcsim/mcsim/settings/store"
 )
 
 func TestLeaseAcquireRenewExpire(t *testing.T) {
@@ -196,4 +198,42 @@ func TestWriteShardMapValidation(t *testing.T) {
 			t.Errorf("shard map after only bad writes = %v, want untouched (version 0)", got.GetShardMap())
 		}
 	})
+}
+
+// skewedStore judges leases by a clock skew ahead of the caller's, as
+// pgstore judges by the database's clock whatever the settings process's
+// clock says.
+type skewedStore struct {
+	store.Backend
+	skew time.Duration
+}
+
+func (s skewedStore) AcquireLease(masterID, incarnation, address string, ttl time.Duration, now time.Time) (store.LeaseResult, error) {
+	return s.Backend.AcquireLease(masterID, incarnation, address, ttl, now.Add(s.skew))
+}
+
+// TestRemainingIsOnTheStoresClock: the time left is measured on the clock
+// the store judged by, so a settings process whose clock is behind the
+// store's neither shortens a fresh lease nor reports a lapsed one as live.
+func TestRemainingIsOnTheStoresClock(t *testing.T) {
+	st, err := store.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	local := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	c := &coordinationServer{cfg: Config{Store: skewedStore{st, 3 * time.Second}, Logger: zerolog.Nop(), Now: func() time.Time { return local }}}
+	for _, step := range []struct {
+		who         string
+		wantGranted bool
+		wantLeft    int64
+	}{
+		{"m1", true, 10000},  // fresh grant: the whole ttl, not ttl-3s
+		{"m2", false, 10000}, // refused: as much as the holder has
+	} {
+		r, err := c.AcquireLease(t.Context(), &mcsimv1.AcquireLeaseRequest{MasterId: step.who, TtlMs: 10000})
+		if err != nil || r.GetGranted() != step.wantGranted || r.GetRemainingMs() != step.wantLeft {
+			t.Fatalf("%s: %v, %v; want granted=%v with %d ms left", step.who, r, err, step.wantGranted, step.wantLeft)
+		}
+	}
 }

@@ -30,8 +30,11 @@ type Config struct {
 	WAID string
 	// Logger carries the service's fields (node_id, role).
 	Logger zerolog.Logger
-	// Now is the clock leases are judged by; nil means time.Now. Inside a
-	// synctest bubble time.Now is virtual, so tests need not set it.
+	// Now is the clock given to the store to judge leases by; nil means
+	// time.Now. Inside a synctest bubble time.Now is virtual, so tests
+	// need not set it. A store shared by several processes may judge by a
+	// clock of its own instead (pgstore: the database's); the answers then
+	// measure the time left on that clock (LeaseResult.Now).
 	Now func() time.Time
 	// OnLease, if set, is told of every lease the store grants (a new
 	// holder or a renewal) and releases, on the store's clock, in the

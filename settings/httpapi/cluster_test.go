@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mcsim/mcsim/settings/httpapi"
+	"github.com/mcsim/mcsim/settings/store"
 )
 
 func TestHealth(t *testing.T) {
@@ -280,5 +281,39 @@ func TestHealthCarriesTheLease(t *testing.T) {
 	e.clock.Advance(24 * time.Second)
 	if got, want := lease(), map[string]any{"holder": "master-1", "epoch": 1.0, "remaining_ms": 0.0}; !reflect.DeepEqual(got, want) {
 		t.Errorf("lapsed lease = %v, want %v", got, want)
+	}
+}
+
+// aheadStore is a store judging leases by a clock of its own
+// (store.LeaseClock), ahead of the service's by ahead, as PostgreSQL's
+// clock may be ahead of a settings process's.
+type aheadStore struct {
+	store.Backend
+	local func() time.Time
+	ahead time.Duration
+}
+
+func (s aheadStore) CurrentLeaseAt() (store.Lease, time.Time) {
+	return s.Backend.CurrentLease(), s.local().Add(s.ahead)
+}
+
+// The health answer times the lease by the clock of the store that granted
+// it, not the service's: 30 s granted on the store's clock are 30 s left
+// there, whatever the service's clock says.
+func TestHealthTimesTheLeaseByTheStoresClock(t *testing.T) {
+	const ahead = 4 * time.Second
+	e := newEnvWith(t, func(c *httpapi.Config) { c.Store = aheadStore{c.Store, c.Now, ahead} })
+	if _, err := e.store.AcquireLease("master-1", "run-1", "127.0.0.1:7001", 30*time.Second, e.clock.Now().Add(ahead)); err != nil {
+		t.Fatal(err)
+	}
+	a := e.do(http.MethodGet, "/v1/health", "")
+	var got struct {
+		Lease map[string]any `json:"lease"`
+	}
+	if err := json.Unmarshal(a.body, &got); err != nil || a.status != http.StatusOK {
+		t.Fatalf("GET /v1/health = %d %s (%v)", a.status, a.body, err)
+	}
+	if want := (map[string]any{"holder": "master-1", "epoch": 1.0, "remaining_ms": 30000.0}); !reflect.DeepEqual(got.Lease, want) {
+		t.Errorf("lease just granted for 30 s by the store's clock = %v, want %v", got.Lease, want)
 	}
 }

@@ -5,6 +5,7 @@ import (
 
 	"github.com/mcsim/mcsim/health"
 	"github.com/mcsim/mcsim/settings"
+	"github.com/mcsim/mcsim/settings/store"
 )
 
 // HealthEntry is one node in the GET /v1/health answer. It is the health
@@ -43,8 +44,10 @@ func (s *server) getHealth(w http.ResponseWriter, r *http.Request) {
 			entries[k] = e
 		}
 	}
-	l := s.store.CurrentLease()
-	lease := health.LeaseAt(l.Holder, l.Epoch, l.Expires, s.now())
+	// Judged by the store's clock, which granted it (the database's, on
+	// PostgreSQL), not this process's.
+	l, now := store.LeaseNow(s.store, s.now)
+	lease := health.LeaseAt(l.Holder, l.Epoch, l.Expires, now)
 	s.writeJSON(w, http.StatusOK, healthAnswer{Health: entries, Lease: lease, Meta: newMeta()})
 }
 

@@ -93,8 +93,8 @@ type leaseHolder struct {
 func (l leaseHolder) Describe(ch chan<- *prometheus.Desc) { ch <- l.desc }
 
 func (l leaseHolder) Collect(ch chan<- prometheus.Metric) {
-	lease := l.st.CurrentLease()
-	if lease.Holder == "" || !l.now().Before(lease.Expires) {
+	lease, now := store.LeaseNow(l.st, l.now)
+	if lease.Holder == "" || !now.Before(lease.Expires) {
 		return
 	}
 	ch <- prometheus.MustNewConstMetric(l.desc, prometheus.GaugeValue, 1, lease.Holder)

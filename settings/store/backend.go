@@ -21,7 +21,10 @@ import (
 //     database client; the caller retries);
 //   - the lease and shard-map rules are package coord's (never re-written
 //     in a backend), judged on the lease as committed, read in the same
-//     transaction that writes the decision;
+//     transaction that writes the decision, at the store's clock: the now
+//     the caller passes (bbolt, one process), or a clock of the store's
+//     own when several processes share it (pgstore: the database's; see
+//     LeaseClock), reported in LeaseResult.Now;
 //   - Latest never goes back a revision and, once a write is acknowledged
 //     by any process sharing the store, soon shows that revision or a
 //     later one.
@@ -62,3 +65,27 @@ type Backend interface {
 }
 
 var _ Backend = (*Store)(nil)
+
+// LeaseClock is a Backend that judges the lease by a clock of its own
+// rather than its callers' (pgstore: the database's, so every settings
+// process sharing it decides by one clock) and can read that clock with
+// the lease.
+type LeaseClock interface {
+	// CurrentLeaseAt is CurrentLease and the store's clock read with it;
+	// a zero time when the clock could not be read, or when the backend
+	// judges by its callers' clock after all (a test mode).
+	CurrentLeaseAt() (Lease, time.Time)
+}
+
+// LeaseNow is b's current lease and the time to judge it at (is it
+// running, how long is left): the store's own clock when b judges by one
+// (LeaseClock), else local(). Judging a lease the store granted by
+// another clock than the store's would be off by the clocks' difference.
+func LeaseNow(b Backend, local func() time.Time) (Lease, time.Time) {
+	if lc, ok := b.(LeaseClock); ok {
+		if l, now := lc.CurrentLeaseAt(); !now.IsZero() {
+			return l, now
+		}
+	}
+	return b.CurrentLease(), local()
+}

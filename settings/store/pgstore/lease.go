@@ -18,6 +18,37 @@ import (
 // coord's decision, so the database's row lock, not any process's memory,
 // orders the grants: of two processes asking at once, the second reads
 // what the first committed.
+//
+// The clock: coord judges at the database's time, read in the same
+// transaction after the row lock is held, never at the now the caller
+// passes. Every settings process sharing the database then grants and
+// ends terms by one clock. With each process's own clock, two whose
+// clocks differ by δ would disagree by δ about when a term ends: the one
+// ahead could grant the next term while the holder, timing its lease from
+// the other's grant, still acts. Reading it after the lock matters too: a
+// time read before waiting for the lock could be older than the grant the
+// lock holder commits.
+
+// selectDBNow is the database's wall clock in Unix nanoseconds.
+// clock_timestamp, not now(): now() is the transaction's start, which may
+// be before the lock wait.
+const (
+	dbNowExpr   = `(extract(epoch FROM clock_timestamp()) * 1e9)::bigint`
+	selectDBNow = `SELECT ` + dbNowExpr
+)
+
+// judgeNow is the time to judge a lease at, read in tx after its row
+// lock: the database's clock, or with Options.CallerClock the caller's.
+func (s *Store) judgeNow(ctx context.Context, tx pgx.Tx, caller time.Time) (time.Time, error) {
+	var ns int64
+	if err := tx.QueryRow(ctx, selectDBNow).Scan(&ns); err != nil {
+		return time.Time{}, fmt.Errorf("read the database's clock: %w", err)
+	}
+	if s.callerClock {
+		return caller, nil
+	}
+	return time.Unix(0, ns).UTC(), nil
+}
 
 const selectLease = `SELECT holder, incarnation, address, epoch, expires_unix_nano FROM mcsim_lease WHERE id = 1`
 
@@ -61,7 +92,9 @@ func (s *Store) putLease(ctx context.Context, tx pgx.Tx, l store.Lease) error {
 }
 
 // AcquireLease: coord.Acquire on the lease read FOR UPDATE in this
-// transaction; a grant is committed before this returns.
+// transaction, at the database's time (now is ignored unless
+// Options.CallerClock; res.Now is the time judged at); a grant is
+// committed before this returns.
 func (s *Store) AcquireLease(masterID, incarnation, address string, ttl time.Duration, now time.Time) (store.LeaseResult, error) {
 	if err := coord.CheckAcquire(masterID, ttl); err != nil {
 		return store.LeaseResult{}, err
@@ -72,7 +105,11 @@ func (s *Store) AcquireLease(masterID, incarnation, address string, ttl time.Dur
 		if err != nil {
 			return fmt.Errorf("read lease: %w", err)
 		}
-		res = coord.Acquire(cur, masterID, incarnation, address, ttl, now)
+		at, err := s.judgeNow(ctx, tx, now)
+		if err != nil {
+			return err
+		}
+		res = coord.Acquire(cur, masterID, incarnation, address, ttl, at)
 		if !res.Granted {
 			return nil
 		}
@@ -127,6 +164,39 @@ func (s *Store) CurrentLease() store.Lease {
 	return s.lease
 }
 
+// CurrentLeaseAt is CurrentLease with the database's clock read in the
+// same statement (store.LeaseClock), so a reader judges the lease by the
+// clock that granted it. With Options.CallerClock the time is zero: the
+// lease was judged by the callers' clock.
+func (s *Store) CurrentLeaseAt() (store.Lease, time.Time) {
+	ctx, done, err := s.begin()
+	if err == nil {
+		defer done()
+		var ns int64
+		row := s.pool.QueryRow(ctx, `SELECT holder, incarnation, address, epoch, expires_unix_nano, `+dbNowExpr+` FROM mcsim_lease WHERE id = 1`)
+		if l, err := scanLease(plusColumn{row, &ns}); err == nil {
+			s.mu.Lock()
+			s.lease = l
+			s.mu.Unlock()
+			if s.callerClock {
+				return l, time.Time{}
+			}
+			return l, time.Unix(0, ns).UTC()
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lease, time.Time{}
+}
+
+// plusColumn scans a row with one more column than its reader asks for.
+type plusColumn struct {
+	row   pgx.Row
+	extra any
+}
+
+func (p plusColumn) Scan(dest ...any) error { return p.row.Scan(append(dest, p.extra)...) }
+
 func scanShardMap(row pgx.Row) (*mcsimv1.ShardMap, error) {
 	var b []byte
 	if err := row.Scan(&b); err != nil {
@@ -155,7 +225,8 @@ func (s *Store) ShardMap() (*mcsimv1.ShardMap, error) {
 
 // WriteShardMap: coord.AdmitShardMapWrite on the lease (locked FOR SHARE,
 // so no grant can commit in between) and the map (FOR UPDATE) read in this
-// transaction. See store.Store.WriteShardMap.
+// transaction, at the database's time read after both locks (now is
+// ignored unless Options.CallerClock). See store.Store.WriteShardMap.
 func (s *Store) WriteShardMap(masterID string, leaseEpoch uint64, m *mcsimv1.ShardMap, now time.Time) (uint64, error) {
 	var next *mcsimv1.ShardMap
 	err := s.inTx("write shard map", func(ctx context.Context, tx pgx.Tx) error {
@@ -167,7 +238,11 @@ func (s *Store) WriteShardMap(masterID string, leaseEpoch uint64, m *mcsimv1.Sha
 		if err != nil {
 			return fmt.Errorf("read shard map: %w", err)
 		}
-		if err := coord.AdmitShardMapWrite(cur, masterID, leaseEpoch, now, old, m); err != nil {
+		at, err := s.judgeNow(ctx, tx, now)
+		if err != nil {
+			return err
+		}
+		if err := coord.AdmitShardMapWrite(cur, masterID, leaseEpoch, at, old, m); err != nil {
 			return refuse(err)
 		}
 		next = proto.Clone(m).(*mcsimv1.ShardMap)

@@ -8,9 +8,11 @@
 // Decisions are not written twice: lease grants and shard-map fencing are
 // package coord's, judged on the lease row read (and locked, SELECT … FOR
 // UPDATE) in the transaction that writes the decision, so two processes
-// can never grant the lease to two masters. Nothing is trusted from memory
-// for a write: every read-modify-write reads its row under a lock in its
-// own transaction.
+// can never grant the lease to two masters. They are judged at the
+// database's clock, read after the lock (lease.go), so every process
+// decides by one clock. Nothing is trusted from memory for a write: every
+// read-modify-write reads its row under a lock in its own transaction
+// (read committed, named, whatever the server's default).
 //
 // Watching: every change of the watched state bumps its revision and sends
 // NOTIFY (delivered at commit, in commit order) on a channel named after
@@ -18,12 +20,16 @@
 // notification, reads the state and publishes it if it is newer than what
 // it has, so the Watch streams of every process see every acknowledged
 // change in revision order (a slow one skips revisions, never goes back).
-// After the listening connection is lost it reconnects and re-reads once:
-// changes made meanwhile are not missed. There is no polling loop.
+// Open listens before its first read, and after the listening connection
+// is lost it reconnects and re-reads once: changes made meanwhile are not
+// missed. There is no polling loop; a quiet connection is pinged, so one
+// that died silently is replaced within seconds.
 //
-// Durability: a method returns success only after COMMIT returned, and the
-// server's synchronous_commit (on by default) means the commit is flushed
-// to the WAL first. A SIGKILL of a settings process loses nothing it
+// Durability: a method returns success only after COMMIT returned, and
+// every session sets synchronous_commit=on (whatever the server's
+// default), so the commit is flushed to the WAL first. A session left
+// idle inside a transaction (its process hung holding a row lock) is ended
+// by the server after Options.IdleInTransactionTimeout. A SIGKILL of a settings process loses nothing it
 // acknowledged; a database restart fails the calls made while it is down
 // (the nodes retry them) and loses nothing committed.
 //
@@ -31,10 +37,12 @@
 package pgstore
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -88,6 +96,11 @@ type Store struct {
 
 	// now prunes expired tokens (housekeeping); tests may replace it.
 	now func() time.Time
+	// callerClock: leases are judged by the callers' now (Options).
+	callerClock bool
+	// listenSlice, listenPing: see the constants.
+	listenSlice, listenPing time.Duration
+	onRelisten              func()
 
 	closeMu sync.RWMutex
 	closed  bool
@@ -114,13 +127,60 @@ func (e *UnreachableError) Error() string {
 
 func (e *UnreachableError) Unwrap() error { return e.Err }
 
-// Open connects to the database at dsn (a postgres:// URL; libpq
+// Options tune Open. The zero value is what the settings service uses.
+type Options struct {
+	// CallerClock judges leases by the now each call passes instead of the
+	// database's clock. Only for tests that drive time (the shared
+	// storetest suite steps a fixed clock): with several processes whose
+	// clocks differ it can grant the lease to a second master while the
+	// first still holds it.
+	CallerClock bool
+	// IdleInTransactionTimeout is the server's idle_in_transaction_session_timeout
+	// for this Store's sessions: a session left inside a transaction that
+	// long (its process paused, dead or cut off while holding a row lock)
+	// is ended by the server, releasing its locks. Zero means
+	// DefaultIdleInTransactionTimeout.
+	IdleInTransactionTimeout time.Duration
+	// LockTimeout is the server's lock_timeout: a statement waiting that
+	// long for a row lock fails with a clear error before the call's own
+	// deadline (opTimeout). Zero means DefaultLockTimeout.
+	LockTimeout time.Duration
+
+	// afterListen, in tests only, runs between LISTEN and the first read.
+	afterListen func()
+	// listenSlice and listenPing, in tests only, replace the listener's
+	// quiet-connection check times.
+	listenSlice, listenPing time.Duration
+	// onRelisten, in tests only, runs after each LISTEN of a reconnect.
+	onRelisten func()
+}
+
+// Defaults of Options. The idle timeout is below the shortest lease TTL a
+// master uses (unhealthy_interval, at least 2 s since it must exceed
+// heartbeat_interval >= 1 s), so a dead lock holder cannot outlast a lease
+// term; our transactions are a few statements with no wait between them,
+// so a live one is never idle that long (one cut off fails its call, which
+// the caller retries). The lock timeout is below
+// opTimeout, so a call stuck behind a lock says so.
+const (
+	DefaultIdleInTransactionTimeout = 1 * time.Second
+	DefaultLockTimeout              = 5 * time.Second
+)
+
+// Open is OpenWith(dsn, Options{}).
+func Open(dsn string) (*Store, error) { return OpenWith(dsn, Options{}) }
+
+// OpenWith connects to the database at dsn (a postgres:// URL; libpq
 // parameters such as sslmode, search_path and pgx's pool_max_conns in its
-// query), creates or migrates the schema, reads the state and starts
-// listening for changes. It fails with an *UnreachableError when the
-// server cannot be reached within connectTimeout, and with a
-// *SchemaError when the database's schema is newer than this program's.
-func Open(dsn string) (*Store, error) {
+// query), creates or migrates the schema, starts listening for changes and
+// reads the state. It fails with an *UnreachableError when the server
+// cannot be reached within connectTimeout, and with a *SchemaError when
+// the database's schema is newer than this program's.
+//
+// Every session runs with synchronous_commit=on (an acknowledged write is
+// flushed to the WAL whatever the server's default; the URL may not turn
+// it off) and with o's idle-in-transaction and lock timeouts.
+func OpenWith(dsn string, o Options) (*Store, error) {
 	red := Redact(dsn)
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
@@ -128,6 +188,9 @@ func Open(dsn string) (*Store, error) {
 	}
 	if !strings.Contains(dsn, "pool_max_conns") {
 		cfg.MaxConns = defaultMaxConns
+	}
+	if err := setSessionParams(cfg.ConnConfig.RuntimeParams, o); err != nil {
+		return nil, fmt.Errorf("store: postgres URL %s: %w", red, err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), connectTimeout)
 	defer cancel()
@@ -150,31 +213,62 @@ func Open(dsn string) (*Store, error) {
 	}
 	sctx, scancel := context.WithCancel(context.Background())
 	s := &Store{
-		pool: pool, dsn: red, channel: channelName(schema),
-		ctx: sctx, cancel: scancel, now: time.Now, changed: make(chan struct{}),
+		pool: pool, dsn: red, channel: channelName(schema), callerClock: o.CallerClock,
+		listenSlice: cmp.Or(o.listenSlice, listenSlice), listenPing: cmp.Or(o.listenPing, listenPing),
+		onRelisten: o.onRelisten,
+		ctx:        sctx, cancel: scancel, now: time.Now, changed: make(chan struct{}),
 	}
-	st, err := s.readState(ctx, pool)
-	if err != nil {
-		scancel()
-		pool.Close()
-		return nil, err
-	}
-	s.state = st
-	if _, err := s.readLease(ctx); err != nil {
-		scancel()
-		pool.Close()
-		return nil, err
-	}
-	// The listener's first LISTEN is in place before Open returns, so no
-	// change committed after Open is missed.
+	// LISTEN before the first read: a change committed after the read is
+	// then announced, and one committed before it is in what we read. In
+	// the other order a change committed in between would reach neither.
 	conn, err := s.listen(ctx)
 	if err != nil {
 		scancel()
 		pool.Close()
 		return nil, err
 	}
+	fail := func(err error) (*Store, error) {
+		_ = conn.Close(context.Background())
+		scancel()
+		pool.Close()
+		return nil, err
+	}
+	if o.afterListen != nil {
+		o.afterListen()
+	}
+	st, err := s.readState(ctx, pool)
+	if err != nil {
+		return fail(err)
+	}
+	s.state = st
+	if _, err := s.readLease(ctx); err != nil {
+		return fail(err)
+	}
 	s.wg.Go(func() { s.listenLoop(conn) })
 	return s, nil
+}
+
+// setSessionParams sets the session settings every connection starts
+// with. Durability and lock release must not depend on the server's
+// defaults, so they are ours; the URL may set the timeouts (their own
+// Options win) but not switch synchronous_commit off.
+func setSessionParams(p map[string]string, o Options) error {
+	switch v := p["synchronous_commit"]; v {
+	case "", "on", "remote_apply", "remote_write", "local":
+		if v == "" {
+			p["synchronous_commit"] = "on"
+		}
+	default:
+		return fmt.Errorf("synchronous_commit: must be on (or remote_apply, remote_write, local) so an acknowledged write is durable, got %q", v)
+	}
+	ms := func(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10) }
+	if o.IdleInTransactionTimeout > 0 || p["idle_in_transaction_session_timeout"] == "" {
+		p["idle_in_transaction_session_timeout"] = ms(cmp.Or(o.IdleInTransactionTimeout, DefaultIdleInTransactionTimeout))
+	}
+	if o.LockTimeout > 0 || p["lock_timeout"] == "" {
+		p["lock_timeout"] = ms(cmp.Or(o.LockTimeout, DefaultLockTimeout))
+	}
+	return nil
 }
 
 // channelName is the NOTIFY channel of a schema's store. Cut to
@@ -220,6 +314,14 @@ func (s *Store) begin() (context.Context, func(), error) {
 	return ctx, func() { cancel(); s.closeMu.RUnlock() }, nil
 }
 
+// txOptions: read committed, named rather than left to the server's
+// default. The row locks (SELECT … FOR UPDATE) are what make each
+// read-modify-write serial across processes; under a stricter default
+// (serializable, repeatable read) the second of two concurrent lockers
+// would fail with a serialization error instead of reading what the
+// first committed.
+var txOptions = pgx.TxOptions{IsoLevel: pgx.ReadCommitted}
+
 // inTx runs fn in one read-committed transaction and commits. The rows fn
 // reads to decide are locked by fn (SELECT … FOR UPDATE), which is what
 // makes each read-modify-write serial across processes.
@@ -229,7 +331,7 @@ func (s *Store) inTx(what string, fn func(ctx context.Context, tx pgx.Tx) error)
 		return err
 	}
 	defer done()
-	err = pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{}, func(tx pgx.Tx) error { return fn(ctx, tx) })
+	err = pgx.BeginTxFunc(ctx, s.pool, txOptions, func(tx pgx.Tx) error { return fn(ctx, tx) })
 	var pt *passThrough
 	switch {
 	case err == nil:

@@ -71,9 +71,11 @@ func (e *SchemaError) Error() string {
 // database) to SchemaVersion, each migration followed by
 // its version row, in one transaction under an advisory lock (DDL is
 // transactional: a failed migration leaves the old version whole). A newer schema than
-// SchemaVersion is refused with a *SchemaError and left alone.
+// SchemaVersion is refused with a *SchemaError and left alone. Read
+// committed (txOptions): the version is read after the lock is taken, so
+// it must be read in a snapshot taken then, not at the transaction's start.
 func migrate(ctx context.Context, pool *pgxpool.Pool) error {
-	return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+	return pgx.BeginTxFunc(ctx, pool, txOptions, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(migrationLock)); err != nil {
 			return fmt.Errorf("schema: lock: %w", err)
 		}

@@ -3,6 +3,7 @@ package pgstore
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -163,7 +164,8 @@ func (s *Store) writeState(ctx context.Context, tx pgx.Tx, st store.State) error
 	return nil
 }
 
-// listen opens the dedicated listening connection and subscribes.
+// listen opens the dedicated listening connection and subscribes, within
+// ctx's deadline.
 func (s *Store) listen(ctx context.Context) (*pgx.Conn, error) {
 	conn, err := pgx.ConnectConfig(ctx, s.pool.Config().ConnConfig.Copy())
 	if err != nil {
@@ -183,37 +185,81 @@ const (
 	maxBackoff = 2 * time.Second
 )
 
+// listenSlice is how long the listener waits for a notification before it
+// checks that its connection still answers. A connection that died
+// silently (a peer gone without a FIN or RST: a partition, a crashed host)
+// never errors a wait; TCP would tell only after its retransmission
+// timeout, minutes later, and Watch would freeze that long. A ping every
+// slice finds it within listenSlice+listenPing. (Tests shorten both:
+// Store.listenSlice, Store.listenPing.)
+const (
+	listenSlice = 5 * time.Second
+	listenPing  = 5 * time.Second
+)
+
 // listenLoop waits for notifications and publishes the state they
 // announce, until Close. When the connection is lost it reconnects and
 // reads the state once, so what was committed while it was away is seen.
 func (s *Store) listenLoop(conn *pgx.Conn) {
 	backoff := minBackoff
-	for {
-		if conn == nil {
-			c, err := s.listen(s.ctx)
-			if err != nil {
-				if !s.sleep(backoff) {
-					return
-				}
-				backoff = min(2*backoff, maxBackoff)
-				continue
-			}
-			if err := s.refresh(); err != nil {
-				_ = c.Close(context.Background())
-				if !s.sleep(backoff) {
-					return
-				}
-				continue
-			}
-			conn, backoff = c, minBackoff
-		}
-		n, err := conn.WaitForNotification(s.ctx)
-		if err != nil {
+	// retry drops conn and waits backoff before the next connect; false if
+	// closed meanwhile. The backoff doubles on every failed round,
+	// whichever step failed, so a database that accepts LISTEN but fails
+	// the read is not hammered either.
+	retry := func() bool {
+		if conn != nil {
 			_ = conn.Close(context.Background())
 			conn = nil
-			if s.ctx.Err() != nil {
-				return
+		}
+		if !s.sleep(backoff) {
+			return false
+		}
+		backoff = min(2*backoff, maxBackoff)
+		return true
+	}
+	for {
+		if conn == nil {
+			ctx, cancel := context.WithTimeout(s.ctx, connectTimeout)
+			c, err := s.listen(ctx)
+			cancel()
+			if err != nil {
+				if !retry() {
+					return
+				}
+				continue
 			}
+			conn = c
+			if s.onRelisten != nil {
+				s.onRelisten()
+			}
+			if err := s.refresh(); err != nil {
+				if !retry() {
+					return
+				}
+				continue
+			}
+			backoff = minBackoff
+		}
+		ctx, cancel := context.WithTimeout(s.ctx, s.listenSlice)
+		n, err := conn.WaitForNotification(ctx)
+		cancel()
+		switch {
+		case s.ctx.Err() != nil:
+			_ = conn.Close(context.Background())
+			return
+		case err != nil && errors.Is(err, context.DeadlineExceeded) && !conn.IsClosed():
+			// A quiet slice: is anyone still there?
+			pctx, pcancel := context.WithTimeout(s.ctx, s.listenPing)
+			err = conn.Ping(pctx)
+			pcancel()
+			if err != nil {
+				_ = conn.Close(context.Background())
+				conn = nil // reconnect (and re-read) at once
+			}
+			continue
+		case err != nil:
+			_ = conn.Close(context.Background())
+			conn = nil
 			continue
 		}
 		if rev, perr := strconv.ParseUint(n.Payload, 10, 64); perr == nil && rev <= s.seen() {
@@ -222,8 +268,9 @@ func (s *Store) listenLoop(conn *pgx.Conn) {
 		if err := s.refresh(); err != nil {
 			// Start over as after a lost connection: the reconnect reads
 			// again, so this change is not missed.
-			_ = conn.Close(context.Background())
-			conn = nil
+			if !retry() {
+				return
+			}
 		}
 	}
 }

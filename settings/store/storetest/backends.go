@@ -20,12 +20,15 @@ var Bolt = Backend{
 
 // Postgres is the PostgreSQL backend: a fresh schema per test in the
 // database of MCSIM_TEST_POSTGRES (pgtest: skipped without it, failed in
-// CI); any number of Stores may share it.
+// CI); any number of Stores may share it. The suite steps a fixed clock
+// through the lease rules, so leases are judged by the callers' now
+// (pgstore.Options.CallerClock) rather than the database's clock; pgstore's
+// own tests cover the database's clock.
 var Postgres = Backend{
 	Name: "postgres",
 	New: func(t testing.TB) func() (store.Backend, error) {
 		dsn := pgtest.Schema(t)
-		return func() (store.Backend, error) { return pgstore.Open(dsn) }
+		return func() (store.Backend, error) { return pgstore.OpenWith(dsn, pgstore.Options{CallerClock: true}) }
 	},
 	Shared: true,
 }
