@@ -2,6 +2,7 @@ package membership
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -64,6 +65,38 @@ func TestJoinAndLeaveReachMastersAtOnce(t *testing.T) {
 				}
 			}
 			_ = coreapps[leaver].Shutdown()
+		}
+	})
+}
+
+// A coreapp that leaves before gossip told it of a master that joined
+// after it (seen on real processes: a coreapp stopped 3 s after it
+// started knew only the seed) still reaches that master as a graceful
+// leave, not a failure: the master must get the "leaving" mark before
+// the leave itself, and the coreapp learns of the master only from the
+// push/pull of its goodbye. Without the second round of that push/pull
+// the master reports Failed and waits out unhealthy_interval (rule 1)
+// instead of handing the shards over at once (rule 5).
+func TestLeaveReachesAMasterTheLeaverDidNotKnow(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		mn := newTestNet(t)
+		seed := mustStart(t, mn, nodeSpec{id: "settings", role: RoleSettings})
+		seeds := []string{seed.LocalNode().GossipAddr}
+		c := mustStart(t, mn, nodeSpec{id: "coreapp-1", role: RoleCoreapp, grpc: "127.0.0.1:9101", seeds: seeds})
+		m := mustStart(t, mn, nodeSpec{id: "master-1", role: RoleMaster, grpc: "127.0.0.1:9001", seeds: seeds})
+		waitJoinedAll(t, m, "settings", "coreapp-1", "master-1")
+		if slices.ContainsFunc(c.Members(), func(n Node) bool { return n.ID == "master-1" }) {
+			t.Fatal("the coreapp already knows the master: the test would not test the case")
+		}
+		// The master hears nothing by gossip from now on: what reaches it
+		// before the leave must come by the goodbye's push/pull.
+		mn.deafen(m.LocalNode().GossipAddr)
+		if err := c.Leave(time.Second); err != nil {
+			t.Fatal(err)
+		}
+		e, before := waitForEither(t, m, "coreapp-1", LeftGracefully, Failed)
+		if e.Kind != LeftGracefully {
+			t.Errorf("master-1 saw coreapp-1 %v, want %v (events before: %v)", e.Kind, LeftGracefully, before)
 		}
 	})
 }

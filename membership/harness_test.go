@@ -132,3 +132,26 @@ func assertMembers(t *testing.T, m *Member, want ...string) {
 		t.Fatalf("%s: Members = %v, want %v", m.LocalNode().ID, got, want)
 	}
 }
+
+// waitForEither reads m's events until one about id is of one of kinds,
+// failing the test after waitTimeout; the events before it are returned
+// too.
+func waitForEither(t *testing.T, m *Member, id string, kinds ...EventKind) (Event, []Event) {
+	t.Helper()
+	var before []Event
+	deadline := time.After(waitTimeout)
+	for {
+		select {
+		case e, ok := <-m.Events():
+			if !ok {
+				t.Fatalf("%s: events closed while waiting for %v %s", m.LocalNode().ID, kinds, id)
+			}
+			if e.Node.ID == id && slices.Contains(kinds, e.Kind) {
+				return e, before
+			}
+			before = append(before, e)
+		case <-deadline:
+			t.Fatalf("%s: no %v event for %s within %v; other events %v", m.LocalNode().ID, kinds, id, waitTimeout, before)
+		}
+	}
+}

@@ -283,9 +283,26 @@ func (m *Member) Leave(timeout time.Duration) error {
 	// cluster a whole unhealthy_interval (seen on loopback with a handful
 	// of nodes). A push/pull with every live peer (memberlist's Join) hands
 	// each one the marked metadata over TCP before the leave goes out.
-	if peers := m.peerAddrs(); len(peers) > 0 {
-		if n := m.tell(peers, timeout); n < len(peers) {
-			m.log.Warn().Int("reached", n).Int("peers", len(peers)).
+	// Each push/pull also pulls the peer's view, which may name peers this
+	// node had not heard of yet (a master that joined after it, before
+	// gossip brought it here: seen on real processes, a coreapp stopped
+	// 3 s after its start knew only the seed): they are told in another
+	// round, else the leave below would be the first they hear of this
+	// node's going, and they would report Failed.
+	told := map[string]bool{}
+	for range leaveRounds {
+		var fresh []string
+		for _, a := range m.peerAddrs() {
+			if !told[a] {
+				told[a] = true
+				fresh = append(fresh, a)
+			}
+		}
+		if len(fresh) == 0 {
+			break
+		}
+		if n := m.tell(fresh, timeout); n < len(fresh) {
+			m.log.Warn().Int("reached", n).Int("peers", len(fresh)).
 				Msg("leave: some peers not told directly; they may report failed")
 		}
 	}
@@ -340,6 +357,12 @@ func (m *Member) peerAddrs(roles ...Role) []string {
 	}
 	return out
 }
+
+// leaveRounds bounds the rounds of push/pull a Leave hands its "leaving"
+// mark out in: the first reaches the peers this node knows, the second
+// those it learned of from them; a third would need a peer that joined
+// during the leave.
+const leaveRounds = 3
 
 // joinTellWait bounds how long Start waits for the masters to take the
 // direct news of its join.

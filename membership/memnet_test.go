@@ -20,11 +20,12 @@ type memNet struct {
 	mu     sync.Mutex
 	byAddr map[string]*memTransport
 	cut    map[[2]string]bool
+	deaf   map[string]bool // addresses that get no packets (gossip), only streams (push/pull)
 	port   int
 }
 
 func newMemNet() *memNet {
-	return &memNet{byAddr: make(map[string]*memTransport), cut: make(map[[2]string]bool), port: 7000}
+	return &memNet{byAddr: make(map[string]*memTransport), cut: make(map[[2]string]bool), deaf: make(map[string]bool), port: 7000}
 }
 
 // newTransport returns a transport at a fresh address.
@@ -63,6 +64,15 @@ func (n *memNet) partition(a, b []string) {
 	}
 }
 
+// deafen drops every packet to addr from now on (gossip broadcasts,
+// probes), while its streams (push/pull over TCP) still work: what a node
+// learns then, it learns only by push/pull.
+func (n *memNet) deafen(addr string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.deaf[addr] = true
+}
+
 // heal restores every link.
 func (n *memNet) heal() {
 	n.mu.Lock()
@@ -82,6 +92,12 @@ func (n *memNet) route(from, to string) (*memTransport, error) {
 		return nil, fmt.Errorf("memnet: %s -> %s: connection refused", from, to)
 	}
 	return t, nil
+}
+
+func (n *memNet) isDeaf(addr string) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.deaf[addr]
 }
 
 type memAddr string
@@ -124,7 +140,7 @@ func (t *memTransport) WriteTo(b []byte, addr string) (time.Time, error) {
 func (t *memTransport) WriteToAddress(b []byte, a memberlist.Address) (time.Time, error) {
 	now := time.Now()
 	dest, err := t.net.route(string(t.addr), a.Addr)
-	if err != nil {
+	if err != nil || t.net.isDeaf(a.Addr) {
 		return now, nil // lost, as UDP would be
 	}
 	p := &memberlist.Packet{Buf: append([]byte(nil), b...), From: t.addr, Timestamp: now}
