@@ -129,10 +129,11 @@ func (c Config) Validate() error {
 		// The settings service refuses the password too, but only after
 		// the data dir exists; a usage error must leave nothing behind.
 		// Only --http can leave loopback: every other listener of up is
-		// on 127.0.0.1.
+		// on 127.0.0.1, its gossip ring too, so an HTTP API opened to
+		// other hosts needs a real password but no gossip key (the ring
+		// never leaves this machine).
 		Addrs:           []exposure.Addr{{Flag: "--http", Value: c.HTTPAddr}},
-		Gossip:          true,
-		ClusterKey:      c.ClusterKey,
+		Gossip:          false,
 		DefaultPassword: c.AdminPassword == "" || c.AdminPassword == service.DefaultAdminPassword,
 	}); err != nil {
 		errs = append(errs, err)

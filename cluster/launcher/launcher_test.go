@@ -43,6 +43,17 @@ func TestValidateNamesEveryBadFlag(t *testing.T) {
 	if err := order.Validate(); err == nil || !strings.Contains(err.Error(), "--unhealthy-interval: must be > --heartbeat-interval") {
 		t.Errorf("unhealthy == heartbeat: Validate() = %v", err)
 	}
+	// up's gossip ring is on 127.0.0.1 whatever --http is: an HTTP API
+	// off loopback needs a real password, not a gossip key.
+	public := ok
+	public.HTTPAddr = "0.0.0.0:9090"
+	if err := public.Validate(); err == nil || !strings.Contains(err.Error(), "--admin-password") || strings.Contains(err.Error(), "--cluster-key") {
+		t.Errorf("--http 0.0.0.0:9090 with the default password: Validate() = %v, want the password refused and no key asked for", err)
+	}
+	public.AdminPassword = "s3cret-long"
+	if err := public.Validate(); err != nil {
+		t.Errorf("--http 0.0.0.0:9090 with a password: Validate() = %v, want nil (gossip stays on loopback)", err)
+	}
 	noStandby := ok
 	noStandby.Coreapps = noStandby.Shards
 	if w := noStandby.Warnings(); len(w) != 1 || !strings.Contains(w[0], "no standby") {
