@@ -28,8 +28,8 @@ func TestOpenMigratesOnceAndReopens(t *testing.T) {
 		}
 		_ = s.Close()
 	}
-	if v := version(t, dsn); v != pgstore.SchemaVersion {
-		t.Fatalf("recorded schema version %d, want %d", v, pgstore.SchemaVersion)
+	if v := version(t, dsn); v != pgstore.SchemaVersion() {
+		t.Fatalf("recorded schema version %d, want %d", v, pgstore.SchemaVersion())
 	}
 }
 
@@ -40,10 +40,10 @@ func TestNewerSchemaIsRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = s.Close()
-	exec(t, dsn, `INSERT INTO mcsim_schema_migrations (version) VALUES ($1)`, pgstore.SchemaVersion+1)
+	exec(t, dsn, `INSERT INTO mcsim_schema_migrations (version) VALUES ($1)`, pgstore.SchemaVersion()+1)
 	_, err = pgstore.Open(dsn)
 	var se *pgstore.SchemaError
-	if !errors.As(err, &se) || se.Found != pgstore.SchemaVersion+1 || !strings.Contains(err.Error(), "newer than this mcsim's") {
+	if !errors.As(err, &se) || se.Found != pgstore.SchemaVersion()+1 || !strings.Contains(err.Error(), "newer than this mcsim's") {
 		t.Fatalf("Open on a newer schema = %v, want a SchemaError naming both versions", err)
 	}
 }

@@ -51,8 +51,9 @@ var migrations = []string{
 	);`,
 }
 
-// SchemaVersion is the schema version this program creates and expects.
-var SchemaVersion = len(migrations)
+// SchemaVersion is the schema version this program creates and expects:
+// one per migration (a function, so nothing outside can change it).
+func SchemaVersion() int { return len(migrations) }
 
 // migrationLock is the advisory lock key serializing migrations of one
 // database: two settings processes starting at once migrate once.
@@ -89,10 +90,10 @@ func migrate(ctx context.Context, pool *pgxpool.Pool) error {
 		if err := tx.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM mcsim_schema_migrations`).Scan(&found); err != nil {
 			return fmt.Errorf("schema: read version: %w", err)
 		}
-		if found > SchemaVersion {
-			return &SchemaError{Found: found, Want: SchemaVersion}
+		if found > SchemaVersion() {
+			return &SchemaError{Found: found, Want: SchemaVersion()}
 		}
-		for v := found; v < SchemaVersion; v++ {
+		for v := found; v < SchemaVersion(); v++ {
 			if _, err := tx.Exec(ctx, migrations[v]); err != nil {
 				return fmt.Errorf("schema: migrating from version %d to %d: %w", v, v+1, err)
 			}
