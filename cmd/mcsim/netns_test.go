@@ -241,6 +241,22 @@ func removeStaleNetns(t *testing.T) {
 		}
 		stale[pid] = append(stale[pid], name)
 	}
+	// A PostgreSQL an earlier run started in its host 0 (startNetnsPostgres,
+	// named by that child's pid) is stopped and its data dir removed.
+	dirs, _ := filepath.Glob("/tmp/mcsim-pg-netns-*")
+	for _, dir := range dirs {
+		pid, err := strconv.Atoi(strings.TrimPrefix(dir, "/tmp/mcsim-pg-netns-"))
+		if err != nil || pid == os.Getpid() || syscall.Kill(pid, 0) == nil {
+			continue
+		}
+		t.Logf("removing the PostgreSQL of an earlier run (pid %d, gone): %s", pid, dir)
+		if script, err := filepath.Abs("../../scripts/test-postgres.sh"); err == nil {
+			stop := exec.Command("bash", script, "stop")
+			stop.Env = append(os.Environ(), "MCSIM_PG_DIR="+dir)
+			_ = stop.Run()
+		}
+		_ = os.RemoveAll(dir)
+	}
 	for pid, names := range stale {
 		t.Logf("removing the namespaces of an earlier run (pid %d, gone): %v", pid, names)
 		n := &netnsNetwork{t: t, prefix: fmt.Sprintf("mcsim%d", pid)}
