@@ -72,23 +72,7 @@ func mustStart(t *testing.T, mn *memNet, s nodeSpec) *Member {
 // about what did not happen first.
 func waitFor(t *testing.T, m *Member, kind EventKind, id string) (Event, []Event) {
 	t.Helper()
-	var before []Event
-	deadline := time.After(waitTimeout)
-	for {
-		select {
-		case e, ok := <-m.Events():
-			if !ok {
-				t.Fatalf("%s: events closed while waiting for %v %s", m.LocalNode().ID, kind, id)
-			}
-			if e.Kind == kind && e.Node.ID == id {
-				return e, before
-			}
-			before = append(before, e)
-		case <-deadline:
-			t.Fatalf("%s: no %v event for %s within %v; members %v; other events %v",
-				m.LocalNode().ID, kind, id, waitTimeout, ids(m.Members()), before)
-		}
-	}
+	return waitForEither(t, m, id, kind)
 }
 
 // waitJoinedAll waits until m has seen Joined for each id (in any order).
@@ -151,7 +135,8 @@ func waitForEither(t *testing.T, m *Member, id string, kinds ...EventKind) (Even
 			}
 			before = append(before, e)
 		case <-deadline:
-			t.Fatalf("%s: no %v event for %s within %v; other events %v", m.LocalNode().ID, kinds, id, waitTimeout, before)
+			t.Fatalf("%s: no %v event for %s within %v; members %v; other events %v",
+				m.LocalNode().ID, kinds, id, waitTimeout, ids(m.Members()), before)
 		}
 	}
 }
