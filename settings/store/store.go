@@ -267,10 +267,10 @@ func (s *Store) UpdateApplication(fn func(cur []byte) ([]byte, error)) (State, e
 	if err != nil {
 		return State{}, err
 	}
-	if bytes.Equal(out, cur.Application) && (out == nil) == (cur.Application == nil) {
+	next, changed := NextApplication(cur, out)
+	if !changed {
 		return cur, nil
 	}
-	next := State{Revision: cur.Revision + 1, Application: bytes.Clone(out), Shards: cur.Shards}
 	err = s.db.Update(func(tx *bolt.Tx) error {
 		meta := tx.Bucket([]byte(bucketMeta))
 		if next.Application == nil {
@@ -301,8 +301,8 @@ func (s *Store) SetShards(n int) (State, error) {
 // decided under the write lock: comparing with an earlier State() would race
 // with a concurrent writer.
 func (s *Store) UpdateShards(n int) (st State, changed bool, err error) {
-	if n < 1 {
-		return State{}, false, fmt.Errorf("store: shards: must be >= 1, got %d", n)
+	if err := CheckShards(n); err != nil {
+		return State{}, false, err
 	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
@@ -310,10 +310,10 @@ func (s *Store) UpdateShards(n int) (st State, changed bool, err error) {
 		return State{}, false, ErrClosed
 	}
 	cur := s.state
-	if cur.Shards == n {
+	next, changed := NextShards(cur, n)
+	if !changed {
 		return cur, false, nil
 	}
-	next := State{Revision: cur.Revision + 1, Application: cur.Application, Shards: n}
 	err = s.db.Update(func(tx *bolt.Tx) error {
 		meta := tx.Bucket([]byte(bucketMeta))
 		if err := meta.Put([]byte(keyShards), encodeUint64(uint64(n))); err != nil {

@@ -50,7 +50,12 @@ func (s *Store) judgeNow(ctx context.Context, tx pgx.Tx, caller time.Time) (time
 	return time.Unix(0, ns).UTC(), nil
 }
 
-const selectLease = `SELECT holder, incarnation, address, epoch, expires_unix_nano FROM mcsim_lease WHERE id = 1`
+const (
+	leaseColumns = `holder, incarnation, address, epoch, expires_unix_nano`
+	selectLease  = `SELECT ` + leaseColumns + ` FROM mcsim_lease WHERE id = 1`
+	// selectLeaseAt is the lease and the database's clock in one statement.
+	selectLeaseAt = `SELECT ` + leaseColumns + `, ` + dbNowExpr + ` FROM mcsim_lease WHERE id = 1`
+)
 
 func scanLease(row pgx.Row) (store.Lease, error) {
 	var (
@@ -68,17 +73,23 @@ func scanLease(row pgx.Row) (store.Lease, error) {
 	return l, nil
 }
 
-// readLease reads the committed lease and remembers it for CurrentLease's
-// fallback.
-func (s *Store) readLease(ctx context.Context) (store.Lease, error) {
-	l, err := scanLease(s.pool.QueryRow(ctx, selectLease))
+// readLease reads the committed lease and the database's clock with it,
+// and remembers the lease for CurrentLease's fallback.
+func (s *Store) readLease(ctx context.Context) (store.Lease, time.Time, error) {
+	var ns int64
+	l, err := scanLease(plusColumn{s.pool.QueryRow(ctx, selectLeaseAt), &ns})
 	if err != nil {
-		return store.Lease{}, fmt.Errorf("store: read lease: %w", err)
+		return store.Lease{}, time.Time{}, fmt.Errorf("store: read lease: %w", err)
 	}
+	s.remember(l)
+	return l, time.Unix(0, ns).UTC(), nil
+}
+
+// remember keeps l as the last lease this Store saw.
+func (s *Store) remember(l store.Lease) {
 	s.mu.Lock()
 	s.lease = l
 	s.mu.Unlock()
-	return l, nil
 }
 
 func (s *Store) putLease(ctx context.Context, tx pgx.Tx, l store.Lease) error {
@@ -118,9 +129,7 @@ func (s *Store) AcquireLease(masterID, incarnation, address string, ttl time.Dur
 	if err != nil {
 		return store.LeaseResult{}, err
 	}
-	s.mu.Lock()
-	s.lease = res.Lease
-	s.mu.Unlock()
+	s.remember(res.Lease)
 	return res, nil
 }
 
@@ -143,45 +152,31 @@ func (s *Store) ReleaseLease(masterID string, epoch uint64) (bool, error) {
 	if err != nil || !ok {
 		return false, err
 	}
-	s.mu.Lock()
-	s.lease = next
-	s.mu.Unlock()
+	s.remember(next)
 	return true, nil
 }
 
 // CurrentLease reads the committed lease; if the database does not answer,
 // the last one this Store saw.
 func (s *Store) CurrentLease() store.Lease {
-	ctx, done, err := s.begin()
-	if err == nil {
-		defer done()
-		if l, err := s.readLease(ctx); err == nil {
-			return l
-		}
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.lease
+	l, _ := s.CurrentLeaseAt()
+	return l
 }
 
 // CurrentLeaseAt is CurrentLease with the database's clock read in the
 // same statement (store.LeaseClock), so a reader judges the lease by the
-// clock that granted it. With Options.CallerClock the time is zero: the
-// lease was judged by the callers' clock.
+// clock that granted it. With Options.CallerClock, or when the database
+// does not answer, the time is zero: the lease was judged by the callers'
+// clock, or is only the last one seen.
 func (s *Store) CurrentLeaseAt() (store.Lease, time.Time) {
 	ctx, done, err := s.begin()
 	if err == nil {
 		defer done()
-		var ns int64
-		row := s.pool.QueryRow(ctx, `SELECT holder, incarnation, address, epoch, expires_unix_nano, `+dbNowExpr+` FROM mcsim_lease WHERE id = 1`)
-		if l, err := scanLease(plusColumn{row, &ns}); err == nil {
-			s.mu.Lock()
-			s.lease = l
-			s.mu.Unlock()
+		if l, now, err := s.readLease(ctx); err == nil {
 			if s.callerClock {
 				return l, time.Time{}
 			}
-			return l, time.Unix(0, ns).UTC()
+			return l, now
 		}
 	}
 	s.mu.Lock()

@@ -241,7 +241,7 @@ func OpenWith(dsn string, o Options) (*Store, error) {
 		return fail(err)
 	}
 	s.state = st
-	if _, err := s.readLease(ctx); err != nil {
+	if _, _, err := s.readLease(ctx); err != nil {
 		return fail(err)
 	}
 	s.wg.Go(func() { s.listenLoop(conn) })

@@ -88,11 +88,10 @@ func (s *Store) UpdateApplication(fn func(cur []byte) ([]byte, error)) (store.St
 		if err != nil {
 			return refuse(err)
 		}
-		if bytes.Equal(out, cur.Application) && (out == nil) == (cur.Application == nil) {
-			next = cur
+		var changed bool
+		if next, changed = store.NextApplication(cur, out); !changed {
 			return nil
 		}
-		next = store.State{Revision: cur.Revision + 1, Application: bytes.Clone(out), Shards: cur.Shards}
 		return s.writeState(ctx, tx, next)
 	})
 	if err != nil {
@@ -111,8 +110,8 @@ func (s *Store) SetShards(n int) (store.State, error) {
 // UpdateShards: see store.Store.UpdateShards; serialized like
 // UpdateApplication.
 func (s *Store) UpdateShards(n int) (store.State, bool, error) {
-	if n < 1 {
-		return store.State{}, false, fmt.Errorf("store: shards: must be >= 1, got %d", n)
+	if err := store.CheckShards(n); err != nil {
+		return store.State{}, false, err
 	}
 	var (
 		next    store.State
@@ -123,11 +122,9 @@ func (s *Store) UpdateShards(n int) (store.State, bool, error) {
 		if err != nil {
 			return err
 		}
-		if cur.Shards == n {
-			next = cur
+		if next, changed = store.NextShards(cur, n); !changed {
 			return nil
 		}
-		next, changed = store.State{Revision: cur.Revision + 1, Application: cur.Application, Shards: n}, true
 		return s.writeState(ctx, tx, next)
 	})
 	if err != nil {

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
@@ -10,10 +11,40 @@ import (
 	"github.com/mcsim/mcsim/shard"
 )
 
-// The input rules of the record writes, shared by every backend (bbolt
-// here, PostgreSQL in pgstore) so that a write one backend refuses the
-// other refuses too, with the same words. Each names the field and
-// changes nothing: backends check before they open a transaction.
+// The rules every backend (bbolt here, PostgreSQL in pgstore) shares, so
+// that what one refuses or counts as a change the other does too, with
+// the same words: the watched state's transitions (when the revision
+// moves) and the input rules of the record writes. A check names the
+// field and changes nothing: backends check before they write.
+
+// NextApplication is the state after a write of the document out over
+// cur, and whether it changed: the same bytes (nil staying nil, "no
+// document") change nothing and keep the revision, so a PATCH that sets
+// what is already set wakes no watcher.
+func NextApplication(cur State, out []byte) (State, bool) {
+	if bytes.Equal(out, cur.Application) && (out == nil) == (cur.Application == nil) {
+		return cur, false
+	}
+	return State{Revision: cur.Revision + 1, Application: bytes.Clone(out), Shards: cur.Shards}, true
+}
+
+// CheckShards: a shard count of at least 1 (the caller checked it against
+// the allowed values).
+func CheckShards(n int) error {
+	if n < 1 {
+		return fmt.Errorf("store: shards: must be >= 1, got %d", n)
+	}
+	return nil
+}
+
+// NextShards is the state after setting the shard count to n over cur,
+// and whether it changed (the same count keeps the revision).
+func NextShards(cur State, n int) (State, bool) {
+	if cur.Shards == n {
+		return cur, false
+	}
+	return State{Revision: cur.Revision + 1, Application: cur.Application, Shards: n}, true
+}
 
 // CheckCallbacks: every callback has an id and a recipient.
 func CheckCallbacks(cbs []*mcsimv1.PendingCallback) error {
