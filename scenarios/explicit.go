@@ -61,12 +61,12 @@ func ExplicitScenario(sc *Scenario, schedule []ScheduledFault) (*Scenario, error
 	}
 	out := *sc
 	out.Steps, out.File = nil, ""
-	hb, ui := intervalsIn(sc.Settings, 5*time.Second, 30*time.Second)
+	hb, ui := IntervalsIn(sc.Settings, 5*time.Second, 30*time.Second)
 	masters, coreapps := sc.Cluster.Masters, sc.Cluster.Coreapps
 	for i, st := range sc.Steps {
 		switch st.Action {
 		case "set":
-			hb, ui = intervalsIn(st.Set, hb, ui)
+			hb, ui = IntervalsIn(st.Set, hb, ui)
 		case "start":
 			if st.What == "master" {
 				masters++

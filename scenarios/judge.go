@@ -58,6 +58,9 @@ func (r *runner) expect(ctx context.Context, st Step) {
 	case "failover", "takeover", "served", "errors":
 		if st.Within != nil {
 			res.Lo, res.Hi = r.window(st)
+			if st.What == "errors" {
+				res.Lo = 0 // only the upper end is judged (expectErrors)
+			}
 		}
 	}
 	switch st.What {
@@ -381,20 +384,7 @@ func (r *runner) checkNoFalseFailover() []Violation {
 
 // maxWindow is unhealthy + heartbeat + ε with the largest intervals in
 // force during that window before at (a live change counts both ways).
-func (r *runner) maxWindow(at time.Time) time.Duration {
-	var w time.Duration
-	for i, s := range r.settings {
-		end := at
-		if i+1 < len(r.settings) {
-			end = r.settings[i+1].from
-		}
-		if s.from.After(at) || end.Before(at.Add(-(s.ui + s.hb + r.eps))) {
-			continue
-		}
-		w = max(w, s.ui+s.hb+r.eps)
-	}
-	return w
-}
+func (r *runner) maxWindow(at time.Time) time.Duration { return r.settings.Window(at, r.eps) }
 
 // servedStretch is when the stretch of "every shard of the current count
 // served" that lasts until now began, as the runner saw it; false if not

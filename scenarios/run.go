@@ -105,9 +105,36 @@ type fault struct {
 }
 
 // intervals are the heartbeat and unhealthy intervals from a time on.
-type intervals struct {
-	from   time.Time
-	hb, ui time.Duration
+// Intervals is a run's heartbeat and unhealthy intervals over time: the
+// first entry is what the run started with, each later one a live change
+// (a `set` step) from its At on.
+type Intervals []IntervalsFrom
+
+// IntervalsFrom: the intervals in force from At on.
+type IntervalsFrom struct {
+	At                   time.Time
+	Heartbeat, Unhealthy time.Duration
+}
+
+// Window is how far before a declaration at `at` a fault still explains
+// it: unhealthy + heartbeat + eps with the largest intervals in force at
+// any moment of that window (a live change counts both ways), so raising
+// the intervals mid-run cannot turn the failover of a coreapp faulted
+// under the old ones into a false one.
+func (iv Intervals) Window(at time.Time, eps time.Duration) time.Duration {
+	var w time.Duration
+	for i, s := range iv {
+		end := at
+		if i+1 < len(iv) {
+			end = iv[i+1].At
+		}
+		span := s.Unhealthy + s.Heartbeat + eps
+		if s.At.After(at) || end.Before(at.Add(-span)) {
+			continue
+		}
+		w = max(w, span)
+	}
+	return w
 }
 
 type runner struct {
@@ -121,7 +148,7 @@ type runner struct {
 	poll   time.Duration
 
 	shards   int
-	settings []intervals
+	settings Intervals
 	marks    map[string]mark
 	faults   []fault
 	paused   map[string]time.Time // node → scheduled resume (zero: by a resume step)
@@ -191,8 +218,8 @@ func Run(ctx context.Context, t Target, sc *Scenario, opt Options) (out Outcome,
 	}
 	r.t0 = t.Now()
 	// The seed's defaults (5 s, 30 s), then the scenario's settings.
-	hb, ui := intervalsIn(sc.Settings, 5*time.Second, 30*time.Second)
-	r.settings = []intervals{{from: r.t0, hb: hb, ui: ui}}
+	hb, ui := IntervalsIn(sc.Settings, 5*time.Second, 30*time.Second)
+	r.settings = Intervals{{At: r.t0, Heartbeat: hb, Unhealthy: ui}}
 	r.emit(event{Event: "start", Scenario: sc.Name, Target: t.Name(), Seed: ptr(opt.Seed)})
 	if err := r.startWorkload(ctx); err != nil {
 		if ctx.Err() != nil {
@@ -262,9 +289,9 @@ func Run(ctx context.Context, t Target, sc *Scenario, opt Options) (out Outcome,
 	return out, nil
 }
 
-// intervalsIn are the intervals after a settings PATCH body: the ones it
+// IntervalsIn are the intervals after a settings PATCH body: the ones it
 // sets, else hb and ui.
-func intervalsIn(body json.RawMessage, hb, ui time.Duration) (time.Duration, time.Duration) {
+func IntervalsIn(body json.RawMessage, hb, ui time.Duration) (time.Duration, time.Duration) {
 	var s struct {
 		HB *int `json:"heartbeat_interval"`
 		UI *int `json:"unhealthy_interval"`
@@ -299,7 +326,7 @@ func (r *runner) progress(format string, args ...any) {
 // intervals returns the intervals in force now.
 func (r *runner) intervals() (hb, ui time.Duration) {
 	s := r.settings[len(r.settings)-1]
-	return s.hb, s.ui
+	return s.Heartbeat, s.Unhealthy
 }
 
 // observe reports the failovers and takeovers the witnesses saw since the
@@ -312,9 +339,9 @@ func (r *runner) observe() {
 	fs := r.t.Failovers()
 	for _, f := range fs[r.seenFailovers:] {
 		r.emitAt(event{Event: "failover", Shard: ptr(f.Shard), From: f.From, To: f.To, Epoch: f.Epoch,
-			DowntimeMS: ptr(max(0, f.ServedAgain.Sub(f.ServedUntil)).Milliseconds())}, f.ServedAgain)
+			DowntimeMS: ptr(f.Downtime().Milliseconds())}, f.ServedAgain)
 		r.progress("failover: shard %d %s → %s (epoch %d), %d ms without service", f.Shard, f.From, f.To, f.Epoch,
-			max(0, f.ServedAgain.Sub(f.ServedUntil)).Milliseconds())
+			f.Downtime().Milliseconds())
 	}
 	r.seenFailovers = len(fs)
 	gs := r.t.Grants()
@@ -501,8 +528,8 @@ func (r *runner) step(ctx context.Context, st Step) error {
 	case "set":
 		if err = r.t.Patch(ctx, st.Set); err == nil {
 			hb, ui := r.intervals()
-			nhb, nui := intervalsIn(st.Set, hb, ui)
-			r.settings = append(r.settings, intervals{from: r.t.Now(), hb: nhb, ui: nui})
+			nhb, nui := IntervalsIn(st.Set, hb, ui)
+			r.settings = append(r.settings, IntervalsFrom{At: r.t.Now(), Heartbeat: nhb, Unhealthy: nui})
 			if st.As != "" {
 				m := r.marks[st.As]
 				m.hb, m.ui = nhb, nui

@@ -96,6 +96,10 @@ type FailoverSeen struct {
 	ServedUntil, ServedAgain time.Time
 }
 
+// Downtime is how long the shard went unserved in this failover (0 when
+// the new owner was heard before the old one last was).
+func (f FailoverSeen) Downtime() time.Duration { return max(0, f.ServedAgain.Sub(f.ServedUntil)) }
+
 // LeaseGrant is one decision of the store about the master lease: a grant
 // to a new holder, a renewal by the holder, or a release.
 type LeaseGrant struct {

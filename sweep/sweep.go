@@ -208,38 +208,13 @@ type Fault struct {
 	Kind string
 }
 
-// Intervals is the run's heartbeat and unhealthy intervals over time: the
-// first entry is what the run started with, each later one a live change
-// (a `set` step) from its At on.
-type Intervals []IntervalsFrom
-
-// IntervalsFrom: the intervals in force from At on.
-type IntervalsFrom struct {
-	At                   time.Time
-	Heartbeat, Unhealthy time.Duration
-}
-
-// Window is how far before a declaration at `at` a fault still explains
-// it: unhealthy + heartbeat + eps with the largest intervals in force at
-// any moment of that window (a live change counts both ways, as the
-// runner's no_false_failover judges it), so raising the intervals
-// mid-run cannot turn the failover of a coreapp killed under the old
-// ones into a false one.
-func (iv Intervals) Window(at time.Time, eps time.Duration) time.Duration {
-	var w time.Duration
-	for i, s := range iv {
-		end := at
-		if i+1 < len(iv) && iv[i+1].At.Before(at) {
-			end = iv[i+1].At
-		}
-		span := s.Unhealthy + s.Heartbeat + eps
-		if s.At.After(at) || end.Before(at.Add(-span)) {
-			continue
-		}
-		w = max(w, span)
-	}
-	return w
-}
+// Intervals and IntervalsFrom are the run's intervals over time, as the
+// scenario runner keeps them (scenarios.Intervals, whose Window the
+// runner's no_false_failover judges by too).
+type (
+	Intervals     = scenarios.Intervals
+	IntervalsFrom = scenarios.IntervalsFrom
+)
 
 // FalseFailovers counts the declarations that no fault explains: neither
 // the coreapp nor the declaring master was in a fault within the window

@@ -241,7 +241,7 @@ func benchTarget(cmd *cobra.Command, kind bench.Kind, target string, f benchFlag
 		if err != nil {
 			return res, err
 		}
-		rec := newRecordedTarget(inner)
+		rec := newRecordedTarget(inner, f.report != "")
 		o, err := scenarios.Run(cmd.Context(), rec, sc, scenarios.Options{Run: run, Seed: seed, Epsilon: eps})
 		switch {
 		case errors.Is(err, scenarios.ErrStart):
@@ -395,7 +395,7 @@ func (t *recordedTarget) benchRun(kind bench.Kind, o scenarios.Outcome) bench.Ru
 	if kind != bench.Takeover {
 		for _, fo := range t.failovers {
 			if fo.From == victim && !fo.ServedAgain.Before(fault) {
-				r.Downtimes = append(r.Downtimes, max(0, fo.ServedAgain.Sub(fo.ServedUntil)))
+				r.Downtimes = append(r.Downtimes, fo.Downtime())
 			}
 		}
 	}
@@ -410,14 +410,18 @@ func benchReport(kind bench.Kind, f benchFlags, results []benchResult) report.Re
 	printBenchTable(&text, kind, f, results)
 	rep := report.Report{Title: fmt.Sprintf("mcsim bench %s", kind), Command: commandLine(), Text: text.String(), Timelines: maxTimelines}
 	sched := bench.Schedule{{Heartbeat: f.cfg.Heartbeat, Unhealthy: f.cfg.Unhealthy}}
+	windows := make([]map[bench.Measure]bench.Window, len(results)) // per target: its ε
+	for i, r := range results {
+		windows[i] = bench.Windows(kind, sched, time.Time{}, r.eps, f.cfg.Within)
+	}
 	for _, m := range kind.Measures() {
 		rm := report.Measure{Name: fmt.Sprintf("%s %s", kind, m)}
+		if len(windows) > 0 {
+			rm.Window.Lo, rm.Window.Hi = windows[0][m].Lo, windows[0][m].Hi
+		}
 		var texts []string
 		for i, r := range results {
-			w := bench.Windows(kind, sched, time.Time{}, r.eps, f.cfg.Within)[m]
-			if i == 0 {
-				rm.Window.Lo, rm.Window.Hi = w.Lo, w.Hi
-			}
+			w := windows[i][m]
 			rm.Window.Lo, rm.Window.Hi = min(rm.Window.Lo, w.Lo), max(rm.Window.Hi, w.Hi)
 			t := w.Text
 			if len(results) > 1 {

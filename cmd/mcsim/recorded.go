@@ -51,7 +51,10 @@ type recordedTarget struct {
 
 	// For sweep's false-failover window: the intervals the run started
 	// with and each live change of them.
-	intervals sweep.Intervals
+	intervals scenarios.Intervals
+
+	// forReport: also record slow and sessions (newRecordedTarget).
+	forReport bool
 }
 
 // recordedChange is a live change through the settings service.
@@ -60,8 +63,11 @@ type recordedChange struct {
 	what string
 }
 
-func newRecordedTarget(t scenarios.Target) *recordedTarget {
-	return &recordedTarget{Target: t, open: map[string]int{}}
+// newRecordedTarget records what bench and sweep judge by; forReport
+// records what only a report draws too (delay and loss spans, every
+// gateway session), which costs a scan of the gateway's log per run.
+func newRecordedTarget(t scenarios.Target, forReport bool) *recordedTarget {
+	return &recordedTarget{Target: t, open: map[string]int{}, forReport: forReport}
 }
 
 // asTarget is the recorder as the runner should see it: a TrafficTarget
@@ -109,7 +115,7 @@ func (t *recordedTarget) Start(ctx context.Context, c scenarios.Cluster, setting
 	err := t.Target.Start(ctx, c, settings)
 	t.start = t.Target.Now()
 	hb, ui := sweepIntervals(settings)
-	t.intervals = sweep.Intervals{{At: t.start, Heartbeat: hb, Unhealthy: ui}}
+	t.intervals = scenarios.Intervals{{At: t.start, Heartbeat: hb, Unhealthy: ui}}
 	return err
 }
 
@@ -126,21 +132,9 @@ func (t *recordedTarget) Patch(ctx context.Context, body json.RawMessage) error 
 	t.changes = append(t.changes, recordedChange{at: at, what: "settings PATCH " + string(body)})
 	err := t.Target.Patch(ctx, body)
 	if n := len(t.intervals); err == nil && n > 0 {
-		next := t.intervals[n-1]
-		next.At = at
-		var p struct {
-			HB *int `json:"heartbeat_interval"`
-			UI *int `json:"unhealthy_interval"`
-		}
-		if json.Unmarshal(body, &p) == nil && (p.HB != nil || p.UI != nil) {
-			if p.HB != nil {
-				next.Heartbeat = time.Duration(*p.HB) * time.Second
-			}
-			if p.UI != nil {
-				next.Unhealthy = time.Duration(*p.UI) * time.Second
-			}
-			t.intervals = append(t.intervals, next)
-		}
+		last := t.intervals[n-1]
+		hb, ui := scenarios.IntervalsIn(body, last.Heartbeat, last.Unhealthy)
+		t.intervals = append(t.intervals, scenarios.IntervalsFrom{At: at, Heartbeat: hb, Unhealthy: ui})
 	}
 	return err
 }
@@ -207,7 +201,9 @@ func (t *recordedTarget) Network(ctx context.Context, links []scenarios.NetLink)
 			slow[l.From] = "loss"
 		}
 	}
-	t.recordSlow(slow)
+	if t.forReport {
+		t.recordSlow(slow)
+	}
 	for id := range t.open {
 		if strings.HasPrefix(id, "net:") && !cut[strings.TrimPrefix(id, "net:")] {
 			t.endNet(id)
@@ -276,7 +272,7 @@ func (t *recordedTarget) Close() error {
 		t.declarations = t.Target.Declarations()
 		t.failovers = t.Target.Failovers()
 		t.grants = t.Target.Grants()
-		if sw, ok := t.Target.(scenarios.SessionWitness); ok {
+		if sw, ok := t.Target.(scenarios.SessionWitness); ok && t.forReport {
 			t.sessions = sw.Sessions()
 		}
 	}

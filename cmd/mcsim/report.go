@@ -207,7 +207,7 @@ func timedMeasures(name string, target string, outs []scenarios.Outcome, downtim
 func (t *recordedTarget) downtimes() []time.Duration {
 	var out []time.Duration
 	for _, f := range t.failovers {
-		out = append(out, max(0, f.ServedAgain.Sub(f.ServedUntil)))
+		out = append(out, f.Downtime())
 	}
 	return out
 }

@@ -290,7 +290,7 @@ func runScenarios(cmd *cobra.Command, args []string, f scenarioRunFlags) error {
 			// are the same with and without it.
 			var rec *recordedTarget
 			if f.report != "" {
-				rec = newRecordedTarget(t)
+				rec = newRecordedTarget(t, true)
 				t = rec.asTarget()
 			}
 			o, err := scenarios.Run(cmd.Context(), t, sc, scenarios.Options{Run: run, Seed: seed, Epsilon: f.epsilon, Events: evw, Progress: progress})
@@ -323,9 +323,10 @@ func runScenarios(cmd *cobra.Command, args []string, f scenarioRunFlags) error {
 				"duration_s": o.Duration.Seconds(), "expectations": len(o.Expectations), "violations": len(o.Violations)})
 		}
 		if f.runs > 1 {
-			printDistributions(out, events, sc, scenarios.Distributions(outs), outs[len(outs)-1], f.runs)
+			ds := scenarios.Distributions(outs)
+			printDistributions(out, events, sc, ds, outs[len(outs)-1], f.runs)
 			if f.report != "" {
-				printDistributions(&reportText, nil, sc, scenarios.Distributions(outs), outs[len(outs)-1], f.runs)
+				printDistributions(&reportText, nil, sc, ds, outs[len(outs)-1], f.runs)
 			}
 		}
 		if f.report != "" {

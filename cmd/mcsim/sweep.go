@@ -186,7 +186,7 @@ func runSweep(cmd *cobra.Command, arg string, f sweepFlags) error {
 				endBar(bar, stderr)
 				return err
 			}
-			rec := newRecordedTarget(inner)
+			rec := newRecordedTarget(inner, f.report != "")
 			o, err := scenarios.Run(cmd.Context(), rec.asTarget(), &run, scenarios.Options{Run: r, Seed: seed, Epsilon: eps})
 			if err != nil {
 				endBar(bar, stderr)
@@ -217,7 +217,7 @@ func runSweep(cmd *cobra.Command, arg string, f sweepFlags) error {
 				}
 			} else {
 				for _, fo := range rec.failovers {
-					row.times = append(row.times, max(0, fo.ServedAgain.Sub(fo.ServedUntil)))
+					row.times = append(row.times, fo.Downtime())
 				}
 			}
 			_ = bar.Add(1)
@@ -307,14 +307,9 @@ func sweepReplay(arg, target string, seed uint64, c sweep.Combo) string {
 }
 
 // sweepIntervals are the intervals a merged settings body sets, else the
-// defaults (SETTINGS.md: 5 s and 30 s).
+// seed's defaults (5 s, 30 s).
 func sweepIntervals(body json.RawMessage) (hb, ui time.Duration) {
-	s := struct {
-		HB int `json:"heartbeat_interval"`
-		UI int `json:"unhealthy_interval"`
-	}{5, 30}
-	_ = json.Unmarshal(body, &s)
-	return time.Duration(s.HB) * time.Second, time.Duration(s.UI) * time.Second
+	return scenarios.IntervalsIn(body, 5*time.Second, 30*time.Second)
 }
 
 func sweepMS(d time.Duration) float64 { return math.Round(float64(d)/1e3) / 1e3 }

@@ -136,7 +136,7 @@ func TestRecordedIntervalsFollowSet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := newRecordedTarget(sim.New(sim.Config{Seed: 1}))
+	rec := newRecordedTarget(sim.New(sim.Config{Seed: 1}), false)
 	o, err := scenarios.Run(t.Context(), rec.asTarget(), sc, scenarios.Options{Seed: 1})
 	if err != nil || !o.OK {
 		t.Fatalf("run: %v, ok %v", err, o.OK)
